@@ -1,0 +1,89 @@
+"""Flask application factory: config in, WSGI app out.
+
+Every response is JSON with `code` and `content`, and the HTTP status equals `code`,
+errors included (401, 404, 405, 413, 500 never produce an HTML page).
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from daemon.config import Config
+from daemon.errors import ConfigError
+from daemon.store import open_database
+
+log = logging.getLogger(__name__)
+
+# Short English sentences for errors raised by Flask/Werkzeug themselves.
+_CONTENT = {
+    401: "unauthorized",
+    404: "not found",
+    405: "method not allowed",
+    413: "request body too large",
+    500: "internal error",
+}
+
+
+def reply(code: int, content: str, **extra):
+    """The seed's response shape: {"code", "content", ...}, with HTTP status = code."""
+    response = jsonify({"code": code, "content": content, **extra})
+    response.status_code = code
+    return response
+
+
+def create_app(config: Config, db=None) -> Flask:
+    """Build the API for `config`; `db` defaults to opening `config.db_path`."""
+    if not config.api.tokens:
+        raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.extensions["autocall"] = {
+        "config": config,
+        "db": db if db is not None else open_database(config.db_path),
+    }
+    tokens = [t.encode() for t in config.api.tokens]
+
+    @app.before_request
+    def authenticate():
+        if request.endpoint in ("health.healthz", None):
+            return None  # health checks, and 404/405 which get their own JSON reply
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        given = given.strip().encode()
+        # Compare against every token, in constant time, so timing reveals nothing.
+        ok = False
+        for token in tokens:
+            ok |= hmac.compare_digest(given, token)
+        if scheme.lower() != "bearer" or not ok:
+            return reply(401, "unauthorized")
+        return None
+
+    @app.before_request
+    def connect_db():
+        g.db = app.extensions["autocall"]["db"]
+        g.db.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def close_db(exc):
+        db_ = g.pop("db", None)
+        if db_ is not None and not db_.is_closed():
+            db_.close()
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        return reply(e.code, _CONTENT.get(e.code, e.name.lower()))
+
+    @app.errorhandler(Exception)
+    def unexpected(e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return reply(500, _CONTENT[500])
+
+    from api.queues import bp as queues_bp, health_bp
+    app.register_blueprint(queues_bp)
+    app.register_blueprint(health_bp)
+    return app

@@ -1,0 +1,257 @@
+"""Validation of request bodies: JSON in, typed requests or a list of reasons out.
+
+Two levels, as DESIGN §2 says: a problem with the request itself raises `Invalid`
+(the endpoint answers 400 and changes nothing); a problem with one customer of an
+import rejects only that customer, with a reason, and the others still import.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+from daemon import phone
+from daemon.errors import AutocallError
+from daemon.queues import ImportRequest, NewCustomer
+
+MAX_MOBILES = 10
+MAX_ID_LENGTH = 128
+MAX_TEXT_LENGTH = 1024
+SETTINGS = {  # optional queue fields: (lowest, highest)
+    "concurrent_call": (1, 1000),
+    "max_recall_count": (0, 100),
+    "min_recall_duration": (0, 3600),
+}
+_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_CONTRACT = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Known customer fields and how each must look (DESIGN §2: all other scalars are extra variables).
+_AMOUNT_FIELDS = ("upcoming_amount", "total_ovd_amount", "dpd", "number_of_ovd_inst")
+_DATE_FIELDS = ("upcoming_due_date", "due_date")
+RESERVED_FIELDS = ("id", "mobiles")
+
+
+class Invalid(AutocallError):
+    """The request as a whole is unacceptable; `errors` lists every reason found."""
+
+    def __init__(self, errors: list[dict]):
+        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+        self.errors = errors
+
+
+def parse_json(raw: bytes):
+    """Decode a JSON body strictly (UTF-8, no NaN/Infinity) or raise Invalid."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise Invalid([{"field": "body", "reason": "body is not UTF-8"}]) from None
+    except (ValueError, RecursionError) as e:
+        raise Invalid([{"field": "body", "reason": f"body is not valid JSON: {e}"}]) from None
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not allowed")
+
+
+def queue_code(body) -> str:
+    """The `queue_code` of a command body, or Invalid."""
+    if not isinstance(body, dict):
+        raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
+    errors = []
+    code = _queue_code(body.get("queue_code"), errors)
+    if errors:
+        raise Invalid(errors)
+    return code
+
+
+def dnc_request(body) -> tuple[str, list[str]]:
+    """(queue_code, customer ids) of a DNC body, or Invalid."""
+    code = queue_code(body)
+    customers = body.get("customers")
+    if not isinstance(customers, list) or not customers:
+        raise Invalid([{"field": "customers", "reason": "expected a non-empty list of {\"id\": ...}"}])
+    ids, errors = [], []
+    for i, item in enumerate(customers):
+        ext_id = _customer_id(item, f"customers[{i}]", errors)
+        if ext_id is not None:
+            reason = _id_problem(ext_id)
+            if reason:
+                errors.append({"field": f"customers[{i}].id", "reason": reason})
+            ids.append(ext_id)
+    if errors:
+        raise Invalid(errors)
+    return code, list(dict.fromkeys(ids))
+
+
+def import_request(body, templates_dir: Path) -> tuple[ImportRequest, list[dict], list[dict]]:
+    """Validate an import body.
+
+    Returns the request holding only the acceptable customers, the rejected ones and the
+    warnings about accepted ones (a mobile dropped as invalid), each as
+    ``[{"id": ..., "reason": ...}]``. Raises Invalid for request-level problems.
+    """
+    if not isinstance(body, dict):
+        raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
+    errors: list[dict] = []
+    code = _queue_code(body.get("queue_code"), errors)
+    template = _template(body.get("template"), templates_dir, errors)
+    settings = {}
+    for name, (low, high) in SETTINGS.items():
+        if name in body:
+            value = body[name]
+            if isinstance(value, bool) or not isinstance(value, int):
+                errors.append({"field": name, "reason": "must be an integer"})
+            elif not low <= value <= high:
+                errors.append({"field": name, "reason": f"must be between {low} and {high}"})
+            else:
+                settings[name] = value
+    raw_customers = body.get("customers")
+    if not isinstance(raw_customers, list) or not raw_customers:
+        errors.append({"field": "customers", "reason": "expected a non-empty list of customers"})
+        raw_customers = []
+    ids = [_customer_id(c, f"customers[{i}]", errors) for i, c in enumerate(raw_customers)]
+    if errors:
+        raise Invalid(errors)
+
+    repeated = {ext_id: n for ext_id, n in Counter(ids).items() if n > 1}  # in request order
+    accepted, rejected, warnings = [], [], []
+    for ext_id in repeated:
+        rejected.append({"id": ext_id, "reason": "the same id appears more than once in this request"})
+    for ext_id, raw in zip(ids, raw_customers):
+        if ext_id in repeated:
+            continue
+        try:
+            accepted.append(_customer(ext_id, raw, warnings))
+        except CustomerRejected as e:
+            rejected.append({"id": ext_id, "reason": str(e)})
+    return ImportRequest(code, template, settings, accepted), rejected, warnings
+
+
+class CustomerRejected(AutocallError):
+    """One customer of an import cannot be accepted; the message says why."""
+
+
+def _queue_code(value, errors) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        errors.append({"field": "queue_code", "reason": "required, a non-empty string"})
+    elif len(value) > MAX_ID_LENGTH or _CONTROL.search(value):
+        errors.append({"field": "queue_code",
+                       "reason": f"at most {MAX_ID_LENGTH} characters, no control characters"})
+    else:
+        return value
+    return None
+
+
+def _template(value, templates_dir: Path, errors) -> str | None:
+    if not isinstance(value, str) or not value:
+        errors.append({"field": "template", "reason": "required, the name of a template"})
+    elif not _TEMPLATE_NAME.fullmatch(value) or ".." in value:
+        errors.append({"field": "template",
+                       "reason": "a template name holds only letters, digits, '_', '-' and '.'"})
+    elif not (templates_dir / f"{value}.toml").is_file():
+        errors.append({"field": "template", "reason": f"no template named {value!r}"})
+    else:
+        return value
+    return None
+
+
+def _customer_id(item, where, errors) -> str | None:
+    if not isinstance(item, dict):
+        errors.append({"field": where, "reason": "expected an object"})
+        return None
+    value = item.get("id")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        errors.append({"field": f"{where}.id", "reason": "required, a string (or an integer)"})
+        return None
+    return str(value)
+
+
+def _id_problem(ext_id: str) -> str | None:
+    if not ext_id:
+        return "id is empty"
+    if len(ext_id) > MAX_ID_LENGTH:
+        return f"id is longer than {MAX_ID_LENGTH} characters"
+    if _CONTROL.search(ext_id):
+        return "id contains control characters"
+    return None
+
+
+def _customer(ext_id: str, raw: dict, warnings: list) -> NewCustomer:
+    problem = _id_problem(ext_id)
+    if problem:
+        raise CustomerRejected(problem)
+    mobiles, dropped = _mobiles(raw.get("mobiles"))
+    warnings.extend({"id": ext_id, "reason": f"mobile dropped: {reason}"} for reason in dropped)
+    fields = {}
+    for name, value in raw.items():
+        if name in RESERVED_FIELDS:
+            continue
+        if not _FIELD_NAME.fullmatch(name):
+            raise CustomerRejected(f"field name {name[:80]!r} is not an identifier")
+        fields[name] = _field(name, value)
+    return NewCustomer(ext_id, mobiles, fields)
+
+
+def _mobiles(value) -> tuple[list[str], list[str]]:
+    """(valid numbers in national form, reasons for the invalid ones); none valid rejects."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise CustomerRejected("mobiles: expected a non-empty list of phone numbers")
+    if len(value) > MAX_MOBILES:
+        raise CustomerRejected(f"mobiles: at most {MAX_MOBILES} numbers")
+    numbers, problems = [], []
+    for item in value:
+        try:
+            numbers.append(phone.normalize(item))
+        except phone.InvalidPhone as e:
+            problems.append(str(e))
+    if not numbers:
+        raise CustomerRejected("no valid mobile: " + "; ".join(problems))
+    return list(dict.fromkeys(numbers)), problems
+
+
+def _field(name: str, value):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CustomerRejected(f"{name}: not a finite number")
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT_LENGTH:
+            raise CustomerRejected(f"{name}: longer than {MAX_TEXT_LENGTH} characters")
+        if _CONTROL.search(value):
+            raise CustomerRejected(f"{name}: contains control characters (newline, tab, ...)")
+    elif not isinstance(value, int | float):
+        raise CustomerRejected(f"{name}: expected a string, number, boolean or null")
+    if name in _AMOUNT_FIELDS:
+        return _whole_number(name, value)
+    if name in _DATE_FIELDS:
+        return _date(name, value)
+    if name == "contract_number" and not (isinstance(value, str) and _CONTRACT.fullmatch(value)):
+        raise CustomerRejected(f"{name}: letters and digits (and / _ . -) only, at most 64")
+    return value
+
+
+def _whole_number(name, value):
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or value < 0 or value >= 10**15:
+        raise CustomerRejected(f"{name}: expected a whole number from 0 to 10^15")
+    return value
+
+
+def _date(name, value) -> str:
+    """Accept YYYY-MM-DD or DD/MM/YYYY; keep the ISO form."""
+    if isinstance(value, str):
+        for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+            try:
+                return dt.datetime.strptime(value, fmt).date().isoformat()
+            except ValueError:
+                pass
+    raise CustomerRejected(f"{name}: expected a date as YYYY-MM-DD or DD/MM/YYYY")

@@ -1,0 +1,314 @@
+"""Configuration: one TOML file plus environment overrides, loaded once into frozen objects.
+
+`load(path, environ)` is called at each entry point; everything below receives the
+resulting `Config` (or a part of it) as an argument. A bad value raises `ConfigError`
+whose message names the key, e.g. ``api.listen: expected host:port, got 'x'``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import tomllib
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from daemon.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Environment variables that override the file (systemd's EnvironmentFile= sets these).
+ENV_KEYS = {
+    "AUTOCALL_DB": "database.path",
+    "AUTOCALL_API_LISTEN": "api.listen",
+    "AUTOCALL_API_TOKENS": "api.tokens",
+    "AUTOCALL_TEMPLATES": "templates.dir",
+    "AUTOCALL_SOUNDS": "templates.sounds",
+    "AUTOCALL_ESL": "esl.address",
+    "AUTOCALL_ESL_PASSWORD": "esl.password",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self):
+        return f"{self.host}:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueDefaults:
+    """Values a queue gets when its import leaves the optional fields out."""
+    concurrent_call: int = 5
+    max_recall_count: int = 3
+    min_recall_duration: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiConfig:
+    listen: Address = Address("127.0.0.1", 8080)
+    tokens: tuple[str, ...] = ()
+    max_body_bytes: int = 64 * 1024 * 1024
+    import_chunk: int = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class TemplatesConfig:
+    dir: Path = REPO_ROOT / "ivr_templates"
+    sounds: Path = REPO_ROOT / "ivr_templates" / "sounds"
+    variant: str = "north"
+
+
+@dataclasses.dataclass(frozen=True)
+class EslConfig:
+    address: Address = Address("127.0.0.1", 8021)
+    password: str = "ClueCon"
+    timeout: float = 5.0
+    heartbeat_timeout: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DialerConfig:
+    channel_limit: int = 100
+    cps: float = 10.0
+    window_start: dt.time = dt.time(7, 0)
+    window_end: dt.time = dt.time(21, 0)
+    timezone: str = "Asia/Ho_Chi_Minh"
+    daily_cap: int = 5
+    recall_delay: float = 600.0
+    originate_timeout: int = 30
+    dial_string: str = "sofia/gateway/carrier/{number}"
+    caller_id: str = ""
+    transfer_destinations: tuple[tuple[str, str], ...] = ()
+    drain_timeout: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    db_path: Path = Path("var/autocall.sqlite3")
+    api: ApiConfig = ApiConfig()
+    templates: TemplatesConfig = TemplatesConfig()
+    esl: EslConfig = EslConfig()
+    dialer: DialerConfig = DialerConfig()
+    queue_defaults: QueueDefaults = QueueDefaults()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.dialer.timezone)
+
+
+def load(path: str | os.PathLike | None = None, environ=None) -> Config:
+    """Read `path` (or $AUTOCALL_CONFIG, or nothing) and apply the environment overrides."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("AUTOCALL_CONFIG") or None
+    raw = _read_toml(Path(path)) if path else {}
+    base = Path(path).resolve().parent if path else Path.cwd()
+    for env_name, key in ENV_KEYS.items():
+        if environ.get(env_name) not in (None, ""):
+            section, name = key.split(".")
+            raw.setdefault(section, {})[name] = environ[env_name]
+    return _build(raw, base)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"config file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
+
+
+class _Section:
+    """Typed reads from one TOML table; every error names `section.key`."""
+
+    def __init__(self, raw: dict, name: str):
+        table = raw.pop(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name}: expected a table")
+        self.name, self.table = name, dict(table)
+
+    def take(self, key, default, convert):
+        if key not in self.table:
+            return default
+        value = self.table.pop(key)
+        try:
+            return convert(value)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{self.name}.{key}: {e}") from None
+
+    def done(self):
+        if self.table:
+            raise ConfigError(f"{self.name}.{sorted(self.table)[0]}: unknown key")
+
+
+def _build(raw: dict, base: Path) -> Config:
+    raw = dict(raw)
+    d = Config()
+    db = _Section(raw, "database")
+    db_path = db.take("path", d.db_path, lambda v: _path(v, base))
+    db.done()
+
+    a = _Section(raw, "api")
+    api = ApiConfig(
+        listen=a.take("listen", d.api.listen, parse_address),
+        tokens=a.take("tokens", d.api.tokens, _tokens),
+        max_body_bytes=a.take("max_body_bytes", d.api.max_body_bytes, _int_in(1024, 2**31)),
+        import_chunk=a.take("import_chunk", d.api.import_chunk, _int_in(1, 100_000)),
+    )
+    a.done()
+
+    t = _Section(raw, "templates")
+    templates = TemplatesConfig(
+        dir=t.take("dir", d.templates.dir, lambda v: _path(v, base)),
+        sounds=t.take("sounds", d.templates.sounds, lambda v: _path(v, base)),
+        variant=t.take("variant", d.templates.variant, _choice("north", "south")),
+    )
+    t.done()
+
+    e = _Section(raw, "esl")
+    esl = EslConfig(
+        address=e.take("address", d.esl.address, parse_address),
+        password=e.take("password", d.esl.password, _nonempty_str),
+        timeout=e.take("timeout", d.esl.timeout, _float_in(0.1, 600)),
+        heartbeat_timeout=e.take("heartbeat_timeout", d.esl.heartbeat_timeout, _float_in(1, 3600)),
+    )
+    e.done()
+
+    r = _Section(raw, "dialer")
+    dd = d.dialer
+    dialer = DialerConfig(
+        channel_limit=r.take("channel_limit", dd.channel_limit, _int_in(1, 100_000)),
+        cps=r.take("cps", dd.cps, _float_in(0.01, 100_000)),
+        window_start=r.take("window_start", dd.window_start, _clock_time),
+        window_end=r.take("window_end", dd.window_end, _clock_time),
+        timezone=r.take("timezone", dd.timezone, _timezone),
+        daily_cap=r.take("daily_cap", dd.daily_cap, _int_in(0, 1000)),
+        recall_delay=r.take("recall_delay", dd.recall_delay, _float_in(0, 7 * 86400)),
+        originate_timeout=r.take("originate_timeout", dd.originate_timeout, _int_in(1, 600)),
+        dial_string=r.take("dial_string", dd.dial_string, _dial_string),
+        caller_id=r.take("caller_id", dd.caller_id, _caller_id),
+        transfer_destinations=r.take("transfer_destinations", dd.transfer_destinations, _destinations),
+        drain_timeout=r.take("drain_timeout", dd.drain_timeout, _float_in(0, 3600)),
+    )
+    r.done()
+
+    q = _Section(raw, "queue_defaults")
+    qd = d.queue_defaults
+    queue_defaults = QueueDefaults(
+        concurrent_call=q.take("concurrent_call", qd.concurrent_call, _int_in(1, 10_000)),
+        max_recall_count=q.take("max_recall_count", qd.max_recall_count, _int_in(0, 100)),
+        min_recall_duration=q.take("min_recall_duration", qd.min_recall_duration, _int_in(0, 86_400)),
+    )
+    q.done()
+
+    if raw:
+        raise ConfigError(f"{sorted(raw)[0]}: unknown section")
+    return Config(db_path, api, templates, esl, dialer, queue_defaults)
+
+
+# --- converters: each raises ValueError with a sentence that follows the key name ---
+
+def _path(value, base: Path) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a path")
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def parse_address(value) -> Address:
+    if isinstance(value, str):
+        host, sep, port = value.rpartition(":")
+        if sep and host and port.isdigit() and 0 < int(port) < 65536:
+            return Address(host.strip("[]"), int(port))
+    raise ValueError(f"expected host:port, got {value!r}")
+
+
+def _tokens(value) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(t, str) for t in items):
+        raise ValueError("expected a list of strings or a comma-separated string")
+    tokens = tuple(t.strip() for t in items if t.strip())
+    for t in tokens:
+        if not t.isascii() or not t.isprintable() or " " in t:
+            raise ValueError("each token must be printable ASCII without spaces")
+    return tokens
+
+
+def _int_in(low, high):
+    def convert(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+    return convert
+
+
+def _float_in(low, high):
+    def convert(value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return float(value)
+    return convert
+
+
+def _choice(*options):
+    def convert(value):
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
+        return value
+    return convert
+
+
+def _nonempty_str(value) -> str:
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise ValueError("expected a non-empty printable string")
+    return value
+
+
+def _clock_time(value) -> dt.time:
+    if isinstance(value, dt.time):
+        return value
+    if isinstance(value, str):
+        return dt.time.fromisoformat(value)
+    raise ValueError(f"expected a time of day like \"07:00\", got {value!r}")
+
+
+def _timezone(value) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, TypeError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+_WIRE_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-@:+")
+
+
+def _dial_string(value) -> str:
+    if not isinstance(value, str) or value.count("{number}") != 1:
+        raise ValueError("expected a dial string containing {number} once")
+    if not set(value.replace("{number}", "")) <= _WIRE_SAFE:
+        raise ValueError("may hold only letters, digits and / . _ - @ : + besides {number}")
+    return value
+
+
+def _caller_id(value) -> str:
+    if not isinstance(value, str) or not (value == "" or value.lstrip("+").isdigit()):
+        raise ValueError("expected digits (optionally with a leading +)")
+    return value
+
+
+def _destinations(value) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ValueError("expected a table of name = \"extension [dialplan [context]]\"")
+    for name, target in value.items():
+        if not isinstance(target, str) or not set(target.replace(" ", "")) <= _WIRE_SAFE:
+            raise ValueError(f"destination {name!r} may hold only letters, digits, spaces and / . _ - @ : +")
+    return tuple(sorted(value.items()))

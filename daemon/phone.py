@@ -23,7 +23,7 @@ def normalize(value) -> str:
     """Return `value` in national form (e.g. '0982596021') or raise InvalidPhone."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidPhone(f"expected a string, got {type(value).__name__}")
-    text = str(value).strip()
+    text = str(value).strip(" ")
     if len(text) > 32:
         raise InvalidPhone("too long to be a phone number")
     digits = _SEPARATORS.sub("", text)

@@ -1,0 +1,134 @@
+"""Fixtures and helpers shared by the API tests: a fresh SQLite file and app per test."""
+import copy
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from api.app import create_app
+from daemon import config as config_mod
+from daemon.store import open_database
+
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+REPO = Path(__file__).resolve().parent.parent
+
+# The seed's sample import body, word for word.
+SEED_IMPORT = {
+    "queue_code": "Autocall-Q1",
+    "template": "IVR-1",
+    "concurrent_call": 5,
+    "max_recall_count": 3,
+    "min_recall_duration": 3,
+    "customers": [
+        {
+            "id": "TEL4VN_Test",
+            "mobiles": ["0982596021"],
+            "contract_number": "HD123456",
+            "upcoming_due_date": "2021-07-13",
+            "upcoming_amount": 5000000,
+            "due_date": "2021-07-13",
+            "dpd": 5,
+            "number_of_ovd_inst": 6,
+            "total_ovd_amount": 3211100,
+        }
+    ],
+}
+SEED_DNC = {"queue_code": "Autocall-Q1", "customers": [{"id": "KH_01"}, {"id": "KH_02"}, {"id": "KH_03"}]}
+
+
+def seed_import():
+    return copy.deepcopy(SEED_IMPORT)
+
+
+def customer(ext_id, mobile="0982596021", **fields):
+    return {"id": ext_id, "mobiles": [mobile], "contract_number": "HD123456",
+            "upcoming_due_date": "2021-07-13", "upcoming_amount": 5000000, **fields}
+
+
+def make_config(tmp_path: Path, **api_overrides) -> config_mod.Config:
+    base = config_mod.load(None, environ={
+        "AUTOCALL_DB": str(tmp_path / "autocall.sqlite3"),
+        "AUTOCALL_API_TOKENS": TOKEN,
+        "AUTOCALL_TEMPLATES": os.environ.get("AUTOCALL_TEMPLATES", ""),
+    })
+    return dataclasses.replace(base, api=dataclasses.replace(base.api, **api_overrides))
+
+
+@pytest.fixture
+def config(tmp_path):
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+def app(config):
+    return create_app(config)
+
+
+@pytest.fixture
+def db(app):
+    return app.extensions["autocall"]["db"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def post(client, path, body, headers=AUTH):
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return client.post(f"/v2/autocall{path}", data=data, headers=headers,
+                       content_type="application/json")
+
+
+def rows(db, sql, *params):
+    with db.connection_context():
+        return db.execute_sql(sql, params).fetchall()
+
+
+def customer_states(db, code="Autocall-Q1") -> dict:
+    return dict(rows(db, "SELECT c.ext_id, c.state FROM customer c JOIN queue q ON q.id = c.queue_id"
+                         " WHERE q.code = ? AND q.state != 'deleted'", code))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ApiProcess:
+    """`autocall-api` as a real process on a free loopback port."""
+
+    def __init__(self, tmp_path: Path, **env):
+        self.port = free_port()
+        self.db_path = tmp_path / "autocall.sqlite3"
+        self.env = {**os.environ, "AUTOCALL_DB": str(self.db_path), "AUTOCALL_API_TOKENS": TOKEN,
+                    "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}", **env}
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "api.server"], env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._wait_listening()
+
+    def _wait_listening(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"autocall-api exited: {self.proc.stdout.read()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("autocall-api did not start listening")
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=15)
+        return out

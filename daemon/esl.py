@@ -1,0 +1,579 @@
+"""Our FreeSWITCH event-socket (ESL) inbound client, built on greenswitch's `InboundESL`.
+
+greenswitch 0.0.19 stays the dependency, but the parts of it that are broken are
+overridden here (docs/esl.md lists them): messages are framed from bytes, headers are
+split from the body before each value is URL-decoded, sends are `sendall` under a lock
+with a timeout, replies are matched to commands in order, and any EOF, parser error,
+disconnect notice or heartbeat silence marks the connection dead and fails every
+pending waiter at once with `ESLConnectionLost`.
+
+One object is one TCP connection. Reconnecting means building a new `ESLClient`.
+"""
+import json
+import logging
+import time
+import uuid as uuidlib
+from collections import deque, namedtuple
+from urllib.parse import unquote
+
+import gevent
+import gevent.event
+import gevent.lock
+import gevent.socket
+from greenswitch.esl import InboundESL
+
+from daemon.errors import AutocallError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EVENTS = (
+    'CHANNEL_ANSWER', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE',
+    'CHANNEL_EXECUTE_COMPLETE', 'DTMF', 'BACKGROUND_JOB', 'HEARTBEAT',
+)
+# The client itself needs these three, whatever the caller asks for.
+REQUIRED_EVENTS = ('BACKGROUND_JOB', 'CHANNEL_EXECUTE_COMPLETE', 'HEARTBEAT')
+
+_MAX_HEADER_LINE = 64 * 1024
+_MAX_BODY = 64 * 1024 * 1024
+
+
+class ESLError(AutocallError):
+    """Base of every error raised by the ESL client."""
+
+
+class ESLConnectionLost(ESLError):
+    """The connection is dead (EOF, socket error, parser error, disconnect notice,
+    heartbeat silence, or closed by us). The message says which."""
+
+
+class ESLAuthError(ESLError):
+    """FreeSWITCH refused the password."""
+
+
+class ESLTimeout(ESLError):
+    """No reply to a command within its timeout. The connection stays usable."""
+
+
+class ESLCommandError(ESLError):
+    """FreeSWITCH answered a command with `-ERR ...`; the message is its Reply-Text."""
+
+
+class ESLUnsafeArgument(ESLError, ValueError):
+    """An argument would break ESL framing (newline, carriage return, NUL) or is empty."""
+
+
+class ESLProtocolError(ESLError):
+    """Bytes from FreeSWITCH that are not valid ESL framing."""
+
+
+class ESLChannelGone(ESLError):
+    """The channel was unsubscribed while an application on it was still pending."""
+
+
+class ESLEvent:
+    """One parsed ESL message or event.
+
+    `headers` maps each name to its FIRST value (FreeSWITCH repeats e.g. Hangup-Cause
+    with the same value); `pairs` keeps every (name, value) in wire order, duplicates
+    included. Values are already URL-decoded. `body` is the message's own body as text
+    (BACKGROUND_JOB's `+OK <uuid>\\n`, an api/response body), never mixed into headers.
+    """
+
+    __slots__ = ('pairs', 'headers', 'body', 'content_type')
+
+    def __init__(self, pairs, body='', content_type=''):
+        self.pairs = list(pairs)
+        self.headers = {}
+        for name, value in self.pairs:
+            self.headers.setdefault(name, value)
+        self.body = body
+        self.content_type = content_type
+
+    @property
+    def name(self):
+        """Event-Name, or '' for messages that are not events."""
+        return self.headers.get('Event-Name', '')
+
+    @property
+    def unique_id(self):
+        """The channel's Unique-ID, or None."""
+        return self.headers.get('Unique-ID')
+
+    def get(self, name, default=None):
+        """First value of header `name` (e.g. 'variable_billsec'), or `default`."""
+        return self.headers.get(name, default)
+
+    def get_all(self, name):
+        """Every value of header `name`, in wire order."""
+        return [value for key, value in self.pairs if key == name]
+
+    def __repr__(self):
+        return '<ESLEvent %s %s>' % (self.content_type, self.name or self.headers.get('Reply-Text', ''))
+
+
+class JobResult(namedtuple('JobResult', 'ok text body')):
+    """Result of a bgapi job. `ok` is False when the body starts with '-' (`-ERR USER_BUSY`);
+    `text` is the body without its `+OK `/`-ERR ` prefix and trailing newline (the
+    originated uuid, or the hangup cause); `body` is the body exactly as received."""
+
+    @classmethod
+    def from_body(cls, body):
+        stripped = body.strip()
+        for prefix, ok in (('+OK', True), ('-ERR', False)):
+            if stripped.startswith(prefix):
+                return cls(ok, stripped[len(prefix):].strip(), body)
+        return cls(not stripped.startswith('-'), stripped, body)
+
+
+# --- framing and parsing: bytes in, ESLEvent out, no socket knowledge ---
+
+def _parse_header_lines(lines):
+    """(name, decoded value) pairs from raw header lines; the value is URL-decoded
+    only after the line was split off, so an encoded newline stays inside its value."""
+    pairs = []
+    for raw in lines:
+        line = raw.decode('utf-8', 'replace').rstrip('\r\n')
+        if not line:
+            continue
+        name, sep, value = line.partition(':')
+        if not sep or not name:
+            raise ESLProtocolError('header line without a name: %r' % line[:80])
+        pairs.append((name, unquote(value[1:] if value.startswith(' ') else value)))
+    return pairs
+
+
+def _content_length(event):
+    value = event.get('Content-Length')
+    if value is None:
+        return 0
+    try:
+        length = int(value)
+    except ValueError:
+        raise ESLProtocolError('bad Content-Length %r' % value) from None
+    if not 0 <= length <= _MAX_BODY:
+        raise ESLProtocolError('Content-Length out of range: %d' % length)
+    return length
+
+
+def read_message(rfile):
+    """Read one framed message from a binary file object.
+
+    Returns an ESLEvent holding the outer headers and the raw body bytes as `body`
+    (bytes), or None on a clean EOF between messages. Raises ESLConnectionLost on EOF
+    inside a message, ESLProtocolError on bytes that cannot be framed.
+    """
+    lines = []
+    while True:
+        line = rfile.readline(_MAX_HEADER_LINE)
+        if not line:
+            if lines:
+                raise ESLConnectionLost('EOF inside the headers of a message')
+            return None
+        if not line.endswith(b'\n'):
+            if len(line) >= _MAX_HEADER_LINE:
+                raise ESLProtocolError('header line longer than %d bytes' % _MAX_HEADER_LINE)
+            raise ESLConnectionLost('EOF inside the headers of a message')
+        if line.strip(b'\r\n'):
+            lines.append(line)
+        elif lines:
+            break
+    message = ESLEvent(_parse_header_lines(lines))
+    message.content_type = message.get('Content-Type', '')
+    length = _content_length(message)
+    body = rfile.read(length) if length else b''
+    if len(body) < length:
+        raise ESLConnectionLost('EOF after %d of %d body bytes' % (len(body), length))
+    message.body = body
+    return message
+
+
+def parse_plain_event(data):
+    """Parse a text/event-plain body: header lines, a blank line, then the event's own
+    body of its inner Content-Length (BACKGROUND_JOB's result)."""
+    head, _, rest = data.partition(b'\n\n')
+    event = ESLEvent(_parse_header_lines(head.split(b'\n')), content_type='text/event-plain')
+    length = _content_length(event)
+    if len(rest) < length:
+        raise ESLProtocolError('event body shorter than its Content-Length %d' % length)
+    event.body = rest[:length].decode('utf-8', 'replace')
+    return event
+
+
+def parse_json_event(data):
+    """Parse a text/event-json body: one JSON object; `_body` becomes `.body`, duplicate
+    keys are all kept in `.pairs` (first value wins in `.headers`, as for plain)."""
+    try:
+        pairs = json.loads(data.decode('utf-8', 'replace'), object_pairs_hook=list)
+    except ValueError as exc:
+        raise ESLProtocolError('bad event-json: %s' % exc) from None
+    if not isinstance(pairs, list) or any(not isinstance(p, tuple) for p in pairs):
+        raise ESLProtocolError('event-json is not one flat JSON object')
+    body = ''.join(str(value) for key, value in pairs if key == '_body')
+    kept = [(key, value if isinstance(value, str) else json.dumps(value))
+            for key, value in pairs if key != '_body']
+    return ESLEvent(kept, body, 'text/event-json')
+
+
+_EVENT_PARSERS = {'text/event-plain': parse_plain_event, 'text/event-json': parse_json_event}
+
+
+def parse_event(message):
+    """The event carried by a framed message, or None if it carries no event."""
+    parser = _EVENT_PARSERS.get(message.content_type)
+    return parser(message.body) if parser else None
+
+
+def check_wire_value(value, what='argument'):
+    """Return `value` if it can go on one ESL line; else raise ESLUnsafeArgument.
+    A newline in an ESL command would start a forged header or command."""
+    if not isinstance(value, str):
+        raise ESLUnsafeArgument('%s must be a string, not %s' % (what, type(value).__name__))
+    if '\n' in value or '\r' in value or '\0' in value:
+        raise ESLUnsafeArgument('%s contains a line break or NUL: %r' % (what, value[:80]))
+    return value
+
+
+def _check_token(value, what):
+    check_wire_value(value, what)
+    if not value or value.split() != [value]:
+        raise ESLUnsafeArgument('%s must be one non-empty word: %r' % (what, value))
+    return value
+
+
+# --- the client ---
+
+class ESLClient(InboundESL):
+    """One inbound ESL connection to FreeSWITCH.
+
+    Build it, `connect()` once, use `api` / `bgapi` / `execute` from any greenlet
+    except an event handler. When the connection dies, `dead` is set, `dead_reason`
+    says why, and every pending reply, job and application future raises
+    ESLConnectionLost from `.get()`. To reconnect, build a new client.
+
+    Event handlers (`subscribe_channel`, `on_unowned_event`) run in the reader greenlet:
+    they must return quickly and must not call commands on this client (that raises
+    ESLError); hand the event to another greenlet instead. A handler's exception is
+    logged and does not hurt the connection.
+    """
+
+    def __init__(self, host, port, password, *, events=DEFAULT_EVENTS, timeout=5.0,
+                 heartbeat_timeout=60.0, clock=time.monotonic, on_unowned_event=None):
+        super().__init__(host, port, password, timeout=timeout)
+        self.events = _subscription(events)
+        self.heartbeat_timeout = heartbeat_timeout
+        self.on_unowned_event = on_unowned_event
+        self.dead = gevent.event.Event()
+        self.dead_reason = None
+        self.last_heartbeat = None
+        self._clock = clock
+        self._commands_sent = deque()
+        self._jobs = {}
+        self._apps = {}
+        self._channels = {}
+        self._send_lock = gevent.lock.Semaphore()
+        self._rfile = None
+        self._reader = None
+        self._connect_started = False
+
+    # -- lifecycle
+
+    def connect(self):
+        """TCP connect, authenticate, subscribe `event plain <events>`.
+
+        Returns when the connection is ready. Raises ESLAuthError on a wrong password,
+        ESLConnectionLost if the socket fails or FreeSWITCH hangs up, ESLTimeout if it
+        does not answer in `timeout`, ESLError if called twice on one object.
+        """
+        if self._connect_started:
+            raise ESLError('connect() runs once per ESLClient; build a new client to reconnect')
+        self._connect_started = True
+        try:
+            self.sock = gevent.socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as exc:
+            self._die('cannot connect to %s:%s: %s' % (self.host, self.port, exc))
+            raise ESLConnectionLost(self.dead_reason) from exc
+        self.sock.settimeout(None)
+        self._rfile = self.sock.makefile('rb')
+        self.connected = True
+        self.last_heartbeat = self._clock()
+        self.start_event_handlers()
+        try:
+            self._wait_auth_request()
+            self.authenticate()
+            self._expect_ok(self._command('event plain ' + ' '.join(self.events)), 'event subscription')
+        except ESLError as exc:
+            self._die('connect failed: %s' % exc)
+            raise
+        logger.info('ESL connected to %s:%s, events: %s', self.host, self.port, ' '.join(self.events))
+
+    def start_event_handlers(self):
+        """Start the reader and the heartbeat watchdog (replaces greenswitch's pair)."""
+        self._reader = gevent.spawn(self.receive_events)
+        gevent.spawn(self._watch_heartbeat)
+
+    def _wait_auth_request(self):
+        gevent.wait([self._auth_request_event, self.dead], timeout=self.timeout, count=1)
+        if self.dead.is_set():
+            raise ESLConnectionLost(self.dead_reason)
+        if not self._auth_request_event.is_set():
+            self._die('no auth/request within %.1fs' % self.timeout)
+            raise ESLConnectionLost(self.dead_reason)
+
+    def authenticate(self):
+        """Send `auth <password>`; raise ESLAuthError (and close) if refused."""
+        check_wire_value(self.password, 'password')
+        reply = self._command('auth ' + self.password)
+        text = reply.get('Reply-Text', '')
+        if not text.startswith('+OK'):
+            self._die('authentication refused: %s' % text)
+            raise ESLAuthError('FreeSWITCH refused the ESL password (%s)' % text)
+
+    def is_alive(self):
+        """True between a successful connect() and the connection's death."""
+        return self.connected and not self.dead.is_set()
+
+    def close(self):
+        """Close the socket. Idempotent; pending waiters raise ESLConnectionLost."""
+        self._die('closed by client')
+
+    def stop(self):
+        """greenswitch's name for close()."""
+        self.close()
+
+    # -- commands
+
+    def api(self, command, timeout=None):
+        """Run `api <command>` and return the api/response body as text, exactly as
+        sent (some bodies end in a newline, some do not; `-ERR ...` bodies are returned,
+        not raised). Raises ESLTimeout, ESLConnectionLost, ESLUnsafeArgument."""
+        check_wire_value(command, 'api command')
+        reply = self._command('api ' + command, timeout)
+        return reply.body.decode('utf-8', 'replace')
+
+    def bgapi(self, command, job_uuid=None, timeout=None):
+        """Start `bgapi <command>` under our own Job-UUID and return a gevent AsyncResult.
+
+        Its `.get()` returns a JobResult once the BACKGROUND_JOB with that Job-UUID
+        arrives (whatever the order relative to channel events), or raises
+        ESLConnectionLost if the connection dies first. This call itself waits only for
+        the command reply: ESLCommandError if FreeSWITCH refused it, ESLTimeout.
+        """
+        check_wire_value(command, 'bgapi command')
+        job_uuid = _check_token(job_uuid or str(uuidlib.uuid4()), 'job_uuid')
+        if job_uuid in self._jobs:
+            raise ESLError('job %s is already pending' % job_uuid)
+        future = gevent.event.AsyncResult()
+        self._jobs[job_uuid] = future
+        try:
+            reply = self._command('bgapi %s\nJob-UUID: %s' % (command, job_uuid), timeout)
+            self._expect_ok(reply, 'bgapi')
+        except ESLError:
+            self._jobs.pop(job_uuid, None)
+            raise
+        return future
+
+    def execute(self, uuid, app, arg='', *, timeout=None):
+        """Execute dialplan application `app arg` on channel `uuid` via sendmsg, with
+        event-lock and our own event-uuid. Returns a gevent AsyncResult whose `.get()`
+        returns the CHANNEL_EXECUTE_COMPLETE ESLEvent whose Application-UUID is ours
+        (Application-Response, variables...), or raises ESLConnectionLost /
+        ESLChannelGone. `timeout` bounds the wait for the sendmsg reply only.
+        """
+        _check_token(uuid, 'channel uuid')
+        _check_token(app, 'application name')
+        check_wire_value(arg, 'application argument')
+        app_uuid = str(uuidlib.uuid4())
+        future = gevent.event.AsyncResult()
+        self._apps[app_uuid] = (uuid, future)
+        lines = ['sendmsg ' + uuid, 'call-command: execute', 'execute-app-name: ' + app]
+        if arg:
+            lines.append('execute-app-arg: ' + arg)
+        lines += ['event-lock: true', 'event-uuid: ' + app_uuid]
+        try:
+            self._expect_ok(self._command('\n'.join(lines), timeout), 'sendmsg %s' % app)
+        except ESLError:
+            self._apps.pop(app_uuid, None)
+            raise
+        return future
+
+    def _expect_ok(self, reply, what):
+        text = reply.get('Reply-Text', '')
+        if not text.startswith('+OK'):
+            raise ESLCommandError('%s refused: %s' % (what, text))
+        return reply
+
+    def send(self, data, timeout=None):
+        """greenswitch's raw send, made safe; prefer api/bgapi/execute."""
+        return self._command(data, timeout)
+
+    def _command(self, text, timeout=None):
+        """Send one command and wait for its reply (command/reply or api/response)."""
+        timeout = self.timeout if timeout is None else timeout
+        if gevent.getcurrent() is self._reader:
+            raise ESLError('ESL commands cannot be sent from an event handler; hand off to a greenlet')
+        waiter = gevent.event.AsyncResult()
+        with self._send_lock:
+            self._raise_if_dead()
+            self._commands_sent.append(waiter)
+            self._sendall((text + '\n\n').encode('utf-8'), timeout)
+        try:
+            return waiter.get(timeout=timeout)
+        except gevent.Timeout:
+            # The waiter stays queued so a late reply is consumed in order and dropped.
+            raise ESLTimeout('no reply to %r within %.1fs' % (text.split(None, 1)[0], timeout)) from None
+
+    def _sendall(self, data, timeout):
+        timer = gevent.Timeout(timeout)
+        try:
+            with timer:
+                self.sock.sendall(data)
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            # A partial write leaves the stream unusable: nothing after it would parse.
+            self._die('send did not finish within %.1fs' % timeout)
+            raise ESLConnectionLost(self.dead_reason) from None
+        except OSError as exc:
+            self._die('send failed: %s' % exc)
+            raise ESLConnectionLost(self.dead_reason) from None
+
+    def _raise_if_dead(self):
+        if self.dead.is_set():
+            raise ESLConnectionLost(self.dead_reason)
+        if not self.connected:
+            raise ESLConnectionLost('not connected')
+
+    # -- channel ownership
+
+    def subscribe_channel(self, uuid, handler):
+        """Send every event whose Unique-ID is `uuid` to `handler(event)`."""
+        self._channels[uuid] = handler
+
+    def unsubscribe_channel(self, uuid):
+        """Stop dispatching `uuid`'s events; its pending execute futures raise ESLChannelGone."""
+        self._channels.pop(uuid, None)
+        for app_uuid, (channel, future) in list(self._apps.items()):
+            if channel == uuid:
+                del self._apps[app_uuid]
+                future.set_exception(ESLChannelGone('channel %s unsubscribed before %s completed'
+                                                    % (uuid, app_uuid)))
+
+    # -- reader side
+
+    def receive_events(self):
+        """Reader greenlet: frame messages until EOF or error, then mark the connection dead."""
+        try:
+            while not self.dead.is_set():
+                message = read_message(self._rfile)
+                if message is None:
+                    self._die('FreeSWITCH closed the connection')
+                    return
+                self.handle_event(message)
+        except (ESLError, OSError, ValueError) as exc:
+            self._die('%s: %s' % (type(exc).__name__, exc))
+        except Exception as exc:  # noqa: BLE001 -- a reader that dies silently is the bug we fix
+            logger.exception('ESL reader crashed')
+            self._die('reader crashed: %r' % exc)
+        finally:
+            self._rfile.close()
+
+    def handle_event(self, message):
+        """Route one framed message by Content-Type."""
+        kind = message.content_type
+        if kind == 'auth/request':
+            self._auth_request_event.set()
+        elif kind in ('command/reply', 'api/response'):
+            self._resolve_reply(message)
+        elif kind in _EVENT_PARSERS:
+            self._dispatch(parse_event(message))
+        elif kind == 'text/disconnect-notice':
+            if message.get('Content-Disposition') == 'linger':
+                logger.info('ESL disconnect notice with linger; staying')
+                return
+            self._die('FreeSWITCH disconnected: %s' % message.body.decode('utf-8', 'replace').strip())
+        elif kind == 'text/rude-rejection':
+            self._die('FreeSWITCH rejected us: %s' % message.body.decode('utf-8', 'replace').strip())
+        else:
+            logger.debug('ignoring ESL message of type %r', kind)
+
+    def _resolve_reply(self, message):
+        if not self._commands_sent:
+            raise ESLProtocolError('a %s arrived with no command waiting' % message.content_type)
+        self._commands_sent.popleft().set(message)
+
+    def _dispatch(self, event):
+        name = event.name
+        if name == 'HEARTBEAT':
+            self.last_heartbeat = self._clock()
+            return
+        owned = False
+        if name == 'BACKGROUND_JOB':
+            future = self._jobs.pop(event.get('Job-UUID'), None)
+            if future is not None:
+                future.set(JobResult.from_body(event.body))
+                owned = True
+        elif name == 'CHANNEL_EXECUTE_COMPLETE':
+            entry = self._apps.pop(event.get('Application-UUID'), None)
+            if entry is not None:
+                entry[1].set(event)
+                owned = True
+        handler = self._channels.get(event.unique_id)
+        if handler is not None:
+            self._run_handler(handler, event)
+        elif not owned and self.on_unowned_event is not None:
+            self._run_handler(self.on_unowned_event, event)
+
+    def _run_handler(self, handler, event):
+        try:
+            handler(event)
+        except Exception:  # noqa: BLE001 -- one bad handler must not kill the connection
+            logger.exception('ESL handler %r failed on %s %s', handler, event.name, event.unique_id)
+
+    def _watch_heartbeat(self):
+        interval = min(1.0, self.heartbeat_timeout / 4.0)
+        while not self.dead.wait(interval):
+            silent = self._clock() - self.last_heartbeat
+            if silent > self.heartbeat_timeout:
+                self._die('no HEARTBEAT for %.1fs' % silent)
+
+    # -- death
+
+    def _die(self, reason):
+        """Mark the connection dead once: fail every waiter, close the socket, set `dead`."""
+        if self.dead_reason is not None:
+            return
+        self.dead_reason = reason
+        self.connected = False
+        self._run = False
+        if self._connect_started:
+            logger.warning('ESL connection to %s:%s is dead: %s', self.host, self.port, reason)
+        waiters = list(self._commands_sent) + list(self._jobs.values())
+        waiters += [future for _, future in self._apps.values()]
+        self._commands_sent.clear()
+        self._jobs.clear()
+        self._apps.clear()
+        for waiter in waiters:
+            if not waiter.ready():
+                waiter.set_exception(ESLConnectionLost(reason))
+        self._close_socket()
+        self.dead.set()
+
+    def _close_socket(self):
+        sock = getattr(self, 'sock', None)
+        if sock is None:
+            return
+        try:
+            sock.shutdown(gevent.socket.SHUT_RDWR)  # wakes the reader with EOF; it closes its file
+        except OSError:
+            pass  # already closed by the peer
+        sock.close()
+
+
+def _subscription(events):
+    """The event names to subscribe to: the caller's, plus the ones the client needs."""
+    names = []
+    for name in list(events) + list(REQUIRED_EVENTS):
+        _check_token(name, 'event name')
+        if name not in names:
+            names.append(name)
+    return tuple(names)

@@ -1,0 +1,426 @@
+"""Templates: names, checking, rendering one customer's call, walking it, FreeSWITCH arguments, reload."""
+import logging
+import os
+import shutil
+
+import pytest
+
+from daemon import ivr
+from daemon.ivr import (EndCall, RecordResult, RenderError, TemplateInvalid, TemplateLoader, TransferCall,
+                        UnknownTemplate, UnsafeArgument)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.path.join(REPO, 'ivr_templates')
+SOUNDS = os.path.join(SHIPPED, 'sounds')
+PROMPTS = os.path.join(SOUNDS, 'vi', 'prompts')
+WORDS = os.path.join(SOUNDS, 'vi', 'words')
+
+CUSTOMER = {
+    'id': 'C1', 'contract_number': 'HD123456', 'upcoming_amount': 5000000,
+    'upcoming_due_date': '2021-07-13', 'due_date': '2021-06-13', 'dpd': 45,
+    'number_of_ovd_inst': 3, 'total_ovd_amount': '1015000',
+}
+
+
+def prompt(name):
+    return os.path.join(PROMPTS, name + '.wav')
+
+
+def words(*slugs):
+    return [os.path.join(WORDS, slug + '.wav') for slug in slugs]
+
+
+@pytest.fixture
+def templates_dir(tmp_path):
+    for name in ('IVR-1', 'IVR-OVERDUE'):
+        shutil.copy(os.path.join(SHIPPED, name + '.toml'), tmp_path)
+    return tmp_path
+
+
+def write(directory, name, text):
+    path = directory / f'{name}.toml'
+    path.write_text(text, encoding='utf-8')
+    return str(path)
+
+
+def problems_of(directory, name, text, **kwargs):
+    return [str(p) for p in ivr.check(write(directory, name, text), SOUNDS, **kwargs)]
+
+
+# --- names ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name', ['IVR-1', 'IVR-OVERDUE', 'a', 'v2.north_1'])
+def test_plain_names_are_template_names(name):
+    assert ivr.valid_template_name(name)
+
+
+@pytest.mark.parametrize('name', ['', '..', '../IVR-1', 'a/b', '/etc/passwd', '.hidden', 'a..b', 'IVR 1',
+                                  'IVR-1\n', 'x' * 101, None, 5, 'mẫu'])
+def test_other_names_are_refused(name):
+    assert not ivr.valid_template_name(name)
+
+
+def test_template_path_stays_inside_the_directory(tmp_path):
+    assert ivr.template_path(tmp_path, 'IVR-1') == str(tmp_path / 'IVR-1.toml')
+    with pytest.raises(UnknownTemplate):
+        ivr.template_path(tmp_path, '../../etc/passwd')
+
+
+# --- the shipped templates -----------------------------------------------------------------
+
+@pytest.mark.parametrize('name', ['IVR-1', 'IVR-OVERDUE'])
+@pytest.mark.parametrize('variant', ['north', 'south'])
+def test_shipped_templates_have_no_problem(name, variant):
+    assert ivr.check(os.path.join(SHIPPED, name + '.toml'), SOUNDS, variant=variant,
+                     destinations={'agent'}) == []
+
+
+def test_ivr1_info_step_plays_contract_digits_amount_and_date():
+    script = ivr.load(os.path.join(SHIPPED, 'IVR-1.toml'), SOUNDS).render(CUSTOMER)
+    assert script.start == 'greeting'
+    assert list(script.steps['info'].files) == (
+        [prompt('hop_dong_so')] + words('chu_h', 'chu_d', 'mot', 'hai', 'ba', 'bon', 'nam', 'sau')
+        + [prompt('co_khoan_thanh_toan')] + words('nam', 'trieu', 'dong')
+        + [prompt('han_thanh_toan')]
+        + words('ngay', 'muoi_huyen', 'ba', 'thang', 'bay', 'nam', 'hai', 'nghin', 'khong', 'tram', 'hai', 'muoi',
+                'mot_sac')
+        + [prompt('vui_long_thanh_toan')])
+    assert all(os.path.isfile(path) for path in script.files())
+
+
+def test_ivr1_transcript_is_the_vietnamese_a_silent_listener_hears():
+    script = ivr.load(os.path.join(SHIPPED, 'IVR-1.toml'), SOUNDS).render(CUSTOMER)
+    heard = script.transcript()
+    assert 'Hợp đồng số hát đê một hai ba bốn năm sáu có khoản thanh toán kỳ tới là năm triệu đồng' in heard
+    assert 'ngày mười ba tháng bảy năm hai nghìn không trăm hai mươi mốt' in heard
+    assert heard.endswith('Cảm ơn quý khách đã lắng nghe. Chào tạm biệt.')
+
+
+def test_overdue_template_speaks_days_instalments_and_total_in_the_south():
+    template = ivr.load(os.path.join(SHIPPED, 'IVR-OVERDUE.toml'), SOUNDS, variant='south')
+    info = template.render(CUSTOMER).steps['info'].transcript
+    assert info == ('Hợp đồng số hát đê một hai ba bốn năm sáu đã quá hạn bốn mươi lăm ngày, với ba '
+                    'kỳ chưa thanh toán. Tổng số tiền quá hạn là một triệu không trăm mười lăm ngàn đồng '
+                    'Đề nghị quý khách thanh toán ngay để tránh ảnh hưởng đến lịch sử tín dụng.')
+
+
+@pytest.mark.parametrize('field, value', [
+    ('upcoming_amount', None), ('upcoming_amount', ''), ('upcoming_amount', 'năm triệu'),
+    ('upcoming_amount', -1), ('upcoming_due_date', '31/02/2021'), ('contract_number', 'HĐ-1'),
+])
+def test_render_refuses_a_missing_or_unspeakable_field_by_name(field, value):
+    template = ivr.load(os.path.join(SHIPPED, 'IVR-1.toml'), SOUNDS)
+    with pytest.raises(RenderError) as info:
+        template.render({**CUSTOMER, field: value})
+    assert info.value.field == field
+    assert field in str(info.value) and 'IVR-1' in str(info.value)
+
+
+def test_render_refuses_a_customer_without_the_field():
+    template = ivr.load(os.path.join(SHIPPED, 'IVR-1.toml'), SOUNDS)
+    customer = {k: v for k, v in CUSTOMER.items() if k != 'upcoming_due_date'}
+    with pytest.raises(RenderError, match="'upcoming_due_date' is missing"):
+        template.render(customer)
+
+
+# --- walking a call ------------------------------------------------------------------------
+
+@pytest.fixture
+def script():
+    return ivr.load(os.path.join(SHIPPED, 'IVR-1.toml'), SOUNDS).render(CUSTOMER)
+
+
+@pytest.mark.parametrize('step, digits, expected', [
+    ('greeting', None, ('info', ())),
+    ('info', None, ('menu', ())),
+    ('menu', '1', ('info', ())),
+    ('menu', '2', ('to_agent', (RecordResult('wants_agent'),))),
+    ('menu', '9', ('thanks', (RecordResult('promise_to_pay'),))),
+    ('menu', None, ('goodbye', ())),
+    ('menu', '', ('goodbye', ())),
+    ('menu', '5', ('goodbye', ())),
+    ('to_agent', None, ('transfer', ())),
+    ('transfer', None, (None, (TransferCall('agent'),))),
+    ('thanks', None, ('end', ())),
+    ('goodbye', None, ('end', ())),
+    ('end', None, (None, (EndCall(),))),
+])
+def test_next_step_branches_on_the_keys_pressed(script, step, digits, expected):
+    assert ivr.next_step(script, step, digits) == expected
+
+
+def walk(script, keys):
+    """The steps visited and effects seen when the callee presses `keys` at successive menus."""
+    keys, visited, effects, step = list(keys), [], [], script.start
+    while step is not None:
+        visited.append(step)
+        digits = keys.pop(0) if isinstance(script.steps[step], ivr.Menu) and keys else None
+        step, more = ivr.next_step(script, step, digits)
+        effects += more
+    return visited, effects
+
+
+def test_a_silent_callee_hears_everything_once_then_goodbye(script):
+    assert walk(script, []) == (['greeting', 'info', 'menu', 'goodbye', 'end'], [EndCall()])
+
+
+def test_hear_again_then_confirm_records_promise_to_pay(script):
+    visited, effects = walk(script, ['1', '9'])
+    assert visited == ['greeting', 'info', 'menu', 'info', 'menu', 'thanks', 'end']
+    assert effects == [RecordResult('promise_to_pay'), EndCall()]
+
+
+def test_repeat_action_reenters_the_same_menu(tmp_path):
+    path = write(tmp_path, 'R', '''
+[[step]]
+id = "menu"
+menu = "menu_truoc_han"
+keys = { 1 = "repeat", 2 = "hangup" }
+''')
+    script = ivr.load(path, SOUNDS).render({})
+    assert ivr.next_step(script, 'menu', '1') == ('menu', ())
+    assert ivr.next_step(script, 'menu', None) == (None, (EndCall(),))
+
+
+# --- FreeSWITCH argument strings -----------------------------------------------------------
+
+def test_menu_argument_follows_play_and_get_digits_order(script):
+    arg = ivr.play_and_get_digits_arg(script.steps['menu'], 'autocall_menu_1')
+    assert arg == (f"1 1 2 5000 # {prompt('menu_truoc_han')} {prompt('phim_khong_hop_le')} "
+                   'autocall_menu_1 ^(1|2|9)$ 3000')
+
+
+def test_menu_argument_joins_several_files_and_defaults_invalid_to_silence(script):
+    menu = ivr.Menu('m', (prompt('a'), prompt('b')), 4000, 3, 1, 2000,
+                    {'*': ivr.Repeat(), '#': ivr.HangupAction()}, ivr.HangupAction(), ivr.HangupAction())
+    assert ivr.play_and_get_digits_arg(menu, 'v') == (
+        f"1 1 3 4000 none file_string://{prompt('a')}!{prompt('b')} silence_stream://250 v ^(#|[*])$ 2000")
+
+
+@pytest.mark.parametrize('bad', ['/tmp/a b.wav', '/tmp/a!b.wav', '/tmp/{x}.wav', "/tmp/it's.wav",
+                                 '/tmp/a\nb.wav', '/tmp/${x}.wav', 'relative.wav', '/tmp/a\tb.wav'])
+def test_unsafe_paths_never_reach_an_argument(script, bad):
+    menu = script.steps['menu']
+    with pytest.raises(UnsafeArgument):
+        ivr.play_and_get_digits_arg(ivr.Menu(**{**menu.__dict__, 'files': (bad,)}), 'v')
+    with pytest.raises(UnsafeArgument):
+        ivr.playback_arg([prompt('a'), bad])
+
+
+@pytest.mark.parametrize('var_name', ['', 'a b', 'x}', '1abc', "v'"])
+def test_unsafe_variable_names_are_refused(script, var_name):
+    with pytest.raises(UnsafeArgument):
+        ivr.play_and_get_digits_arg(script.steps['menu'], var_name)
+
+
+def test_playback_argument_is_one_file_or_a_file_string():
+    assert ivr.playback_arg([prompt('a')]) == prompt('a')
+    assert ivr.playback_arg([prompt('a'), prompt('b')]) == f"file_string://{prompt('a')}!{prompt('b')}"
+
+
+# --- check finds every problem -------------------------------------------------------------
+
+BROKEN = '''
+[template]
+description = "broken on purpose"
+colour = "blue"
+
+[[step]]
+id = "greeting"
+play = ["xin_chao", "no_such_prompt", { money = "amount_due" }]
+
+[[step]]
+id = "menu"
+menu = "menu_truoc_han"
+timeout = "five"
+tries = 0
+keys = { 1 = "goto nowhere", 2 = "transfer boss", 3 = "dance", 4 = "result ok" }
+no_key = "goto greeting"
+
+[[step]]
+id = "orphan"
+speak = "hello"
+
+[[step]]
+id = "island"
+play = ["tam_biet"]
+next = "island"
+'''
+
+
+def test_check_names_every_problem_with_template_and_step(tmp_path):
+    found = problems_of(tmp_path, 'BROKEN', BROKEN, destinations={'agent'})
+    expected = [
+        "BROKEN: unknown setting 'colour' in [template]",
+        "BROKEN: step 'greeting': missing sound file " + prompt('no_such_prompt'),
+        "BROKEN: step 'greeting': unknown customer field 'amount_due'",
+        "BROKEN: step 'menu': timeout must be a number from 1 to 60 seconds, not 'five'",
+        "BROKEN: step 'menu': tries must be a whole number from 1 to 5, not 0",
+        "BROKEN: step 'menu': key '1': goto to missing step 'nowhere'",
+        "BROKEN: step 'menu': transfer destination 'boss' is not configured (known: agent)",
+        "BROKEN: step 'menu': key '3': unknown action 'dance'",
+        "BROKEN: step 'menu': key '4': unknown action 'result ok'",
+        "BROKEN: step 'orphan': unknown step type",
+    ]
+    for text in expected:
+        assert any(line.startswith(text) for line in found), (text, found)
+    assert len(found) == len(expected)
+
+
+def test_check_finds_unreachable_steps_traps_and_silent_loops(tmp_path):
+    found = problems_of(tmp_path, 'LOOPS', '''
+[[step]]
+id = "greeting"
+play = ["xin_chao"]
+
+[[step]]
+id = "menu"
+menu = "menu_truoc_han"
+keys = { 1 = "goto spin", 9 = "hangup" }
+no_key = "goto greeting"
+
+[[step]]
+id = "spin"
+play = ["tam_biet"]
+next = "spin"
+
+[[step]]
+id = "island"
+hangup = true
+''')
+    assert found == [
+        "LOOPS: step 'island': unreachable: no step leads here",
+        "LOOPS: step 'spin': steps spin loop forever with no way out: nothing among them hangs up or transfers",
+        "LOOPS: step 'greeting': a callee who presses no key loops forever: greeting → menu → greeting; "
+        "make a menu's no_key end the call or go on to another step",
+    ]
+
+
+def test_check_reports_toml_syntax_with_its_line(tmp_path):
+    found = problems_of(tmp_path, 'SYNTAX', '[[step]]\nid = "a"\nplay = [xin_chao]\n')
+    assert len(found) == 1
+    assert found[0].startswith('SYNTAX: TOML syntax error:') and 'line 3' in found[0]
+
+
+def test_check_reports_missing_word_files(tmp_path):
+    sounds = tmp_path / 'sounds'
+    shutil.copytree(SOUNDS, sounds)
+    os.remove(sounds / 'vi' / 'words' / 'trieu.wav')
+    path = write(tmp_path, 'W', '[[step]]\nid = "a"\nsay = "upcoming_amount"\nas = "money"\n')
+    found = [str(p) for p in ivr.check(path, str(sounds))]
+    assert len(found) == 1
+    assert "step 'a': saying field 'upcoming_amount' as money needs word files missing" in found[0]
+    assert found[0].endswith(': trieu.wav')
+
+
+def test_declared_extra_fields_can_be_spoken(tmp_path):
+    path = write(tmp_path, 'X', '''
+[template]
+fields = ["fee"]
+
+[[step]]
+id = "fee"
+say = "fee"
+as = "money"
+''')
+    script = ivr.load(path, SOUNDS).render({'fee': 15000})
+    assert script.steps['fee'].transcript == 'mười lăm nghìn đồng'
+
+
+def test_load_of_an_invalid_template_raises_with_every_problem(tmp_path):
+    with pytest.raises(TemplateInvalid) as info:
+        ivr.load(write(tmp_path, 'BROKEN', BROKEN), SOUNDS)
+    assert [str(p) for p in info.value.problems] == problems_of(tmp_path, 'BROKEN', BROKEN)
+    assert len(info.value.problems) == 9
+
+
+# --- loader and reload ---------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def edit(path, old, new):
+    text = path.read_text(encoding='utf-8')
+    assert old in text
+    path.write_text(text.replace(old, new), encoding='utf-8')
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a later edit, whatever the fs clock
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def loader(templates_dir, clock):
+    return TemplateLoader(templates_dir, SOUNDS, clock=clock, recheck_seconds=1.0)
+
+
+def test_loader_lists_and_gets_templates(loader):
+    assert loader.names() == ['IVR-1', 'IVR-OVERDUE']
+    assert loader.get('IVR-1').name == 'IVR-1'
+    assert loader.get('IVR-1') is loader.get('IVR-1')
+
+
+def test_an_edit_takes_effect_on_the_next_get(loader, templates_dir, clock):
+    assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 5000
+    edit(templates_dir / 'IVR-1.toml', 'timeout = 5 ', 'timeout = 8 ')
+    clock.now += 1.0
+    assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 8000
+
+
+def test_files_are_not_looked_at_again_before_the_recheck_interval(loader, templates_dir, clock):
+    loader.get('IVR-1')
+    edit(templates_dir / 'IVR-1.toml', 'timeout = 5 ', 'timeout = 8 ')
+    clock.now += 0.5
+    assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 5000
+    clock.now += 0.5
+    assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 8000
+
+
+def test_a_broken_edit_keeps_the_last_good_version_and_is_logged_once(loader, templates_dir, clock, caplog):
+    good = loader.get('IVR-1')
+    edit(templates_dir / 'IVR-1.toml', 'goto goodbye', 'goto nowhere')
+    caplog.set_level(logging.ERROR, logger='daemon.ivr')
+    for _ in range(3):
+        clock.now += 1.0
+        assert loader.get('IVR-1') is good
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert 'IVR-1.toml' in errors[0] and "goto to missing step 'nowhere'" in errors[0]
+    assert 'last good version' in errors[0]
+
+
+def test_fixing_a_broken_edit_loads_the_fix(loader, templates_dir, clock):
+    loader.get('IVR-1')
+    edit(templates_dir / 'IVR-1.toml', 'timeout = 5 ', 'timeout = "5s" ')
+    clock.now += 1.0
+    assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 5000
+    edit(templates_dir / 'IVR-1.toml', 'timeout = "5s" ', 'timeout = 7 ')
+    clock.now += 1.0
+    assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 7000
+
+
+def test_a_deleted_file_keeps_the_last_good_version(loader, templates_dir, clock):
+    good = loader.get('IVR-1')
+    os.remove(templates_dir / 'IVR-1.toml')
+    clock.now += 1.0
+    assert loader.get('IVR-1') is good
+
+
+def test_unknown_and_never_valid_templates_are_named_errors(loader, templates_dir):
+    with pytest.raises(UnknownTemplate, match='IVR-9'):
+        loader.get('IVR-9')
+    with pytest.raises(UnknownTemplate):
+        loader.get('../IVR-1')
+    write(templates_dir, 'BROKEN', BROKEN)
+    with pytest.raises(TemplateInvalid) as info:
+        loader.get('BROKEN')
+    assert info.value.name == 'BROKEN'
+    assert loader.check('BROKEN') == list(info.value.problems)

@@ -1,0 +1,91 @@
+"""The report reads: queue summary, customers with attempts, attempts CSV."""
+import csv
+import io
+
+from tests.api_fixtures import (  # noqa: F401  (fixtures)
+    AUTH, app, client, config, customer, db, post, seed_import,
+)
+
+T0 = 1626152400.0  # 2021-07-13 05:00 UTC = 12:00 in Ho Chi Minh City
+
+
+def add_attempt(db, ext_id, number, uuid, **values):
+    with db.connection_context():
+        cid, qid = db.execute_sql("SELECT id, queue_id FROM customer WHERE ext_id = ?", (ext_id,)).fetchone()
+        columns = {"customer_id": cid, "queue_id": qid, "round": 0, "number": number, "uuid": uuid,
+                   "job_uuid": "job-" + uuid, "state": "done", "started_at": T0, "keys": "", **values}
+        db.execute_sql(f"INSERT INTO attempt ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                       list(columns.values()))
+
+
+def test_queue_summary_counts_customers_per_state(client, db):
+    body = seed_import()
+    body["customers"] = [customer(f"C{i}") for i in range(5)]
+    post(client, "/queue", body)
+    with db.connection_context():
+        db.execute_sql("UPDATE customer SET state = 'success' WHERE ext_id IN ('C0', 'C1')")
+        db.execute_sql("UPDATE customer SET state = 'calling' WHERE ext_id = 'C2'")
+    r = client.get("/v2/autocall/queue/Autocall-Q1", headers=AUTH)
+    data = r.get_json()["data"]
+    assert r.status_code == 200
+    assert data["counts"] == {"pending": 2, "calling": 1, "success": 2, "failed": 0, "dnc": 0, "deleted": 0}
+    assert (data["total"], data["finished"], data["state"], data["template"]) == (5, 2, "running", "IVR-1")
+    assert (data["concurrent_call"], data["max_recall_count"], data["min_recall_duration"]) == (5, 3, 3)
+
+
+def test_unknown_queue_reads_are_404(client):
+    for path in ("/queue/nope", "/queue/nope/customers", "/queue/nope/attempts.csv"):
+        r = client.get("/v2/autocall" + path, headers=AUTH)
+        assert (r.status_code, r.get_json()) == (404, {"code": 404, "content": "queue not found"})
+
+
+def test_customers_are_paged_filtered_and_carry_their_attempts(client, db):
+    body = seed_import()
+    body["customers"] = [customer(f"C{i}") for i in range(7)]
+    post(client, "/queue", body)
+    with db.connection_context():
+        db.execute_sql("UPDATE customer SET state = 'failed' WHERE ext_id IN ('C1', 'C4')")
+    add_attempt(db, "C1", "0982596021", "u1", hangup_cause="USER_BUSY", outcome="retry")
+    add_attempt(db, "C1", "0982596021", "u2", hangup_cause="NO_ANSWER", outcome="retry")
+
+    page = client.get("/v2/autocall/queue/Autocall-Q1/customers?per_page=3&page=3", headers=AUTH).get_json()
+    assert (page["data"]["total"], [c["id"] for c in page["data"]["customers"]]) == (7, ["C6"])
+
+    failed = client.get("/v2/autocall/queue/Autocall-Q1/customers?state=failed", headers=AUTH).get_json()["data"]
+    assert [c["id"] for c in failed["customers"]] == ["C1", "C4"]
+    assert [(a["uuid"], a["hangup_cause"]) for a in failed["customers"][0]["attempts"]] == [
+        ("u1", "USER_BUSY"), ("u2", "NO_ANSWER")]
+    assert failed["customers"][1]["attempts"] == []
+
+
+def test_customers_listing_rejects_bad_parameters(client):
+    post(client, "/queue", seed_import())
+    for query in ("state=happy", "page=0", "per_page=501", "page=x", "per_page=-1"):
+        r = client.get(f"/v2/autocall/queue/Autocall-Q1/customers?{query}", headers=AUTH)
+        assert r.status_code == 400, query
+        assert r.get_json()["errors"], query
+
+
+def test_attempts_csv_lists_every_call_with_local_times(client, db):
+    post(client, "/queue", seed_import())
+    add_attempt(db, "TEL4VN_Test", "0982596021", "u1", answered_at=T0 + 2, ended_at=T0 + 20,
+                hangup_cause="NORMAL_CLEARING", sip_status="200", talk_seconds=18.0, keys="19",
+                outcome="success", result="promise_to_pay")
+    add_attempt(db, "TEL4VN_Test", "0982596021", "u0, \"quoted\"", hangup_cause="USER_BUSY")
+    r = client.get("/v2/autocall/queue/Autocall-Q1/attempts.csv", headers=AUTH)
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    assert 'filename="attempts-Autocall-Q1.csv"' in r.headers["Content-Disposition"]
+    table = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+    assert [row["uuid"] for row in table] == ["u1", 'u0, "quoted"']
+    first = table[0]
+    assert first["customer_id"] == "TEL4VN_Test"
+    assert first["started_at"] == "2021-07-13T12:00:00.000+07:00"
+    assert (first["talk_seconds"], first["keys"], first["result"]) == ("18.0", "19", "promise_to_pay")
+    assert table[1]["answered_at"] == ""
+
+
+def test_attempts_csv_of_a_queue_without_calls_is_just_the_header(client):
+    post(client, "/queue", seed_import())
+    text = client.get("/v2/autocall/queue/Autocall-Q1/attempts.csv", headers=AUTH).get_data(as_text=True)
+    assert text.splitlines() == ["customer_id,number,uuid,round,state,started_at,answered_at,ended_at,"
+                                 "hangup_cause,sip_status,talk_seconds,keys,outcome,result"]

@@ -334,7 +334,7 @@ class ESLClient(InboundESL):
 
     def close(self):
         """Close the socket. Idempotent; pending waiters raise ESLConnectionLost."""
-        self._die('closed by client')
+        self._die('closed by client', level=logging.INFO)
 
     def stop(self):
         """greenswitch's name for close()."""
@@ -403,7 +403,12 @@ class ESLClient(InboundESL):
         return reply
 
     def send(self, data, timeout=None):
-        """greenswitch's raw send, made safe; prefer api/bgapi/execute."""
+        """greenswitch's raw send, made safe: one command (header lines allowed, no blank
+        line, no CR or NUL); returns the reply ESLEvent. Prefer api/bgapi/execute."""
+        for line in data.split('\n'):
+            if not line.strip():
+                raise ESLUnsafeArgument('raw command contains a blank line: %r' % data[:80])
+            check_wire_value(line, 'raw command')
         return self._command(data, timeout)
 
     def _command(self, text, timeout=None):
@@ -469,6 +474,8 @@ class ESLClient(InboundESL):
                     self._die('FreeSWITCH closed the connection')
                     return
                 self.handle_event(message)
+        except ESLConnectionLost as exc:
+            self._die(str(exc))
         except (ESLError, OSError, ValueError) as exc:
             self._die('%s: %s' % (type(exc).__name__, exc))
         except Exception as exc:  # noqa: BLE001 -- a reader that dies silently is the bug we fix
@@ -538,15 +545,14 @@ class ESLClient(InboundESL):
 
     # -- death
 
-    def _die(self, reason):
+    def _die(self, reason, level=logging.WARNING):
         """Mark the connection dead once: fail every waiter, close the socket, set `dead`."""
         if self.dead_reason is not None:
             return
         self.dead_reason = reason
         self.connected = False
         self._run = False
-        if self._connect_started:
-            logger.warning('ESL connection to %s:%s is dead: %s', self.host, self.port, reason)
+        logger.log(level, 'ESL connection to %s:%s is dead: %s', self.host, self.port, reason)
         waiters = list(self._commands_sent) + list(self._jobs.values())
         waiters += [future for _, future in self._apps.values()]
         self._commands_sent.clear()

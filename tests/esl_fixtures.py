@@ -6,6 +6,8 @@ from collections import namedtuple
 from pathlib import Path
 from urllib.parse import quote
 
+import socket
+
 import gevent
 import gevent.event
 import gevent.queue
@@ -242,10 +244,12 @@ class SwitchConnection:
                 self.new_command.wait()
 
     def close(self):
+        """Close for real (shutdown first: the open makefile would keep the fd alive)."""
         try:
-            self.sock.close()
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
-            pass
+            pass  # already closed
+        self.sock.close()
 
 
 def default_respond(conn, command):

@@ -12,8 +12,8 @@ import gevent.socket
 import greenswitch.esl
 import pytest
 
-from daemon.esl import (DEFAULT_EVENTS, ESLAuthError, ESLChannelGone, ESLClient, ESLConnectionLost,
-                        ESLError, ESLTimeout, ESLUnsafeArgument, JobResult, parse_event,
+from daemon.esl import (DEFAULT_EVENTS, ESLAuthError, ESLChannelGone, ESLClient, ESLCommandError,
+                        ESLConnectionLost, ESLError, ESLTimeout, ESLUnsafeArgument, JobResult, parse_event,
                         read_message)
 from tests.esl_fixtures import (API_BODIES, ByteStreamer, CaptureReplayer, FakeSwitch, api_response,
                                 capture_names, default_respond, heartbeat, load_capture,
@@ -325,3 +325,341 @@ def test_replayed_shutdown_kills_the_connection_with_the_notice_text():
     assert got['jobs'][0].get(timeout=0).ok
     (uuid, events), = channels.items()
     assert [e.get('Hangup-Cause') for e in events if e.name == 'CHANNEL_HANGUP_COMPLETE'] == ['SYSTEM_SHUTDOWN']
+
+
+# --- 3. scripted switch: correlation ---
+
+def channel_event(name, *pairs):
+    return plain_event([('Event-Name', name), ('Unique-ID', CHANNEL)] + list(pairs))
+
+
+def background_job(job, body):
+    return plain_event([('Event-Name', 'BACKGROUND_JOB'), ('Job-UUID', job), ('Job-Command', 'originate')], body)
+
+
+def test_connect_subscribes_to_named_events_never_all(pair):
+    client, conn = pair
+    command = conn.wait_for_command('event ')
+    assert command == 'event plain ' + ' '.join(DEFAULT_EVENTS)
+    assert 'ALL' not in command.split()
+
+
+def test_connect_adds_the_events_the_client_itself_needs():
+    switch, client, conn = connected_pair(events=['CHANNEL_ANSWER', 'CHANNEL_PROGRESS'])
+    assert conn.wait_for_command('event ').split()[2:] == [
+        'CHANNEL_ANSWER', 'CHANNEL_PROGRESS', 'BACKGROUND_JOB', 'CHANNEL_EXECUTE_COMPLETE', 'HEARTBEAT']
+    client.close()
+    switch.stop()
+
+
+def test_api_returns_the_response_body_as_sent(pair):
+    client, conn = pair
+    assert client.api('version') == API_BODIES['version']
+    assert client.api('uuid_exists ' + CHANNEL) == 'true'
+    assert client.api('show channels as json') == '{"row_count": 0}\n'
+    assert client.api('no_such_command') == '-ERR no_such_command Command not found!\n'
+
+
+def test_concurrent_commands_get_their_own_replies_in_order(pair):
+    client, conn = pair
+    names = ['version', 'uuid_exists ' + CHANNEL, 'show channels as json'] * 10
+    jobs = [gevent.spawn(client.api, name) for name in names]  # all in flight at once
+    gevent.joinall(jobs, timeout=5, raise_error=True)
+    assert [job.value for job in jobs] == [API_BODIES[name] for name in names]
+
+
+def test_bgapi_sends_our_job_uuid_and_resolves_only_on_it(pair):
+    client, conn = pair
+    future = client.bgapi('originate {origination_uuid=%s}sofia/gw/1000 &park()' % CHANNEL,
+                          job_uuid='11111111-2222-4333-8444-555555555555')
+    assert conn.commands[-1].endswith('\nJob-UUID: 11111111-2222-4333-8444-555555555555')
+    conn.send(background_job('99999999-2222-4333-8444-555555555555', '+OK someone-else\n'))
+    conn.send(background_job('11111111-2222-4333-8444-555555555555', '-ERR USER_BUSY\n'))
+    assert future.get(timeout=2) == JobResult(False, 'USER_BUSY', '-ERR USER_BUSY\n')
+
+
+@pytest.mark.parametrize('job_first', [True, False])
+def test_bgapi_result_arrives_whatever_its_order_against_hangup(pair, job_first):
+    client, conn = pair
+    seen = []
+    client.subscribe_channel(CHANNEL, seen.append)
+    future = client.bgapi('originate {origination_uuid=%s}sofia/gw/1000 &park()' % CHANNEL)
+    job = conn.jobs[-1]
+    messages = [channel_event('CHANNEL_HANGUP', ('Hangup-Cause', 'NO_ANSWER')),
+                channel_event('CHANNEL_HANGUP_COMPLETE', ('Hangup-Cause', 'NO_ANSWER'))]
+    messages.insert(0 if job_first else 2, background_job(job, '-ERR NO_ANSWER\n'))
+    conn.send(b''.join(messages))
+    assert future.get(timeout=2)[:2] == (False, 'NO_ANSWER')
+    client.api('version')  # its reply comes after the events on the stream, so they are dispatched
+    assert [event.name for event in seen] == ['CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE']
+
+
+def test_execute_sends_event_lock_and_resolves_on_its_application_uuid_only(pair):
+    client, conn = pair
+    seen = []
+    client.subscribe_channel(CHANNEL, seen.append)
+    future = client.execute(CHANNEL, 'playback', '/sounds/hello.wav')
+    assert conn.commands[-1].split('\n')[:5] == [
+        'sendmsg ' + CHANNEL, 'call-command: execute', 'execute-app-name: playback',
+        'execute-app-arg: /sounds/hello.wav', 'event-lock: true']
+    app_uuid = conn.apps[-1][1]
+    conn.send(channel_event('CHANNEL_EXECUTE_COMPLETE', ('Application', 'playback'),
+                            ('Application-UUID', 'aaaaaaaa-0000-4000-8000-000000000000'),
+                            ('Application-Response', 'FILE PLAYED')))
+    with pytest.raises(gevent.Timeout):
+        future.get(timeout=0.2)
+    conn.send(channel_event('CHANNEL_EXECUTE_COMPLETE', ('Application', 'playback'),
+                            ('Application-UUID', app_uuid), ('Application-Response', 'FILE NOT FOUND')))
+    done = future.get(timeout=2)
+    assert (done.get('Application-UUID'), done.get('Application-Response')) == (app_uuid, 'FILE NOT FOUND')
+    assert [event.get('Application-UUID') for event in seen][-1] == app_uuid
+
+
+def refuse_sendmsg(conn, command):
+    if command.startswith('sendmsg'):
+        return reply('-ERR invalid session id [%s]' % CHANNEL)
+    return default_respond(conn, command)
+
+
+def test_execute_on_a_channel_the_switch_does_not_know_raises_command_error():
+    switch, client, conn = connected_pair(FakeSwitch(respond=refuse_sendmsg))
+    with pytest.raises(ESLCommandError, match='invalid session id'):
+        client.execute(CHANNEL, 'playback', 'x.wav')
+    assert client.is_alive()
+    client.close()
+    switch.stop()
+
+
+# --- 4. failure paths ---
+
+def pending_waiters(client, conn):
+    """A pending api reply, bgapi job and execute future, all waiting on the switch."""
+    client.subscribe_channel(CHANNEL, lambda event: None)
+    job = client.bgapi('originate {origination_uuid=%s}sofia/gw/1000 &park()' % CHANNEL)
+    app = client.execute(CHANNEL, 'playback', 'x.wav')
+    api = gevent.event.AsyncResult()
+    gevent.spawn(run_into, api, client.api, 'hang', timeout=10)
+    conn.wait_for_command('api hang')
+    return [job, app, api]
+
+
+def run_into(result, call, *args, **kwargs):
+    """Run a blocking call in its own greenlet, its outcome kept in `result`."""
+    try:
+        result.set(call(*args, **kwargs))
+    except ESLError as exc:
+        result.set_exception(exc)
+
+
+def assert_all_lost(waiters):
+    for waiter in waiters:
+        with pytest.raises(ESLConnectionLost):
+            waiter.get(timeout=1)
+
+
+def test_eof_mid_body_fails_every_waiter_at_once(pair):
+    client, conn = pair
+    waiters = pending_waiters(client, conn)
+    started = time.monotonic()
+    conn.send(channel_event('CHANNEL_ANSWER')[:-20])
+    conn.close()
+    assert client.dead.wait(2)
+    assert_all_lost(waiters)
+    assert time.monotonic() - started < 1
+    assert 'EOF' in client.dead_reason and not client.is_alive()
+    with pytest.raises(ESLConnectionLost):
+        client.api('version')
+
+
+def test_unparseable_framing_kills_the_connection_and_fails_waiters(pair):
+    client, conn = pair
+    waiters = pending_waiters(client, conn)
+    conn.send(b'Content-Type: text/event-plain\nContent-Length: many\n\n')
+    assert client.dead.wait(2)
+    assert_all_lost(waiters)
+    assert 'ESLProtocolError' in client.dead_reason
+
+
+def test_a_reply_nobody_asked_for_kills_the_connection(pair):
+    client, conn = pair
+    conn.send(api_response('+OK\n'))
+    assert client.dead.wait(2)
+    assert 'no command waiting' in client.dead_reason
+
+
+def beat(conn, every):
+    while True:
+        conn.send(heartbeat())
+        gevent.sleep(every)
+
+
+def test_heartbeat_silence_kills_the_connection_within_heartbeat_timeout():
+    switch, client, conn = connected_pair(heartbeat_timeout=0.3)
+    beating = gevent.spawn(beat, conn, 0.05)
+    assert not client.dead.wait(0.6)  # twice the timeout, kept alive by heartbeats alone
+    beating.kill()
+    silent_since = time.monotonic()
+    waiters = pending_waiters(client, conn)
+    assert client.dead.wait(2)
+    assert 0.2 < time.monotonic() - silent_since < 1.0
+    assert 'HEARTBEAT' in client.dead_reason
+    assert_all_lost(waiters)
+    switch.stop()
+
+
+def test_heartbeat_silence_is_measured_on_the_injected_clock():
+    now = [1000.0]
+    switch, client, conn = connected_pair(heartbeat_timeout=0.2, clock=lambda: now[0])
+    assert not client.dead.wait(0.3)  # real time passes, the injected clock does not
+    now[0] += 0.5
+    assert client.dead.wait(1)
+    assert client.dead_reason == 'no HEARTBEAT for 0.5s'
+    switch.stop()
+
+
+def test_wrong_password_raises_auth_error_quickly():
+    switch = FakeSwitch(password='ClueCon')
+    client = ESLClient('127.0.0.1', switch.port, 'WrongPassword')
+    started = time.monotonic()
+    with pytest.raises(ESLAuthError):
+        client.connect()
+    assert time.monotonic() - started < 1
+    assert client.dead.is_set()
+    switch.stop()
+
+
+def test_connect_to_a_closed_port_raises_connection_lost():
+    switch = FakeSwitch()
+    port = switch.port
+    switch.stop()
+    with pytest.raises(ESLConnectionLost, match='cannot connect'):
+        ESLClient('127.0.0.1', port, 'ClueCon', timeout=1).connect()
+
+
+def test_a_switch_that_never_greets_times_out_connect():
+    listener = gevent.socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(1)  # the kernel accepts the TCP connection; nobody ever speaks
+    client = ESLClient('127.0.0.1', listener.getsockname()[1], 'ClueCon', timeout=0.3)
+    with pytest.raises(ESLConnectionLost, match='auth/request'):
+        client.connect()
+    assert client.dead.is_set()
+    listener.close()
+
+
+UNSAFE_CALLS = {
+    'api newline': lambda c: c.api('status\nexit'),
+    'api crlf': lambda c: c.api('uuid_kill x\r\n\r\nexit'),
+    'bgapi forged header': lambda c: c.bgapi('originate a\nJob-UUID: x'),
+    'bgapi job uuid with space': lambda c: c.bgapi('status', job_uuid='a b'),
+    'execute arg forges app': lambda c: c.execute(CHANNEL, 'playback', 'a.wav\nexecute-app-name: hangup'),
+    'execute uuid newline': lambda c: c.execute(CHANNEL + '\n', 'playback'),
+    'execute app two words': lambda c: c.execute(CHANNEL, 'play back'),
+    'execute arg carriage return': lambda c: c.execute(CHANNEL, 'playback', 'a.wav\r'),
+    'execute arg NUL': lambda c: c.execute(CHANNEL, 'playback', 'a.wav\0'),
+    'raw send blank line': lambda c: c.send('noevents\n\nexit'),
+}
+
+
+@pytest.mark.parametrize('call', UNSAFE_CALLS.values(), ids=UNSAFE_CALLS.keys())
+def test_unsafe_arguments_are_refused_before_anything_is_sent(pair, call):
+    client, conn = pair
+    with pytest.raises(ESLUnsafeArgument):
+        call(client)
+    assert client.api('version') == API_BODIES['version']
+    assert conn.commands[2:] == ['api version']
+
+
+def test_a_new_client_connects_and_resubscribes_after_the_switch_restarts():
+    switch, first, conn = connected_pair()
+    switch.stop()
+    conn.close()
+    assert first.dead.wait(2)
+    with pytest.raises(ESLError, match='new client'):
+        first.connect()
+    restarted = FakeSwitch(port=switch.port)
+    second = ESLClient('127.0.0.1', switch.port, 'ClueCon')
+    second.connect()
+    conn = restarted.connections.get(timeout=2)
+    assert conn.wait_for_command('event ') == 'event plain ' + ' '.join(DEFAULT_EVENTS)
+    assert second.api('version') == API_BODIES['version']
+    second.close()
+    restarted.stop()
+
+
+def slow_status(conn, command):
+    if command == 'api slow':
+        gevent.sleep(0.3)
+    return default_respond(conn, command)
+
+
+def test_a_timed_out_command_leaves_later_replies_matched():
+    switch, client, conn = connected_pair(FakeSwitch(respond=slow_status))
+    with pytest.raises(ESLTimeout):
+        client.api('slow', timeout=0.05)
+    assert client.api('version') == API_BODIES['version']
+    assert client.is_alive()
+    client.close()
+    switch.stop()
+
+
+def test_exit_is_answered_then_the_disconnect_notice_kills_the_connection(pair):
+    client, conn = pair
+    assert client.send('exit').get('Reply-Text') == '+OK bye'
+    assert client.dead.wait(2)
+    assert client.dead_reason.startswith('FreeSWITCH disconnected: Disconnected, goodbye.')
+
+
+def test_close_fails_pending_waiters_and_is_idempotent(pair):
+    client, conn = pair
+    waiters = pending_waiters(client, conn)
+    client.close()
+    client.close()
+    assert_all_lost(waiters)
+    assert client.dead_reason == 'closed by client'
+
+
+def test_unsubscribing_a_channel_releases_its_pending_applications(pair):
+    client, conn = pair
+    client.subscribe_channel(CHANNEL, lambda event: None)
+    app = client.execute(CHANNEL, 'playback', 'x.wav')
+    client.unsubscribe_channel(CHANNEL)
+    with pytest.raises(ESLChannelGone):
+        app.get(timeout=1)
+    assert client.is_alive()
+
+
+def test_a_failing_handler_does_not_hurt_the_connection(pair):
+    client, conn = pair
+    client.subscribe_channel(CHANNEL, lambda event: 1 / 0)
+    conn.send(channel_event('CHANNEL_ANSWER'))
+    assert client.api('version') == API_BODIES['version']
+    assert client.is_alive()
+
+
+def test_a_command_from_inside_a_handler_is_refused_not_deadlocked(pair):
+    client, conn = pair
+    outcome = gevent.event.AsyncResult()
+
+    def handler(event):
+        try:
+            client.api('version')
+        except ESLError as exc:
+            outcome.set(exc)
+
+    client.subscribe_channel(CHANNEL, handler)
+    conn.send(channel_event('CHANNEL_ANSWER'))
+    assert 'event handler' in str(outcome.get(timeout=2))
+
+
+def test_events_nobody_owns_go_to_the_unowned_hook_and_heartbeats_do_not():
+    unowned = []
+    switch, client, conn = connected_pair(on_unowned_event=unowned.append)
+    client.subscribe_channel(CHANNEL, lambda event: None)
+    conn.send(heartbeat() + channel_event('CHANNEL_ANSWER') + background_job('nobody', '+OK x\n')
+              + plain_event([('Event-Name', 'DTMF'), ('Unique-ID', 'other'), ('DTMF-Digit', '#')]))
+    client.api('version')
+    assert [(e.name, e.unique_id) for e in unowned] == [('BACKGROUND_JOB', None), ('DTMF', 'other')]
+    assert unowned[1].get('DTMF-Digit') == '#'
+    client.close()
+    switch.stop()

@@ -456,6 +456,8 @@ class _Parser:
         else:
             self.prompts_dir = os.path.join(self.sounds_dir, prompts)
         self.prompt_texts = self._read_prompt_texts()
+        if not isinstance(head.get('description', ''), str):
+            self.problem(None, '[template] description must be text in quotes')
         if not isinstance(head.get('start', ''), str):
             self.problem(None, "[template] start must be a step id in quotes")
 
@@ -675,7 +677,7 @@ class _Graph:
 
     def _targets(self, step):
         if isinstance(step, Play):
-            return {step.next}
+            return {self._known(step.next)}
         if isinstance(step, Menu):
             actions = list(step.keys.values()) + [step.on_no_input, step.on_invalid]
             return {self._action_target(action, step.id) for action in actions}
@@ -685,8 +687,12 @@ class _Graph:
         while isinstance(action, SetResult):
             action = action.then
         if isinstance(action, Goto):
-            return action.step if action.step in self.steps else self.EXIT
+            return self._known(action.step)
         return step_id if isinstance(action, Repeat) else self.EXIT
+
+    def _known(self, step_id):
+        """`step_id`, or EXIT for a missing step (reported elsewhere) so the walk stays inside."""
+        return step_id if step_id in self.steps else self.EXIT
 
     @staticmethod
     def _reach(start, edges):
@@ -721,7 +727,7 @@ class _Graph:
             path.append(step_id)
             step = self.steps[step_id]
             if isinstance(step, Play):
-                step_id = step.next
+                step_id = self._known(step.next)
             elif isinstance(step, Menu):
                 step_id = self._action_target(step.on_no_input, step.id)
             else:

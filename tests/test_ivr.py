@@ -424,3 +424,23 @@ def test_unknown_and_never_valid_templates_are_named_errors(loader, templates_di
         loader.get('BROKEN')
     assert info.value.name == 'BROKEN'
     assert loader.check('BROKEN') == list(info.value.problems)
+
+
+@pytest.mark.parametrize('text', [
+    'step = 5',
+    'template = 5\n[[step]]\nid = "a"\nhangup = true',
+    '[[step]]\nid = 5\nplay = 5',
+    '[[step]]\nid = "a"\nplay = [5, {}, { money = 5 }, { a = "b", c = "d" }]',
+    '[[step]]\nid = "a"\nplay = ["xin_chao"]\nnext = "b"',
+    '[[step]]\nid = "a"\nplay = ["xin_chao"]\nnext = 7',
+    '[[step]]\nid = "a"\nmenu = 5\nkeys = [1]\nno_key = 3\ninvalid = [1]',
+    '[[step]]\nid = "a"\nmenu = "x"\nkeys = { "12" = "hangup", a = "goto" }\ntries = true',
+    '[[step]]\nid = "a"\nsay = ["dpd"]\nas = 5',
+    '[[step]]\nid = "a"\ntransfer = "x y"\nplay = ["xin_chao"]',
+    '[[step]]\nid = "a"\nplay = ["../../etc/passwd", "/abs", "a b"]',
+    '[template]\nstart = ["a"]\nfields = "dpd"\nprompts = "../x"\n[[step]]\nid = "a"\nhangup = true',
+    '[[step]]\nid = "a"\nhangup = true\n[[step]]\nid = "a"\nhangup = true',
+])
+def test_check_reports_malformed_documents_without_crashing(tmp_path, text):
+    found = problems_of(tmp_path, 'ODD', text)
+    assert found and all(line.startswith('ODD') for line in found)

@@ -1,0 +1,184 @@
+"""`autocall`: the operator's command line.
+
+    autocall templates check [NAME ...]                  every problem, one line each
+    autocall templates render NAME --customer JSON|@FILE  what one customer's call plays
+
+Exit status: 0 all good, 1 a template has problems or cannot be rendered, 2 wrong usage.
+"""
+import argparse
+import json
+import os
+import sys
+
+from daemon import ivr
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ACTION_WORDS = {ivr.Repeat: 'repeat this menu', ivr.HangupAction: 'hang up'}
+
+
+def main(argv=None):
+    """Entry point of the `autocall` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.run(args, sys.stdout, sys.stderr)
+
+
+def build_parser():
+    """The argument parser; add further commands (e.g. `status`) beside `templates`."""
+    parser = argparse.ArgumentParser(
+        prog='autocall', description='Operate the autocall IVR dialer.',
+        epilog='Run "autocall COMMAND --help" for the options of a command.')
+    commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    _add_templates_commands(commands)
+    return parser
+
+
+def _add_templates_commands(commands):
+    templates = commands.add_parser(
+        'templates', help='check IVR templates and preview the call they make',
+        description='Check IVR templates (ivr_templates/*.toml) and preview one customer\'s call.')
+    actions = templates.add_subparsers(dest='action', required=True, metavar='ACTION')
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument('--templates', metavar='DIR',
+                       default=os.environ.get('AUTOCALL_TEMPLATES', os.path.join(_REPO, 'ivr_templates')),
+                       help='folder of the *.toml templates (default: $AUTOCALL_TEMPLATES, else %(default)s)')
+    where.add_argument('--sounds', metavar='DIR',
+                       default=os.environ.get('AUTOCALL_SOUNDS', os.path.join(_REPO, 'ivr_templates', 'sounds')),
+                       help='folder of the sound files (default: $AUTOCALL_SOUNDS, else %(default)s)')
+    where.add_argument('--variant', choices=('north', 'south'), default='north',
+                       help='how numbers are read: north (nghìn, linh) or south (ngàn, lẻ); default north')
+    check = actions.add_parser(
+        'check', parents=[where], help='report every problem of templates',
+        description='Check templates: TOML syntax, step types and settings, customer fields, sound files, '
+                    'unreachable steps, goto targets, loops. Prints one line per problem, or "ok NAME".',
+        epilog='Exit status 1 if any template has a problem.')
+    check.add_argument('names', nargs='*', metavar='NAME', help='template names, e.g. IVR-1 (default: all)')
+    check.set_defaults(run=_check)
+    render = actions.add_parser(
+        'render', parents=[where], help='show the files and the words of one customer\'s call',
+        description='Render one customer\'s call: every step with its sound files, the keys of each menu, '
+                    'and the Vietnamese a callee who presses no key hears.',
+        epilog='Example: autocall templates render IVR-1 --customer \'{"contract_number": "HD123456", '
+               '"upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}\'')
+    render.add_argument('name', metavar='NAME', help='template name, e.g. IVR-1')
+    render.add_argument('--customer', required=True, metavar='JSON',
+                        help='the customer\'s fields as a JSON object, or @FILE to read it from a file')
+    render.set_defaults(run=_render)
+
+
+def _check(args, out, err):
+    names = [_plain_name(name) for name in args.names]
+    if not names:
+        try:
+            names = ivr.template_names(args.templates)
+        except OSError as exc:
+            print(f'autocall: cannot list templates in {args.templates}: {exc.strerror}', file=err)
+            return 1
+    if not names:
+        print(f'autocall: no templates (*.toml) in {args.templates}', file=err)
+        return 1
+    failed = False
+    for name in names:
+        problems = _problems(args, name)
+        for problem in problems:
+            print(problem, file=out)
+        if not problems:
+            print(f'ok {name}', file=out)
+        failed = failed or bool(problems)
+    return 1 if failed else 0
+
+
+def _problems(args, name):
+    if not ivr.valid_template_name(name):
+        return [f'{name}: not a template name (letters, digits, _ . - like IVR-1)']
+    return ivr.check(ivr.template_path(args.templates, name), args.sounds, variant=args.variant)
+
+
+def _render(args, out, err):
+    customer = _read_customer(args.customer, err)
+    if customer is None:
+        return 2
+    name = _plain_name(args.name)
+    problems = _problems(args, name)
+    if problems:
+        for problem in problems:
+            print(problem, file=err)
+        return 1
+    template = ivr.load(ivr.template_path(args.templates, name), args.sounds, variant=args.variant)
+    try:
+        script = template.render(customer)
+    except ivr.RenderError as exc:
+        print(f'autocall: cannot render this customer: {exc}', file=err)
+        return 1
+    _print_script(template, script, out)
+    return 0
+
+
+def _plain_name(name):
+    return name[:-5] if name.endswith('.toml') else name
+
+
+def _read_customer(text, err):
+    """The customer object from JSON text or @file; None (after saying why) if unusable."""
+    if text.startswith('@'):
+        try:
+            with open(text[1:], encoding='utf-8') as fh:
+                text = fh.read()
+        except OSError as exc:
+            print(f'autocall: --customer: cannot read {text[1:]}: {exc.strerror}', file=err)
+            return None
+    try:
+        customer = json.loads(text)
+    except ValueError as exc:
+        print(f'autocall: --customer: not valid JSON: {exc}', file=err)
+        return None
+    if not isinstance(customer, dict):
+        print('autocall: --customer: must be a JSON object like {"contract_number": "HD1"}', file=err)
+        return None
+    return customer
+
+
+def _print_script(template, script, out):
+    print(f'template {template.name}: {template.description} (variant {template.variant.name})', file=out)
+    print(f'starts at step {script.start}', file=out)
+    for step in script.steps.values():
+        print(file=out)
+        print(f'[{step.id}] {_describe_step(step)}', file=out)
+        for path in getattr(step, 'files', ()):
+            print(f'  {path}', file=out)
+        if getattr(step, 'transcript', ''):
+            print(f'  says: {step.transcript}', file=out)
+        if isinstance(step, ivr.Menu):
+            for key, action in sorted(step.keys.items()):
+                print(f'  key {key} → {_describe_action(action)}', file=out)
+            print(f'  no key → {_describe_action(step.on_no_input)}', file=out)
+            print(f'  wrong key → {_describe_action(step.on_invalid)}', file=out)
+    print(file=out)
+    print('a callee who presses no key hears:', file=out)
+    print(f'  {script.transcript()}', file=out)
+
+
+def _describe_step(step):
+    if isinstance(step, ivr.Play):
+        return f'play, then {step.next or "hang up"}'
+    if isinstance(step, ivr.Menu):
+        invalid = f', wrong-key prompt {step.invalid_file}' if step.invalid_file else ''
+        return (f'menu: wait {step.timeout_ms / 1000:g} s for up to {step.max_digits} key(s), '
+                f'{step.tries} tries{invalid}')
+    if isinstance(step, ivr.TransferStep):
+        return f'transfer to {step.destination}'
+    return 'hang up'
+
+
+def _describe_action(action):
+    if isinstance(action, ivr.Goto):
+        return f'goto {action.step}'
+    if isinstance(action, ivr.Transfer):
+        return f'transfer to {action.destination}'
+    if isinstance(action, ivr.SetResult):
+        return f'record result {action.name}, then {_describe_action(action.then)}'
+    return _ACTION_WORDS[type(action)]
+
+
+if __name__ == '__main__':
+    sys.exit(main())

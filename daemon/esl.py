@@ -258,7 +258,9 @@ class ESLClient(InboundESL):
 
     def __init__(self, host, port, password, *, events=DEFAULT_EVENTS, timeout=5.0,
                  heartbeat_timeout=60.0, clock=time.monotonic, on_unowned_event=None):
-        super().__init__(host, port, password, timeout=timeout)
+        super().__init__(host, port, check_wire_value(password, 'password'), timeout=timeout)
+        if not heartbeat_timeout > 0 or not timeout > 0:
+            raise ValueError('timeout and heartbeat_timeout must be positive seconds')
         self.events = _subscription(events)
         self.heartbeat_timeout = heartbeat_timeout
         self.on_unowned_event = on_unowned_event
@@ -274,6 +276,7 @@ class ESLClient(InboundESL):
         self._rfile = None
         self._reader = None
         self._connect_started = False
+        self._ready = False
 
     # -- lifecycle
 
@@ -304,6 +307,7 @@ class ESLClient(InboundESL):
         except ESLError as exc:
             self._die('connect failed: %s' % exc)
             raise
+        self._ready = True
         logger.info('ESL connected to %s:%s, events: %s', self.host, self.port, ' '.join(self.events))
 
     def start_event_handlers(self):
@@ -321,7 +325,6 @@ class ESLClient(InboundESL):
 
     def authenticate(self):
         """Send `auth <password>`; raise ESLAuthError (and close) if refused."""
-        check_wire_value(self.password, 'password')
         reply = self._command('auth ' + self.password)
         text = reply.get('Reply-Text', '')
         if not text.startswith('+OK'):
@@ -330,7 +333,7 @@ class ESLClient(InboundESL):
 
     def is_alive(self):
         """True between a successful connect() and the connection's death."""
-        return self.connected and not self.dead.is_set()
+        return self._ready and not self.dead.is_set()
 
     def close(self):
         """Close the socket. Idempotent; pending waiters raise ESLConnectionLost."""

@@ -76,7 +76,8 @@ class ESLEvent:
     `headers` maps each name to its FIRST value (FreeSWITCH repeats e.g. Hangup-Cause
     with the same value); `pairs` keeps every (name, value) in wire order, duplicates
     included. Values are already URL-decoded. `body` is the message's own body as text
-    (BACKGROUND_JOB's `+OK <uuid>\\n`, an api/response body), never mixed into headers.
+    (BACKGROUND_JOB's `+OK <uuid>\\n`), never mixed into headers; only the raw framed
+    messages of `read_message` keep their body as bytes.
     """
 
     __slots__ = ('pairs', 'headers', 'body', 'content_type')

@@ -444,3 +444,35 @@ def test_unknown_and_never_valid_templates_are_named_errors(loader, templates_di
 def test_check_reports_malformed_documents_without_crashing(tmp_path, text):
     found = problems_of(tmp_path, 'ODD', text)
     assert found and all(line.startswith('ODD') for line in found)
+
+
+# --- the committed sound pack and the operator's README ------------------------------------
+
+def pack_files():
+    import tomllib
+    from daemon import say_vi
+    with open(os.path.join(PROMPTS, 'texts.toml'), 'rb') as fh:
+        prompts = tomllib.load(fh)
+    return [f'vi/words/{slug}.wav' for slug in say_vi.WORDS] + [f'vi/prompts/{name}.wav' for name in prompts]
+
+
+def test_every_word_and_prompt_is_committed_as_8khz_mono_16bit_wav():
+    import wave
+    for rel in pack_files():
+        with wave.open(os.path.join(SOUNDS, rel), 'rb') as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2), rel
+            assert 0.05 < wav.getnframes() / 8000 < 15, rel
+
+
+def test_sound_pack_stays_small_and_its_readme_lists_every_file():
+    total = sum(os.path.getsize(os.path.join(SOUNDS, rel)) for rel in pack_files())
+    assert total < 4_000_000
+    with open(os.path.join(SOUNDS, 'README.md'), encoding='utf-8') as fh:
+        readme = fh.read()
+    assert [rel for rel in pack_files() if f'`{rel}`' not in readme] == []
+
+
+def test_the_example_in_the_operators_readme_is_a_valid_template(tmp_path):
+    with open(os.path.join(SHIPPED, 'README.md'), encoding='utf-8') as fh:
+        example = fh.read().split('```toml\n', 1)[1].split('```', 1)[0]
+    assert problems_of(tmp_path, 'EXAMPLE', example) == []

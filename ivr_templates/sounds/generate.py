@@ -7,6 +7,7 @@ Writes 8 kHz mono 16-bit WAV files, silence trimmed at both ends:
   vi/words/<slug>.wav   every word daemon/say_vi.py can ask for (say_vi.WORDS)
   vi/prompts/<name>.wav every prompt listed in vi/prompts/texts.toml
 Existing files are kept unless --force, so studio recordings dropped in are never overwritten.
+--list prints every file name with the words it must say (the table in README.md).
 """
 import argparse
 import os
@@ -48,7 +49,12 @@ def main(argv=None):
     parser.add_argument('--voice', default='vi', help='espeak-ng voice: vi, vi-vn-x-central, vi-vn-x-south')
     parser.add_argument('--speed', type=int, default=150, help='words per minute (default 150)')
     parser.add_argument('--force', action='store_true', help='overwrite existing files')
+    parser.add_argument('--list', action='store_true', help='print the files and their words, make nothing')
     args = parser.parse_args(argv)
+    if args.list:
+        for rel, text in jobs():
+            print(f'| `{rel}` | {text} |')
+        return 0
     for tool in ('espeak-ng', 'sox'):
         if shutil.which(tool) is None:
             print(f'{tool} is not installed: apt-get install -y espeak-ng sox', file=sys.stderr)

@@ -1,0 +1,397 @@
+"""One simulated call leg: its life from originate to destroy, run by one greenlet.
+
+The channel greenlet owns the call's timeline (ringing, answer, the applications sent to it,
+the callee's scripted keys and hangup). Other greenlets talk to it only through its inbox,
+except for `hangup()`, which fires CHANNEL_HANGUP at once as FreeSWITCH does inside uuid_kill.
+"""
+import logging
+import math
+import uuid as uuidlib
+from collections import deque
+
+import gevent
+from gevent.event import AsyncResult
+from gevent.queue import Empty, Queue
+
+from daemon.simulator import sequences as seq
+from daemon.simulator.events import format_local, url_encode
+from daemon.simulator.scenario import REFUSALS
+from daemon.simulator.templates import EVENTS
+
+logger = logging.getLogger(__name__)
+
+# q850 codes of the causes the simulator produces (SYSTEM_SHUTDOWN is 16 in the captures)
+Q850 = {'NORMAL_CLEARING': 16, 'USER_BUSY': 17, 'NO_USER_RESPONSE': 18, 'NO_ANSWER': 19,
+        'CALL_REJECTED': 21, 'UNALLOCATED_NUMBER': 1, 'NORMAL_TEMPORARY_FAILURE': 41,
+        'INVALID_NUMBER_FORMAT': 28, 'SYSTEM_SHUTDOWN': 16, 'ORIGINATOR_CANCEL': 487,
+        'DESTINATION_OUT_OF_ORDER': 27, 'MANAGER_REQUEST': 503, 'LOSE_RACE': 502,
+        'RECOVERY_ON_TIMER_EXPIRE': 102, 'NORMAL_UNSPECIFIED': 31, 'ALLOTTED_TIMEOUT': 602}
+
+# template variants derived from the captured ones: with/without Application-Data, up/hung up
+_DATA_LINE = 'Application-Data: {app_data}\n'
+EVENTS['sim:CHANNEL_EXECUTE:nodata'] = EVENTS['kill:CHANNEL_EXECUTE:0']
+EVENTS['sim:CHANNEL_EXECUTE_COMPLETE:nodata'] = EVENTS[seq.EXECUTE_COMPLETE].replace(_DATA_LINE, '')
+EVENTS['sim:CHANNEL_EXECUTE_COMPLETE:hungup-data'] = EVENTS[seq.EXECUTE_COMPLETE_HUNGUP].replace(
+    'Application: {app}\n', 'Application: {app}\n' + _DATA_LINE)
+DIGIT_GAP = 0.3  # seconds between the digits of one scripted key press
+
+
+class Hangup(Exception):
+    """Raised inside the channel greenlet when the call was hung up while an app waited."""
+
+
+class ExecRequest:
+    """An application to run: from sendmsg (with its headers, echoed in PRIVATE_COMMAND) or uuid_broadcast."""
+
+    def __init__(self, app, arg='', app_uuid=None, sendmsg_text=None):
+        self.app = app
+        self.arg = arg or ''
+        self.app_uuid = app_uuid or str(uuidlib.uuid4())
+        self.sendmsg_text = sendmsg_text
+
+
+class Channel:
+    """A simulated outbound channel. Created by the simulator on originate; `start()` runs it."""
+
+    def __init__(self, sim, uuid, target, variables, behaviour, job=None, origin_arg=''):
+        self.sim = sim
+        self.uuid = uuid
+        self.target = target
+        self.variables = dict(variables)
+        self.behaviour = behaviour
+        self.job = job
+        self.origin_arg = origin_arg
+        self.app_vars = {}
+        self.state = 'down'
+        self.created = sim.clock.now()
+        self.progress = self.answered = self.ended = None
+        self.hangup_cause = None
+        self.remote_hangup = False
+        self.inbox = Queue()
+        self.pending = deque()
+        self.result = AsyncResult()
+        self.digits_dialed = ''
+        self.park_uuid = str(uuidlib.uuid4())
+        self._timers = []
+        self.greenlet = None
+        self.fields = self._initial_fields()
+
+    # ---- public surface used by the simulator -------------------------------------------------
+
+    def start(self):
+        self.greenlet = gevent.spawn(self._run)
+        return self
+
+    def hangup(self, cause='NORMAL_CLEARING', remote=False):
+        """Hang up now (CHANNEL_HANGUP is fired before this returns); False if already hanging up."""
+        if self.hangup_cause is not None or self.state in ('down', 'destroyed'):
+            return False
+        self.hangup_cause = cause
+        self.remote_hangup = remote
+        self.ended = self.sim.clock.now()
+        self._set_cause(cause, Q850.get(cause, 16))
+        if self.state == 'answered':
+            self.fields['disposition'] = 'recv_bye' if remote else 'send_bye'
+            self._fire_all((seq.HANGUP_REMOTE if remote else seq.HANGUP_LOCAL)[0])
+        else:
+            self.fields['disposition'] = 'send_cancel'
+            self._fire_all(seq.NO_ANSWER[0])
+        self.inbox.put(('hangup',))
+        return True
+
+    def execute(self, request):
+        """Queue an application; it runs after the one running now, as FreeSWITCH queues sendmsg."""
+        self.inbox.put(('execute', request))
+
+    def getvar(self, name):
+        """The channel variable as uuid_getvar reports it ('_undef_' when unset)."""
+        for source in (self.app_vars, self.variables, self._core_vars()):
+            if name in source:
+                return source[name]
+        return '_undef_'
+
+    def kill_silently(self):
+        """Vanish without a single event (simulated restart of the switch)."""
+        self._cancel_timers()
+        if self.greenlet is not None:
+            self.greenlet.kill(block=False)
+        self.state = 'destroyed'
+
+    # ---- the call's life ------------------------------------------------------------------------
+
+    def _run(self):
+        outcome = self.behaviour.outcome
+        try:
+            tag = 'kill' if outcome == 'answer' else 'noanswer' if outcome == 'no_answer' else REFUSALS[outcome][4]
+            self._fire_all(seq.START[tag])
+            self.state = 'ringing'
+            try:
+                self._ring_phase(outcome)
+            except Hangup:
+                self._cancelled()
+                return
+            if self.state == 'answered':
+                self._serve()
+        finally:
+            self._cancel_timers()
+            self.state = 'destroyed'
+            self.sim.channel_gone(self)
+
+    def _ring_phase(self, outcome):
+        behaviour = self.behaviour
+        if outcome in REFUSALS:
+            if behaviour.ring > 0:
+                self._ringing()
+                self._wait_until(self.created + behaviour.ring)
+            self._refuse(outcome)
+            return
+        self._ringing()
+        timeout = float(self.variables.get('originate_timeout', 60) or 60)
+        # originate_timeout counts whole seconds of the clock, so it fires up to 1 s early
+        deadline = math.floor(self.created) + timeout
+        answer_at = self.created + behaviour.answer_after
+        if outcome == 'answer' and answer_at < deadline:
+            self._wait_until(answer_at)
+            self._answer()
+        else:
+            self._wait_until(deadline)
+            self._no_answer()
+
+    def _ringing(self):
+        self.progress = self.sim.clock.now()
+        self.fields['progress_us'] = _usec(self.progress)
+        self._fire_all(seq.RINGING)
+
+    def _refuse(self, outcome):
+        cause, q850, status, phrase, tag = REFUSALS[outcome]
+        self.hangup_cause = cause
+        self.ended = self.sim.clock.now()
+        self._set_cause(cause, q850)
+        self.fields.update(disposition='recv_refuse', sip_status=str(status), sip_proto='sip%%3A%d' % status,
+                           sip_fail_status=str(status), sip_phrase=url_encode(phrase), sip_term_cause=str(q850))
+        self._set_times()
+        before, after = seq.REFUSED[tag]
+        self._fire_all(before)
+        self._job_result('-ERR %s\n' % cause)
+        self._fire_all(after)
+
+    def _no_answer(self):
+        self.hangup_cause = 'NO_ANSWER'
+        self.ended = self.sim.clock.now()
+        self._set_cause('NO_ANSWER', 19)
+        self.fields.update(disposition='send_cancel', sip_fail_status='487', sip_phrase='CANCEL')
+        self._fire_all(seq.NO_ANSWER[0])
+        self._finish_unanswered()
+
+    def _cancelled(self):
+        """Hung up by us while ringing: CHANNEL_HANGUP already went out from hangup()."""
+        self.fields.update(sip_fail_status='487', sip_phrase='CANCEL')
+        self._finish_unanswered()
+
+    def _finish_unanswered(self):
+        self._job_result('-ERR %s\n' % self.hangup_cause)
+        self._set_times()
+        self._fire_all(seq.NO_ANSWER[1])
+
+    def _answer(self):
+        self.answered = self.sim.clock.now()
+        self.state = 'answered'
+        self.fields['answered_us'] = _usec(self.answered)
+        self._fire_all(seq.ANSWER)
+        self._job_result('+OK %s\n' % self.uuid)
+        self._set_app('park', '', self.park_uuid)
+        self._set_var('current_application', 'park')
+        self._fire_all(seq.ANSWER_AFTER_JOB)
+        self._schedule_callee()
+
+    def _serve(self):
+        """Parked: run queued applications, let DTMF through, until the call is hung up."""
+        while True:
+            if self.pending:
+                self._execute(self.pending.popleft())
+                continue
+            message = self.inbox.get()
+            if message[0] == 'hangup':
+                break
+            self._handle(message)
+        self._finish_answered()
+
+    def _finish_answered(self):
+        self._set_app('park', '', self.park_uuid)
+        self.fields['app_resp'] = url_encode(self.app_vars.get('current_application_response', '_none_'))
+        self._set_times()
+        self._fire_all((seq.HANGUP_REMOTE if self.remote_hangup else seq.HANGUP_LOCAL)[1])
+
+    def _handle(self, message):
+        kind = message[0]
+        if kind == 'execute':
+            self.pending.append(message[1])
+        elif kind == 'dtmf':
+            self._dtmf(message[1])
+        elif kind == 'hangup':
+            raise Hangup()
+
+    # ---- applications ----------------------------------------------------------------------------
+
+    def _execute(self, request):
+        from daemon.simulator.apps import APPS  # apps call back into the channel
+        app = APPS.get(request.app)
+        self.sim.record_app(self, request)
+        if app is None:
+            logger.warning('channel %s: invalid application %s', self.uuid, request.app)
+            self.hangup('DESTINATION_OUT_OF_ORDER')
+            return
+        self.fields['last_app'] = url_encode(request.app)
+        self.fields['last_arg'] = url_encode(request.arg)
+        self._set_var('current_application_data', request.arg)
+        self._set_var('current_application', request.app)
+        self._set_app(request.app, request.arg, request.app_uuid)
+        self.sim.fire(seq.EXECUTE if request.arg else 'sim:CHANNEL_EXECUTE:nodata', self.fields)
+        try:
+            app(self, request.arg)
+        except Hangup:
+            self.inbox.put(('hangup',))  # finish the hangup in _serve after this completion
+        self._set_app(request.app, request.arg, request.app_uuid)
+        self.fields['app_resp'] = url_encode(self.app_vars.get('current_application_response', '_none_'))
+        if self.hangup_cause is None:
+            key = seq.EXECUTE_COMPLETE if request.arg else 'sim:CHANNEL_EXECUTE_COMPLETE:nodata'
+        else:
+            key = 'sim:CHANNEL_EXECUTE_COMPLETE:hungup-data' if request.arg else seq.EXECUTE_COMPLETE_HUNGUP
+        self.sim.fire(key, self.fields)
+        if request.sendmsg_text is not None:
+            self.fields['_sendmsg'] = request.sendmsg_text
+            self.sim.fire(seq.PRIVATE_COMMAND, self.fields)
+
+    def wait(self, seconds, stop=None):
+        """Let `seconds` of simulated time pass while an app runs.
+
+        Returns the first DTMF digit for which `stop(digit)` is true (None when time ran out).
+        Every digit fires its DTMF event; raises Hangup when the call is hung up meanwhile.
+        """
+        return self._wait_until(self.sim.clock.now() + seconds, stop)
+
+    def _wait_until(self, deadline, stop=None):
+        while True:
+            remaining = deadline - self.sim.clock.now()
+            if remaining <= 0:
+                return None
+            try:
+                message = self.inbox.get(timeout=self.sim.clock.real(remaining))
+            except Empty:
+                return None
+            if message[0] == 'dtmf' and self.state == 'answered':
+                self._dtmf(message[1])
+                if stop is not None and stop(message[1]):
+                    return message[1]
+            elif message[0] in ('hangup', 'execute'):
+                self._handle(message)
+
+    def set_var(self, name, value):
+        """Set (or with None, unset) a channel variable; a set variable moves to the end, as in FreeSWITCH."""
+        self._set_var(name, value)
+
+    def fire(self, key, **fields):
+        """Fire template `key` for this channel with extra slot values."""
+        self.fields.update(fields)
+        self.sim.fire(key, self.fields)
+
+    def _dtmf(self, digit):
+        self.digits_dialed += digit
+        self.fields['digits_dialed'] = url_encode(self.digits_dialed)
+        self.fields['digit'] = url_encode(digit)
+        self.sim.fire(seq.DTMF, self.fields)
+
+    # ---- callee script -----------------------------------------------------------------------------
+
+    def _schedule_callee(self):
+        clock = self.sim.clock
+        for offset, digits in self.behaviour.keys:
+            for i, digit in enumerate(digits):
+                self._later(offset + i * DIGIT_GAP, self.inbox.put, ('dtmf', digit))
+        if self.behaviour.hangup_after is not None:
+            self._later(self.behaviour.hangup_after, self.hangup, 'NORMAL_CLEARING', True)
+        del clock
+
+    def _later(self, seconds, func, *args):
+        self._timers.append(gevent.spawn_later(self.sim.clock.real(seconds), func, *args))
+
+    def _cancel_timers(self):
+        for timer in self._timers:
+            timer.kill(block=False)
+        self._timers = []
+
+    # ---- fields --------------------------------------------------------------------------------------
+
+    def _initial_fields(self):
+        target = self.target
+        fields = dict(self.sim.events.base)
+        fields.update(
+            uuid=self.uuid, chan=url_encode(target.channel_name), user=url_encode(target.user),
+            req_uri=url_encode(target.req_uri), hostport=url_encode(target.hostport), port=target.port,
+            session_id=str(self.sim.next_session_id()), media_port=str(16384 + 2 * (self.sim.sessions_total % 8000)),
+            _orig=''.join('variable_%s: %s\n' % (k, url_encode(v)) for k, v in self.variables.items()),
+            _app='', _sendmsg='', created_us=_usec(self.created), answered_us='0', progress_us='0', hangup_us='0',
+            cause='', q850='', disposition='', sip_status='', sip_proto='', sip_fail_status='', sip_phrase='',
+            sip_term_cause='', app='', app_data='', app_resp='_none_', app_uuid='', last_app='', last_arg='',
+            digits_dialed='none', digit='', play_file='', play_status='done', job=self.job or '',
+            job_cmd='originate', job_arg=url_encode(self.origin_arg))
+        return fields
+
+    def _core_vars(self):
+        return {'uuid': self.uuid, 'call_uuid': self.uuid, 'channel_name': self.target.channel_name,
+                'direction': 'outbound', 'is_outbound': 'true'}
+
+    def _set_var(self, name, value):
+        self.app_vars.pop(name, None)
+        if value is not None:
+            self.app_vars[name] = str(value)
+        self.fields['_app'] = ''.join('variable_%s: %s\n' % (k, url_encode(v)) for k, v in self.app_vars.items())
+
+    def _set_app(self, app, arg, app_uuid):
+        self.fields.update(app=url_encode(app), app_data=url_encode(arg), app_uuid=app_uuid)
+
+    def _set_cause(self, cause, q850):
+        self.fields.update(cause=cause, q850=str(q850), hangup_us=_usec(self.ended))
+
+    def _set_times(self):
+        self.fields.update(_times(self.created, self.progress, self.answered, self.ended))
+
+    def _job_result(self, text):
+        if not self.result.ready():
+            self.result.set(text)
+        self.sim.job_done(self.job, 'originate', self.origin_arg, text)
+
+    def _fire_all(self, keys):
+        fire, fields = self.sim.fire, self.fields
+        for key in keys:
+            fire(key, fields)
+
+
+def _usec(epoch):
+    return str(int(epoch * 1000000)) if epoch else '0'
+
+
+def _times(created, progress, answered, ended):
+    """The *_stamp, *_epoch, duration and billsec variables of CHANNEL_HANGUP_COMPLETE."""
+    c, p, a, e = (int(x * 1000000) if x else 0 for x in (created, progress, answered, ended))
+    cs, ps, as_, es = (x // 1000000 for x in (c, p, a, e))
+    out = {}
+    for name, value, secs in (('start', c, cs), ('profile_start', c, cs), ('answer', a, as_),
+                              ('progress', p, ps), ('end', e, es)):
+        out['t_%s_stamp' % name] = url_encode(format_local(secs)) if value else ''
+        out['t_%s_epoch' % name] = str(secs)
+        out['t_%s_uepoch' % name] = str(value)
+    spans = {'duration': (cs, es, c, e), 'bill': (as_, es, a, e) if a else (0, 0, 0, 0),
+             'progress': (cs, ps, c, p) if p else (0, 0, 0, 0), 'answer': (cs, as_, c, a) if a else (0, 0, 0, 0)}
+    d0, d1, du0, du1 = spans['duration']
+    out.update(t_duration=str(d1 - d0), t_mduration=str((du1 - du0) // 1000), t_uduration=str(du1 - du0),
+               t_flow_billsec=str(d1 - d0), t_flow_billmsec=str((du1 - du0) // 1000),
+               t_flow_billusec=str(du1 - du0))
+    for prefix, key in (('bill', 'bill'), ('progress', 'progress'), ('answer', 'answer')):
+        s0, s1, u0, u1 = spans[key]
+        out['t_%ssec' % prefix] = str(s1 - s0)
+        out['t_%smsec' % prefix] = str((u1 - u0) // 1000)
+        out['t_%susec' % prefix] = str(u1 - u0)
+    for prefix in ('wait', 'progress_media'):
+        out['t_%ssec' % prefix] = out['t_%smsec' % prefix] = out['t_%susec' % prefix] = '0'
+    return out

@@ -1,0 +1,181 @@
+"""Scripted callees: who answers, refuses, rings out, presses keys or hangs up, per dialled number.
+
+A scenario is a TOML file (see docs/simulator.md). Every duration is in simulated seconds; the
+simulator's --time-scale compresses them all.
+"""
+import fnmatch
+import random
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+
+from daemon.errors import AutocallError
+
+# outcome -> (Hangup-Cause, q850, SIP status, SIP phrase, capture tag whose events are used)
+REFUSALS = {
+    'busy': ('USER_BUSY', 17, 486, 'Busy Here', 'busy'),
+    'decline': ('CALL_REJECTED', 21, 603, 'Decline', 'decline'),
+    'unallocated': ('UNALLOCATED_NUMBER', 1, 404, 'Not Found', 'busy'),
+    'no_user_response': ('NO_USER_RESPONSE', 18, 480, 'Temporarily Unavailable', 'busy'),
+    'invalid_number': ('INVALID_NUMBER_FORMAT', 28, 484, 'Address Incomplete', 'busy'),
+    'unreachable': ('NORMAL_TEMPORARY_FAILURE', 41, 503, 'Service Unavailable', 'unreach'),
+}
+OUTCOMES = ('answer', 'no_answer') + tuple(REFUSALS)
+DEFAULT_PROFILES = ('lo', 'internal', 'external')
+
+
+class ScenarioError(AutocallError):
+    """The scenario file is invalid; the message says where."""
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What one callee does. Times are simulated seconds.
+
+    outcome: 'answer', 'no_answer' (rings until originate_timeout) or a key of REFUSALS.
+    ring: seconds of ringing before a refusal (0: refused at once, no 180).
+    answer_after: seconds from originate to answer.
+    hangup_after: the callee hangs up this long after answer (None: never, we must hang up).
+    keys: (offset after answer, digits) pairs; several digits are pressed 0.3 s apart.
+    """
+    outcome: str = 'answer'
+    ring: float = 0.0
+    answer_after: float = 1.0
+    hangup_after: float | None = 30.0
+    keys: tuple = ()
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str  # 'exact', 'glob' or 'regex'
+    pattern: str
+    behaviour: Behaviour
+
+    def matches(self, number):
+        if self.kind == 'exact':
+            return number == self.pattern
+        if self.kind == 'glob':
+            return fnmatch.fnmatchcase(number, self.pattern)
+        return re.search(self.pattern, number) is not None
+
+
+@dataclass
+class Scenario:
+    """Resolves a dialled number to a Behaviour; knows which gateways and profiles exist."""
+    rules: list = field(default_factory=list)
+    default: Behaviour = field(default_factory=Behaviour)
+    mix: list | None = None  # [(weight, outcome, ranges dict)]
+    gateways: frozenset | None = None  # None: every gateway name is known
+    profiles: frozenset = frozenset(DEFAULT_PROFILES)
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def behaviour_for(self, number):
+        """The first matching rule's behaviour, else one drawn from the random mix, else the default."""
+        for rule in self.rules:
+            if rule.matches(number):
+                return rule.behaviour
+        if self.mix:
+            return self._draw()
+        return self.default
+
+    def knows_gateway(self, name):
+        return self.gateways is None or name in self.gateways
+
+    def knows_profile(self, name):
+        return name in self.profiles
+
+    def _draw(self):
+        weights = [weight for weight, _outcome, _ranges in self.mix]
+        _weight, outcome, ranges = self.rng.choices(self.mix, weights=weights)[0]
+        values = {}
+        for name, value in ranges.items():
+            if name == 'keys':
+                values['keys'] = _keys(value, 'random')
+            elif isinstance(value, list):
+                values[name] = self.rng.uniform(float(value[0]), float(value[1]))
+            else:
+                values[name] = value
+        return replace(self.default, outcome=outcome, **values)
+
+
+def load(path, seed=None):
+    """Read a scenario TOML file. Raises ScenarioError with the offending key on bad input."""
+    try:
+        with open(path, 'rb') as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ScenarioError('cannot read scenario %s: %s' % (path, exc)) from exc
+    return from_dict(data, seed=seed)
+
+
+def from_dict(data, seed=None):
+    """Build a Scenario from already-parsed TOML data (the same keys as the file)."""
+    default = _behaviour(data.get('default', {}), Behaviour(), 'default')
+    rules = [_rule(entry, default, i) for i, entry in enumerate(data.get('numbers', []))]
+    scenario = Scenario(rules=rules, default=default)
+    if 'gateways' in data:
+        scenario.gateways = frozenset(data['gateways'])
+    if 'profiles' in data:
+        scenario.profiles = frozenset(data['profiles'])
+    if 'random' in data:
+        scenario.mix = _mix(data['random'])
+        scenario.rng = random.Random(data['random'].get('seed', 0) if seed is None else seed)
+    return scenario
+
+
+def _rule(entry, default, index):
+    where = 'numbers[%d]' % index
+    kinds = [kind for kind in ('number', 'glob', 'regex') if kind in entry]
+    if len(kinds) != 1:
+        raise ScenarioError('%s needs exactly one of number, glob, regex' % where)
+    kind = kinds[0]
+    pattern = str(entry[kind])
+    if kind == 'regex':
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ScenarioError('%s.regex: %s' % (where, exc)) from exc
+    rest = {k: v for k, v in entry.items() if k != kind}
+    return _Rule('exact' if kind == 'number' else kind, pattern, _behaviour(rest, default, where))
+
+
+def _behaviour(values, base, where):
+    unknown = set(values) - {'outcome', 'ring', 'answer_after', 'hangup_after', 'keys'}
+    if unknown:
+        raise ScenarioError('%s: unknown key(s) %s' % (where, ', '.join(sorted(unknown))))
+    outcome = values.get('outcome', base.outcome)
+    if outcome not in OUTCOMES:
+        raise ScenarioError('%s.outcome: %r is not one of %s' % (where, outcome, ', '.join(OUTCOMES)))
+    changes = {'outcome': outcome}
+    for name in ('ring', 'answer_after', 'hangup_after'):
+        if name in values:
+            changes[name] = _seconds(values[name], '%s.%s' % (where, name))
+    if 'keys' in values:
+        changes['keys'] = _keys(values['keys'], where)
+    return replace(base, **changes)
+
+
+def _seconds(value, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ScenarioError('%s must be a number of seconds >= 0, got %r' % (where, value))
+    return float(value)
+
+
+def _keys(value, where):
+    try:
+        return tuple((float(offset), str(digits)) for offset, digits in value)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError('%s.keys must be a list of [seconds, "digits"] pairs' % where) from exc
+
+
+def _mix(section):
+    weights = section.get('weights')
+    if not isinstance(weights, dict) or not weights:
+        raise ScenarioError('random.weights must be a table of outcome = weight')
+    mix = []
+    for outcome, weight in weights.items():
+        if outcome not in OUTCOMES:
+            raise ScenarioError('random.weights: unknown outcome %r' % outcome)
+        ranges = section.get(outcome, {})
+        mix.append((float(weight), outcome, dict(ranges)))
+    return mix

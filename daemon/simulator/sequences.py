@@ -1,0 +1,64 @@
+"""Which captured event follows which: the event sequences of every call outcome, as template keys.
+
+Keys name a template in `templates.py`: "<capture tag>:<Event-Name>:<n>" is the n-th event of that
+name on the channel of the capture with that tag (see gen_templates.SOURCES). The orders below
+are the orders seen in the captures.
+"""
+
+START = {tag: ['%s:CHANNEL_OUTGOING:0' % tag, '%s:CHANNEL_STATE:0' % tag, '%s:CHANNEL_CREATE:0' % tag,
+               '%s:CHANNEL_ORIGINATE:0' % tag, '%s:CHANNEL_STATE:1' % tag, '%s:CHANNEL_STATE:2' % tag]
+         for tag in ('kill', 'busy', 'decline', 'unreach', 'noanswer')}
+
+# 180 Ringing (sipp sent it before 200 in every answered capture)
+RINGING = ['kill:CHANNEL_PROGRESS:0', 'kill:CHANNEL_CALLSTATE:0']
+
+# 200 OK: up to the job result, then after it (BACKGROUND_JOB goes in between for bgapi)
+ANSWER = ['kill:CODEC:0', 'kill:CODEC:1', 'kill:CHANNEL_ANSWER:0', 'kill:CALL_UPDATE:0']
+ANSWER_AFTER_JOB = ['kill:CHANNEL_CALLSTATE:1', 'kill:CHANNEL_STATE:3', 'kill:CHANNEL_EXECUTE:0',
+                    'kill:CHANNEL_PARK:0']
+
+# refused before answer (486/603/404/503...): (hangup up to reporting, after the job result)
+REFUSED = {tag: (['%s:CHANNEL_HANGUP:0' % tag, '%s:CHANNEL_STATE:3' % tag, '%s:CHANNEL_CALLSTATE:0' % tag,
+                  '%s:CHANNEL_STATE:4' % tag, '%s:CHANNEL_HANGUP_COMPLETE:0' % tag],
+                 ['%s:CHANNEL_DESTROY:0' % tag, '%s:CHANNEL_STATE:5' % tag])
+           for tag in ('busy', 'decline', 'unreach')}
+
+# originate_timeout while ringing: the job result comes right after CHANNEL_HANGUP
+NO_ANSWER = (['noanswer:CHANNEL_HANGUP:0'],
+             ['noanswer:CHANNEL_STATE:3', 'noanswer:CHANNEL_CALLSTATE:1', 'noanswer:CHANNEL_STATE:4',
+              'noanswer:CHANNEL_HANGUP_COMPLETE:0', 'noanswer:CHANNEL_DESTROY:0', 'noanswer:CHANNEL_STATE:5'])
+
+# no channel could be made (unknown profile or gateway): destroyed at once
+NO_CHANNEL = ['badprofile:CHANNEL_DESTROY:0', 'badprofile:CHANNEL_STATE:0']
+
+# hangup of an answered, parked call: (CHANNEL_HANGUP, the rest); local = we hung up, remote = callee's BYE
+HANGUP_LOCAL = (['kill:CHANNEL_HANGUP:0'],
+                ['kill:CHANNEL_UNPARK:0', 'kill:CHANNEL_EXECUTE_COMPLETE:1', 'kill:CHANNEL_STATE:4',
+                 'kill:CHANNEL_CALLSTATE:2', 'kill:CHANNEL_STATE:5', 'kill:CHANNEL_HANGUP_COMPLETE:0',
+                 'kill:CHANNEL_DESTROY:0', 'kill:CHANNEL_STATE:6'])
+HANGUP_REMOTE = (['bye:CHANNEL_HANGUP:0'],
+                 ['bye:CHANNEL_UNPARK:0', 'bye:CHANNEL_EXECUTE_COMPLETE:0', 'bye:CHANNEL_STATE:4',
+                  'bye:CHANNEL_CALLSTATE:2', 'bye:CHANNEL_STATE:5', 'bye:CHANNEL_HANGUP_COMPLETE:0',
+                  'bye:CHANNEL_DESTROY:0', 'bye:CHANNEL_STATE:6'])
+
+# an application run by sendmsg inside park
+EXECUTE = 'kill:CHANNEL_EXECUTE:1'
+EXECUTE_COMPLETE = 'kill:CHANNEL_EXECUTE_COMPLETE:0'
+EXECUTE_COMPLETE_HUNGUP = 'kill:CHANNEL_EXECUTE_COMPLETE:1'
+PLAYBACK_START = 'kill:PLAYBACK_START:0'
+PLAYBACK_STOP = 'kill:PLAYBACK_STOP:0'
+DTMF = 'kill:DTMF:0'
+PRIVATE_COMMAND = 'kill:PRIVATE_COMMAND:0'
+
+
+def _all_keys():
+    keys = [key for seq in START.values() for key in seq]
+    for before, after in REFUSED.values():
+        keys += before + after
+    for seq in (RINGING, ANSWER, ANSWER_AFTER_JOB, NO_CHANNEL) + NO_ANSWER + HANGUP_LOCAL + HANGUP_REMOTE:
+        keys += seq
+    return set(keys) | {EXECUTE, EXECUTE_COMPLETE, EXECUTE_COMPLETE_HUNGUP, PLAYBACK_START, PLAYBACK_STOP,
+                        DTMF, PRIVATE_COMMAND}
+
+
+USED = _all_keys()

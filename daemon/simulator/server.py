@@ -1,0 +1,294 @@
+"""The simulated switch: an ESL inbound server on a gevent StreamServer, its channels and fault hooks.
+
+    sim = Simulator(scenario, password='ClueCon', time_scale=0.01).start()
+    host, port = sim.address
+    ...
+    sim.stop()
+
+Any number of clients may connect at once. Fault hooks exist as methods (for in-process tests)
+and as `api sim_fault ...` / `api sim_restart` commands (for tests that run us as a process).
+"""
+import json
+import logging
+import time
+import uuid as uuidlib
+
+import gevent
+from gevent.server import StreamServer
+
+from daemon.simulator import sequences as seq
+from daemon.simulator.channel import Channel
+from daemon.simulator.clock import SimClock
+from daemon.simulator.connection import Connection
+from daemon.simulator.dial import USAGE, parse_originate
+from daemon.simulator.events import (DISCONNECT_SHUTDOWN, EventFactory, disconnect_notice, event_name,
+                                     frame_event, url_encode)
+from daemon.simulator.media import Media
+from daemon.simulator.scenario import Scenario
+from daemon.simulator.templates import EVENTS
+from daemon.simulator import api as api_commands
+
+logger = logging.getLogger(__name__)
+EVENTS['sim:API:arg'] = EVENTS['API'] + 'API-Command-Argument: {api_arg}\n'
+
+
+class Simulator:
+    """A FreeSWITCH 1.10 stand-in speaking the inbound event socket protocol.
+
+    scenario: a Scenario (callee behaviour); time_scale: real seconds per simulated second;
+    heartbeat: simulated seconds between HEARTBEAT events; record_path: JSON-lines file that gets
+    one line per originate and per app executed (also kept in `records`).
+    """
+
+    def __init__(self, scenario=None, password='ClueCon', listen=('127.0.0.1', 0), time_scale=1.0,
+                 heartbeat=20.0, record_path=None, sound_dir='.', wall=time.time, hostname='vm'):
+        self.scenario = scenario or Scenario()
+        self.password = password
+        self.clock = SimClock(time_scale, wall=wall)
+        self.heartbeat = heartbeat
+        self.hostname = hostname
+        self.media = Media(sound_dir)
+        self.channels = {}
+        self.connections = set()
+        self.records = []
+        self.sessions_total = 0
+        self.sessions_peak = 0
+        self.delay_ms = 0
+        self._listen = listen
+        self._record_file = open(record_path, 'a', encoding='utf-8') if record_path else None
+        self._silent_until = 0.0
+        self._server = None
+        self._address = None
+        self._greenlets = []
+        self._new_core()
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self):
+        """Bind and start serving; returns self. `address` is then the bound (host, port)."""
+        self._server = StreamServer(self._listen, self._handle)
+        self._server.start()
+        self._address = self._server.address[:2]
+        if self.heartbeat:
+            self._greenlets.append(gevent.spawn(self._heartbeats))
+        logger.info('simulator listening on %s:%d (time scale %s)', *self._address, self.clock.scale)
+        return self
+
+    @property
+    def address(self):
+        return self._address
+
+    def stop(self):
+        """Stop at once: no more events, every connection and channel gone, listener closed."""
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        if self._server is not None:
+            self._server.close()
+        self.drop_connections()
+        for channel in list(self.channels.values()):
+            self._forget(channel, 'lost')
+        if self._record_file:
+            self._record_file.close()
+            self._record_file = None
+
+    def shutdown(self, grace=2.0):
+        """What SIGTERM does to FreeSWITCH (capture 08b): SHUTDOWN event, every call hung up with
+        SYSTEM_SHUTDOWN, then 'The system is being shut down.' and the connections close."""
+        self.fire('SHUTDOWN', dict(self.events.base))
+        for channel in list(self.channels.values()):
+            channel.hangup('SYSTEM_SHUTDOWN')
+        deadline = time.monotonic() + grace
+        while self.channels and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        for conn in list(self.connections):
+            conn.close_after(disconnect_notice(DISCONNECT_SHUTDOWN))
+        gevent.sleep(0)
+        for conn in list(self.connections):
+            conn.wait_closed(grace)
+        self.stop()
+
+    def wait_idle(self, timeout=10.0):
+        """Block until no channel is left (True) or `timeout` real seconds pass (False)."""
+        deadline = time.monotonic() + timeout
+        while self.channels:
+            if time.monotonic() >= deadline:
+                return False
+            gevent.sleep(0.005)
+        return True
+
+    # ---- fault hooks -----------------------------------------------------------------------------------
+
+    def drop_connections(self):
+        """Close every client connection abruptly (no notice), as a network cut or crash would."""
+        for conn in list(self.connections):
+            conn.abort()
+
+    def silence(self, seconds):
+        """Write nothing at all (not even heartbeats) for `seconds` real seconds; sockets stay open."""
+        self._silent_until = time.monotonic() + seconds
+
+    def silent_for(self):
+        """Real seconds of silence left (0 when writing is allowed)."""
+        return max(0.0, self._silent_until - time.monotonic())
+
+    def refuse(self, seconds):
+        """Refuse new connections for `seconds` real seconds (the listener is closed, then reopened)."""
+        if self._server is None:
+            return
+        address = self._address
+        self._server.close()
+        self._greenlets.append(gevent.spawn_later(seconds, self._reopen, address))
+
+    def delay(self, milliseconds):
+        """Delay every command's reply by `milliseconds` real ms from now on (0: no delay)."""
+        self.delay_ms = max(0, int(milliseconds))
+
+    def restart(self):
+        """As a FreeSWITCH restart: every channel gone without events, every connection dropped,
+        a new Core-UUID. The listener stays up."""
+        for channel in list(self.channels.values()):
+            channel.kill_silently()
+            self._forget(channel, 'lost')
+        self.drop_connections()
+        self._new_core()
+
+    # ---- used by connections ---------------------------------------------------------------------------
+
+    def api(self, command, args, conn=None):
+        """Run an api command; returns the api/response body. May block (sync originate)."""
+        return api_commands.run(self, command, args, conn)
+
+    def originate(self, arg, job=None):
+        """Start a call. Returns the Channel, or an '-ERR ...' string when no channel could be made."""
+        parsed = parse_originate(arg)
+        if parsed is None:
+            return USAGE
+        target = parsed.target
+        error = None
+        if target is None:
+            error = 'CHAN_NOT_IMPLEMENTED'
+        elif target.gateway is not None and not self.scenario.knows_gateway(target.gateway):
+            error = 'INVALID_GATEWAY'
+        elif target.profile is not None and not self.scenario.knows_profile(target.profile):
+            error = 'INVALID_PROFILE'
+        variables = dict(parsed.variables)
+        uuid = variables.get('origination_uuid') or str(uuidlib.uuid4())
+        if error is None and uuid in self.channels:
+            error = 'DESTINATION_OUT_OF_ORDER'
+        if error is not None:
+            return self._no_channel(uuid, arg, job, error, parsed)
+        behaviour = self.scenario.behaviour_for(target.user)
+        channel = Channel(self, uuid, target, parsed.variables, behaviour, job=job, origin_arg=arg)
+        self.channels[uuid] = channel
+        self.sessions_peak = max(self.sessions_peak, len(self.channels))
+        return channel.start()
+
+    def connection_opened(self, conn):
+        self.connections.add(conn)
+
+    def connection_closed(self, conn):
+        self.connections.discard(conn)
+
+    # ---- used by channels ------------------------------------------------------------------------------
+
+    def fire(self, key, fields, body=None):
+        """Render template `key` once per format and hand it to every connection subscribed to it."""
+        name = event_name(key)
+        targets = [conn for conn in self.connections if conn.wants(name)]
+        if not targets:
+            self.events.skip()
+            return
+        text = self.events.render(key, fields, body)
+        frames = {}
+        for conn in targets:
+            data = frames.get(conn.format)
+            if data is None:
+                data = frames[conn.format] = frame_event(text, conn.format)
+            conn.deliver(data)
+
+    def api_event(self, command, args):
+        """The API event FreeSWITCH fires after an api command ran."""
+        fields = dict(self.events.base, api_cmd=url_encode(command), api_arg=url_encode(args))
+        self.fire('sim:API:arg' if args else 'API', fields)
+
+    def job_done(self, job, command, args, result):
+        """API event, then BACKGROUND_JOB for a bgapi job (job None: it was a blocking api)."""
+        self.api_event(command, args)
+        if job is not None:
+            fields = dict(self.events.base, job=job, job_cmd=url_encode(command), job_arg=url_encode(args))
+            self.fire('BACKGROUND_JOB', fields, body=result)
+
+    def next_session_id(self):
+        self.sessions_total += 1
+        return self.sessions_total
+
+    def channel_gone(self, channel):
+        if self.channels.get(channel.uuid) is channel:
+            self._forget(channel, channel.behaviour.outcome)
+
+    def record_app(self, channel, request):
+        self._record({'event': 'app', 'time': self.clock.now(), 'uuid': channel.uuid,
+                      'app': request.app, 'arg': request.arg, 'app_uuid': request.app_uuid})
+
+    # ---- internals -------------------------------------------------------------------------------------
+
+    def _handle(self, sock, address):
+        Connection(self, sock, address).serve()
+
+    def _new_core(self):
+        self.core_uuid = str(uuidlib.uuid4())
+        self.started = self.clock.now()
+        self.events = EventFactory(self.clock.now, self.core_uuid, hostname=self.hostname)
+
+    def _reopen(self, address):
+        self._server = StreamServer(address, self._handle)
+        self._server.start()
+
+    def _no_channel(self, uuid, arg, job, error, parsed):
+        fields = dict(self.events.base, uuid=uuid, session_id=str(self.next_session_id()))
+        for key in seq.NO_CHANNEL:
+            self.fire(key, fields)
+        result = '-ERR %s\n' % error
+        self._record({'event': 'originate', 'time': self.clock.now(), 'uuid': uuid, 'job': job,
+                      'dial': parsed.url, 'variables': dict(parsed.variables), 'outcome': error.lower(),
+                      'cause': error, 'answer_time': None, 'end_time': self.clock.now()})
+        if job is not None:
+            gevent.spawn(self.job_done, job, 'originate', arg, result)
+            return result
+        return result
+
+    def _forget(self, channel, outcome):
+        self.channels.pop(channel.uuid, None)
+        self._record({'event': 'originate', 'time': channel.created, 'uuid': channel.uuid, 'job': channel.job,
+                      'dial': channel.target.channel_name, 'variables': dict(channel.variables),
+                      'outcome': outcome, 'cause': channel.hangup_cause, 'answer_time': channel.answered,
+                      'end_time': channel.ended})
+
+    def _record(self, entry):
+        self.records.append(entry)
+        if self._record_file:
+            self._record_file.write(json.dumps(entry) + '\n')
+            self._record_file.flush()
+
+    def _heartbeats(self):
+        while True:
+            gevent.sleep(self.clock.real(self.heartbeat))
+            self.fire('HEARTBEAT', self._heartbeat_fields())
+
+    def _heartbeat_fields(self):
+        up = max(0.0, self.clock.now() - self.started)
+        return dict(self.events.base, uptime=url_encode(uptime_text(up)), uptime_ms=str(int(up * 1000)),
+                    sessions=str(len(self.channels)), sessions_total=str(self.sessions_total),
+                    sessions_peak=str(self.sessions_peak))
+
+
+def uptime_text(seconds):
+    """'0 years, 0 days, 0 hours, 0 minutes, 28 seconds, 13 milliseconds, 217 microseconds'."""
+    usec = int(seconds * 1000000)
+    parts = []
+    for unit, size in (('years', 365 * 86400 * 10 ** 6), ('days', 86400 * 10 ** 6), ('hours', 3600 * 10 ** 6),
+                       ('minutes', 60 * 10 ** 6), ('seconds', 10 ** 6), ('milliseconds', 1000),
+                       ('microseconds', 1)):
+        parts.append('%d %s' % (usec // size, unit))
+        usec %= size
+    return ', '.join(parts)

@@ -189,12 +189,11 @@ class Script:
 
     def files(self):
         """Every file the script may play, once each, in step order (check they exist before a call)."""
-        seen = {}
+        paths = []
         for step in self.steps.values():
-            for path in getattr(step, 'files', ()) + (getattr(step, 'invalid_file', None) or '',):
-                if path:
-                    seen.setdefault(path, None)
-        return list(seen)
+            paths += getattr(step, 'files', ())
+            paths += [step.invalid_file] if getattr(step, 'invalid_file', None) else []
+        return list(dict.fromkeys(paths))
 
     def transcript(self):
         """What a listener hears from the start along the no-key path, as Vietnamese text."""
@@ -539,7 +538,8 @@ class _Parser:
         limits = {key: self._number(step_id, table, key) for key in _MENU_LIMITS}
         keys = self._keys(step_id, table.get('keys'), limits['max_digits'], ids)
         on_no_input = self._action(step_id, 'no_key', table.get('no_key', 'hangup'), ids)
-        on_invalid = self._action(step_id, 'wrong_key', table.get('wrong_key', table.get('no_key', 'hangup')), ids)
+        on_invalid = (self._action(step_id, 'wrong_key', table['wrong_key'], ids) if 'wrong_key' in table
+                      else on_no_input)
         invalid_file = None
         if isinstance(table.get('invalid'), str):
             invalid = self._part(step_id, table['invalid'])
@@ -751,6 +751,7 @@ class TemplateLoader:
         self.destinations = destinations
         self._clock, self._recheck = clock, recheck_seconds
         self._good = {}       # name -> (stamp, Template)
+        self._failed = {}     # name -> (error class, args) while it has no good version
         self._checked = {}    # name -> clock time of the last look at the file
         self._reported = {}   # name -> stamp of the broken version already logged
 
@@ -769,35 +770,39 @@ class TemplateLoader:
         UnknownTemplate: bad name, or no file and never loaded. TemplateInvalid: never valid."""
         path = template_path(self.templates_dir, name)
         now = self._clock()
-        if name in self._good and now - self._checked.get(name, now) < self._recheck:
+        if now - self._checked.get(name, float('-inf')) >= self._recheck:
+            self._checked[name] = now
+            self._refresh(name, path)
+        if name in self._good:
             return self._good[name][1]
-        self._checked[name] = now
-        stamp = _stamp(path)
-        if name in self._good and self._good[name][0] == stamp:
-            return self._good[name][1]
-        if stamp is None and name not in self._good:
-            raise UnknownTemplate(f'no template {name}: {path} does not exist')
+        error, args = self._failed[name]
+        raise error(*args)
+
+    def _refresh(self, name, path):
+        stamp, good = _stamp(path), self._good.get(name)
+        if good and good[0] == stamp:
+            return
+        if stamp is None and not good:
+            self._failed[name] = (UnknownTemplate, (f'no template {name}: {path} does not exist',))
+            return
         try:
             template = load(path, self.sounds_dir, variant=self.variant, destinations=self.destinations)
         except TemplateInvalid as exc:
-            return self._keep_last_good(name, path, stamp, exc)
-        if name in self._good:
+            self._failed[name] = (TemplateInvalid, (name, exc.problems))
+            self._report_once(name, path, stamp, exc.problems, bool(good))
+            return
+        if good:
             log.info('template %s reloaded from %s', name, path)
         self._good[name] = (stamp, template)
+        self._failed.pop(name, None)
         self._reported.pop(name, None)
-        return template
 
-    def _keep_last_good(self, name, path, stamp, exc):
-        if self._reported.get(name) != stamp:
-            self._reported[name] = stamp
-            if name in self._good:
-                log.error('template %s: edit of %s is broken, still using the last good version: %s',
-                          name, path, '; '.join(str(p) for p in exc.problems))
-            else:
-                log.error('template %s: %s cannot be used: %s', name, path, '; '.join(str(p) for p in exc.problems))
-        if name in self._good:
-            return self._good[name][1]
-        raise exc
+    def _report_once(self, name, path, stamp, problems, have_good):
+        if self._reported.get(name) == stamp:
+            return
+        self._reported[name] = stamp
+        keeping = 'still using the last good version' if have_good else 'it cannot be used'
+        log.error('template %s: %s is broken, %s: %s', name, path, keeping, '; '.join(str(p) for p in problems))
 
 
 def _stamp(path):

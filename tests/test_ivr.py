@@ -476,3 +476,44 @@ def test_the_example_in_the_operators_readme_is_a_valid_template(tmp_path):
     with open(os.path.join(SHIPPED, 'README.md'), encoding='utf-8') as fh:
         example = fh.read().split('```toml\n', 1)[1].split('```', 1)[0]
     assert problems_of(tmp_path, 'EXAMPLE', example) == []
+
+
+def test_a_template_waiting_for_its_recording_loads_once_the_file_arrives(templates_dir, tmp_path, clock, caplog):
+    sounds = tmp_path / 'sounds'
+    shutil.copytree(SOUNDS, sounds)
+    write(templates_dir, 'NEW', '[[step]]\nid = "a"\nplay = ["new_prompt"]\n')
+    loader = TemplateLoader(templates_dir, sounds, clock=clock)
+    caplog.set_level(logging.ERROR, logger='daemon.ivr')
+    for _ in range(2):
+        clock.now += 1.0
+        with pytest.raises(TemplateInvalid, match='missing sound file'):
+            loader.get('NEW')
+    assert len(caplog.records) == 1 and 'it cannot be used' in caplog.records[0].getMessage()
+    shutil.copy(sounds / 'vi' / 'prompts' / 'tam_biet.wav', sounds / 'vi' / 'prompts' / 'new_prompt.wav')
+    clock.now += 1.0
+    assert loader.get('NEW').render({}).steps['a'].files == (str(sounds / 'vi' / 'prompts' / 'new_prompt.wav'),)
+
+
+def test_a_template_file_created_later_is_found(loader, templates_dir, clock):
+    with pytest.raises(UnknownTemplate):
+        loader.get('LATER')
+    write(templates_dir, 'LATER', '[[step]]\nid = "a"\nhangup = true\n')
+    clock.now += 1.0
+    assert loader.get('LATER').start == 'a'
+
+
+def test_wrong_key_does_what_no_key_does_unless_told_otherwise(tmp_path):
+    path = write(tmp_path, 'W', '''
+[[step]]
+id = "menu"
+menu = "menu_truoc_han"
+keys = { 1 = "goto bye" }
+no_key = "result silent then goto bye"
+
+[[step]]
+id = "bye"
+hangup = true
+''')
+    script = ivr.load(path, SOUNDS).render({})
+    assert ivr.next_step(script, 'menu', '7') == ivr.next_step(script, 'menu', None) == (
+        'bye', (RecordResult('silent'),))

@@ -40,6 +40,7 @@ _IDENT = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 _FIELD = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 _PROMPT = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]*(?:/[A-Za-z0-9][A-Za-z0-9_-]*)*')
 _KEY = re.compile(r'[0-9*#]+')
+_DESTINATION = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 # Characters FreeSWITCH gives meaning to in an application argument, plus anything invisible.
 _UNSAFE_IN_ARG = re.compile(r'[\s!{}\'"\\$,;`]|[^\x21-\x7e]')
 _STEP_TYPES = ('play', 'say', 'menu', 'hangup', 'transfer')
@@ -597,8 +598,8 @@ class _Parser:
         return HangupAction()
 
     def _destination(self, step_id, destination):
-        if not isinstance(destination, str) or not _IDENT.fullmatch(destination):
-            self.problem(step_id, f'transfer destination {destination!r} must be a plain name like "agent"')
+        if not isinstance(destination, str) or not _DESTINATION.fullmatch(destination):
+            self.problem(step_id, f'transfer destination {destination!r} must be a name like "agents" or "team-2"')
             return None
         if self.destinations is not None and destination not in self.destinations:
             known = ', '.join(sorted(self.destinations)) or 'none configured'

@@ -72,7 +72,7 @@ def test_template_path_stays_inside_the_directory(tmp_path):
 @pytest.mark.parametrize('variant', ['north', 'south'])
 def test_shipped_templates_have_no_problem(name, variant):
     assert ivr.check(os.path.join(SHIPPED, name + '.toml'), SOUNDS, variant=variant,
-                     destinations={'agent'}) == []
+                     destinations={'agents'}) == []
 
 
 def test_ivr1_info_step_plays_contract_digits_amount_and_date():
@@ -140,7 +140,7 @@ def script():
     ('menu', '', ('goodbye', ())),
     ('menu', '5', ('goodbye', ())),
     ('to_agent', None, ('transfer', ())),
-    ('transfer', None, (None, (TransferCall('agent'),))),
+    ('transfer', None, (None, (TransferCall('agents'),))),
     ('thanks', None, ('end', ())),
     ('goodbye', None, ('end', ())),
     ('end', None, (None, (EndCall(),))),
@@ -249,7 +249,7 @@ next = "island"
 
 
 def test_check_names_every_problem_with_template_and_step(tmp_path):
-    found = problems_of(tmp_path, 'BROKEN', BROKEN, destinations={'agent'})
+    found = problems_of(tmp_path, 'BROKEN', BROKEN, destinations={'agents'})
     expected = [
         "BROKEN: unknown setting 'colour' in [template]",
         "BROKEN: step 'greeting': missing sound file " + prompt('no_such_prompt'),
@@ -257,7 +257,7 @@ def test_check_names_every_problem_with_template_and_step(tmp_path):
         "BROKEN: step 'menu': timeout must be a number from 1 to 60 seconds, not 'five'",
         "BROKEN: step 'menu': tries must be a whole number from 1 to 5, not 0",
         "BROKEN: step 'menu': key '1': goto to missing step 'nowhere'",
-        "BROKEN: step 'menu': transfer destination 'boss' is not configured (known: agent)",
+        "BROKEN: step 'menu': transfer destination 'boss' is not configured (known: agents)",
         "BROKEN: step 'menu': key '3': unknown action 'dance'",
         "BROKEN: step 'menu': key '4': unknown action 'result ok'",
         "BROKEN: step 'orphan': unknown step type",

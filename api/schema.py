@@ -7,6 +7,7 @@ import rejects only that customer, with a reason, and the others still import.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -29,9 +30,8 @@ _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CONTRACT = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Known customer fields and how each must look (DESIGN §2: all other scalars are extra variables).
-_AMOUNT_FIELDS = ("upcoming_amount", "total_ovd_amount", "dpd", "number_of_ovd_inst")
-_DATE_FIELDS = ("upcoming_due_date", "due_date")
+_ISO_DATE = re.compile(r"(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})")
+_VN_DATE = re.compile(r"(?P<d>[0-9]{2})/(?P<m>[0-9]{2})/(?P<y>[0-9]{4})")
 RESERVED_FIELDS = ("id", "mobiles")
 
 
@@ -186,14 +186,13 @@ def _customer(ext_id: str, raw: dict, warnings: list) -> NewCustomer:
         raise CustomerRejected(problem)
     mobiles, dropped = _mobiles(raw.get("mobiles"))
     warnings.extend({"id": ext_id, "reason": f"mobile dropped: {reason}"} for reason in dropped)
-    fields = {}
-    for name, value in raw.items():
-        if name in RESERVED_FIELDS:
-            continue
-        if not _FIELD_NAME.fullmatch(name):
-            raise CustomerRejected(f"field name {name[:80]!r} is not an identifier")
-        fields[name] = _field(name, value)
+    fields = {name: _field(name, value) for name, value in raw.items() if name not in RESERVED_FIELDS}
     return NewCustomer(ext_id, mobiles, fields)
+
+
+@functools.lru_cache(maxsize=1024)  # the same few field names on every customer
+def _field_name_ok(name: str) -> bool:
+    return _FIELD_NAME.fullmatch(name) is not None
 
 
 def _mobiles(value) -> tuple[list[str], list[str]]:
@@ -216,42 +215,67 @@ def _mobiles(value) -> tuple[list[str], list[str]]:
 
 
 def _field(name: str, value):
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, float) and not math.isfinite(value):
-        raise CustomerRejected(f"{name}: not a finite number")
-    if isinstance(value, str):
+    if not _field_name_ok(name):
+        raise CustomerRejected(f"field name {name[:80]!r} is not an identifier")
+    kind = type(value)
+    if kind is str:
         if len(value) > MAX_TEXT_LENGTH:
             raise CustomerRejected(f"{name}: longer than {MAX_TEXT_LENGTH} characters")
         if _CONTROL.search(value):
             raise CustomerRejected(f"{name}: contains control characters (newline, tab, ...)")
-    elif not isinstance(value, int | float):
+    elif kind is float:
+        if not math.isfinite(value):
+            raise CustomerRejected(f"{name}: not a finite number")
+    elif value is None:
+        return None
+    elif kind is not int and kind is not bool:
         raise CustomerRejected(f"{name}: expected a string, number, boolean or null")
-    if name in _AMOUNT_FIELDS:
-        return _whole_number(name, value)
-    if name in _DATE_FIELDS:
-        return _date(name, value)
-    if name == "contract_number" and not (isinstance(value, str) and _CONTRACT.fullmatch(value)):
+    check = _KNOWN_FIELDS.get(name)
+    return value if check is None else check(name, value)
+
+
+def _contract_number(name, value):
+    if type(value) is not str or not _CONTRACT.fullmatch(value):
         raise CustomerRejected(f"{name}: letters and digits (and / _ . -) only, at most 64")
     return value
 
 
 def _whole_number(name, value):
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if type(value) is str and value.isascii() and value.isdigit():
         value = int(value)
-    if isinstance(value, float) and value.is_integer():
+    elif type(value) is float and value.is_integer():
         value = int(value)
-    if not isinstance(value, int) or value < 0 or value >= 10**15:
+    if type(value) is not int or value < 0 or value >= 10**15:
         raise CustomerRejected(f"{name}: expected a whole number from 0 to 10^15")
     return value
 
 
 def _date(name, value) -> str:
     """Accept YYYY-MM-DD or DD/MM/YYYY; keep the ISO form."""
-    if isinstance(value, str):
-        for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
-            try:
-                return dt.datetime.strptime(value, fmt).date().isoformat()
-            except ValueError:
-                pass
-    raise CustomerRejected(f"{name}: expected a date as YYYY-MM-DD or DD/MM/YYYY")
+    iso = _iso_date(value) if isinstance(value, str) else None
+    if iso is None:
+        raise CustomerRejected(f"{name}: expected a real date as YYYY-MM-DD or DD/MM/YYYY")
+    return iso
+
+
+@functools.lru_cache(maxsize=4096)  # a queue's customers share a handful of due dates
+def _iso_date(text: str) -> str | None:
+    match = _ISO_DATE.fullmatch(text) or _VN_DATE.fullmatch(text)
+    if match is None:
+        return None
+    try:
+        return dt.date(int(match["y"]), int(match["m"]), int(match["d"])).isoformat()
+    except ValueError:
+        return None
+
+
+# Known customer fields and how each must look (DESIGN §2: all other scalars are extra variables).
+_KNOWN_FIELDS = {
+    "contract_number": _contract_number,
+    "upcoming_amount": _whole_number,
+    "total_ovd_amount": _whole_number,
+    "dpd": _whole_number,
+    "number_of_ovd_inst": _whole_number,
+    "upcoming_due_date": _date,
+    "due_date": _date,
+}

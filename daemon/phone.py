@@ -13,6 +13,7 @@ _SEPARATORS = re.compile(r"[ .\-()]")
 # Mobile prefixes in use since the 2018 renumbering: 03x, 05x, 07x, 08x, 09x.
 _MOBILE = re.compile(r"0[35789][0-9]{8}")
 _LANDLINE = re.compile(r"02[0-9]{9}")
+_NATIONAL = re.compile(r"0[35789][0-9]{8}|02[0-9]{9}")
 
 
 class InvalidPhone(AutocallError):
@@ -24,6 +25,8 @@ def normalize(value) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidPhone(f"expected a string, got {type(value).__name__}")
     text = str(value).strip(" ")
+    if _NATIONAL.fullmatch(text):  # the common case, already in national form
+        return text
     if len(text) > 32:
         raise InvalidPhone("too long to be a phone number")
     digits = _SEPARATORS.sub("", text)

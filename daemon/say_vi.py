@@ -20,7 +20,8 @@ Spoken rules (what callers may rely on):
   beyond ``MAX_NUMBER`` and refused.
 - Dates: "ngày <day> tháng <month> năm <year>", month 4 is "tư".
 - Digit strings read each digit; ASCII letters by their Vietnamese letter names
-  from their own recordings; spaces, '-', '/', '.', '_' are silent.
+  from their own recordings (D and Đ alike as "đê", as in HD "hát đê"); spaces,
+  '-', '/', '.', '_' are silent; any other character is refused.
 Bad values raise ``SayError`` rather than produce a wrong sentence.
 """
 import datetime
@@ -159,6 +160,8 @@ def digits(value):
             slugs.append(_DIGITS[int(char)])
         elif char.isascii() and char.isalpha():
             slugs.append(f'chu_{char.lower()}')
+        elif char in 'Đđ':
+            slugs.append('chu_d')  # D and Đ are both "đê" in a spoken code
         else:
             raise SayError(f'cannot read {value!r} digit by digit: no recording for {char!r}')
     if not slugs:

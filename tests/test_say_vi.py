@@ -107,6 +107,7 @@ def test_money_of_zero_is_khong_dong():
     ('HD123456', 'hát đê một hai ba bốn năm sáu'),
     ('hd-0705', 'hát đê không bảy không năm'),
     ('QZ 9', 'quy dét chín'),
+    ('HĐ-01', 'hát đê không một'),
     (4021, 'bốn không hai một'),
 ])
 def test_digits_read_each_character_by_its_name(value, spoken):
@@ -124,7 +125,7 @@ def test_each_letter_has_its_own_recording():
     ('money', float('inf')), ('money', float('nan')),
     ('date', '31/02/2021'), ('date', '2021-13-01'), ('date', '2021/07/13'), ('date', '13-07-2021'),
     ('date', 20210713), ('date', ''),
-    ('digits', 'HĐ123'), ('digits', '12;3'), ('digits', '--'), ('digits', -12), ('digits', 1.0),
+    ('digits', 'HƯ123'), ('digits', '12;3'), ('digits', '--'), ('digits', -12), ('digits', 1.0),
 ])
 def test_unspeakable_values_raise_a_named_error(kind, value):
     with pytest.raises(SayError) as info:

@@ -98,17 +98,19 @@ def _render(args, out, err):
     customer = _read_customer(args.customer, err)
     if customer is None:
         return 2
-    name = _plain_name(args.name)
-    problems = _problems(args, name)
-    if problems:
-        for problem in problems:
+    try:
+        path = ivr.template_path(args.templates, _plain_name(args.name))
+        template = ivr.load(path, args.sounds, variant=args.variant)
+        script = template.render(customer)
+    except ivr.TemplateInvalid as exc:
+        for problem in exc.problems:
             print(problem, file=err)
         return 1
-    template = ivr.load(ivr.template_path(args.templates, name), args.sounds, variant=args.variant)
-    try:
-        script = template.render(customer)
     except ivr.RenderError as exc:
         print(f'autocall: cannot render this customer: {exc}', file=err)
+        return 1
+    except ivr.TemplateError as exc:
+        print(f'autocall: {exc}', file=err)
         return 1
     _print_script(template, script, out)
     return 0

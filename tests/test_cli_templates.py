@@ -114,3 +114,9 @@ def test_help_and_usage_errors():
     assert 'render' in autocall('templates', '--help').stdout
     assert autocall().returncode == 2
     assert autocall('templates', 'render', 'IVR-1').returncode == 2
+
+
+def test_render_of_a_bad_name_exits_1():
+    result = autocall('templates', 'render', '../IVR-1', '--customer', '{}')
+    assert result.returncode == 1
+    assert 'not a template name' in result.stderr

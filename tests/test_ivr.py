@@ -2,10 +2,12 @@
 import logging
 import os
 import shutil
+import tomllib
+import wave
 
 import pytest
 
-from daemon import ivr
+from daemon import ivr, say_vi
 from daemon.ivr import (EndCall, RecordResult, RenderError, TemplateInvalid, TemplateLoader, TransferCall,
                         UnknownTemplate, UnsafeArgument)
 
@@ -449,15 +451,12 @@ def test_check_reports_malformed_documents_without_crashing(tmp_path, text):
 # --- the committed sound pack and the operator's README ------------------------------------
 
 def pack_files():
-    import tomllib
-    from daemon import say_vi
     with open(os.path.join(PROMPTS, 'texts.toml'), 'rb') as fh:
         prompts = tomllib.load(fh)
     return [f'vi/words/{slug}.wav' for slug in say_vi.WORDS] + [f'vi/prompts/{name}.wav' for name in prompts]
 
 
 def test_every_word_and_prompt_is_committed_as_8khz_mono_16bit_wav():
-    import wave
     for rel in pack_files():
         with wave.open(os.path.join(SOUNDS, rel), 'rb') as wav:
             assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2), rel

@@ -570,6 +570,9 @@ class _Parser:
             return {}
         actions = {}
         for key, text in keys.items():
+            if key in _STEP_KEYS['menu']:
+                self.problem(step_id, f"'{key}' is inside [step.keys]: move it above the [step.keys] line")
+                continue
             if not _KEY.fullmatch(key) or len(key) > max_digits:
                 self.problem(step_id, f"key '{key}' must be up to {max_digits} of 0-9 * #")
                 continue

@@ -516,3 +516,16 @@ hangup = true
     script = ivr.load(path, SOUNDS).render({})
     assert ivr.next_step(script, 'menu', '7') == ivr.next_step(script, 'menu', None) == (
         'bye', (RecordResult('silent'),))
+
+
+def test_a_menu_setting_written_below_its_keys_is_pointed_out(tmp_path):
+    found = problems_of(tmp_path, 'K', '''
+[[step]]
+id = "menu"
+menu = "menu_truoc_han"
+
+[step.keys]
+1 = "hangup"
+no_key = "hangup"
+''')
+    assert found == ["K: step 'menu': 'no_key' is inside [step.keys]: move it above the [step.keys] line"]

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from daemon.config import Config
 from daemon.errors import ConfigError
+from daemon.ivr import TemplateLoader
 from daemon.store import open_database
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,12 @@ def reply(code: int, content: str, **extra):
     return response
 
 
+def template_loader(config: Config) -> TemplateLoader:
+    """The templates as the dialer will see them (same variant, same transfer names)."""
+    return TemplateLoader(config.templates.dir, config.templates.sounds, variant=config.templates.variant,
+                          destinations=[name for name, _ in config.dialer.transfer_destinations])
+
+
 def create_app(config: Config, db=None) -> Flask:
     """Build the API for `config`; `db` defaults to opening `config.db_path`."""
     if not config.api.tokens:
@@ -45,6 +52,7 @@ def create_app(config: Config, db=None) -> Flask:
     app.extensions["autocall"] = {
         "config": config,
         "db": db if db is not None else open_database(config.db_path),
+        "templates": template_loader(config),
     }
     tokens = [t.encode() for t in config.api.tokens]
 

@@ -42,7 +42,7 @@ def import_queue():
     empty = {"fail": [], "success": []}
     config = _config()
     try:
-        req, rejected, warnings = schema.import_request(_body(), config.templates.dir)
+        req, rejected, warnings = schema.import_request(_body(), current_app.extensions["autocall"]["templates"])
     except schema.Invalid as e:
         return reply(400, "import fail", data=empty, errors=e.errors)
     except RequestEntityTooLarge:

@@ -12,9 +12,8 @@ import json
 import math
 import re
 from collections import Counter
-from pathlib import Path
 
-from daemon import phone
+from daemon import ivr, phone
 from daemon.errors import AutocallError
 from daemon.queues import ImportRequest, NewCustomer
 
@@ -26,7 +25,6 @@ SETTINGS = {  # optional queue fields: (lowest, highest)
     "max_recall_count": (0, 100),
     "min_recall_duration": (0, 3600),
 }
-_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CONTRACT = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -87,7 +85,7 @@ def dnc_request(body) -> tuple[str, list[str]]:
     return code, list(dict.fromkeys(ids))
 
 
-def import_request(body, templates_dir: Path) -> tuple[ImportRequest, list[dict], list[dict]]:
+def import_request(body, templates: ivr.TemplateLoader) -> tuple[ImportRequest, list[dict], list[dict]]:
     """Validate an import body.
 
     Returns the request holding only the acceptable customers, the rejected ones and the
@@ -98,7 +96,7 @@ def import_request(body, templates_dir: Path) -> tuple[ImportRequest, list[dict]
         raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
     errors: list[dict] = []
     code = _queue_code(body.get("queue_code"), errors)
-    template = _template(body.get("template"), templates_dir, errors)
+    template = _template(body.get("template"), templates, errors)
     settings = {}
     for name, (low, high) in SETTINGS.items():
         if name in body:
@@ -125,10 +123,10 @@ def import_request(body, templates_dir: Path) -> tuple[ImportRequest, list[dict]
         if ext_id in repeated:
             continue
         try:
-            accepted.append(_customer(ext_id, raw, warnings))
+            accepted.append(_customer(ext_id, raw, template.spoken_fields, warnings))
         except CustomerRejected as e:
             rejected.append({"id": ext_id, "reason": str(e)})
-    return ImportRequest(code, template, settings, accepted), rejected, warnings
+    return ImportRequest(code, template.name, settings, accepted), rejected, warnings
 
 
 class CustomerRejected(AutocallError):
@@ -146,16 +144,19 @@ def _queue_code(value, errors) -> str | None:
     return None
 
 
-def _template(value, templates_dir: Path, errors) -> str | None:
+def _template(value, templates: ivr.TemplateLoader, errors) -> ivr.Template | None:
     if not isinstance(value, str) or not value:
         errors.append({"field": "template", "reason": "required, the name of a template"})
-    elif not _TEMPLATE_NAME.fullmatch(value) or ".." in value:
+    elif not ivr.valid_template_name(value):
         errors.append({"field": "template",
                        "reason": "a template name holds only letters, digits, '_', '-' and '.'"})
-    elif not (templates_dir / f"{value}.toml").is_file():
-        errors.append({"field": "template", "reason": f"no template named {value!r}"})
     else:
-        return value
+        try:
+            return templates.get(value)
+        except ivr.UnknownTemplate:
+            errors.append({"field": "template", "reason": f"no template named {value!r}"})
+        except ivr.TemplateInvalid as e:
+            errors.append({"field": "template", "reason": f"{e} (see: autocall templates check {value})"})
     return None
 
 
@@ -180,13 +181,16 @@ def _id_problem(ext_id: str) -> str | None:
     return None
 
 
-def _customer(ext_id: str, raw: dict, warnings: list) -> NewCustomer:
+def _customer(ext_id: str, raw: dict, spoken: frozenset, warnings: list) -> NewCustomer:
     problem = _id_problem(ext_id)
     if problem:
         raise CustomerRejected(problem)
     mobiles, dropped = _mobiles(raw.get("mobiles"))
     warnings.extend({"id": ext_id, "reason": f"mobile dropped: {reason}"} for reason in dropped)
     fields = {name: _field(name, value) for name, value in raw.items() if name not in RESERVED_FIELDS}
+    missing = [name for name in spoken if fields.get(name) in (None, "")]
+    if missing:
+        raise CustomerRejected(f"the template reads {', '.join(sorted(missing))} aloud: missing or empty")
     return NewCustomer(ext_id, mobiles, fields)
 
 

@@ -81,7 +81,8 @@ class DialerConfig:
     originate_timeout: int = 30
     dial_string: str = "sofia/gateway/carrier/{number}"
     caller_id: str = ""
-    transfer_destinations: tuple[tuple[str, str], ...] = ()
+    # Where a menu's "transfer" sends a call; the shipped templates transfer to "agents".
+    transfer_destinations: tuple[tuple[str, str], ...] = (("agents", "1000 XML default"),)
     drain_timeout: float = 30.0
 
 

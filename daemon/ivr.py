@@ -13,6 +13,7 @@ A rendered ``Script`` is plain immutable data with absolute file paths; ``next_s
 is a pure function, so the call code holds only I/O. The template format is
 documented for operators in ``ivr_templates/README.md``.
 """
+import functools
 import logging
 import os
 import re
@@ -326,6 +327,12 @@ class Template:
     words_dir: str
     variant: say_vi.Variant
     fields: frozenset = field(default_factory=frozenset)
+
+    @functools.cached_property
+    def spoken_fields(self):
+        """Customer fields this template says aloud: a customer must have every one."""
+        return frozenset(part.field for draft in self.drafts.values()
+                         for part in draft.parts if isinstance(part, _Say))
 
     def render(self, customer):
         """The Script for one customer's fields; RenderError naming the field if one cannot be said."""

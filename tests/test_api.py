@@ -8,6 +8,7 @@ from tests.api_fixtures import (  # noqa: F401  (fixtures)
     seed_import,
 )
 from api.app import create_app
+from tests.api_fixtures import REPO
 
 SEED_OK = {"code": 200, "content": "successfully", "data": {"fail": [], "success": ["TEL4VN_Test"]}}
 SEED_IMPORT_FAIL = {"code": 400, "content": "import fail", "data": {"fail": [], "success": []}}
@@ -386,3 +387,30 @@ def test_import_of_many_customers_is_written_in_chunks(tmp_path):
     assert reply["data"]["success"] == [f"C{i:03}" for i in range(100)]
     db = client.application.extensions["autocall"]["db"]
     assert rows(db, "SELECT COUNT(*) FROM customer WHERE state = 'pending'") == [(100,)]
+
+
+# --- templates: must exist and be valid; customers must have what it reads aloud ---
+
+def test_a_broken_template_refuses_the_import_with_its_problem(tmp_path):
+    import dataclasses
+    import shutil
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "ivr_templates", templates, ignore=shutil.ignore_patterns("sounds"))
+    (templates / "BROKEN.toml").write_text("[[step]]\nid = 'a'\nplay = ['no_such_prompt']\n")
+    config = make_config(tmp_path)
+    config = dataclasses.replace(config, templates=dataclasses.replace(
+        config.templates, dir=templates, sounds=REPO / "ivr_templates" / "sounds"))
+    client = create_app(config).test_client()
+    r = post(client, "/queue", _with(template="BROKEN"))
+    assert r.status_code == 400 and r.get_json()["content"] == "import fail"
+    assert "no_such_prompt" in r.get_json()["errors"][0]["reason"]
+    assert post(client, "/queue", seed_import()).get_json() == SEED_OK
+
+
+def test_a_customer_without_a_field_the_template_reads_fails(client, db):
+    body = seed_import()
+    body["customers"].append({"id": "NOAMOUNT", "mobiles": ["0912345678"], "contract_number": "HD1",
+                              "upcoming_due_date": "2021-07-13", "upcoming_amount": None})
+    reply = post(client, "/queue", body).get_json()
+    assert reply["data"] == {"fail": ["NOAMOUNT"], "success": ["TEL4VN_Test"]}
+    assert "upcoming_amount" in reply["errors"][0]["reason"]

@@ -23,25 +23,25 @@ def playback(channel, arg):
         return
     terminators = channel.getvar('playback_terminators')
     terminators = '*' if terminators == '_undef_' else ('' if terminators == 'none' else terminators)
-    digit, played = _play(channel, arg, duration, lambda d: d in terminators)
+    digit = _play(channel, arg, duration, lambda d: d in terminators)
     if digit is not None:
         channel.set_var('playback_terminator_used', digit)
+    channel.set_var('current_application_response', 'FILE PLAYED')
+
+
+def _play(channel, path, duration, stop):
+    """PLAYBACK_START, wait, playback_* variables, PLAYBACK_STOP. Returns the digit that stopped it."""
+    channel.fire(seq.PLAYBACK_START, play_file=url_encode(path))
+    started = channel.sim.clock.now()
+    digit = channel.wait(duration, stop)
+    played = min(duration, channel.sim.clock.now() - started)
     samples = int(played * SAMPLE_RATE)
     channel.set_var('playback_last_offset_pos', samples)
     channel.set_var('playback_seconds', int(played))
     channel.set_var('playback_ms', int(played * 1000))
     channel.set_var('playback_samples', samples)
-    channel.set_var('current_application_response', 'FILE PLAYED')
-
-
-def _play(channel, path, duration, stop):
-    """PLAYBACK_START, wait, PLAYBACK_STOP. Returns (digit that stopped it or None, seconds played)."""
-    channel.fire(seq.PLAYBACK_START, play_file=url_encode(path))
-    started = channel.sim.clock.now()
-    digit = channel.wait(duration, stop)
-    played = min(duration, channel.sim.clock.now() - started)
     channel.fire(seq.PLAYBACK_STOP, play_file=url_encode(path), play_status='break' if digit else 'done')
-    return digit, played
+    return digit
 
 
 def play_and_get_digits(channel, arg):
@@ -114,8 +114,7 @@ def _play_prompt(channel, path, stop):
     duration = channel.sim.media.duration(path)
     if duration is None:
         return None
-    digit, _played = _play(channel, path, duration, stop)
-    return digit
+    return _play(channel, path, duration, stop)
 
 
 def sleep(channel, arg):

@@ -29,10 +29,13 @@ Q850 = {'NORMAL_CLEARING': 16, 'USER_BUSY': 17, 'NO_USER_RESPONSE': 18, 'NO_ANSW
 
 # template variants derived from the captured ones: with/without Application-Data, up/hung up
 _DATA_LINE = 'Application-Data: {app_data}\n'
-EVENTS['sim:CHANNEL_EXECUTE:nodata'] = EVENTS['kill:CHANNEL_EXECUTE:0']
+EVENTS['sim:CHANNEL_EXECUTE:nodata'] = EVENTS['bye:CHANNEL_EXECUTE:0']
 EVENTS['sim:CHANNEL_EXECUTE_COMPLETE:nodata'] = EVENTS[seq.EXECUTE_COMPLETE].replace(_DATA_LINE, '')
 EVENTS['sim:CHANNEL_EXECUTE_COMPLETE:hungup-data'] = EVENTS[seq.EXECUTE_COMPLETE_HUNGUP].replace(
     'Application: {app}\n', 'Application: {app}\n' + _DATA_LINE)
+# the hangup time shows from the HANGUP call state on (captures 01, 03, 04)
+_HANGUP_STATES = {key for key, text in EVENTS.items()
+                  if text.startswith('Event-Name: CHANNEL_CALLSTATE\n') and '\nChannel-Call-State: HANGUP\n' in text}
 DIGIT_GAP = 0.3  # seconds between the digits of one scripted key press
 
 
@@ -92,7 +95,9 @@ class Channel:
         self._set_cause(cause, Q850.get(cause, 16))
         if self.state == 'answered':
             self.fields['disposition'] = 'recv_bye' if remote else 'send_bye'
-            self._fire_all((seq.HANGUP_REMOTE if remote else seq.HANGUP_LOCAL)[0])
+            if remote:  # the callee's BYE
+                self.fields.update(sip_status='200', sip_proto='sip%3A200', sip_term_cause='16')
+            self._fire_all(self._hangup_sequence()[0])
         else:
             self.fields['disposition'] = 'send_cancel'
             self._fire_all(seq.NO_ANSWER[0])
@@ -194,6 +199,7 @@ class Channel:
         self._fire_all(seq.NO_ANSWER[1])
 
     def _answer(self):
+        self._fire_all(seq.MEDIA)
         self.answered = self.sim.clock.now()
         self.state = 'answered'
         self.fields['answered_us'] = _usec(self.answered)
@@ -201,6 +207,7 @@ class Channel:
         self._job_result('+OK %s\n' % self.uuid)
         self._set_app('park', '', self.park_uuid)
         self._set_var('current_application', 'park')
+        self._set_last_app('park', '')
         self._fire_all(seq.ANSWER_AFTER_JOB)
         self._schedule_callee()
 
@@ -220,7 +227,12 @@ class Channel:
         self._set_app('park', '', self.park_uuid)
         self.fields['app_resp'] = url_encode(self.app_vars.get('current_application_response', '_none_'))
         self._set_times()
-        self._fire_all((seq.HANGUP_REMOTE if self.remote_hangup else seq.HANGUP_LOCAL)[1])
+        self._fire_all(self._hangup_sequence()[1])
+
+    def _hangup_sequence(self):
+        if self.remote_hangup:
+            return seq.HANGUP_REMOTE
+        return seq.HANGUP_SHUTDOWN if self.hangup_cause == 'SYSTEM_SHUTDOWN' else seq.HANGUP_LOCAL
 
     def _handle(self, message):
         kind = message[0]
@@ -241,12 +253,15 @@ class Channel:
             logger.warning('channel %s: invalid application %s', self.uuid, request.app)
             self.hangup('DESTINATION_OUT_OF_ORDER')
             return
-        self.fields['last_app'] = url_encode(request.app)
-        self.fields['last_arg'] = url_encode(request.arg)
-        self._set_var('current_application_data', request.arg)
+        self._set_last_app(request.app, request.arg)
+        if request.sendmsg_text is not None:  # sendmsg runs the app in a loop of one
+            self._set_var('current_loop', '1')
+            self._set_var('total_loops', '1')
         self._set_var('current_application', request.app)
+        self._set_var('current_application_data', request.arg)
         self._set_app(request.app, request.arg, request.app_uuid)
         self.sim.fire(seq.EXECUTE if request.arg else 'sim:CHANNEL_EXECUTE:nodata', self.fields)
+        self._set_var('current_application', request.app)  # set anew once running, as captured
         try:
             app(self, request.arg)
         except Hangup:
@@ -258,6 +273,8 @@ class Channel:
         else:
             key = 'sim:CHANNEL_EXECUTE_COMPLETE:hungup-data' if request.arg else seq.EXECUTE_COMPLETE_HUNGUP
         self.sim.fire(key, self.fields)
+        self._set_var('current_loop', None)
+        self._set_var('total_loops', None)
         if request.sendmsg_text is not None:
             self.fields['_sendmsg'] = request.sendmsg_text
             self.sim.fire(seq.PRIVATE_COMMAND, self.fields)
@@ -332,7 +349,7 @@ class Channel:
             _orig=''.join('variable_%s: %s\n' % (k, url_encode(v)) for k, v in self.variables.items()),
             _app='', _sendmsg='', created_us=_usec(self.created), answered_us='0', progress_us='0', hangup_us='0',
             cause='', q850='', disposition='', sip_status='', sip_proto='', sip_fail_status='', sip_phrase='',
-            sip_term_cause='', app='', app_data='', app_resp='_none_', app_uuid='', last_app='', last_arg='',
+            sip_term_cause='', app='', app_data='', app_resp='_none_', app_uuid='', last_app='', _last_arg='',
             digits_dialed='none', digit='', play_file='', play_status='done', job=self.job or '',
             job_cmd='originate', job_arg=url_encode(self.origin_arg))
         return fields
@@ -347,11 +364,16 @@ class Channel:
             self.app_vars[name] = str(value)
         self.fields['_app'] = ''.join('variable_%s: %s\n' % (k, url_encode(v)) for k, v in self.app_vars.items())
 
+    def _set_last_app(self, app, arg):
+        self.fields['last_app'] = url_encode(app)
+        self.fields['_last_arg'] = 'variable_last_arg: %s\n' % url_encode(arg) if arg else ''
+
     def _set_app(self, app, arg, app_uuid):
         self.fields.update(app=url_encode(app), app_data=url_encode(arg), app_uuid=app_uuid)
 
     def _set_cause(self, cause, q850):
-        self.fields.update(cause=cause, q850=str(q850), hangup_us=_usec(self.ended))
+        self.fields.update(cause=cause, q850=str(q850))
+
 
     def _set_times(self):
         self.fields.update(_times(self.created, self.progress, self.answered, self.ended))
@@ -364,6 +386,8 @@ class Channel:
     def _fire_all(self, keys):
         fire, fields = self.sim.fire, self.fields
         for key in keys:
+            if key in _HANGUP_STATES:
+                fields['hangup_us'] = _usec(self.ended)
             fire(key, fields)
 
 

@@ -1,6 +1,6 @@
 """Regenerate `templates.py` from the real FreeSWITCH captures.
 
-    python -m daemon.simulator.gen_templates /work/shared/esl-captures > daemon/simulator/templates.py
+    python -m daemon.simulator.gen_templates /work/shared/esl-captures daemon/simulator/templates.py
 
 Every event the simulator sends is one of these templates: the header names, their order and
 every value that does not depend on the call are copied from a capture; values that do depend
@@ -41,7 +41,7 @@ SLOT_BY_NAME = {
     'Job-UUID': 'job', 'Job-Command': 'job_cmd', 'Job-Command-Arg': 'job_arg',
     'API-Command': 'api_cmd', 'API-Command-Argument': 'api_arg',
     'DTMF-Digit': 'digit', 'Playback-File-Path': 'play_file',
-    'variable_last_app': 'last_app', 'variable_last_arg': 'last_arg',
+    'variable_last_app': 'last_app',
     'variable_digits_dialed': 'digits_dialed', 'variable_session_id': 'session_id',
     'variable_sip_term_status': 'sip_status', 'variable_proto_specific_hangup_cause': 'sip_proto',
     'variable_sip_invite_failure_status': 'sip_fail_status',
@@ -67,6 +67,10 @@ APP_VARS = {'current_application', 'current_application_data', 'current_applicat
             'playback_ms', 'playback_samples'}
 ORIGINATE_VARS = {'origination_uuid', 'autocall_queue', 'autocall_customer', 'ignore_early_media',
                   'originate_timeout'}
+
+
+# headers present only when they have a value: the whole line is one slot
+LINE_SLOTS = {'variable_last_arg': '_last_arg'}
 
 
 def generalise(name, value, tokens, port):
@@ -101,6 +105,9 @@ def template_text(headers, tokens, port):
             if not orig_done:
                 lines.append('{_orig}')
                 orig_done = True
+            continue
+        if name in LINE_SLOTS:
+            lines.append('{%s}' % LINE_SLOTS[name])
             continue
         lines.append('%s: %s\n' % (name, generalise(name, value, tokens, port)))
     return ''.join(lines)
@@ -163,7 +170,8 @@ def main(argv=None):
             out.append('        %r\n' % line)
         out.append('    ),\n')
     out.append('}\n')
-    sys.stdout.write(''.join(out))
+    with open(argv[1], 'w', encoding='utf-8') as f:
+        f.write(''.join(out))
 
 
 if __name__ == '__main__':

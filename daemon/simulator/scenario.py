@@ -35,7 +35,7 @@ class Behaviour:
     outcome: 'answer', 'no_answer' (rings until originate_timeout) or a key of REFUSALS.
     ring: seconds of ringing before a refusal (0: refused at once, no 180).
     answer_after: seconds from originate to answer.
-    hangup_after: the callee hangs up this long after answer (None: never, we must hang up).
+    hangup_after: the callee hangs up this long after answer (None, "never" in TOML: we must hang up).
     keys: (offset after answer, digits) pairs; several digits are pressed 0.3 s apart.
     """
     outcome: str = 'answer'
@@ -69,10 +69,11 @@ class Scenario:
     profiles: frozenset = frozenset(DEFAULT_PROFILES)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
-    def behaviour_for(self, number):
-        """The first matching rule's behaviour, else one drawn from the random mix, else the default."""
+    def behaviour_for(self, number, address=None):
+        """The first rule matching the number (or the whole 'number@host:port') wins; else one
+        drawn from the random mix; else the default."""
         for rule in self.rules:
-            if rule.matches(number):
+            if rule.matches(number) or (address is not None and rule.matches(address)):
                 return rule.behaviour
         if self.mix:
             return self._draw()
@@ -147,6 +148,10 @@ def _behaviour(values, base, where):
     if outcome not in OUTCOMES:
         raise ScenarioError('%s.outcome: %r is not one of %s' % (where, outcome, ', '.join(OUTCOMES)))
     changes = {'outcome': outcome}
+    if values.get('hangup_after', 0) in (None, 'never'):
+        values = dict(values)
+        changes['hangup_after'] = None
+        del values['hangup_after']
     for name in ('ring', 'answer_after', 'hangup_after'):
         if name in values:
             changes[name] = _seconds(values[name], '%s.%s' % (where, name))

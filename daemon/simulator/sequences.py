@@ -7,15 +7,16 @@ are the orders seen in the captures.
 
 START = {tag: ['%s:CHANNEL_OUTGOING:0' % tag, '%s:CHANNEL_STATE:0' % tag, '%s:CHANNEL_CREATE:0' % tag,
                '%s:CHANNEL_ORIGINATE:0' % tag, '%s:CHANNEL_STATE:1' % tag, '%s:CHANNEL_STATE:2' % tag]
-         for tag in ('kill', 'busy', 'decline', 'unreach', 'noanswer')}
+         for tag in ('kill', 'busy', 'decline', 'unreach', 'noanswer', 'bye')}
 
 # 180 Ringing (sipp sent it before 200 in every answered capture)
 RINGING = ['kill:CHANNEL_PROGRESS:0', 'kill:CHANNEL_CALLSTATE:0']
 
-# 200 OK: up to the job result, then after it (BACKGROUND_JOB goes in between for bgapi)
-ANSWER = ['kill:CODEC:0', 'kill:CODEC:1', 'kill:CHANNEL_ANSWER:0', 'kill:CALL_UPDATE:0']
-ANSWER_AFTER_JOB = ['kill:CHANNEL_CALLSTATE:1', 'kill:CHANNEL_STATE:3', 'kill:CHANNEL_EXECUTE:0',
-                    'kill:CHANNEL_PARK:0']
+# 200 OK: codecs (before the answer time is set), answer up to the job result, then after it.
+# Order as in captures 02, 06, 07b and 08b (in 01 the ACTIVE call state came after the job result)
+MEDIA = ['bye:CODEC:0', 'bye:CODEC:1']
+ANSWER = ['bye:CHANNEL_ANSWER:0', 'bye:CHANNEL_CALLSTATE:1', 'bye:CALL_UPDATE:0']
+ANSWER_AFTER_JOB = ['bye:CHANNEL_STATE:3', 'bye:CHANNEL_EXECUTE:0', 'bye:CHANNEL_PARK:0']
 
 # refused before answer (486/603/404/503...): (hangup up to reporting, after the job result)
 REFUSED = {tag: (['%s:CHANNEL_HANGUP:0' % tag, '%s:CHANNEL_STATE:3' % tag, '%s:CHANNEL_CALLSTATE:0' % tag,
@@ -40,6 +41,11 @@ HANGUP_REMOTE = (['bye:CHANNEL_HANGUP:0'],
                  ['bye:CHANNEL_UNPARK:0', 'bye:CHANNEL_EXECUTE_COMPLETE:0', 'bye:CHANNEL_STATE:4',
                   'bye:CHANNEL_CALLSTATE:2', 'bye:CHANNEL_STATE:5', 'bye:CHANNEL_HANGUP_COMPLETE:0',
                   'bye:CHANNEL_DESTROY:0', 'bye:CHANNEL_STATE:6'])
+# the switch shutting down (capture 08b; its HANGUP call state carries the variables too)
+HANGUP_SHUTDOWN = (['shutdown:CHANNEL_HANGUP:0'],
+                   ['shutdown:CHANNEL_UNPARK:0', 'shutdown:CHANNEL_EXECUTE_COMPLETE:0', 'shutdown:CHANNEL_STATE:4',
+                    'shutdown:CHANNEL_CALLSTATE:2', 'shutdown:CHANNEL_STATE:5',
+                    'shutdown:CHANNEL_HANGUP_COMPLETE:0', 'shutdown:CHANNEL_DESTROY:0', 'shutdown:CHANNEL_STATE:6'])
 
 # an application run by sendmsg inside park
 EXECUTE = 'kill:CHANNEL_EXECUTE:1'
@@ -55,7 +61,7 @@ def _all_keys():
     keys = [key for seq in START.values() for key in seq]
     for before, after in REFUSED.values():
         keys += before + after
-    for seq in (RINGING, ANSWER, ANSWER_AFTER_JOB, NO_CHANNEL) + NO_ANSWER + HANGUP_LOCAL + HANGUP_REMOTE:
+    for seq in (RINGING, MEDIA, ANSWER, ANSWER_AFTER_JOB, NO_CHANNEL) + NO_ANSWER + HANGUP_LOCAL + HANGUP_REMOTE + HANGUP_SHUTDOWN:
         keys += seq
     return set(keys) | {EXECUTE, EXECUTE_COMPLETE, EXECUTE_COMPLETE_HUNGUP, PLAYBACK_START, PLAYBACK_STOP,
                         DTMF, PRIVATE_COMMAND}

@@ -177,7 +177,7 @@ class Simulator:
             error = 'DESTINATION_OUT_OF_ORDER'
         if error is not None:
             return self._no_channel(uuid, arg, job, error, parsed)
-        behaviour = self.scenario.behaviour_for(target.user)
+        behaviour = self.scenario.behaviour_for(target.user, target.req_uri)
         channel = Channel(self, uuid, target, parsed.variables, behaviour, job=job, origin_arg=arg)
         self.channels[uuid] = channel
         self.sessions_peak = max(self.sessions_peak, len(self.channels))

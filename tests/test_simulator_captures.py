@@ -1,0 +1,90 @@
+"""The simulator replayed against every real FreeSWITCH capture it can reproduce.
+
+Each test sends the commands the capture's client sent (same uuids, same order) and compares
+everything the simulator sends back with what FreeSWITCH sent: replies in order, each channel's
+events in order, header for header, after normalising times, counters and generated uuids.
+Event types the simulator does not produce (RE_SCHEDULE, HEARTBEAT, MODULE_UNLOAD, ...) are left
+out of both sides; docs/simulator.md lists them.
+"""
+import os
+
+import pytest
+
+from daemon.simulator import Simulator
+from daemon.simulator.scenario import from_dict
+from tests.sim_fixtures import CAPTURES, compare, replay, sent_uuids, write_wav
+
+pytestmark = [pytest.mark.timeout(60),
+              pytest.mark.skipif(not os.path.isdir(CAPTURES), reason='ESL captures not available')]
+SCALE = 0.05
+DTMF_1_2_POUND = [[1.148, '1'], [1.75, '2'], [2.351, '#']]
+# in 09 the tone ended 7 ms before '#' came: scripted a little later so the order cannot flip
+DTMF_09 = [[1.148, '1'], [1.75, '2'], [2.5, '#']]
+
+
+@pytest.fixture
+def sounds(tmp_path):
+    base = tmp_path / 'sounds'
+    write_wav(str(base / 'test' / 'tone440_3s.wav'), 3.0)
+    return str(base) + '/'
+
+
+def run(name, scenario, sounds=None, after_sends=None, skip_replies=(), ring_races=()):
+    sim = Simulator(from_dict(scenario), time_scale=SCALE, heartbeat=0).start()
+    rewrite = (lambda text: text.replace('/usr/local/freeswitch/share/freeswitch/sounds/', sounds)) \
+        if sounds else (lambda text: text)
+    try:
+        actual, expected = replay(sim.address, name, rewrite,
+                                  after_sends=(after_sends[0], lambda: after_sends[1](sim)) if after_sends else None)
+    finally:
+        sim.stop()
+    compare(expected, actual, keep_uuids=sent_uuids(name), skip_replies=skip_replies, ring_races=ring_races)
+
+
+def test_answered_call_with_playback_dtmf_and_uuid_kill_matches_capture_01(sounds):
+    run('01-answered-playback-dtmf-uuid_kill',
+        {'default': {'answer_after': 0.04, 'hangup_after': 'never', 'keys': DTMF_1_2_POUND}}, sounds)
+
+
+def test_callee_hanging_up_after_answer_matches_capture_02():
+    # in 02 sipp's 180 overtook the CS_CONSUME_MEDIA state change (01, 04 show the usual order)
+    run('02-callee-bye-after-answer', {'default': {'answer_after': 0.03, 'hangup_after': 2.0}},
+        ring_races={'CHANNEL_STATE'})
+
+
+def test_busy_486_matches_capture_03():
+    run('03-busy-486', {'default': {'outcome': 'busy'}})
+
+
+def test_no_answer_until_originate_timeout_matches_capture_04():
+    run('04-no-answer-timeout', {'default': {'outcome': 'no_answer'}})
+
+
+def test_decline_unreachable_and_bad_profile_match_capture_05():
+    run('05-decline-603-and-unreachable', {'numbers': [
+        {'glob': '*@127.0.0.1:5095', 'outcome': 'decline'},
+        {'glob': '*@127.0.0.1:5099', 'outcome': 'unreachable'}]})
+
+
+def test_sync_originate_inspection_and_hupall_match_capture_06():
+    # reply 10 is uuid_dump, which the simulator does not implement (docs/simulator.md)
+    run('06-sync-api-originate-show-hupall', {'default': {'answer_after': 0.02, 'hangup_after': 'never'}},
+        skip_replies={10})
+
+
+def test_wrong_password_matches_capture_07a():
+    run('07a-wrong-password', {})
+
+
+def test_event_json_call_killed_with_user_busy_matches_capture_07b():
+    run('07b-event-json-answered-call', {'default': {'answer_after': 0.02, 'hangup_after': 'never'}})
+
+
+def test_sigterm_with_a_call_up_matches_capture_08b():
+    run('08b-sigterm-while-connected', {'default': {'answer_after': 0.02, 'hangup_after': 'never'}},
+        after_sends=('SHUTDOWN', lambda sim: sim.shutdown()))
+
+
+def test_named_event_subscription_with_event_lock_playback_matches_capture_09():
+    run('09-named-events-only',
+        {'default': {'answer_after': 0.02, 'hangup_after': 'never', 'keys': DTMF_09}})

@@ -6,6 +6,8 @@ and `sim_restart`.
 import json
 import logging
 
+import gevent
+
 from daemon.simulator.channel import ExecRequest
 from daemon.simulator.events import format_local
 
@@ -132,10 +134,10 @@ def sim_fault(sim, args):
     except ValueError:
         value = None
     if kind == 'drop':
-        import gevent
         gevent.spawn_later(0.01, sim.drop_connections)  # after this reply is written
     elif kind in ('silence', 'refuse', 'delay') and value is not None:
-        {'silence': sim.silence, 'refuse': sim.refuse, 'delay': sim.delay}[kind](value)
+        # 10 ms later, so that this command's own reply still goes out
+        gevent.spawn_later(0.01, {'silence': sim.silence, 'refuse': sim.refuse, 'delay': sim.delay}[kind], value)
     else:
         return '-ERR usage: sim_fault drop | silence <seconds> | refuse <seconds> | delay <ms>\n'
     logger.warning('fault injected: %s', args)
@@ -143,7 +145,6 @@ def sim_fault(sim, args):
 
 
 def sim_restart(sim, args):
-    import gevent
     gevent.spawn_later(0.01, sim.restart)
     logger.warning('simulated restart')
     return '+OK restarting\n'

@@ -6,7 +6,6 @@ switch_ivr_play_say.c of FreeSWITCH 1.10 (see docs/simulator.md for what is simp
 """
 import logging
 import re
-import shlex
 
 from daemon.simulator import sequences as seq
 from daemon.simulator.events import url_encode
@@ -143,10 +142,9 @@ APPS = {'playback': playback, 'play_and_get_digits': play_and_get_digits, 'sleep
 
 
 def _split(arg):
-    try:
-        return shlex.split(arg)
-    except ValueError:
-        return arg.split()
+    # switch_separate_string: spaces separate, quotes group, backslashes stay (regexps need them)
+    return [word[1:-1] if word[:1] in '\'"' and word[-1:] == word[:1] and len(word) > 1 else word
+            for word in re.findall(r"'[^']*'|\"[^\"]*\"|\S+", arg)]
 
 
 def _int(text):

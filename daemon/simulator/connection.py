@@ -5,6 +5,7 @@ interleaved with an event. Events produced while a command runs are held back an
 after its reply, which is what FreeSWITCH's listener thread does (e.g. blocking `api originate`).
 """
 import logging
+import socket
 import uuid as uuidlib
 
 import gevent
@@ -57,10 +58,7 @@ class Connection:
         """Close the socket now, dropping whatever is queued."""
         self.closed = True
         self._out.put(_CLOSE)
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        _close(self.sock)
         self._done.set()
 
     def wait_closed(self, timeout):
@@ -142,10 +140,7 @@ class Connection:
                 closing = True
             if closing:
                 self.closed = True
-                try:
-                    self.sock.close()
-                except OSError:
-                    pass
+                _close(self.sock)
                 self._done.set()
                 return
 
@@ -226,6 +221,15 @@ class Connection:
 _COMMANDS = {'event': Connection.cmd_event, 'noevents': Connection.cmd_noevents,
              'nixevent': Connection.cmd_nixevent, 'exit': Connection.cmd_exit, 'api': Connection.cmd_api,
              'bgapi': Connection.cmd_bgapi, 'sendmsg': Connection.cmd_sendmsg}
+
+
+def _close(sock):
+    # shutdown first: the reader's makefile() keeps the descriptor open past close()
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 def _read_command(rfile):

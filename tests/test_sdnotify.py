@@ -1,0 +1,123 @@
+"""sd_notify against real AF_UNIX datagram sockets, as systemd would listen."""
+import logging
+import os
+import socket
+import uuid
+
+import pytest
+
+from daemon import sdnotify
+
+pytestmark = pytest.mark.timeout(10)
+
+
+@pytest.fixture
+def path_listener(tmp_path):
+    """A datagram socket bound to a file, as systemd's /run/systemd/notify."""
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(5)
+        yield path, sock
+
+
+@pytest.fixture
+def abstract_listener():
+    """A datagram socket in the abstract namespace; systemd spells it "@name"."""
+    name = f"autocall-test-{uuid.uuid4().hex}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        sock.settimeout(5)
+        yield "@" + name, sock
+
+
+def test_states_reach_a_path_socket_as_one_datagram(path_listener):
+    address, sock = path_listener
+    assert sdnotify.notify("READY=1", "STATUS=connected to FreeSWITCH", environ={"NOTIFY_SOCKET": address})
+    assert sock.recv(4096) == b"READY=1\nSTATUS=connected to FreeSWITCH"
+
+
+def test_states_reach_an_abstract_socket_named_with_at(abstract_listener):
+    address, sock = abstract_listener
+    assert sdnotify.notify("WATCHDOG=1", environ={"NOTIFY_SOCKET": address})
+    assert sock.recv(4096) == b"WATCHDOG=1"
+
+
+def test_reads_notify_socket_from_the_process_environment(path_listener, monkeypatch):
+    address, sock = path_listener
+    monkeypatch.setenv("NOTIFY_SOCKET", address)
+    assert sdnotify.notify("STOPPING=1")
+    assert sock.recv(4096) == b"STOPPING=1"
+
+
+def test_a_newline_in_a_status_cannot_forge_another_state(path_listener):
+    address, sock = path_listener
+    assert sdnotify.notify("STATUS=esl lost\nREADY=1", environ={"NOTIFY_SOCKET": address})
+    assert sock.recv(4096) == b"STATUS=esl lost READY=1"
+
+
+def test_utf8_status_is_sent_as_utf8(path_listener):
+    address, sock = path_listener
+    assert sdnotify.notify("STATUS=đang gọi 3 cuộc", environ={"NOTIFY_SOCKET": address})
+    assert sock.recv(4096).decode() == "STATUS=đang gọi 3 cuộc"
+
+
+def test_without_notify_socket_nothing_is_sent():
+    assert sdnotify.notify("READY=1", environ={}) is False
+    assert sdnotify.notify("READY=1", environ={"NOTIFY_SOCKET": ""}) is False
+
+
+def test_a_missing_socket_file_is_logged_not_raised(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="daemon.sdnotify")
+    address = str(tmp_path / "gone")
+    assert sdnotify.notify("READY=1", environ={"NOTIFY_SOCKET": address}) is False
+    assert "no listener" in caplog.text
+
+
+def test_a_socket_file_nobody_listens_on_is_not_an_error(tmp_path):
+    address = str(tmp_path / "stale")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.close()  # the file stays, the listener is gone: what a restarted systemd leaves
+    assert os.path.exists(address)
+    assert sdnotify.notify("WATCHDOG=1", environ={"NOTIFY_SOCKET": address}) is False
+
+
+def test_an_abstract_name_nobody_listens_on_is_not_an_error():
+    address = f"@autocall-test-{uuid.uuid4().hex}"
+    assert sdnotify.notify("READY=1", environ={"NOTIFY_SOCKET": address}) is False
+
+
+def test_a_state_without_equals_sign_is_a_programming_error(path_listener):
+    address, _ = path_listener
+    with pytest.raises(ValueError, match="KEY=value"):
+        sdnotify.notify("READY", environ={"NOTIFY_SOCKET": address})
+
+
+def test_watchdog_period_is_half_the_interval_systemd_asked_for():
+    assert sdnotify.watchdog_period({"WATCHDOG_USEC": "90000000"}) == 45.0
+
+
+def test_watchdog_period_is_none_when_not_asked():
+    assert sdnotify.watchdog_period({}) is None
+
+
+@pytest.mark.parametrize("usec", ["0", "", "abc", "-5", "1.5"])
+def test_watchdog_period_is_none_for_a_meaningless_interval(usec):
+    assert sdnotify.watchdog_period({"WATCHDOG_USEC": usec}) is None
+
+
+def test_watchdog_period_applies_when_watchdog_pid_is_this_process():
+    environ = {"WATCHDOG_USEC": "20000000", "WATCHDOG_PID": str(os.getpid())}
+    assert sdnotify.watchdog_period(environ) == 10.0
+
+
+def test_watchdog_period_is_none_when_watchdog_pid_is_another_process():
+    environ = {"WATCHDOG_USEC": "20000000", "WATCHDOG_PID": str(os.getpid() + 1)}
+    assert sdnotify.watchdog_period(environ) is None
+
+
+def test_watchdog_period_takes_the_pid_to_compare_with():
+    environ = {"WATCHDOG_USEC": "20000000", "WATCHDOG_PID": "4242"}
+    assert sdnotify.watchdog_period(environ, pid=4242) == 10.0
+    assert sdnotify.watchdog_period(environ, pid=4243) is None

@@ -476,3 +476,30 @@ def test_shutdown_hangs_up_with_system_shutdown_and_says_goodbye(make_sim):
     assert hangup_complete(client, call, 0.1)['Hangup-Cause'] == 'SYSTEM_SHUTDOWN'
     assert client.messages[-1] == b'Content-Type: text/disconnect-notice\nContent-Length: 31\n\n' \
                                   b'The system is being shut down.\n'
+
+
+# ---- scenario files ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('data, message', [
+    ({'default': {'outcome': 'maybe'}}, "default.outcome: 'maybe' is not one of"),
+    ({'default': {'answer_after': -1}}, 'default.answer_after must be a number of seconds'),
+    ({'numbers': [{'outcome': 'busy'}]}, 'numbers[0] needs exactly one of number, glob, regex'),
+    ({'numbers': [{'regex': '(', 'outcome': 'busy'}]}, 'numbers[0].regex'),
+    ({'numbers': [{'number': '1', 'colour': 'red'}]}, 'numbers[0]: unknown key(s) colour'),
+    ({'random': {'weights': {'sing': 1}}}, "random.weights: unknown outcome 'sing'"),
+    ({'default': {'keys': [[1.0]]}}, 'default.keys must be a list of'),
+])
+def test_bad_scenario_is_refused_with_the_key_named(data, message):
+    from daemon.simulator.scenario import ScenarioError
+    with pytest.raises(ScenarioError) as failure:
+        from_dict(data)
+    assert message in str(failure.value)
+
+
+def test_demo_scenario_file_loads():
+    import os
+    from daemon.simulator.scenario import load
+    path = os.path.join(os.path.dirname(__file__), '..', 'bench', 'scenarios', 'demo.toml')
+    scenario = load(path)
+    assert scenario.behaviour_for('0901000002').outcome == 'busy'
+    assert scenario.knows_gateway('carrier1') and not scenario.knows_gateway('nosuch')

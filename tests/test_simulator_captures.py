@@ -88,3 +88,21 @@ def test_sigterm_with_a_call_up_matches_capture_08b():
 def test_named_event_subscription_with_event_lock_playback_matches_capture_09():
     run('09-named-events-only',
         {'default': {'answer_after': 0.02, 'hangup_after': 'never', 'keys': DTMF_09}})
+
+
+def test_comparator_reports_a_reordered_header_with_a_diff():
+    from tests.sim_fixtures import capture_messages
+    _sends, received = capture_messages('03-busy-486')
+    broken = [m.replace(b'Channel-State: CS_INIT\nChannel-Call-State: DOWN\n',
+                        b'Channel-Call-State: DOWN\nChannel-State: CS_INIT\n', 1) for m in received]
+    with pytest.raises(AssertionError) as failure:
+        compare(received, broken)
+    assert '-Channel-Call-State: DOWN' in str(failure.value) and 'channel 1 events' in str(failure.value)
+
+
+def test_comparator_reports_a_missing_event():
+    from tests.sim_fixtures import capture_messages
+    _sends, received = capture_messages('03-busy-486')
+    without_destroy = [m for m in received if b'Event-Name: CHANNEL_DESTROY' not in m]
+    with pytest.raises(AssertionError, match='CHANNEL_DESTROY'):
+        compare(received, without_destroy)

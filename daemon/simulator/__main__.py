@@ -1,0 +1,5 @@
+import sys
+
+from daemon.simulator import main
+
+sys.exit(main())

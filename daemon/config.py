@@ -79,6 +79,7 @@ class DialerConfig:
     daily_cap: int = 5
     recall_delay: float = 600.0
     originate_timeout: int = 30
+    max_call_seconds: int = 600
     dial_string: str = "sofia/gateway/carrier/{number}"
     caller_id: str = ""
     # Where a menu's "transfer" sends a call; the shipped templates transfer to "agents".
@@ -190,6 +191,7 @@ def _build(raw: dict, base: Path) -> Config:
         daily_cap=r.take("daily_cap", dd.daily_cap, _int_in(0, 1000)),
         recall_delay=r.take("recall_delay", dd.recall_delay, _float_in(0, 7 * 86400)),
         originate_timeout=r.take("originate_timeout", dd.originate_timeout, _int_in(1, 600)),
+        max_call_seconds=r.take("max_call_seconds", dd.max_call_seconds, _int_in(10, 86_400)),
         dial_string=r.take("dial_string", dd.dial_string, _dial_string),
         caller_id=r.take("caller_id", dd.caller_id, _caller_id),
         transfer_destinations=r.take("transfer_destinations", dd.transfer_destinations, _destinations),

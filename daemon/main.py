@@ -1,0 +1,110 @@
+"""`autocall-daemon`: the dialer as a process.
+
+Config is loaded and checked once here and passed down. Signals only set flags:
+SIGTERM/SIGINT drain and exit, SIGHUP re-reads the config and applies what can change
+while running (pacing, calling window, caps, dial string). systemd hears READY=1 once
+the event socket is authenticated and subscribed, and WATCHDOG=1 only while its reader
+is alive and heartbeats are fresh.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402  (after patching, as every entry point does)
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+
+from daemon import config as config_mod  # noqa: E402
+from daemon import ivr, sdnotify  # noqa: E402
+from daemon.dialer import Dialer  # noqa: E402
+from daemon.errors import AutocallError  # noqa: E402
+from daemon.esl import DEFAULT_EVENTS, ESLClient  # noqa: E402
+from daemon.ledger import Ledger, LedgerThread  # noqa: E402
+from daemon.store import open_database  # noqa: E402
+
+log = logging.getLogger("autocall.daemon")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="autocall-daemon",
+        description="The autocall dialer: calls the customers of running queues through FreeSWITCH's "
+                    "event socket, plays their IVR template and records every call in the SQLite file "
+                    "it shares with autocall-api. Settings: the config file and the AUTOCALL_* "
+                    "environment variables (see docs/autocall.example.toml).",
+        epilog="Signals: TERM/INT stop dialing and drain calls in progress (dialer.drain_timeout); "
+               "HUP re-reads the config for pacing, window, caps and dial string.")
+    parser.add_argument("--config", metavar="PATH",
+                        help="TOML config file (default: $AUTOCALL_CONFIG, else built-in defaults)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser.parse_args(argv)
+
+
+def esl_factory(config: config_mod.Config):
+    """A function that returns a new, connected ESL client each time (reconnect = new object)."""
+    def connect():
+        client = ESLClient(config.esl.address.host, config.esl.address.port, config.esl.password,
+                           events=DEFAULT_EVENTS, timeout=config.esl.timeout,
+                           heartbeat_timeout=config.esl.heartbeat_timeout)
+        client.connect()
+        log.info("connected to FreeSWITCH at %s", config.esl.address)
+        return client
+    return connect
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_mod.load(args.config)
+        db = open_database(config.db_path)
+    except AutocallError as e:
+        print(f"autocall-daemon: {e}", file=sys.stderr)
+        return 2
+    templates = ivr.TemplateLoader(config.templates.dir, config.templates.sounds, variant=config.templates.variant,
+                                   destinations=[name for name, _ in config.dialer.transfer_destinations])
+    ledger = LedgerThread(Ledger(db))
+    dialer = Dialer(config, ledger, templates, esl_factory(config))
+
+    def reload():
+        try:
+            dialer.apply_config(config_mod.load(args.config))
+            log.info("SIGHUP: configuration reloaded")
+        except AutocallError as e:
+            log.error("SIGHUP: configuration not reloaded, keeping the running one: %s", e)
+
+    gevent.signal_handler(signal.SIGTERM, dialer.stop)
+    gevent.signal_handler(signal.SIGINT, dialer.stop)
+    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
+    supervisor = gevent.spawn(_tell_systemd, dialer)
+    log.info("autocall-daemon starting: database %s, FreeSWITCH %s, templates %s",
+             config.db_path, config.esl.address, config.templates.dir)
+    try:
+        dialer.run()
+    finally:
+        supervisor.kill()
+        sdnotify.notify("STOPPING=1")
+        ledger.close()
+    log.info("autocall-daemon stopped")
+    return 0
+
+
+def _tell_systemd(dialer: Dialer):
+    """READY=1 once connected; WATCHDOG=1 while healthy; STATUS= for `systemctl status`."""
+    dialer.ready.wait()
+    sdnotify.notify("READY=1", "STATUS=connected to FreeSWITCH")
+    period = sdnotify.watchdog_period() or 5.0
+    while True:
+        gevent.sleep(period)
+        if dialer.healthy():
+            sdnotify.notify("WATCHDOG=1", f"STATUS={len(dialer.calls)} calls in progress")
+        else:
+            sdnotify.notify("STATUS=FreeSWITCH event socket down or silent; reconnecting")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Limits on when and how fast the dialer may call: a token bucket and the calling window.
+
+Both take `now` (Unix seconds) as an argument, so tests step through hours at once.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+
+class TokenBucket:
+    """At most `rate` takes per second on average, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: float, now: float):
+        self.rate, self.burst = rate, max(1.0, burst)
+        self.tokens, self.stamp = self.burst, now
+
+    def _fill(self, now: float):
+        if now > self.stamp:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def take(self, now: float) -> bool:
+        """Use one token if there is one."""
+        self._fill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def give_back(self):
+        """Return a token that was taken but not used (nothing to dial)."""
+        self.tokens = min(self.burst, self.tokens + 1.0)
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token will be there."""
+        self._fill(now)
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+
+
+def bucket_for(cps: float, now: float) -> TokenBucket:
+    """A bucket for `cps` originates per second, smooth to a tenth of a second."""
+    return TokenBucket(cps, burst=cps / 10, now=now)
+
+
+class CallingWindow:
+    """Local hours when calls may start, and local-day arithmetic for the daily cap."""
+
+    def __init__(self, start: dt.time, end: dt.time, tz: ZoneInfo):
+        self.start, self.end, self.tz = start, end, tz
+
+    def _local(self, now: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(now, self.tz)
+
+    def is_open(self, now: float) -> bool:
+        t = self._local(now).time()
+        if self.start <= self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end  # a window across midnight
+
+    def next_open(self, now: float) -> float:
+        """The next moment the window opens (now, if it is open)."""
+        if self.is_open(now):
+            return now
+        local = self._local(now)
+        opening = dt.datetime.combine(local.date(), self.start, self.tz)
+        if opening <= local:
+            opening = dt.datetime.combine(local.date() + dt.timedelta(days=1), self.start, self.tz)
+        return opening.timestamp()
+
+    def day_start(self, now: float) -> float:
+        """Local midnight of `now`'s day: the daily cap counts calls from here."""
+        local = self._local(now)
+        return dt.datetime.combine(local.date(), dt.time(0), self.tz).timestamp()
+
+    def next_day_open(self, now: float) -> float:
+        """When the window opens on the next local day."""
+        local = self._local(now)
+        return dt.datetime.combine(local.date() + dt.timedelta(days=1), self.start, self.tz).timestamp()

@@ -5,6 +5,8 @@ import json
 import random
 import re
 import time
+import uuid as uuidlib
+import wave
 from collections import defaultdict
 
 import gevent
@@ -664,3 +666,121 @@ def test_events_nobody_owns_go_to_the_unowned_hook_and_heartbeats_do_not():
     assert unowned[1].get('DTMF-Digit') == '#'
     client.close()
     switch.stop()
+
+
+# --- 5. against the FreeSWITCH stand-in (daemon/simulator) ---
+
+SIM_SCENARIO = {'numbers': [
+    {'number': '0901000001', 'outcome': 'answer', 'answer_after': 1, 'hangup_after': 'never',
+     'keys': [[1.0, '1#']]},
+    {'number': '0901000002', 'outcome': 'busy', 'ring': 1},
+]}
+
+
+@pytest.fixture
+def sim(tmp_path):
+    from daemon.simulator import Simulator
+    from daemon.simulator.scenario import from_dict
+    with wave.open(str(tmp_path / 'hello.wav'), 'wb') as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b'\0\0' * 8000 * 3)  # 3 simulated seconds
+    simulator = Simulator(from_dict(SIM_SCENARIO), time_scale=0.01, sound_dir=str(tmp_path)).start()
+    yield simulator
+    simulator.stop()
+
+
+def sim_client(sim, **options):
+    client = ESLClient(sim.address[0], sim.address[1], 'ClueCon', **options)
+    client.connect()
+    return client
+
+
+class ChannelEvents:
+    """A channel handler that keeps the events and lets the test wait for one by name."""
+
+    def __init__(self):
+        self.events = []
+        self.arrived = gevent.event.Event()
+
+    def __call__(self, event):
+        self.events.append(event)
+        self.arrived.set()
+
+    def wait_for(self, name, count=1, timeout=5):
+        with gevent.Timeout(timeout, AssertionError('no %s x%d in %s' % (name, count, self.names()))):
+            while len([e for e in self.events if e.name == name]) < count:
+                self.arrived.clear()
+                self.arrived.wait()
+        return [e for e in self.events if e.name == name][count - 1]
+
+    def names(self):
+        return [e.name for e in self.events]
+
+
+def originate_string(call, number):
+    return ('originate {origination_uuid=%s,autocall_queue=Q1,ignore_early_media=true,originate_timeout=20}'
+            'sofia/gateway/gw1/%s &park()' % (call, number))
+
+
+def test_simulated_call_answered_played_keyed_and_killed(sim):
+    client = sim_client(sim, heartbeat_timeout=2)
+    call, seen = str(uuidlib.uuid4()), ChannelEvents()
+    client.subscribe_channel(call, seen)
+    job = client.bgapi(originate_string(call, '0901000001'))
+    assert seen.wait_for('CHANNEL_ANSWER').get('variable_autocall_queue') == 'Q1'
+    assert job.get(timeout=5)[:2] == (True, call)
+    done = client.execute(call, 'playback', 'hello.wav').get(timeout=5)
+    assert done.get('Application-Response') == 'FILE PLAYED'
+    seen.wait_for('DTMF', count=2)
+    assert client.api('uuid_kill ' + call) == '+OK\n'
+    hangup = seen.wait_for('CHANNEL_HANGUP_COMPLETE')
+    assert [e.get('DTMF-Digit') for e in seen.events if e.name == 'DTMF'] == ['1', '#']
+    assert hangup.get('Hangup-Cause') == 'NORMAL_CLEARING' and int(hangup.get('variable_billsec')) >= 1
+    assert client.api('uuid_exists ' + call) == 'false'
+    assert client.is_alive()
+    client.close()
+
+
+def test_simulated_busy_callee_resolves_the_job_with_its_cause(sim):
+    client = sim_client(sim)
+    call, seen = str(uuidlib.uuid4()), ChannelEvents()
+    client.subscribe_channel(call, seen)
+    result = client.bgapi(originate_string(call, '0901000002')).get(timeout=5)
+    assert result[:2] == (False, 'USER_BUSY')
+    assert seen.wait_for('CHANNEL_HANGUP_COMPLETE').get('Hangup-Cause') == 'USER_BUSY'
+    client.close()
+
+
+def test_simulator_dropping_the_connection_kills_the_client_and_a_new_one_connects(sim):
+    first = sim_client(sim)
+    call = str(uuidlib.uuid4())
+    job = first.bgapi(originate_string(call, '0901000001'))
+    sim.restart()
+    assert first.dead.wait(2)
+    with pytest.raises(ESLConnectionLost):
+        job.get(timeout=1)
+    second = sim_client(sim)
+    assert second.api('uuid_exists ' + call) == 'false'
+    second.close()
+
+
+def test_simulator_silence_is_detected_by_heartbeat_timeout(sim):
+    client = sim_client(sim, heartbeat_timeout=0.5)  # the simulator beats every 0.2 s here
+    assert not client.dead.wait(1.0)
+    sim.silence(5)
+    assert client.dead.wait(2)
+    assert 'HEARTBEAT' in client.dead_reason
+
+
+def test_simulator_shutdown_reaches_the_client_as_a_disconnect_notice(sim):
+    client = sim_client(sim)
+    call, seen = str(uuidlib.uuid4()), ChannelEvents()
+    client.subscribe_channel(call, seen)
+    client.bgapi(originate_string(call, '0901000001'))
+    seen.wait_for('CHANNEL_ANSWER')
+    sim.shutdown(grace=1)
+    assert client.dead.wait(3)
+    assert client.dead_reason == 'FreeSWITCH disconnected: The system is being shut down.'
+    assert seen.wait_for('CHANNEL_HANGUP_COMPLETE').get('Hangup-Cause') == 'SYSTEM_SHUTDOWN'

@@ -146,9 +146,9 @@ class Ledger:
 
     def _move_customer(self, claim: Claim, report: CallReport, result: str, recall_delay: float) -> str:
         row = self.db.execute_sql(
-            "SELECT c.state, c.mobiles, c.number_index, c.round, c.dead_numbers, q.max_recall_count"
+            "SELECT c.state, c.mobiles, c.number_index, c.round, c.dead_numbers, c.next_call_at, q.max_recall_count"
             " FROM customer c JOIN queue q ON q.id = c.queue_id WHERE c.id = ?", (claim.customer_id,)).fetchone()
-        state, mobiles, index, rnd, dead, max_recall = row
+        state, mobiles, index, rnd, dead, next_call, max_recall = row
         if state != CALLING:
             return state  # deleted while in the call: the result stays on the attempt
         on_dnc = self.db.execute_sql("SELECT 1 FROM dnc WHERE queue_id = ? AND ext_id = ?",
@@ -156,7 +156,8 @@ class Ledger:
         progress = outcome.Progress(tuple(json.loads(mobiles)), index, rnd, frozenset(json.loads(dead)))
         nxt = outcome.next_state(progress, claim.number, result, max_recall_count=max_recall,
                                  recall_delay=recall_delay, on_dnc=on_dnc)
-        next_call = report.ended_at + (nxt.delay or 0.0)
+        if nxt.delay is not None:
+            next_call = report.ended_at + nxt.delay
         self.db.execute_sql(
             "UPDATE customer SET state = ?, number_index = ?, round = ?, dead_numbers = ?, next_call_at = ?,"
             " last_cause = ?, result = COALESCE(?, result), updated_at = ? WHERE id = ?",

@@ -74,7 +74,7 @@ class Next:
     number_index: int
     round: int
     dead_numbers: frozenset[str]
-    delay: float | None = None      # seconds until the next call (pending only)
+    delay: float | None = None      # seconds until the next call; None keeps the customer's place
 
 
 def next_state(p: Progress, number: str, outcome: str, *, max_recall_count: int,
@@ -92,10 +92,10 @@ def next_state(p: Progress, number: str, outcome: str, *, max_recall_count: int,
         return Next("success", p.number_index, p.round, dead)
     if on_dnc:
         return Next("dnc", p.number_index, p.round, dead)
-    if outcome in NOT_COUNTED or outcome == INTERRUPTED:
-        # Not the customer's doing: the same number again, after the recall delay for a lost call.
-        delay = 0.0 if outcome in NOT_COUNTED else recall_delay
-        return Next("pending", p.number_index, p.round, dead, delay)
+    if outcome in NOT_COUNTED:
+        return Next("pending", p.number_index, p.round, dead, None)  # not the customer's doing
+    if outcome == INTERRUPTED:
+        return Next("pending", p.number_index, p.round, dead, recall_delay)  # same number, later
     live = [i for i, m in enumerate(p.mobiles) if m not in dead]
     if not live:
         return Next("failed", p.number_index, p.round, dead)

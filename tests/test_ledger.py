@@ -1,0 +1,174 @@
+"""The dialer's transactions on a real SQLite file: claims honour stop, DNC, caps and dead
+numbers; finishing a call applies the recall rules; config errors stop the queue."""
+import json
+
+import pytest
+
+from daemon import queues
+from daemon.config import QueueDefaults
+from daemon.ledger import CallReport, Ledger
+from daemon.store import open_database
+
+NOW = 1_800_000_000.0
+DAY = dict(day_start=NOW - 3600, next_day=NOW + 86400)
+
+
+@pytest.fixture
+def db(tmp_path):
+    return open_database(tmp_path / "ledger.sqlite3")
+
+
+@pytest.fixture
+def ledger(db):
+    return Ledger(db)
+
+
+def import_(db, *customers, code="Q", **settings):
+    request = queues.ImportRequest(code, "IVR-1", settings, [
+        queues.NewCustomer(ext_id, list(mobiles), {"upcoming_amount": 5}) for ext_id, mobiles in customers])
+    queues.import_customers(db, request, QueueDefaults(), now=lambda: NOW - 10)
+
+
+def queue_info(ledger, code="Q"):
+    return next(q for q in ledger.running_queues() if q.code == code)
+
+
+def claim(ledger, code="Q", cap=5, now=NOW):
+    return ledger.claim(queue_info(ledger, code), now=now, daily_cap=cap, **DAY)
+
+
+def state_of(db, ext_id):
+    return db.execute_sql("SELECT state FROM customer WHERE ext_id = ?", (ext_id,)).fetchone()[0]
+
+
+def answered(talk, cause="NORMAL_CLEARING"):
+    return CallReport(answered_at=NOW, ended_at=NOW + talk, talk_seconds=talk, cause=cause, sip_status="200")
+
+
+def refused(cause, sip="486"):
+    return CallReport(answered_at=None, ended_at=NOW + 1, talk_seconds=0.0, cause=cause, sip_status=sip)
+
+
+def test_claim_takes_customers_in_import_order_into_a_call(db, ledger):
+    import_(db, ("A", ["0901000001"]), ("B", ["0901000002"]))
+    first = claim(ledger)
+    assert (first.ext_id, first.number, first.min_talk, first.template) == ("A", "0901000001", 3, "IVR-1")
+    assert state_of(db, "A") == "calling"
+    row = db.execute_sql("SELECT uuid, job_uuid, state, number FROM attempt").fetchone()
+    assert row == (first.uuid, first.job_uuid, "dialing", "0901000001")
+    assert claim(ledger).ext_id == "B"
+    assert claim(ledger) is None
+
+
+def test_no_claim_from_a_stopped_queue_or_of_a_dnc_customer(db, ledger):
+    import_(db, ("A", ["0901000001"]), ("B", ["0901000002"]))
+    info = queue_info(ledger)
+    queues.add_dnc(db, "Q", ["A"])
+    assert ledger.claim(info, now=NOW, daily_cap=5, **DAY).ext_id == "B"
+    import_(db, ("C", ["0901000003"]))
+    queues.set_running(db, "Q", False)
+    # The dialer still holds the queue as running in memory: the claim itself re-checks.
+    assert ledger.claim(info, now=NOW, daily_cap=5, **DAY) is None
+    assert state_of(db, "C") == "pending"
+
+
+def test_a_customer_at_its_daily_cap_waits_for_tomorrow_across_all_its_numbers(db, ledger):
+    import_(db, ("A", ["0901000001", "0901000002", "0901000003"]), max_recall_count=5)
+    for i in range(2):
+        ledger.finish(claim(ledger, cap=2, now=NOW + 5 * i), refused("USER_BUSY"), recall_delay=0)
+    assert claim(ledger, cap=2, now=NOW + 20) is None
+    assert db.execute_sql("SELECT next_call_at FROM customer").fetchone()[0] == DAY["next_day"]
+
+
+def test_finish_applies_the_recall_rules_across_numbers_and_rounds(db, ledger):
+    import_(db, ("A", ["0901000001", "0901000002"]), max_recall_count=1)
+    c = claim(ledger)
+    assert ledger.finish(c, refused("USER_BUSY"), recall_delay=60) == ("retry", "pending")
+    c = claim(ledger, now=NOW + 1)
+    assert c.number == "0901000002"  # next number at once
+    assert ledger.finish(c, answered(1.0), recall_delay=60) == ("short", "pending")
+    assert claim(ledger, now=NOW + 30) is None  # round over: recall delay
+    c = claim(ledger, now=NOW + 120)
+    assert (c.number, ledger.finish(c, refused("NO_ANSWER", None), recall_delay=60)) == (
+        "0901000001", ("retry", "pending"))
+    c = claim(ledger, now=NOW + 121)
+    assert ledger.finish(c, refused("CALL_REJECTED", "603"), recall_delay=60) == ("retry", "failed")
+    row = db.execute_sql("SELECT state, round, last_cause FROM customer").fetchone()
+    assert row == ("failed", 2, "CALL_REJECTED")
+    attempts = db.execute_sql("SELECT number, hangup_cause, outcome, state FROM attempt ORDER BY id").fetchall()
+    assert attempts == [("0901000001", "USER_BUSY", "retry", "done"), ("0901000002", "NORMAL_CLEARING", "short", "done"),
+                        ("0901000001", "NO_ANSWER", "retry", "done"), ("0901000002", "CALL_REJECTED", "retry", "done")]
+
+
+def test_success_records_talk_time_keys_and_result(db, ledger):
+    import_(db, ("A", ["0901000001"]))
+    c = claim(ledger)
+    report = CallReport(NOW, NOW + 20, 20.0, "NORMAL_CLEARING", "200", keys="19", result="promise_to_pay")
+    assert ledger.finish(c, report, recall_delay=60) == ("success", "success")
+    assert db.execute_sql("SELECT state, result FROM customer").fetchone() == ("success", "promise_to_pay")
+    assert db.execute_sql("SELECT talk_seconds, keys, result FROM attempt").fetchone() == (20.0, "19", "promise_to_pay")
+    # Finishing twice changes nothing (a late duplicate after reconciliation).
+    assert ledger.finish(c, refused("USER_BUSY"), recall_delay=60) == ("retry", "unchanged")
+    assert db.execute_sql("SELECT hangup_cause FROM attempt").fetchone() == ("NORMAL_CLEARING",)
+
+
+def test_a_dead_number_is_never_dialed_again(db, ledger):
+    import_(db, ("A", ["0909000001", "0901000002"]), max_recall_count=3)
+    ledger.finish(claim(ledger), refused("UNALLOCATED_NUMBER", "404"), recall_delay=0)
+    for i in range(3):
+        c = claim(ledger, now=NOW + 10 + i, cap=0)
+        assert c.number == "0901000002"
+        ledger.finish(c, refused("USER_BUSY"), recall_delay=0)
+    assert json.loads(db.execute_sql("SELECT dead_numbers FROM customer").fetchone()[0]) == ["0909000001"]
+
+
+def test_an_invalid_gateway_stops_the_queue_with_a_reason_and_keeps_the_customer(db, ledger):
+    import_(db, ("A", ["0901000001"]), ("B", ["0901000002"]))
+    c = claim(ledger)
+    assert ledger.finish(c, refused("INVALID_GATEWAY", None), recall_delay=60) == ("config_error", "pending")
+    state, reason = db.execute_sql("SELECT state, stop_reason FROM queue").fetchone()
+    assert state == "stopped" and "INVALID_GATEWAY" in reason
+    assert db.execute_sql("SELECT state, round, number_index FROM customer WHERE ext_id='A'").fetchone() == (
+        "pending", 0, 0)
+    assert ledger.running_queues() == []
+    # Not counted against the customer's daily cap.
+    queues.set_running(db, "Q", True)
+    assert db.execute_sql("SELECT stop_reason FROM queue").fetchone() == (None,)
+    assert claim(ledger, cap=1).ext_id == "A"
+
+
+def test_dnc_while_in_a_call_stops_the_recalls(db, ledger):
+    import_(db, ("A", ["0901000001"]))
+    c = claim(ledger)
+    queues.add_dnc(db, "Q", ["A"])
+    assert state_of(db, "A") == "calling"  # left as is during the call
+    assert ledger.finish(c, refused("USER_BUSY"), recall_delay=0) == ("retry", "dnc")
+
+
+def test_a_queue_deleted_during_a_call_keeps_the_attempt_and_the_deleted_state(db, ledger):
+    import_(db, ("A", ["0901000001"]))
+    c = claim(ledger)
+    queues.set_running(db, "Q", False)
+    queues.delete_queue(db, "Q")
+    assert ledger.finish(c, answered(30), recall_delay=0) == ("success", "deleted")
+    assert db.execute_sql("SELECT outcome FROM attempt").fetchone() == ("success",)
+
+
+def test_abandon_returns_a_never_dialed_customer_or_fails_it(db, ledger):
+    import_(db, ("A", ["0901000001"]), ("B", ["0901000002"]))
+    a, b = claim(ledger), claim(ledger)
+    ledger.abandon(a, cause="SOUND_FILE_MISSING", now=NOW, stop_reason="sound files missing: x.wav")
+    ledger.abandon(b, cause="TEMPLATE: field upcoming_amount", now=NOW, customer_state="failed")
+    assert (state_of(db, "A"), state_of(db, "B")) == ("pending", "failed")
+    assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == ("stopped", "sound files missing: x.wav")
+    assert db.execute_sql("SELECT outcome FROM attempt").fetchall() == [("not_dialed",), ("not_dialed",)]
+
+
+def test_open_attempts_lists_calls_not_closed(db, ledger):
+    import_(db, ("A", ["0901000001"]), ("B", ["0901000002"]))
+    a, b = claim(ledger), claim(ledger)
+    ledger.mark_answered(b.attempt_id, NOW + 2)
+    ledger.finish(a, refused("USER_BUSY"), recall_delay=0)
+    [open_b] = ledger.open_attempts()
+    assert (open_b.uuid, open_b.ext_id, open_b.answered_at, open_b.fields) == (
+        b.uuid, "B", NOW + 2, {"upcoming_amount": 5})

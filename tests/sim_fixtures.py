@@ -236,9 +236,19 @@ def comparable(messages, keep_uuids=(), ring_races=()):
             else:
                 others.append(lines)
         else:
-            replies.append(['%s: %s' % (k, normalise_text(v, keep_uuids)) for k, v in outer if k != 'Content-Length']
-                           + normalise_text(body.decode(), keep_uuids).split('\n'))
+            head = ['%s: %s' % (k, normalise_text(v, keep_uuids)) for k, v in outer if k != 'Content-Length']
+            dump = _event_dump(body)
+            if dump is not None:  # uuid_dump json: an event in an api/response
+                replies.append(head + normalise(dump, None, keep_uuids))
+            else:
+                replies.append(head + normalise_text(body.decode(), keep_uuids).split('\n'))
     return {'replies': replies, 'channels': [channels[u] for u in order], 'api': api_events, 'others': others}
+
+
+def _event_dump(body):
+    if not body.startswith(b'{"Event-Name"'):
+        return None
+    return json.loads(body, object_pairs_hook=lambda pairs: pairs)
 
 
 def _event(ctype, body):

@@ -503,3 +503,18 @@ def test_demo_scenario_file_loads():
     scenario = load(path)
     assert scenario.behaviour_for('0901000002').outcome == 'busy'
     assert scenario.knows_gateway('carrier1') and not scenario.knows_gateway('nosuch')
+
+
+def test_a_client_that_stops_reading_is_disconnected_after_losing_events(make_sim, monkeypatch):
+    from daemon.simulator import connection
+    monkeypatch.setattr(connection, 'MAX_QUEUE', 5)
+    monkeypatch.setattr(connection, 'MAX_LOST', 10)
+    sim = make_sim(heartbeat=0.5)  # 200 heartbeats a second at SCALE
+    client = login(sim.address, events='plain HEARTBEAT')
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn = next(iter(sim.connections))
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    deadline = time.monotonic() + 10
+    while sim.connections and time.monotonic() < deadline:
+        gevent.sleep(0.05)  # the client reads nothing meanwhile
+    assert not sim.connections and conn.lost_events > 10

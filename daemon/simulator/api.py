@@ -5,11 +5,13 @@ and `sim_restart`.
 """
 import json
 import logging
+from urllib.parse import unquote
 
 import gevent
 
+from daemon.simulator import sequences as seq
 from daemon.simulator.channel import ExecRequest
-from daemon.simulator.events import format_local
+from daemon.simulator.events import format_local, plain_to_json
 
 logger = logging.getLogger(__name__)
 VERSION = 'FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n'
@@ -50,6 +52,18 @@ def uuid_getvar(sim, args):
     if channel is None:
         return NO_CHANNEL
     return channel.getvar(name.strip())
+
+
+def uuid_dump(sim, args):
+    uuid, _, fmt = args.partition(' ')
+    channel = sim.channels.get(uuid)
+    if channel is None:
+        return NO_CHANNEL
+    text = sim.events.render(seq.CHANNEL_DATA, dict(channel.fields))
+    if fmt.strip() == 'json':
+        return plain_to_json(text)
+    return ''.join('%s: %s\n' % (name, unquote(value)) for name, _, value in
+                   (line.partition(': ') for line in text.splitlines() if line))
 
 
 def uuid_broadcast(sim, args):
@@ -151,5 +165,5 @@ def sim_restart(sim, args):
 
 
 _HANDLERS = {'originate': originate, 'uuid_kill': uuid_kill, 'uuid_exists': uuid_exists,
-             'uuid_getvar': uuid_getvar, 'uuid_broadcast': uuid_broadcast, 'hupall': hupall, 'show': show,
+             'uuid_getvar': uuid_getvar, 'uuid_dump': uuid_dump, 'uuid_broadcast': uuid_broadcast, 'hupall': hupall, 'show': show,
              'status': status, 'version': version, 'sim_fault': sim_fault, 'sim_restart': sim_restart}

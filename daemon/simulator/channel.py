@@ -321,13 +321,11 @@ class Channel:
     # ---- callee script -----------------------------------------------------------------------------
 
     def _schedule_callee(self):
-        clock = self.sim.clock
         for offset, digits in self.behaviour.keys:
             for i, digit in enumerate(digits):
                 self._later(offset + i * DIGIT_GAP, self.inbox.put, ('dtmf', digit))
         if self.behaviour.hangup_after is not None:
             self._later(self.behaviour.hangup_after, self.hangup, 'NORMAL_CLEARING', True)
-        del clock
 
     def _later(self, seconds, func, *args):
         self._timers.append(gevent.spawn_later(self.sim.clock.real(seconds), func, *args))

@@ -18,6 +18,9 @@ from daemon.simulator.events import AUTH_REQUEST, api_response, command_reply, d
 logger = logging.getLogger(__name__)
 _CLOSE = object()
 MAX_BATCH = 256
+# mod_event_socket: a listener whose queue is full loses events; after 500 lost it is killed
+MAX_QUEUE = 100000
+MAX_LOST = 500
 
 
 class Connection:
@@ -34,6 +37,7 @@ class Connection:
         self.closed = False
         self._out = Queue()
         self._held = None
+        self.lost_events = 0
         self._writer = None
         self._done = gevent.event.Event()
 
@@ -43,11 +47,20 @@ class Connection:
         return self.all_events or name in self.events
 
     def deliver(self, data):
-        """Queue an event (held back while this connection's command is still running)."""
+        """Queue an event (held back while this connection's command is still running).
+
+        A client that stops reading loses events once MAX_QUEUE are waiting and is disconnected
+        after MAX_LOST, as FreeSWITCH does with a listener that falls behind.
+        """
         if self._held is not None:
             self._held.append(data)
-        else:
+        elif self._out.qsize() < MAX_QUEUE:
             self._out.put(data)
+        else:
+            self.lost_events += 1
+            if self.lost_events > MAX_LOST and not self.closed:
+                logger.warning('killing listener %s: %d events lost', self.address, self.lost_events)
+                self.abort()
 
     def close_after(self, data):
         """Write `data` after everything queued, then close."""

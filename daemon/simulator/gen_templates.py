@@ -8,6 +8,7 @@ on it (uuids, times, the dialled number, causes, application data) become `{slot
 `events.py` fills in. Channel variables set by applications are cut out and replaced by the
 `{_app}` slot, the originate `{...}` variables by `{_orig}`, so one template serves any call.
 """
+import json
 import os
 import sys
 from collections import defaultdict
@@ -124,6 +125,7 @@ def channel_tokens(uuid, core, chan, port):
 
 def collect(capture_dir):
     templates = {}
+    templates.update(channel_data(capture_dir))
     for filename, tags in SOURCES.items():
         seen_channels, counters = [], defaultdict(int)
         for record in read_transcript(os.path.join(capture_dir, filename)):
@@ -156,6 +158,22 @@ def collect(capture_dir):
                 templates[key] = ''
             templates[key] += template_text(headers, channel_tokens(uuid, fields['Core-UUID'], chan, port), port)
     return templates
+
+
+def channel_data(capture_dir):
+    """The CHANNEL_DATA template, from the `uuid_dump <uuid> json` reply in capture 06."""
+    from daemon.simulator.events import url_encode
+    records = read_transcript(os.path.join(capture_dir, '06-sync-api-originate-show-hupall.log'))
+    for sent, reply in zip(records, records[1:]):
+        if sent.kind == 'SEND' and sent.data.startswith(b'api uuid_dump '):
+            pairs = json.loads(split_message(reply.data)[1], object_pairs_hook=list)
+            headers = [(name, url_encode(value)) for name, value in pairs]
+            fields = dict(headers)
+            chan, uuid = fields['Channel-Name'], fields['Unique-ID']
+            port = chan.rsplit('%3A', 1)[1]
+            text = template_text(headers, channel_tokens(uuid, fields['Core-UUID'], chan, port), port)
+            return {'hupall:CHANNEL_DATA:0': text}
+    return {}
 
 
 def main(argv=None):

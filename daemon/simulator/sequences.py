@@ -55,6 +55,7 @@ PLAYBACK_START = 'kill:PLAYBACK_START:0'
 PLAYBACK_STOP = 'kill:PLAYBACK_STOP:0'
 DTMF = 'kill:DTMF:0'
 PRIVATE_COMMAND = 'kill:PRIVATE_COMMAND:0'
+CHANNEL_DATA = 'hupall:CHANNEL_DATA:0'  # the uuid_dump reply
 
 
 def _all_keys():
@@ -64,7 +65,7 @@ def _all_keys():
     for seq in (RINGING, MEDIA, ANSWER, ANSWER_AFTER_JOB, NO_CHANNEL) + NO_ANSWER + HANGUP_LOCAL + HANGUP_REMOTE + HANGUP_SHUTDOWN:
         keys += seq
     return set(keys) | {EXECUTE, EXECUTE_COMPLETE, EXECUTE_COMPLETE_HUNGUP, PLAYBACK_START, PLAYBACK_STOP,
-                        DTMF, PRIVATE_COMMAND}
+                        DTMF, PRIVATE_COMMAND, CHANNEL_DATA}
 
 
 USED = _all_keys()

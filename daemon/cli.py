@@ -2,15 +2,21 @@
 
     autocall templates check [NAME ...]                  every problem, one line each
     autocall templates render NAME --customer JSON|@FILE  what one customer's call plays
+    autocall status [--db PATH | --config PATH] [--queue CODE] [--watch [SECONDS]]
 
-Exit status: 0 all good, 1 a template has problems or cannot be rendered, 2 wrong usage.
+Exit status: 0 all good, 1 a template has problems or cannot be rendered (templates) or the
+queue asked for does not exist (status), 2 wrong usage or a database that cannot be read.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
+import time
 
-from daemon import ivr
+from daemon import config as config_mod
+from daemon import ivr, status
+from daemon.errors import ConfigError
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ACTION_WORDS = {ivr.Repeat: 'repeat this menu', ivr.HangupAction: 'hang up'}
@@ -30,6 +36,7 @@ def build_parser():
         epilog='Run "autocall COMMAND --help" for the options of a command.')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     _add_templates_commands(commands)
+    _add_status_command(commands)
     return parser
 
 
@@ -64,6 +71,67 @@ def _add_templates_commands(commands):
     render.add_argument('--customer', required=True, metavar='JSON',
                         help='the customer\'s fields as a JSON object, or @FILE to read it from a file')
     render.set_defaults(run=_render)
+
+
+def _add_status_command(commands):
+    parser = commands.add_parser(
+        'status', help='live view of the queues: progress, calls in progress, last outcomes',
+        description='Show every live queue from the SQLite file the API and the dialer share: state, '
+                    'progress (finished/total customers), calls made, customers in a call, succeeded, '
+                    'failed, dnc, deleted, waiting (due now or waiting for a recall), calls started in '
+                    'the last minute and the last call outcomes. The file is opened read-only, so this '
+                    'is safe while autocall-api and autocall-daemon run.',
+        epilog='Examples: autocall status --config /etc/autocall/autocall.toml --watch; '
+               'autocall status --db var/autocall.sqlite3 --queue Autocall-Q1. '
+               'Exit status 1 if --queue names no live queue, 2 if the database cannot be read.')
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument('--db', metavar='PATH', help='the SQLite file to read')
+    where.add_argument('--config', metavar='PATH',
+                       help='take the database path from this config file (default: $AUTOCALL_CONFIG '
+                            'and $AUTOCALL_DB, as autocall-api and autocall-daemon do)')
+    parser.add_argument('--queue', metavar='CODE', help='show only this queue')
+    parser.add_argument('--watch', nargs='?', type=_positive_seconds, const=2.0, metavar='SECONDS',
+                        help='redraw every SECONDS (default 2) until Ctrl-C; the screen is cleared '
+                             'when the output is a terminal, otherwise each view is appended')
+    parser.add_argument('--recent', type=_count, default=5, metavar='N',
+                        help='how many of the last call outcomes to list per queue (default 5)')
+    parser.set_defaults(run=_status)
+
+
+def _positive_seconds(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'must be more than 0 seconds, got {text}')
+    return value
+
+
+def _count(text):
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got {text}')
+    return int(text)
+
+
+def _status(args, out, err):
+    try:
+        config = config_mod.load(args.config)
+        db_path = args.db or config.db_path
+        conn = status.open_readonly(db_path)
+    except (ConfigError, status.StatusError) as exc:
+        print(f'autocall: {exc}', file=err)
+        return 2
+    with contextlib.closing(conn):
+        def draw():
+            now = time.time()
+            queues = status.read(conn, now=now, queue=args.queue, recent=args.recent)
+            return status.render(queues, now=now, tz=config.tz, source=str(db_path))
+        if args.queue is not None and not status.read(conn, now=time.time(), queue=args.queue):
+            print(f'autocall: no live queue {args.queue!r} in {db_path}', file=err)
+            return 1
+        if args.watch is None:
+            out.write(draw())
+        else:
+            status.watch(draw, out, interval=args.watch, clear=out.isatty())
+    return 0
 
 
 def _check(args, out, err):

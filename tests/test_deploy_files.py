@@ -127,7 +127,7 @@ def test_console_script_target_is_a_callable_main(name):
 
 
 def test_both_units_share_user_state_directory_and_env_file():
-    shared = ("User", "Group", "StateDirectory", "EnvironmentFile", "UMask")
+    shared = ("User", "Group", "StateDirectory", "StateDirectoryMode", "EnvironmentFile", "UMask")
     daemon, api = unit("autocall-daemon"), unit("autocall-api")
     for key in shared:
         assert value(daemon, "Service", key) == value(api, "Service", key), key

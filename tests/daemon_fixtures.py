@@ -1,0 +1,126 @@
+"""The dialer as a real process against an in-process simulator, over a real socket, on a
+real SQLite file that the test also writes to (as the API would)."""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import gevent
+
+from daemon import ivr, queues
+from daemon.config import QueueDefaults
+from daemon.simulator import Simulator
+from daemon.simulator.scenario import from_dict
+from daemon.store import open_database
+
+REPO = Path(__file__).resolve().parent.parent
+TIME_SCALE = 0.02  # 50 simulated seconds per real second
+
+
+def start_simulator(scenario: dict, time_scale: float = TIME_SCALE) -> Simulator:
+    return Simulator(from_dict(scenario), listen=("127.0.0.1", 0), time_scale=time_scale, heartbeat=20.0,
+                     sound_dir=str(REPO)).start()
+
+
+class DaemonProcess:
+    """`autocall-daemon` with a config file in `tmp_path`; its log goes to `daemon.log`."""
+
+    def __init__(self, tmp_path: Path, sim: Simulator, **dialer):
+        self.tmp_path, self.db_path = tmp_path, tmp_path / "autocall.sqlite3"
+        settings = {"dial_string": "sofia/gateway/carrier/{number}", "window_start": "00:00",
+                    "window_end": "23:59:59", "recall_delay": 0.3, "cps": 200, "channel_limit": 50,
+                    "drain_timeout": 5, **dialer}
+        lines = [f'[database]\npath = "{self.db_path}"', f'[esl]\naddress = "127.0.0.1:{sim.address[1]}"',
+                 "[dialer]"] + [f"{k} = {_toml(v)}" for k, v in settings.items()]
+        self.config = tmp_path / "autocall.toml"
+        self.config.write_text("\n".join(lines) + "\n")
+        self.log_path = tmp_path / "daemon.log"
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "daemon.main", "--config", str(self.config)],
+                                     cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: "connected to FreeSWITCH" in self.read_log() or self.proc.poll() is not None, 20)
+        assert self.proc.poll() is None, self.read_log()
+        return self
+
+    def read_log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def terminate(self, timeout=30) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self._wait(timeout)
+
+    def kill9(self):
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self._wait(10)
+
+    def _wait(self, timeout) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, "daemon did not exit:\n" + self.read_log()[-3000:]
+            gevent.sleep(0.05)
+        self.log.close()
+        return self.proc.returncode
+
+    def stop_quietly(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _toml(value):
+    return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        gevent.sleep(interval)
+
+
+def import_customers(db_path: Path, customers, code="Q", **settings):
+    """Import as the API does: [(id, [numbers])] with the fields IVR-1 reads."""
+    db = open_database(db_path)
+    request = queues.ImportRequest(code, "IVR-1", settings, [
+        queues.NewCustomer(ext_id, list(numbers), {
+            "contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"})
+        for ext_id, numbers in customers])
+    queues.import_customers(db, request, QueueDefaults())
+    db.close()
+
+
+def query(db_path: Path, sql: str, *params):
+    with sqlite3.connect(db_path, timeout=30) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def all_final(db_path: Path) -> bool:
+    return query(db_path, "SELECT COUNT(*) FROM customer WHERE state IN ('pending', 'calling')")[0][0] == 0
+
+
+def menu_offset() -> float:
+    """Simulated seconds from answer to the IVR-1 menu prompt (greeting and info played)."""
+    loader = ivr.TemplateLoader(REPO / "ivr_templates", REPO / "ivr_templates" / "sounds")
+    script = loader.get("IVR-1").render({"contract_number": "HD123456", "upcoming_amount": 5000000,
+                                         "upcoming_due_date": "2021-07-13"})
+    total = 0.0
+    for step_id in ("greeting", "info"):
+        for path in script.steps[step_id].files:
+            with wave.open(path) as w:
+                total += w.getnframes() / w.getframerate()
+    return total
+
+
+def overlapping_calls(records, customer_of: dict) -> list:
+    """Pairs of simulator calls of one customer whose times overlap (must be none)."""
+    calls = sorted((customer_of[r["uuid"]], r["time"], r["end_time"] or float("inf"), r["uuid"])
+                   for r in records if r["event"] == "originate" and r["uuid"] in customer_of)
+    return [(a, b) for a, b in zip(calls, calls[1:]) if a[0] == b[0] and b[1] < a[2]]

@@ -166,6 +166,7 @@ class CaptureReplayer(_Server):
         except OSError:
             pass  # the client went away first; that is its right
         finally:
+            rfile.close()
             sock.close()
             self.done.set()
 
@@ -194,6 +195,7 @@ class FakeSwitch(_Server):
             conn.send(reply('-ERR invalid'))
             conn.send(disconnect_notice(GOODBYE))
             conn.close()
+            conn.rfile.close()
             return
         conn.send(reply('+OK accepted'))
         while True:
@@ -207,6 +209,7 @@ class FakeSwitch(_Server):
             if answer:
                 conn.send(answer)
         conn.close()
+        conn.rfile.close()  # only the reading greenlet may close its reader
 
 
 class SwitchConnection:

@@ -40,16 +40,15 @@ def frame_through_socket(capture, max_chunk):
     """Every message our framer reads from the capture's raw bytes, sent over TCP in
     random-sized chunks."""
     streamer = ByteStreamer(capture.raw, random.Random(capture.name), max_chunk)
+    sock = gevent.socket.create_connection(('127.0.0.1', streamer.port))
     try:
-        sock = gevent.socket.create_connection(('127.0.0.1', streamer.port))
-        rfile = sock.makefile('rb')
-        messages = []
-        while True:
-            message = read_message(rfile)
-            if message is None:
-                return messages
-            messages.append(message)
+        with sock.makefile('rb') as rfile:
+            messages = []
+            while (message := read_message(rfile)) is not None:
+                messages.append(message)
+            return messages
     finally:
+        sock.close()
         streamer.stop()
 
 
@@ -234,6 +233,7 @@ def test_stock_greenswitch_lets_the_same_bytes_forge_a_header():
         assert got.get(timeout=3).headers['Event-Name'] == 'CHANNEL_HANGUP'
     finally:
         gevent.killall([stock._receive_events_greenlet, stock._process_events_greenlet])
+        stock.sock_file.close()
         stock.sock.close()
         switch.stop()
 

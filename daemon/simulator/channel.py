@@ -87,13 +87,15 @@ class Channel:
 
     def hangup(self, cause='NORMAL_CLEARING', remote=False):
         """Hang up now (CHANNEL_HANGUP is fired before this returns); False if already hanging up."""
-        if self.hangup_cause is not None or self.state in ('down', 'destroyed'):
+        if self.hangup_cause is not None or self.state == 'destroyed':
             return False
         self.hangup_cause = cause
         self.remote_hangup = remote
         self.ended = self.sim.clock.now()
         self._set_cause(cause, Q850.get(cause, 16))
-        if self.state == 'answered':
+        if self.state == 'down':  # not started yet: _run cancels it after the first events
+            self.fields['disposition'] = 'send_cancel'
+        elif self.state == 'answered':
             self.fields['disposition'] = 'recv_bye' if remote else 'send_bye'
             if remote:  # the callee's BYE
                 self.fields.update(sip_status='200', sip_proto='sip%3A200', sip_term_cause='16')
@@ -129,6 +131,10 @@ class Channel:
         try:
             tag = 'kill' if outcome == 'answer' else 'noanswer' if outcome == 'no_answer' else REFUSALS[outcome][4]
             self._fire_all(seq.START[tag])
+            if self.hangup_cause is not None:  # hung up before it got going
+                self._fire_all(seq.NO_ANSWER[0])
+                self._cancelled()
+                return
             self.state = 'ringing'
             try:
                 self._ring_phase(outcome)

@@ -97,6 +97,7 @@ class Connection:
         finally:
             self.closed = True
             self.sim.connection_closed(self)
+            self._out.put(_CLOSE)  # let the writer flush what is queued, then close
             self._writer.join(timeout=5)
             self.abort()
 
@@ -221,9 +222,10 @@ class Connection:
             channel.hangup(headers.get('hangup-cause', 'NORMAL_CLEARING'))
         elif call_command == 'execute':
             text = 'Command: %s\n' % url_encode('sendmsg ' + uuid)
-            text += ''.join('%s: %s\n' % (name, url_encode(value)) for name, value in headers.items())
-            channel.execute(ExecRequest(headers.get('execute-app-name', ''), headers.get('execute-app-arg', ''),
-                                        headers.get('event-uuid'), text))
+            text += ''.join('%s: %s\n' % (name, url_encode(value)) for name, value in headers.items()
+                            if name != '_body')
+            arg = headers.get('execute-app-arg', headers.get('_body', ''))  # a long arg may come as the body
+            channel.execute(ExecRequest(headers.get('execute-app-name', ''), arg, headers.get('event-uuid'), text))
         return command_reply('+OK')
 
     def _after_reply(self, func, *args):

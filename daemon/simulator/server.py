@@ -86,6 +86,7 @@ class Simulator:
             self._server.close()
         self.drop_connections()
         for channel in list(self.channels.values()):
+            channel.kill_silently()
             self._forget(channel, 'lost')
         if self._record_file:
             self._record_file.close()

@@ -11,7 +11,7 @@ import gevent
 
 from daemon.simulator import sequences as seq
 from daemon.simulator.channel import ExecRequest
-from daemon.simulator.events import format_local, plain_to_json
+from daemon.simulator.events import format_local, plain_to_json, uptime_text
 
 logger = logging.getLogger(__name__)
 VERSION = 'FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n'
@@ -127,7 +127,6 @@ def _row(sim, channel, kind):
 
 
 def status(sim, args):
-    from daemon.simulator.server import uptime_text
     up = max(0.0, sim.clock.now() - sim.started)
     count = len(sim.channels)
     return ('UP %s\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n%d session(s) since startup\n'

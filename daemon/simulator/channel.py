@@ -14,6 +14,7 @@ from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 
 from daemon.simulator import sequences as seq
+from daemon.simulator.apps import APPS
 from daemon.simulator.events import format_local, url_encode
 from daemon.simulator.scenario import REFUSALS
 from daemon.simulator.templates import EVENTS
@@ -27,12 +28,6 @@ Q850 = {'NORMAL_CLEARING': 16, 'USER_BUSY': 17, 'NO_USER_RESPONSE': 18, 'NO_ANSW
         'DESTINATION_OUT_OF_ORDER': 27, 'MANAGER_REQUEST': 503, 'LOSE_RACE': 502,
         'RECOVERY_ON_TIMER_EXPIRE': 102, 'NORMAL_UNSPECIFIED': 31, 'ALLOTTED_TIMEOUT': 602}
 
-# template variants derived from the captured ones: with/without Application-Data, up/hung up
-_DATA_LINE = 'Application-Data: {app_data}\n'
-EVENTS['sim:CHANNEL_EXECUTE:nodata'] = EVENTS['bye:CHANNEL_EXECUTE:0']
-EVENTS['sim:CHANNEL_EXECUTE_COMPLETE:nodata'] = EVENTS[seq.EXECUTE_COMPLETE].replace(_DATA_LINE, '')
-EVENTS['sim:CHANNEL_EXECUTE_COMPLETE:hungup-data'] = EVENTS[seq.EXECUTE_COMPLETE_HUNGUP].replace(
-    'Application: {app}\n', 'Application: {app}\n' + _DATA_LINE)
 # the hangup time shows from the HANGUP call state on (captures 01, 03, 04)
 _HANGUP_STATES = {key for key, text in EVENTS.items()
                   if text.startswith('Event-Name: CHANNEL_CALLSTATE\n') and '\nChannel-Call-State: HANGUP\n' in text}
@@ -119,6 +114,8 @@ class Channel:
 
     def kill_silently(self):
         """Vanish without a single event (simulated restart of the switch)."""
+        if not self.result.ready():  # a blocking api originate must not wait forever
+            self.result.set('-ERR NORMAL_TEMPORARY_FAILURE\n')
         self._cancel_timers()
         if self.greenlet is not None:
             self.greenlet.kill(block=False)
@@ -252,7 +249,6 @@ class Channel:
     # ---- applications ----------------------------------------------------------------------------
 
     def _execute(self, request):
-        from daemon.simulator.apps import APPS  # apps call back into the channel
         app = APPS.get(request.app)
         self.sim.record_app(self, request)
         if app is None:
@@ -266,7 +262,7 @@ class Channel:
         self._set_var('current_application', request.app)
         self._set_var('current_application_data', request.arg)
         self._set_app(request.app, request.arg, request.app_uuid)
-        self.sim.fire(seq.EXECUTE if request.arg else 'sim:CHANNEL_EXECUTE:nodata', self.fields)
+        self.sim.fire(seq.EXECUTE if request.arg else seq.EXECUTE_NODATA, self.fields)
         self._set_var('current_application', request.app)  # set anew once running, as captured
         try:
             app(self, request.arg)
@@ -275,9 +271,9 @@ class Channel:
         self._set_app(request.app, request.arg, request.app_uuid)
         self.fields['app_resp'] = url_encode(self.app_vars.get('current_application_response', '_none_'))
         if self.hangup_cause is None:
-            key = seq.EXECUTE_COMPLETE if request.arg else 'sim:CHANNEL_EXECUTE_COMPLETE:nodata'
+            key = seq.EXECUTE_COMPLETE if request.arg else seq.EXECUTE_COMPLETE_NODATA
         else:
-            key = 'sim:CHANNEL_EXECUTE_COMPLETE:hungup-data' if request.arg else seq.EXECUTE_COMPLETE_HUNGUP
+            key = seq.EXECUTE_COMPLETE_HUNGUP_DATA if request.arg else seq.EXECUTE_COMPLETE_HUNGUP
         self.sim.fire(key, self.fields)
         self._set_var('current_loop', None)
         self._set_var('total_loops', None)
@@ -377,7 +373,6 @@ class Channel:
 
     def _set_cause(self, cause, q850):
         self.fields.update(cause=cause, q850=str(q850))
-
 
     def _set_times(self):
         self.fields.update(_times(self.created, self.progress, self.answered, self.ended))

@@ -123,3 +123,15 @@ def disconnect_notice(body=DISCONNECT_GOODBYE):
 
 
 AUTH_REQUEST = b'Content-Type: auth/request\n\n'
+
+
+def uptime_text(seconds):
+    """'0 years, 0 days, 0 hours, 0 minutes, 28 seconds, 13 milliseconds, 217 microseconds'."""
+    usec = int(seconds * 1000000)
+    parts = []
+    for unit, size in (('years', 365 * 86400 * 10 ** 6), ('days', 86400 * 10 ** 6), ('hours', 3600 * 10 ** 6),
+                       ('minutes', 60 * 10 ** 6), ('seconds', 10 ** 6), ('milliseconds', 1000),
+                       ('microseconds', 1)):
+        parts.append('%d %s' % (usec // size, unit))
+        usec %= size
+    return ', '.join(parts)

@@ -16,20 +16,18 @@ import uuid as uuidlib
 import gevent
 from gevent.server import StreamServer
 
+from daemon.simulator import api as api_commands
 from daemon.simulator import sequences as seq
 from daemon.simulator.channel import Channel
 from daemon.simulator.clock import SimClock
 from daemon.simulator.connection import Connection
 from daemon.simulator.dial import USAGE, parse_originate
 from daemon.simulator.events import (DISCONNECT_SHUTDOWN, EventFactory, disconnect_notice, event_name,
-                                     frame_event, url_encode)
+                                     frame_event, uptime_text, url_encode)
 from daemon.simulator.media import Media
 from daemon.simulator.scenario import Scenario
-from daemon.simulator.templates import EVENTS
-from daemon.simulator import api as api_commands
 
 logger = logging.getLogger(__name__)
-EVENTS['sim:API:arg'] = EVENTS['API'] + 'API-Command-Argument: {api_arg}\n'
 
 
 class Simulator:
@@ -210,7 +208,7 @@ class Simulator:
     def api_event(self, command, args):
         """The API event FreeSWITCH fires after an api command ran."""
         fields = dict(self.events.base, api_cmd=url_encode(command), api_arg=url_encode(args))
-        self.fire('sim:API:arg' if args else 'API', fields)
+        self.fire(seq.API_WITH_ARG if args else 'API', fields)
 
     def job_done(self, job, command, args, result):
         """API event, then BACKGROUND_JOB for a bgapi job (job None: it was a blocking api)."""
@@ -255,7 +253,6 @@ class Simulator:
                       'cause': error, 'answer_time': None, 'end_time': self.clock.now()})
         if job is not None:
             gevent.spawn(self.job_done, job, 'originate', arg, result)
-            return result
         return result
 
     def _forget(self, channel, outcome):
@@ -281,15 +278,3 @@ class Simulator:
         return dict(self.events.base, uptime=url_encode(uptime_text(up)), uptime_ms=str(int(up * 1000)),
                     sessions=str(len(self.channels)), sessions_total=str(self.sessions_total),
                     sessions_peak=str(self.sessions_peak))
-
-
-def uptime_text(seconds):
-    """'0 years, 0 days, 0 hours, 0 minutes, 28 seconds, 13 milliseconds, 217 microseconds'."""
-    usec = int(seconds * 1000000)
-    parts = []
-    for unit, size in (('years', 365 * 86400 * 10 ** 6), ('days', 86400 * 10 ** 6), ('hours', 3600 * 10 ** 6),
-                       ('minutes', 60 * 10 ** 6), ('seconds', 10 ** 6), ('milliseconds', 1000),
-                       ('microseconds', 1)):
-        parts.append('%d %s' % (usec // size, unit))
-        usec %= size
-    return ', '.join(parts)

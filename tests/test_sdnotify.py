@@ -1,12 +1,21 @@
-"""sd_notify against real AF_UNIX datagram sockets, as systemd would listen."""
+"""sd_notify against real AF_UNIX datagram sockets, as systemd would listen, and the daemon
+speaking it as systemd starts it (Type=notify, WatchdogSec=)."""
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
+import textwrap
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from daemon import sdnotify
+from daemon.simulator import Simulator
+from daemon.simulator.scenario import from_dict
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -121,3 +130,96 @@ def test_watchdog_period_takes_the_pid_to_compare_with():
     environ = {"WATCHDOG_USEC": "20000000", "WATCHDOG_PID": "4242"}
     assert sdnotify.watchdog_period(environ, pid=4242) == 10.0
     assert sdnotify.watchdog_period(environ, pid=4243) is None
+
+
+# --- the daemon as systemd runs it (Type=notify, WatchdogSec=) against the simulator ---
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _states(datagram: bytes) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in datagram.decode().splitlines())
+
+
+def _next_states(sock, timeout: float) -> dict[str, str]:
+    sock.settimeout(timeout)
+    return _states(sock.recv(4096))
+
+
+def _wait_for(sock, predicate, timeout: float) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, "timed out waiting for a notification"
+        states = _next_states(sock, left)
+        if predicate(states):
+            return states
+
+
+def _daemon_command() -> list[str]:
+    script = Path(sys.executable).with_name("autocall-daemon")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "daemon.main"]
+
+
+@pytest.fixture
+def simulator():
+    sim = Simulator(from_dict({"gateways": ["carrier"]}), listen=("127.0.0.1", 0), time_scale=0.02,
+                    heartbeat=20.0, sound_dir=str(REPO)).start()  # a HEARTBEAT every 0.4 real seconds
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def start_daemon(tmp_path, path_listener, simulator):
+    """Starts autocall-daemon with NOTIFY_SOCKET and WATCHDOG_USEC set, as systemd does.
+
+    Returns (process, the socket systemd would read, the daemon's log file)."""
+    address, sock = path_listener
+    config = tmp_path / "autocall.toml"
+    config.write_text(textwrap.dedent(f"""\
+        [database]
+        path = "{tmp_path / 'autocall.sqlite3'}"
+        [esl]
+        address = "127.0.0.1:{simulator.address[1]}"
+        timeout = 1.0
+        heartbeat_timeout = 1.2
+    """))
+    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}
+    log_path = tmp_path / "daemon.log"
+    procs = []
+
+    def start():
+        with open(log_path, "wb") as log:
+            procs.append(subprocess.Popen(_daemon_command() + ["--config", str(config)], cwd=REPO, env=env,
+                                          stdout=log, stderr=subprocess.STDOUT))
+        return procs[-1], sock, log_path
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.timeout(60)
+def test_daemon_is_ready_only_once_connected_feeds_the_watchdog_only_while_heartbeats_come(
+        simulator, start_daemon):
+    simulator.refuse(1.0)  # FreeSWITCH is not up yet when the service starts
+    started = time.monotonic()
+    proc, sock, log_path = start_daemon()
+
+    first = _next_states(sock, 20)
+    assert first.get("READY") == "1", log_path.read_text()
+    assert time.monotonic() - started >= 1.0
+    assert "connected to FreeSWITCH" in log_path.read_text()
+
+    for _ in range(2):
+        assert _next_states(sock, 2).get("WATCHDOG") == "1"
+
+    simulator.silence(2.5)  # the socket stays open, but no HEARTBEAT comes
+    _wait_for(sock, lambda s: "WATCHDOG" not in s, timeout=5)
+    _wait_for(sock, lambda s: s.get("WATCHDOG") == "1", timeout=15)
+
+    proc.send_signal(signal.SIGTERM)
+    _wait_for(sock, lambda s: s.get("STOPPING") == "1", timeout=15)
+    assert proc.wait(timeout=15) == 0, log_path.read_text()

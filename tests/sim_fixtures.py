@@ -330,6 +330,7 @@ def compare(expected_messages, actual_messages, keep_uuids=(), skip_replies=(), 
     and compared header for header; the order of the ORDERED events must match too.
     ring_races: event names whose ringing-related headers are not compared (see RING_SNAPSHOT).
     """
+    assert_framing(expected_messages, actual_messages)
     want = comparable(expected_messages, keep_uuids, ring_races)
     got = comparable(actual_messages, keep_uuids, ring_races)
     keep = lambda replies: [r for i, r in enumerate(replies) if i not in skip_replies]  # noqa: E731
@@ -342,6 +343,24 @@ def compare(expected_messages, actual_messages, keep_uuids=(), skip_replies=(), 
         assert_same(_by_name(want_events), _by_name(got_events), what + ' events')
     assert_same(sorted(want['api']), sorted(got['api']), 'API events')
     assert_same(want['others'], got['others'], 'other events')
+
+
+def assert_framing(expected_messages, actual_messages):
+    """Outer headers: the same names in the same order as the capture for each Content-Type
+    (events put Content-Length first, replies Content-Type first), and every Content-Length exact."""
+    shapes = {}
+    for message in expected_messages:
+        outer, _body = split_message(message)
+        shapes.setdefault(dict(outer).get('Content-Type'), set()).add(tuple(name for name, _ in outer))
+    for index, message in enumerate(actual_messages):
+        outer, body = split_message(message)
+        ctype = dict(outer).get('Content-Type')
+        names = tuple(name for name, _ in outer)
+        assert ctype in shapes and names in shapes[ctype], \
+            'message %d: outer headers %s, the capture has %s for %s' % (index, names, shapes.get(ctype), ctype)
+        length = dict(outer).get('Content-Length')
+        assert length is None or int(length) == len(body), 'message %d: Content-Length %s, body %d bytes' % (
+            index, length, len(body))
 
 
 def _ordered(events):

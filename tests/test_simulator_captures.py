@@ -7,6 +7,7 @@ Event types the simulator does not produce (RE_SCHEDULE, HEARTBEAT, MODULE_UNLOA
 out of both sides; docs/simulator.md lists them.
 """
 import os
+import re
 
 import pytest
 
@@ -104,3 +105,12 @@ def test_comparator_reports_a_missing_event():
     without_destroy = [m for m in received if b'Event-Name: CHANNEL_DESTROY' not in m]
     with pytest.raises(AssertionError, match='CHANNEL_DESTROY'):
         compare(received, without_destroy)
+
+
+def test_comparator_reports_swapped_outer_headers():
+    from tests.sim_fixtures import capture_messages
+    _sends, received = capture_messages('03-busy-486')
+    swapped = [re.sub(rb'^Content-Length: (\d+)\nContent-Type: text/event-plain\n',
+                      rb'Content-Type: text/event-plain\nContent-Length: \1\n', m) for m in received]
+    with pytest.raises(AssertionError, match='outer headers'):
+        compare(received, swapped)

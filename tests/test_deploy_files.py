@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from api.app import create_app
 from daemon import config as config_mod
+from daemon.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 UNITS = {name: REPO / "systemd" / f"{name}.service" for name in ("autocall-daemon", "autocall-api")}
@@ -187,12 +189,22 @@ def test_env_example_lists_every_override_the_config_reads():
     assert mentioned == set(config_mod.ENV_KEYS)
 
 
-def test_env_example_as_shipped_loads_and_keeps_secrets_only():
+def test_env_example_as_shipped_holds_only_the_secrets_and_the_api_will_not_start_on_it():
     env = parse_env_file(ENV_EXAMPLE.read_text())
-    assert set(env) == {"AUTOCALL_API_TOKENS", "AUTOCALL_ESL_PASSWORD"}
+    assert env == {"AUTOCALL_API_TOKENS": "", "AUTOCALL_ESL_PASSWORD": ""}
     loaded = config_mod.load(None, environ=env)
-    assert loaded.api.tokens == (env["AUTOCALL_API_TOKENS"],)
-    assert loaded.esl.password == env["AUTOCALL_ESL_PASSWORD"]
+    assert loaded.esl.password == DEFAULTS.esl.password
+    with pytest.raises(ConfigError, match="AUTOCALL_API_TOKENS"):
+        create_app(loaded)
+
+
+def test_env_file_values_override_the_config_file(tmp_path):
+    path = tmp_path / "autocall.toml"
+    path.write_text(_install_toml())
+    env = {"AUTOCALL_API_TOKENS": "tok-one,tok-two", "AUTOCALL_ESL_PASSWORD": "s3cret"}
+    loaded = config_mod.load(path, environ=env)
+    assert loaded.api.tokens == ("tok-one", "tok-two")
+    assert loaded.esl.password == "s3cret"
 
 
 def _stub_tree(tmp_path: Path) -> dict[str, Path]:

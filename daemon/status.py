@@ -174,7 +174,7 @@ def render_block(s: QueueStatus, *, tz: dt.tzinfo | None = None) -> list[str]:
 def render_line(s: QueueStatus) -> str:
     """The queue on one line, for logs and output that is not a terminal."""
     c = s.counts
-    return (f"{s.code:<16} {s.state:<8} {progress_bar(s.finished, s.total, width=20)}  "
+    return (f"{s.code:<16} {s.state:<8} {progress_bar(s.finished, s.total, width=20):<38}"
             f"in call {c[CALLING]:>3}  ok {c[SUCCESS]:>4}  failed {c[FAILED]:>4}  "
             f"waiting {c[PENDING]:>4}  dialed {s.dialed:>5}  {s.calls_last_minute}/min")
 

@@ -176,3 +176,19 @@ def test_sigterm_drains_then_hangs_up_what_is_left_and_records_it(run):
     assert query(daemon.db_path, "SELECT state, COUNT(*) FROM customer GROUP BY state") == [("pending", 3)]
     wait_until(lambda: not sim.channels, 5)
     assert "hanging up 3 calls" in daemon.read_log()
+
+
+def test_sighup_applies_a_good_config_and_keeps_running_on_a_bad_one(run):
+    import signal
+    sim, daemon = run({"default": {"outcome": "answer"}})
+    daemon.start()
+    text = daemon.config.read_text()
+    daemon.config.write_text(text.replace("cps = 200", "cps = 7"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP: configuration reloaded" in daemon.read_log(), 10)
+    daemon.config.write_text(text.replace("cps = 200", 'cps = "fast"'))
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "configuration not reloaded" in daemon.read_log(), 10)
+    assert "dialer.cps" in daemon.read_log()
+    assert daemon.proc.poll() is None
+    assert daemon.terminate() == 0

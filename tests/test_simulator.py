@@ -541,3 +541,15 @@ def test_hangup_before_the_channel_got_going_still_ends_it_cleanly(make_sim):
     assert job_body(client, 'early') == '-ERR NORMAL_CLEARING\n'
     assert not client.events('CHANNEL_ANSWER')
     assert sim.wait_idle(2)
+
+
+def test_play_and_get_digits_accepts_a_bare_terminator_when_no_digit_is_required(make_sim):
+    sim = make_sim({'default': {'answer_after': 0.1, 'hangup_after': 'never', 'keys': [[10.0, '#']]}})
+    client = login(sim.address)
+    call = originate(client)
+    answered(client, call)
+    started = time.monotonic()
+    event = completed(client, execute(client, call, 'play_and_get_digits',
+                                      '0 1 3 30000 # silence_stream://100 silence optional \\d'))
+    assert event['variable_read_terminator_used'] == '#' and 'variable_optional' not in event
+    assert time.monotonic() - started < 0.5  # it did not go on to a second try of 30 s

@@ -62,10 +62,12 @@ def play_and_get_digits(channel, arg):
     if regexp and var_name:
         channel.set_var(var_name + '_invalid', None)
     while tries > 0:
-        digits, status = _read(channel, min_digits, max_digits, prompt, var_name, timeout, terminators,
-                               digit_timeout)
+        digits, status, terminator = _read(channel, min_digits, max_digits, prompt, var_name, timeout,
+                                           terminators, digit_timeout)
         if status == 'timeout' and len(digits) >= min_digits:
             status = 'success'
+        if min_digits == 0 and not digits and terminator is not None:
+            return  # an empty answer closed by a terminator is a valid one when none is required
         if status == 'success' and digits:
             if not regexp or re.search(regexp, digits):
                 return
@@ -106,7 +108,7 @@ def _read(channel, min_digits, max_digits, prompt, var_name, timeout_ms, termina
     channel.set_var('read_result', status)
     if var_name and digits:
         channel.set_var(var_name, digits)
-    return digits, status
+    return digits, status, terminator
 
 
 def _play_prompt(channel, path, stop):

@@ -436,15 +436,20 @@ class LiveView:
             self.out.flush()
 
     def _redraw(self, statuses, now, elapsed):
-        height = shutil.get_terminal_size((100, 40)).lines
+        width, height = shutil.get_terminal_size((100, 40))
         text = status.render(statuses, now=now, tz=self.tz, source=f"{elapsed:.0f} s into the demo")
-        if text.count("\n") >= height - 1:
+        if _rows(text, width) >= height - 1:
             text = "\n".join(status.render_line(s) for s in statuses) + "\n"
         # Move up over the previous drawing and wipe it, so what was printed before stays visible.
         prefix = f"\x1b[{self.drawn_lines}F\x1b[J" if self.drawn_lines else ""
         self.out.write(prefix + text)
         self.out.flush()
-        self.drawn_lines = text.count("\n")
+        self.drawn_lines = _rows(text, width)
+
+
+def _rows(text: str, width: int) -> int:
+    """Terminal rows `text` takes, long lines wrapped."""
+    return sum(max(1, -(-len(line) // width)) for line in text.splitlines())
 
 
 def run_until_final(conn, services: list[Service], view: LiveView, *, timeout: float, tz) -> bool:
@@ -534,6 +539,8 @@ def prepare(workdir: Path, args, today: dt.date) -> list[DemoCustomer]:
 def run(args, out) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="autocall-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if (workdir / "autocall.sqlite3").exists():
+        raise DemoFailed(f"{workdir} already holds a demo database; give a new --workdir")
     print(f"autocall demo — working directory {workdir}", file=out)
     from zoneinfo import ZoneInfo
     tz = ZoneInfo(TZ_NAME)

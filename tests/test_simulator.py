@@ -553,3 +553,28 @@ def test_play_and_get_digits_accepts_a_bare_terminator_when_no_digit_is_required
                                       '0 1 3 30000 # silence_stream://100 silence optional \\d'))
     assert event['variable_read_terminator_used'] == '#' and 'variable_optional' not in event
     assert time.monotonic() - started < 0.5  # it did not go on to a second try of 30 s
+
+
+def test_early_media_ignored_leaves_the_originate_waiting_for_the_answer(make_sim):
+    sim = make_sim({'default': {'early_media': 2, 'answer_after': 6, 'hangup_after': 'never'}})
+    client = login(sim.address)
+    call = originate(client, extra=',ignore_early_media=true')
+    answered(client, call)
+    names = [e['Event-Name'] for e in client.events() if e.get('Unique-ID', call) == call
+             and e['Event-Name'] in ('CHANNEL_PROGRESS_MEDIA', 'CHANNEL_ANSWER', 'BACKGROUND_JOB')]
+    assert names == ['CHANNEL_PROGRESS_MEDIA', 'CHANNEL_ANSWER', 'BACKGROUND_JOB']
+    assert client.events('CHANNEL_PROGRESS_MEDIA')[0]['Caller-Channel-Progress-Media-Time'] != '0'
+
+
+def test_early_media_not_ignored_completes_the_originate_before_the_answer(make_sim):
+    sim = make_sim({'default': {'early_media': 2, 'answer_after': 30, 'hangup_after': 'never'}})
+    client = login(sim.address)
+    call = originate(client)  # no ignore_early_media: the prompt would play into ringback
+    assert job_body(client, call) == '+OK %s\n' % call
+    answered(client, call)  # parked on early media
+    played = completed(client, execute(client, call, 'playback', 'silence_stream://1000'))
+    assert played['Application-Response'] == 'FILE PLAYED'
+    assert not client.events('CHANNEL_ANSWER')
+    assert client.read_until(lambda m: client.events('CHANNEL_ANSWER'), 2)
+    client.command('api uuid_kill %s' % call)
+    assert hangup_complete(client, call)['variable_answer_epoch'] != '0'

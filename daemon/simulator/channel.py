@@ -62,7 +62,7 @@ class Channel:
         self.app_vars = {}
         self.state = 'down'
         self.created = sim.clock.now()
-        self.progress = self.answered = self.ended = None
+        self.progress = self.progress_media = self.answered = self.ended = None
         self.hangup_cause = None
         self.remote_hangup = False
         self.inbox = Queue()
@@ -90,7 +90,7 @@ class Channel:
         self._set_cause(cause, Q850.get(cause, 16))
         if self.state == 'down':  # not started yet: _run cancels it after the first events
             self.fields['disposition'] = 'send_cancel'
-        elif self.state == 'answered':
+        elif self.state in ('answered', 'early'):
             self.fields['disposition'] = 'recv_bye' if remote else 'send_bye'
             if remote:  # the callee's BYE
                 self.fields.update(sip_status='200', sip_proto='sip%3A200', sip_term_cause='16')
@@ -138,7 +138,7 @@ class Channel:
             except Hangup:
                 self._cancelled()
                 return
-            if self.state == 'answered':
+            if self.state in ('answered', 'early'):
                 self._serve()
         finally:
             self._cancel_timers()
@@ -157,13 +157,36 @@ class Channel:
         timeout = float(self.variables.get('originate_timeout', 60) or 60)
         # originate_timeout counts whole seconds of the clock, so it fires up to 1 s early
         deadline = math.floor(self.created) + timeout
-        answer_at = self.created + behaviour.answer_after
-        if outcome == 'answer' and answer_at < deadline:
+        answer_at = self.created + behaviour.answer_after if outcome == 'answer' else None
+        ends_ringing = min(answer_at or deadline, deadline)
+        if behaviour.early_media is not None and self.created + behaviour.early_media < ends_ringing:
+            self._wait_until(self.created + behaviour.early_media)
+            if self._early_media(answer_at, deadline):
+                return
+        if answer_at is not None and answer_at < deadline:
             self._wait_until(answer_at)
             self._answer()
         else:
             self._wait_until(deadline)
             self._no_answer()
+
+    def _early_media(self, answer_at, deadline):
+        """183 with SDP. Unless ignore_early_media=true it completes the originate: the job says
+        +OK, &park() runs, apps play into the early media; True then (answer or end comes later)."""
+        self.progress_media = self.sim.clock.now()
+        self.fields['progress_media_us'] = _usec(self.progress_media)
+        self.sim.fire(seq.PROGRESS_MEDIA, self.fields)
+        if self.variables.get('ignore_early_media') == 'true':
+            return False
+        self.state = 'early'
+        self._job_result('+OK %s\n' % self.uuid)
+        self._park()
+        now = self.sim.clock.now()
+        if answer_at is not None:
+            self._later(answer_at - now, self.inbox.put, ('answer',))
+        else:  # the callee never answers: the far end gives up when the originate would have
+            self._later(deadline - now, self.hangup, 'NO_ANSWER', True)
+        return True
 
     def _ringing(self):
         self.progress = self.sim.clock.now()
@@ -207,12 +230,18 @@ class Channel:
         self.state = 'answered'
         self.fields['answered_us'] = _usec(self.answered)
         self._fire_all(seq.ANSWER)
+        if self.result.ready():  # the originate already completed on early media
+            self._schedule_callee()
+            return
         self._job_result('+OK %s\n' % self.uuid)
+        self._park()
+        self._schedule_callee()
+
+    def _park(self):
         self._set_app('park', '', self.park_uuid)
         self._set_var('current_application', 'park')
         self._set_last_app('park', '')
         self._fire_all(seq.ANSWER_AFTER_JOB)
-        self._schedule_callee()
 
     def _serve(self):
         """Parked: run queued applications, let DTMF through, until the call is hung up."""
@@ -239,7 +268,9 @@ class Channel:
 
     def _handle(self, message):
         kind = message[0]
-        if kind == 'execute':
+        if kind == 'answer':
+            self._answer()
+        elif kind == 'execute':
             self.pending.append(message[1])
         elif kind == 'dtmf':
             self._dtmf(message[1])
@@ -298,11 +329,11 @@ class Channel:
                 message = self.inbox.get(timeout=self.sim.clock.real(remaining))
             except Empty:
                 return None
-            if message[0] == 'dtmf' and self.state == 'answered':
+            if message[0] == 'dtmf' and self.state in ('answered', 'early'):
                 self._dtmf(message[1])
                 if stop is not None and stop(message[1]):
                     return message[1]
-            elif message[0] in ('hangup', 'execute'):
+            elif message[0] in ('hangup', 'execute', 'answer'):
                 self._handle(message)
 
     def set_var(self, name, value):
@@ -348,6 +379,7 @@ class Channel:
             session_id=str(self.sim.next_session_id()), media_port=str(16384 + 2 * (self.sim.sessions_total % 8000)),
             _orig=''.join('variable_%s: %s\n' % (k, url_encode(v)) for k, v in self.variables.items()),
             _app='', _sendmsg='', created_us=_usec(self.created), answered_us='0', progress_us='0', hangup_us='0',
+            progress_media_us='0',
             cause='', q850='', disposition='', sip_status='', sip_proto='', sip_fail_status='', sip_phrase='',
             sip_term_cause='', app='', app_data='', app_resp='_none_', app_uuid='', last_app='', _last_arg='',
             digits_dialed='none', digit='', play_file='', play_status='done', job=self.job or '',

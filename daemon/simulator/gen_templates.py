@@ -186,6 +186,11 @@ def derived(templates):
         'sim:CHANNEL_EXECUTE_COMPLETE:hungup-data': templates['kill:CHANNEL_EXECUTE_COMPLETE:1'].replace(
             'Application: {app}\n', 'Application: {app}\n' + data_line),
         'sim:API:arg': templates['API'] + 'API-Command-Argument: {api_arg}\n',
+        # not captured (sipp sent no 183): the 180's event renamed, with its pre-answer origin
+        'sim:CHANNEL_PROGRESS_MEDIA:0': templates['kill:CHANNEL_PROGRESS:0'].replace(
+            'Event-Name: CHANNEL_PROGRESS\n', 'Event-Name: CHANNEL_PROGRESS_MEDIA\n').replace(
+            'switch_channel_perform_mark_ring_ready_value\n', 'switch_channel_perform_mark_pre_answered\n').replace(
+            'Caller-Channel-Progress-Media-Time: 0\n', 'Caller-Channel-Progress-Media-Time: {progress_media_us}\n'),
     }
 
 

@@ -37,12 +37,15 @@ class Behaviour:
     answer_after: seconds from originate to answer.
     hangup_after: the callee hangs up this long after answer (None, "never" in TOML: we must hang up).
     keys: (offset after answer, digits) pairs; several digits are pressed 0.3 s apart.
+    early_media: seconds from originate to a 183 with media (None: no early media). Unless the
+    originate says ignore_early_media=true, that 183 completes the originate, as in FreeSWITCH.
     """
     outcome: str = 'answer'
     ring: float = 0.0
     answer_after: float = 1.0
     hangup_after: float | None = 30.0
     keys: tuple = ()
+    early_media: float | None = None
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ def _rule(entry, default, index):
 
 
 def _behaviour(values, base, where):
-    unknown = set(values) - {'outcome', 'ring', 'answer_after', 'hangup_after', 'keys'}
+    unknown = set(values) - {'outcome', 'ring', 'answer_after', 'hangup_after', 'keys', 'early_media'}
     if unknown:
         raise ScenarioError('%s: unknown key(s) %s' % (where, ', '.join(sorted(unknown))))
     outcome = values.get('outcome', base.outcome)
@@ -152,7 +155,7 @@ def _behaviour(values, base, where):
         values = dict(values)
         changes['hangup_after'] = None
         del values['hangup_after']
-    for name in ('ring', 'answer_after', 'hangup_after'):
+    for name in ('ring', 'answer_after', 'hangup_after', 'early_media'):
         if name in values:
             changes[name] = _seconds(values[name], '%s.%s' % (where, name))
     if 'keys' in values:

@@ -32,6 +32,7 @@ import urllib.parse
 import urllib.request
 import wave
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from daemon import ivr, status
 from daemon.config import REPO_ROOT
@@ -316,8 +317,7 @@ class Service:
 
 def start_services(workdir: Path, args, token: str, out) -> tuple[list[Service], str]:
     """Simulator and API up, config written; returns the services and the API's base URL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCALL_")}
-    env["AUTOCALL_CONFIG"] = str(workdir / "autocall.toml")
+    env = child_env(workdir)
     python = sys.executable
     services = []
     try:
@@ -342,10 +342,16 @@ def start_services(workdir: Path, args, token: str, out) -> tuple[list[Service],
     return services, f"http://127.0.0.1:{api_port}"
 
 
-def start_daemon(workdir: Path, env_config: Path) -> Service:
+def child_env(workdir: Path) -> dict:
+    """Our environment minus any AUTOCALL_* of the caller's, pointed at the demo's config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCALL_")}
-    env["AUTOCALL_CONFIG"] = str(env_config)
-    daemon = Service("autocall-daemon", [sys.executable, "-m", "daemon.main"], workdir / "daemon.log", env)
+    env["AUTOCALL_CONFIG"] = str(workdir / "autocall.toml")
+    return env
+
+
+def start_daemon(workdir: Path) -> Service:
+    daemon = Service("autocall-daemon", [sys.executable, "-m", "daemon.main"], workdir / "daemon.log",
+                     child_env(workdir))
     daemon.wait_for_line(r"connected to FreeSWITCH", 20)
     return daemon
 
@@ -452,7 +458,7 @@ def _rows(text: str, width: int) -> int:
     return sum(max(1, -(-len(line) // width)) for line in text.splitlines())
 
 
-def run_until_final(conn, services: list[Service], view: LiveView, *, timeout: float, tz) -> bool:
+def run_until_final(conn, services: list[Service], view: LiveView, *, timeout: float) -> bool:
     """Refresh the view until every customer of every live queue is final (True) or timeout (False)."""
     started = time.monotonic()
     while True:
@@ -491,7 +497,6 @@ def results_table(conn, codes: list[str]) -> str:
         for row in sorted(cells, key=lambda r: (-sum(cells[r].values()), r)):
             counts = [cells[row].get(c, 0) for c in codes]
             lines.append(f"  {row:<22}" + "".join(f"{n:>{width + 2}}" for n in counts) + f"{sum(counts):>8}")
-    conn.rollback()
     return "\n".join(lines) + "\n"
 
 
@@ -542,7 +547,6 @@ def run(args, out) -> int:
     if (workdir / "autocall.sqlite3").exists():
         raise DemoFailed(f"{workdir} already holds a demo database; give a new --workdir")
     print(f"autocall demo — working directory {workdir}", file=out)
-    from zoneinfo import ZoneInfo
     tz = ZoneInfo(TZ_NAME)
     customers = prepare(workdir, args, dt.datetime.now(tz).date())
     mix = ", ".join(f"{name} {weight}%" for name, weight in CALLEE_MIX.items())
@@ -557,7 +561,7 @@ def run(args, out) -> int:
         print("== Dialing: autocall-daemon started; live view (same as `autocall status --db "
               f"{workdir / 'autocall.sqlite3'} --watch`)\n", file=out)
         out.flush()
-        services.append(start_daemon(workdir, workdir / "autocall.toml"))
+        services.append(start_daemon(workdir))
         return finish(workdir, args, services, base, token, tz, out)
     finally:
         stop_services(services, out)
@@ -568,7 +572,7 @@ def finish(workdir: Path, args, services, base: str, token: str, tz, out) -> int
     conn = status.open_readonly(workdir / "autocall.sqlite3")
     try:
         started = time.monotonic()
-        done = run_until_final(conn, services, LiveView(out, tz, every=2.0), timeout=args.timeout, tz=tz)
+        done = run_until_final(conn, services, LiveView(out, tz, every=2.0), timeout=args.timeout)
         took = time.monotonic() - started
         codes = [s.code for s in status.read(conn, now=time.time(), recent=0)]
         if not done:

@@ -8,6 +8,7 @@ without a database. `watch(...)` is the redraw loop behind `autocall status --wa
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import sqlite3
@@ -99,18 +100,14 @@ def read(conn: sqlite3.Connection, *, now: float, queue: str | None = None,
         return [_queue_status(conn, row, now, recent) for row in rows]
 
 
-class _snapshot:
+@contextlib.contextmanager
+def _snapshot(conn: sqlite3.Connection):
     """A read transaction, so every count of one refresh comes from the same moment."""
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    def __enter__(self):
-        if not self.conn.in_transaction:
-            self.conn.execute("BEGIN")
-
-    def __exit__(self, *exc):
-        self.conn.rollback()
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.rollback()
 
 
 def _queue_status(conn, row, now: float, recent: int) -> QueueStatus:

@@ -34,6 +34,7 @@ DEFAULT_EVENTS = (
 REQUIRED_EVENTS = ('BACKGROUND_JOB', 'CHANNEL_EXECUTE_COMPLETE', 'HEARTBEAT')
 
 _MAX_HEADER_LINE = 64 * 1024
+_MAX_HEADER_LINES = 64  # outer headers of a message; FreeSWITCH sends at most a handful
 _MAX_BODY = 64 * 1024 * 1024
 
 
@@ -176,6 +177,8 @@ def read_message(rfile):
             raise ESLConnectionLost('EOF inside the headers of a message')
         if line.strip(b'\r\n'):
             lines.append(line)
+            if len(lines) > _MAX_HEADER_LINES:
+                raise ESLProtocolError('more than %d header lines in one message' % _MAX_HEADER_LINES)
         elif lines:
             break
     message = ESLEvent(_parse_header_lines(lines))
@@ -205,6 +208,8 @@ def parse_json_event(data):
     keys are all kept in `.pairs` (first value wins in `.headers`, as for plain)."""
     try:
         pairs = json.loads(data.decode('utf-8', 'replace'), object_pairs_hook=list)
+    except RecursionError:
+        raise ESLProtocolError('bad event-json: nested too deep') from None
     except ValueError as exc:
         raise ESLProtocolError('bad event-json: %s' % exc) from None
     if not isinstance(pairs, list) or any(not isinstance(p, tuple) for p in pairs):

@@ -364,3 +364,17 @@ def test_two_hundred_seeded_mutations_never_crash_or_hang_the_client():
         reasons.add(re.sub(r'[\d\'"].*', '', outcome.dead_reason))
     # the mutations really reached the parser's error paths, not only the happy one
     assert len(reasons) >= 4, reasons
+
+
+def test_endless_outer_headers_kill_the_connection_instead_of_growing_memory():
+    from daemon.esl import ESLProtocolError, read_message
+    import io
+    stream = io.BytesIO(b"".join(b"X-Header-%d: value\n" % i for i in range(1000)))
+    with pytest.raises(ESLProtocolError, match="header lines"):
+        read_message(stream)
+
+
+def test_deeply_nested_event_json_is_a_protocol_error():
+    from daemon.esl import ESLProtocolError, parse_json_event
+    with pytest.raises(ESLProtocolError, match="nested too deep"):
+        parse_json_event(b"[" * 100_000)

@@ -1,0 +1,128 @@
+"""Daemon throughput against a bare client, and the daemon's CPU cost per call.
+
+    .venv/bin/python bench/throughput_bench.py [--runs 3] [--calls 5000] [--concurrency 500]
+
+Each run starts one `autocall-simulator` process (every callee answers at once, never hangs up,
+presses 1 two simulated seconds after answer; --time-scale 0.1) and drives it twice, in
+alternating order:
+
+* bare: `bench/bare_client.py` as a process (originate &park, answer, uuid_kill, hangup complete;
+  no database, no IVR) with --concurrency calls in flight;
+* daemon: `autocall-daemon` as a process on a temp database holding one queue of --calls
+  customers (concurrent_call = channel_limit = --concurrency, cps 100,000) and a two-prompt
+  template (a 0.5 s prompt, then a 10 s menu prompt the key interrupts, then hangup).
+
+Throughput is completions per second between the 10th and 90th percentile of the end times:
+the daemon's from `attempt.ended_at` in its database, the bare client's from its own clock.
+Cost per call is the daemon's CPU seconds (utime+stime of the process, all threads, from /proc)
+over the calls, divided by the simulator's CPU seconds over the same interval. Targets:
+daemon/bare >= 0.5, daemon >= 300 calls/s, daemon CPU / simulator CPU <= 1.
+"""
+import argparse
+import collections
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import call_rig as rig
+
+TIME_SCALE = 0.1     # real seconds per simulated second
+INTRO_SECONDS = 0.5  # simulated
+MENU_SECONDS = 10.0  # simulated; the key interrupts it
+KEY_AT = 2.0         # simulated seconds after answer: during the menu prompt
+
+
+def bare_phase(sim, port: int, calls: int, concurrency: int) -> dict:
+    s0, t0 = rig.cpu_seconds(sim.pid), time.monotonic()
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("bare_client.py")), "--port", str(port),
+                          "--calls", str(calls), "--concurrency", str(concurrency)],
+                         cwd=rig.REPO, capture_output=True, text=True, timeout=300)
+    wall, sim_cpu = time.monotonic() - t0, rig.cpu_seconds(sim.pid) - s0
+    if out.returncode != 0:
+        raise SystemExit("bare client failed:\n" + out.stderr[-2000:])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result.update(sim_cpu=sim_cpu, wall=wall)
+    return result
+
+
+def daemon_phase(tmp: Path, port: int, sim, calls: int, concurrency: int, templates: Path, sounds: Path) -> dict:
+    daemon = rig.Daemon(tmp, port, templates, sounds, cps=100_000, channel_limit=concurrency)
+    rig.build_queue(daemon.db_path, calls, concurrency)
+    daemon.start()
+    try:
+        d0, s0, t0 = rig.cpu_seconds(daemon.proc.pid), rig.cpu_seconds(sim.pid), time.monotonic()
+        rig.set_running(daemon.db_path, True)
+        rig.wait_for(lambda: rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'done'")[0][0]
+                     >= calls, 300, f"{calls} calls done", interval=0.2)
+        d1, s1, wall = rig.cpu_seconds(daemon.proc.pid), rig.cpu_seconds(sim.pid), time.monotonic() - t0
+    finally:
+        daemon.stop()
+    rows = rig.query(daemon.db_path, "SELECT ended_at, keys, result, hangup_cause, answered_at FROM attempt")
+    return {"completed": len(rows), "rate": rig.steady_rate([r[0] for r in rows]),
+            "pressed": sum(r[2] == "pressed_one" for r in rows), "answered": sum(r[4] is not None for r in rows),
+            "causes": dict(collections.Counter(r[3] for r in rows)),
+            "daemon_cpu": d1 - d0, "sim_cpu": s1 - s0, "wall": wall}
+
+
+def one_run(run: int, calls: int, concurrency: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="autocall-throughput-") as tmp:
+        tmp = Path(tmp)
+        templates, sounds = rig.make_template(tmp, INTRO_SECONDS, MENU_SECONDS)
+        scenario = rig.write_scenario(tmp / "scenario.toml", KEY_AT)
+        sim, port = rig.start_simulator(scenario, TIME_SCALE, sounds, log_path=tmp / "sim.log")
+        try:
+            if run % 2:
+                daemon = daemon_phase(tmp, port, sim, calls, concurrency, templates, sounds)
+                bare = bare_phase(sim, port, calls, concurrency)
+            else:
+                bare = bare_phase(sim, port, calls, concurrency)
+                daemon = daemon_phase(tmp, port, sim, calls, concurrency, templates, sounds)
+        finally:
+            rig.stop(sim)
+    return {"bare": bare, "daemon": daemon}
+
+
+def report(run: int, r: dict) -> dict:
+    b, d = r["bare"], r["daemon"]
+    figures = {
+        "daemon_rate": d["rate"], "bare_rate": b["rate"], "ratio": d["rate"] / b["rate"],
+        "daemon_ms_per_call": 1000 * d["daemon_cpu"] / d["completed"],
+        "sim_ms_per_call": 1000 * d["sim_cpu"] / d["completed"],
+        "cost_ratio": d["daemon_cpu"] / d["sim_cpu"],
+    }
+    print(f"run {run + 1}: daemon {d['rate']:.0f} calls/s ({d['completed']} done, {d['answered']} answered, "
+          f"{d['pressed']} pressed 1, causes {d['causes']}; daemon CPU {100 * d['daemon_cpu'] / d['wall']:.0f}%, "
+          f"simulator CPU {100 * d['sim_cpu'] / d['wall']:.0f}% over {d['wall']:.1f} s) | "
+          f"bare {b['rate']:.0f} calls/s ({b['completed']} done, {b['failed']} failed; bare client CPU "
+          f"{100 * b['cpu'] / b['wall']:.0f}%, simulator CPU {100 * b['sim_cpu'] / b['wall']:.0f}% over "
+          f"{b['wall']:.1f} s) | ratio {figures['ratio']:.2f} | per call: daemon "
+          f"{figures['daemon_ms_per_call']:.2f} ms CPU, simulator {figures['sim_ms_per_call']:.2f} ms, "
+          f"ratio {figures['cost_ratio']:.2f}", flush=True)
+    return figures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=5000, help="calls per phase")
+    parser.add_argument("--concurrency", type=int, default=500)
+    args = parser.parse_args(argv)
+    print(rig.machine())
+    print(f"{args.calls} calls per phase, {args.concurrency} in flight, time scale {TIME_SCALE}, "
+          f"template: {INTRO_SECONDS} s prompt + {MENU_SECONDS} s menu, key 1 at {KEY_AT} s (simulated)")
+    runs = [report(i, one_run(i, args.calls, args.concurrency)) for i in range(args.runs)]
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(f"median: daemon {med['daemon_rate']:.0f} calls/s, bare client {med['bare_rate']:.0f} calls/s, "
+          f"ratio {med['ratio']:.2f} (target >= 0.5: {'met' if med['ratio'] >= 0.5 else 'NOT met'}; "
+          f">= 300 calls/s: {'met' if med['daemon_rate'] >= 300 else 'NOT met'})")
+    print(f"median cost per call: daemon {med['daemon_ms_per_call']:.2f} ms CPU, simulator "
+          f"{med['sim_ms_per_call']:.2f} ms CPU, ratio {med['cost_ratio']:.2f} "
+          f"(target <= 1: {'met' if med['cost_ratio'] <= 1 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

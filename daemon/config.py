@@ -225,7 +225,7 @@ def _path(value, base: Path) -> Path:
 def parse_address(value) -> Address:
     if isinstance(value, str):
         host, sep, port = value.rpartition(":")
-        if sep and host and port.isdigit() and 0 < int(port) < 65536:
+        if sep and host and port.isdigit() and int(port) < 65536:  # 0: any free port
             return Address(host.strip("[]"), int(port))
     raise ValueError(f"expected host:port, got {value!r}")
 

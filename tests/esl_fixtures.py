@@ -14,7 +14,16 @@ import gevent.queue
 from gevent.server import StreamServer
 
 GOODBYE = 'Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n'
-CAPTURES = Path(os.environ.get('AUTOCALL_ESL_CAPTURES', '/work/shared/esl-captures'))
+
+
+def _captures_dir():
+    """$AUTOCALL_ESL_CAPTURES, else shared/esl-captures beside the checkout (as CI lays it out)."""
+    if os.environ.get('AUTOCALL_ESL_CAPTURES'):
+        return Path(os.environ['AUTOCALL_ESL_CAPTURES'])
+    return Path(__file__).resolve().parent.parent.parent / 'shared' / 'esl-captures'
+
+
+CAPTURES = _captures_dir()
 
 Record = namedtuple('Record', 'kind data')  # kind: 'SEND' (client->switch) or 'RECV'
 Capture = namedtuple('Capture', 'name raw records notes')  # notes: (records seen so far, text)

@@ -17,5 +17,11 @@ class SimClock:
     def now(self):
         return self._wall0 + (self._monotonic() - self._mono0) / self.scale
 
+    def to_wall(self, simulated):
+        """The real epoch time at which the clock showed `simulated` (None stays None)."""
+        if simulated is None:
+            return None
+        return self._wall0 + (simulated - self._wall0) * self.scale
+
     def real(self, seconds):
         return max(0.0, seconds * self.scale)

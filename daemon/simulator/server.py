@@ -263,6 +263,10 @@ class Simulator:
                       'end_time': channel.ended})
 
     def _record(self, entry):
+        # the same moments in real time, to compare with what the daemon and the API logged
+        for name in ('time', 'answer_time', 'end_time'):
+            if name in entry:
+                entry['wall_' + name] = self.clock.to_wall(entry[name])
         self.records.append(entry)
         if self._record_file:
             self._record_file.write(json.dumps(entry) + '\n')

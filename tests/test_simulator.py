@@ -580,3 +580,25 @@ def test_early_media_not_ignored_completes_the_originate_before_the_answer(make_
     assert client.read_until(lambda m: client.events('CHANNEL_ANSWER'), 2)
     client.command('api uuid_kill %s' % call)
     assert hangup_complete(client, call)['variable_answer_epoch'] != '0'
+
+
+def test_every_connected_client_gets_the_events_it_subscribed_to(make_sim):
+    sim = make_sim({'default': {'outcome': 'busy'}})
+    dialer = login(sim.address, events='plain BACKGROUND_JOB')
+    watcher = login(sim.address, events='json CHANNEL_HANGUP_COMPLETE')
+    call = originate(dialer)
+    assert job_body(dialer, call) == '-ERR USER_BUSY\n'
+    assert watcher.read_until(lambda m: any(b'text/event-json' in x for x in m))
+    event = json.loads(split_message([m for m in watcher.messages if b'text/event-json' in m][0])[1])
+    assert event['Event-Name'] == 'CHANNEL_HANGUP_COMPLETE' and event['Unique-ID'] == call
+    assert not dialer.events('CHANNEL_HANGUP_COMPLETE')
+
+
+def test_bgapi_of_another_command_answers_in_a_background_job(make_sim):
+    sim = make_sim()
+    client = login(sim.address, events='plain BACKGROUND_JOB')
+    client.command('bgapi version\nJob-UUID: v-1')
+    assert client.read_until(lambda m: client.events('BACKGROUND_JOB'))
+    assert client.events('BACKGROUND_JOB')[0]['Job-Command'] == 'version'
+    body = [event_headers(split_message(m)[1])[1] for m in client.messages if b'BACKGROUND_JOB' in m][0]
+    assert body == 'FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n'

@@ -18,7 +18,7 @@ VERSION = 'FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n'
 NO_CHANNEL = '-ERR No such channel!\n'
 
 
-def run(sim, command, args, conn):
+def run(sim, command, args):
     """Execute `command args`; returns the response body."""
     handler = _HANDLERS.get(command)
     if handler is None:
@@ -36,9 +36,9 @@ def originate(sim, args):
 def uuid_kill(sim, args):
     uuid, _, cause = args.partition(' ')
     channel = sim.channels.get(uuid)
-    if channel is None or channel.hangup_cause is not None:
+    if channel is None:
         return NO_CHANNEL
-    channel.hangup(cause.strip() or 'NORMAL_CLEARING')
+    channel.hangup(cause.strip() or 'NORMAL_CLEARING')  # a call already hanging up stays as it is
     return '+OK\n'
 
 

@@ -188,7 +188,7 @@ class Connection:
 
     def cmd_api(self, rest, headers):
         command, _, args = rest.partition(' ')
-        body = self.sim.api(command, args.strip(), self)
+        body = self.sim.api(command, args.strip())
         if command != 'originate':  # originate's API event comes from the channel with its result
             self._after_reply(self.sim.api_event, command, args.strip())
         return api_response(body)
@@ -209,7 +209,7 @@ class Connection:
             self.sim.job_done(job, 'originate', args, result)
 
     def _bg_api(self, job, command, args):
-        body = self.sim.api(command, args, None)
+        body = self.sim.api(command, args)
         self.sim.job_done(job, command, args, body)
 
     def cmd_sendmsg(self, rest, headers):

@@ -153,9 +153,9 @@ class Simulator:
 
     # ---- used by connections ---------------------------------------------------------------------------
 
-    def api(self, command, args, conn=None):
+    def api(self, command, args):
         """Run an api command; returns the api/response body. May block (sync originate)."""
-        return api_commands.run(self, command, args, conn)
+        return api_commands.run(self, command, args)
 
     def originate(self, arg, job=None):
         """Start a call. Returns the Channel, or an '-ERR ...' string when no channel could be made."""

@@ -13,6 +13,7 @@ import gevent.event  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from daemon import config as config_mod  # noqa: E402
+from daemon import logs  # noqa: E402
 from daemon.errors import AutocallError  # noqa: E402
 
 log = logging.getLogger("autocall.api")
@@ -34,8 +35,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(args.log_level)
     try:
         config = config_mod.load(args.config)
         listen = config_mod.parse_address(args.listen) if args.listen else config.api.listen

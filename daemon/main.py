@@ -11,6 +11,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402  (after patching, as every entry point does)
+import faulthandler  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -18,6 +19,7 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 
 from daemon import config as config_mod  # noqa: E402
+from daemon import logs  # noqa: E402
 from daemon import ivr, sdnotify  # noqa: E402
 from daemon.dialer import Dialer  # noqa: E402
 from daemon.errors import AutocallError  # noqa: E402
@@ -57,8 +59,8 @@ def esl_factory(config: config_mod.Config):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(args.log_level)
+    faulthandler.enable()  # if the watchdog's SIGABRT ever fires, the journal shows where we were stuck
     try:
         config = config_mod.load(args.config)
         db = open_database(config.db_path)

@@ -129,3 +129,18 @@ def test_api_with_a_bad_config_value_exits_with_one_line(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip() == "autocall-api: api.listen: expected host:port, got 'bogus'"
+
+
+def test_under_journald_log_lines_carry_their_syslog_priority(capsys):
+    import logging
+    from daemon import logs
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.setup("INFO", environ={"JOURNAL_STREAM": "8:123"})
+        logging.getLogger("autocall.test").warning("gateway down")
+        logging.getLogger("autocall.test").info("call done")
+    finally:
+        root.handlers[:], root.level = saved
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        "<4>autocall.test: gateway down", "<6>autocall.test: call done"]

@@ -127,10 +127,14 @@ def set_running(db_path: Path, running: bool):
 
 
 class Daemon:
-    """`autocall-daemon --config PATH` with its config, database and log in `tmp`."""
+    """`autocall-daemon --config PATH` with its config, database and log in `tmp`; with `variants`,
+    run through bench/daemon_experiments.py with those candidate fixes applied."""
 
-    def __init__(self, tmp: Path, port: int, templates: Path, sounds: Path, *, cps: float, channel_limit: int):
+    def __init__(self, tmp: Path, port: int, templates: Path, sounds: Path, *, cps: float, channel_limit: int,
+                 variants: str = ""):
+        tmp.mkdir(parents=True, exist_ok=True)
         self.db_path, self.log_path, self.config = tmp / "autocall.sqlite3", tmp / "daemon.log", tmp / "autocall.toml"
+        self.variants = variants
         self.config.write_text(
             f'[database]\npath = "{self.db_path}"\n'
             f'[templates]\ndir = "{templates}"\nsounds = "{sounds}"\n'
@@ -142,7 +146,9 @@ class Daemon:
     def start(self, timeout: float = 20.0):
         """Start it (INFO logging, as in production) and return once it is connected."""
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "daemon.main", "--config", str(self.config)],
+        entry = ["-m", "daemon.main"] if not self.variants else \
+            [str(Path(__file__).with_name("daemon_experiments.py")), "--variants", self.variants, "--"]
+        self.proc = subprocess.Popen([sys.executable, *entry, "--config", str(self.config)],
                                      cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
@@ -178,6 +184,26 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def profile(pid: int, out: Path) -> subprocess.Popen:
+    """Start `py-spy record` on `pid` (all threads, idle frames left out): `out`.txt in collapsed
+    stack format (for flamegraph tools and `top_frames`), `out`.svg is not written to keep it cheap."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "200", "--threads", "--nonblocking",
+                             "--format", "raw", "--output", f"{out}.txt"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def end_profile(spy: subprocess.Popen):
+    """Stop a `profile` and let it write its file."""
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait()
 
 
 def query(db_path: Path, sql: str, *params):

@@ -49,10 +49,13 @@ def bare_phase(sim, port: int, calls: int, concurrency: int) -> dict:
     return result
 
 
-def daemon_phase(tmp: Path, port: int, sim, calls: int, concurrency: int, templates: Path, sounds: Path) -> dict:
-    daemon = rig.Daemon(tmp, port, templates, sounds, cps=100_000, channel_limit=concurrency)
+def daemon_phase(tmp: Path, port: int, sim, calls: int, concurrency: int, templates: Path, sounds: Path,
+                 variants: str = "", profile: Path | None = None) -> dict:
+    daemon = rig.Daemon(tmp, port, templates, sounds, cps=100_000, channel_limit=concurrency, variants=variants)
     rig.build_queue(daemon.db_path, calls, concurrency)
     daemon.start()
+    spies = [rig.profile(daemon.proc.pid, profile / "daemon"), rig.profile(sim.pid, profile / "simulator")] \
+        if profile else []
     try:
         d0, s0, t0 = rig.cpu_seconds(daemon.proc.pid), rig.cpu_seconds(sim.pid), time.monotonic()
         rig.set_running(daemon.db_path, True)
@@ -60,6 +63,8 @@ def daemon_phase(tmp: Path, port: int, sim, calls: int, concurrency: int, templa
                      >= calls, 300, f"{calls} calls done", interval=0.2)
         d1, s1, wall = rig.cpu_seconds(daemon.proc.pid), rig.cpu_seconds(sim.pid), time.monotonic() - t0
     finally:
+        for spy in spies:
+            rig.end_profile(spy)
         daemon.stop()
     rows = rig.query(daemon.db_path, "SELECT ended_at, keys, result, hangup_cause, answered_at FROM attempt")
     return {"completed": len(rows), "rate": rig.steady_rate([r[0] for r in rows]),
@@ -68,40 +73,52 @@ def daemon_phase(tmp: Path, port: int, sim, calls: int, concurrency: int, templa
             "daemon_cpu": d1 - d0, "sim_cpu": s1 - s0, "wall": wall}
 
 
-def one_run(run: int, calls: int, concurrency: int) -> dict:
+def one_run(run: int, args) -> dict:
+    """Every phase once against one simulator; the order rotates from run to run."""
+    phases = ["bare", "daemon"] + (["variants"] if args.compare else [])
+    shift = run % len(phases)
+    results = {}
     with tempfile.TemporaryDirectory(prefix="autocall-throughput-") as tmp:
         tmp = Path(tmp)
         templates, sounds = rig.make_template(tmp, INTRO_SECONDS, MENU_SECONDS)
         scenario = rig.write_scenario(tmp / "scenario.toml", KEY_AT)
         sim, port = rig.start_simulator(scenario, TIME_SCALE, sounds, log_path=tmp / "sim.log")
         try:
-            if run % 2:
-                daemon = daemon_phase(tmp, port, sim, calls, concurrency, templates, sounds)
-                bare = bare_phase(sim, port, calls, concurrency)
-            else:
-                bare = bare_phase(sim, port, calls, concurrency)
-                daemon = daemon_phase(tmp, port, sim, calls, concurrency, templates, sounds)
+            for phase in phases[shift:] + phases[:shift]:
+                if phase == "bare":
+                    results[phase] = bare_phase(sim, port, args.calls, args.concurrency)
+                else:
+                    variants = args.compare if phase == "variants" else ""
+                    profile = args.profile / f"run{run + 1}-{phase}" if args.profile else None
+                    results[phase] = daemon_phase(tmp / phase, port, sim, args.calls, args.concurrency,
+                                                  templates, sounds, variants, profile)
         finally:
             rig.stop(sim)
-    return {"bare": bare, "daemon": daemon}
+    return results
+
+
+def describe(name: str, d: dict) -> str:
+    return (f"{name} {d['rate']:.0f} calls/s ({d['completed']} done, {d['answered']} answered, {d['pressed']} "
+            f"pressed 1, causes {d['causes']}; daemon CPU {100 * d['daemon_cpu'] / d['wall']:.0f}%, simulator CPU "
+            f"{100 * d['sim_cpu'] / d['wall']:.0f}% over {d['wall']:.1f} s; per call: daemon "
+            f"{1000 * d['daemon_cpu'] / d['completed']:.2f} ms CPU, simulator {1000 * d['sim_cpu'] / d['completed']:.2f}"
+            f" ms, ratio {d['daemon_cpu'] / d['sim_cpu']:.2f})")
 
 
 def report(run: int, r: dict) -> dict:
-    b, d = r["bare"], r["daemon"]
-    figures = {
-        "daemon_rate": d["rate"], "bare_rate": b["rate"], "ratio": d["rate"] / b["rate"],
-        "daemon_ms_per_call": 1000 * d["daemon_cpu"] / d["completed"],
-        "sim_ms_per_call": 1000 * d["sim_cpu"] / d["completed"],
-        "cost_ratio": d["daemon_cpu"] / d["sim_cpu"],
-    }
-    print(f"run {run + 1}: daemon {d['rate']:.0f} calls/s ({d['completed']} done, {d['answered']} answered, "
-          f"{d['pressed']} pressed 1, causes {d['causes']}; daemon CPU {100 * d['daemon_cpu'] / d['wall']:.0f}%, "
-          f"simulator CPU {100 * d['sim_cpu'] / d['wall']:.0f}% over {d['wall']:.1f} s) | "
-          f"bare {b['rate']:.0f} calls/s ({b['completed']} done, {b['failed']} failed; bare client CPU "
-          f"{100 * b['cpu'] / b['wall']:.0f}%, simulator CPU {100 * b['sim_cpu'] / b['wall']:.0f}% over "
-          f"{b['wall']:.1f} s) | ratio {figures['ratio']:.2f} | per call: daemon "
-          f"{figures['daemon_ms_per_call']:.2f} ms CPU, simulator {figures['sim_ms_per_call']:.2f} ms, "
-          f"ratio {figures['cost_ratio']:.2f}", flush=True)
+    b = r["bare"]
+    print(f"run {run + 1}: bare {b['rate']:.0f} calls/s ({b['completed']} done, {b['failed']} failed; bare client "
+          f"CPU {100 * b['cpu'] / b['wall']:.0f}%, simulator CPU {100 * b['sim_cpu'] / b['wall']:.0f}% over "
+          f"{b['wall']:.1f} s)", flush=True)
+    figures = {"bare_rate": b["rate"]}
+    for phase in ("daemon", "variants"):
+        if phase in r:
+            d = r[phase]
+            print(f"       {describe(phase, d)}; ratio to bare {d['rate'] / b['rate']:.2f}", flush=True)
+            figures.update({f"{phase}_rate": d["rate"], f"{phase}_ratio": d["rate"] / b["rate"],
+                            f"{phase}_ms": 1000 * d["daemon_cpu"] / d["completed"],
+                            f"{phase}_sim_ms": 1000 * d["sim_cpu"] / d["completed"],
+                            f"{phase}_cost": d["daemon_cpu"] / d["sim_cpu"]})
     return figures
 
 
@@ -110,18 +127,31 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--calls", type=int, default=5000, help="calls per phase")
     parser.add_argument("--concurrency", type=int, default=500)
+    parser.add_argument("--compare", metavar="VARIANTS", default="",
+                        help="add a phase running the daemon with these bench/daemon_experiments.py variants "
+                             "(e.g. lazyparse,nohangup), measured side by side with the real one")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy the daemon and the simulator during daemon phases (slows both; figures "
+                             "of such a run are not comparable); collapsed stacks under DIR/runN-PHASE/")
     args = parser.parse_args(argv)
     print(rig.machine())
     print(f"{args.calls} calls per phase, {args.concurrency} in flight, time scale {TIME_SCALE}, "
           f"template: {INTRO_SECONDS} s prompt + {MENU_SECONDS} s menu, key 1 at {KEY_AT} s (simulated)")
-    runs = [report(i, one_run(i, args.calls, args.concurrency)) for i in range(args.runs)]
+    runs = [report(i, one_run(i, args)) for i in range(args.runs)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    print(f"median: daemon {med['daemon_rate']:.0f} calls/s, bare client {med['bare_rate']:.0f} calls/s, "
-          f"ratio {med['ratio']:.2f} (target >= 0.5: {'met' if med['ratio'] >= 0.5 else 'NOT met'}; "
-          f">= 300 calls/s: {'met' if med['daemon_rate'] >= 300 else 'NOT met'})")
-    print(f"median cost per call: daemon {med['daemon_ms_per_call']:.2f} ms CPU, simulator "
-          f"{med['sim_ms_per_call']:.2f} ms CPU, ratio {med['cost_ratio']:.2f} "
-          f"(target <= 1: {'met' if med['cost_ratio'] <= 1 else 'NOT met'})")
+    for phase in ("daemon", "variants"):
+        if f"{phase}_rate" not in med:
+            continue
+        name = "daemon" if phase == "daemon" else f"daemon with {args.compare}"
+        print(f"median {name}: {med[f'{phase}_rate']:.0f} calls/s vs bare client {med['bare_rate']:.0f} calls/s, "
+              f"ratio {med[f'{phase}_ratio']:.2f} (target >= 0.5: {_met(med[f'{phase}_ratio'] >= 0.5)}; "
+              f">= 300 calls/s: {_met(med[f'{phase}_rate'] >= 300)}); cost per call {med[f'{phase}_ms']:.2f} ms "
+              f"CPU vs simulator {med[f'{phase}_sim_ms']:.2f} ms, ratio {med[f'{phase}_cost']:.2f} "
+              f"(target <= 1: {_met(med[f'{phase}_cost'] <= 1)})")
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,143 @@
+"""Run `autocall-daemon` with candidate performance fixes applied in memory, to measure them
+before anyone changes daemon/*. For benchmarks only; nothing here ships.
+
+    .venv/bin/python bench/daemon_experiments.py --variants fastparse,nohangup -- --config PATH
+
+Variants (comma-separated, any combination):
+  fastparse  daemon.esl: decode an event's header block once and URL-decode only values that
+             contain '%' (today every line is decoded and every value goes through unquote)
+  lazyparse  daemon.esl: keep an event's decoded header block and find a header by string
+             search when asked (`get`, `name`, `unique_id`); build pairs/headers only on demand.
+             The daemon reads 3-8 of an event's 60-230 headers
+  nohangup   subscribe without CHANNEL_HANGUP: no daemon code reads it (the call ends on
+             CHANNEL_HANGUP_COMPLETE), yet every call pays for parsing it
+  switch     sys.setswitchinterval(0.0005): the ledger thread gets the GIL back sooner from the
+             gevent loop (Python's default is 5 ms)
+"""
+import argparse
+import sys
+from urllib.parse import unquote
+
+
+def _fast_header_pairs(text, error):
+    pairs = []
+    append = pairs.append
+    for line in text.split('\n'):
+        if not line or line == '\r':
+            continue
+        name, sep, value = line.partition(':')
+        if not sep or not name:
+            raise error('header line without a name: %r' % line[:80])
+        if value[:1] == ' ':
+            value = value[1:]
+        if value[-1:] == '\r':
+            value = value[:-1]
+        append((name, unquote(value) if '%' in value else value))
+    return pairs
+
+
+def apply_fastparse(esl):
+    def parse_header_lines(lines):
+        return _fast_header_pairs(b'\n'.join(lines).decode('utf-8', 'replace'), esl.ESLProtocolError)
+
+    def parse_plain_event(data):
+        head, _, rest = data.partition(b'\n\n')
+        event = esl.ESLEvent(_fast_header_pairs(head.decode('utf-8', 'replace'), esl.ESLProtocolError),
+                             content_type='text/event-plain')
+        length = esl._content_length(event)
+        if len(rest) < length:
+            raise esl.ESLProtocolError('event body shorter than its Content-Length %d' % length)
+        event.body = rest[:length].decode('utf-8', 'replace')
+        return event
+
+    esl._parse_header_lines = parse_header_lines
+    esl.parse_plain_event = parse_plain_event
+    esl._EVENT_PARSERS['text/event-plain'] = parse_plain_event
+
+
+def apply_lazyparse(esl):
+    class LazyEvent(esl.ESLEvent):
+        """Keeps the decoded header block; `get` finds one header by a string search, and the
+        full pairs/headers are built only if someone asks for them."""
+        __slots__ = ('_text', '_parsed')
+
+        def __init__(self, text, body, content_type):
+            self._text, self._parsed = '\n' + text, False
+            self.body, self.content_type = body, content_type
+
+        def _parse(self):
+            if not self._parsed:
+                pairs = _fast_header_pairs(self._text, esl.ESLProtocolError)
+                esl.ESLEvent.pairs.__set__(self, pairs)
+                headers = {}
+                for name, value in pairs:
+                    headers.setdefault(name, value)
+                esl.ESLEvent.headers.__set__(self, headers)
+                self._parsed = True
+
+        @property
+        def pairs(self):
+            self._parse()
+            return esl.ESLEvent.pairs.__get__(self)
+
+        @property
+        def headers(self):
+            self._parse()
+            return esl.ESLEvent.headers.__get__(self)
+
+        @property
+        def name(self):
+            return self.get('Event-Name', '')
+
+        @property
+        def unique_id(self):
+            return self.get('Unique-ID')
+
+        def get(self, name, default=None):
+            text, key = self._text, '\n' + name + ': '
+            start = text.find(key)
+            if start < 0:
+                return default
+            start += len(key)
+            end = text.find('\n', start)
+            value = text[start:end] if end >= 0 else text[start:]
+            if value[-1:] == '\r':
+                value = value[:-1]
+            return unquote(value) if '%' in value else value
+
+    def parse_plain_event(data):
+        head, _, rest = data.partition(b'\n\n')
+        event = LazyEvent(head.decode('utf-8', 'replace'), '', 'text/event-plain')
+        length = esl._content_length(event)
+        if len(rest) < length:
+            raise esl.ESLProtocolError('event body shorter than its Content-Length %d' % length)
+        event.body = rest[:length].decode('utf-8', 'replace')
+        return event
+
+    esl.parse_plain_event = parse_plain_event
+    esl._EVENT_PARSERS['text/event-plain'] = parse_plain_event
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--variants', default='')
+    args, rest = parser.parse_known_args()
+    variants = {v for v in args.variants.split(',') if v}
+    unknown = variants - {'fastparse', 'lazyparse', 'nohangup', 'switch'}
+    if unknown:
+        parser.error('unknown variants: %s' % ', '.join(sorted(unknown)))
+    from daemon import main as daemon_main  # patches gevent, as the real entry point does
+    from daemon import esl
+    if 'fastparse' in variants:
+        apply_fastparse(esl)
+    if 'lazyparse' in variants:
+        apply_lazyparse(esl)
+    if 'nohangup' in variants:
+        daemon_main.DEFAULT_EVENTS = tuple(e for e in esl.DEFAULT_EVENTS if e != 'CHANNEL_HANGUP')
+    if 'switch' in variants:
+        sys.setswitchinterval(0.0005)
+    return daemon_main.main([a for a in rest if a != '--'])
+
+
+if __name__ == '__main__':
+    sys.exit(main())

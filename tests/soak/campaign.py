@@ -1,0 +1,318 @@
+"""The fault campaign: the whole product under traffic and faults; nothing lost, nobody double-called.
+
+An in-process simulator (FreeSWITCH), the API and the daemon as real processes on one SQLite
+file, `clients` HTTP clients importing, re-importing, DNC-ing, stopping and starting queues
+all along. Each round one fault strikes at a random moment (kill -9 of the daemon, the event
+socket dropped, the switch silent with its socket open, the switch restarted, another
+process holding the SQLite write lock); then the invariants of `tests.soak.checks` are
+checked. At the end faults stop, every queue is started and the campaign drains: nobody may
+be left pending or calling. Seeded, bounded in rounds and time, loopback only.
+
+    python -m tests.soak.campaign --rounds 50
+
+`run(settings, workdir)` is the library form (tests/test_fault_campaign.py runs a short one).
+"""
+if __name__ == "__main__":  # a program: patch before anything imports sockets or sqlite
+    from gevent import monkey
+    monkey.patch_all()
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import sqlite3  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+import requests  # noqa: E402
+
+from tests.api_fixtures import TOKEN, free_port  # noqa: E402
+from tests.daemon_fixtures import REPO, DaemonProcess, menu_offset, start_simulator, wait_until  # noqa: E402
+from tests.soak import checks  # noqa: E402
+from tests.soak.traffic import Traffic  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+FAULTS = ("kill9", "drop", "silence", "restart", "db_lock")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    rounds: int = 8
+    seed: int = 1
+    round_seconds: float = 3.0      # real seconds of traffic per round, the fault somewhere inside
+    time_scale: float = 0.02        # simulated seconds run 50x faster
+    clients: int = 20
+    queues: int = 3
+    heartbeat_timeout: float = 3.0  # the daemon's; the simulator beats every 20 simulated s (0.4 s real)
+    silence: float = 4.5            # real seconds the switch stays silent: longer than heartbeat_timeout
+    lock_hold: float = 1.0          # real seconds another process holds the SQLite write lock
+    epsilon: float = 0.5            # real seconds a claim already in flight may still originate after a stop/DNC
+    recovery: float = 40.0          # real seconds the daemon gets to reconnect after a fault
+    drain: float = 120.0            # real seconds for the final drain
+
+
+@dataclasses.dataclass
+class Result:
+    rounds: int
+    faults: list
+    violations: list
+    seconds: float
+    counts: dict
+
+
+def scenario(seed: int) -> dict:
+    """Callees by number prefix: short hang-ups, key presses (9 = promise, 2 = agent), dead
+    numbers; everyone else drawn from a seeded mix of answer / busy / no answer / decline."""
+    press_at = menu_offset() + 3.0
+    return {
+        "gateways": ["carrier"],
+        "numbers": [
+            {"glob": "0903*", "outcome": "answer", "answer_after": 1, "hangup_after": 1},
+            {"glob": "0904*", "outcome": "answer", "answer_after": 1, "hangup_after": 120, "keys": [[press_at, "9"]]},
+            {"glob": "0905*", "outcome": "answer", "answer_after": 2, "hangup_after": 60, "keys": [[press_at, "2"]]},
+            {"glob": "0906*", "outcome": "unallocated"},
+        ],
+        "random": {
+            "seed": seed,
+            "weights": {"answer": 45, "busy": 15, "no_answer": 15, "decline": 10, "no_user_response": 5,
+                        "unreachable": 5},
+            "answer": {"answer_after": [0.5, 6.0], "hangup_after": [1.0, 50.0]},
+        },
+    }
+
+
+class ApiServer:
+    """`autocall-api` as a process on a free loopback port, logging to a file (never a pipe that fills)."""
+
+    def __init__(self, workdir: Path, db_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(workdir / "api.log", "a")
+        env = {**os.environ, "AUTOCALL_DB": str(db_path), "AUTOCALL_API_TOKENS": TOKEN,
+               "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "api.server"], cwd=REPO, env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(self._answers, 20)
+
+    def _answers(self) -> bool:
+        assert self.proc.poll() is None, "autocall-api exited at start"
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class Daemon:
+    """The daemon process (tests.daemon_fixtures.DaemonProcess) with a short heartbeat timeout,
+    knowing how many times it has connected to the switch."""
+
+    def __init__(self, workdir: Path, sim, settings: Settings):
+        self.proc = DaemonProcess(workdir, sim, recall_delay=0.4, originate_timeout=10, max_call_seconds=30, daily_cap=0,
+                                  drain_timeout=5)
+        text = self.proc.config.read_text().replace("[esl]\n", f"[esl]\nheartbeat_timeout = {settings.heartbeat_timeout}\n")
+        self.proc.config.write_text(text)
+        self.db_path = self.proc.db_path
+
+    def connects(self) -> int:
+        return self.proc.read_log().count("connected to FreeSWITCH")
+
+    def start(self, timeout: float):
+        before = self.connects()
+        self.proc.start()
+        self.wait_connected(before, timeout)
+
+    def wait_connected(self, before: int, timeout: float):
+        wait_until(lambda: self.connects() > before or self.proc.proc.poll() is not None, timeout, 0.1)
+        assert self.proc.proc.poll() is None, "daemon exited:\n" + self.proc.read_log()[-3000:]
+
+
+class Campaign:
+    def __init__(self, settings: Settings, workdir: Path):
+        self.settings, self.workdir = settings, workdir
+        self.rng = random.Random(settings.seed)
+        self.journal = checks.Journal()
+        self.violations: list = []
+        self.sim = self.api = self.daemon = self.traffic = None
+        self._api_seen = 0
+
+    def run(self) -> Result:
+        began = time.monotonic()
+        faults = self._schedule()
+        try:
+            self._start()
+            for round_no, fault in enumerate(faults, 1):
+                self._round(round_no, fault)
+            self._finish(len(faults) + 1)
+        finally:
+            self._stop_all()
+        return Result(len(faults), faults, self.violations, time.monotonic() - began, dict(self.journal.counts))
+
+    def _schedule(self) -> list:
+        """Every fault once per cycle of len(FAULTS) rounds, in a seeded order."""
+        faults = []
+        while len(faults) < self.settings.rounds:
+            cycle = list(FAULTS)
+            self.rng.shuffle(cycle)
+            faults += cycle
+        return faults[:self.settings.rounds]
+
+    def _start(self):
+        s = self.settings
+        self.sim = start_simulator(scenario(s.seed), s.time_scale)
+        self.daemon = Daemon(self.workdir, self.sim, s)
+        self.api = ApiServer(self.workdir, self.daemon.db_path)
+        queues = [f"SOAK-{i}" for i in range(1, s.queues + 1)]
+        self.traffic = Traffic(self.api.url, TOKEN, self.daemon.db_path, queues, self.journal, self.sim.clock.now,
+                               rng=self.rng, clients=s.clients)
+        self.traffic.create_queues(self.rng)
+        self.daemon.start(s.recovery)
+        self.traffic.start()
+
+    def _round(self, round_no: int, fault: str):
+        s = self.settings
+        before = s.round_seconds * self.rng.uniform(0.1, 0.6)
+        gevent.sleep(before)
+        log.info("round %d: %s", round_no, fault)
+        self.journal.counts[f"fault_{fault}"] += 1
+        getattr(self, f"_fault_{fault}")()
+        gevent.sleep(max(0.0, s.round_seconds - before))
+        self._check(round_no)
+
+    # --- faults: each returns once the daemon works again ---
+
+    def _fault_kill9(self):
+        self.daemon.proc.kill9()
+        self.daemon.start(self.settings.recovery)
+
+    def _fault_drop(self):
+        before = self.daemon.connects()
+        self.sim.drop_connections()
+        self.daemon.wait_connected(before, self.settings.recovery)
+
+    def _fault_silence(self):
+        before = self.daemon.connects()
+        self.sim.silence(self.settings.silence)
+        self.daemon.wait_connected(before, self.settings.recovery)
+
+    def _fault_restart(self):
+        before = self.daemon.connects()
+        self.journal.restarts.append(self.sim.clock.now())
+        self.sim.restart()
+        self.daemon.wait_connected(before, self.settings.recovery)
+
+    def _fault_db_lock(self):
+        """Another process takes the write lock (BEGIN IMMEDIATE), holds it, commits."""
+        code = ("import sqlite3, sys, time\n"
+                "c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)\n"
+                "c.execute('BEGIN IMMEDIATE')\n"
+                "time.sleep(float(sys.argv[2]))\n"
+                "c.execute('COMMIT')\n")
+        held = subprocess.run([sys.executable, "-c", code, str(self.daemon.db_path), str(self.settings.lock_hold)],
+                              timeout=60)
+        assert held.returncode == 0, "the lock holder failed"
+
+    # --- checks ---
+
+    def _check(self, round_no: int) -> checks.Snapshot:
+        snap = checks.take_snapshot(self.sim, self.daemon.db_path, self.journal.restarts)
+        found = checks.check(snap, self.journal, round_no, self.settings.epsilon / self.settings.time_scale)
+        errors = self.journal.api_errors[self._api_seen:]
+        self._api_seen = len(self.journal.api_errors)
+        found += [checks.Violation(round_no, "api", text) for text in errors]
+        for v in found:
+            log.error("VIOLATION %s", v)
+        self.violations += found
+        log.info("round %d: %d customers, %d attempts, %d simulator calls, %d violations", round_no,
+                 len(snap.customers), len(snap.attempts), len(snap.calls), len(found))
+        return snap
+
+    def _finish(self, round_no: int):
+        """Faults off, clients stopped, every queue started: everyone must end final."""
+        self.traffic.stop()
+        self.traffic.start_all()
+        db = self.daemon.db_path
+        try:
+            wait_until(lambda: _unfinished(db) == 0 and not self.sim.channels, self.settings.drain, 0.2)
+        except AssertionError:
+            log.error("the campaign did not drain within %.0fs", self.settings.drain)
+        snap = self._check(round_no)
+        found = checks.check_drained(snap, round_no, len(self.sim.channels))
+        self.violations += found
+        for v in found:
+            log.error("VIOLATION %s", v)
+
+    def _stop_all(self):
+        if self.traffic is not None:
+            self.traffic.stop()
+        if self.daemon is not None:
+            self.daemon.proc.stop_quietly()
+        if self.api is not None:
+            self.api.stop()
+        if self.sim is not None:
+            self.sim.stop()
+
+
+def _unfinished(db_path) -> int:
+    conn = sqlite3.connect(db_path, timeout=30)
+    try:
+        return conn.execute("SELECT (SELECT COUNT(*) FROM customer WHERE state IN ('pending', 'calling'))"
+                            " + (SELECT COUNT(*) FROM attempt WHERE state != 'done')").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def run(settings: Settings, workdir: Path) -> Result:
+    """Run the campaign in `workdir` (logs and the database stay there)."""
+    return Campaign(settings, Path(workdir)).run()
+
+
+def summary(result: Result) -> str:
+    lines = [f"rounds run: {result.rounds}; faults: {', '.join(result.faults)}",
+             f"traffic: {', '.join(f'{k}={v}' for k, v in sorted(result.counts.items()))}",
+             f"runtime: {result.seconds:.1f}s",
+             f"violations: {len(result.violations)}"]
+    lines += [f"  {v}" for v in result.violations]
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m tests.soak.campaign", description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--round-seconds", type=float, default=Settings.round_seconds)
+    parser.add_argument("--clients", type=int, default=Settings.clients)
+    parser.add_argument("--workdir", help="keep logs and the database here (default: a fresh temp dir)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("daemon.simulator").setLevel(logging.WARNING)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="autocall-faults-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"work directory: {workdir}", flush=True)
+    settings = Settings(rounds=args.rounds, seed=args.seed, round_seconds=args.round_seconds, clients=args.clients)
+    result = run(settings, workdir)
+    print(summary(result), flush=True)
+    return 1 if result.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The campaign's HTTP clients: import, re-import, DNC, stop and start, all along.
+
+Every acknowledged (200) command is written to the `Journal` with the simulator's clock at
+that moment, which is what the checks compare originate times against. Stops and starts
+of one queue are serialised (a lock per queue), so "stopped from its acknowledged stop until
+the next start was sent" is exact, not a guess about racing requests.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+
+import gevent
+import gevent.event
+import gevent.lock
+import requests
+
+from tests.soak.checks import Journal
+
+log = logging.getLogger(__name__)
+
+# Number prefixes the campaign's scenario maps to a callee behaviour (see campaign.scenario()).
+PREFIXES = ("0903", "0904", "0905", "0906", "0907", "0908", "0909", "0981", "0982", "0983")
+FIELDS = {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
+BACKLOG = 40        # pending customers per queue above which clients stop adding more
+TIMEOUT = 60        # seconds for one HTTP request (a held write lock must not fail it)
+
+
+class Traffic:
+    """`clients` greenlets hammering the API until `stop()`; what they were told goes to `journal`."""
+
+    def __init__(self, url: str, token: str, db_path, queues: list[str], journal: Journal, clock, *,
+                 rng: random.Random, clients: int = 20):
+        self.url, self.db_path, self.queues, self.journal, self.clock = url, db_path, queues, journal, clock
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.seeds = [rng.randrange(2**32) for _ in range(clients)]
+        self.locks = {q: gevent.lock.Semaphore() for q in queues}
+        self.running = {q: True for q in queues}
+        self._next_id = 0
+        self._stop = gevent.event.Event()
+        self._greenlets = []
+
+    def create_queues(self, rng: random.Random):
+        """Each queue once, with a first batch, so the clients find them all."""
+        session = requests.Session()
+        for queue in self.queues:
+            self._import(session, rng, queue, self._new_customers(rng, 5))
+
+    def start(self):
+        self._greenlets = [gevent.spawn(self._client, random.Random(seed)) for seed in self.seeds]
+
+    def stop(self):
+        self._stop.set()
+        gevent.joinall(self._greenlets, timeout=TIMEOUT + 5)
+        gevent.killall(self._greenlets)
+
+    def start_all(self):
+        """Start every queue (the end of the campaign: let everything finish)."""
+        session = requests.Session()
+        for queue in self.queues:
+            self._start_queue(session, queue)
+
+    # --- one client ---
+
+    def _client(self, rng: random.Random):
+        session = requests.Session()
+        actions = [(30, self._import_new), (15, self._reimport_finished), (8, self._dnc),
+                   (6, self._stop_one), (12, self._start_one), (10, self._read)]
+        weights = [w for w, _ in actions]
+        while not self._stop.is_set():
+            _, action = rng.choices(actions, weights=weights)[0]
+            try:
+                action(session, rng)
+            except requests.RequestException as e:
+                self._api_error(f"{action.__name__}: {e}")
+            self._stop.wait(rng.uniform(0.1, 0.6))
+
+    def _import_new(self, session, rng):
+        queue = rng.choice(self.queues)
+        if self._pending(queue) < BACKLOG:
+            self._import(session, rng, queue, self._new_customers(rng, rng.randint(1, 6)))
+
+    def _reimport_finished(self, session, rng):
+        queue = rng.choice(self.queues)
+        if self._pending(queue) >= BACKLOG:
+            return
+        rows = self._rows("SELECT c.ext_id, c.mobiles FROM customer c JOIN queue q ON q.id = c.queue_id"
+                          " WHERE q.code = ? AND c.state IN ('success', 'failed') ORDER BY random() LIMIT ?",
+                          queue, rng.randint(1, 4))
+        if rows:
+            self._import(session, rng, queue, [{"id": ext, "mobiles": json.loads(m), **FIELDS} for ext, m in rows])
+
+    def _dnc(self, session, rng):
+        queue = rng.choice(self.queues)
+        rows = self._rows("SELECT c.ext_id FROM customer c JOIN queue q ON q.id = c.queue_id"
+                          " WHERE q.code = ? ORDER BY random() LIMIT ?", queue, rng.randint(1, 2))
+        ids = [ext for (ext,) in rows]
+        if not ids:
+            return
+        reply = self._post(session, "/queue/dnc", {"queue_code": queue, "customers": [{"id": i} for i in ids]})
+        if reply is not None:
+            at = self.clock()
+            for ext in ids:
+                self.journal.dnc.setdefault((queue, ext), at)
+            self.journal.counts["dnc"] += len(ids)
+
+    def _stop_one(self, session, rng):
+        queue = rng.choice(self.queues)
+        with self.locks[queue]:
+            if self.running[queue] and self._post(session, "/queue/stop", {"queue_code": queue}) is not None:
+                self.journal.stopped[queue].append([self.clock(), None])
+                self.running[queue] = False
+                self.journal.counts["stop"] += 1
+
+    def _start_one(self, session, rng):
+        stopped = [q for q in self.queues if not self.running[q]]
+        if stopped:
+            self._start_queue(session, rng.choice(stopped))
+
+    def _start_queue(self, session, queue):
+        with self.locks[queue]:
+            if self.running[queue]:
+                return
+            # From the moment the request leaves, the queue may be running again.
+            self.journal.stopped[queue][-1][1] = self.clock()
+            if self._post(session, "/queue/start", {"queue_code": queue}) is not None:
+                self.running[queue] = True
+                self.journal.counts["start"] += 1
+
+    def _read(self, session, rng):
+        queue = rng.choice(self.queues)
+        reply = session.get(f"{self.url}/v2/autocall/queue/{queue}", headers=self.headers, timeout=TIMEOUT)
+        if reply.status_code != 200:
+            self._api_error(f"GET queue {queue}: {reply.status_code} {reply.text[:200]}")
+
+    # --- helpers ---
+
+    def _new_customers(self, rng, count):
+        customers = []
+        for _ in range(count):
+            self._next_id += 1
+            numbers = [f"{rng.choice(PREFIXES)}{rng.randrange(10**6):06}" for _ in range(rng.choice((1, 1, 2)))]
+            customers.append({"id": f"K{self._next_id:06}", "mobiles": numbers, **FIELDS})
+        return customers
+
+    def _import(self, session, rng, queue, customers):
+        body = {"queue_code": queue, "template": "IVR-1", "customers": customers,
+                "concurrent_call": rng.randint(4, 8), "max_recall_count": rng.randint(1, 2),
+                "min_recall_duration": 3}
+        reply = self._post(session, "/queue", body)
+        if reply is not None:
+            success = reply["data"]["success"]
+            self.journal.accepted.update((queue, ext) for ext in success)
+            self.journal.counts["accepted"] += len(success)
+            self.journal.counts["refused"] += len(reply["data"]["fail"])
+
+    def _post(self, session, path, body):
+        """The JSON reply of a 200, else None (and the answer is recorded as an API error)."""
+        reply = session.post(f"{self.url}/v2/autocall{path}", json=body, headers=self.headers, timeout=TIMEOUT)
+        if reply.status_code == 200:
+            return reply.json()
+        self._api_error(f"POST {path}: {reply.status_code} {reply.text[:200]}")
+        return None
+
+    def _api_error(self, text):
+        log.warning("API: %s", text)
+        self.journal.api_errors.append(text)
+
+    def _pending(self, queue) -> int:
+        return self._rows("SELECT COUNT(*) FROM customer c JOIN queue q ON q.id = c.queue_id"
+                          " WHERE q.code = ? AND c.state = 'pending'", queue)[0][0]
+
+    def _rows(self, sql, *params):
+        conn = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()

@@ -602,3 +602,15 @@ def test_bgapi_of_another_command_answers_in_a_background_job(make_sim):
     assert client.events('BACKGROUND_JOB')[0]['Job-Command'] == 'version'
     body = [event_headers(split_message(m)[1])[1] for m in client.messages if b'BACKGROUND_JOB' in m][0]
     assert body == 'FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n'
+
+
+@pytest.mark.parametrize('terminators, stopped', [('none', False), ('any', True), ('#', False)])
+def test_playback_terminators_variable_decides_which_key_stops_a_playback(make_sim, tmp_path, terminators, stopped):
+    write_wav(str(tmp_path / 'long.wav'), 60.0)
+    sim = make_sim({'default': {'answer_after': 0.1, 'hangup_after': 'never', 'keys': [[10, '5']]}})
+    client = login(sim.address)
+    call = originate(client)
+    answered(client, call)
+    execute(client, call, 'set', 'playback_terminators=%s' % terminators)
+    event = completed(client, execute(client, call, 'playback', str(tmp_path / 'long.wav')))
+    assert (int(event['variable_playback_ms']) < 60000) is stopped

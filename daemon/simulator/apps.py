@@ -20,12 +20,18 @@ def playback(channel, arg):
     if duration is None:
         channel.set_var('current_application_response', 'FILE NOT FOUND')
         return
-    terminators = channel.getvar('playback_terminators')
-    terminators = '*' if terminators == '_undef_' else ('' if terminators == 'none' else terminators)
+    terminators = _playback_terminators(channel.getvar('playback_terminators'))
     digit = _play(channel, arg, duration, lambda d: d in terminators)
     if digit is not None:
         channel.set_var('playback_terminator_used', digit)
     channel.set_var('current_application_response', 'FILE PLAYED')
+
+
+def _playback_terminators(value):
+    # mod_dptools on_dtmf: unset -> '*', 'any' -> every key, 'none' -> no key stops it
+    if value == '_undef_':
+        return '*'
+    return {'any': '1234567890*#', 'none': ''}.get(value.lower(), value)
 
 
 def _play(channel, path, duration, stop):
@@ -57,8 +63,12 @@ def play_and_get_digits(channel, arg):
     args += [''] * (11 - len(args))
     min_digits, max_digits, tries, timeout = (_int(a) for a in args[:4])
     terminators, prompt, invalid, var_name, regexp = args[4:9]
-    digit_timeout = _int(args[9]) or timeout
+    # the corrections play_and_get_digits_function makes before it starts
+    min_digits = max(min_digits, 0)
     max_digits = max(max_digits, min_digits)
+    timeout = max(timeout, 1000)
+    terminators = terminators or '#'
+    digit_timeout = _int(args[9]) or timeout
     if regexp and var_name:
         channel.set_var(var_name + '_invalid', None)
     while tries > 0:

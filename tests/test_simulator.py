@@ -614,3 +614,12 @@ def test_playback_terminators_variable_decides_which_key_stops_a_playback(make_s
     execute(client, call, 'set', 'playback_terminators=%s' % terminators)
     event = completed(client, execute(client, call, 'playback', str(tmp_path / 'long.wav')))
     assert (int(event['variable_playback_ms']) < 60000) is stopped
+
+
+def test_an_unknown_application_hangs_the_call_up_like_freeswitch(make_sim):
+    sim = make_sim({'default': {'answer_after': 0.1, 'hangup_after': 'never'}})
+    client = login(sim.address)
+    call = originate(client)
+    answered(client, call)
+    execute(client, call, 'no_such_app', 'x')
+    assert hangup_complete(client, call)['Hangup-Cause'] == 'DESTINATION_OUT_OF_ORDER'

@@ -49,6 +49,7 @@ class RawClient:
         self.sock = socket.create_connection(address, timeout=timeout)
         self._buffer = b''
         self.messages = []
+        self._parsed = {}  # id(message) -> (message, headers); holding the message keeps its id unique
         self.eof = False
 
     def send(self, data):
@@ -98,12 +99,15 @@ class RawClient:
         return True
 
     def events(self, name=None):
+        """The text/event-plain messages received so far as header dicts (optionally one name)."""
         found = []
         for message in self.messages:
-            if content_type(message) == 'text/event-plain':
-                headers = dict(event_headers(split_message(message)[1])[0])
-                if name is None or headers.get('Event-Name') == name:
-                    found.append(headers)
+            cached = self._parsed.get(id(message))
+            if cached is None:
+                cached = self._parsed[id(message)] = (message, _plain_headers(message))
+            headers = cached[1]
+            if headers and (name is None or headers.get('Event-Name') == name):
+                found.append(headers)
         return found
 
     def close(self):
@@ -121,6 +125,12 @@ class RawClient:
         message = self._buffer[:end + 2 + size]
         self._buffer = self._buffer[end + 2 + size:]
         return message
+
+
+def _plain_headers(message):
+    if content_type(message) != 'text/event-plain':
+        return {}
+    return dict(event_headers(split_message(message)[1])[0])
 
 
 def content_type(message):

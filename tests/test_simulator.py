@@ -623,3 +623,37 @@ def test_an_unknown_application_hangs_the_call_up_like_freeswitch(make_sim):
     answered(client, call)
     execute(client, call, 'no_such_app', 'x')
     assert hangup_complete(client, call)['Hangup-Cause'] == 'DESTINATION_OUT_OF_ORDER'
+
+
+def _order(client, call, first, second):
+    """Whether event `first` came before `second` on this call ('NAME' or 'NAME/Channel-Call-State')."""
+    names = []
+    for event in client.events():
+        if event.get('Unique-ID') == call or call in event.get('Job-Command-Arg', ''):
+            names += [event['Event-Name'], '%s/%s' % (event['Event-Name'], event.get('Channel-Call-State'))]
+    return names.index(first) < names.index(second)
+
+
+def test_varied_event_order_gives_each_captured_order_of_the_racing_events(make_sim):
+    sim = make_sim({'event_order': 'varied', 'random': {'seed': 3, 'weights': {'answer': 1, 'busy': 1}},
+                    'default': {'answer_after': 0.1, 'hangup_after': 0.5}})
+    client = login(sim.address)
+    calls = [originate(client, '09%08d' % n) for n in range(24)]
+    for call in calls:
+        hangup_complete(client, call)
+        job_body(client, call)
+    answered_calls = [c for c in calls if [e for e in client.events('CHANNEL_ANSWER') if e['Unique-ID'] == c]]
+    refused_calls = [c for c in calls if c not in answered_calls]
+    # 02's order: ACTIVE call state before the job result; 01's: after it
+    assert {_order(client, c, 'BACKGROUND_JOB', 'CHANNEL_CALLSTATE/ACTIVE') for c in answered_calls} == {True, False}
+    # 03's order: job result after CHANNEL_HANGUP_COMPLETE; 04's: right after CHANNEL_HANGUP
+    assert {_order(client, c, 'BACKGROUND_JOB', 'CHANNEL_HANGUP_COMPLETE') for c in refused_calls} == {True, False}
+
+
+def test_captured_event_order_is_the_default(make_sim):
+    sim = make_sim({'default': {'outcome': 'busy'}})
+    client = login(sim.address)
+    calls = [originate(client, '09%08d' % n) for n in range(6)]
+    for call in calls:
+        job_body(client, call)
+    assert {_order(client, c, 'CHANNEL_HANGUP_COMPLETE', 'BACKGROUND_JOB') for c in calls} == {True}

@@ -72,6 +72,7 @@ class Channel:
         self.park_uuid = str(uuidlib.uuid4())
         self._timers = []
         self.greenlet = None
+        self.varied = sim.scenario.vary_order()  # the other captured order of the racing events
         self.fields = self._initial_fields()
 
     # ---- public surface used by the simulator -------------------------------------------------
@@ -202,6 +203,8 @@ class Channel:
                            sip_fail_status=str(status), sip_phrase=url_encode(phrase), sip_term_cause=str(q850))
         self._set_times()
         before, after = seq.REFUSED[tag]
+        if self.varied:  # the job result right after CHANNEL_HANGUP, as capture 04 had it
+            before, after = before[:1], before[1:] + after
         self._fire_all(before)
         self._job_result('-ERR %s\n' % cause)
         self._fire_all(after)
@@ -220,16 +223,20 @@ class Channel:
         self._finish_unanswered()
 
     def _finish_unanswered(self):
-        self._job_result('-ERR %s\n' % self.hangup_cause)
         self._set_times()
-        self._fire_all(seq.NO_ANSWER[1])
+        rest = seq.NO_ANSWER[1]
+        if self.varied:  # the job result after CHANNEL_HANGUP_COMPLETE, as captures 03 and 05 had it
+            self._fire_all(rest[:4])
+            rest = rest[4:]
+        self._job_result('-ERR %s\n' % self.hangup_cause)
+        self._fire_all(rest)
 
     def _answer(self):
         self._fire_all(seq.MEDIA)
         self.answered = self.sim.clock.now()
         self.state = 'answered'
         self.fields['answered_us'] = _usec(self.answered)
-        self._fire_all(seq.ANSWER)
+        self._fire_all(seq.ANSWER_01 if self.varied else seq.ANSWER)
         if self.result.ready():  # the originate already completed on early media
             self._schedule_callee()
             return
@@ -241,7 +248,7 @@ class Channel:
         self._set_app('park', '', self.park_uuid)
         self._set_var('current_application', 'park')
         self._set_last_app('park', '')
-        self._fire_all(seq.ANSWER_AFTER_JOB)
+        self._fire_all(seq.ANSWER_AFTER_JOB_01 if self.varied else seq.ANSWER_AFTER_JOB)
 
     def _serve(self):
         """Parked: run queued applications, let DTMF through, until the call is hung up."""

@@ -70,6 +70,7 @@ class Scenario:
     mix: list | None = None  # [(weight, outcome, ranges dict)]
     gateways: frozenset | None = None  # None: every gateway name is known
     profiles: frozenset = frozenset(DEFAULT_PROFILES)
+    event_order: str = 'captured'  # or 'varied': each call takes one of the orders captured
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def behaviour_for(self, number, address=None):
@@ -81,6 +82,10 @@ class Scenario:
         if self.mix:
             return self._draw()
         return self.default
+
+    def vary_order(self):
+        """Whether the next call uses the other captured order of its racing events."""
+        return self.event_order == 'varied' and self.rng.random() < 0.5
 
     def knows_gateway(self, name):
         return self.gateways is None or name in self.gateways
@@ -121,6 +126,9 @@ def from_dict(data, seed=None):
         scenario.gateways = frozenset(data['gateways'])
     if 'profiles' in data:
         scenario.profiles = frozenset(data['profiles'])
+    if data.get('event_order', 'captured') not in ('captured', 'varied'):
+        raise ScenarioError('event_order must be "captured" or "varied", got %r' % data['event_order'])
+    scenario.event_order = data.get('event_order', 'captured')
     if 'random' in data:
         scenario.mix = _mix(data['random'])
         scenario.rng = random.Random(data['random'].get('seed', 0) if seed is None else seed)

@@ -17,6 +17,10 @@ RINGING = ['kill:CHANNEL_PROGRESS:0', 'kill:CHANNEL_CALLSTATE:0']
 MEDIA = ['bye:CODEC:0', 'bye:CODEC:1']
 ANSWER = ['bye:CHANNEL_ANSWER:0', 'bye:CHANNEL_CALLSTATE:1', 'bye:CALL_UPDATE:0']
 ANSWER_AFTER_JOB = ['bye:CHANNEL_STATE:3', 'bye:CHANNEL_EXECUTE:0', 'bye:CHANNEL_PARK:0']
+# capture 01's order, used when the scenario asks for event_order = "varied"
+ANSWER_01 = ['kill:CHANNEL_ANSWER:0', 'kill:CALL_UPDATE:0']
+ANSWER_AFTER_JOB_01 = ['kill:CHANNEL_CALLSTATE:1', 'kill:CHANNEL_STATE:3', 'kill:CHANNEL_EXECUTE:0',
+                       'kill:CHANNEL_PARK:0']
 
 # refused before answer (486/603/404/503...): (hangup up to reporting, after the job result)
 REFUSED = {tag: (['%s:CHANNEL_HANGUP:0' % tag, '%s:CHANNEL_STATE:3' % tag, '%s:CHANNEL_CALLSTATE:0' % tag,
@@ -67,7 +71,7 @@ def _all_keys():
     keys = [key for seq in START.values() for key in seq]
     for before, after in REFUSED.values():
         keys += before + after
-    for seq in (RINGING, MEDIA, ANSWER, ANSWER_AFTER_JOB, NO_CHANNEL) + NO_ANSWER + HANGUP_LOCAL + HANGUP_REMOTE + HANGUP_SHUTDOWN:
+    for seq in (RINGING, MEDIA, ANSWER, ANSWER_AFTER_JOB, ANSWER_01, ANSWER_AFTER_JOB_01, NO_CHANNEL) + NO_ANSWER + HANGUP_LOCAL + HANGUP_REMOTE + HANGUP_SHUTDOWN:
         keys += seq
     return set(keys) | {'bye:CHANNEL_EXECUTE:0', EXECUTE, EXECUTE_COMPLETE, EXECUTE_COMPLETE_HUNGUP, PLAYBACK_START, PLAYBACK_STOP,
                         DTMF, PRIVATE_COMMAND, CHANNEL_DATA}

@@ -107,7 +107,8 @@ def _row(sim, channel, kind):
     callstate = 'ACTIVE' if answered else ('RINGING' if channel.progress else 'DOWN')
     tail = {'presence_id': '', 'presence_data': '', 'accountcode': channel.variables.get('accountcode', ''),
             'callstate': callstate, 'callee_name': '',
-            'callee_num': '0000000000' if answered else channel.target.user, 'callee_direction': 'RECV' if answered else '',
+            'callee_num': '0000000000' if answered else channel.target.user,
+            'callee_direction': 'RECV' if answered else '',
             'call_uuid': channel.uuid}
     if kind == 'calls':
         row = dict(common, **tail, hostname=sim.hostname, sent_callee_name='', sent_callee_num='')

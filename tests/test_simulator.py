@@ -657,3 +657,12 @@ def test_captured_event_order_is_the_default(make_sim):
     for call in calls:
         job_body(client, call)
     assert {_order(client, c, 'CHANNEL_HANGUP_COMPLETE', 'BACKGROUND_JOB') for c in calls} == {True}
+
+
+def test_garbage_from_a_client_closes_only_that_connection(make_sim):
+    sim = make_sim()
+    good = login(sim.address)
+    bad = login(sim.address)
+    bad.send(b'sendmsg x\nContent-Length: lots\n\n\xff\xfe')
+    assert bad.read_until(lambda m: bad.eof, 2)
+    assert b'FreeSWITCH Version' in good.command('api version')

@@ -265,7 +265,9 @@ def _read_command(rfile):
         name, _, value = header.decode('utf-8', 'replace').partition(':')
         headers[name.strip()] = value.strip()
     if 'Content-Length' in headers:
-        length = int(headers['Content-Length'])
-        body = rfile.read(length)
-        headers['_body'] = body.decode('utf-8', 'replace')
+        try:
+            length = int(headers['Content-Length'])
+        except ValueError:
+            return None  # not ESL: hang up on it as on EOF
+        headers['_body'] = rfile.read(length).decode('utf-8', 'replace')
     return line.decode('utf-8', 'replace').rstrip('\r\n'), headers

@@ -13,7 +13,7 @@ import pytest
 
 from daemon.simulator import Simulator
 from daemon.simulator.scenario import from_dict
-from tests.sim_fixtures import CAPTURES, compare, replay, sent_uuids, write_wav
+from tests.sim_fixtures import CAPTURES, compare, login, replay, sent_uuids, write_wav
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.skipif(not os.path.isdir(CAPTURES), reason='ESL captures not available')]
@@ -114,3 +114,11 @@ def test_comparator_reports_swapped_outer_headers():
                       rb'Content-Type: text/event-plain\nContent-Length: \1\n', m) for m in received]
     with pytest.raises(AssertionError, match='outer headers'):
         compare(received, swapped)
+
+
+def test_shutdown_from_another_connection_matches_capture_08():
+    def fs_cli_shutdown(sim):
+        assert login(sim.address, events=None).command('api shutdown').endswith(b'\n\n+OK\n')
+
+    run('08-shutdown-while-connected', {'default': {'answer_after': 0.02, 'hangup_after': 'never'}},
+        after_sends=('SHUTDOWN', fs_cli_shutdown))

@@ -60,3 +60,12 @@ def test_bad_scenario_file_is_reported_and_exits_2(tmp_path):
                              '--scenario', str(bad)], capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert "default.outcome: 'maybe' is not one of" in result.stderr
+
+
+def test_api_shutdown_over_esl_ends_the_process_like_sigterm(process):
+    proc, address, _record = process
+    client = login(address, password='pw')
+    assert client.command('api shutdown').endswith(b'\n\n+OK\n')
+    assert client.read_until(lambda m: client.eof, 5)
+    assert client.messages[-1].endswith(b'\n\nThe system is being shut down.\n')
+    assert proc.wait(5) == 0

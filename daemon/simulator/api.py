@@ -140,6 +140,12 @@ def version(sim, args):
     return VERSION
 
 
+def shutdown(sim, args):
+    # as `fs_cli -x shutdown` (capture 08): +OK, the API event, then the SIGTERM sequence
+    gevent.spawn_later(0.01, sim.shutdown)
+    return '+OK\n'
+
+
 def sim_fault(sim, args):
     words = args.split()
     kind = words[0] if words else ''
@@ -166,4 +172,4 @@ def sim_restart(sim, args):
 
 _HANDLERS = {'originate': originate, 'uuid_kill': uuid_kill, 'uuid_exists': uuid_exists,
              'uuid_getvar': uuid_getvar, 'uuid_dump': uuid_dump, 'uuid_broadcast': uuid_broadcast, 'hupall': hupall, 'show': show,
-             'status': status, 'version': version, 'sim_fault': sim_fault, 'sim_restart': sim_restart}
+             'status': status, 'version': version, 'shutdown': shutdown, 'sim_fault': sim_fault, 'sim_restart': sim_restart}

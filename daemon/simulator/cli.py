@@ -66,9 +66,10 @@ def main(argv=None):
     stopping = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, lambda: stopping.set())
     gevent.signal_handler(signal.SIGINT, lambda: stopping.set())
-    stopping.wait()
-    logging.getLogger(__name__).info('shutting down')
-    sim.shutdown()
+    gevent.wait([stopping, sim.stopped], count=1)  # a signal, or `api shutdown` over ESL
+    if not sim.stopped.is_set():
+        logging.getLogger(__name__).info('shutting down')
+        sim.shutdown()
     return 0
 
 

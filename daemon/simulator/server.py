@@ -14,6 +14,7 @@ import time
 import uuid as uuidlib
 
 import gevent
+import gevent.event
 from gevent.server import StreamServer
 
 from daemon.simulator import api as api_commands
@@ -58,6 +59,7 @@ class Simulator:
         self._server = None
         self._address = None
         self._greenlets = []
+        self.stopped = gevent.event.Event()  # set by stop() (and so by shutdown())
         self._new_core()
 
     # ---- lifecycle ----------------------------------------------------------------------------------
@@ -89,6 +91,7 @@ class Simulator:
         if self._record_file:
             self._record_file.close()
             self._record_file = None
+        self.stopped.set()
 
     def shutdown(self, grace=2.0):
         """What SIGTERM does to FreeSWITCH (capture 08b): SHUTDOWN event, every call hung up with

@@ -86,10 +86,25 @@ def write_scenario(path: Path, key_offset: float) -> Path:
     return path
 
 
+# `autocall-simulator` with TCP_NODELAY on each accepted event socket, as FreeSWITCH's
+# mod_event_socket sets it on its listeners (an experiment: the simulator does not, yet).
+SIM_NODELAY = """
+import socket, sys
+from daemon.simulator import cli, server
+handle = server.Simulator._handle
+def _handle(self, sock, address):
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return handle(self, sock, address)
+server.Simulator._handle = _handle
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
 def start_simulator(scenario: Path, time_scale: float, sound_dir: Path, record: Path | None = None,
-                    log_path: Path | None = None):
+                    log_path: Path | None = None, nodelay: bool = False):
     """`autocall-simulator` as a process on a free loopback port; returns (Popen, port)."""
-    cmd = [sys.executable, "-m", "daemon.simulator", "--listen", "127.0.0.1:0", "--scenario", str(scenario),
+    entry = ["-c", SIM_NODELAY] if nodelay else ["-m", "daemon.simulator"]
+    cmd = [sys.executable, *entry, "--listen", "127.0.0.1:0", "--scenario", str(scenario),
            "--time-scale", str(time_scale), "--heartbeat", "20", "--sound-dir", str(sound_dir),
            "--log-level", "WARNING"]
     if record:

@@ -11,6 +11,10 @@ Variants (comma-separated, any combination):
              The daemon reads 3-8 of an event's 60-230 headers
   nohangup   subscribe without CHANNEL_HANGUP: no daemon code reads it (the call ends on
              CHANNEL_HANGUP_COMPLETE), yet every call pays for parsing it
+  nodelay    TCP_NODELAY on the daemon's event-socket connection (Nagle + delayed ACK stalls)
+  gclog      log (WARNING, bench.gc) every garbage collection over 5 ms: evidence for pauses
+  gcfreeze   gc.freeze() after imports and gc.set_threshold(50000, 20, 100): fewer, shorter
+             full collections
   switch     sys.setswitchinterval(0.0005): the ledger thread gets the GIL back sooner from the
              gevent loop (Python's default is 5 ms)
 """
@@ -118,12 +122,53 @@ def apply_lazyparse(esl):
     esl._EVENT_PARSERS['text/event-plain'] = parse_plain_event
 
 
+def apply_gclog():
+    """Log every garbage collection that takes over 5 ms (generation, ms, objects collected)."""
+    import gc
+    import logging
+    import time
+    log = logging.getLogger('bench.gc')
+    started = {}
+
+    def callback(phase, info):
+        if phase == 'start':
+            started['t'] = time.perf_counter()
+        elif 't' in started:
+            ms = 1000 * (time.perf_counter() - started.pop('t'))
+            if ms > 5:
+                log.warning('gc generation %d took %.1f ms (%d collected, %d objects tracked)',
+                            info['generation'], ms, info['collected'], len(gc.get_objects()))
+    gc.callbacks.append(callback)
+
+
+def apply_gcfreeze():
+    """Move everything alive after start-up into the permanent generation and collect less
+    often: full collections stop walking the imported modules' objects."""
+    import gc
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+def apply_nodelay(esl):
+    """TCP_NODELAY on the event socket: without it Nagle holds a small command back until the
+    previous one is ACKed, and the peer delays that ACK by up to 40 ms."""
+    import socket
+    create = esl.gevent.socket.create_connection
+
+    def create_connection(*args, **kwargs):
+        sock = create(*args, **kwargs)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    esl.gevent.socket.create_connection = create_connection
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--variants', default='')
     args, rest = parser.parse_known_args()
     variants = {v for v in args.variants.split(',') if v}
-    unknown = variants - {'fastparse', 'lazyparse', 'nohangup', 'switch'}
+    unknown = variants - {'fastparse', 'lazyparse', 'nohangup', 'switch', 'gclog', 'gcfreeze', 'nodelay'}
     if unknown:
         parser.error('unknown variants: %s' % ', '.join(sorted(unknown)))
     from daemon import main as daemon_main  # patches gevent, as the real entry point does
@@ -134,6 +179,12 @@ def main():
         apply_lazyparse(esl)
     if 'nohangup' in variants:
         daemon_main.DEFAULT_EVENTS = tuple(e for e in esl.DEFAULT_EVENTS if e != 'CHANNEL_HANGUP')
+    if 'nodelay' in variants:
+        apply_nodelay(esl)
+    if 'gclog' in variants:
+        apply_gclog()
+    if 'gcfreeze' in variants:
+        apply_gcfreeze()
     if 'switch' in variants:
         sys.setswitchinterval(0.0005)
     return daemon_main.main([a for a in rest if a != '--'])

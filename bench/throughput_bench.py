@@ -3,7 +3,8 @@
     .venv/bin/python bench/throughput_bench.py [--runs 3] [--calls 5000] [--concurrency 500]
 
 Each run starts one `autocall-simulator` process (every callee answers at once, never hangs up,
-presses 1 two simulated seconds after answer; --time-scale 0.1) and drives it twice, in
+presses 1 two simulated seconds after answer; --time-scale 0.1; TCP_NODELAY on its event sockets
+as FreeSWITCH 1.10.12's mod_event_socket sets it, unless --sim-as-is) and drives it twice, in
 alternating order:
 
 * bare: `bench/bare_client.py` as a process (originate &park, answer, uuid_kill, hangup complete;
@@ -82,7 +83,8 @@ def one_run(run: int, args) -> dict:
         tmp = Path(tmp)
         templates, sounds = rig.make_template(tmp, INTRO_SECONDS, MENU_SECONDS)
         scenario = rig.write_scenario(tmp / "scenario.toml", KEY_AT)
-        sim, port = rig.start_simulator(scenario, TIME_SCALE, sounds, log_path=tmp / "sim.log")
+        sim, port = rig.start_simulator(scenario, TIME_SCALE, sounds, log_path=tmp / "sim.log",
+                                        nodelay=not args.sim_as_is)
         try:
             for phase in phases[shift:] + phases[:shift]:
                 if phase == "bare":
@@ -130,12 +132,15 @@ def main(argv=None):
     parser.add_argument("--compare", metavar="VARIANTS", default="",
                         help="add a phase running the daemon with these bench/daemon_experiments.py variants "
                              "(e.g. lazyparse,nohangup), measured side by side with the real one")
+    parser.add_argument("--sim-as-is", action="store_true",
+                        help="run the simulator without TCP_NODELAY (as it is today; FreeSWITCH sets it)")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="py-spy the daemon and the simulator during daemon phases (slows both; figures "
                              "of such a run are not comparable); collapsed stacks under DIR/runN-PHASE/")
     args = parser.parse_args(argv)
     print(rig.machine())
-    print(f"{args.calls} calls per phase, {args.concurrency} in flight, time scale {TIME_SCALE}, "
+    print(f"{args.calls} calls per phase, {args.concurrency} in flight, time scale {TIME_SCALE}, simulator "
+          f"{'as is (no TCP_NODELAY)' if args.sim_as_is else 'with TCP_NODELAY as FreeSWITCH'}, "
           f"template: {INTRO_SECONDS} s prompt + {MENU_SECONDS} s menu, key 1 at {KEY_AT} s (simulated)")
     runs = [report(i, one_run(i, args)) for i in range(args.runs)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

@@ -189,6 +189,7 @@ class Campaign:
         gevent.sleep(before)
         log.info("round %d: %s", round_no, fault)
         self.journal.counts[f"fault_{fault}"] += 1
+        self.journal.counts["calls_live_at_faults"] += len(self.sim.channels)
         getattr(self, f"_fault_{fault}")()
         gevent.sleep(max(0.0, s.round_seconds - before))
         self._check(round_no)
@@ -251,10 +252,23 @@ class Campaign:
         except AssertionError:
             log.error("the campaign did not drain within %.0fs", self.settings.drain)
         snap = self._check(round_no)
+        self._count_outcomes(db)
         found = checks.check_drained(snap, round_no, len(self.sim.channels))
         self.violations += found
         for v in found:
             log.error("VIOLATION %s", v)
+
+    def _count_outcomes(self, db_path):
+        """How the calls ended, and how many the daemon re-attached or closed as lost after a fault."""
+        conn = sqlite3.connect(db_path, timeout=30)
+        try:
+            for outcome, n in conn.execute("SELECT COALESCE(outcome, 'open'), COUNT(*) FROM attempt GROUP BY 1"):
+                self.journal.counts[f"outcome_{outcome}"] = n
+            self.journal.counts["call_lost"] = conn.execute(
+                "SELECT COUNT(*) FROM attempt WHERE hangup_cause = 'CALL_LOST'").fetchone()[0]
+        finally:
+            conn.close()
+        self.journal.counts["re_attached"] = self.daemon.proc.read_log().count("re-attached call")
 
     def _stop_all(self):
         if self.traffic is not None:

@@ -26,7 +26,7 @@ SOURCES = {
     '06-sync-api-originate-show-hupall.log': ['hupall', None],
     '08b-sigterm-while-connected.log': ['shutdown'],
 }
-GLOBAL_EVENTS = ('API', 'BACKGROUND_JOB', 'HEARTBEAT', 'RE_SCHEDULE', 'SHUTDOWN')
+GLOBAL_EVENTS = ('API', 'BACKGROUND_JOB', 'HEARTBEAT', 'SHUTDOWN')
 
 SLOT_BY_NAME = {
     'Core-UUID': 'core_uuid', 'FreeSWITCH-Hostname': 'hostname', 'FreeSWITCH-Switchname': 'hostname',

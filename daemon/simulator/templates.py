@@ -64,25 +64,6 @@ EVENTS = {
         'Session-Peak-FiveMin: 1\n'
         'Idle-CPU: 97.266667\n'
     ),
-    'RE_SCHEDULE': (
-        'Event-Name: RE_SCHEDULE\n'
-        'Core-UUID: {core_uuid}\n'
-        'FreeSWITCH-Hostname: {hostname}\n'
-        'FreeSWITCH-Switchname: {hostname}\n'
-        'FreeSWITCH-IPv4: {ipv4}\n'
-        'FreeSWITCH-IPv6: {ipv6}\n'
-        'Event-Date-Local: {date_local}\n'
-        'Event-Date-GMT: {date_gmt}\n'
-        'Event-Date-Timestamp: {ts}\n'
-        'Event-Calling-File: switch_scheduler.c\n'
-        'Event-Calling-Function: switch_scheduler_execute\n'
-        'Event-Calling-Line-Number: 73\n'
-        'Event-Sequence: {seq}\n'
-        'Task-ID: 1\n'
-        'Task-Desc: heartbeat\n'
-        'Task-Group: core\n'
-        'Task-Runtime: 1795764296\n'
-    ),
     'SHUTDOWN': (
         'Event-Name: SHUTDOWN\n'
         'Core-UUID: {core_uuid}\n'

@@ -13,8 +13,9 @@ import time
 import wave
 
 from daemon.simulator.capture import event_headers, read_transcript, split_message
+from tests import esl_fixtures
 
-CAPTURES = os.environ.get('AUTOCALL_ESL_CAPTURES', '/work/shared/esl-captures')
+CAPTURES = str(esl_fixtures.CAPTURES)  # one place decides where the captures are
 # event types the simulator produces; everything else a real ALL subscription shows is left out
 IMPLEMENTED = {
     'API', 'BACKGROUND_JOB', 'CHANNEL_OUTGOING', 'CHANNEL_STATE', 'CHANNEL_CREATE', 'CHANNEL_ORIGINATE',

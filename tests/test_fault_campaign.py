@@ -67,12 +67,12 @@ def test_an_originate_after_an_acknowledged_dnc_is_reported():
 
 
 @pytest.mark.parametrize("customers, attempts, dnc", [
-    ({1: ("Q", "A", "calling")}, {"u1": (1, "done", "retry")}, ()),                                    # calling, no call
-    ({1: ("Q", "A", "pending")}, {"u1": (1, "dialing", None)}, ()),                                    # call, not calling
-    ({1: ("Q", "A", "calling")}, {"u1": (1, "dialing", None), "u2": (1, "answered", None)}, ()),       # two open
-    ({1: ("Q", "A", "pending")}, {}, (("Q", "A"),)),                                                   # pending on DNC
-    ({1: ("Q", "A", "success")}, {"u1": (1, "done", "short")}, ()),                                    # success, no success
-    ({1: ("Q", "A", "lost")}, {}, ()),                                                                 # unknown state
+    ({1: ("Q", "A", "calling")}, {"u1": (1, "done", "retry")}, ()),                               # calling, no call
+    ({1: ("Q", "A", "pending")}, {"u1": (1, "dialing", None)}, ()),                               # call, not calling
+    ({1: ("Q", "A", "calling")}, {"u1": (1, "dialing", None), "u2": (1, "answered", None)}, ()),  # two open
+    ({1: ("Q", "A", "pending")}, {}, (("Q", "A"),)),                                              # pending on DNC
+    ({1: ("Q", "A", "success")}, {"u1": (1, "done", "short")}, ()),                               # no success call
+    ({1: ("Q", "A", "lost")}, {}, ()),                                                            # unknown state
 ])
 def test_inconsistent_customer_states_are_reported(customers, attempts, dnc):
     assert rules(snapshot([], customers, attempts, dnc)) == ["states"]

@@ -122,10 +122,11 @@ class Daemon:
     knowing how many times it has connected to the switch."""
 
     def __init__(self, workdir: Path, sim, settings: Settings):
-        self.proc = DaemonProcess(workdir, sim, recall_delay=0.4, originate_timeout=10, max_call_seconds=30, daily_cap=0,
-                                  drain_timeout=5)
-        text = self.proc.config.read_text().replace("[esl]\n", f"[esl]\nheartbeat_timeout = {settings.heartbeat_timeout}\n")
-        self.proc.config.write_text(text)
+        # daily_cap 0: re-imported customers would otherwise wait for tomorrow (correct, but never drains).
+        self.proc = DaemonProcess(workdir, sim, recall_delay=0.4, originate_timeout=10, max_call_seconds=30,
+                                  daily_cap=0, drain_timeout=5)
+        esl = f"[esl]\nheartbeat_timeout = {settings.heartbeat_timeout}\n"
+        self.proc.config.write_text(self.proc.config.read_text().replace("[esl]\n", esl))
         self.db_path = self.proc.db_path
 
     def connects(self) -> int:
@@ -254,6 +255,9 @@ class Campaign:
         snap = self._check(round_no)
         self._count_outcomes(db)
         found = checks.check_drained(snap, round_no, len(self.sim.channels))
+        code = self.daemon.proc.terminate()  # SIGTERM with nothing left to drain: a clean exit
+        if code != 0:
+            found.append(checks.Violation(round_no, "stuck", f"the daemon exited {code} on SIGTERM"))
         self.violations += found
         for v in found:
             log.error("VIOLATION %s", v)
@@ -317,7 +321,8 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("daemon.simulator").setLevel(logging.WARNING)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="autocall-faults-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,9 @@ from tests.soak.traffic import Traffic  # noqa: E402
 log = logging.getLogger(__name__)
 
 FAULTS = ("kill9", "drop", "silence", "restart", "db_lock")
+# Not in the default cycle: `refuse` (connection dropped, reconnects refused for 2 s) and `slow`
+# (every ESL reply held 1.5 s for 3 s; replies queue up behind each other, as on a stalled switch).
+EXTRA_FAULTS = ("refuse", "slow")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Settings:
     epsilon: float = 0.5            # real seconds a claim already in flight may still originate after a stop/DNC
     recovery: float = 40.0          # real seconds the daemon gets to reconnect after a fault
     drain: float = 120.0            # real seconds for the final drain
+    faults: tuple = FAULTS          # the cycle each run of len(faults) rounds goes through
 
 
 @dataclasses.dataclass
@@ -150,6 +154,7 @@ class Campaign:
         self.violations: list = []
         self.sim = self.api = self.daemon = self.traffic = None
         self._api_seen = 0
+        self._reported = set()
 
     def run(self) -> Result:
         began = time.monotonic()
@@ -164,10 +169,10 @@ class Campaign:
         return Result(len(faults), faults, self.violations, time.monotonic() - began, dict(self.journal.counts))
 
     def _schedule(self) -> list:
-        """Every fault once per cycle of len(FAULTS) rounds, in a seeded order."""
+        """Every fault once per cycle of len(faults) rounds, in a seeded order."""
         faults = []
         while len(faults) < self.settings.rounds:
-            cycle = list(FAULTS)
+            cycle = list(self.settings.faults)
             self.rng.shuffle(cycle)
             faults += cycle
         return faults[:self.settings.rounds]
@@ -217,6 +222,17 @@ class Campaign:
         self.sim.restart()
         self.daemon.wait_connected(before, self.settings.recovery)
 
+    def _fault_refuse(self):
+        before = self.daemon.connects()
+        self.sim.refuse(2.0)
+        self.sim.drop_connections()
+        self.daemon.wait_connected(before, self.settings.recovery)
+
+    def _fault_slow(self):
+        self.sim.delay(1500)
+        gevent.sleep(3.0)
+        self.sim.delay(0)
+
     def _fault_db_lock(self):
         """Another process takes the write lock (BEGIN IMMEDIATE), holds it, commits."""
         code = ("import sqlite3, sys, time\n"
@@ -236,6 +252,8 @@ class Campaign:
         errors = self.journal.api_errors[self._api_seen:]
         self._api_seen = len(self.journal.api_errors)
         found += [checks.Violation(round_no, "api", text) for text in errors]
+        found = [v for v in found if (v.rule, v.detail) not in self._reported]  # each once, when first seen
+        self._reported.update((v.rule, v.detail) for v in found)
         for v in found:
             log.error("VIOLATION %s", v)
         self.violations += found
@@ -314,6 +332,10 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--round-seconds", type=float, default=Settings.round_seconds)
     parser.add_argument("--clients", type=int, default=Settings.clients)
+    parser.add_argument("--faults", default=",".join(FAULTS),
+                        help=f"comma-separated, from {', '.join(FAULTS + EXTRA_FAULTS)} (default: %(default)s)")
+    parser.add_argument("--heartbeat-timeout", type=float, default=Settings.heartbeat_timeout,
+                        help="the daemon's esl.heartbeat_timeout in real seconds (default: %(default)s)")
     parser.add_argument("--workdir", help="keep logs and the database here (default: a fresh temp dir)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser.parse_args(argv)
@@ -327,7 +349,13 @@ def main(argv=None) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="autocall-faults-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"work directory: {workdir}", flush=True)
-    settings = Settings(rounds=args.rounds, seed=args.seed, round_seconds=args.round_seconds, clients=args.clients)
+    faults = tuple(args.faults.split(","))
+    unknown = set(faults) - set(FAULTS + EXTRA_FAULTS)
+    if unknown:
+        print(f"unknown faults: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    settings = Settings(rounds=args.rounds, seed=args.seed, round_seconds=args.round_seconds, clients=args.clients,
+                        faults=faults, heartbeat_timeout=args.heartbeat_timeout)
     result = run(settings, workdir)
     print(summary(result), flush=True)
     return 1 if result.violations else 0

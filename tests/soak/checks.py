@@ -41,12 +41,14 @@ class Journal:
     accepted: (queue, id) of every customer an import accepted; dnc: (queue, id) -> time
     the first DNC of it was acknowledged; stopped: queue -> [[stop acknowledged, start sent
     or None]], intervals in which the queue was surely stopped; restarts: simulator restart
-    times (a call it dropped ended then).
+    times (a call it dropped ended then); walls: simulated ack time -> real wall time, to say
+    when the daemon claimed a late call relative to the ack.
     """
     accepted: set = dataclasses.field(default_factory=set)
     dnc: dict = dataclasses.field(default_factory=dict)
     stopped: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
     restarts: list = dataclasses.field(default_factory=list)
+    walls: dict = dataclasses.field(default_factory=dict)
     api_errors: list = dataclasses.field(default_factory=list)
     counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
@@ -57,6 +59,7 @@ class Snapshot:
     customers: dict           # customer row id -> (queue code, ext_id, state)
     attempts: dict            # uuid -> (customer row id, attempt state, outcome)
     dnc: set                  # (queue code, ext_id) on a DNC list
+    claimed: dict = dataclasses.field(default_factory=dict)  # uuid -> attempt.started_at (daemon wall clock)
 
 
 def sim_calls(records, channels, restarts) -> list[SimCall]:
@@ -80,12 +83,13 @@ def take_snapshot(sim, db_path: Path, restarts) -> Snapshot:
         conn.execute("BEGIN")  # one read transaction: a consistent view however writers race
         customers = {row[0]: row[1:] for row in conn.execute(
             "SELECT c.id, q.code, c.ext_id, c.state FROM customer c JOIN queue q ON q.id = c.queue_id")}
-        attempts = {row[0]: row[1:] for row in conn.execute("SELECT uuid, customer_id, state, outcome FROM attempt")}
+        rows = conn.execute("SELECT uuid, customer_id, state, outcome, started_at FROM attempt").fetchall()
         dnc = set(conn.execute("SELECT q.code, d.ext_id FROM dnc d JOIN queue q ON q.id = d.queue_id"))
         conn.execute("COMMIT")
     finally:
         conn.close()
-    return Snapshot(calls, customers, attempts, dnc)
+    attempts = {uuid: (cid, state, result) for uuid, cid, state, result, _ in rows}
+    return Snapshot(calls, customers, attempts, dnc, {row[0]: row[4] for row in rows})
 
 
 def check(snap: Snapshot, journal: Journal, round_no: int, epsilon: float) -> list[Violation]:
@@ -152,7 +156,8 @@ def check_after_stop(snap: Snapshot, journal: Journal, epsilon: float):
         for stopped_at, started_at in journal.stopped.get(queue, ()):
             if stopped_at + epsilon < call.start < (started_at if started_at is not None else INF):
                 yield "after_stop", (f"{queue}/{ext} call {call.uuid} originated {call.start - stopped_at:.2f}s"
-                                     " (simulated) after the queue's stop was acknowledged")
+                                     " (simulated) after the queue's stop was acknowledged"
+                                     + _claimed(snap, journal, call.uuid, stopped_at))
 
 
 def check_after_dnc(snap: Snapshot, journal: Journal, epsilon: float):
@@ -161,7 +166,15 @@ def check_after_dnc(snap: Snapshot, journal: Journal, epsilon: float):
         at = journal.dnc.get((queue, ext))
         if at is not None and call.start > at + epsilon:
             yield "after_dnc", (f"{queue}/{ext} call {call.uuid} originated {call.start - at:.2f}s"
-                                " (simulated) after its DNC was acknowledged")
+                                " (simulated) after its DNC was acknowledged" + _claimed(snap, journal, call.uuid, at))
+
+
+def _claimed(snap: Snapshot, journal: Journal, uuid: str, ack: float) -> str:
+    """When the daemon claimed the call, relative to the ack (real seconds), when both are known."""
+    wall, claimed = journal.walls.get(ack), snap.claimed.get(uuid)
+    if wall is None or claimed is None:
+        return ""
+    return f"; claimed {abs(claimed - wall):.3f}s (real) {'before' if claimed < wall else 'after'} the ack"
 
 
 def check_attempt_rows(snap: Snapshot):

@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import sqlite3
+import time
 
 import gevent
 import gevent.event
@@ -101,7 +102,7 @@ class Traffic:
             return
         reply = self._post(session, "/queue/dnc", {"queue_code": queue, "customers": [{"id": i} for i in ids]})
         if reply is not None:
-            at = self.clock()
+            at = self._ack()
             for ext in ids:
                 self.journal.dnc.setdefault((queue, ext), at)
             self.journal.counts["dnc"] += len(ids)
@@ -110,7 +111,7 @@ class Traffic:
         queue = rng.choice(self.queues)
         with self.locks[queue]:
             if self.running[queue] and self._post(session, "/queue/stop", {"queue_code": queue}) is not None:
-                self.journal.stopped[queue].append([self.clock(), None])
+                self.journal.stopped[queue].append([self._ack(), None])
                 self.running[queue] = False
                 self.journal.counts["stop"] += 1
 
@@ -163,6 +164,12 @@ class Traffic:
             return reply.json()
         self._api_error(f"POST {path}: {reply.status_code} {reply.text[:200]}")
         return None
+
+    def _ack(self) -> float:
+        """The simulator's time now, remembered with the wall clock's (the daemon's attempt times)."""
+        at = self.clock()
+        self.journal.walls[at] = time.time()
+        return at
 
     def _api_error(self, text):
         log.warning("API: %s", text)

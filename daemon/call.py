@@ -116,6 +116,10 @@ class Call:
             job = self.esl.bgapi(originate_command(self.claim, self.settings), job_uuid=self.claim.job_uuid)
         except esl_mod.ESLConnectionLost as e:
             raise Detached(str(e)) from None
+        except esl_mod.ESLTimeout as e:
+            # A slow switch may still place the call: follow it as if the reply had come.
+            log.warning("call %s: originate not acknowledged in time; following it anyway", self.claim.uuid)
+            job = e.pending
         except esl_mod.ESLError as e:
             self.job_failure = f"ORIGINATE_REFUSED: {e}"
             self.gone.set()
@@ -174,6 +178,9 @@ class Call:
             future = self.esl.execute(self.claim.uuid, app, arg)
         except esl_mod.ESLConnectionLost as e:
             raise Detached(str(e)) from None
+        except esl_mod.ESLTimeout as e:
+            log.warning("call %s: %s not acknowledged in time; waiting for it anyway", self.claim.uuid, app)
+            future = e.pending
         except esl_mod.ESLError as e:
             log.warning("call %s: %s refused: %s", self.claim.uuid, app, e)
             return None

@@ -52,7 +52,9 @@ class ESLAuthError(ESLError):
 
 
 class ESLTimeout(ESLError):
-    """No reply to a command within its timeout. The connection stays usable."""
+    """No reply within the timeout; the connection stays usable. For bgapi and execute,
+    `pending` is the future of the command, which the switch may still carry out."""
+    pending = None
 
 
 class ESLCommandError(ESLError):
@@ -376,6 +378,9 @@ class ESLClient(InboundESL):
         try:
             reply = self._command('bgapi %s\nJob-UUID: %s' % (command, job_uuid), timeout)
             self._expect_ok(reply, 'bgapi')
+        except ESLTimeout as exc:
+            exc.pending = future  # the switch may still run it: its BACKGROUND_JOB resolves this
+            raise
         except ESLError:
             self._jobs.pop(job_uuid, None)
             raise
@@ -400,6 +405,9 @@ class ESLClient(InboundESL):
         lines += ['event-lock: true', 'event-uuid: ' + app_uuid]
         try:
             self._expect_ok(self._command('\n'.join(lines), timeout), 'sendmsg %s' % app)
+        except ESLTimeout as exc:
+            exc.pending = future  # the app may still run: its CHANNEL_EXECUTE_COMPLETE resolves this
+            raise
         except ESLError:
             self._apps.pop(app_uuid, None)
             raise

@@ -96,10 +96,6 @@ def test_after_the_drain_anyone_pending_or_any_open_attempt_is_stuck():
 # --- bugs found ---
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(strict=True, reason=(
-    "daemon/call.py Call._originate: an ESLTimeout on `bgapi originate` is recorded as ORIGINATE_REFUSED "
-    "and the customer moves on, but a slow switch still runs the originate: the customer is dialed on its "
-    "next number while the first call is up, and nobody hangs that first call up"))
 def test_a_switch_slow_to_reply_to_an_originate_never_double_calls_the_customer(tmp_path):
     # Each callee answers at once and hangs up 12 s (600 simulated) later.
     sim = start_simulator({"gateways": ["carrier"], "numbers": [

@@ -202,8 +202,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def profile(pid: int, out: Path) -> subprocess.Popen:
-    """Start `py-spy record` on `pid` (all threads, idle frames left out): `out`.txt in collapsed
-    stack format (for flamegraph tools and `top_frames`), `out`.svg is not written to keep it cheap."""
+    """Start `py-spy record` on `pid` (all threads, idle frames left out, without pausing it), writing
+    `out`.txt in collapsed-stack format (one `frame;frame;... count` line per stack)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).with_name("py-spy")
     return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "200", "--threads", "--nonblocking",

@@ -1,17 +1,20 @@
 """Daemon throughput against a bare client, and the daemon's CPU cost per call.
 
     .venv/bin/python bench/throughput_bench.py [--runs 3] [--calls 5000] [--concurrency 500]
+        [--compare lazyparse,nohangup,batchclaim] [--profile DIR] [--sim-as-is]
 
 Each run starts one `autocall-simulator` process (every callee answers at once, never hangs up,
 presses 1 two simulated seconds after answer; --time-scale 0.1; TCP_NODELAY on its event sockets
-as FreeSWITCH 1.10.12's mod_event_socket sets it, unless --sim-as-is) and drives it twice, in
-alternating order:
+as FreeSWITCH 1.10.12's mod_event_socket sets it, unless --sim-as-is) and drives it in each of
+these phases once, the order rotating from run to run:
 
 * bare: `bench/bare_client.py` as a process (originate &park, answer, uuid_kill, hangup complete;
   no database, no IVR) with --concurrency calls in flight;
 * daemon: `autocall-daemon` as a process on a temp database holding one queue of --calls
   customers (concurrent_call = channel_limit = --concurrency, cps 100,000) and a two-prompt
-  template (a 0.5 s prompt, then a 10 s menu prompt the key interrupts, then hangup).
+  template (a 0.5 s prompt, then a 10 s menu prompt the key interrupts, then hangup);
+* variants (with --compare): the same daemon with candidate fixes from
+  bench/daemon_experiments.py applied in memory.
 
 Throughput is completions per second between the 10th and 90th percentile of the end times:
 the daemon's from `attempt.ended_at` in its database, the bare client's from its own clock.
@@ -103,8 +106,8 @@ def describe(name: str, d: dict) -> str:
     return (f"{name} {d['rate']:.0f} calls/s ({d['completed']} done, {d['answered']} answered, {d['pressed']} "
             f"pressed 1, causes {d['causes']}; daemon CPU {100 * d['daemon_cpu'] / d['wall']:.0f}%, simulator CPU "
             f"{100 * d['sim_cpu'] / d['wall']:.0f}% over {d['wall']:.1f} s; per call: daemon "
-            f"{1000 * d['daemon_cpu'] / d['completed']:.2f} ms CPU, simulator {1000 * d['sim_cpu'] / d['completed']:.2f}"
-            f" ms, ratio {d['daemon_cpu'] / d['sim_cpu']:.2f})")
+            f"{1000 * d['daemon_cpu'] / d['completed']:.2f} ms CPU, simulator "
+            f"{1000 * d['sim_cpu'] / d['completed']:.2f} ms, ratio {d['daemon_cpu'] / d['sim_cpu']:.2f})")
 
 
 def report(run: int, r: dict) -> dict:

@@ -11,6 +11,7 @@ One object is one TCP connection. Reconnecting means building a new `ESLClient`.
 """
 import json
 import logging
+import re
 import time
 import uuid as uuidlib
 from collections import deque, namedtuple
@@ -26,8 +27,10 @@ from daemon.errors import AutocallError
 
 logger = logging.getLogger(__name__)
 
+# What the dialer reads; every event more is parsed for nothing (CHANNEL_HANGUP is
+# followed within milliseconds by CHANNEL_HANGUP_COMPLETE, which carries the CDR fields).
 DEFAULT_EVENTS = (
-    'CHANNEL_ANSWER', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE',
+    'CHANNEL_ANSWER', 'CHANNEL_HANGUP_COMPLETE',
     'CHANNEL_EXECUTE_COMPLETE', 'DTMF', 'BACKGROUND_JOB', 'HEARTBEAT',
 )
 # The client itself needs these three, whatever the caller asks for.
@@ -35,6 +38,8 @@ REQUIRED_EVENTS = ('BACKGROUND_JOB', 'CHANNEL_EXECUTE_COMPLETE', 'HEARTBEAT')
 
 _MAX_HEADER_LINE = 64 * 1024
 _MAX_HEADER_LINES = 64  # outer headers of a message; FreeSWITCH sends at most a handful
+# Inside an event's header block (framed by newlines): a line with no ':' or an empty name.
+_BAD_HEADER_LINE = re.compile(r'\n(?:[^:\n]*\n|:)')
 _MAX_BODY = 64 * 1024 * 1024
 
 
@@ -78,41 +83,67 @@ class ESLEvent:
 
     `headers` maps each name to its FIRST value (FreeSWITCH repeats e.g. Hangup-Cause
     with the same value); `pairs` keeps every (name, value) in wire order, duplicates
-    included. Values are already URL-decoded. `body` is the message's own body as text
+    included. Values are URL-decoded, each on its own after the lines were split, so an
+    encoded newline never forges a header. `body` is the message's own body as text
     (BACKGROUND_JOB's `+OK <uuid>\\n`), never mixed into headers; only the raw framed
     messages of `read_message` keep their body as bytes.
+
+    Plain events carry 60-230 headers of which a dialer reads a handful, so they keep
+    their header text and `get` finds one header in it; `pairs`/`headers` are built
+    only when asked for.
     """
 
-    __slots__ = ('pairs', 'headers', 'body', 'content_type')
+    __slots__ = ('_pairs', '_headers', '_text', 'body', 'content_type')
 
-    def __init__(self, pairs, body='', content_type=''):
-        self.pairs = list(pairs)
-        self.headers = {}
-        for name, value in self.pairs:
-            self.headers.setdefault(name, value)
+    def __init__(self, pairs=(), body='', content_type='', *, text=None):
+        self._text = text          # '\n' + header lines + '\n', values still URL-encoded
+        self._pairs = None if text is not None else list(pairs)
+        self._headers = None
         self.body = body
         self.content_type = content_type
 
     @property
+    def pairs(self):
+        if self._pairs is None:
+            self._pairs = _parse_header_lines(self._text.split('\n'))
+        return self._pairs
+
+    @property
+    def headers(self):
+        if self._headers is None:
+            self._headers = {}
+            for name, value in self.pairs:
+                self._headers.setdefault(name, value)
+        return self._headers
+
+    @property
     def name(self):
         """Event-Name, or '' for messages that are not events."""
-        return self.headers.get('Event-Name', '')
+        return self.get('Event-Name', '')
 
     @property
     def unique_id(self):
         """The channel's Unique-ID, or None."""
-        return self.headers.get('Unique-ID')
+        return self.get('Unique-ID')
 
     def get(self, name, default=None):
         """First value of header `name` (e.g. 'variable_billsec'), or `default`."""
-        return self.headers.get(name, default)
+        if self._headers is not None or self._text is None:
+            return self.headers.get(name, default)
+        key = '\n' + name + ':'
+        at = self._text.find(key)
+        if at < 0:
+            return default
+        start = at + len(key)
+        value = self._text[start:self._text.index('\n', start)].rstrip('\r')
+        return unquote(value[1:] if value.startswith(' ') else value)
 
     def get_all(self, name):
         """Every value of header `name`, in wire order."""
         return [value for key, value in self.pairs if key == name]
 
     def __repr__(self):
-        return '<ESLEvent %s %s>' % (self.content_type, self.name or self.headers.get('Reply-Text', ''))
+        return '<ESLEvent %s %s>' % (self.content_type, self.name or self.get('Reply-Text', ''))
 
 
 class JobResult(namedtuple('JobResult', 'ok text body')):
@@ -132,11 +163,11 @@ class JobResult(namedtuple('JobResult', 'ok text body')):
 # --- framing and parsing: bytes in, ESLEvent out, no socket knowledge ---
 
 def _parse_header_lines(lines):
-    """(name, decoded value) pairs from raw header lines; the value is URL-decoded
-    only after the line was split off, so an encoded newline stays inside its value."""
+    """(name, decoded value) pairs from header lines (bytes or text); the value is
+    URL-decoded only after the line was split off, so an encoded newline stays inside it."""
     pairs = []
     for raw in lines:
-        line = raw.decode('utf-8', 'replace').rstrip('\r\n')
+        line = (raw.decode('utf-8', 'replace') if isinstance(raw, bytes) else raw).rstrip('\r\n')
         if not line:
             continue
         name, sep, value = line.partition(':')
@@ -197,7 +228,10 @@ def parse_plain_event(data):
     """Parse a text/event-plain body: header lines, a blank line, then the event's own
     body of its inner Content-Length (BACKGROUND_JOB's result)."""
     head, _, rest = data.partition(b'\n\n')
-    event = ESLEvent(_parse_header_lines(head.split(b'\n')), content_type='text/event-plain')
+    text = '\n' + head.decode('utf-8', 'replace') + '\n'
+    if _BAD_HEADER_LINE.search(text):
+        raise ESLProtocolError('header line without a name in an event: %r' % text[:80])
+    event = ESLEvent(content_type='text/event-plain', text=text)
     length = _content_length(event)
     if len(rest) < length:
         raise ESLProtocolError('event body shorter than its Content-Length %d' % length)

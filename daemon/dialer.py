@@ -30,6 +30,7 @@ calls_log = logging.getLogger("autocall.calls")
 
 QUEUE_REFRESH = 1.0     # seconds between looks at which queues run (the API changes them)
 IDLE_RECHECK = 1.0      # a queue with nobody due is asked again after this long
+CLAIM_BATCH = 32        # customers claimed per transaction (one worker-thread trip each)
 LOST = "CALL_LOST"      # cause recorded when the dialer lost a call FreeSWITCH no longer has
 
 
@@ -167,21 +168,25 @@ class Dialer:
             queue = self._next_queue(now)
             if queue is None:
                 break
-            if not self.bucket.take(now):
+            room = min(self.dialer_config.channel_limit - len(self.calls),
+                       queue.concurrent_call - self.per_queue.get(queue.id, 0), CLAIM_BATCH)
+            tokens = self.bucket.take_up_to(room, now)
+            if not tokens:
                 return self.bucket.wait(now)
-            claim = self.ledger.claim(queue, now=now, day_start=self.window.day_start(now),
-                                      next_day=self.window.next_day_open(now),
-                                      daily_cap=self.dialer_config.daily_cap)
+            claims = self.ledger.claim_many(queue, tokens, now=now, day_start=self.window.day_start(now),
+                                            next_day=self.window.next_day_open(now),
+                                            daily_cap=self.dialer_config.daily_cap)
             now = self.clock()
-            if claim is None:
-                self.bucket.give_back()
+            if len(claims) < tokens:
+                self.bucket.give_back(tokens - len(claims))
                 self._idle_until[queue.id] = now + IDLE_RECHECK
-                continue
-            self._start(claim)
+            for claim in claims:
+                self._start(claim)
         return IDLE_RECHECK
 
     def _next_queue(self, now: float) -> QueueInfo | None:
-        """Round robin over running queues with room and, maybe, someone due."""
+        """Round robin over running queues with room and, maybe, someone due; each turn
+        takes a batch of at most CLAIM_BATCH, so a large queue cannot starve a small one."""
         count = len(self.queues)
         for step in range(count):
             queue = self.queues[(self._rr + step) % count]

@@ -76,45 +76,59 @@ class Ledger:
 
     def claim(self, queue: QueueInfo, *, now: float, day_start: float, next_day: float,
               daily_cap: int) -> Claim | None:
-        """Take the queue's next due customer into a call, or None.
+        """The queue's next due customer taken into a call, or None (see claim_many)."""
+        claims = self.claim_many(queue, 1, now=now, day_start=day_start, next_day=next_day, daily_cap=daily_cap)
+        return claims[0] if claims else None
 
-        In one transaction: the queue must still be running and the customer still
+    def claim_many(self, queue: QueueInfo, limit: int, *, now: float, day_start: float, next_day: float,
+                   daily_cap: int) -> list[Claim]:
+        """Take up to `limit` of the queue's due customers into calls, in due order.
+
+        In one transaction: the queue must still be running and each customer still
         pending (a stop or DNC committed before this is honoured); a customer at its daily
-        cap is moved to `next_day`; an attempt row is written with fresh uuids.
+        cap is moved to `next_day`; each claim gets an attempt row with fresh uuids.
         """
+        claims: list[Claim] = []
         with self.db.atomic():
             state = self.db.execute_sql("SELECT state FROM queue WHERE id = ?", (queue.id,)).fetchone()
             if state is None or state[0] != RUNNING:
-                return None
+                return claims
             rows = self.db.execute_sql(
                 "SELECT id, ext_id, mobiles, fields, number_index, round, dead_numbers FROM customer"
                 " WHERE queue_id = ? AND state = ? AND next_call_at <= ? ORDER BY next_call_at, id LIMIT ?",
-                (queue.id, PENDING, now, CANDIDATES)).fetchall()
-            for cid, ext_id, mobiles, fields, index, rnd, dead in rows:
-                if daily_cap and self._calls_since(cid, day_start) >= daily_cap:
-                    self.db.execute_sql("UPDATE customer SET next_call_at = ?, updated_at = ? WHERE id = ?",
-                                        (next_day, now, cid))
-                    continue
-                mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
-                live = outcome.first_live_index(mobiles, dead, index)
-                if live is None:
-                    live = outcome.first_live_index(mobiles, dead)
-                if live is None:
-                    self.db.execute_sql(
-                        "UPDATE customer SET state = ?, last_cause = 'NO_LIVE_NUMBER', updated_at = ? WHERE id = ?",
-                        (FAILED, now, cid))
-                    continue
-                self.db.execute_sql(
-                    "UPDATE customer SET state = ?, number_index = ?, updated_at = ? WHERE id = ?",
-                    (CALLING, live, now, cid))
-                call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
-                cursor = self.db.execute_sql(
-                    "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state,"
-                    " started_at, keys) VALUES (?, ?, ?, ?, ?, ?, 'dialing', ?, '')",
-                    (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, now))
-                return Claim(cursor.lastrowid, call_uuid, job_uuid, mobiles[live], cid, ext_id,
-                             json.loads(fields), queue.id, queue.code, queue.template, queue.min_recall_duration)
-        return None
+                (queue.id, PENDING, now, limit + CANDIDATES)).fetchall()
+            for row in rows:
+                claim = self._take(queue, row, now, day_start, next_day, daily_cap)
+                if claim is not None:
+                    claims.append(claim)
+                    if len(claims) == limit:
+                        break
+        return claims
+
+    def _take(self, queue, row, now, day_start, next_day, daily_cap) -> Claim | None:
+        cid, ext_id, mobiles, fields, index, rnd, dead = row
+        if daily_cap and self._calls_since(cid, day_start) >= daily_cap:
+            self.db.execute_sql("UPDATE customer SET next_call_at = ?, updated_at = ? WHERE id = ?",
+                                (next_day, now, cid))
+            return None
+        mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
+        live = outcome.first_live_index(mobiles, dead, index)
+        if live is None:
+            live = outcome.first_live_index(mobiles, dead)
+        if live is None:
+            self.db.execute_sql(
+                "UPDATE customer SET state = ?, last_cause = 'NO_LIVE_NUMBER', updated_at = ? WHERE id = ?",
+                (FAILED, now, cid))
+            return None
+        self.db.execute_sql("UPDATE customer SET state = ?, number_index = ?, updated_at = ? WHERE id = ?",
+                            (CALLING, live, now, cid))
+        call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
+        cursor = self.db.execute_sql(
+            "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state,"
+            " started_at, keys) VALUES (?, ?, ?, ?, ?, ?, 'dialing', ?, '')",
+            (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, now))
+        return Claim(cursor.lastrowid, call_uuid, job_uuid, mobiles[live], cid, ext_id,
+                     json.loads(fields), queue.id, queue.code, queue.template, queue.min_recall_duration)
 
     def _calls_since(self, customer_id: int, since: float) -> int:
         skip = tuple(outcome.NOT_COUNTED)

@@ -28,9 +28,16 @@ class TokenBucket:
             return True
         return False
 
-    def give_back(self):
-        """Return a token that was taken but not used (nothing to dial)."""
-        self.tokens = min(self.burst, self.tokens + 1.0)
+    def take_up_to(self, n: int, now: float) -> int:
+        """Use as many whole tokens as there are, at most `n`; how many were taken."""
+        self._fill(now)
+        taken = min(n, int(self.tokens))
+        self.tokens -= taken
+        return taken
+
+    def give_back(self, n: int = 1):
+        """Return tokens that were taken but not used (nobody to dial)."""
+        self.tokens = min(self.burst, self.tokens + n)
 
     def wait(self, now: float) -> float:
         """Seconds until a token will be there."""

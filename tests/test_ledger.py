@@ -172,3 +172,13 @@ def test_open_attempts_lists_calls_not_closed(db, ledger):
     [open_b] = ledger.open_attempts()
     assert (open_b.uuid, open_b.ext_id, open_b.answered_at, open_b.fields) == (
         b.uuid, "B", NOW + 2, {"upcoming_amount": 5})
+
+
+def test_claim_many_takes_a_batch_in_due_order_in_one_transaction(db, ledger):
+    import_(db, *[(f"C{i}", [f"09010000{i:02}"]) for i in range(10)])
+    claims = ledger.claim_many(queue_info(ledger), 4, now=NOW, daily_cap=5, **DAY)
+    assert [c.ext_id for c in claims] == ["C0", "C1", "C2", "C3"]
+    assert len({c.uuid for c in claims}) == 4
+    assert db.execute_sql("SELECT COUNT(*) FROM customer WHERE state = 'calling'").fetchone() == (4,)
+    rest = ledger.claim_many(queue_info(ledger), 100, now=NOW, daily_cap=5, **DAY)
+    assert [c.ext_id for c in rest] == [f"C{i}" for i in range(4, 10)]

@@ -128,3 +128,12 @@ def test_a_window_across_midnight():
     night = CallingWindow(dt.time(22), dt.time(2), HCM)
     assert night.is_open(local(2026, 11, 27, 23, 0)) and night.is_open(local(2026, 11, 28, 1, 0))
     assert not night.is_open(local(2026, 11, 28, 3, 0))
+
+
+def test_take_up_to_takes_only_whole_tokens_and_give_back_returns_them():
+    bucket = TokenBucket(rate=10, burst=5, now=0.0)
+    assert bucket.take_up_to(3, 0.0) == 3
+    assert bucket.take_up_to(10, 0.0) == 2
+    assert bucket.take_up_to(10, 0.05) == 0
+    bucket.give_back(2)
+    assert bucket.take_up_to(10, 0.05) == 2

@@ -10,6 +10,7 @@ and as `api sim_fault ...` / `api sim_restart` commands (for tests that run us a
 """
 import json
 import logging
+import socket
 import time
 import uuid as uuidlib
 
@@ -235,6 +236,9 @@ class Simulator:
     # ---- internals -------------------------------------------------------------------------------------
 
     def _handle(self, sock, address):
+        # As mod_event_socket does (listener_run): without it Nagle and delayed ACKs stall
+        # small event writes by 40 ms and more.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         Connection(self, sock, address).serve()
 
     def _new_core(self):

@@ -1,8 +1,10 @@
 """The endpoints: the seed's five commands, the report reads, and /healthz."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import gc
 import io
 import logging
 from importlib import resources
@@ -41,14 +43,15 @@ def import_queue():
     """Import customers into a queue (created if new, merged if not)."""
     empty = {"fail": [], "success": []}
     config = _config()
-    try:
-        req, rejected, warnings = schema.import_request(_body(), current_app.extensions["autocall"]["templates"])
-    except schema.Invalid as e:
-        return reply(400, "import fail", data=empty, errors=e.errors)
-    except RequestEntityTooLarge:
-        reason = f"body larger than {config.api.max_body_bytes} bytes; split the import"
-        return reply(400, "import fail", data=empty, errors=[{"field": "body", "reason": reason}])
-    result = queues.import_customers(g.db, req, config.queue_defaults, chunk=config.api.import_chunk)
+    with _collector_paused():
+        try:
+            req, rejected, warnings = schema.import_request(_body(), current_app.extensions["autocall"]["templates"])
+        except schema.Invalid as e:
+            return reply(400, "import fail", data=empty, errors=e.errors)
+        except RequestEntityTooLarge:
+            reason = f"body larger than {config.api.max_body_bytes} bytes; split the import"
+            return reply(400, "import fail", data=empty, errors=[{"field": "body", "reason": reason}])
+        result = queues.import_customers(g.db, req, config.queue_defaults, chunk=config.api.import_chunk)
     rejected += result.rejected
     log.info("import into %r: %d accepted, %d rejected", req.queue_code, len(result.success), len(rejected))
     # The seed's shape, plus reasons only when there is something to say.
@@ -57,6 +60,19 @@ def import_queue():
         extra["warnings"] = warnings
     return reply(200, "successfully",
                  data={"fail": [r["id"] for r in rejected], "success": result.success}, **extra)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """A large import makes millions of objects that all live until the reply is sent:
+    the cyclic collector walking them meanwhile only costs time (a seventh of it, measured)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _command(action):

@@ -10,15 +10,13 @@ queue asked for does not exist (status), 2 wrong usage or a database that cannot
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 
 from daemon import config as config_mod
 from daemon import ivr, status
-from daemon.errors import ConfigError
+from daemon.errors import AutocallError, ConfigError
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ACTION_WORDS = {ivr.Repeat: 'repeat this menu', ivr.HangupAction: 'hang up'}
 
 
@@ -46,14 +44,13 @@ def _add_templates_commands(commands):
         description='Check IVR templates (ivr_templates/*.toml) and preview one customer\'s call.')
     actions = templates.add_subparsers(dest='action', required=True, metavar='ACTION')
     where = argparse.ArgumentParser(add_help=False)
-    where.add_argument('--templates', metavar='DIR',
-                       default=os.environ.get('AUTOCALL_TEMPLATES', os.path.join(_REPO, 'ivr_templates')),
-                       help='folder of the *.toml templates (default: $AUTOCALL_TEMPLATES, else %(default)s)')
-    where.add_argument('--sounds', metavar='DIR',
-                       default=os.environ.get('AUTOCALL_SOUNDS', os.path.join(_REPO, 'ivr_templates', 'sounds')),
-                       help='folder of the sound files (default: $AUTOCALL_SOUNDS, else %(default)s)')
-    where.add_argument('--variant', choices=('north', 'south'), default='north',
-                       help='how numbers are read: north (nghìn, linh) or south (ngàn, lẻ); default north')
+    where.add_argument('--config', metavar='PATH',
+                       help='take the folders, variant and transfer destinations from this config file '
+                            '(default: $AUTOCALL_CONFIG, else built-in defaults and $AUTOCALL_TEMPLATES/$AUTOCALL_SOUNDS)')
+    where.add_argument('--templates', metavar='DIR', help='folder of the *.toml templates (overrides the config)')
+    where.add_argument('--sounds', metavar='DIR', help='folder of the sound files (overrides the config)')
+    where.add_argument('--variant', choices=('north', 'south'),
+                       help='how numbers are read: north (nghìn, linh) or south (ngàn, lẻ) (overrides the config)')
     check = actions.add_parser(
         'check', parents=[where], help='report every problem of templates',
         description='Check templates: TOML syntax, step types and settings, customer fields, sound files, '
@@ -134,7 +131,23 @@ def _status(args, out, err):
     return 0
 
 
+def _resolve_where(args, err):
+    """Fill --templates/--sounds/--variant from the config where not given; False on a bad config."""
+    try:
+        config = config_mod.load(args.config)
+    except AutocallError as exc:
+        print(f'autocall: {exc}', file=err)
+        return False
+    args.templates = args.templates or str(config.templates.dir)
+    args.sounds = args.sounds or str(config.templates.sounds)
+    args.variant = args.variant or config.templates.variant
+    args.destinations = [name for name, _target in config.dialer.transfer_destinations]
+    return True
+
+
 def _check(args, out, err):
+    if not _resolve_where(args, err):
+        return 2
     names = [_plain_name(name) for name in args.names]
     if not names:
         try:
@@ -159,16 +172,19 @@ def _check(args, out, err):
 def _problems(args, name):
     if not ivr.valid_template_name(name):
         return [f'{name}: not a template name (letters, digits, _ . - like IVR-1)']
-    return ivr.check(ivr.template_path(args.templates, name), args.sounds, variant=args.variant)
+    return ivr.check(ivr.template_path(args.templates, name), args.sounds, variant=args.variant,
+                     destinations=args.destinations)
 
 
 def _render(args, out, err):
+    if not _resolve_where(args, err):
+        return 2
     customer = _read_customer(args.customer, err)
     if customer is None:
         return 2
     try:
         path = ivr.template_path(args.templates, _plain_name(args.name))
-        template = ivr.load(path, args.sounds, variant=args.variant)
+        template = ivr.load(path, args.sounds, variant=args.variant, destinations=args.destinations)
         script = template.render(customer)
     except ivr.TemplateInvalid as exc:
         for problem in exc.problems:

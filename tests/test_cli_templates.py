@@ -120,3 +120,18 @@ def test_render_of_a_bad_name_exits_1():
     result = autocall('templates', 'render', '../IVR-1', '--customer', '{}')
     assert result.returncode == 1
     assert 'not a template name' in result.stderr
+
+
+def test_check_takes_folders_and_transfer_destinations_from_the_config(tmp_path):
+    config = tmp_path / "autocall.toml"
+    config.write_text('[dialer.transfer_destinations]\nsales = "2000 XML default"\n')
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", "templates", "check", "IVR-1", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    # IVR-1 transfers to 'agents', which this config does not define.
+    assert done.returncode == 1
+    assert "agents" in done.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[templates]\nvariant = 'west'\n")
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", "templates", "check", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 2 and "templates.variant" in done.stderr

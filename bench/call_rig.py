@@ -86,25 +86,10 @@ def write_scenario(path: Path, key_offset: float) -> Path:
     return path
 
 
-# `autocall-simulator` with TCP_NODELAY on each accepted event socket, as FreeSWITCH's
-# mod_event_socket sets it on its listeners (an experiment: the simulator does not, yet).
-SIM_NODELAY = """
-import socket, sys
-from daemon.simulator import cli, server
-handle = server.Simulator._handle
-def _handle(self, sock, address):
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return handle(self, sock, address)
-server.Simulator._handle = _handle
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def start_simulator(scenario: Path, time_scale: float, sound_dir: Path, record: Path | None = None,
-                    log_path: Path | None = None, nodelay: bool = False):
+                    log_path: Path | None = None):
     """`autocall-simulator` as a process on a free loopback port; returns (Popen, port)."""
-    entry = ["-c", SIM_NODELAY] if nodelay else ["-m", "daemon.simulator"]
-    cmd = [sys.executable, *entry, "--listen", "127.0.0.1:0", "--scenario", str(scenario),
+    cmd = [sys.executable, "-m", "daemon.simulator", "--listen", "127.0.0.1:0", "--scenario", str(scenario),
            "--time-scale", str(time_scale), "--heartbeat", "20", "--sound-dir", str(sound_dir),
            "--log-level", "WARNING"]
     if record:
@@ -142,14 +127,11 @@ def set_running(db_path: Path, running: bool):
 
 
 class Daemon:
-    """`autocall-daemon --config PATH` with its config, database and log in `tmp`; with `variants`,
-    run through bench/daemon_experiments.py with those candidate fixes applied."""
+    """`autocall-daemon --config PATH` with its config, database and log in `tmp`."""
 
-    def __init__(self, tmp: Path, port: int, templates: Path, sounds: Path, *, cps: float, channel_limit: int,
-                 variants: str = ""):
+    def __init__(self, tmp: Path, port: int, templates: Path, sounds: Path, *, cps: float, channel_limit: int):
         tmp.mkdir(parents=True, exist_ok=True)
         self.db_path, self.log_path, self.config = tmp / "autocall.sqlite3", tmp / "daemon.log", tmp / "autocall.toml"
-        self.variants = variants
         self.config.write_text(
             f'[database]\npath = "{self.db_path}"\n'
             f'[templates]\ndir = "{templates}"\nsounds = "{sounds}"\n'
@@ -161,9 +143,7 @@ class Daemon:
     def start(self, timeout: float = 20.0):
         """Start it (INFO logging, as in production) and return once it is connected."""
         log = open(self.log_path, "a")
-        entry = ["-m", "daemon.main"] if not self.variants else \
-            [str(Path(__file__).with_name("daemon_experiments.py")), "--variants", self.variants, "--"]
-        self.proc = subprocess.Popen([sys.executable, *entry, "--config", str(self.config)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "daemon.main", "--config", str(self.config)],
                                      cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout

@@ -3,9 +3,8 @@
     .venv/bin/python bench/latency_bench.py [--runs 3] [--levels 10,100,500,1000] [--cps 150] [--samples 600]
 
 For each level C, each run starts `autocall-simulator` (instant answer, callee never hangs up,
---record on, --time-scale 0.1; TCP_NODELAY on its event sockets as FreeSWITCH 1.10.12's
-mod_event_socket sets it, unless --sim-as-is) and `autocall-daemon` with concurrent_call = channel_limit = C and
-a fixed originate pace (--cps, the same at every level). The bench template's first prompt is
+--record on, --time-scale 0.1) and `autocall-daemon` with concurrent_call = channel_limit = C
+and a fixed originate pace (--cps, the same at every level). The bench template's first prompt is
 made to last 1.1 x C / cps real seconds, so the dialer holds C calls up and replaces each as it
 ends: every level sees the same originate pace (at 10 the calls' own length caps it lower), only
 the number of live calls differs. The queue runs for the ramp and until --samples more calls
@@ -31,7 +30,7 @@ MENU_SECONDS = 1.0    # simulated
 KEY_AFTER_MENU = 0.3  # simulated seconds after the menu prompt starts
 
 
-def one_level(concurrency: int, cps: float, samples: int, variants: str = "", sim_nodelay: bool = False) -> dict:
+def one_level(concurrency: int, cps: float, samples: int) -> dict:
     hold = 1.1 * concurrency / cps                     # real seconds a call lasts
     intro = max(0.2, hold / TIME_SCALE - KEY_AFTER_MENU)  # simulated
     with tempfile.TemporaryDirectory(prefix="autocall-latency-") as tmp:
@@ -39,9 +38,8 @@ def one_level(concurrency: int, cps: float, samples: int, variants: str = "", si
         templates, sounds = rig.make_template(tmp, intro, MENU_SECONDS)
         scenario = rig.write_scenario(tmp / "scenario.toml", round(intro + KEY_AFTER_MENU, 3))
         record = tmp / "record.jsonl"
-        sim, port = rig.start_simulator(scenario, TIME_SCALE, sounds, record=record, log_path=tmp / "sim.log",
-                                       nodelay=sim_nodelay)
-        daemon = rig.Daemon(tmp, port, templates, sounds, cps=cps, channel_limit=concurrency, variants=variants)
+        sim, port = rig.start_simulator(scenario, TIME_SCALE, sounds, record=record, log_path=tmp / "sim.log")
+        daemon = rig.Daemon(tmp, port, templates, sounds, cps=cps, channel_limit=concurrency)
         try:
             rig.build_queue(daemon.db_path, int(2 * concurrency + 2 * samples + cps * (hold + 3)), concurrency)
             daemon.start()
@@ -61,11 +59,10 @@ def one_level(concurrency: int, cps: float, samples: int, variants: str = "", si
         finally:
             daemon.stop()
             rig.stop(sim)
-        notes = [line for line in daemon.log_path.read_text().splitlines() if "bench." in line]
         records = [json.loads(line) for line in record.read_text().splitlines()]
     latencies, live = latencies_at(records, concurrency)
     return {"latencies": latencies, "live": live, "calls": pressed[0], "pressed": pressed[1] or 0,
-            "notes": notes, "daemon_cpu": 100 * d_cpu / wall, "sim_cpu": 100 * s_cpu / wall}
+            "daemon_cpu": 100 * d_cpu / wall, "sim_cpu": 100 * s_cpu / wall}
 
 
 def latencies_at(records, concurrency: int) -> tuple[list, list]:
@@ -95,21 +92,15 @@ def main(argv=None):
     parser.add_argument("--levels", default="10,100,500,1000")
     parser.add_argument("--cps", type=float, default=150.0, help="originate pace, the same at every level")
     parser.add_argument("--samples", type=int, default=600, help="calls answered after the ramp, per level")
-    parser.add_argument("--variants", default="", help="run the daemon with these bench/daemon_experiments.py "
-                        "variants (e.g. lazyparse,nohangup)")
-    parser.add_argument("--sim-as-is", action="store_true",
-                        help="run the simulator without TCP_NODELAY (as it is today; FreeSWITCH sets it)")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     print(rig.machine())
     print(f"cps {args.cps:g} at every level, time scale {TIME_SCALE}, {args.samples} calls answered after the "
-          f"ramp per level{', daemon variants ' + args.variants if args.variants else ''}, simulator "
-          f"{'as is (no TCP_NODELAY)' if args.sim_as_is else 'with TCP_NODELAY as FreeSWITCH'}; "
-          "latency = simulator answer -> first playback app start, real ms")
+          "ramp per level; latency = simulator answer -> first playback app start, real ms")
     p50s, p99s = {c: [] for c in levels}, {c: [] for c in levels}
     for run in range(args.runs):
         for c in (levels if run % 2 == 0 else reversed(levels)):
-            r = one_level(c, args.cps, args.samples, args.variants, not args.sim_as_is)
+            r = one_level(c, args.cps, args.samples)
             if not r["latencies"]:
                 raise SystemExit(f"level {c}: no call answered while {c} were up (raise --samples)")
             p50, p99 = rig.percentile(r["latencies"], 0.5), rig.percentile(r["latencies"], 0.99)
@@ -119,8 +110,6 @@ def main(argv=None):
                   f"{statistics.median(r['live']):.0f}), p50 {1000 * p50:.2f} ms, p99 {1000 * p99:.2f} ms, "
                   f"max {1000 * max(r['latencies']):.2f} ms; {r['calls']} calls, {r['pressed']} pressed 1; "
                   f"daemon CPU {r['daemon_cpu']:.0f}%, simulator CPU {r['sim_cpu']:.0f}%", flush=True)
-            if r["notes"]:
-                print(f"  {len(r['notes'])} notes from the daemon's experiments, e.g.:", *r["notes"][:4], sep="\n    ")
     for c in levels:
         print(f"median level {c}: p50 {1000 * statistics.median(p50s[c]):.2f} ms, "
               f"p99 {1000 * statistics.median(p99s[c]):.2f} ms")

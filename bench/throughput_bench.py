@@ -1,20 +1,16 @@
 """Daemon throughput against a bare client, and the daemon's CPU cost per call.
 
-    .venv/bin/python bench/throughput_bench.py [--runs 3] [--calls 5000] [--concurrency 500]
-        [--compare lazyparse,nohangup,batchclaim] [--profile DIR] [--sim-as-is]
+    .venv/bin/python bench/throughput_bench.py [--runs 3] [--calls 5000] [--concurrency 500] [--profile DIR]
 
 Each run starts one `autocall-simulator` process (every callee answers at once, never hangs up,
-presses 1 two simulated seconds after answer; --time-scale 0.1; TCP_NODELAY on its event sockets
-as FreeSWITCH 1.10.12's mod_event_socket sets it, unless --sim-as-is) and drives it in each of
-these phases once, the order rotating from run to run:
+presses 1 two simulated seconds after answer; --time-scale 0.1) and drives it in each of these
+two phases once, the order alternating from run to run:
 
 * bare: `bench/bare_client.py` as a process (originate &park, answer, uuid_kill, hangup complete;
   no database, no IVR) with --concurrency calls in flight;
 * daemon: `autocall-daemon` as a process on a temp database holding one queue of --calls
   customers (concurrent_call = channel_limit = --concurrency, cps 100,000) and a two-prompt
-  template (a 0.5 s prompt, then a 10 s menu prompt the key interrupts, then hangup);
-* variants (with --compare): the same daemon with candidate fixes from
-  bench/daemon_experiments.py applied in memory.
+  template (a 0.5 s prompt, then a 10 s menu prompt the key interrupts, then hangup).
 
 Throughput is completions per second between the 10th and 90th percentile of the end times:
 the daemon's from `attempt.ended_at` in its database, the bare client's from its own clock.
@@ -54,8 +50,8 @@ def bare_phase(sim, port: int, calls: int, concurrency: int) -> dict:
 
 
 def daemon_phase(tmp: Path, port: int, sim, calls: int, concurrency: int, templates: Path, sounds: Path,
-                 variants: str = "", profile: Path | None = None) -> dict:
-    daemon = rig.Daemon(tmp, port, templates, sounds, cps=100_000, channel_limit=concurrency, variants=variants)
+                 profile: Path | None = None) -> dict:
+    daemon = rig.Daemon(tmp, port, templates, sounds, cps=100_000, channel_limit=concurrency)
     rig.build_queue(daemon.db_path, calls, concurrency)
     daemon.start()
     spies = [rig.profile(daemon.proc.pid, profile / "daemon"), rig.profile(sim.pid, profile / "simulator")] \
@@ -78,25 +74,22 @@ def daemon_phase(tmp: Path, port: int, sim, calls: int, concurrency: int, templa
 
 
 def one_run(run: int, args) -> dict:
-    """Every phase once against one simulator; the order rotates from run to run."""
-    phases = ["bare", "daemon"] + (["variants"] if args.compare else [])
-    shift = run % len(phases)
+    """Both phases once against one simulator; the order alternates from run to run."""
+    phases = ["bare", "daemon"] if run % 2 == 0 else ["daemon", "bare"]
     results = {}
     with tempfile.TemporaryDirectory(prefix="autocall-throughput-") as tmp:
         tmp = Path(tmp)
         templates, sounds = rig.make_template(tmp, INTRO_SECONDS, MENU_SECONDS)
         scenario = rig.write_scenario(tmp / "scenario.toml", KEY_AT)
-        sim, port = rig.start_simulator(scenario, TIME_SCALE, sounds, log_path=tmp / "sim.log",
-                                        nodelay=not args.sim_as_is)
+        sim, port = rig.start_simulator(scenario, TIME_SCALE, sounds, log_path=tmp / "sim.log")
         try:
-            for phase in phases[shift:] + phases[:shift]:
+            for phase in phases:
                 if phase == "bare":
                     results[phase] = bare_phase(sim, port, args.calls, args.concurrency)
                 else:
-                    variants = args.compare if phase == "variants" else ""
-                    profile = args.profile / f"run{run + 1}-{phase}" if args.profile else None
+                    profile = args.profile / f"run{run + 1}" if args.profile else None
                     results[phase] = daemon_phase(tmp / phase, port, sim, args.calls, args.concurrency,
-                                                  templates, sounds, variants, profile)
+                                                  templates, sounds, profile)
         finally:
             rig.stop(sim)
     return results
@@ -115,16 +108,11 @@ def report(run: int, r: dict) -> dict:
     print(f"run {run + 1}: bare {b['rate']:.0f} calls/s ({b['completed']} done, {b['failed']} failed; bare client "
           f"CPU {100 * b['cpu'] / b['wall']:.0f}%, simulator CPU {100 * b['sim_cpu'] / b['wall']:.0f}% over "
           f"{b['wall']:.1f} s)", flush=True)
-    figures = {"bare_rate": b["rate"]}
-    for phase in ("daemon", "variants"):
-        if phase in r:
-            d = r[phase]
-            print(f"       {describe(phase, d)}; ratio to bare {d['rate'] / b['rate']:.2f}", flush=True)
-            figures.update({f"{phase}_rate": d["rate"], f"{phase}_ratio": d["rate"] / b["rate"],
-                            f"{phase}_ms": 1000 * d["daemon_cpu"] / d["completed"],
-                            f"{phase}_sim_ms": 1000 * d["sim_cpu"] / d["completed"],
-                            f"{phase}_cost": d["daemon_cpu"] / d["sim_cpu"]})
-    return figures
+    d = r["daemon"]
+    print(f"       {describe('daemon', d)}; ratio to bare {d['rate'] / b['rate']:.2f}", flush=True)
+    return {"bare_rate": b["rate"], "rate": d["rate"], "ratio": d["rate"] / b["rate"],
+            "ms": 1000 * d["daemon_cpu"] / d["completed"], "sim_ms": 1000 * d["sim_cpu"] / d["completed"],
+            "cost": d["daemon_cpu"] / d["sim_cpu"]}
 
 
 def main(argv=None):
@@ -132,30 +120,19 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--calls", type=int, default=5000, help="calls per phase")
     parser.add_argument("--concurrency", type=int, default=500)
-    parser.add_argument("--compare", metavar="VARIANTS", default="",
-                        help="add a phase running the daemon with these bench/daemon_experiments.py variants "
-                             "(e.g. lazyparse,nohangup), measured side by side with the real one")
-    parser.add_argument("--sim-as-is", action="store_true",
-                        help="run the simulator without TCP_NODELAY (as it is today; FreeSWITCH sets it)")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="py-spy the daemon and the simulator during daemon phases (slows both; figures "
-                             "of such a run are not comparable); collapsed stacks under DIR/runN-PHASE/")
+                             "of such a run are not comparable); collapsed stacks under DIR/runN/")
     args = parser.parse_args(argv)
     print(rig.machine())
-    print(f"{args.calls} calls per phase, {args.concurrency} in flight, time scale {TIME_SCALE}, simulator "
-          f"{'as is (no TCP_NODELAY)' if args.sim_as_is else 'with TCP_NODELAY as FreeSWITCH'}, "
+    print(f"{args.calls} calls per phase, {args.concurrency} in flight, time scale {TIME_SCALE}, "
           f"template: {INTRO_SECONDS} s prompt + {MENU_SECONDS} s menu, key 1 at {KEY_AT} s (simulated)")
     runs = [report(i, one_run(i, args)) for i in range(args.runs)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    for phase in ("daemon", "variants"):
-        if f"{phase}_rate" not in med:
-            continue
-        name = "daemon" if phase == "daemon" else f"daemon with {args.compare}"
-        print(f"median {name}: {med[f'{phase}_rate']:.0f} calls/s vs bare client {med['bare_rate']:.0f} calls/s, "
-              f"ratio {med[f'{phase}_ratio']:.2f} (target >= 0.5: {_met(med[f'{phase}_ratio'] >= 0.5)}; "
-              f">= 300 calls/s: {_met(med[f'{phase}_rate'] >= 300)}); cost per call {med[f'{phase}_ms']:.2f} ms "
-              f"CPU vs simulator {med[f'{phase}_sim_ms']:.2f} ms, ratio {med[f'{phase}_cost']:.2f} "
-              f"(target <= 1: {_met(med[f'{phase}_cost'] <= 1)})")
+    print(f"median daemon: {med['rate']:.0f} calls/s vs bare client {med['bare_rate']:.0f} calls/s, "
+          f"ratio {med['ratio']:.2f} (target >= 0.5: {_met(med['ratio'] >= 0.5)}; "
+          f">= 300 calls/s: {_met(med['rate'] >= 300)}); cost per call {med['ms']:.2f} ms "
+          f"CPU vs simulator {med['sim_ms']:.2f} ms, ratio {med['cost']:.2f} (target <= 1: {_met(med['cost'] <= 1)})")
 
 
 def _met(ok: bool) -> str:

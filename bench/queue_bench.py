@@ -1,13 +1,19 @@
 """Next-customer claim latency with a big queue vs a small one (target: 1M / 10k <= 2).
 
-    .venv/bin/python bench/queue_bench.py [--small 10000] [--large 1000000] [--claims 2000] [--runs 5]
+    .venv/bin/python bench/queue_bench.py [--small 10000] [--large 1000000] [--claims 2000] [--batches 200]
+        [--runs 5]
 
 Builds each database once (through daemon.queues.import_customers, the API's chunked import
-path; --build raw uses sqlite3 executemany into the same schema instead), then times
-`Ledger.claim` -- the dialer's claim transaction -- on a `now` inside the calling window with
-every customer due. Each run does claims/runs claims on the small database, then as many on
-the large one (the order alternates per run, so machine noise falls on both alike). Prints
-p50/p99 per run and size, then the medians over runs and the large/small ratios.
+path; --build raw uses sqlite3 executemany into the same schema instead), then times two
+transactions on a `now` inside the calling window with every customer due:
+
+* single: `Ledger.claim`, one customer per transaction (--claims of them per size);
+* batch: `Ledger.claim_many(queue, CLAIM_BATCH)`, what the dialer runs: one transaction takes
+  daemon.dialer.CLAIM_BATCH (32) customers (--batches of them per size).
+
+Each run does 1/--runs of each on the small database, then on the large one (the order
+alternates per run, so machine noise falls on both alike). Prints p50/p99 per run, size and
+kind, then the medians over runs and the large/small ratios (target <= 2 for each).
 """
 import argparse
 import statistics
@@ -17,21 +23,22 @@ from pathlib import Path
 
 from queued_db import build, machine
 
+from daemon.dialer import CLAIM_BATCH
 from daemon.ledger import Ledger
 from daemon.store import open_database
 
 DAY = 86400.0
 
 
-def time_claims(ledger, queue, count, now):
-    """Latencies in seconds of `count` claims, each one a customer taken into a call."""
+def time_claims(ledger, queue, count, now, batch):
+    """Latencies in seconds of `count` claim transactions, each taking `batch` customers into calls."""
     latencies = []
     for _ in range(count):
         t0 = time.perf_counter()
-        claim = ledger.claim(queue, now=now, day_start=now - 3600, next_day=now + DAY, daily_cap=5)
+        claims = ledger.claim_many(queue, batch, now=now, day_start=now - 3600, next_day=now + DAY, daily_cap=5)
         latencies.append(time.perf_counter() - t0)
-        if claim is None:
-            raise SystemExit("a claim found nobody due: the queue ran dry, lower --claims")
+        if len(claims) < batch:
+            raise SystemExit("a claim found too few due: the queue ran dry, lower --claims or --batches")
     return latencies
 
 
@@ -45,11 +52,13 @@ def main(argv=None):
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--claims", type=int, default=2000, help="claims per size, over all runs")
+    parser.add_argument("--batches", type=int, default=200,
+                        help=f"claim_many transactions of {CLAIM_BATCH} customers per size, over all runs")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--build", choices=("import", "raw"), default="import")
     args = parser.parse_args(argv)
     print(machine())
-    per_run = args.claims // args.runs
+    kinds = {"single": (1, args.claims // args.runs), f"batch of {CLAIM_BATCH}": (CLAIM_BATCH, args.batches // args.runs)}
     with tempfile.TemporaryDirectory(prefix="autocall-queue-bench-") as tmp:
         ledgers = {}
         for n in (args.small, args.large):
@@ -60,26 +69,31 @@ def main(argv=None):
             ledger = Ledger(open_database(path))
             ledgers[n] = (ledger, ledger.running_queues()[0])
         now = time.time() + 1  # every customer is due; the ledger does not look at the clock itself
-        p50s = {n: [] for n in ledgers}
-        p99s = {n: [] for n in ledgers}
+        p50s = {(k, n): [] for k in kinds for n in ledgers}
+        p99s = {(k, n): [] for k in kinds for n in ledgers}
         for run in range(args.runs):
             sizes = list(ledgers) if run % 2 == 0 else list(ledgers)[::-1]
-            for n in sizes:
-                lat = time_claims(*ledgers[n], per_run, now)
-                p50s[n].append(percentile(lat, 0.50))
-                p99s[n].append(percentile(lat, 0.99))
-            print(f"  run {run + 1}: " + "   ".join(
-                f"{n:>9,}: p50 {p50s[n][-1] * 1e6:6.0f} us p99 {p99s[n][-1] * 1e6:6.0f} us" for n in ledgers))
+            for kind, (batch, count) in kinds.items():
+                for n in sizes:
+                    lat = time_claims(*ledgers[n], count, now, batch)
+                    p50s[kind, n].append(percentile(lat, 0.50))
+                    p99s[kind, n].append(percentile(lat, 0.99))
+                print(f"  run {run + 1} {kind:>11}: " + "   ".join(
+                    f"{n:>9,}: p50 {p50s[kind, n][-1] * 1e6:6.0f} us p99 {p99s[kind, n][-1] * 1e6:6.0f} us"
+                    for n in ledgers))
         for ledger, _ in ledgers.values():
             ledger.db.close()
     small, large = args.small, args.large
-    print(f"median over {args.runs} runs of {per_run} claims each:")
-    for n in (small, large):
-        print(f"  {n:>9,} customers: p50 {statistics.median(p50s[n]) * 1e6:.0f} us   "
-              f"p99 {statistics.median(p99s[n]) * 1e6:.0f} us")
-    ratio50 = statistics.median(p50s[large]) / statistics.median(p50s[small])
-    ratio99 = statistics.median(p99s[large]) / statistics.median(p99s[small])
-    print(f"ratio {large:,} / {small:,}: p50 {ratio50:.2f}   p99 {ratio99:.2f}   (target <= 2)")
+    for kind, (batch, count) in kinds.items():
+        print(f"{kind}: median over {args.runs} runs of {count} transactions each:")
+        for n in (small, large):
+            p50, p99 = statistics.median(p50s[kind, n]), statistics.median(p99s[kind, n])
+            print(f"  {n:>9,} customers: p50 {p50 * 1e6:.0f} us   p99 {p99 * 1e6:.0f} us   "
+                  f"(p50 per customer {p50 / batch * 1e6:.0f} us)")
+        ratio50 = statistics.median(p50s[kind, large]) / statistics.median(p50s[kind, small])
+        ratio99 = statistics.median(p99s[kind, large]) / statistics.median(p99s[kind, small])
+        print(f"  ratio {large:,} / {small:,}: p50 {ratio50:.2f}   p99 {ratio99:.2f}   (target <= 2: "
+              f"{'met' if max(ratio50, ratio99) <= 2 else 'NOT met'})")
 
 
 if __name__ == "__main__":

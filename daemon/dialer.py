@@ -225,7 +225,7 @@ class Dialer:
             if call.script is None:  # re-attached but unrenderable: end it
                 call.interrupted = True
             report = call.run(originate=originate and call.script is not None,
-                              on_answer=lambda at: gevent.spawn(self.ledger.mark_answered, claim.attempt_id, at))
+                              on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at))
         except Detached as e:
             log.info("call %s detached (%s); it is reconciled after reconnect", claim.uuid, e)
             return

@@ -11,6 +11,7 @@ import json
 import logging
 import uuid as uuid_mod
 
+import gevent.event
 import gevent.threadpool
 import peewee as pw
 
@@ -139,24 +140,38 @@ class Ledger:
 
     def mark_answered(self, attempt_id: int, at: float):
         with self.db.atomic():
-            self.db.execute_sql("UPDATE attempt SET state = 'answered', answered_at = ? WHERE id = ? AND state = 'dialing'",
-                                (at, attempt_id))
+            self._answered(attempt_id, at)
+
+    def _answered(self, attempt_id: int, at: float):
+        self.db.execute_sql("UPDATE attempt SET state = 'answered', answered_at = ? WHERE id = ? AND state = 'dialing'",
+                            (at, attempt_id))
+
+    def record_many(self, answered: list, finished: list) -> list[tuple[str, str]]:
+        """mark_answered for each (attempt_id, at) and finish for each (claim, report,
+        recall_delay), in one transaction; returns finish's results in order."""
+        with self.db.atomic():
+            for attempt_id, at in answered:
+                self._answered(attempt_id, at)
+            return [self._finish(claim, report, delay) for claim, report, delay in finished]
 
     def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
         """Close the attempt and move the customer on (DESIGN §3). Returns (attempt outcome,
         customer state). Idempotent: an attempt already closed is left as it is."""
+        with self.db.atomic():
+            return self._finish(claim, report, recall_delay)
+
+    def _finish(self, claim: Claim, report: CallReport, recall_delay: float) -> tuple[str, str]:
         result = outcome.classify(answered=report.answered_at is not None, talk_seconds=report.talk_seconds,
                                   cause=report.cause, min_talk=claim.min_talk, interrupted=report.interrupted)
-        with self.db.atomic():
-            cursor = self.db.execute_sql(
-                "UPDATE attempt SET state = ?, answered_at = COALESCE(?, answered_at), ended_at = ?,"
-                " hangup_cause = ?, sip_status = ?, talk_seconds = ?, keys = ?, outcome = ?, result = ?"
-                " WHERE id = ? AND state != ?",
-                (DONE, report.answered_at, report.ended_at, report.cause, report.sip_status,
-                 round(report.talk_seconds, 3), report.keys, result, report.result, claim.attempt_id, DONE))
-            if cursor.rowcount == 0:
-                return result, "unchanged"
-            return result, self._move_customer(claim, report, result, recall_delay)
+        cursor = self.db.execute_sql(
+            "UPDATE attempt SET state = ?, answered_at = COALESCE(?, answered_at), ended_at = ?,"
+            " hangup_cause = ?, sip_status = ?, talk_seconds = ?, keys = ?, outcome = ?, result = ?"
+            " WHERE id = ? AND state != ?",
+            (DONE, report.answered_at, report.ended_at, report.cause, report.sip_status,
+             round(report.talk_seconds, 3), report.keys, result, report.result, claim.attempt_id, DONE))
+        if cursor.rowcount == 0:
+            return result, "unchanged"
+        return result, self._move_customer(claim, report, result, recall_delay)
 
     def _move_customer(self, claim: Claim, report: CallReport, result: str, recall_delay: float) -> str:
         row = self.db.execute_sql(
@@ -219,11 +234,20 @@ class Ledger:
 
 
 class LedgerThread:
-    """Runs Ledger methods on one OS thread; callers (greenlets) wait without blocking the loop."""
+    """Runs Ledger methods on one OS thread; callers (greenlets) wait without blocking the loop.
+
+    `mark_answered` and `finish` are gathered while the thread is busy and written
+    together in one transaction per trip: at hundreds of calls a second, one trip per
+    call is what would keep claims waiting.
+    """
 
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
         self.pool = gevent.threadpool.ThreadPool(1)
+        self._answered: list = []
+        self._finished: list = []
+        self._pending = gevent.event.Event()
+        self._writer = gevent.spawn(self._write_loop)
 
     def __getattr__(self, name):
         method = getattr(self.ledger, name)
@@ -232,7 +256,41 @@ class LedgerThread:
             return self.pool.apply(method, args, kwargs)
         return run
 
+    def mark_answered(self, attempt_id: int, at: float):
+        """Record the answer soon; returns at once."""
+        self._answered.append((attempt_id, at))
+        self._pending.set()
+
+    def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
+        """Ledger.finish, written with whatever else is waiting; returns its result."""
+        done = gevent.event.AsyncResult()
+        self._finished.append((claim, report, recall_delay, done))
+        self._pending.set()
+        return done.get()
+
+    def _write_loop(self):
+        while True:
+            self._pending.wait()
+            self._write_pending()
+
+    def _write_pending(self):
+        self._pending.clear()
+        answered, self._answered = self._answered, []
+        finished, self._finished = self._finished, []
+        if not (answered or finished):
+            return
+        try:
+            results = self.pool.apply(self.ledger.record_many, (answered, [item[:3] for item in finished]))
+        except Exception as e:  # noqa: BLE001 - every waiter must hear of it
+            log.exception("writing %d call results failed", len(finished))
+            for *_, done in finished:
+                done.set_exception(e)
+            return
+        for (*_, done), result in zip(finished, results):
+            done.set(result)
+
     def close(self):
+        self._writer.kill()
+        self._write_pending()
         self.pool.apply(self.ledger.db.close)
         self.pool.kill()
-

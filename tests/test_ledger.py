@@ -182,3 +182,22 @@ def test_claim_many_takes_a_batch_in_due_order_in_one_transaction(db, ledger):
     assert db.execute_sql("SELECT COUNT(*) FROM customer WHERE state = 'calling'").fetchone() == (4,)
     rest = ledger.claim_many(queue_info(ledger), 100, now=NOW, daily_cap=5, **DAY)
     assert [c.ext_id for c in rest] == [f"C{i}" for i in range(4, 10)]
+
+
+def test_the_ledger_thread_writes_concurrent_results_together_and_answers_each_caller(db, ledger):
+    import gevent
+    from daemon.ledger import LedgerThread
+    import_(db, *[(f"C{i}", [f"09010000{i:02}"]) for i in range(6)])
+    claims = ledger.claim_many(queue_info(ledger), 6, now=NOW, daily_cap=5, **DAY)
+    thread = LedgerThread(ledger)
+    try:
+        for c in claims[:3]:
+            thread.mark_answered(c.attempt_id, NOW + 1)
+        reports = [answered(30)] * 3 + [refused("USER_BUSY")] * 3
+        jobs = [gevent.spawn(thread.finish, c, r, recall_delay=60) for c, r in zip(claims, reports)]
+        gevent.joinall(jobs, timeout=10, raise_error=True)
+        assert [job.value for job in jobs] == [("success", "success")] * 3 + [("retry", "pending")] * 3
+    finally:
+        thread.close()
+    assert db.execute_sql("SELECT COUNT(*) FROM attempt WHERE state = 'done' AND answered_at = ?",
+                          (NOW,)).fetchone() == (3,)

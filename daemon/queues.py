@@ -14,7 +14,7 @@ import peewee as pw
 from daemon.errors import AutocallError
 from daemon.store import (
     CALLING, CUSTOMER_STATES, DELETED, DNC, FINAL_STATES, PENDING, RUNNING, STOPPED,
-    Attempt, Customer, Dnc, Queue,
+    Attempt, Customer, Queue,
 )
 
 

@@ -13,7 +13,6 @@ import pytest
 
 from api.app import create_app
 from daemon import config as config_mod
-from daemon.store import open_database
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

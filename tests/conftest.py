@@ -3,3 +3,6 @@ as every process entry point of autocall does."""
 from gevent import monkey
 
 monkey.patch_all()
+
+# The API fixtures (config -> app -> db, client), shared by every API test module.
+from tests.api_fixtures import app, client, config, db  # noqa: E402,F401

@@ -3,12 +3,10 @@ import json
 
 import pytest
 
-from tests.api_fixtures import (  # noqa: F401  (fixtures)
-    AUTH, SEED_DNC, app, client, config, customer, customer_states, db, make_config, post, rows,
-    seed_import,
-)
 from api.app import create_app
-from tests.api_fixtures import REPO
+from tests.api_fixtures import (
+    AUTH, REPO, SEED_DNC, customer, customer_states, make_config, post, rows, seed_import,
+)
 
 SEED_OK = {"code": 200, "content": "successfully", "data": {"fail": [], "success": ["TEL4VN_Test"]}}
 SEED_IMPORT_FAIL = {"code": 400, "content": "import fail", "data": {"fail": [], "success": []}}

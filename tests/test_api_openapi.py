@@ -8,7 +8,7 @@ import schemathesis
 import schemathesis.checks
 from hypothesis import HealthCheck
 
-from tests.api_fixtures import AUTH, REPO, app, client, config, db, post, seed_import  # noqa: F401
+from tests.api_fixtures import AUTH, REPO, post, seed_import
 
 EXAMPLES = 100
 

@@ -2,9 +2,7 @@
 import csv
 import io
 
-from tests.api_fixtures import (  # noqa: F401  (fixtures)
-    AUTH, app, client, config, customer, db, post, seed_import,
-)
+from tests.api_fixtures import AUTH, customer, post, seed_import
 
 T0 = 1626152400.0  # 2021-07-13 05:00 UTC = 12:00 in Ho Chi Minh City
 

@@ -6,7 +6,6 @@ Nothing here patches gevent: the bench process only starts processes, writes the
 way the API does and reads it back with sqlite3.
 """
 import os
-import platform
 import signal
 import sqlite3
 import subprocess
@@ -22,6 +21,7 @@ if str(REPO) not in sys.path:
 from daemon import queues  # noqa: E402
 from daemon.config import QueueDefaults  # noqa: E402
 from daemon.store import open_database  # noqa: E402
+from queued_db import machine  # noqa: E402,F401  (the benches print it from here too)
 
 TEMPLATE = "BENCH-2"
 QUEUE = "BENCH"
@@ -49,15 +49,6 @@ hangup = true
 """
 
 
-def machine() -> str:
-    """One line: cores, CPU model, Python version."""
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"machine: nproc {os.cpu_count()}, {model}, Python {platform.python_version()}"
 
 
 def write_wav(path: Path, seconds: float, rate: int = 8000):

@@ -109,7 +109,7 @@ class Call:
         """Cut the call short (daemon shutdown); the attempt is then recorded as interrupted."""
         self.interrupted = True
         if not self.gone.is_set():
-            self._kill("uuid_kill %s" % self.claim.uuid)
+            self._kill()
 
     def _originate(self):
         try:
@@ -135,7 +135,7 @@ class Call:
             return
         if not self.gone.is_set():
             log.warning("call %s: no answer or hangup %ds after originate; killing it", self.claim.uuid, limit)
-            self._kill("uuid_kill %s" % self.claim.uuid)
+            self._kill()
 
     def _run_ivr(self):
         deadline = self.clock() + self.settings.max_call_seconds
@@ -193,18 +193,18 @@ class Call:
 
     def _hang_up(self):
         if not self.gone.is_set():
-            self._kill("uuid_kill %s" % self.claim.uuid)
+            self._kill()
         if not self.ended.is_set():
             # A failed originate may or may not have had a channel: give its events a moment.
             self._wait(self.ended, timeout=2.0 if self.job_failure else self.settings.hangup_grace)
 
-    def _kill(self, command: str):
+    def _kill(self):
         try:
-            self.esl.api(command)
+            self.esl.api(f"uuid_kill {self.claim.uuid}")
         except esl_mod.ESLConnectionLost as e:
             raise Detached(str(e)) from None
         except esl_mod.ESLError as e:
-            log.warning("call %s: %s failed: %s", self.claim.uuid, command, e)
+            log.warning("call %s: uuid_kill failed: %s", self.claim.uuid, e)
 
     def _wait(self, *targets, timeout: float):
         """Wait for any of `targets` or the connection's death (then raise Detached)."""

@@ -96,9 +96,9 @@ class Dialer:
 
     def _reconnect(self):
         self.ready.clear()
-        self._forget_calls()
         backoff = 0.5
         while not self._stopping.is_set():
+            self._forget_calls()  # also those a reconciliation cut short had re-attached
             try:
                 self.esl = self.connect()
                 self._reconcile()
@@ -221,6 +221,7 @@ class Dialer:
 
     def _call_main(self, call: Call, originate: bool):
         claim = call.claim
+        report = None
         try:
             if call.script is None:  # re-attached but unrenderable: end it
                 call.interrupted = True
@@ -228,19 +229,22 @@ class Dialer:
                               on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at))
         except Detached as e:
             log.info("call %s detached (%s); it is reconciled after reconnect", claim.uuid, e)
-            return
         except Exception:
             log.exception("call %s failed in the dialer; hanging it up", claim.uuid)
             report = CallReport(call.answered_at, self.clock(), 0.0, "AUTOCALL_ERROR", interrupted=True)
             gevent.spawn(_quiet_kill, self.esl, claim.uuid)
+        try:
+            if report is not None:
+                self._record(claim, report)
         finally:
+            # The slot is freed once the customer's next state is written, so the wake-up
+            # below already finds its next number due.
             active = self.calls.get(claim.attempt_id)
             if active is not None and active.call is call:
                 del self.calls[claim.attempt_id]
                 self.per_queue[claim.queue_id] -= 1
             self._idle_until.pop(claim.queue_id, None)
             self._wake.set()
-        self._record(claim, report)
 
     def _record(self, claim: Claim, report: CallReport, reattached: bool = False):
         result, state = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)

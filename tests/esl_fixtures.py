@@ -16,11 +16,21 @@ from gevent.server import StreamServer
 GOODBYE = 'Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n'
 
 
+# Every capture the tests are held to; a missing one is a failure, never a skip.
+EXPECTED_CAPTURES = (
+    '01-answered-playback-dtmf-uuid_kill', '02-callee-bye-after-answer', '03-busy-486', '04-no-answer-timeout',
+    '05-decline-603-and-unreachable', '06-sync-api-originate-show-hupall', '07a-wrong-password',
+    '07b-event-json-answered-call', '08-shutdown-while-connected', '08b-sigterm-while-connected',
+    '09-named-events-only', '10-play_and_get_digits', '11-callee-bye-during-playback', '12-missing-files',
+    '13-three-concurrent-originates',
+)
+
+
 def _captures_dir():
-    """$AUTOCALL_ESL_CAPTURES, else shared/esl-captures beside the checkout (as CI lays it out)."""
+    """$AUTOCALL_ESL_CAPTURES, else the copy vendored in tests/data/esl-captures."""
     if os.environ.get('AUTOCALL_ESL_CAPTURES'):
         return Path(os.environ['AUTOCALL_ESL_CAPTURES'])
-    return Path(__file__).resolve().parent.parent.parent / 'shared' / 'esl-captures'
+    return Path(__file__).resolve().parent / 'data' / 'esl-captures'
 
 
 CAPTURES = _captures_dir()
@@ -32,7 +42,8 @@ _RECORD_HEAD = re.compile(rb'^#(>>> SEND|<<< RECV) n=\d+ t=\+[\d.]+ bytes=(\d+)$
 
 
 def capture_names():
-    return sorted(p.stem for p in CAPTURES.glob('*.raw'))
+    """Every capture: the expected ones (a missing file fails in load_capture) and any new one."""
+    return sorted(set(EXPECTED_CAPTURES) | {p.stem for p in CAPTURES.glob('*.raw')})
 
 
 def load_capture(name):

@@ -205,13 +205,12 @@ def start_daemon(tmp_path, path_listener, simulator):
 def test_daemon_is_ready_only_once_connected_feeds_the_watchdog_only_while_heartbeats_come(
         simulator, start_daemon):
     simulator.refuse(1.0)  # FreeSWITCH is not up yet when the service starts
-    started = time.monotonic()
     proc, sock, log_path = start_daemon()
 
     first = _next_states(sock, 20)
     assert first.get("READY") == "1", log_path.read_text()
-    assert time.monotonic() - started >= 1.0
-    assert "connected to FreeSWITCH" in log_path.read_text()
+    log = log_path.read_text()  # READY came after a refused try and the connection, in that order
+    assert -1 < log.find("FreeSWITCH not reachable") < log.find("connected to FreeSWITCH"), log
 
     for _ in range(2):
         assert _next_states(sock, 2).get("WATCHDOG") == "1"

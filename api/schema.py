@@ -6,14 +6,13 @@ import rejects only that customer, with a reason, and the others still import.
 """
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import math
 import re
 from collections import Counter
 
-from daemon import ivr, phone
+from daemon import ivr, phone, values
 from daemon.errors import AutocallError
 from daemon.queues import ImportRequest, NewCustomer
 
@@ -28,8 +27,6 @@ SETTINGS = {  # optional queue fields: (lowest, highest)
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CONTRACT = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ISO_DATE = re.compile(r"(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})")
-_VN_DATE = re.compile(r"(?P<d>[0-9]{2})/(?P<m>[0-9]{2})/(?P<y>[0-9]{4})")
 RESERVED_FIELDS = ("id", "mobiles")
 
 
@@ -245,32 +242,18 @@ def _contract_number(name, value):
 
 
 def _whole_number(name, value):
-    if type(value) is str and value.isascii() and value.isdigit():
-        value = int(value)
-    elif type(value) is float and value.is_integer():
-        value = int(value)
-    if type(value) is not int or value < 0 or value >= 10**15:
+    number = values.whole_number(value)
+    if number is None or number >= 10**15:
         raise CustomerRejected(f"{name}: expected a whole number from 0 to 10^15")
-    return value
+    return number
 
 
 def _date(name, value) -> str:
-    """Accept YYYY-MM-DD or DD/MM/YYYY; keep the ISO form."""
-    iso = _iso_date(value) if isinstance(value, str) else None
-    if iso is None:
-        raise CustomerRejected(f"{name}: expected a real date as YYYY-MM-DD or DD/MM/YYYY")
-    return iso
-
-
-@functools.lru_cache(maxsize=4096)  # a queue's customers share a handful of due dates
-def _iso_date(text: str) -> str | None:
-    match = _ISO_DATE.fullmatch(text) or _VN_DATE.fullmatch(text)
-    if match is None:
-        return None
-    try:
-        return dt.date(int(match["y"]), int(match["m"]), int(match["d"])).isoformat()
-    except ValueError:
-        return None
+    """Accept the dates say_vi can read; keep the ISO form."""
+    day = values.parse_date(value) if isinstance(value, str) else None
+    if day is None:
+        raise CustomerRejected(f"{name}: expected a real date as {values.DATE_FORMS}")
+    return day.isoformat()
 
 
 # Known customer fields and how each must look (DESIGN §2: all other scalars are extra variables).

@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from daemon import values
 from daemon.errors import AutocallError
 
 MAX_NUMBER = 10**18 - 1
@@ -57,8 +58,6 @@ WORDS = MappingProxyType({
 
 _SILENT_IN_DIGITS = frozenset(' -/._')
 _GROUPED_AMOUNT = re.compile(r'\d{1,3}(?:([.,])\d{3})(?:\1\d{3})*')
-_ISO_DATE = re.compile(r'(\d{4})-(\d{2})-(\d{2})')
-_VN_DATE = re.compile(r'(\d{1,2})/(\d{1,2})/(\d{4})')
 
 
 class SayError(AutocallError):
@@ -198,23 +197,24 @@ def _tens(n, var, after_hundreds):
 
 
 def _whole_number(value, what):
-    if isinstance(value, bool):
-        raise SayError(f'cannot say {value!r} as a {what}: it is a yes/no value')
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise SayError(f'cannot say {value!r} as a {what}: it has a fraction or is not finite')
-        value = int(value)
-    if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()):
-            raise SayError(f'cannot say {value!r} as a {what}: expected digits only')
-        value = int(value)
-    if not isinstance(value, int):
-        raise SayError(f'cannot say {value!r} as a {what}: expected a whole number')
-    if value < 0:
-        raise SayError(f'cannot say {value!r} as a {what}: it is negative')
-    if value > MAX_NUMBER:
+    number = values.whole_number(value)
+    if number is None:
+        raise SayError(f'cannot say {value!r} as a {what}: {_not_whole(value)}')
+    if number > MAX_NUMBER:
         raise SayError(f'cannot say {value!r} as a {what}: larger than {MAX_NUMBER}')
-    return value
+    return number
+
+
+def _not_whole(value):
+    if isinstance(value, bool):
+        return 'it is a yes/no value'
+    if isinstance(value, float):
+        return 'it has a fraction or is not finite'
+    if isinstance(value, str):
+        return 'expected digits only'
+    if isinstance(value, int):
+        return 'it is negative'
+    return 'expected a whole number'
 
 
 def _amount_text(value):
@@ -233,16 +233,7 @@ def _parse_date(value):
         return value.date()
     if isinstance(value, datetime.date):
         return value
-    if not isinstance(value, str):
-        raise SayError(f'cannot say {value!r} as a date: expected YYYY-MM-DD or DD/MM/YYYY')
-    iso, vn = _ISO_DATE.fullmatch(value.strip()), _VN_DATE.fullmatch(value.strip())
-    if iso:
-        year, month, day = (int(part) for part in iso.groups())
-    elif vn:
-        day, month, year = (int(part) for part in vn.groups())
-    else:
-        raise SayError(f'cannot say {value!r} as a date: expected YYYY-MM-DD or DD/MM/YYYY')
-    try:
-        return datetime.date(year, month, day)
-    except ValueError as exc:
-        raise SayError(f'cannot say {value!r} as a date: {exc}') from None
+    day = values.parse_date(value) if isinstance(value, str) else None
+    if day is None:
+        raise SayError(f'cannot say {value!r} as a date: expected a real date as {values.DATE_FORMS}')
+    return day

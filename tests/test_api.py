@@ -412,3 +412,12 @@ def test_a_customer_without_a_field_the_template_reads_fails(client, db):
     reply = post(client, "/queue", body).get_json()
     assert reply["data"] == {"fail": ["NOAMOUNT"], "success": ["TEL4VN_Test"]}
     assert "upcoming_amount" in reply["errors"][0]["reason"]
+
+
+@pytest.mark.parametrize("written", ["2021-07-05", "05/07/2021", "5/7/2021", " 5/07/2021 "])
+def test_every_date_the_voice_can_read_is_accepted_and_stored_as_iso(client, db, written):
+    body = seed_import()
+    body["customers"][0]["upcoming_due_date"] = written
+    assert post(client, "/queue", body).get_json() == SEED_OK
+    stored = db.execute_sql("SELECT fields FROM customer").fetchone()[0]
+    assert '"upcoming_due_date": "2021-07-05"' in stored.replace('":"', '": "')

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench soak clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,16 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/pytest
 
+# Every benchmark in turn (about 10 minutes on 2 cores); each prints its own figures.
+BENCHES = import_bench queue_bench simulator_bench throughput_bench latency_bench memory_bench
+
 bench: $(BIN)/.installed
-	$(BIN)/python bench/import_bench.py
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
+
+# The long fault campaign (docs/faults.md): 50 rounds per seed, about 4 minutes each.
+soak: $(BIN)/.installed
+	$(BIN)/python -m tests.soak.campaign --rounds 50 --seed 1
+	$(BIN)/python -m tests.soak.campaign --rounds 50 --seed 2
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

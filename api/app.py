@@ -9,6 +9,7 @@ import hmac
 import logging
 
 from flask import Flask, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from daemon.config import Config
@@ -26,6 +27,20 @@ _CONTENT = {
     413: "request body too large",
     500: "internal error",
 }
+
+
+class _JSON(DefaultJSONProvider):
+    """Readable Vietnamese in replies; a lone surrogate echoed from a request comes back escaped."""
+    ensure_ascii = False
+    sort_keys = False
+
+    def dumps(self, obj, **kwargs):
+        text = super().dumps(obj, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = super().dumps(obj, **{**kwargs, "ensure_ascii": True})
+        return text
 
 
 def reply(code: int, content: str, **extra):
@@ -47,8 +62,7 @@ def create_app(config: Config, db=None) -> Flask:
         raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
-    app.json.ensure_ascii = False
-    app.json.sort_keys = False
+    app.json = _JSON(app)
     app.extensions["autocall"] = {
         "config": config,
         "db": db if db is not None else open_database(config.db_path),

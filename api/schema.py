@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import re
+import unicodedata
 from collections import Counter
 
 from daemon import ivr, phone, values
@@ -27,6 +28,10 @@ SETTINGS = {  # optional queue fields: (lowest, highest)
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CONTRACT = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters that are invisible, reorder text or break a line (control, format such as bidi
+# overrides, surrogates, private and unassigned, line/paragraph separators): refused in ids.
+_HIDDEN_IN_ID = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_HIDDEN_IN_TEXT = frozenset({"Cc", "Cs"})  # field values: no control characters, valid Unicode
 RESERVED_FIELDS = ("id", "mobiles")
 
 
@@ -133,12 +138,12 @@ class CustomerRejected(AutocallError):
 def _queue_code(value, errors) -> str | None:
     if not isinstance(value, str) or not value.strip():
         errors.append({"field": "queue_code", "reason": "required, a non-empty string"})
-    elif len(value) > MAX_ID_LENGTH or _CONTROL.search(value):
-        errors.append({"field": "queue_code",
-                       "reason": f"at most {MAX_ID_LENGTH} characters, no control characters"})
-    else:
-        return value
-    return None
+        return None
+    problem = _name_problem(value)
+    if problem:
+        errors.append({"field": "queue_code", "reason": f"queue_code {problem}"})
+        return None
+    return value
 
 
 def _template(value, templates: ivr.TemplateLoader, errors) -> ivr.Template | None:
@@ -169,12 +174,30 @@ def _customer_id(item, where, errors) -> str | None:
 
 
 def _id_problem(ext_id: str) -> str | None:
-    if not ext_id:
-        return "id is empty"
-    if len(ext_id) > MAX_ID_LENGTH:
-        return f"id is longer than {MAX_ID_LENGTH} characters"
-    if _CONTROL.search(ext_id):
-        return "id contains control characters"
+    if not ext_id.strip():
+        return "id is empty" if not ext_id else "id is only spaces"
+    problem = _name_problem(ext_id)
+    return f"id {problem}" if problem else None
+
+
+def _name_problem(text: str) -> str | None:
+    """Why `text` cannot name a customer or a queue (it is printed in logs, CSVs and URLs)."""
+    if len(text) > MAX_ID_LENGTH:
+        return f"is longer than {MAX_ID_LENGTH} characters"
+    if text != text.strip():
+        return "has spaces at the start or the end"
+    hidden = _hidden_character(text, _HIDDEN_IN_ID)
+    return f"contains the invisible or control character {hidden}" if hidden else None
+
+
+def _hidden_character(text: str, categories: frozenset) -> str | None:
+    """The first character of `text` in one of the Unicode `categories`, as U+XXXX; else None."""
+    if text.isascii():  # the common case, without a look at every character
+        match = _CONTROL.search(text)
+        return f"U+{ord(match.group()):04X}" if match else None
+    for char in text:
+        if unicodedata.category(char) in categories:
+            return f"U+{ord(char):04X}"
     return None
 
 
@@ -222,8 +245,9 @@ def _field(name: str, value):
     if kind is str:
         if len(value) > MAX_TEXT_LENGTH:
             raise CustomerRejected(f"{name}: longer than {MAX_TEXT_LENGTH} characters")
-        if _CONTROL.search(value):
-            raise CustomerRejected(f"{name}: contains control characters (newline, tab, ...)")
+        hidden = _hidden_character(value, _HIDDEN_IN_TEXT)
+        if hidden:
+            raise CustomerRejected(f"{name}: contains {hidden} (a control character or half of a surrogate pair)")
     elif kind is float:
         if not math.isfinite(value):
             raise CustomerRejected(f"{name}: not a finite number")

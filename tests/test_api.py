@@ -204,6 +204,17 @@ PER_CUSTOMER = {
     "id empty": {"id": "", "mobiles": ["0982596021"]},
     "id too long": {"id": "x" * 129, "mobiles": ["0982596021"]},
     "id with newline": {"id": "KH\n01", "mobiles": ["0982596021"]},
+    "id only spaces": {"id": "   ", "mobiles": ["0982596021"]},
+    "id with a leading space": {"id": " KH01", "mobiles": ["0982596021"]},
+    "id with a trailing tab": {"id": "KH01\t", "mobiles": ["0982596021"]},
+    "id with NEL U+0085": {"id": "KH\u008501", "mobiles": ["0982596021"]},
+    "id with CSI U+009B": {"id": "KH\u009b01", "mobiles": ["0982596021"]},
+    "id with LINE SEPARATOR": {"id": "KH\u202801", "mobiles": ["0982596021"]},
+    "id with a bidi override": {"id": "\u202eKH01", "mobiles": ["0982596021"]},
+    "id with a zero-width space": {"id": "KH\u200b01", "mobiles": ["0982596021"]},
+    "id a lone surrogate": {"id": "KH\ud80001", "mobiles": ["0982596021"]},
+    "field a lone surrogate": customer("X", note="ab\udc00"),
+    "field with a C1 control": customer("X", note="ab\u009bcd"),
     "field with newline": customer("X", contract_number="HD1", note="line1\nline2"),
     "field a list": customer("X", note=["a"]),
     "field an object": customer("X", note={"a": 1}),
@@ -421,3 +432,20 @@ def test_every_date_the_voice_can_read_is_accepted_and_stored_as_iso(client, db,
     assert post(client, "/queue", body).get_json() == SEED_OK
     stored = db.execute_sql("SELECT fields FROM customer").fetchone()[0]
     assert '"upcoming_due_date": "2021-07-05"' in stored.replace('":"', '": "')
+
+
+@pytest.mark.parametrize("code", [" Q1", "Q1 ", "Q\u20281", "\u202eQ1", "Q\ud8001", "Q\u00851"])
+def test_a_queue_code_with_hidden_characters_or_edge_spaces_fails_the_import(client, db, code):
+    r = post(client, "/queue", _with(queue_code=code))
+    assert r.status_code == 400 and r.get_json()["content"] == "import fail"
+    assert "queue_code" in r.get_json()["errors"][0]["reason"]
+    assert rows(db, "SELECT COUNT(*) FROM queue") == [(0,)]
+
+
+def test_a_dnc_list_with_one_lone_surrogate_changes_nothing(client, db):
+    assert post(client, "/queue", seed_import()).get_json() == SEED_OK
+    ids = [{"id": f"KH{i}"} for i in range(2500)]
+    ids[2100] = {"id": "KH\ud800"}
+    r = post(client, "/queue/dnc", {"queue_code": "Autocall-Q1", "customers": ids})
+    assert r.status_code == 400 and "U+D800" in json.dumps(r.get_json())
+    assert rows(db, "SELECT COUNT(*) FROM dnc") == [(0,)]

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from daemon.config import Config
 from daemon.errors import ConfigError
 from daemon.ivr import TemplateLoader
-from daemon.store import open_database
+from daemon.store.schema import open_database
 
 log = logging.getLogger(__name__)
 

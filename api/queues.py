@@ -14,8 +14,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import schema
 from api.app import reply
-from daemon import queues
-from daemon.store import CUSTOMER_STATES
+from daemon.store import customers as store_customers, queue_state, reports
+from daemon.store.queue_state import QueueNotFound, QueueRunning
+from daemon.store.states import CUSTOMER_STATES
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def import_queue():
         except RequestEntityTooLarge:
             reason = f"body larger than {config.api.max_body_bytes} bytes; split the import"
             return reply(400, "import fail", data=empty, errors=[{"field": "body", "reason": reason}])
-        result = queues.import_customers(g.db, req, config.queue_defaults, chunk=config.api.import_chunk)
+        result = store_customers.import_customers(g.db, req, config.queue_defaults, chunk=config.api.import_chunk)
     rejected += result.rejected
     log.info("import into %r: %d accepted, %d rejected", req.queue_code, len(result.success), len(rejected))
     # The seed's shape, plus reasons only when there is something to say.
@@ -82,9 +83,9 @@ def _command(action):
         action(code)
     except schema.Invalid as e:
         return _invalid(e)
-    except queues.QueueNotFound:
+    except QueueNotFound:
         return reply(404, "queue not found")
-    except queues.QueueRunning:
+    except QueueRunning:
         return reply(409, "queue is running, stop it first")
     return reply(200, "successfully")
 
@@ -94,10 +95,10 @@ def dnc():
     """Put customers of a queue on its do-not-call list."""
     try:
         code, ids = schema.dnc_request(_body())
-        queues.add_dnc(g.db, code, ids, chunk=_config().api.import_chunk)
+        store_customers.block(g.db, code, ids, chunk=_config().api.import_chunk)
     except schema.Invalid as e:
         return _invalid(e)
-    except queues.QueueNotFound:
+    except QueueNotFound:
         return reply(404, "queue not found")
     log.info("dnc on %r: %d ids", code, len(ids))
     return reply(200, "successfully")
@@ -106,19 +107,19 @@ def dnc():
 @bp.post("/queue/stop")
 def stop():
     """Pause a queue: no new call of it is originated once this answers."""
-    return _command(lambda code: queues.set_running(g.db, code, False))
+    return _command(lambda code: queue_state.set_running(g.db, code, False))
 
 
 @bp.post("/queue/start")
 def start():
     """Resume a paused queue."""
-    return _command(lambda code: queues.set_running(g.db, code, True))
+    return _command(lambda code: queue_state.set_running(g.db, code, True))
 
 
 @bp.post("/queue/delete")
 def delete():
     """Withdraw a stopped queue; unfinished customers end `deleted`."""
-    return _command(lambda code: queues.delete_queue(g.db, code))
+    return _command(lambda code: store_customers.delete_queue(g.db, code))
 
 
 @bp.get("/queue/<path:code>/customers")
@@ -133,8 +134,8 @@ def customers(code):
     if errors:
         return _invalid(schema.Invalid(errors))
     try:
-        data = queues.list_customers(code, state=state, page=page, per_page=per_page)
-    except queues.QueueNotFound:
+        data = reports.list_customers(g.db, code, state=state, page=page, per_page=per_page)
+    except QueueNotFound:
         return reply(404, "queue not found")
     return reply(200, "successfully", data=data)
 
@@ -142,20 +143,19 @@ def customers(code):
 @bp.get("/queue/<path:code>/attempts.csv")
 def attempts_csv(code):
     """Every call of the queue as CSV, oldest first, times in the configured time zone."""
+    db = g.db
     try:
-        queues.live_queue(code)
-    except queues.QueueNotFound:
+        attempts = reports.iter_attempts(db, code)
+    except QueueNotFound:
         return reply(404, "queue not found")
     tz = _config().tz
-    db = g.db
 
     def rows():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(("customer_id",) + queues.ATTEMPT_COLUMNS)
+        writer.writerow(("customer_id",) + reports.ATTEMPT_COLUMNS)
         with db.connection_context():
-            for ext_id, attempt in queues.iter_attempts(code):
-                values = queues.attempt_dict(attempt)
+            for ext_id, values in attempts:
                 for name in ("started_at", "answered_at", "ended_at"):
                     values[name] = _local_time(values[name], tz)
                 writer.writerow((ext_id, *values.values()))
@@ -174,8 +174,8 @@ def attempts_csv(code):
 def queue(code):
     """The queue's settings, state and customer counts per state."""
     try:
-        return reply(200, "successfully", data=queues.queue_summary(code))
-    except queues.QueueNotFound:
+        return reply(200, "successfully", data=reports.queue_summary(g.db, code))
+    except QueueNotFound:
         return reply(404, "queue not found")
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
+from api.queues import bp as queues_bp, health_bp
+from api.replies import reply
+from api.services import Services, services, template_loader
 from daemon.config import Config
 from daemon.errors import ConfigError
-from daemon.ivr import TemplateLoader
 from daemon.store.schema import open_database
 
 log = logging.getLogger(__name__)
@@ -28,19 +30,6 @@ _CONTENT = {
 }
 
 
-def reply(code: int, content: str, **extra):
-    """The seed's response shape: {"code", "content", ...}, with HTTP status = code."""
-    response = jsonify({"code": code, "content": content, **extra})
-    response.status_code = code
-    return response
-
-
-def template_loader(config: Config) -> TemplateLoader:
-    """The templates as the dialer will see them (same variant, same transfer names)."""
-    return TemplateLoader(config.templates.dir, config.templates.sounds, variant=config.templates.variant,
-                          destinations=[name for name, _ in config.dialer.transfer_destinations])
-
-
 def create_app(config: Config, db=None) -> Flask:
     """Build the API for `config`; `db` defaults to opening `config.db_path`."""
     if not config.api.tokens:
@@ -49,11 +38,8 @@ def create_app(config: Config, db=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.extensions["autocall"] = {
-        "config": config,
-        "db": db if db is not None else open_database(config.db_path),
-        "templates": template_loader(config),
-    }
+    Services(config=config, db=db if db is not None else open_database(config.db_path),
+             templates=template_loader(config)).install(app)
     tokens = [t.encode() for t in config.api.tokens]
 
     @app.before_request
@@ -73,7 +59,7 @@ def create_app(config: Config, db=None) -> Flask:
 
     @app.before_request
     def connect_db():
-        g.db = app.extensions["autocall"]["db"]
+        g.db = services(app).db
         g.db.connect(reuse_if_open=True)
 
     @app.teardown_request
@@ -91,7 +77,6 @@ def create_app(config: Config, db=None) -> Flask:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return reply(500, _CONTENT[500])
 
-    from api.queues import bp as queues_bp, health_bp
     app.register_blueprint(queues_bp)
     app.register_blueprint(health_bp)
     return app

@@ -9,11 +9,12 @@ import io
 import logging
 from importlib import resources
 
-from flask import Blueprint, Response, current_app, g, request, stream_with_context
+from flask import Blueprint, Response, g, request, stream_with_context
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import schema
-from api.app import reply
+from api.replies import reply
+from api.services import services
 from daemon.store import customers as store_customers, queue_state, reports
 from daemon.store.queue_state import QueueNotFound, QueueRunning
 from daemon.store.states import CUSTOMER_STATES
@@ -24,10 +25,6 @@ bp = Blueprint("queues", __name__, url_prefix="/v2/autocall")
 health_bp = Blueprint("health", __name__)
 
 MAX_PER_PAGE = 500
-
-
-def _config():
-    return current_app.extensions["autocall"]["config"]
 
 
 def _body():
@@ -43,10 +40,10 @@ def _invalid(e: schema.Invalid):
 def import_queue():
     """Import customers into a queue (created if new, merged if not)."""
     empty = {"fail": [], "success": []}
-    config = _config()
+    config = services().config
     with _collector_paused():
         try:
-            req, rejected, warnings = schema.import_request(_body(), current_app.extensions["autocall"]["templates"])
+            req, rejected, warnings = schema.import_request(_body(), services().templates)
         except schema.Invalid as e:
             return reply(400, "import fail", data=empty, errors=e.errors)
         except RequestEntityTooLarge:
@@ -95,7 +92,7 @@ def dnc():
     """Put customers of a queue on its do-not-call list."""
     try:
         code, ids = schema.dnc_request(_body())
-        store_customers.block(g.db, code, ids, chunk=_config().api.import_chunk)
+        store_customers.block(g.db, code, ids, chunk=services().config.api.import_chunk)
     except schema.Invalid as e:
         return _invalid(e)
     except QueueNotFound:
@@ -148,7 +145,7 @@ def attempts_csv(code):
         attempts = reports.iter_attempts(db, code)
     except QueueNotFound:
         return reply(404, "queue not found")
-    tz = _config().tz
+    tz = services().config.tz
 
     def rows():
         buffer = io.StringIO()

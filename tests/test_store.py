@@ -58,12 +58,13 @@ def test_two_databases_in_one_process_each_keep_their_own_rows(tmp_path):
 
 def test_two_apps_in_one_process_write_their_own_files(tmp_path):
     from api.app import create_app
+    from api.services import services
     from tests.api_fixtures import make_config, post, seed_import
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first, second = create_app(make_config(tmp_path / "a")), create_app(make_config(tmp_path / "b"))
     assert post(first.test_client(), "/queue", seed_import()).status_code == 200
-    db_a, db_b = (app.extensions["autocall"]["db"] for app in (first, second))
+    db_a, db_b = (services(app).db for app in (first, second))
     with db_a.connection_context(), db_b.connection_context():
         assert db_a.execute_sql("SELECT COUNT(*) FROM customer").fetchone() == (1,)
         assert db_b.execute_sql("SELECT COUNT(*) FROM customer").fetchone() == (0,)

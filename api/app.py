@@ -11,7 +11,7 @@ import logging
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
-from api.queues import bp as queues_bp, health_bp
+from api import commands, health, reports
 from api.replies import reply
 from api.services import Services, services, template_loader
 from daemon.config import Config
@@ -77,6 +77,6 @@ def create_app(config: Config, db=None) -> Flask:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return reply(500, _CONTENT[500])
 
-    app.register_blueprint(queues_bp)
-    app.register_blueprint(health_bp)
+    for blueprint in (commands.bp, reports.bp, health.bp):
+        app.register_blueprint(blueprint)
     return app

@@ -9,3 +9,8 @@ def reply(code: int, content: str, **extra):
     response = jsonify({"code": code, "content": content, **extra})
     response.status_code = code
     return response
+
+
+def invalid(errors: list[dict]):
+    """400 for a request whose fields are wrong, with a reason for each."""
+    return reply(400, "invalid request", errors=errors)

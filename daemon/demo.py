@@ -6,7 +6,7 @@ seed's sample requests have been replayed over HTTP, `autocall-daemon`. It impor
 sample customer plus a few hundred generated customers (seeded: Vietnamese names, 1-3 mobiles,
 contracts, amounts, dates), whose numbers the scenario maps to a mix of answered calls (some
 press 9 = promise to pay, 2 = agent, 1 = repeat), short hang-ups, busy, no answer, declined and
-dead numbers. It shows each queue's progress live (`daemon.status`, read by `daemon.store.reports`), ends when every customer is
+dead numbers. It shows each queue's progress live (`daemon.status`), ends when every customer is
 in a final state, prints the results and downloads each queue's attempts CSV into the working
 directory. Every process is stopped with SIGTERM at the end, on Ctrl-C and on failure.
 """

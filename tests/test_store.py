@@ -158,7 +158,8 @@ def test_abandon_puts_the_customer_back_or_fails_it_and_may_stop_the_queue(db):
             customers.abandon(db, b, cause="X", now=NOW, customer_state=SUCCESS)
     assert row(db, "A") == (PENDING, 0, 0, "SOUND_FILE_MISSING")
     assert row(db, "B") == (FAILED, 0, 0, "TEMPLATE: no amount")
-    assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == ("stopped", "sound files missing: x.wav")
+    assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == (
+        "stopped", "sound files missing: x.wav")
     assert reports.running_queues(db) == []
 
 
@@ -186,6 +187,21 @@ def test_list_customers_and_iter_attempts_read_json_columns_and_attempts(db):
     assert [(ext_id, a["state"]) for ext_id, a in reports.iter_attempts(db, "Q", batch=1)] == [("A", "dialing")]
     with pytest.raises(queue_state.QueueNotFound):
         reports.iter_attempts(db, "nope")
+
+
+def test_tallies_count_live_queues_only_and_leave_out_empty_cells(db):
+    add(db, ("A", ["0901000001"]), ("B", ["0901000002"]))
+    add(db, ("C", ["0901000003"]), code="GONE")
+    [c] = claim(db)
+    with db.atomic():
+        customers.finish(db, c, busy(), recall_delay=60)
+    queue_state.set_running(db, "GONE", False)
+    customers.delete_queue(db, "GONE")
+    tables = reports.tallies(db)
+    assert tables["customers_by_state"] == {PENDING: {"Q": 2}}
+    assert tables["calls_by_outcome"] == {"retry": {"Q": 1}}
+    assert tables["calls_by_cause"] == {"USER_BUSY": {"Q": 1}}
+    assert tables["customers_by_result"] == {"(none)": {"Q": 2}}
 
 
 # --- the contract's rules, kept in the code -----------------------------------------------

@@ -2,13 +2,15 @@
 `customer.state` (DESIGN §2, §3).
 
     new ──import──▶ pending ──claim_many──▶ calling ──finish──▶ pending (recall) | final
+    pending ──claim_many──▶ failed (no live number)     calling ──abandon──▶ pending | failed
     pending ──block──▶ dnc        pending, calling ──delete_queue──▶ deleted
-    success, failed ──import (re-arm)──▶ pending        calling ──abandon──▶ pending | failed
+    success, failed ──import (re-arm)──▶ pending
 
 The API's commands (`import_customers`, `block`, `delete_queue`) are short transactions of
 their own, chunked where the input is large. The dialer's transitions (`claim_many`,
 `mark_answered`, `finish`, `abandon`) run inside the caller's transaction, so the ledger can
-write a batch of them in one; they refuse to run outside one. None does I/O but SQL.
+write a batch of them in one; `claim_many`, `finish` and `abandon` refuse to run outside
+one. None does I/O but SQL.
 """
 from __future__ import annotations
 

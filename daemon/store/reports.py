@@ -6,7 +6,6 @@ every state, zero included.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import peewee as pw
 
 from daemon.store.queue_state import live_queue
 from daemon.store.records import Claim, QueueInfo
-from daemon.store.schema import execute, marks
+from daemon.store.schema import execute, marks, read_snapshot
 from daemon.store.states import CUSTOMER_STATES, DELETED, DONE, FINAL_STATES, PENDING, RUNNING
 
 # --- the dialer's lists -------------------------------------------------------------------
@@ -190,7 +189,7 @@ class QueueStatus:
 def queue_statuses(db: pw.Database, *, now: float, queue: str | None = None,
                    recent: int = 5) -> list[QueueStatus]:
     """Every live queue (or only the one named `queue`), oldest first, from one snapshot."""
-    with _snapshot(db):
+    with read_snapshot(db):
         sql = "SELECT id, code, template, state, stop_reason, concurrent_call FROM queue WHERE state != ?"
         params: list = [DELETED]
         if queue is not None:
@@ -199,16 +198,6 @@ def queue_statuses(db: pw.Database, *, now: float, queue: str | None = None,
         rows = execute(db, sql + " ORDER BY id", params).fetchall()
         counts = customer_counts(db) if rows else {}
         return [_queue_status(db, row, counts[row[0]], now, recent) for row in rows]
-
-
-@contextlib.contextmanager
-def _snapshot(db: pw.Database):
-    """A read transaction, so every count of one refresh comes from the same moment."""
-    execute(db, "BEGIN")
-    try:
-        yield
-    finally:
-        db.rollback()
 
 
 def _queue_status(db, row, counts: dict[str, int], now: float, recent: int) -> QueueStatus:
@@ -240,7 +229,7 @@ _TALLIES = {
 def tallies(db: pw.Database) -> dict[str, dict[str, dict[str, int]]]:
     """Over the live queues: calls by outcome and by hangup cause, customers by state and by
     IVR result, each as {row: {queue code: count}} with no zero cells (the demo's results)."""
-    with _snapshot(db):
+    with read_snapshot(db):
         codes = dict(execute(db, "SELECT id, code FROM queue WHERE state != ?", (DELETED,)).fetchall())
         by_state: dict[str, dict[str, int]] = {}
         for queue_id, per_state in customer_counts(db).items():

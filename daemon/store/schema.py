@@ -10,7 +10,7 @@ The models declare the tables and are never bound to a database: two databases o
 process do not interfere, and every store function names the database it works on.
 
 Everything that knows the backend is SQLite lives in this module: the PRAGMAs, the version
-counter, the placeholder and the id of an inserted row. The SQL text elsewhere in the store
+counter, the placeholder, the id of an inserted row and how a read snapshot begins. The SQL text elsewhere in the store
 is the subset SQLite and PostgreSQL share, with `?` placeholders that `execute` and
 `executemany` adapt to the backend's parameter style.
 
@@ -19,6 +19,7 @@ validated and normalised.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -208,6 +209,17 @@ def insert(db: pw.Database, sql: str, params) -> int:
     """Run an INSERT of one row; returns the new row's id."""
     # SQLite reports it on the cursor; PostgreSQL will append RETURNING id here.
     return execute(db, sql, params).lastrowid
+
+
+@contextlib.contextmanager
+def read_snapshot(db: pw.Database):
+    """A read transaction, so every read inside it sees the same moment; it writes nothing
+    and takes no write lock (a plain BEGIN, not the IMMEDIATE of `db.atomic()`)."""
+    db.execute_sql("BEGIN")
+    try:
+        yield
+    finally:
+        db.rollback()
 
 
 def marks(values) -> str:

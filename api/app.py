@@ -8,14 +8,15 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Flask, g, jsonify, request
-from flask.json.provider import DefaultJSONProvider
+from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
+from api import commands, health, reports
+from api.replies import JSONProvider, reply
+from api.services import Services, services, template_loader
 from daemon.config import Config
 from daemon.errors import ConfigError
-from daemon.ivr import TemplateLoader
-from daemon.store import open_database
+from daemon.store.schema import open_database
 
 log = logging.getLogger(__name__)
 
@@ -29,45 +30,15 @@ _CONTENT = {
 }
 
 
-class _JSON(DefaultJSONProvider):
-    """Readable Vietnamese in replies; a lone surrogate echoed from a request comes back escaped."""
-    ensure_ascii = False
-    sort_keys = False
-
-    def dumps(self, obj, **kwargs):
-        text = super().dumps(obj, **kwargs)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = super().dumps(obj, **{**kwargs, "ensure_ascii": True})
-        return text
-
-
-def reply(code: int, content: str, **extra):
-    """The seed's response shape: {"code", "content", ...}, with HTTP status = code."""
-    response = jsonify({"code": code, "content": content, **extra})
-    response.status_code = code
-    return response
-
-
-def template_loader(config: Config) -> TemplateLoader:
-    """The templates as the dialer will see them (same variant, same transfer names)."""
-    return TemplateLoader(config.templates.dir, config.templates.sounds, variant=config.templates.variant,
-                          destinations=[name for name, _ in config.dialer.transfer_destinations])
-
-
 def create_app(config: Config, db=None) -> Flask:
     """Build the API for `config`; `db` defaults to opening `config.db_path`."""
     if not config.api.tokens:
         raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
-    app.json = _JSON(app)
-    app.extensions["autocall"] = {
-        "config": config,
-        "db": db if db is not None else open_database(config.db_path),
-        "templates": template_loader(config),
-    }
+    app.json = JSONProvider(app)
+    Services(config=config, db=db if db is not None else open_database(config.db_path),
+             templates=template_loader(config)).install(app)
     tokens = [t.encode() for t in config.api.tokens]
 
     @app.before_request
@@ -87,7 +58,7 @@ def create_app(config: Config, db=None) -> Flask:
 
     @app.before_request
     def connect_db():
-        g.db = app.extensions["autocall"]["db"]
+        g.db = services(app).db
         g.db.connect(reuse_if_open=True)
 
     @app.teardown_request
@@ -105,7 +76,6 @@ def create_app(config: Config, db=None) -> Flask:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return reply(500, _CONTENT[500])
 
-    from api.queues import bp as queues_bp, health_bp
-    app.register_blueprint(queues_bp)
-    app.register_blueprint(health_bp)
+    for blueprint in (commands.bp, reports.bp, health.bp):
+        app.register_blueprint(blueprint)
     return app

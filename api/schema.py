@@ -15,7 +15,7 @@ from collections import Counter
 
 from daemon import ivr, phone, values
 from daemon.errors import AutocallError
-from daemon.queues import ImportRequest, NewCustomer
+from daemon.store.records import ImportRequest, NewCustomer
 
 MAX_MOBILES = 10
 MAX_ID_LENGTH = 128

@@ -18,9 +18,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from daemon import queues  # noqa: E402
 from daemon.config import QueueDefaults  # noqa: E402
-from daemon.store import open_database  # noqa: E402
+from daemon.store import queue_state, records  # noqa: E402
+from daemon.store.customers import import_customers  # noqa: E402
+from daemon.store.schema import open_database  # noqa: E402
 from queued_db import machine  # noqa: E402,F401  (the benches print it from here too)
 
 TEMPLATE = "BENCH-2"
@@ -98,13 +99,13 @@ def build_queue(db_path: Path, count: int, concurrent_call: int, first: int = 0)
     """A stopped queue of `count` customers (one number each) on the bench template."""
     db = open_database(db_path)
     try:
-        customers = [queues.NewCustomer(f"KH{i:07d}", [f"09{i:08d}"], {}) for i in range(first, first + count)]
-        request = queues.ImportRequest(QUEUE, TEMPLATE, {"concurrent_call": concurrent_call,
+        customers = [records.NewCustomer(f"KH{i:07d}", [f"09{i:08d}"], {}) for i in range(first, first + count)]
+        request = records.ImportRequest(QUEUE, TEMPLATE, {"concurrent_call": concurrent_call,
                                                          "max_recall_count": 0}, customers)
-        result = queues.import_customers(db, request, QueueDefaults())
+        result = import_customers(db, request, QueueDefaults())
         if result.rejected:
             raise SystemExit(f"import rejected {len(result.rejected)} customers: {result.rejected[:3]}")
-        queues.set_running(db, QUEUE, False)
+        queue_state.set_running(db, QUEUE, False)
     finally:
         db.close()
 
@@ -112,7 +113,7 @@ def build_queue(db_path: Path, count: int, concurrent_call: int, first: int = 0)
 def set_running(db_path: Path, running: bool):
     db = open_database(db_path)
     try:
-        queues.set_running(db, QUEUE, running)
+        queue_state.set_running(db, QUEUE, running)
     finally:
         db.close()
 

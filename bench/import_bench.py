@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from daemon.store import open_database  # noqa: E402
+from daemon.store.schema import open_database  # noqa: E402
 
 TOKEN = "bench-token-000000000000"
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/memory_bench.py [--small 10000] [--large 1000000] [--runs 3] [--seconds 20]
 
-Builds each database once (through daemon.queues.import_customers, the API's chunked import
+Builds each database once (through daemon.store.customers.import_customers, the API's chunked import
 path; --build raw uses sqlite3 executemany instead), one running queue with concurrent_call 50.
 Each run copies the database, starts `autocall-simulator` and `autocall-daemon` (as
 `python -m daemon.simulator` / `python -m daemon.main`, real processes on loopback, free

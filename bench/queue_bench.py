@@ -3,7 +3,7 @@
     .venv/bin/python bench/queue_bench.py [--small 10000] [--large 1000000] [--claims 2000] [--batches 200]
         [--runs 5]
 
-Builds each database once (through daemon.queues.import_customers, the API's chunked import
+Builds each database once (through daemon.store.customers.import_customers, the API's chunked import
 path; --build raw uses sqlite3 executemany into the same schema instead), then times two
 transactions on a `now` inside the calling window with every customer due:
 
@@ -25,7 +25,7 @@ from queued_db import build, machine
 
 from daemon.dialer import CLAIM_BATCH
 from daemon.ledger import Ledger
-from daemon.store import open_database
+from daemon.store.schema import open_database
 
 DAY = 86400.0
 

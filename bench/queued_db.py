@@ -14,8 +14,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from daemon.config import QueueDefaults  # noqa: E402
-from daemon.queues import ImportRequest, NewCustomer, import_customers  # noqa: E402
-from daemon.store import open_database  # noqa: E402
+from daemon.store.customers import import_customers  # noqa: E402
+from daemon.store.records import ImportRequest, NewCustomer  # noqa: E402
+from daemon.store.schema import open_database  # noqa: E402
 
 QUEUE_CODE = "BENCH"
 TEMPLATE = "IVR-1"
@@ -45,7 +46,7 @@ def customer(i, rng):
 
 def build(path, n, *, method="import", concurrent_call=5, seed=42, batch=100_000, now=time.time):
     """Create the database at `path` with one running queue of `n` pending customers, all due
-    now. `method` "import" goes through daemon.queues.import_customers (the API's path,
+    now. `method` "import" goes through daemon.store.customers.import_customers (the API's path,
     chunked), "raw" through sqlite3 executemany into the same schema. Returns seconds taken."""
     rng = random.Random(seed)
     started = time.perf_counter()

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 from daemon import ivr, status
 from daemon.config import REPO_ROOT
 from daemon.errors import AutocallError
+from daemon.store import reports, schema
 
 TZ_NAME = "Asia/Ho_Chi_Minh"
 GATEWAY = "carrier1"
@@ -458,7 +459,7 @@ def _rows(text: str, width: int) -> int:
     return sum(max(1, -(-len(line) // width)) for line in text.splitlines())
 
 
-def run_until_final(conn, services: list[Service], view: LiveView, *, timeout: float) -> bool:
+def run_until_final(db, services: list[Service], view: LiveView, *, timeout: float) -> bool:
     """Refresh the view until every customer of every live queue is final (True) or timeout (False)."""
     started = time.monotonic()
     while True:
@@ -466,7 +467,7 @@ def run_until_final(conn, services: list[Service], view: LiveView, *, timeout: f
             if not service.alive():
                 raise DemoFailed(service.death_notice())
         now, elapsed = time.time(), time.monotonic() - started
-        statuses = status.read(conn, now=now, recent=3)
+        statuses = reports.queue_statuses(db, now=now, recent=3)
         view.show(statuses, now, elapsed)
         if statuses and all(s.done for s in statuses):
             return True
@@ -475,24 +476,17 @@ def run_until_final(conn, services: list[Service], view: LiveView, *, timeout: f
         time.sleep(0.5)
 
 
-def results_table(conn, codes: list[str]) -> str:
+RESULT_SECTIONS = (("Calls by outcome", "calls_by_outcome"), ("Calls by hangup cause", "calls_by_cause"),
+                   ("Customers by state", "customers_by_state"), ("Customers by IVR result", "customers_by_result"))
+
+
+def results_table(db, codes: list[str]) -> str:
     """Per queue: calls by outcome and by hangup cause, customers by state and by IVR result."""
-    sections = [
-        ("Calls by outcome", "SELECT q.code, COALESCE(a.outcome, a.state), COUNT(*) FROM attempt a"
-                             " JOIN queue q ON q.id = a.queue_id WHERE q.state != 'deleted' GROUP BY 1, 2"),
-        ("Calls by hangup cause", "SELECT q.code, COALESCE(a.hangup_cause, '-'), COUNT(*) FROM attempt a"
-                                  " JOIN queue q ON q.id = a.queue_id WHERE q.state != 'deleted' GROUP BY 1, 2"),
-        ("Customers by state", "SELECT q.code, c.state, COUNT(*) FROM customer c"
-                               " JOIN queue q ON q.id = c.queue_id WHERE q.state != 'deleted' GROUP BY 1, 2"),
-        ("Customers by IVR result", "SELECT q.code, COALESCE(c.result, '(none)'), COUNT(*) FROM customer c"
-                                    " JOIN queue q ON q.id = c.queue_id WHERE q.state != 'deleted' GROUP BY 1, 2"),
-    ]
+    tables = reports.tallies(db)
     width = max(14, *(len(c) for c in codes))
     lines = []
-    for title, sql in sections:
-        cells: dict[str, dict[str, int]] = {}
-        for code, row, n in conn.execute(sql):
-            cells.setdefault(row, {})[code] = n
+    for title, name in RESULT_SECTIONS:
+        cells = tables[name]
         lines += ["", f"{title:<24}" + "".join(f"{c:>{width + 2}}" for c in codes) + f"{'total':>8}"]
         for row in sorted(cells, key=lambda r: (-sum(cells[r].values()), r)):
             counts = [cells[row].get(c, 0) for c in codes]
@@ -569,20 +563,20 @@ def run(args, out) -> int:
 
 
 def finish(workdir: Path, args, services, base: str, token: str, tz, out) -> int:
-    conn = status.open_readonly(workdir / "autocall.sqlite3")
+    db = schema.open_readonly(workdir / "autocall.sqlite3")
     try:
         started = time.monotonic()
-        done = run_until_final(conn, services, LiveView(out, tz, every=2.0), timeout=args.timeout)
+        done = run_until_final(db, services, LiveView(out, tz, every=2.0), timeout=args.timeout)
         took = time.monotonic() - started
-        codes = [s.code for s in status.read(conn, now=time.time(), recent=0)]
+        codes = [s.code for s in reports.queue_statuses(db, now=time.time(), recent=0)]
         if not done:
             print(f"\nTIMEOUT: after {args.timeout:g} s some customers are still not final; the view above "
                   f"says which queue. Logs: {workdir}", file=out)
         else:
             print(f"\nevery customer is in a final state after {took:.1f} s of dialing", file=out)
-        print(results_table(conn, codes), file=out)
+        print(results_table(db, codes), file=out)
     finally:
-        conn.close()
+        db.close()
     print("attempts CSV (GET /v2/autocall/queue/<code>/attempts.csv):", file=out)
     for code in codes:
         target = workdir / f"attempts-{code}.csv"
@@ -603,7 +597,7 @@ def main(argv=None) -> int:
     except (KeyboardInterrupt, Interrupted):
         print("\ninterrupted: every process was stopped", file=sys.stdout)
         return 130
-    except (DemoFailed, status.StatusError) as e:
+    except (DemoFailed, schema.StoreError) as e:
         print(f"\ndemo failed: {e}", file=sys.stdout)
         return 1
 

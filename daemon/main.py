@@ -25,7 +25,7 @@ from daemon.dialer import Dialer  # noqa: E402
 from daemon.errors import AutocallError  # noqa: E402
 from daemon.esl import DEFAULT_EVENTS, ESLClient  # noqa: E402
 from daemon.ledger import Ledger, LedgerThread  # noqa: E402
-from daemon.store import open_database  # noqa: E402
+from daemon.store.schema import open_database  # noqa: E402
 
 log = logging.getLogger("autocall.daemon")
 

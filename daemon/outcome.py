@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from daemon.store import states
+
 # Attempt outcomes.
 SUCCESS = "success"            # answered, talked long enough
 SHORT = "short"                # answered, but hung up before min_recall_duration
@@ -89,23 +91,23 @@ def next_state(p: Progress, number: str, outcome: str, *, max_recall_count: int,
     """
     dead = p.dead_numbers | {number} if outcome == DEAD_NUMBER else p.dead_numbers
     if outcome == SUCCESS:
-        return Next("success", p.number_index, p.round, dead)
+        return Next(states.SUCCESS, p.number_index, p.round, dead)
     if on_dnc:
-        return Next("dnc", p.number_index, p.round, dead)
+        return Next(states.DNC, p.number_index, p.round, dead)
     if outcome in NOT_COUNTED:
-        return Next("pending", p.number_index, p.round, dead, None)  # not the customer's doing
+        return Next(states.PENDING, p.number_index, p.round, dead, None)  # not the customer's doing
     if outcome == INTERRUPTED:
-        return Next("pending", p.number_index, p.round, dead, recall_delay)  # same number, later
+        return Next(states.PENDING, p.number_index, p.round, dead, recall_delay)  # same number, later
     live = [i for i, m in enumerate(p.mobiles) if m not in dead]
     if not live:
-        return Next("failed", p.number_index, p.round, dead)
+        return Next(states.FAILED, p.number_index, p.round, dead)
     later = [i for i in live if i > p.number_index]
     if later:
-        return Next("pending", later[0], p.round, dead, 0.0)
+        return Next(states.PENDING, later[0], p.round, dead, 0.0)
     finished_round = p.round + 1
     if finished_round > max_recall_count:
-        return Next("failed", p.number_index, finished_round, dead)
-    return Next("pending", live[0], finished_round, dead, recall_delay)
+        return Next(states.FAILED, p.number_index, finished_round, dead)
+    return Next(states.PENDING, live[0], finished_round, dead, recall_delay)
 
 
 def first_live_index(mobiles, dead_numbers, start: int = 0) -> int | None:

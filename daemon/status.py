@@ -1,135 +1,23 @@
-"""The live view of the dialer: what each queue is doing, read straight from the SQLite file.
+"""The live view of the dialer as text: what each queue is doing, drawn from one snapshot.
 
-`open_readonly(path)` opens the file with SQLite's `mode=ro`, so the view can never write
-and never takes a write lock: it is safe while the API and the daemon run. `read(conn, now=)`
-takes one consistent snapshot (a single read transaction) as plain `QueueStatus` objects;
-`render(...)` and `render_line(...)` turn those into text and do no I/O, so they are tested
-without a database. `watch(...)` is the redraw loop behind `autocall status --watch`.
+The snapshot is `daemon.store.reports.queue_statuses`, read through a database opened with
+`open_readonly` (SQLite's `mode=ro`: the view can never write nor take a write lock, so it is
+safe while the API and the daemon run). `render(...)` and `render_line(...)` turn snapshots
+into text and do no I/O, so they are tested without a database. `watch(...)` is the redraw
+loop behind `autocall status --watch`.
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as dt
-import sqlite3
 import time
-from pathlib import Path
 
-from daemon.errors import AutocallError
-from daemon.store import CALLING, DELETED, DNC, FAILED, FINAL_STATES, PENDING, SCHEMA_VERSION, SUCCESS
+# Re-exported: `autocall status` opens and reads through this module.
+from daemon.store.reports import CallOutcome, QueueStatus, queue_statuses as read  # noqa: F401
+from daemon.store.schema import StoreError as StatusError, open_readonly  # noqa: F401
+from daemon.store.states import CALLING, DELETED, DNC, FAILED, PENDING, SUCCESS
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 _BAR_WIDTH = 30
-
-
-class StatusError(AutocallError):
-    """The database cannot be read for a status (missing, not autocall's, other schema)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class CallOutcome:
-    """One finished call, as the live view lists it."""
-    ended_at: float
-    customer: str
-    number: str
-    cause: str
-    talk_seconds: float
-    keys: str
-    outcome: str
-    result: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class QueueStatus:
-    """A snapshot of one live queue. `counts` has every customer state, zero included."""
-    code: str
-    template: str
-    state: str
-    stop_reason: str | None
-    concurrent_call: int
-    counts: dict[str, int]
-    dialed: int                 # attempts ever made for this queue
-    due_now: int                # pending customers whose next call may start now
-    due_later: int              # pending customers waiting for a recall
-    calls_last_minute: int      # attempts started in the 60 s before the snapshot
-    recent: tuple[CallOutcome, ...]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def finished(self) -> int:
-        return sum(self.counts[s] for s in FINAL_STATES)
-
-    @property
-    def done(self) -> bool:
-        """Every customer of the queue is in a final state."""
-        return self.finished == self.total
-
-
-def open_readonly(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection to the autocall database at `path`, or StatusError saying why not."""
-    path = Path(path)
-    if not path.is_file():
-        raise StatusError(f"no database at {path}")
-    try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as e:
-        raise StatusError(f"{path}: cannot read it as an SQLite database: {e}") from None
-    if version == 0:
-        conn.close()
-        raise StatusError(f"{path} is not an autocall database (no schema yet)")
-    if version != SCHEMA_VERSION:
-        conn.close()
-        raise StatusError(f"{path} has schema version {version}; this autocall reads version {SCHEMA_VERSION}")
-    return conn
-
-
-def read(conn: sqlite3.Connection, *, now: float, queue: str | None = None,
-         recent: int = 5) -> list[QueueStatus]:
-    """Every live queue (or only the one named `queue`), oldest first, from one snapshot."""
-    with _snapshot(conn):
-        sql = "SELECT id, code, template, state, stop_reason, concurrent_call FROM queue WHERE state != ?"
-        params: list = [DELETED]
-        if queue is not None:
-            sql += " AND code = ?"
-            params.append(queue)
-        rows = conn.execute(sql + " ORDER BY id", params).fetchall()
-        return [_queue_status(conn, row, now, recent) for row in rows]
-
-
-@contextlib.contextmanager
-def _snapshot(conn: sqlite3.Connection):
-    """A read transaction, so every count of one refresh comes from the same moment."""
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        conn.rollback()
-
-
-def _queue_status(conn, row, now: float, recent: int) -> QueueStatus:
-    queue_id, code, template, state, stop_reason, concurrent_call = row
-    counts = dict.fromkeys((PENDING, CALLING, SUCCESS, FAILED, DNC, DELETED), 0)
-    counts.update(conn.execute(
-        "SELECT state, COUNT(*) FROM customer WHERE queue_id = ? GROUP BY state", (queue_id,)).fetchall())
-    due_now = conn.execute(
-        "SELECT COUNT(*) FROM customer WHERE queue_id = ? AND state = ? AND next_call_at <= ?",
-        (queue_id, PENDING, now)).fetchone()[0]
-    dialed, last_minute = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(started_at > ?), 0) FROM attempt WHERE queue_id = ?",
-        (now - 60.0, queue_id)).fetchone()
-    outcomes = conn.execute(
-        "SELECT a.ended_at, c.ext_id, a.number, COALESCE(a.hangup_cause, ''), COALESCE(a.talk_seconds, 0),"
-        " a.keys, COALESCE(a.outcome, ''), a.result FROM attempt a JOIN customer c ON c.id = a.customer_id"
-        " WHERE a.queue_id = ? AND a.state = 'done' ORDER BY a.ended_at DESC, a.id DESC LIMIT ?",
-        (queue_id, recent)).fetchall()
-    return QueueStatus(code=code, template=template, state=state, stop_reason=stop_reason,
-                       concurrent_call=concurrent_call, counts=counts, dialed=dialed, due_now=due_now,
-                       due_later=counts[PENDING] - due_now, calls_last_minute=last_minute,
-                       recent=tuple(CallOutcome(*o) for o in outcomes))
 
 
 def progress_bar(done: int, total: int, width: int = _BAR_WIDTH) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from api.app import create_app
+from api.services import services
 from daemon import config as config_mod
 
 TOKEN = "test-token-0123456789abcdef"
@@ -72,7 +73,7 @@ def app(config):
 
 @pytest.fixture
 def db(app):
-    return app.extensions["autocall"]["db"]
+    return services(app).db
 
 
 @pytest.fixture

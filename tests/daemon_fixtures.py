@@ -11,11 +11,12 @@ from pathlib import Path
 
 import gevent
 
-from daemon import ivr, queues
+from daemon import ivr
+from daemon.store import customers as store_customers, records
 from daemon.config import QueueDefaults
 from daemon.simulator import Simulator
 from daemon.simulator.scenario import from_dict
-from daemon.store import open_database
+from daemon.store.schema import open_database
 
 REPO = Path(__file__).resolve().parent.parent
 TIME_SCALE = 0.02  # 50 simulated seconds per real second
@@ -89,11 +90,11 @@ def wait_until(predicate, timeout: float, interval: float = 0.05):
 def import_customers(db_path: Path, customers, code="Q", **settings):
     """Import as the API does: [(id, [numbers])] with the fields IVR-1 reads."""
     db = open_database(db_path)
-    request = queues.ImportRequest(code, "IVR-1", settings, [
-        queues.NewCustomer(ext_id, list(numbers), {
+    request = records.ImportRequest(code, "IVR-1", settings, [
+        records.NewCustomer(ext_id, list(numbers), {
             "contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"})
         for ext_id, numbers in customers])
-    queues.import_customers(db, request, QueueDefaults())
+    store_customers.import_customers(db, request, QueueDefaults())
     db.close()
 
 

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from api.app import create_app
+from api.services import services
 from tests.api_fixtures import (
     AUTH, REPO, SEED_DNC, customer, customer_states, make_config, post, rows, seed_import,
 )
@@ -394,7 +395,7 @@ def test_import_of_many_customers_is_written_in_chunks(tmp_path):
     body["customers"] = [customer(f"C{i:03}") for i in range(100)]
     reply = post(client, "/queue", body).get_json()
     assert reply["data"]["success"] == [f"C{i:03}" for i in range(100)]
-    db = client.application.extensions["autocall"]["db"]
+    db = services(client.application).db
     assert rows(db, "SELECT COUNT(*) FROM customer WHERE state = 'pending'") == [(100,)]
 
 
@@ -449,3 +450,12 @@ def test_a_dnc_list_with_one_lone_surrogate_changes_nothing(client, db):
     r = post(client, "/queue/dnc", {"queue_code": "Autocall-Q1", "customers": ids})
     assert r.status_code == 400 and "U+D800" in json.dumps(r.get_json())
     assert rows(db, "SELECT COUNT(*) FROM dnc") == [(0,)]
+
+
+def test_the_endpoints_do_not_import_the_app_factory():
+    # One direction only: app.py builds the app from the blueprints, never the reverse.
+    import subprocess
+    import sys
+    code = "import sys, api.commands, api.reports, api.health; print('api.app' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 import gevent
 import pytest
 
-from daemon import queues
-from daemon.store import open_database
+from daemon.store import queue_state
+from daemon.store.schema import open_database
 from tests.daemon_fixtures import (
     TIME_SCALE, DaemonProcess, all_final, import_customers, menu_offset, overlapping_calls, query,
     start_simulator, wait_until,
@@ -92,7 +92,7 @@ def test_no_originate_after_a_stop_is_acknowledged(run):
     daemon.start()
     wait_until(lambda: len([r for r in sim.records if r["event"] == "originate"]) >= 10, 30)
     db = open_database(daemon.db_path)
-    queues.set_running(db, "Q", False)  # what POST /queue/stop does; the 200 goes out after this commit
+    queue_state.set_running(db, "Q", False)  # what POST /queue/stop does; the 200 goes out after this commit
     stopped_at, stopped_wall = sim.clock.now(), time.time()
     gevent.sleep(1.5)
     # No claim after the stop committed...
@@ -104,7 +104,7 @@ def test_no_originate_after_a_stop_is_acknowledged(run):
     assert len([t for t in originated if t > stopped_at]) <= 2, "originates after the stop was committed"
     pending = query(daemon.db_path, "SELECT COUNT(*) FROM customer WHERE state = 'pending'")[0][0]
     assert pending > 150
-    queues.set_running(db, "Q", True)
+    queue_state.set_running(db, "Q", True)
     wait_until(lambda: query(daemon.db_path, "SELECT COUNT(*) FROM customer WHERE state = 'pending'")[0][0]
                < pending, 20)
     db.close()

@@ -15,7 +15,7 @@ import pytest
 from daemon import demo
 from daemon.config import REPO_ROOT
 from daemon.simulator import scenario as scenario_module
-from daemon.store import FINAL_STATES
+from daemon.store.states import FINAL_STATES
 
 TODAY = dt.date(2026, 11, 27)
 DEMO = [sys.executable, '-m', 'daemon.demo']

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from daemon import queues
+from daemon.store import queue_state, records
+from daemon.store.customers import block, delete_queue, import_customers
 from daemon.config import QueueDefaults
 from daemon.ledger import CallReport, Ledger
-from daemon.store import open_database
+from daemon.store.schema import open_database
 
 NOW = 1_800_000_000.0
 DAY = dict(day_start=NOW - 3600, next_day=NOW + 86400)
@@ -24,9 +25,9 @@ def ledger(db):
 
 
 def import_(db, *customers, code="Q", **settings):
-    request = queues.ImportRequest(code, "IVR-1", settings, [
-        queues.NewCustomer(ext_id, list(mobiles), {"upcoming_amount": 5}) for ext_id, mobiles in customers])
-    queues.import_customers(db, request, QueueDefaults(), now=lambda: NOW - 10)
+    request = records.ImportRequest(code, "IVR-1", settings, [
+        records.NewCustomer(ext_id, list(mobiles), {"upcoming_amount": 5}) for ext_id, mobiles in customers])
+    import_customers(db, request, QueueDefaults(), now=lambda: NOW - 10)
 
 
 def queue_info(ledger, code="Q"):
@@ -63,10 +64,10 @@ def test_claim_takes_customers_in_import_order_into_a_call(db, ledger):
 def test_no_claim_from_a_stopped_queue_or_of_a_dnc_customer(db, ledger):
     import_(db, ("A", ["0901000001"]), ("B", ["0901000002"]))
     info = queue_info(ledger)
-    queues.add_dnc(db, "Q", ["A"])
+    block(db, "Q", ["A"])
     assert ledger.claim(info, now=NOW, daily_cap=5, **DAY).ext_id == "B"
     import_(db, ("C", ["0901000003"]))
-    queues.set_running(db, "Q", False)
+    queue_state.set_running(db, "Q", False)
     # The dialer still holds the queue as running in memory: the claim itself re-checks.
     assert ledger.claim(info, now=NOW, daily_cap=5, **DAY) is None
     assert state_of(db, "C") == "pending"
@@ -132,7 +133,7 @@ def test_an_invalid_gateway_stops_the_queue_with_a_reason_and_keeps_the_customer
         "pending", 0, 0)
     assert ledger.running_queues() == []
     # Not counted against the customer's daily cap.
-    queues.set_running(db, "Q", True)
+    queue_state.set_running(db, "Q", True)
     assert db.execute_sql("SELECT stop_reason FROM queue").fetchone() == (None,)
     assert claim(ledger, cap=1).ext_id == "A"
 
@@ -140,7 +141,7 @@ def test_an_invalid_gateway_stops_the_queue_with_a_reason_and_keeps_the_customer
 def test_dnc_while_in_a_call_stops_the_recalls(db, ledger):
     import_(db, ("A", ["0901000001"]))
     c = claim(ledger)
-    queues.add_dnc(db, "Q", ["A"])
+    block(db, "Q", ["A"])
     assert state_of(db, "A") == "calling"  # left as is during the call
     assert ledger.finish(c, refused("USER_BUSY"), recall_delay=0) == ("retry", "dnc")
 
@@ -148,8 +149,8 @@ def test_dnc_while_in_a_call_stops_the_recalls(db, ledger):
 def test_a_queue_deleted_during_a_call_keeps_the_attempt_and_the_deleted_state(db, ledger):
     import_(db, ("A", ["0901000001"]))
     c = claim(ledger)
-    queues.set_running(db, "Q", False)
-    queues.delete_queue(db, "Q")
+    queue_state.set_running(db, "Q", False)
+    delete_queue(db, "Q")
     assert ledger.finish(c, answered(30), recall_delay=0) == ("success", "deleted")
     assert db.execute_sql("SELECT outcome FROM attempt").fetchone() == ("success",)
 

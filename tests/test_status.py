@@ -1,17 +1,21 @@
 """`autocall status`: the live view read from a real SQLite file, as a function and as a process."""
 import datetime as dt
+import json
 import os
 import sqlite3
 import subprocess
 import sys
 import uuid
 
+import peewee
 import pytest
 
 from daemon import status
 from daemon.config import QueueDefaults
-from daemon.queues import ImportRequest, NewCustomer, delete_queue, import_customers, set_running
-from daemon.store import Attempt, Customer, open_database
+from daemon.store.customers import delete_queue, import_customers
+from daemon.store.queue_state import set_running
+from daemon.store.records import ImportRequest, NewCustomer
+from daemon.store.schema import open_database
 
 AUTOCALL = os.path.join(os.path.dirname(sys.executable), 'autocall')
 NOW = 1_800_000_000.0
@@ -32,15 +36,19 @@ def add_queue(db, code, n, *, concurrent_call=5):
     import_customers(db, request, QueueDefaults(), now=lambda: NOW - 3600)
 
 
-def set_customer(code_id, ext_id, **values):
-    Customer.update(**values).where((Customer.queue == code_id) & (Customer.ext_id == ext_id)).execute()
+def set_customer(db, queue_id, ext_id, **values):
+    assignments = ', '.join(f'{name} = ?' for name in values)
+    db.execute_sql(f'UPDATE customer SET {assignments} WHERE queue_id = ? AND ext_id = ?',
+                   (*values.values(), queue_id, ext_id))
 
 
-def add_attempt(customer_ext, queue_id, *, started, ended=None, **values):
-    customer = Customer.get((Customer.queue == queue_id) & (Customer.ext_id == customer_ext))
-    state = 'done' if ended is not None else 'dialing'
-    Attempt.create(customer=customer, queue=queue_id, round=0, number=customer.mobiles[0], uuid=str(uuid.uuid4()),
-                   job_uuid=str(uuid.uuid4()), state=state, started_at=started, ended_at=ended, **values)
+def add_attempt(db, customer_ext, queue_id, *, started, ended=None, **values):
+    customer_id, mobiles = db.execute_sql('SELECT id, mobiles FROM customer WHERE queue_id = ? AND ext_id = ?',
+                                          (queue_id, customer_ext)).fetchone()
+    row = dict(customer_id=customer_id, queue_id=queue_id, round=0, number=json.loads(mobiles)[0],
+               uuid=str(uuid.uuid4()), job_uuid=str(uuid.uuid4()), state='done' if ended is not None else 'dialing',
+               started_at=started, ended_at=ended) | {'keys': ''} | values
+    db.execute_sql(f"INSERT INTO attempt ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
 
 
 @pytest.fixture
@@ -54,17 +62,17 @@ def db_path(tmp_path):
     qa = 1
     for ext, state in (('KH0000', 'success'), ('KH0001', 'success'), ('KH0002', 'failed'),
                        ('KH0003', 'dnc'), ('KH0004', 'calling'), ('KH0005', 'calling')):
-        set_customer(qa, ext, state=state)
-    set_customer(qa, 'KH0006', next_call_at=NOW + 300)     # waits for a recall
-    set_customer(qa, 'KH0007', next_call_at=NOW + 5)
-    add_attempt('KH0000', qa, started=NOW - 600, ended=NOW - 590, hangup_cause='NORMAL_CLEARING',
+        set_customer(db, qa, ext, state=state)
+    set_customer(db, qa, 'KH0006', next_call_at=NOW + 300)     # waits for a recall
+    set_customer(db, qa, 'KH0007', next_call_at=NOW + 5)
+    add_attempt(db, 'KH0000', qa, started=NOW - 600, ended=NOW - 590, hangup_cause='NORMAL_CLEARING',
                 talk_seconds=42.0, keys='9', outcome='success', result='promise_to_pay')
-    add_attempt('KH0001', qa, started=NOW - 30, ended=NOW - 10, hangup_cause='NORMAL_CLEARING',
+    add_attempt(db, 'KH0001', qa, started=NOW - 30, ended=NOW - 10, hangup_cause='NORMAL_CLEARING',
                 talk_seconds=18.0, keys='', outcome='success')
-    add_attempt('KH0002', qa, started=NOW - 20, ended=NOW - 19, hangup_cause='USER_BUSY',
+    add_attempt(db, 'KH0002', qa, started=NOW - 20, ended=NOW - 19, hangup_cause='USER_BUSY',
                 talk_seconds=0.0, outcome='retry')
-    add_attempt('KH0004', qa, started=NOW - 5)
-    add_attempt('KH0005', qa, started=NOW - 4)
+    add_attempt(db, 'KH0004', qa, started=NOW - 5)
+    add_attempt(db, 'KH0005', qa, started=NOW - 4)
     db.close()
     return path
 
@@ -115,10 +123,10 @@ def test_read_of_one_queue_returns_only_it(db_path):
 
 
 def test_the_connection_cannot_write(db_path):
-    conn = status.open_readonly(db_path)
-    with pytest.raises(sqlite3.OperationalError, match='readonly'):
-        conn.execute("UPDATE queue SET state = 'stopped'")
-    conn.close()
+    db = status.open_readonly(db_path)
+    with pytest.raises(peewee.OperationalError, match='readonly'):
+        db.execute_sql("UPDATE queue SET state = 'stopped'")
+    db.close()
 
 
 def test_open_readonly_of_a_file_that_is_not_autocall_names_the_problem(tmp_path):

@@ -11,7 +11,7 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
-from daemon.store import CALLING, CUSTOMER_STATES, PENDING
+from daemon.store.states import CALLING, CUSTOMER_STATES, PENDING
 
 INF = float("inf")
 

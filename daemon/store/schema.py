@@ -1,15 +1,25 @@
-"""The SQLite file shared by the API and the dialer: models, opening, schema versions.
+"""The tables, their versions, and the two ways to open the file.
 
-`open_database(path)` returns a peewee database with WAL, foreign keys and a busy
-timeout, every write transaction taken with BEGIN IMMEDIATE (so two writers queue up on
-the busy timeout instead of failing on a lock upgrade), the models bound to it, and the
-schema created or migrated to `SCHEMA_VERSION` (kept in `PRAGMA user_version`).
+`open_database(path)` returns a peewee database with WAL, foreign keys and a busy timeout,
+every write transaction taken with BEGIN IMMEDIATE (so two writers queue up on the busy
+timeout instead of failing on a lock upgrade), and the schema created or migrated to
+`SCHEMA_VERSION` (kept in `PRAGMA user_version`). `open_readonly(path)` opens it with
+SQLite's `mode=ro` for views that must never write or take a write lock.
+
+The models declare the tables and are never bound to a database: two databases open in one
+process do not interfere, and every store function names the database it works on.
+
+Everything that knows the backend is SQLite lives in this module: the PRAGMAs, the version
+counter, the placeholder, the id of an inserted row and how a read snapshot begins. The SQL text elsewhere in the store
+is the subset SQLite and PostgreSQL share, with `?` placeholders that `execute` and
+`executemany` adapt to the backend's parameter style.
 
 Times are Unix epoch seconds (REAL). JSON columns hold what the API accepted, already
 validated and normalised.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -17,22 +27,13 @@ from pathlib import Path
 import peewee as pw
 
 from daemon.errors import AutocallError
+from daemon.store.states import DELETED, DIALING, DONE, PENDING, RUNNING
 
 log = logging.getLogger(__name__)
 
-# Queue states.
-RUNNING, STOPPED, DELETED = "running", "stopped", "deleted"
-# Customer states. A customer ends in exactly one of FINAL_STATES.
-PENDING, CALLING = "pending", "calling"
-SUCCESS, FAILED, DNC = "success", "failed", "dnc"
-FINAL_STATES = (SUCCESS, FAILED, DNC, DELETED)
-CUSTOMER_STATES = (PENDING, CALLING) + FINAL_STATES
-# Attempt states: dialing (originate sent), answered, done (every column final).
-DIALING, ANSWERED, DONE = "dialing", "answered", "done"
-
 
 class StoreError(AutocallError):
-    """The database file cannot be used (newer schema, unreadable, ...)."""
+    """The database file cannot be used (newer schema, unreadable, not autocall's, ...)."""
 
 
 class JSONField(pw.TextField):
@@ -106,18 +107,19 @@ MODELS = (Queue, Customer, Attempt, Dnc)
 
 
 def _v1(db: pw.Database):
-    db.create_tables(MODELS, safe=False)
+    for model in MODELS:
+        pw.SchemaManager(model, database=db).create_all(safe=False)
     for sql in (
         # One live queue per code; a deleted queue's code can be imported again.
-        "CREATE UNIQUE INDEX queue_live_code ON queue(code) WHERE state != 'deleted'",
+        f"CREATE UNIQUE INDEX queue_live_code ON queue(code) WHERE state != '{DELETED}'",
         "CREATE UNIQUE INDEX customer_queue_ext ON customer(queue_id, ext_id)",
         # The dialer's claim: next due pending customer of a queue.
-        "CREATE INDEX customer_due ON customer(queue_id, next_call_at) WHERE state = 'pending'",
+        f"CREATE INDEX customer_due ON customer(queue_id, next_call_at) WHERE state = '{PENDING}'",
         "CREATE INDEX customer_queue_state ON customer(queue_id, state)",
         "CREATE INDEX attempt_customer_started ON attempt(customer_id, started_at)",
         "CREATE INDEX attempt_queue ON attempt(queue_id, id)",
         # Reconciliation after a crash looks only at calls not yet closed.
-        "CREATE INDEX attempt_open ON attempt(state) WHERE state != 'done'",
+        f"CREATE INDEX attempt_open ON attempt(state) WHERE state != '{DONE}'",
         "CREATE UNIQUE INDEX dnc_queue_ext ON dnc(queue_id, ext_id)",
     ):
         db.execute_sql(sql)
@@ -144,7 +146,6 @@ def open_database(path: str | Path, *, busy_timeout: float = 30.0) -> pw.SqliteD
             "busy_timeout": int(busy_timeout * 1000),
         },
     )
-    db.bind(MODELS)
     try:
         db.connect(reuse_if_open=True)
         _migrate(db, path)
@@ -165,3 +166,62 @@ def _migrate(db: pw.SqliteDatabase, path: Path):
             MIGRATIONS[number](db)
         if version != SCHEMA_VERSION:
             db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def open_readonly(path: str | Path) -> pw.SqliteDatabase:
+    """The autocall database at `path` opened read-only (SQLite's `mode=ro`): it can never write
+    nor take a write lock, so it is safe while the services run. StoreError says why not."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"no database at {path}")
+    db = pw.SqliteDatabase(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
+    try:
+        version = db.execute_sql("PRAGMA user_version").fetchone()[0]
+    except pw.DatabaseError as e:
+        db.close()
+        raise StoreError(f"{path}: cannot read it as an SQLite database: {e}") from None
+    if version == 0:
+        db.close()
+        raise StoreError(f"{path} is not an autocall database (no schema yet)")
+    if version != SCHEMA_VERSION:
+        db.close()
+        raise StoreError(f"{path} has schema version {version}; this autocall reads version {SCHEMA_VERSION}")
+    return db
+
+
+def _adapt(db: pw.Database, sql: str) -> str:
+    """`sql` with its `?` placeholders in the backend's parameter style."""
+    return sql if db.param == "?" else sql.replace("?", db.param)
+
+
+def execute(db: pw.Database, sql: str, params=()):
+    """Run one statement of the store's portable SQL; returns the cursor."""
+    return db.execute_sql(_adapt(db, sql), params)
+
+
+def executemany(db: pw.Database, sql: str, rows):
+    """Run one statement once per row of parameters."""
+    if rows:
+        db.cursor().executemany(_adapt(db, sql), rows)
+
+
+def insert(db: pw.Database, sql: str, params) -> int:
+    """Run an INSERT of one row; returns the new row's id."""
+    # SQLite reports it on the cursor; PostgreSQL will append RETURNING id here.
+    return execute(db, sql, params).lastrowid
+
+
+@contextlib.contextmanager
+def read_snapshot(db: pw.Database):
+    """A read transaction, so every read inside it sees the same moment; it writes nothing
+    and takes no write lock (a plain BEGIN, not the IMMEDIATE of `db.atomic()`)."""
+    db.execute_sql("BEGIN")
+    try:
+        yield
+    finally:
+        db.rollback()
+
+
+def marks(values) -> str:
+    """`?, ?, ?` for an IN list of `values`."""
+    return ", ".join("?" * len(values))

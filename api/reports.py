@@ -1,0 +1,105 @@
+"""The report reads: a queue's state and counts, its customers with their attempts, the
+attempts as CSV, and the OpenAPI document."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from importlib import resources
+
+from flask import Blueprint, Response, g, request, stream_with_context
+
+from api.replies import invalid, reply
+from api.services import services
+from daemon.store.queue_state import QueueNotFound
+from daemon.store.reports import ATTEMPT_COLUMNS, iter_attempts, list_customers, queue_summary
+from daemon.store.states import CUSTOMER_STATES
+
+bp = Blueprint("reports", __name__, url_prefix="/v2/autocall")
+
+MAX_PER_PAGE = 500
+
+
+@bp.get("/queue/<path:code>/customers")
+def customers(code):
+    """A page of the queue's customers with their attempts; ?state=&page=&per_page=."""
+    state = request.args.get("state") or None
+    errors = []
+    if state is not None and state not in CUSTOMER_STATES:
+        errors.append({"field": "state", "reason": f"one of {', '.join(CUSTOMER_STATES)}"})
+    page = _int_arg("page", 1, 1, 10**9, errors)
+    per_page = _int_arg("per_page", 100, 1, MAX_PER_PAGE, errors)
+    if errors:
+        return invalid(errors)
+    try:
+        data = list_customers(g.db, code, state=state, page=page, per_page=per_page)
+    except QueueNotFound:
+        return reply(404, "queue not found")
+    return reply(200, "successfully", data=data)
+
+
+@bp.get("/queue/<path:code>/attempts.csv")
+def attempts_csv(code):
+    """Every call of the queue as CSV, oldest first, times in the configured time zone."""
+    db = g.db
+    try:
+        attempts = iter_attempts(db, code)
+    except QueueNotFound:
+        return reply(404, "queue not found")
+    tz = services().config.tz
+
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(("customer_id",) + ATTEMPT_COLUMNS)
+        with db.connection_context():
+            for ext_id, values in attempts:
+                for name in ("started_at", "answered_at", "ended_at"):
+                    values[name] = _local_time(values[name], tz)
+                writer.writerow((ext_id, *values.values()))
+                if buffer.tell() > 65536:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    filename = f"attempts-{_safe_filename(code)}.csv"
+    return Response(stream_with_context(rows()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.get("/queue/<path:code>")
+def queue(code):
+    """The queue's settings, state and customer counts per state."""
+    try:
+        return reply(200, "successfully", data=queue_summary(g.db, code))
+    except QueueNotFound:
+        return reply(404, "queue not found")
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 document of this API."""
+    text = resources.files("api").joinpath("openapi.json").read_text(encoding="utf-8")
+    return Response(text, mimetype="application/json")
+
+
+def _int_arg(name, default, low, high, errors) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        errors.append({"field": name, "reason": f"an integer from {low} to {high}"})
+        return default
+    return int(raw)
+
+
+def _local_time(epoch, tz) -> str:
+    if epoch is None:
+        return ""
+    return dt.datetime.fromtimestamp(epoch, tz).isoformat(timespec="milliseconds")
+
+
+def _safe_filename(code: str) -> str:
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in code)[:64]
+

@@ -1,0 +1,268 @@
+"""Every change of a customer's state, one function per transition; the only writer of
+`customer.state` (DESIGN §2, §3).
+
+    new ──import──▶ pending ──claim_many──▶ calling ──finish──▶ pending (recall) | final
+    pending ──claim_many──▶ failed (no live number)     calling ──abandon──▶ pending | failed
+    pending ──block──▶ dnc        pending, calling ──delete_queue──▶ deleted
+    success, failed ──import (re-arm)──▶ pending
+
+The API's commands (`import_customers`, `block`, `delete_queue`) are short transactions of
+their own, chunked where the input is large. The dialer's transitions (`claim_many`,
+`mark_answered`, `finish`, `abandon`) run inside the caller's transaction, so the ledger can
+write a batch of them in one; `claim_many`, `finish` and `abandon` refuse to run outside
+one. None does I/O but SQL.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid as uuid_mod
+
+import peewee as pw
+
+from daemon import outcome
+from daemon.store import queue_state
+from daemon.store.records import CallReport, Claim, ImportRequest, ImportResult, NewCustomer, QueueInfo
+from daemon.store.schema import execute, executemany, insert, marks
+from daemon.store.states import ANSWERED, CALLING, DELETED, DIALING, DNC, DONE, FAILED, PENDING, RUNNING, STOPPED
+
+CANDIDATES = 8  # customers looked at per claim when some are over their daily cap
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+# --- the API's commands -------------------------------------------------------------------
+
+def import_customers(db: pw.Database, request: ImportRequest, defaults, *,
+                     chunk: int = 2000, now=time.time) -> ImportResult:
+    """Create or merge the queue, then add or refresh its customers `chunk` at a time.
+
+    A new queue starts `running`. An existing one takes the template and the settings
+    the request gave and keeps its state. Per customer: new → pending; pending → data
+    refreshed; finished → armed again for a new round; in a call or on the DNC list →
+    rejected with the reason.
+    """
+    with db.atomic():
+        queue_id = queue_state.upsert(db, request, defaults, now())
+    result = ImportResult()
+    customers = request.customers
+    for start in range(0, len(customers), chunk):
+        with db.atomic():
+            _import_chunk(db, queue_id, customers[start:start + chunk], result, now())
+    return result
+
+
+_INSERT = ("INSERT INTO customer (queue_id, ext_id, mobiles, fields, state, round, number_index,"
+           " dead_numbers, next_call_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, '[]', ?, ?, ?)")
+# New numbers start the round's number list over; the same ones keep its place.
+_REFRESH = ("UPDATE customer SET number_index = CASE WHEN mobiles = ? THEN number_index ELSE 0 END,"
+            " dead_numbers = CASE WHEN mobiles = ? THEN dead_numbers ELSE '[]' END,"
+            " mobiles = ?, fields = ?, updated_at = ? WHERE id = ?")
+_REARM = ("UPDATE customer SET mobiles = ?, fields = ?, state = ?, round = 0, number_index = 0,"
+          " dead_numbers = '[]', next_call_at = ?, last_cause = NULL, result = NULL, updated_at = ? WHERE id = ?")
+
+
+def _import_chunk(db, queue_id: int, chunk: list[NewCustomer], result: ImportResult, at: float):
+    if queue_state.state_of(db, queue_id) == DELETED:
+        result.rejected.extend({"id": c.ext_id, "reason": "the queue was deleted during the import"}
+                               for c in chunk)
+        return
+    ids = [c.ext_id for c in chunk]
+    existing = {ext_id: (row_id, state) for ext_id, row_id, state in execute(
+        db, f"SELECT ext_id, id, state FROM customer WHERE queue_id = ? AND ext_id IN ({marks(ids)})",
+        [queue_id, *ids])}
+    blocked = _on_dnc_list(db, queue_id, ids)
+    inserts, refreshes, rearms = [], [], []
+    for c in chunk:
+        # Numbers are digits only (daemon.phone), so their JSON needs no escaping.
+        mobiles, fields = '["' + '","'.join(c.mobiles) + '"]', _dumps(c.fields)
+        if c.ext_id in blocked:
+            result.rejected.append({"id": c.ext_id, "reason": "on this queue's DNC list"})
+            continue
+        row_id, state = existing.get(c.ext_id, (None, None))
+        if row_id is None:
+            inserts.append((queue_id, c.ext_id, mobiles, fields, PENDING, at, at, at))
+        elif state == CALLING:
+            result.rejected.append({"id": c.ext_id, "reason": "in a call right now; send it again later"})
+            continue
+        elif state == PENDING:
+            refreshes.append((mobiles, mobiles, mobiles, fields, at, row_id))
+        else:
+            rearms.append((mobiles, fields, PENDING, at, at, row_id))
+        result.success.append(c.ext_id)
+    executemany(db, _INSERT, inserts)
+    executemany(db, _REFRESH, refreshes)
+    executemany(db, _REARM, rearms)
+
+
+def _on_dnc_list(db, queue_id: int, ext_ids: list[str]) -> set[str]:
+    if execute(db, "SELECT 1 FROM dnc WHERE queue_id = ? LIMIT 1", (queue_id,)).fetchone() is None:
+        return set()  # the usual case, answered by the index alone
+    return {row[0] for row in execute(
+        db, f"SELECT ext_id FROM dnc WHERE queue_id = ? AND ext_id IN ({marks(ext_ids)})", [queue_id, *ext_ids])}
+
+
+def block(db: pw.Database, code: str, ext_ids: list[str], *, chunk: int = 2000, now=time.time):
+    """Put these ids on the queue's DNC list: pending ones end `dnc` and are never dialed;
+    later imports of them are refused.
+
+    Customers in a call finish that call (`finish` sees the DNC row before any recall).
+    Finished customers keep their result.
+    """
+    with db.atomic():
+        queue_id, _ = queue_state.live_queue(db, code)
+    for start in range(0, len(ext_ids), chunk):
+        part = ext_ids[start:start + chunk]
+        at = now()
+        with db.atomic():
+            executemany(db, "INSERT INTO dnc (queue_id, ext_id, created_at) VALUES (?, ?, ?)"
+                            " ON CONFLICT (queue_id, ext_id) DO NOTHING",
+                        [(queue_id, ext_id, at) for ext_id in part])
+            execute(db, f"UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state = ?"
+                        f" AND ext_id IN ({marks(part)})", (DNC, at, queue_id, PENDING, *part))
+
+
+def delete_queue(db: pw.Database, code: str, *, now=time.time):
+    """Withdraw a stopped queue (else QueueRunning): unfinished customers end `deleted`,
+    results stay for reports."""
+    at = now()
+    with db.atomic():
+        queue_id, state = queue_state.live_queue(db, code)
+        if state != STOPPED:
+            raise queue_state.QueueRunning(code)
+        execute(db, "UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state IN (?, ?)",
+                (DELETED, at, queue_id, PENDING, CALLING))
+        queue_state.mark_deleted(db, queue_id, now=at)
+
+
+# --- the dialer's transitions (inside the caller's transaction) ---------------------------
+
+def claim_many(db: pw.Database, queue: QueueInfo, limit: int, *, now: float, day_start: float,
+               next_day: float, daily_cap: int) -> list[Claim]:
+    """Take up to `limit` of the queue's due customers into calls, in due order.
+
+    The queue must still be running and each customer still pending (a stop or DNC
+    committed before this is honoured); a customer at its daily cap is moved to `next_day`;
+    one with no live number left ends `failed`; each claim gets an attempt row with fresh
+    uuids.
+    """
+    _require_transaction(db)
+    claims: list[Claim] = []
+    if queue_state.state_of(db, queue.id) != RUNNING:
+        return claims
+    rows = execute(
+        db, "SELECT id, ext_id, mobiles, fields, number_index, round, dead_numbers FROM customer"
+            " WHERE queue_id = ? AND state = ? AND next_call_at <= ? ORDER BY next_call_at, id LIMIT ?",
+        (queue.id, PENDING, now, limit + CANDIDATES)).fetchall()
+    for row in rows:
+        claim = _take(db, queue, row, now, day_start, next_day, daily_cap)
+        if claim is not None:
+            claims.append(claim)
+            if len(claims) == limit:
+                break
+    return claims
+
+
+def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap) -> Claim | None:
+    cid, ext_id, mobiles, fields, index, rnd, dead = row
+    if daily_cap and _calls_since(db, cid, day_start) >= daily_cap:
+        execute(db, "UPDATE customer SET next_call_at = ?, updated_at = ? WHERE id = ?", (next_day, now, cid))
+        return None
+    mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
+    live = outcome.first_live_index(mobiles, dead, index)
+    if live is None:
+        live = outcome.first_live_index(mobiles, dead)
+    if live is None:
+        execute(db, "UPDATE customer SET state = ?, last_cause = ?, updated_at = ? WHERE id = ?",
+                (FAILED, "NO_LIVE_NUMBER", now, cid))
+        return None
+    execute(db, "UPDATE customer SET state = ?, number_index = ?, updated_at = ? WHERE id = ?",
+            (CALLING, live, now, cid))
+    call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
+    attempt_id = insert(
+        db, "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')",
+        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now))
+    return Claim(attempt_id, call_uuid, job_uuid, mobiles[live], cid, ext_id, json.loads(fields),
+                 queue.id, queue.code, queue.template, queue.min_recall_duration)
+
+
+_NOT_COUNTED = tuple(sorted(outcome.NOT_COUNTED))
+
+
+def _calls_since(db, customer_id: int, since: float) -> int:
+    return execute(
+        db, "SELECT COUNT(*) FROM attempt WHERE customer_id = ? AND started_at >= ?"
+            f" AND (outcome IS NULL OR outcome NOT IN ({marks(_NOT_COUNTED)}))",
+        (customer_id, since, *_NOT_COUNTED)).fetchone()[0]
+
+
+def mark_answered(db: pw.Database, attempt_id: int, at: float):
+    """The call was answered at `at` (kept if it was already recorded, or closed)."""
+    execute(db, "UPDATE attempt SET state = ?, answered_at = ? WHERE id = ? AND state = ?",
+            (ANSWERED, at, attempt_id, DIALING))
+
+
+def finish(db: pw.Database, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
+    """Close the attempt and move the customer on by the recall rules (`outcome.next_state`);
+    a configuration error also stops the queue. Returns (attempt outcome, customer state).
+    Idempotent: an attempt already closed is left as it is ("unchanged")."""
+    _require_transaction(db)
+    result = outcome.classify(answered=report.answered_at is not None, talk_seconds=report.talk_seconds,
+                              cause=report.cause, min_talk=claim.min_talk, interrupted=report.interrupted)
+    cursor = execute(
+        db, "UPDATE attempt SET state = ?, answered_at = COALESCE(?, answered_at), ended_at = ?,"
+            " hangup_cause = ?, sip_status = ?, talk_seconds = ?, keys = ?, outcome = ?, result = ?"
+            " WHERE id = ? AND state != ?",
+        (DONE, report.answered_at, report.ended_at, report.cause, report.sip_status,
+         round(report.talk_seconds, 3), report.keys, result, report.result, claim.attempt_id, DONE))
+    if cursor.rowcount == 0:
+        return result, "unchanged"
+    state = _after_call(db, claim, report, result, recall_delay)
+    if result == outcome.CONFIG_ERROR:
+        reason = f"FreeSWITCH answered {report.cause} for {claim.number}: check the dial string and gateway"
+        queue_state.stop_by_dialer(db, claim.queue_id, claim.queue_code, reason, now=report.ended_at)
+    return result, state
+
+
+def _after_call(db, claim: Claim, report: CallReport, result: str, recall_delay: float) -> str:
+    state, mobiles, index, rnd, dead, next_call, max_recall = execute(
+        db, "SELECT c.state, c.mobiles, c.number_index, c.round, c.dead_numbers, c.next_call_at,"
+            " q.max_recall_count FROM customer c JOIN queue q ON q.id = c.queue_id WHERE c.id = ?",
+        (claim.customer_id,)).fetchone()
+    if state != CALLING:
+        return state  # deleted while in the call: the result stays on the attempt
+    on_dnc = execute(db, "SELECT 1 FROM dnc WHERE queue_id = ? AND ext_id = ?",
+                     (claim.queue_id, claim.ext_id)).fetchone() is not None
+    progress = outcome.Progress(tuple(json.loads(mobiles)), index, rnd, frozenset(json.loads(dead)))
+    nxt = outcome.next_state(progress, claim.number, result, max_recall_count=max_recall,
+                             recall_delay=recall_delay, on_dnc=on_dnc)
+    if nxt.delay is not None:
+        next_call = report.ended_at + nxt.delay
+    execute(db, "UPDATE customer SET state = ?, number_index = ?, round = ?, dead_numbers = ?, next_call_at = ?,"
+                " last_cause = ?, result = COALESCE(?, result), updated_at = ? WHERE id = ?",
+            (nxt.state, nxt.number_index, nxt.round, json.dumps(sorted(nxt.dead_numbers)), next_call,
+             report.cause, report.result, report.ended_at, claim.customer_id))
+    return nxt.state
+
+
+def abandon(db: pw.Database, claim: Claim, *, cause: str, now: float, customer_state: str = PENDING,
+            stop_reason: str | None = None):
+    """Close a claimed attempt that was never dialed (a broken template or sound file).
+
+    The customer goes back to `pending` (due at once, nothing counted) or ends in
+    `customer_state` with `cause`; `stop_reason` also stops the queue, loudly."""
+    _require_transaction(db)
+    if customer_state not in (PENDING, FAILED):
+        raise ValueError(f"abandon leaves a customer pending or failed, not {customer_state!r}")
+    execute(db, "UPDATE attempt SET state = ?, ended_at = ?, hangup_cause = ?, outcome = ? WHERE id = ? AND state != ?",
+            (DONE, now, cause[:500], outcome.NOT_DIALED, claim.attempt_id, DONE))
+    execute(db, "UPDATE customer SET state = ?, next_call_at = ?, last_cause = ?, updated_at = ?"
+                " WHERE id = ? AND state = ?",
+            (customer_state, now, cause[:500], now, claim.customer_id, CALLING))
+    if stop_reason:
+        queue_state.stop_by_dialer(db, claim.queue_id, claim.queue_code, stop_reason, now=now)
+
+
+def _require_transaction(db: pw.Database):
+    if not db.in_transaction():
+        raise RuntimeError("a dialer transition runs inside the caller's db.atomic()")

@@ -1,0 +1,66 @@
+"""The plain values that cross the store's boundary: what the API asks to import, what the
+dialer claims and reports back. Frozen dataclasses, no database in them."""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class NewCustomer:
+    ext_id: str
+    mobiles: list[str]
+    fields: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportRequest:
+    queue_code: str
+    template: str
+    settings: dict          # only the optional queue fields the request gave
+    customers: list[NewCustomer]
+
+
+@dataclasses.dataclass
+class ImportResult:
+    success: list[str] = dataclasses.field(default_factory=list)
+    rejected: list[dict] = dataclasses.field(default_factory=list)   # {"id", "reason"}
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueInfo:
+    id: int
+    code: str
+    template: str
+    concurrent_call: int
+    max_recall_count: int
+    min_recall_duration: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """Everything one call needs, taken from the store in the claim's transaction."""
+    attempt_id: int
+    uuid: str
+    job_uuid: str
+    number: str
+    customer_id: int
+    ext_id: str
+    fields: dict
+    queue_id: int
+    queue_code: str
+    template: str
+    min_talk: int
+    answered_at: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CallReport:
+    """What happened on the call, as FreeSWITCH and the IVR reported it."""
+    answered_at: float | None
+    ended_at: float
+    talk_seconds: float
+    cause: str | None
+    sip_status: str | None = None
+    keys: str = ""
+    result: str | None = None
+    interrupted: bool = False

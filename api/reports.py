@@ -56,7 +56,7 @@ def attempts_csv(code):
             for ext_id, values in attempts:
                 for name in ("started_at", "answered_at", "ended_at"):
                     values[name] = _local_time(values[name], tz)
-                writer.writerow((ext_id, *values.values()))
+                writer.writerow([_cell(ext_id), *map(_cell, values.values())])
                 if buffer.tell() > 65536:
                     yield buffer.getvalue()
                     buffer.seek(0)
@@ -66,6 +66,17 @@ def attempts_csv(code):
     filename = f"attempts-{_safe_filename(code)}.csv"
     return Response(stream_with_context(rows()), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# OWASP's CSV-injection rule: a spreadsheet runs a cell starting with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """`value` for a CSV cell: text that a spreadsheet would run as a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 @bp.get("/queue/<path:code>")

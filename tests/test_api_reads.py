@@ -87,3 +87,15 @@ def test_attempts_csv_of_a_queue_without_calls_is_just_the_header(client):
     text = client.get("/v2/autocall/queue/Autocall-Q1/attempts.csv", headers=AUTH).get_data(as_text=True)
     assert text.splitlines() == ["customer_id,number,uuid,round,state,started_at,answered_at,ended_at,"
                                  "hangup_cause,sip_status,talk_seconds,keys,outcome,result"]
+
+
+def test_attempts_csv_neutralises_cells_a_spreadsheet_would_run_as_formulas(client, db):
+    ids = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1,2)", "-2+3", "KH=1"]
+    body = seed_import()
+    body["customers"] = [customer(ext_id) for ext_id in ids]
+    assert post(client, "/queue", body).get_json()["data"]["fail"] == []
+    for i, ext_id in enumerate(ids):
+        add_attempt(db, ext_id, "0982596021", f"u{i}", hangup_cause="USER_BUSY")
+    text = client.get("/v2/autocall/queue/Autocall-Q1/attempts.csv", headers=AUTH).get_data(as_text=True)
+    first_column = [row["customer_id"] for row in csv.DictReader(io.StringIO(text))]
+    assert first_column == ["'" + ext_id for ext_id in ids[:4]] + ["KH=1"]

@@ -91,6 +91,27 @@ def test_named_event_subscription_with_event_lock_playback_matches_capture_09():
         {'default': {'answer_after': 0.02, 'hangup_after': 'never', 'keys': DTMF_09}})
 
 
+def test_play_and_get_digits_answered_then_failing_matches_capture_10(sounds):
+    # sipp sent '1' 1.144 s after the answer, inside the first prompt; nothing during the second
+    run('10-play_and_get_digits', {'default': {'answer_after': 0.02, 'hangup_after': 'never',
+                                               'keys': [[1.144, '1']]}}, sounds)
+
+
+def test_callee_bye_during_playback_matches_capture_11(sounds):
+    run('11-callee-bye-during-playback', {'default': {'answer_after': 0.02, 'hangup_after': 2.005}}, sounds)
+
+
+def test_missing_file_and_file_string_with_a_missing_member_match_capture_12(sounds):
+    run('12-missing-files', {'default': {'answer_after': 0.02, 'hangup_after': 'never'}}, sounds)
+
+
+def test_three_concurrent_originates_match_capture_13():
+    run('13-three-concurrent-originates', {'numbers': [
+        {'glob': '*@127.0.0.1:5074', 'answer_after': 0.94, 'hangup_after': 3.0},
+        {'glob': '*@127.0.0.1:5075', 'outcome': 'busy'},
+        {'glob': '*@127.0.0.1:5076', 'answer_after': 0.95, 'hangup_after': 'never'}]})
+
+
 def test_comparator_reports_a_reordered_header_with_a_diff():
     from tests.sim_fixtures import capture_messages
     _sends, received = capture_messages('03-busy-486')

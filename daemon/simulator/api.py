@@ -179,5 +179,6 @@ def sim_restart(sim, args):
 
 
 _HANDLERS = {'originate': originate, 'uuid_kill': uuid_kill, 'uuid_exists': uuid_exists,
-             'uuid_getvar': uuid_getvar, 'uuid_dump': uuid_dump, 'uuid_broadcast': uuid_broadcast, 'hupall': hupall, 'show': show,
-             'status': status, 'version': version, 'file_exists': file_exists, 'shutdown': shutdown, 'sim_fault': sim_fault, 'sim_restart': sim_restart}
+             'uuid_getvar': uuid_getvar, 'uuid_dump': uuid_dump, 'uuid_broadcast': uuid_broadcast,
+             'hupall': hupall, 'show': show, 'status': status, 'version': version, 'file_exists': file_exists,
+             'shutdown': shutdown, 'sim_fault': sim_fault, 'sim_restart': sim_restart}

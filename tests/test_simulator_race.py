@@ -1,5 +1,6 @@
 """The answer/park race: an execute that reaches the channel before the originate has completed
-runs in CS_CONSUME_MEDIA and is cut short when the originate sets CS_EXECUTE.
+runs in CS_CONSUME_MEDIA and is cut short when the originate sets CS_EXECUTE. Also park's own
+park_timeout.
 
 Raw ESL clients on real sockets; the window (`originate_completes_after`) is made long enough
 that a client reacting to CHANNEL_ANSWER always lands inside it.
@@ -134,3 +135,18 @@ def test_without_a_window_the_job_result_follows_the_answer_at_once():
 def test_a_bad_originate_completes_after_is_refused(value):
     with pytest.raises(ScenarioError, match='originate_completes_after'):
         from_dict({'originate_completes_after': value})
+
+
+def test_park_consumes_park_timeout_and_hangs_up_with_its_cause_when_it_expires(sim):
+    client = login(sim.address)
+    call = str(uuid.uuid4())
+    client.command('bgapi originate {origination_uuid=%s,park_timeout=5:ALLOTTED_TIMEOUT}sofia/lo/1000@127.0.0.1:5091'
+                   ' &park()' % call)
+    assert client.read_until(lambda m: _of(client, 'CHANNEL_HANGUP_COMPLETE', call), 5)
+    [park_execute] = [e for e in _of(client, 'CHANNEL_EXECUTE', call) if e['Application'] == 'park']
+    assert park_execute['variable_park_timeout'] == '5:ALLOTTED_TIMEOUT'
+    assert 'variable_park_timeout' not in _of(client, 'CHANNEL_PARK', call)[0]
+    done = _of(client, 'CHANNEL_HANGUP_COMPLETE', call)[0]
+    assert done['Hangup-Cause'] == 'ALLOTTED_TIMEOUT' and 'variable_park_timeout' not in done
+    parked_at = int(_of(client, 'CHANNEL_PARK', call)[0]['Event-Date-Timestamp']) // 10**6
+    assert 4 <= int(done['variable_end_epoch']) - parked_at <= 5  # whole epoch seconds, as park counts

@@ -64,6 +64,7 @@ class Channel:
         self.remote_hangup = False
         self.originating = False  # answered, but the originate has not completed: CS_CONSUME_MEDIA
         self.app_running = False
+        self.park_expires = None  # (epoch second, cause) from park_timeout
         self.inbox = Queue()
         self.pending = deque()
         self.result = AsyncResult()
@@ -257,11 +258,34 @@ class Channel:
         self._set_app('park', '', self.park_uuid)
         self._set_var('current_application', 'park')
         self._set_last_app('park', '')
-        self._fire_all(seq.ANSWER_AFTER_JOB_01 if self.varied else seq.ANSWER_AFTER_JOB)
+        keys = seq.ANSWER_AFTER_JOB_01 if self.varied else seq.ANSWER_AFTER_JOB
+        self._fire_all(keys[:-1])  # up to CHANNEL_EXECUTE(park); switch_ivr_park fires CHANNEL_PARK
+        self._take_park_timeout()
+        self._fire_all(keys[-1:])
+
+    def _take_park_timeout(self):
+        """switch_ivr_park (switch_ivr.c:985-996): park_timeout=<s>[:<cause>] is consumed (unset)
+        and the call is hung up with the cause once the epoch second reaches start + s."""
+        value = self.variables.pop('park_timeout', None)
+        if value is None:
+            return
+        self.fields['_orig'] = _variable_lines(self.variables)
+        seconds, _, cause = value.partition(':')
+        try:
+            seconds = int(seconds)
+        except ValueError:
+            seconds = 0  # atoi
+        if seconds >= 0:
+            now = self.sim.clock.now()
+            self.park_expires = (math.floor(now) + seconds, cause or 'NORMAL_CLEARING')
+            self._later(self.park_expires[0] - now + 0.001, self.inbox.put, ('park_timeout',))
 
     def _serve(self):
         """Parked: run queued applications, let DTMF through, until the call is hung up."""
         while True:
+            if self.park_expires and self.sim.clock.now() >= self.park_expires[0]:
+                self.hangup(self.park_expires[1])  # checked between apps, as park's loop does
+                self.park_expires = None
             if self.pending:
                 self._execute(self.pending.popleft())
                 continue

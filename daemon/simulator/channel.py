@@ -192,6 +192,7 @@ class Channel:
     def _ringing(self):
         self.progress = self.sim.clock.now()
         self.fields['progress_us'] = _usec(self.progress)
+        self.fields['_peer'] = self._peer_lines()
         self._fire_all(seq.RINGING)
 
     def _refuse(self, outcome):
@@ -433,6 +434,9 @@ class Channel:
         fields = dict(self.sim.events.base)
         fields.update(
             uuid=self.uuid, chan=url_encode(target.channel_name), user=url_encode(target.user),
+            profile=url_encode(target.profile), sip_profile='gateway' if target.gateway else url_encode(target.profile),
+            _gateway='variable_sip_gateway_name: %s\n' % url_encode(target.gateway) if target.gateway else '',
+            _peer='',
             req_uri=url_encode(target.req_uri), hostport=url_encode(target.hostport), port=target.port,
             session_id=str(self.sim.next_session_id()), media_port=str(16384 + 2 * (self.sim.sessions_total % 8000)),
             _orig=_variable_lines(self.variables), _app='', _app_late='', _sendmsg='',
@@ -442,6 +446,14 @@ class Channel:
             digits_dialed='none', digit='', play_file='', play_status='done', job=self.job or '',
             job_cmd='originate', job_arg=url_encode(self.origin_arg))
         return fields
+
+    def _peer_lines(self):
+        """sip_user_agent and sip_allow, as a gateway's 180/200 sets them (sipp sent neither)."""
+        if self.target.gateway is None:
+            return ''
+        gateway = self.sim.scenario.gateway(self.target.gateway)
+        return ''.join('variable_%s: %s\n' % (name, url_encode(value)) for name, value in (
+            ('sip_user_agent', gateway.user_agent), ('sip_allow', gateway.allow)) if value is not None)
 
     def _core_vars(self):
         return {'uuid': self.uuid, 'call_uuid': self.uuid, 'channel_name': self.target.channel_name,

@@ -50,6 +50,8 @@ SLOT_BY_NAME = {
     'variable_sip_invite_failure_status': 'sip_fail_status',
     'variable_sip_invite_failure_phrase': 'sip_phrase', 'variable_sip_term_cause': 'sip_term_cause',
     'variable_sip_hangup_disposition': 'disposition', 'variable_local_media_port': 'media_port',
+    'variable_sip_profile_name': 'sip_profile', 'variable_sofia_profile_name': 'profile',
+    'variable_recovery_profile_name': 'profile',
     'Command': 'command', 'event-uuid': 'app_uuid', 'execute-app-name': 'app',
     'execute-app-arg': 'app_data',
     'Playback-Status': 'play_status', 'Up-Time': 'uptime', 'Uptime-msec': 'uptime_ms', 'Session-Count': 'sessions',
@@ -107,7 +109,11 @@ def template_text(headers, tokens, port):
             continue
         if name == 'variable_last_arg':  # its slot follows variable_last_app, present or not
             continue
+        if name == 'variable_sip_local_network_addr':  # mod_sofia.c:4848 sets it just before
+            lines.append('{_gateway}')
         lines.append('%s: %s\n' % (name, generalise(name, value, tokens, port)))
+        if name == 'variable_sip_call_id':  # a 180/200's User-Agent and Allow (sofia.c:6794-6800)
+            lines.append('{_peer}')
         if name == 'variable_last_app':
             lines.append('{_last_arg}')
         if name == 'variable_sip_hangup_disposition':  # variables set after a BYE come here

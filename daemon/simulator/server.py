@@ -23,7 +23,7 @@ from daemon.simulator import sequences as seq
 from daemon.simulator.channel import Channel
 from daemon.simulator.clock import SimClock
 from daemon.simulator.connection import Connection
-from daemon.simulator.dial import USAGE, parse_originate
+from daemon.simulator.dial import USAGE, parse_originate, via_gateway
 from daemon.simulator.events import (DISCONNECT_SHUTDOWN, EventFactory, disconnect_notice, event_name,
                                      frame_event, uptime_text, url_encode)
 from daemon.simulator.media import Media
@@ -178,6 +178,9 @@ class Simulator:
             error = 'INVALID_GATEWAY'
         elif target.profile is not None and not self.scenario.knows_profile(target.profile):
             error = 'INVALID_PROFILE'
+        if error is None and target.gateway is not None:
+            gateway = self.scenario.gateway(target.gateway)
+            target = via_gateway(target, gateway.profile, gateway.proxy)
         variables = dict(parsed.variables)
         uuid = variables.get('origination_uuid') or str(uuidlib.uuid4())
         if error is None and uuid in self.channels:
@@ -269,7 +272,7 @@ class Simulator:
     def _forget(self, channel, outcome):
         self.channels.pop(channel.uuid, None)
         self._record({'event': 'originate', 'time': channel.created, 'uuid': channel.uuid, 'job': channel.job,
-                      'dial': channel.target.channel_name, 'variables': dict(channel.variables),
+                      'dial': channel.target.url, 'variables': dict(channel.variables),
                       'outcome': outcome, 'cause': channel.hangup_cause, 'answer_time': channel.answered,
                       'end_time': channel.ended})
 

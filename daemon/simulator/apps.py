@@ -152,7 +152,7 @@ def play_and_get_digits(channel, arg):
                 channel.set_var(var_name + '_invalid', digits)
         tries -= 1
         if invalid and invalid != 'silence':
-            _play_prompt(channel, invalid, None)
+            _play_if_found(channel, invalid)
 
 
 def _read(channel, min_digits, max_digits, prompt, var_name, timeout_ms, terminators, digit_timeout_ms):
@@ -203,11 +203,11 @@ def _read_done(channel, var_name, digits, status, terminator):
         channel.set_var(var_name, digits)
 
 
-def _play_prompt(channel, path, stop):
+def _play_if_found(channel, path):
     try:
-        return _play(channel, path, stop)
+        _play(channel, path, None)
     except FileNotFound:
-        return None
+        pass
 
 
 def sleep(channel, arg):

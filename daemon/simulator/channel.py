@@ -279,6 +279,7 @@ class Channel:
         if seconds >= 0:
             now = self.sim.clock.now()
             self.park_expires = (math.floor(now) + seconds, cause or 'NORMAL_CLEARING')
+            # only wakes _serve, which hangs up between apps once the second is reached
             self._later(self.park_expires[0] - now + 0.001, self.inbox.put, ('park_timeout',))
 
     def _serve(self):
@@ -300,9 +301,14 @@ class Channel:
         if self.originating:  # hung up within the originate's last moments: it still reports +OK
             self._complete_originate()
         self._set_app('park', '', self.park_uuid)
-        self.fields['app_resp'] = url_encode(self.getvar('current_application_response').replace('_undef_', '_none_'))
+        self.fields['app_resp'] = self._app_response()
         self._set_times()
         self._fire_all(self._hangup_sequence()[1])
+
+    def _app_response(self):
+        """What CHANNEL_EXECUTE_COMPLETE says: current_application_response, or _none_ (switch_core_session.c:2968)."""
+        value = self.getvar('current_application_response')
+        return url_encode('_none_' if value == '_undef_' else value)
 
     def _hangup_sequence(self):
         if self.remote_hangup:
@@ -352,7 +358,7 @@ class Channel:
         finally:
             self.app_running = False
         self._set_app(request.app, request.arg, request.app_uuid)
-        self.fields['app_resp'] = url_encode(self.getvar('current_application_response').replace('_undef_', '_none_'))
+        self.fields['app_resp'] = self._app_response()
         if self.hangup_cause is None:
             key = seq.EXECUTE_COMPLETE if request.arg else seq.EXECUTE_COMPLETE_NODATA
         else:

@@ -9,7 +9,12 @@ A FreeSWITCH 1.10 stand-in speaking the ESL inbound protocol byte for byte as th
 (held to captures). Callees behave as the scenario file says (see docs/simulator.md).
 SIGTERM behaves like FreeSWITCH's: SHUTDOWN event, every call hung up with SYSTEM_SHUTDOWN,
 'The system is being shut down.' to every client, then exit.
-Fault hooks over ESL: 'api sim_fault drop|silence S|refuse S|delay MS', 'api sim_restart'."""
+Scenario keys beyond the callees: originate_completes_after (simulated seconds from
+CHANNEL_ANSWER to the originate's completion, default 0.02: an execute sent before CHANNEL_PARK
+may be cut short, as on the real switch), unreadable = [paths or globs the switch cannot open],
+gateways (names, or tables of profile/proxy/user_agent/allow).
+Fault hooks over ESL: 'api sim_fault drop|silence S|refuse S|delay MS',
+'api sim_fault unreadable [PATH ...]' (replaces the unreadable list), 'api sim_restart'."""
 
 
 def parse_args(argv):

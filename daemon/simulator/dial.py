@@ -1,6 +1,7 @@
-"""Parse an originate argument: `{a=b,c=d}sofia/<profile>/<user>@<host>[:port] &park()`."""
+"""Parse an originate argument: `{a=b,c=d}sofia/<profile>/<user>@<host>[:port] &park()` or
+`sofia/gateway/<gw>/<user>`, and name the channel as mod_sofia does."""
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 USAGE = ('-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] '
          '[<cid_name>] [<cid_num>] [<timeout_sec>]\n')
@@ -8,7 +9,10 @@ USAGE = ('-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>
 
 @dataclass(frozen=True)
 class Target:
-    """Where a call goes. `user` is the number the scenario matches on."""
+    """Where a call goes. `user` is the number the scenario matches on; `url` the dial string.
+
+    A gateway target is complete only after `via_gateway` (the gateway's profile and proxy).
+    """
     channel_name: str
     user: str
     req_uri: str
@@ -16,6 +20,7 @@ class Target:
     port: str
     profile: str | None
     gateway: str | None
+    url: str = ''
 
 
 @dataclass(frozen=True)
@@ -52,15 +57,26 @@ def _variables(text):
         yield name.strip(), value
 
 
+def via_gateway(target, profile, proxy):
+    """The channel mod_sofia makes for sofia/gateway/<gw>/<user>: named sofia/<profile>/<user>
+    (sofia_glue.c:65 names it after the gateway's profile and the part after the gateway), its
+    request URI <user>@<proxy> (mod_sofia.c:4855)."""
+    return replace(target, channel_name='sofia/%s/%s' % (profile, target.user), req_uri='%s@%s' % (
+        target.user, proxy), hostport=proxy, port=_port(proxy), profile=profile)
+
+
 def _target(url):
     match = re.fullmatch(r'sofia/gateway/([^/]+)/(.+)', url)
     if match:
         gateway, user = match.groups()
-        return Target(url, user, '%s@%s' % (user, gateway), gateway, '5060', None, gateway)
+        return Target(url, user, '%s@%s' % (user, gateway), gateway, '5060', None, gateway, url)
     match = re.fullmatch(r'sofia/([^/]+)/([^@]+)(?:@(.+))?', url)
     if match:
         profile, user, hostport = match.groups()
         hostport = hostport or '127.0.0.1'
-        port = hostport.rsplit(':', 1)[1] if ':' in hostport else '5060'
-        return Target(url, user, '%s@%s' % (user, hostport), hostport, port, profile, None)
+        return Target(url, user, '%s@%s' % (user, hostport), hostport, _port(hostport), profile, None, url)
     return None
+
+
+def _port(hostport):
+    return hostport.rsplit(':', 1)[1] if ':' in hostport else '5060'

@@ -22,6 +22,7 @@ REFUSALS = {
 }
 OUTCOMES = ('answer', 'no_answer') + tuple(REFUSALS)
 DEFAULT_PROFILES = ('lo', 'internal', 'external')
+ORIGINATE_COMPLETES_AFTER = 0.02
 
 
 class ScenarioError(AutocallError):
@@ -49,6 +50,22 @@ class Behaviour:
 
 
 @dataclass(frozen=True)
+class Gateway:
+    """A sofia gateway as the switch knows it. proxy: host[:port] of the far end (sofia.c:3995-4028
+    defaults it to the realm, which defaults to the gateway's name); user_agent and allow: what
+    its 180/200 carry in User-Agent and Allow (sip_user_agent, sip_allow; None: no such header)."""
+    name: str
+    profile: str = 'external'
+    proxy: str = ''
+    user_agent: str | None = 'Simulated Carrier'
+    allow: str | None = 'INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK'
+
+    def __post_init__(self):
+        if not self.proxy:
+            object.__setattr__(self, 'proxy', self.name)
+
+
+@dataclass(frozen=True)
 class _Rule:
     kind: str  # 'exact', 'glob' or 'regex'
     pattern: str
@@ -68,9 +85,13 @@ class Scenario:
     rules: list = field(default_factory=list)
     default: Behaviour = field(default_factory=Behaviour)
     mix: list | None = None  # [(weight, outcome, ranges dict)]
-    gateways: frozenset | None = None  # None: every gateway name is known
+    gateways: dict | None = None  # name -> Gateway; None: every name is a default Gateway
     profiles: frozenset = frozenset(DEFAULT_PROFILES)
     event_order: str = 'captured'  # or 'varied': each call takes one of the orders captured
+    # simulated seconds from CHANNEL_ANSWER to the originate's completion (BACKGROUND_JOB, park);
+    # an execute arriving meanwhile runs in CS_CONSUME_MEDIA and is cut short (capture 13: ~20 ms)
+    originate_completes_after: float = ORIGINATE_COMPLETES_AFTER
+    unreadable: tuple = ()  # absolute paths or globs the switch cannot open although they exist
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def behaviour_for(self, number, address=None):
@@ -89,6 +110,10 @@ class Scenario:
 
     def knows_gateway(self, name):
         return self.gateways is None or name in self.gateways
+
+    def gateway(self, name):
+        """The gateway called `name` (a default one when the scenario lists none)."""
+        return Gateway(name) if self.gateways is None else self.gateways[name]
 
     def knows_profile(self, name):
         return name in self.profiles
@@ -123,12 +148,15 @@ def from_dict(data, seed=None):
     rules = [_rule(entry, default, i) for i, entry in enumerate(data.get('numbers', []))]
     scenario = Scenario(rules=rules, default=default)
     if 'gateways' in data:
-        scenario.gateways = frozenset(data['gateways'])
+        scenario.gateways = _gateways(data['gateways'])
     if 'profiles' in data:
         scenario.profiles = frozenset(data['profiles'])
     if data.get('event_order', 'captured') not in ('captured', 'varied'):
         raise ScenarioError('event_order must be "captured" or "varied", got %r' % data['event_order'])
     scenario.event_order = data.get('event_order', 'captured')
+    scenario.originate_completes_after = _seconds(
+        data.get('originate_completes_after', ORIGINATE_COMPLETES_AFTER), 'originate_completes_after')
+    scenario.unreadable = _paths(data.get('unreadable', []), 'unreadable')
     if 'random' in data:
         scenario.mix = _mix(data['random'])
         scenario.rng = random.Random(data['random'].get('seed', 0) if seed is None else seed)
@@ -175,6 +203,27 @@ def _seconds(value, where):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ScenarioError('%s must be a number of seconds >= 0, got %r' % (where, value))
     return float(value)
+
+
+def _gateways(value):
+    """gateways = ["a", "b"] (default settings) or [gateways.a] tables of Gateway's fields."""
+    if isinstance(value, list):
+        return {str(name): Gateway(str(name)) for name in value}
+    if not isinstance(value, dict):
+        raise ScenarioError('gateways must be a list of names or a table of gateway tables')
+    fields = {'profile', 'proxy', 'user_agent', 'allow'}
+    gateways = {}
+    for name, settings in value.items():
+        if not isinstance(settings, dict) or set(settings) - fields:
+            raise ScenarioError('gateways.%s: a table of %s' % (name, ', '.join(sorted(fields))))
+        gateways[name] = Gateway(name, **{k: str(v) for k, v in settings.items()})
+    return gateways
+
+
+def _paths(value, where):
+    if not isinstance(value, list) or not all(isinstance(p, str) and p.startswith('/') for p in value):
+        raise ScenarioError('%s must be a list of absolute paths or globs, got %r' % (where, value))
+    return tuple(value)
 
 
 def _keys(value, where):

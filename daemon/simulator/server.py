@@ -23,7 +23,7 @@ from daemon.simulator import sequences as seq
 from daemon.simulator.channel import Channel
 from daemon.simulator.clock import SimClock
 from daemon.simulator.connection import Connection
-from daemon.simulator.dial import USAGE, parse_originate
+from daemon.simulator.dial import USAGE, parse_originate, via_gateway
 from daemon.simulator.events import (DISCONNECT_SHUTDOWN, EventFactory, disconnect_notice, event_name,
                                      frame_event, uptime_text, url_encode)
 from daemon.simulator.media import Media
@@ -47,7 +47,7 @@ class Simulator:
         self.clock = SimClock(time_scale, wall=wall)
         self.heartbeat = heartbeat
         self.hostname = hostname
-        self.media = Media(sound_dir)
+        self.media = Media(sound_dir, unreadable=self.scenario.unreadable)
         self.channels = {}
         self.connections = set()
         self.records = []
@@ -146,6 +146,10 @@ class Simulator:
         """Delay every command's reply by `milliseconds` real ms from now on (0: no delay)."""
         self.delay_ms = max(0, int(milliseconds))
 
+    def set_unreadable(self, patterns):
+        """From now on the switch cannot open these paths or globs (replaces the scenario's list)."""
+        self.media.set_unreadable(patterns)
+
     def restart(self):
         """As a FreeSWITCH restart: every channel gone without events, every connection dropped,
         a new Core-UUID. The listener stays up."""
@@ -174,6 +178,9 @@ class Simulator:
             error = 'INVALID_GATEWAY'
         elif target.profile is not None and not self.scenario.knows_profile(target.profile):
             error = 'INVALID_PROFILE'
+        if error is None and target.gateway is not None:
+            gateway = self.scenario.gateway(target.gateway)
+            target = via_gateway(target, gateway.profile, gateway.proxy)
         variables = dict(parsed.variables)
         uuid = variables.get('origination_uuid') or str(uuidlib.uuid4())
         if error is None and uuid in self.channels:
@@ -265,7 +272,7 @@ class Simulator:
     def _forget(self, channel, outcome):
         self.channels.pop(channel.uuid, None)
         self._record({'event': 'originate', 'time': channel.created, 'uuid': channel.uuid, 'job': channel.job,
-                      'dial': channel.target.channel_name, 'variables': dict(channel.variables),
+                      'dial': channel.target.url, 'variables': dict(channel.variables),
                       'outcome': outcome, 'cause': channel.hangup_cause, 'answer_time': channel.answered,
                       'end_time': channel.ended})
 

@@ -12,7 +12,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/python -m daemon.demo
+	$(BIN)/python -m demo
 
 test: $(BIN)/.installed
 	$(BIN)/pytest

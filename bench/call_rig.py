@@ -81,7 +81,7 @@ def write_scenario(path: Path, key_offset: float) -> Path:
 def start_simulator(scenario: Path, time_scale: float, sound_dir: Path, record: Path | None = None,
                     log_path: Path | None = None):
     """`autocall-simulator` as a process on a free loopback port; returns (Popen, port)."""
-    cmd = [sys.executable, "-m", "daemon.simulator", "--listen", "127.0.0.1:0", "--scenario", str(scenario),
+    cmd = [sys.executable, "-m", "simulator", "--listen", "127.0.0.1:0", "--scenario", str(scenario),
            "--time-scale", str(time_scale), "--heartbeat", "20", "--sound-dir", str(sound_dir),
            "--log-level", "WARNING"]
     if record:

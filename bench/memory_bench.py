@@ -5,7 +5,7 @@
 Builds each database once (through daemon.store.customers.import_customers, the API's chunked import
 path; --build raw uses sqlite3 executemany instead), one running queue with concurrent_call 50.
 Each run copies the database, starts `autocall-simulator` and `autocall-daemon` (as
-`python -m daemon.simulator` / `python -m daemon.main`, real processes on loopback, free
+`python -m simulator` / `python -m daemon.main`, real processes on loopback, free
 ports) with a calling window open all day, cps 50 and channel_limit 50, lets the daemon dial
 for --seconds, sampling VmRSS of its /proc/<pid>/status every 0.5 s, then stops both with
 SIGTERM. Sizes alternate run by run. Prints each run (peak and median RSS, calls started),
@@ -68,7 +68,7 @@ def start_simulator(workdir, time_scale):
     scenario = workdir / "scenario.toml"
     scenario.write_text(SCENARIO)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.simulator", "--listen", "127.0.0.1:0", "--scenario", str(scenario),
+        [sys.executable, "-m", "simulator", "--listen", "127.0.0.1:0", "--scenario", str(scenario),
          "--time-scale", str(time_scale), "--sound-dir", str(REPO / "ivr_templates" / "sounds"),
          "--log-level", "WARNING"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=open(workdir / "simulator.log", "w"), text=True)

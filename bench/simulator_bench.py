@@ -25,7 +25,7 @@ DAEMON_EVENTS = 'CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB CHANNEL_E
 
 
 def start_simulator(scenario_path):
-    proc = subprocess.Popen([sys.executable, '-m', 'daemon.simulator', '--listen', '127.0.0.1:0',
+    proc = subprocess.Popen([sys.executable, '-m', 'simulator', '--listen', '127.0.0.1:0',
                              '--scenario', scenario_path, '--heartbeat', '20', '--log-level', 'WARNING'],
                             stdout=subprocess.PIPE, text=True,
                             cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))

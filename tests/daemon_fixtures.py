@@ -14,8 +14,8 @@ import gevent
 from daemon import ivr
 from daemon.store import customers as store_customers, records
 from daemon.config import QueueDefaults
-from daemon.simulator import Simulator
-from daemon.simulator.scenario import from_dict
+from simulator import Simulator
+from simulator.scenario import from_dict
 from daemon.store.schema import open_database
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ import struct
 import time
 import wave
 
-from daemon.simulator.capture import event_headers, read_transcript, split_message
+from simulator.capture import event_headers, read_transcript, split_message
 from tests import esl_fixtures
 
 CAPTURES = str(esl_fixtures.CAPTURES)  # one place decides where the captures are

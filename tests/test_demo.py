@@ -12,34 +12,36 @@ from pathlib import Path
 
 import pytest
 
-from daemon import demo
+from demo import customers as demo_customers
+from demo import run, services
+from demo import scenario as demo_scenario
 from daemon.config import REPO_ROOT
-from daemon.simulator import scenario as scenario_module
+from simulator import scenario as scenario_module
 from daemon.store.states import FINAL_STATES
 
 TODAY = dt.date(2026, 11, 27)
-DEMO = [sys.executable, '-m', 'daemon.demo']
+DEMO = [sys.executable, '-m', 'demo']
 
 
 def generate(tmp_path, customers=40, seed=7):
-    args = demo.parse_args(['--workdir', str(tmp_path), '--customers', str(customers), '--seed', str(seed)])
-    return demo.prepare(tmp_path, args, TODAY)
+    args = run.parse_args(['--workdir', str(tmp_path), '--customers', str(customers), '--seed', str(seed)])
+    return run.prepare(tmp_path, args, TODAY)
 
 
 def test_generated_customers_are_reproducible_for_a_seed(tmp_path):
-    first = demo.make_customers(50, random.Random(3), TODAY)
-    again = demo.make_customers(50, random.Random(3), TODAY)
-    other = demo.make_customers(50, random.Random(4), TODAY)
+    first = demo_customers.make_customers(50, random.Random(3), TODAY)
+    again = demo_customers.make_customers(50, random.Random(3), TODAY)
+    other = demo_customers.make_customers(50, random.Random(4), TODAY)
     assert first == again
     assert first != other
 
 
 def test_generated_customers_have_one_to_three_unique_valid_mobiles_and_loan_fields():
-    customers = demo.make_customers(200, random.Random(1), TODAY)
+    customers = demo_customers.make_customers(200, random.Random(1), TODAY)
     numbers = [n for c in customers for n in c.fields['mobiles']]
     assert len(numbers) == len(set(numbers))
     assert {len(c.fields['mobiles']) for c in customers} == {1, 2, 3}
-    assert all(len(n) == 10 and n[:3] in demo.MOBILE_PREFIXES for n in numbers)
+    assert all(len(n) == 10 and n[:3] in demo_customers.MOBILE_PREFIXES for n in numbers)
     assert len({c.fields['id'] for c in customers}) == 200
     for c in customers:
         assert c.fields['contract_number'].startswith('HD')
@@ -49,7 +51,7 @@ def test_generated_customers_have_one_to_three_unique_valid_mobiles_and_loan_fie
 
 
 def test_generated_customers_split_over_both_demo_queues():
-    customers = demo.make_customers(10, random.Random(1), TODAY)
+    customers = demo_customers.make_customers(10, random.Random(1), TODAY)
     assert [c.queue for c in customers] == ['DEMO-TRUOC-HAN'] * 6 + ['DEMO-QUA-HAN'] * 4
 
 
@@ -63,15 +65,15 @@ def test_the_scenario_gives_every_number_the_callee_the_customer_was_generated_w
             assert scenario.behaviour_for(number).outcome == expected_outcome.get(behaviour, 'answer')
     seed_callee = scenario.behaviour_for('0982596021')
     assert [digits for _, digits in seed_callee.keys] == ['9']
-    assert scenario.knows_gateway(demo.GATEWAY)
+    assert scenario.knows_gateway(demo_customers.GATEWAY)
 
 
 def test_a_key_is_pressed_while_the_customers_menu_is_playing(tmp_path):
-    timing = demo.CallTiming(REPO_ROOT / 'ivr_templates', REPO_ROOT / 'ivr_templates' / 'sounds')
-    fields = demo.SEED_IMPORT['customers'][0]
+    timing = demo_scenario.CallTiming(REPO_ROOT / 'ivr_templates', REPO_ROOT / 'ivr_templates' / 'sounds')
+    fields = demo_customers.SEED_IMPORT['customers'][0]
     menu_at, replay = timing.menu('IVR-1', fields)
     assert 15 < menu_at < 30 and 10 < replay < menu_at    # greeting + info, then info alone
-    rule = demo.callee_rule('0900000001', 'repeat_then_promise', menu_at, replay, random.Random(0))
+    rule = demo_scenario.callee_rule('0900000001', 'repeat_then_promise', menu_at, replay, random.Random(0))
     (first_at, first), (second_at, second) = rule['keys']
     assert (first, second) == ('1', '9')
     assert menu_at < first_at < menu_at + 8           # inside the 8 s menu prompt
@@ -81,19 +83,19 @@ def test_a_key_is_pressed_while_the_customers_menu_is_playing(tmp_path):
 def test_the_demo_config_opens_the_window_around_the_clock_and_names_the_scenarios_gateway(tmp_path):
     from daemon import config
     path = tmp_path / 'autocall.toml'
-    path.write_text(demo.config_toml(esl_port=8021, api_port=8080, token='t' * 20, recall_delay=5.0))
+    path.write_text(demo_scenario.config_toml(esl_port=8021, api_port=8080, token='t' * 20, recall_delay=5.0))
     loaded = config.load(path, environ={})
     assert loaded.dialer.window_start == dt.time(0, 0)
     assert loaded.dialer.window_end > dt.time(23, 59, 59)
     assert loaded.dialer.daily_cap == 0
-    assert loaded.dialer.dial_string == f'sofia/gateway/{demo.GATEWAY}/{{number}}'
+    assert loaded.dialer.dial_string == f'sofia/gateway/{demo_customers.GATEWAY}/{{number}}'
     assert loaded.db_path == tmp_path / 'autocall.sqlite3'
 
 
 def test_a_service_that_dies_is_named_with_the_end_of_its_log(tmp_path):
-    service = demo.Service('autocall-broken', [sys.executable, '-c', 'print("cannot bind"); raise SystemExit(3)'],
+    service = services.Service('autocall-broken', [sys.executable, '-c', 'print("cannot bind"); raise SystemExit(3)'],
                            tmp_path / 'broken.log', {})
-    with pytest.raises(demo.DemoFailed) as failure:
+    with pytest.raises(services.DemoFailed) as failure:
         service.wait_for_line('never printed', timeout=10)
     assert 'autocall-broken exited with status 3' in str(failure.value)
     assert 'cannot bind' in str(failure.value)

@@ -708,7 +708,7 @@ def test_events_nobody_owns_go_to_the_unowned_hook_and_heartbeats_do_not():
     switch.stop()
 
 
-# --- 5. against the FreeSWITCH stand-in (daemon/simulator) ---
+# --- 5. against the FreeSWITCH stand-in (simulator) ---
 
 SIM_SCENARIO = {'numbers': [
     {'number': '0901000001', 'outcome': 'answer', 'answer_after': 1, 'hangup_after': 'never',
@@ -719,8 +719,8 @@ SIM_SCENARIO = {'numbers': [
 
 @pytest.fixture
 def sim(tmp_path):
-    from daemon.simulator import Simulator
-    from daemon.simulator.scenario import from_dict
+    from simulator import Simulator
+    from simulator.scenario import from_dict
     with wave.open(str(tmp_path / 'hello.wav'), 'wb') as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)

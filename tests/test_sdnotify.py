@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from daemon import sdnotify
-from daemon.simulator import Simulator
-from daemon.simulator.scenario import from_dict
+from simulator import Simulator
+from simulator.scenario import from_dict
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -6,14 +6,15 @@ import json
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import gevent
 import greenswitch
 import pytest
 
-from daemon.simulator import Simulator
-from daemon.simulator.capture import event_headers, split_message
-from daemon.simulator.scenario import from_dict
+from simulator import Simulator
+from simulator.capture import event_headers, split_message
+from simulator.scenario import from_dict
 from tests.sim_fixtures import login, write_wav
 
 pytestmark = pytest.mark.timeout(30)
@@ -492,7 +493,7 @@ def test_shutdown_hangs_up_with_system_shutdown_and_says_goodbye(make_sim):
     ({'default': {'keys': [[1.0]]}}, 'default.keys must be a list of'),
 ])
 def test_bad_scenario_is_refused_with_the_key_named(data, message):
-    from daemon.simulator.scenario import ScenarioError
+    from simulator.scenario import ScenarioError
     with pytest.raises(ScenarioError) as failure:
         from_dict(data)
     assert message in str(failure.value)
@@ -500,7 +501,7 @@ def test_bad_scenario_is_refused_with_the_key_named(data, message):
 
 def test_demo_scenario_file_loads():
     import os
-    from daemon.simulator.scenario import load
+    from simulator.scenario import load
     path = os.path.join(os.path.dirname(__file__), '..', 'bench', 'scenarios', 'demo.toml')
     scenario = load(path)
     assert scenario.behaviour_for('0901000002').outcome == 'busy'
@@ -508,7 +509,7 @@ def test_demo_scenario_file_loads():
 
 
 def test_a_client_that_stops_reading_is_disconnected_after_losing_events(make_sim, monkeypatch):
-    from daemon.simulator import connection
+    from simulator import connection
     monkeypatch.setattr(connection, 'MAX_QUEUE', 5)
     monkeypatch.setattr(connection, 'MAX_LOST', 10)
     sim = make_sim(heartbeat=0.5)  # 200 heartbeats a second at SCALE
@@ -666,3 +667,13 @@ def test_garbage_from_a_client_closes_only_that_connection(make_sim):
     bad.send(b'sendmsg x\nContent-Length: lots\n\n\xff\xfe')
     assert bad.read_until(lambda m: bad.eof, 2)
     assert b'FreeSWITCH Version' in good.command('api version')
+
+
+def test_the_event_templates_are_exactly_what_the_generator_makes_from_the_vendored_captures(tmp_path):
+    from simulator import gen_templates, templates
+    from tests.esl_fixtures import CAPTURES as capture_dir
+    out = tmp_path / 'events.txt'
+    gen_templates.main([str(capture_dir), str(out)])
+    shipped = Path(templates.__file__).with_name(templates.DATA)
+    assert out.read_text(encoding='utf-8') == shipped.read_text(encoding='utf-8')
+    assert templates.parse(out.read_text(encoding='utf-8')) == templates.EVENTS

@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from daemon.simulator import Simulator
-from daemon.simulator.scenario import from_dict
+from simulator import Simulator
+from simulator.scenario import from_dict
 from tests.sim_fixtures import CAPTURES, compare, login, replay, sent_uuids, write_wav
 
 pytestmark = pytest.mark.timeout(60)

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from daemon.simulator import Simulator
-from daemon.simulator.scenario import ScenarioError, from_dict
+from simulator import Simulator
+from simulator.scenario import ScenarioError, from_dict
 from tests.sim_fixtures import login, write_wav
 
 pytestmark = pytest.mark.timeout(30)

@@ -345,7 +345,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("daemon.simulator").setLevel(logging.WARNING)
+    logging.getLogger("simulator").setLevel(logging.WARNING)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="autocall-faults-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"work directory: {workdir}", flush=True)

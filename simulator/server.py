@@ -18,16 +18,16 @@ import gevent
 import gevent.event
 from gevent.server import StreamServer
 
-from daemon.simulator import api as api_commands
-from daemon.simulator import sequences as seq
-from daemon.simulator.channel import Channel
-from daemon.simulator.clock import SimClock
-from daemon.simulator.connection import Connection
-from daemon.simulator.dial import USAGE, parse_originate, via_gateway
-from daemon.simulator.events import (DISCONNECT_SHUTDOWN, EventFactory, disconnect_notice, event_name,
+from simulator import api as api_commands
+from simulator import sequences as seq
+from simulator.channel import Channel
+from simulator.clock import SimClock
+from simulator.connection import Connection
+from simulator.dial import USAGE, parse_originate, via_gateway
+from simulator.events import (DISCONNECT_SHUTDOWN, EventFactory, disconnect_notice, event_name,
                                      frame_event, uptime_text, url_encode)
-from daemon.simulator.media import Media
-from daemon.simulator.scenario import Scenario
+from simulator.media import Media
+from simulator.scenario import Scenario
 
 logger = logging.getLogger(__name__)
 

@@ -4,14 +4,14 @@ does on the wire (held to real captures by tests/test_simulator*.py). See docs/s
 `Simulator`, `Scenario`, `Behaviour` and `ScenarioError` are importable from here; they load on
 first use so that the template generator can run before templates.py exists.
 """
-_EXPORTS = {'Simulator': 'daemon.simulator.server', 'Scenario': 'daemon.simulator.scenario',
-            'Behaviour': 'daemon.simulator.scenario', 'ScenarioError': 'daemon.simulator.scenario'}
+_EXPORTS = {'Simulator': 'simulator.server', 'Scenario': 'simulator.scenario',
+            'Behaviour': 'simulator.scenario', 'ScenarioError': 'simulator.scenario'}
 __all__ = sorted(_EXPORTS) + ['main']
 
 
 def main(argv=None):
     """Console entry point `autocall-simulator`."""
-    from daemon.simulator.cli import main as run
+    from simulator.cli import main as run
     return run(argv)
 
 

@@ -7,8 +7,8 @@ switch_ivr_play_say.c of FreeSWITCH 1.10 (see docs/simulator.md for what is simp
 import logging
 import re
 
-from daemon.simulator import sequences as seq
-from daemon.simulator.events import url_encode
+from simulator import sequences as seq
+from simulator.events import url_encode
 
 logger = logging.getLogger(__name__)
 SAMPLE_RATE = 8000

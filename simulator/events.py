@@ -8,7 +8,7 @@ import json
 import time
 from urllib.parse import unquote
 
-from daemon.simulator.templates import EVENTS
+from simulator.templates import EVENTS
 
 # switch_url_encode() escapes these, plus every byte outside printable ASCII
 _UNSAFE = set('\r\n "#%&+:;<=>?@[\\]^`{|}')

@@ -13,11 +13,11 @@ import gevent
 from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 
-from daemon.simulator import sequences as seq
-from daemon.simulator.apps import APPS, Hangup, OriginateCompleted
-from daemon.simulator.events import format_local, url_encode
-from daemon.simulator.scenario import REFUSALS
-from daemon.simulator.templates import EVENTS
+from simulator import sequences as seq
+from simulator.apps import APPS, Hangup, OriginateCompleted
+from simulator.events import format_local, url_encode
+from simulator.scenario import REFUSALS
+from simulator.templates import EVENTS
 
 logger = logging.getLogger(__name__)
 

@@ -48,8 +48,8 @@ def main(argv=None):
     monkey.patch_all()
     import gevent
     import gevent.event
-    from daemon.simulator import scenario as scenario_module
-    from daemon.simulator.server import Simulator
+    from simulator import scenario as scenario_module
+    from simulator.server import Simulator
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,

@@ -1,5 +1,0 @@
-import sys
-
-from daemon.simulator import main
-
-sys.exit(main())

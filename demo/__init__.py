@@ -1,0 +1,1 @@
+"""`make demo`: the whole product on the embedded default, as real processes (see run.py)."""

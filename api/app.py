@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
+from urllib.parse import quote
 
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter, UnicodeConverter
 
 from daemon.config import Config
 from daemon.errors import ConfigError
@@ -35,6 +38,31 @@ def reply(code: int, content: str, **extra):
     return response
 
 
+_ENCODED = re.compile(r"%2[fF]|%25")
+
+
+def _decode_segment(value: str) -> str:
+    return _ENCODED.sub(lambda m: "%" if m.group() == "%25" else "/", value)
+
+
+class SegmentConverter(UnicodeConverter):
+    """A path segment where %2F is a "/" and %25 a "%" (api/http.py leaves those two encoded,
+    so that a queue code holding "/" can be named in one segment)."""
+
+    def to_python(self, value):
+        return _decode_segment(value)
+
+    def to_url(self, value):
+        return quote(value, safe="")
+
+
+class EncodedPathConverter(PathConverter):
+    """`<path:...>` with the same decoding: raw slashes separate, %2F is part of the value."""
+
+    def to_python(self, value):
+        return _decode_segment(value)
+
+
 def template_loader(config: Config) -> TemplateLoader:
     """The templates as the dialer will see them (same variant, same transfer names)."""
     return TemplateLoader(config.templates.dir, config.templates.sounds, variant=config.templates.variant,
@@ -46,6 +74,8 @@ def create_app(config: Config, db=None) -> Flask:
     if not config.api.tokens:
         raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
     app = Flask(__name__)
+    app.url_map.converters.update(default=SegmentConverter, string=SegmentConverter, path=EncodedPathConverter)
+    app.url_map.merge_slashes = False  # its redirect would be an HTML page, and "//" may be in a queue code
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
     app.json.ensure_ascii = False
     app.json.sort_keys = False

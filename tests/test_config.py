@@ -128,7 +128,7 @@ def test_api_with_a_bad_config_value_exits_with_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "api.server"], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip() == "autocall-api: api.listen: expected host:port, got 'bogus'"
+    assert done.stderr.strip() == "autocall-api: api.listen (from AUTOCALL_API_LISTEN): expected host:port, got 'bogus'"
 
 
 def test_under_journald_log_lines_carry_their_syslog_priority(capsys):

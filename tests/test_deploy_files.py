@@ -201,9 +201,9 @@ def test_env_example_as_shipped_holds_only_the_secrets_and_the_api_will_not_star
 def test_env_file_values_override_the_config_file(tmp_path):
     path = tmp_path / "autocall.toml"
     path.write_text(_install_toml())
-    env = {"AUTOCALL_API_TOKENS": "tok-one,tok-two", "AUTOCALL_ESL_PASSWORD": "s3cret"}
+    env = {"AUTOCALL_API_TOKENS": "tok-one-0123456789,tok-two-0123456789", "AUTOCALL_ESL_PASSWORD": "s3cret"}
     loaded = config_mod.load(path, environ=env)
-    assert loaded.api.tokens == ("tok-one", "tok-two")
+    assert loaded.api.tokens == ("tok-one-0123456789", "tok-two-0123456789")
     assert loaded.esl.password == "s3cret"
 
 

@@ -44,19 +44,19 @@ def main(argv=None) -> int:
     try:
         config = config_mod.load(args.config)
         listen = config_mod.parse_address(args.listen) if args.listen else config.api.listen
+        ensure_file_limit(config.api.max_connections)
+        listener = bind(listen)  # before the database is opened: a wrong address changes nothing
         from api.app import create_app
         app = create_app(config)
-        ensure_file_limit(config.api.max_connections)
-        server = ApiServer((listen.host, listen.port), app, limits_of(config.api), log=None,
-                           error_log=logging.getLogger("autocall.api.wsgi"))
-        # Access logs are off: they would carry nothing useful that nginx's do not, and tokens never reach the journal.
-        bind(server, listen)
     except ValueError as e:
         print(f"autocall-api: {e}", file=sys.stderr)
         return 2
     except AutocallError as e:
         print(f"autocall-api: {e}", file=sys.stderr)
         return exit_code(e)
+    # Access logs are off, so tokens never reach the journal; nginx's access log has the requests.
+    server = ApiServer(listener, app, limits_of(config.api), log=None, error_log=logging.getLogger("autocall.api.wsgi"))
+    server.start()
     host, port = server.address[:2]
     log.info("listening on http://%s:%d (database %s)", host, port, config.db_path)
     print(f"autocall-api listening on {host}:{port}", file=sys.stderr, flush=True)
@@ -75,21 +75,30 @@ def limits_of(api: config_mod.ApiConfig) -> Limits:
                   max_body_bytes=api.max_body_bytes)
 
 
-def bind(server: ApiServer, listen: config_mod.Address):
-    """Start listening; a bind error becomes ConfigError (fix api.listen) or Unavailable (retry)."""
+def bind(listen: config_mod.Address) -> socket.socket:
+    """A listening socket; a bind error becomes ConfigError (fix api.listen) or Unavailable (retry)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in listen.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        server.start()
-    except socket.gaierror as e:
-        raise ConfigError(f"api.listen: cannot resolve {listen.host!r}: {e.strerror}") from None
+        sock.bind((listen.host, listen.port))
+        sock.listen(socket.SOMAXCONN)
     except OSError as e:
-        if e.errno == errno.EADDRNOTAVAIL:
-            raise ConfigError(f"api.listen: {listen.host} is not an address of this host") from None
-        if e.errno == errno.EACCES:
-            raise ConfigError(f"api.listen: port {listen.port} needs privileges autocall-api does not have; "
-                              "use a port above 1024 behind the reverse proxy") from None
-        if e.errno == errno.EADDRINUSE:
-            raise Unavailable(f"api.listen: {listen} is already in use by another process") from None
-        raise Unavailable(f"api.listen: cannot listen on {listen}: {e.strerror}") from None
+        sock.close()
+        raise _bind_error(listen, e) from None
+    return sock
+
+
+def _bind_error(listen: config_mod.Address, e: OSError) -> AutocallError:
+    if isinstance(e, socket.gaierror):
+        return ConfigError(f"api.listen: cannot resolve {listen.host!r}: {e.strerror}")
+    if e.errno == errno.EADDRNOTAVAIL:
+        return ConfigError(f"api.listen: {listen.host} is not an address of this host")
+    if e.errno == errno.EACCES:
+        return ConfigError(f"api.listen: port {listen.port} needs privileges autocall-api does not have; "
+                           "use a port above 1024 behind the reverse proxy")
+    if e.errno == errno.EADDRINUSE:
+        return Unavailable(f"api.listen: {listen} is already in use by another process")
+    return Unavailable(f"api.listen: cannot listen on {listen}: {e.strerror}")
 
 
 def ensure_file_limit(connections: int):

@@ -25,6 +25,9 @@ def create(path: Path):
     path = Path(path)
     try:
         path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    except FileExistsError as e:  # mkdir's word when the name is taken by a file
+        e.strerror = "a file of that name is in the way"
+        raise _error(f"cannot create the directory {path.parent}", e) from None
     except OSError as e:
         raise _error(f"cannot create the directory {path.parent}", e) from None
     try:

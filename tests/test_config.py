@@ -32,6 +32,7 @@ def test_the_shipped_example_config_loads_and_equals_the_defaults_it_documents()
     defaults = config.load(None, environ={})
     # The example only sets a token and paths; everything else matches the built-in defaults.
     assert example.dialer == defaults.dialer and example.esl == defaults.esl
+    assert dataclasses.replace(example.api, tokens=()) == defaults.api
     assert example.queue_defaults == defaults.queue_defaults
     assert example.api.tokens
 

@@ -171,6 +171,19 @@ def test_a_bad_config_is_not_restarted_forever(name):
 
 
 @pytest.mark.parametrize("name", UNITS)
+def test_unit_caps_memory_and_tasks(name):
+    service = dict(unit(name)["Service"])
+    assert service["MemoryMax"].endswith(("M", "G")) and int(service["TasksMax"]) >= 32
+
+
+def test_api_unit_allows_the_open_files_its_connections_need():
+    from api.server import FD_RESERVE
+    from api.http import MAX_REFUSING
+    files = int(value(unit("autocall-api"), "Service", "LimitNOFILE"))
+    assert files >= DEFAULTS.api.max_connections + MAX_REFUSING + FD_RESERVE
+
+
+@pytest.mark.parametrize("name", UNITS)
 def test_unit_is_sandboxed(name):
     service = dict(unit(name)["Service"])
     expected = {

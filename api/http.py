@@ -23,6 +23,7 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import http.client
 import io
 import json
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 READ_PIECE = 65536          # bytes read from the socket at a time
 REFUSE_DRAIN_SECONDS = 1.0  # a refused client's request is read (and dropped) this long, so close sends no RST
 MAX_REFUSING = 64           # refused connections lingering at once; beyond that they close after the 503
+MAX_ACCEPT = 16             # connections accepted per wake-up, before their handlers run (gevent: 100)
+ACCEPT_PAUSE = 0.1          # out of file descriptors: stop accepting this long (the backlog waits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +239,7 @@ class ApiServer(WSGIServer):
     """gevent's WSGIServer with `Limits` (see the module docstring); `active` counts connections."""
 
     handler_class = ApiHandler
+    max_accept = MAX_ACCEPT
 
     def __init__(self, listener, application, limits: Limits, **kwargs):
         super().__init__(listener, application, **kwargs)
@@ -252,6 +256,23 @@ class ApiServer(WSGIServer):
             super().handle(sock, address)
         finally:
             self.active -= 1
+
+    def do_read(self):
+        try:
+            return super().do_read()
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+        # gevent would log a traceback per failed accept; pause quietly instead, once said.
+        log.warning("out of file descriptors with %d connections: not accepting for %.1fs "
+                    "(lower api.max_connections or raise LimitNOFILE=)", self.active, ACCEPT_PAUSE)
+        self.stop_accepting()
+        gevent.spawn_later(ACCEPT_PAUSE, self._resume_accepting)
+        return None
+
+    def _resume_accepting(self):
+        if self.started:
+            self.start_accepting()
 
     def _refuse(self, sock):
         # Read what the client already sent (unread bytes would turn our close into a RST that

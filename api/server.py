@@ -14,7 +14,7 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
-from api.http import MAX_REFUSING, ApiServer, Limits  # noqa: E402
+from api.http import MAX_ACCEPT, MAX_REFUSING, ApiServer, Limits  # noqa: E402
 from daemon import config as config_mod  # noqa: E402
 from daemon import logs  # noqa: E402
 from daemon.errors import AutocallError, ConfigError, Unavailable, exit_code  # noqa: E402
@@ -103,7 +103,7 @@ def _bind_error(listen: config_mod.Address, e: OSError) -> AutocallError:
 
 def ensure_file_limit(connections: int):
     """Raise the open-file limit to what `connections` need, or say which setting to change."""
-    need = connections + MAX_REFUSING + FD_RESERVE
+    need = connections + MAX_REFUSING + MAX_ACCEPT + FD_RESERVE
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= need:
         return

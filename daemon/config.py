@@ -313,7 +313,7 @@ def _nonempty_str(value) -> str:
     return value
 
 
-_CLOCK = re.compile(r"(\d\d):(\d\d)(?::(\d\d))?")
+_CLOCK = re.compile(r"(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,6}))?)?")
 
 
 def _clock_time(value) -> dt.time:
@@ -322,11 +322,12 @@ def _clock_time(value) -> dt.time:
         return value
     match = _CLOCK.fullmatch(value) if isinstance(value, str) else None
     if match:
-        hour, minute, second = (int(part or 0) for part in match.groups())
-        if (hour, minute, second) == (24, 0, 0):
+        hour, minute, second = (int(part or 0) for part in match.groups()[:3])
+        micro = int((match.group(4) or "0").ljust(6, "0"))
+        if (hour, minute, second, micro) == (24, 0, 0, 0):
             return dt.time.max
         if hour < 24 and minute < 60 and second < 60:
-            return dt.time(hour, minute, second)
+            return dt.time(hour, minute, second, micro)
     raise ValueError(f'expected a time of day "HH:MM" from 00:00 to 24:00, got {value!r}')
 
 

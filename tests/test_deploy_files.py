@@ -178,9 +178,9 @@ def test_unit_caps_memory_and_tasks(name):
 
 def test_api_unit_allows_the_open_files_its_connections_need():
     from api.server import FD_RESERVE
-    from api.http import MAX_REFUSING
+    from api.http import MAX_ACCEPT, MAX_REFUSING
     files = int(value(unit("autocall-api"), "Service", "LimitNOFILE"))
-    assert files >= DEFAULTS.api.max_connections + MAX_REFUSING + FD_RESERVE
+    assert files >= DEFAULTS.api.max_connections + MAX_REFUSING + MAX_ACCEPT + FD_RESERVE
 
 
 @pytest.mark.parametrize("name", UNITS)

@@ -113,7 +113,7 @@ def test_more_connections_than_open_files_allow_is_exit_2(tmp_path):
                                "AUTOCALL_API_LISTEN": f"127.0.0.1:{free_port()}"},
                           preexec_fn=limit, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "api.max_connections: 1000 connections need about 1128 open files but this process may open 256" in \
+    assert "api.max_connections: 1000 connections need about 1144 open files but this process may open 256" in \
         one_line(done, "autocall-api: ")
 
 
@@ -139,6 +139,12 @@ def test_window_end_24_00_means_until_midnight(tmp_path):
     window = CallingWindow(c.dialer.window_start, c.dialer.window_end, TZ)
     for hour, minute in ((0, 0), (12, 0), (23, 59)):
         assert window.is_open(dt.datetime(2026, 12, 2, hour, minute, tzinfo=TZ).timestamp())
+
+
+def test_a_window_end_written_the_old_way_still_loads(tmp_path):
+    # Before "24:00" was accepted, configs (the demo's among them) spelled midnight like this.
+    c = load(write_config(tmp_path, '[dialer]\nwindow_end = "23:59:59.999999"\n'), environ={})
+    assert c.dialer.window_end == dt.time(23, 59, 59, 999999)
 
 
 @pytest.mark.parametrize("value", ['"24:01"', '"25:00"', '"7:00"', '"07:00+07:00"', '"noon"'])

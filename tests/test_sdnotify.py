@@ -204,7 +204,7 @@ def start_daemon(tmp_path, path_listener, simulator):
 @pytest.mark.timeout(60)
 def test_daemon_is_ready_only_once_connected_and_feeds_the_watchdog_through_a_freeswitch_outage(
         simulator, start_daemon):
-    simulator.refuse(1.0)  # FreeSWITCH is not up yet when the service starts
+    simulator.refuse(3.0)  # FreeSWITCH is not up yet when the service starts (long: a loaded machine starts slowly)
     proc, sock, log_path = start_daemon()
 
     first = _next_states(sock, 20)

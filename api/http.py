@@ -22,7 +22,6 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import http.client
 import io
@@ -30,10 +29,14 @@ import json
 import logging
 import re
 import socket
+import time
 from urllib.parse import unquote
 
 import gevent
 from gevent.pywsgi import MAX_REQUEST_LINE, Input, WSGIHandler, WSGIServer
+from gevent.pywsgi import _InvalidClientInput  # what its chunk parser raises on bad framing
+
+from daemon.config import ApiConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +45,6 @@ REFUSE_DRAIN_SECONDS = 1.0  # a refused client's request is read (and dropped) t
 MAX_REFUSING = 64           # refused connections lingering at once; beyond that they close after the 503
 MAX_ACCEPT = 16             # connections accepted per wake-up, before their handlers run (gevent: 100)
 ACCEPT_PAUSE = 0.1          # out of file descriptors: stop accepting this long (the backlog waits)
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one connection may cost; `daemon.config.ApiConfig` carries the same names."""
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    keepalive_timeout: float = 30.0
-    max_connections: int = 200
-    max_body_bytes: int = 64 * 1024 * 1024
 
 
 class _Deadline(Exception):
@@ -106,7 +99,7 @@ class ApiHandler(WSGIHandler):
     def handle_one_request(self):
         if self.rfile.closed:
             return None
-        limits: Limits = self.server.limits
+        limits: ApiConfig = self.server.limits
         try:
             if not self._wait_for_request(limits):
                 return None
@@ -132,7 +125,7 @@ class ApiHandler(WSGIHandler):
             return None
         return True
 
-    def _wait_for_request(self, limits: Limits) -> bool:
+    def _wait_for_request(self, limits: ApiConfig) -> bool:
         """Wait for a request's first byte: False on EOF or an idle kept-alive connection."""
         first = self._requests_done == 0
         try:
@@ -175,9 +168,9 @@ class ApiHandler(WSGIHandler):
         while True:
             try:
                 piece = source.read(READ_PIECE)
-            except OSError as e:
-                if type(e).__name__ == "_InvalidClientInput":  # a malformed chunk
-                    raise Refusal(400, "bad request", str(e)) from None
+            except _InvalidClientInput as e:
+                raise Refusal(400, "bad request", str(e)) from None
+            except OSError:
                 return None
             if not piece:
                 return b"".join(pieces)
@@ -236,16 +229,18 @@ class ApiHandler(WSGIHandler):
 
 
 class ApiServer(WSGIServer):
-    """gevent's WSGIServer with `Limits` (see the module docstring); `active` counts connections."""
+    """gevent's WSGIServer with the limits of `api` settings (see the module docstring);
+    `active` counts the connections being served."""
 
     handler_class = ApiHandler
     max_accept = MAX_ACCEPT
 
-    def __init__(self, listener, application, limits: Limits, **kwargs):
+    def __init__(self, listener, application, limits: ApiConfig, **kwargs):
         super().__init__(listener, application, **kwargs)
         self.limits = limits
         self.active = 0
         self._refusing = 0
+        self._out_of_files_said = float("-inf")
 
     def handle(self, sock, address):
         if self.active >= self.limits.max_connections:
@@ -263,9 +258,12 @@ class ApiServer(WSGIServer):
         except OSError as e:
             if e.errno not in (errno.EMFILE, errno.ENFILE):
                 raise
-        # gevent would log a traceback per failed accept; pause quietly instead, once said.
-        log.warning("out of file descriptors with %d connections: not accepting for %.1fs "
-                    "(lower api.max_connections or raise LimitNOFILE=)", self.active, ACCEPT_PAUSE)
+        # gevent would log a traceback per failed accept; pause instead, with a line now and then.
+        now = time.monotonic()
+        if now - self._out_of_files_said > 10:
+            self._out_of_files_said = now
+            log.warning("out of file descriptors with %d connections: pausing accepts "
+                        "(lower api.max_connections or raise LimitNOFILE=)", self.active)
         self.stop_accepting()
         gevent.spawn_later(ACCEPT_PAUSE, self._resume_accepting)
         return None

@@ -14,7 +14,7 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
-from api.http import MAX_ACCEPT, MAX_REFUSING, ApiServer, Limits  # noqa: E402
+from api.http import MAX_ACCEPT, MAX_REFUSING, ApiServer  # noqa: E402
 from daemon import config as config_mod  # noqa: E402
 from daemon import logs  # noqa: E402
 from daemon.errors import AutocallError, ConfigError, Unavailable, exit_code  # noqa: E402
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         print(f"autocall-api: {e}", file=sys.stderr)
         return exit_code(e)
     # Access logs are off, so tokens never reach the journal; nginx's access log has the requests.
-    server = ApiServer(listener, app, limits_of(config.api), log=None, error_log=logging.getLogger("autocall.api.wsgi"))
+    server = ApiServer(listener, app, config.api, log=None, error_log=logging.getLogger("autocall.api.wsgi"))
     server.start()
     host, port = server.address[:2]
     log.info("listening on http://%s:%d (database %s)", host, port, config.db_path)
@@ -67,12 +67,6 @@ def main(argv=None) -> int:
     log.info("stopping: finishing requests in progress")
     server.stop(timeout=10)
     return 0
-
-
-def limits_of(api: config_mod.ApiConfig) -> Limits:
-    return Limits(header_timeout=api.header_timeout, body_timeout=api.body_timeout,
-                  keepalive_timeout=api.keepalive_timeout, max_connections=api.max_connections,
-                  max_body_bytes=api.max_body_bytes)
 
 
 def bind(listen: config_mod.Address) -> socket.socket:

@@ -262,6 +262,9 @@ def parse_address(value) -> Address:
     raise ValueError(f"expected host:port, got {value!r}")
 
 
+MIN_TOKEN_LENGTH = 16  # about 96 bits from token_urlsafe; guessing over HTTP is hopeless
+
+
 def _tokens(value) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(t, str) for t in items):
@@ -274,9 +277,6 @@ def _tokens(value) -> tuple[str, ...]:
             raise ValueError(f"a token of {len(t)} characters is too easy to guess; use at least "
                              f"{MIN_TOKEN_LENGTH} (python3 -c \"import secrets; print(secrets.token_urlsafe(32))\")")
     return tokens
-
-
-MIN_TOKEN_LENGTH = 16  # about 96 bits from token_urlsafe; guessing over HTTP is hopeless
 
 
 def _int_in(low, high):

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from api.app import create_app
-from api.http import ApiHandler, ApiServer, Limits
+from api.http import ApiHandler, ApiServer
 from tests.api_fixtures import AUTH, TOKEN, ApiProcess, make_config, seed_import
 
 HALF_SENT = b"POST /v2/autocall/queue HTTP/1.1\r\nHost: autocall\r\nContent-Type: application/json\r\n"
@@ -244,7 +244,8 @@ class _RecordingHandler(ApiHandler):
 
 
 def test_responses_go_out_with_tcp_nodelay_and_in_one_send(tmp_path):
-    server = ApiServer(("127.0.0.1", 0), create_app(make_config(tmp_path)), Limits(), log=None)
+    config = make_config(tmp_path)
+    server = ApiServer(("127.0.0.1", 0), create_app(config), config.api, log=None)
     server.handler_class = _RecordingHandler
     server.start()
     try:

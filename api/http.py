@@ -5,7 +5,8 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
 
 - A request's line and headers must arrive within `header_timeout` seconds of its first
   byte, its body within `body_timeout` of the end of its headers; otherwise the answer is
-  `408` and the connection is closed. An idle kept-alive connection is closed after
+  `408` and the connection is closed. Each send of a response must finish within
+  `body_timeout` too, else the connection is dropped. An idle kept-alive connection is closed after
   `keepalive_timeout`; a new one that sends nothing gets the same `header_timeout`.
 - At most `max_connections` connections are served at once; the next ones are answered
   `503` at once (with `Retry-After`) and closed, so a flood of slow clients never makes
@@ -88,6 +89,8 @@ class ApiHandler(WSGIHandler):
     """One connection: requests read under deadlines, bodies read whole, errors as JSON."""
 
     _requests_done = 0
+    # A client that stops reading the response is dropped quietly, like one that hung up.
+    ignored_socket_errors = WSGIHandler.ignored_socket_errors + (errno.ETIMEDOUT,)
 
     def handle(self):
         try:
@@ -211,6 +214,15 @@ class ApiHandler(WSGIHandler):
         except OSError:
             pass
         self.close_connection = True
+
+    def _sendall(self, data):
+        # Each send of a response must finish within body_timeout: a client that stops
+        # reading would otherwise hold its connection (and a slot under the cap) forever.
+        try:
+            with gevent.Timeout(self.server.limits.body_timeout, _Deadline):
+                super()._sendall(data)
+        except _Deadline:
+            raise OSError(errno.ETIMEDOUT, "the client stopped reading the response") from None
 
     def _write_with_headers(self, data):
         # One send for headers and a small first piece of body: two small sends on a kept-alive

@@ -149,6 +149,25 @@ def wait_for(predicate, timeout=10.0):
         gevent.sleep(0.05)
 
 
+def test_a_client_that_stops_reading_the_response_is_dropped(tmp_path):
+    def endless(environ, start_response):  # far more than the socket buffers hold
+        start_response("200 OK", [("Content-Type", "text/csv")])
+        return (b"x" * 65536 for _ in range(4096))
+
+    config = make_config(tmp_path, body_timeout=0.5)
+    server = ApiServer(("127.0.0.1", 0), endless, config.api, log=None)
+    server.start()
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.server_port))
+            sock.sendall(b"GET /v2/autocall/queue/Q/attempts.csv HTTP/1.1\r\nHost: autocall\r\n\r\n")
+            wait_for(lambda: server.active == 1)
+            wait_for(lambda: server.active == 0)  # never read from: dropped after body_timeout
+    finally:
+        server.stop()
+
+
 # --- bodies and malformed requests: JSON answers, never a reset or plain text ---
 
 def chunked(body: bytes, size=500) -> bytes:

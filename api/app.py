@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
+from urllib.parse import quote
 
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter, UnicodeConverter
 
 from api import commands, health, reports
 from api.replies import JSONProvider, reply
@@ -30,11 +33,38 @@ _CONTENT = {
 }
 
 
+_ENCODED = re.compile(r"%2[fF]|%25")
+
+
+def _decode_segment(value: str) -> str:
+    return _ENCODED.sub(lambda m: "%" if m.group() == "%25" else "/", value)
+
+
+class SegmentConverter(UnicodeConverter):
+    """A path segment where %2F is a "/" and %25 a "%" (api/http.py leaves those two encoded,
+    so that a queue code holding "/" can be named in one segment)."""
+
+    def to_python(self, value):
+        return _decode_segment(value)
+
+    def to_url(self, value):
+        return quote(value, safe="")
+
+
+class EncodedPathConverter(PathConverter):
+    """`<path:...>` with the same decoding: raw slashes separate, %2F is part of the value."""
+
+    def to_python(self, value):
+        return _decode_segment(value)
+
+
 def create_app(config: Config, db=None) -> Flask:
     """Build the API for `config`; `db` defaults to opening `config.db_path`."""
     if not config.api.tokens:
         raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
     app = Flask(__name__)
+    app.url_map.converters.update(default=SegmentConverter, string=SegmentConverter, path=EncodedPathConverter)
+    app.url_map.merge_slashes = False  # its redirect would be an HTML page, and "//" may be in a queue code
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
     app.json = JSONProvider(app)
     Services(config=config, db=db if db is not None else open_database(config.db_path),

@@ -4,17 +4,22 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402  (after patching, as every entry point does)
+import errno  # noqa: E402
 import logging  # noqa: E402
+import resource  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
 
+from api.http import MAX_ACCEPT, MAX_REFUSING, ApiServer  # noqa: E402
 from daemon import config as config_mod  # noqa: E402
 from daemon import logs  # noqa: E402
-from daemon.errors import AutocallError  # noqa: E402
+from daemon.errors import AutocallError, ConfigError, Unavailable, exit_code  # noqa: E402
+
+FD_RESERVE = 64  # files besides connections: the database, its WAL, logs, the listener
 
 log = logging.getLogger("autocall.api")
 
@@ -39,13 +44,18 @@ def main(argv=None) -> int:
     try:
         config = config_mod.load(args.config)
         listen = config_mod.parse_address(args.listen) if args.listen else config.api.listen
+        ensure_file_limit(config.api.max_connections)
+        listener = bind(listen)  # before the database is opened: a wrong address changes nothing
         from api.app import create_app
         app = create_app(config)
-    except (AutocallError, ValueError) as e:
+    except ValueError as e:
         print(f"autocall-api: {e}", file=sys.stderr)
         return 2
-    # Access logs carry no Authorization header, so tokens never reach the journal.
-    server = WSGIServer((listen.host, listen.port), app, log=None, error_log=logging.getLogger("autocall.api.wsgi"))
+    except AutocallError as e:
+        print(f"autocall-api: {e}", file=sys.stderr)
+        return exit_code(e)
+    # Access logs are off, so tokens never reach the journal; nginx's access log has the requests.
+    server = ApiServer(listener, app, config.api, log=None, error_log=logging.getLogger("autocall.api.wsgi"))
     server.start()
     host, port = server.address[:2]
     log.info("listening on http://%s:%d (database %s)", host, port, config.db_path)
@@ -57,6 +67,44 @@ def main(argv=None) -> int:
     log.info("stopping: finishing requests in progress")
     server.stop(timeout=10)
     return 0
+
+
+def bind(listen: config_mod.Address) -> socket.socket:
+    """A listening socket; a bind error becomes ConfigError (fix api.listen) or Unavailable (retry)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in listen.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((listen.host, listen.port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError as e:
+        sock.close()
+        raise _bind_error(listen, e) from None
+    return sock
+
+
+def _bind_error(listen: config_mod.Address, e: OSError) -> AutocallError:
+    if isinstance(e, socket.gaierror):
+        return ConfigError(f"api.listen: cannot resolve {listen.host!r}: {e.strerror}")
+    if e.errno == errno.EADDRNOTAVAIL:
+        return ConfigError(f"api.listen: {listen.host} is not an address of this host")
+    if e.errno == errno.EACCES:
+        return ConfigError(f"api.listen: port {listen.port} needs privileges autocall-api does not have; "
+                           "use a port above 1024 behind the reverse proxy")
+    if e.errno == errno.EADDRINUSE:
+        return Unavailable(f"api.listen: {listen} is already in use by another process")
+    return Unavailable(f"api.listen: cannot listen on {listen}: {e.strerror}")
+
+
+def ensure_file_limit(connections: int):
+    """Raise the open-file limit to what `connections` need, or say which setting to change."""
+    need = connections + MAX_REFUSING + MAX_ACCEPT + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise ConfigError(f"api.max_connections: {connections} connections need about {need} open files but "
+                          f"this process may open {hard}; lower api.max_connections or raise LimitNOFILE=")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,6 +53,12 @@ class ApiConfig:
     tokens: tuple[str, ...] = ()
     max_body_bytes: int = 64 * 1024 * 1024
     import_chunk: int = 2000
+    # Slow or idle clients (api/http.py): seconds for a request's headers, for its body, and
+    # for an idle kept-alive connection; connections served at once (the next get 503).
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keepalive_timeout: float = 30.0
+    max_connections: int = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,11 +114,27 @@ def load(path: str | os.PathLike | None = None, environ=None) -> Config:
     path = path or environ.get("AUTOCALL_CONFIG") or None
     raw = _read_toml(Path(path)) if path else {}
     base = Path(path).resolve().parent if path else Path.cwd()
+    origins = {}
     for env_name, key in ENV_KEYS.items():
         if environ.get(env_name) not in (None, ""):
             section, name = key.split(".")
             raw.setdefault(section, {})[name] = environ[env_name]
-    return _build(raw, base)
+            origins[key] = env_name
+    return _build(raw, base, origins)
+
+
+def restart_only_changes(running: Config, loaded: Config) -> list[str]:
+    """Keys that differ between `running` and `loaded` but that SIGHUP cannot apply: the
+    dialer holds its database, event socket and template loader from start-up."""
+    changed = ["database.path"] if running.db_path != loaded.db_path else []
+    for section in ("esl", "templates"):
+        old, new = getattr(running, section), getattr(loaded, section)
+        changed += [f"{section}.{f.name}" for f in dataclasses.fields(old)
+                    if getattr(old, f.name) != getattr(new, f.name)]
+    old_names = [name for name, _ in running.dialer.transfer_destinations]
+    if old_names != [name for name, _ in loaded.dialer.transfer_destinations]:
+        changed.append("dialer.transfer_destinations (names)")
+    return changed
 
 
 def _read_toml(path: Path) -> dict:
@@ -127,11 +150,11 @@ def _read_toml(path: Path) -> dict:
 class _Section:
     """Typed reads from one TOML table; every error names `section.key`."""
 
-    def __init__(self, raw: dict, name: str):
+    def __init__(self, raw: dict, name: str, origins: dict | None = None):
         table = raw.pop(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: expected a table")
-        self.name, self.table = name, dict(table)
+        self.name, self.table, self.origins = name, dict(table), origins or {}
 
     def take(self, key, default, convert):
         if key not in self.table:
@@ -140,30 +163,35 @@ class _Section:
         try:
             return convert(value)
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"{self.name}.{key}: {e}") from None
+            env = self.origins.get(f"{self.name}.{key}")
+            raise ConfigError(f"{self.name}.{key}{f' (from {env})' if env else ''}: {e}") from None
 
     def done(self):
         if self.table:
             raise ConfigError(f"{self.name}.{sorted(self.table)[0]}: unknown key")
 
 
-def _build(raw: dict, base: Path) -> Config:
+def _build(raw: dict, base: Path, origins: dict) -> Config:
     raw = dict(raw)
     d = Config()
-    db = _Section(raw, "database")
+    db = _Section(raw, "database", origins)
     db_path = db.take("path", d.db_path, lambda v: _path(v, base))
     db.done()
 
-    a = _Section(raw, "api")
+    a = _Section(raw, "api", origins)
     api = ApiConfig(
         listen=a.take("listen", d.api.listen, parse_address),
         tokens=a.take("tokens", d.api.tokens, _tokens),
         max_body_bytes=a.take("max_body_bytes", d.api.max_body_bytes, _int_in(1024, 2**31)),
         import_chunk=a.take("import_chunk", d.api.import_chunk, _int_in(1, 100_000)),
+        header_timeout=a.take("header_timeout", d.api.header_timeout, _float_in(0.1, 3600)),
+        body_timeout=a.take("body_timeout", d.api.body_timeout, _float_in(0.1, 3600)),
+        keepalive_timeout=a.take("keepalive_timeout", d.api.keepalive_timeout, _float_in(0.1, 3600)),
+        max_connections=a.take("max_connections", d.api.max_connections, _int_in(1, 100_000)),
     )
     a.done()
 
-    t = _Section(raw, "templates")
+    t = _Section(raw, "templates", origins)
     templates = TemplatesConfig(
         dir=t.take("dir", d.templates.dir, lambda v: _path(v, base)),
         sounds=t.take("sounds", d.templates.sounds, lambda v: _path(v, base)),
@@ -171,7 +199,7 @@ def _build(raw: dict, base: Path) -> Config:
     )
     t.done()
 
-    e = _Section(raw, "esl")
+    e = _Section(raw, "esl", origins)
     esl = EslConfig(
         address=e.take("address", d.esl.address, parse_address),
         password=e.take("password", d.esl.password, _nonempty_str),
@@ -180,7 +208,7 @@ def _build(raw: dict, base: Path) -> Config:
     )
     e.done()
 
-    r = _Section(raw, "dialer")
+    r = _Section(raw, "dialer", origins)
     dd = d.dialer
     dialer = DialerConfig(
         channel_limit=r.take("channel_limit", dd.channel_limit, _int_in(1, 100_000)),
@@ -198,6 +226,10 @@ def _build(raw: dict, base: Path) -> Config:
         drain_timeout=r.take("drain_timeout", dd.drain_timeout, _float_in(0, 3600)),
     )
     r.done()
+    if dialer.window_start == dialer.window_end:
+        raise ConfigError(
+            f"dialer.window_start and dialer.window_end are both {_hhmm(dialer.window_start)}: the window "
+            'would never open; to call around the clock use window_start = "00:00", window_end = "24:00"')
 
     q = _Section(raw, "queue_defaults")
     qd = d.queue_defaults
@@ -216,8 +248,8 @@ def _build(raw: dict, base: Path) -> Config:
 # --- converters: each raises ValueError with a sentence that follows the key name ---
 
 def _path(value, base: Path) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ValueError("expected a path")
+    if not isinstance(value, str) or not value.strip() or value != value.strip() or not value.isprintable():
+        raise ValueError(f"expected a path, got {value!r}")
     p = Path(value).expanduser()
     return p if p.is_absolute() else base / p
 
@@ -230,6 +262,9 @@ def parse_address(value) -> Address:
     raise ValueError(f"expected host:port, got {value!r}")
 
 
+MIN_TOKEN_LENGTH = 16  # about 96 bits from token_urlsafe; guessing over HTTP is hopeless
+
+
 def _tokens(value) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(t, str) for t in items):
@@ -238,6 +273,9 @@ def _tokens(value) -> tuple[str, ...]:
     for t in tokens:
         if not t.isascii() or not t.isprintable() or " " in t:
             raise ValueError("each token must be printable ASCII without spaces")
+        if len(t) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"a token of {len(t)} characters is too easy to guess; use at least "
+                             f"{MIN_TOKEN_LENGTH} (python3 -c \"import secrets; print(secrets.token_urlsafe(32))\")")
     return tokens
 
 
@@ -275,12 +313,26 @@ def _nonempty_str(value) -> str:
     return value
 
 
+_CLOCK = re.compile(r"(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,6}))?)?")
+
+
 def _clock_time(value) -> dt.time:
-    if isinstance(value, dt.time):
+    """ "HH:MM" or "HH:MM:SS" from 00:00 to 24:00; "24:00" (end of day) is dt.time.max."""
+    if isinstance(value, dt.time) and value.tzinfo is None:
         return value
-    if isinstance(value, str):
-        return dt.time.fromisoformat(value)
-    raise ValueError(f"expected a time of day like \"07:00\", got {value!r}")
+    match = _CLOCK.fullmatch(value) if isinstance(value, str) else None
+    if match:
+        hour, minute, second = (int(part or 0) for part in match.groups()[:3])
+        micro = int((match.group(4) or "0").ljust(6, "0"))
+        if (hour, minute, second, micro) == (24, 0, 0, 0):
+            return dt.time.max
+        if hour < 24 and minute < 60 and second < 60:
+            return dt.time(hour, minute, second, micro)
+    raise ValueError(f'expected a time of day "HH:MM" from 00:00 to 24:00, got {value!r}')
+
+
+def _hhmm(value: dt.time) -> str:
+    return "24:00" if value == dt.time.max else value.strftime("%H:%M:%S" if value.second else "%H:%M")
 
 
 def _timezone(value) -> str:

@@ -22,6 +22,7 @@ from daemon import esl as esl_mod
 from daemon import ivr
 from daemon.call import Call, CallSettings, Detached
 from daemon.config import Config, DialerConfig
+from daemon.errors import ConfigError
 from daemon.ledger import CallReport, Claim, QueueInfo
 from daemon.pacing import CallingWindow, bucket_for
 
@@ -32,6 +33,10 @@ QUEUE_REFRESH = 1.0     # seconds between looks at which queues run (the API cha
 IDLE_RECHECK = 1.0      # a queue with nobody due is asked again after this long
 CLAIM_BATCH = 32        # customers claimed per transaction (one worker-thread trip each)
 LOST = "CALL_LOST"      # cause recorded when the dialer lost a call FreeSWITCH no longer has
+# The loop never waits longer than 30 s by itself, nor on SQLite's busy timeout (30 s):
+# not coming round for this long means it is stuck (the systemd watchdog asks).
+STALL_LIMIT = 90.0
+AUTH_TRIES = 3          # refusals of the ESL password in a row before it counts as configuration
 
 
 @dataclasses.dataclass
@@ -55,6 +60,7 @@ class Dialer:
         self._wake = gevent.event.Event()
         self._stopping = gevent.event.Event()
         self.ready = gevent.event.Event()     # set once connected and reconciled
+        self.last_tick = time.monotonic()     # the loop came round (wedged() reads it)
         self.apply_config(config)
 
     # --- settings ---
@@ -74,7 +80,10 @@ class Dialer:
     # --- the loop ---
 
     def run(self):
+        """Dial until stop(), then drain. Raises ConfigError when FreeSWITCH keeps refusing
+        the ESL password (AUTH_TRIES times in a row): retrying cannot fix that."""
         while not self._stopping.is_set():
+            self.last_tick = time.monotonic()
             if self.esl is None or self.esl.dead.is_set():
                 self._reconnect()
                 continue
@@ -94,16 +103,35 @@ class Dialer:
             return False
         return time.monotonic() - esl.last_heartbeat < self.heartbeat_timeout
 
+    def wedged(self, now: float | None = None) -> bool:
+        """The loop has not come round for STALL_LIMIT seconds (the systemd watchdog asks).
+        Reconnecting to an absent FreeSWITCH comes round at every try: not wedged."""
+        if self._stopping.is_set():
+            return False  # draining; TimeoutStopSec is the limit now
+        now = time.monotonic() if now is None else now
+        return now - self.last_tick > STALL_LIMIT
+
     def _reconnect(self):
         self.ready.clear()
         backoff = 0.5
+        refusals = 0
         while not self._stopping.is_set():
+            self.last_tick = time.monotonic()
             self._forget_calls()  # also those a reconciliation cut short had re-attached
             try:
                 self.esl = self.connect()
                 self._reconcile()
                 self.ready.set()
                 return
+            except esl_mod.ESLAuthError as e:
+                refusals += 1
+                if refusals >= AUTH_TRIES:
+                    raise ConfigError(f"esl.password: FreeSWITCH refused it {refusals} times in a row; set "
+                                      "esl.password (AUTOCALL_ESL_PASSWORD) to the password in "
+                                      "event_socket.conf.xml") from None
+                log.error("%s: check esl.password / AUTOCALL_ESL_PASSWORD; retrying in %.1fs", e, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
             except (esl_mod.ESLError, OSError) as e:
                 log.warning("FreeSWITCH not reachable (%s); no calls until it is; retrying in %.1fs", e, backoff)
                 self._stopping.wait(backoff)

@@ -3,8 +3,9 @@
 Config is loaded and checked once here and passed down. Signals only set flags:
 SIGTERM/SIGINT drain and exit, SIGHUP re-reads the config and applies what can change
 while running (pacing, calling window, caps, dial string). systemd hears READY=1 once
-the event socket is authenticated and subscribed, and WATCHDOG=1 only while its reader
-is alive and heartbeats are fresh.
+the event socket is authenticated and subscribed, and WATCHDOG=1 while the dialer's loop
+comes round (also while FreeSWITCH is away). Exit status: 0 stopped, 2 bad configuration
+(ESL password refused included), 75 something unavailable right now (systemd restarts it).
 """
 from gevent import monkey
 
@@ -22,7 +23,7 @@ from daemon import config as config_mod  # noqa: E402
 from daemon import logs  # noqa: E402
 from daemon import ivr, sdnotify  # noqa: E402
 from daemon.dialer import Dialer  # noqa: E402
-from daemon.errors import AutocallError  # noqa: E402
+from daemon.errors import AutocallError, exit_code  # noqa: E402
 from daemon.esl import DEFAULT_EVENTS, ESLClient  # noqa: E402
 from daemon.ledger import Ledger, LedgerThread  # noqa: E402
 from daemon.store.schema import open_database  # noqa: E402
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
         db = open_database(config.db_path)
     except AutocallError as e:
         print(f"autocall-daemon: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e)
     templates = ivr.TemplateLoader(config.templates.dir, config.templates.sounds, variant=config.templates.variant,
                                    destinations=[name for name, _ in config.dialer.transfer_destinations])
     ledger = LedgerThread(Ledger(db))
@@ -74,10 +75,17 @@ def main(argv=None) -> int:
 
     def reload():
         try:
-            dialer.apply_config(config_mod.load(args.config))
-            log.info("SIGHUP: configuration reloaded")
+            loaded = config_mod.load(args.config)
         except AutocallError as e:
             log.error("SIGHUP: configuration not reloaded, keeping the running one: %s", e)
+            return
+        dialer.apply_config(loaded)
+        pending = config_mod.restart_only_changes(config, loaded)
+        if pending:
+            log.warning("SIGHUP: configuration reloaded, except %s: still the start-up value until "
+                        "`systemctl restart autocall-daemon`", ", ".join(pending))
+        else:
+            log.info("SIGHUP: configuration reloaded")
 
     gevent.signal_handler(signal.SIGTERM, dialer.stop)
     gevent.signal_handler(signal.SIGINT, dialer.stop)
@@ -87,6 +95,9 @@ def main(argv=None) -> int:
              config.db_path, config.esl.address, config.templates.dir)
     try:
         dialer.run()
+    except AutocallError as e:  # e.g. FreeSWITCH keeps refusing the ESL password
+        log.error("autocall-daemon stopped: %s", e)
+        return exit_code(e)
     finally:
         supervisor.kill()
         sdnotify.notify("STOPPING=1")
@@ -96,16 +107,20 @@ def main(argv=None) -> int:
 
 
 def _tell_systemd(dialer: Dialer):
-    """READY=1 once connected; WATCHDOG=1 while healthy; STATUS= for `systemctl status`."""
+    """READY=1 once connected; WATCHDOG=1 unless the dialer's own loop is stuck (waiting for
+    FreeSWITCH is not stuck: systemd must not kill us during its outage); STATUS= for
+    `systemctl status`."""
     dialer.ready.wait()
     sdnotify.notify("READY=1", "STATUS=connected to FreeSWITCH")
     period = sdnotify.watchdog_period() or 5.0
     while True:
         gevent.sleep(period)
+        states = [] if dialer.wedged() else ["WATCHDOG=1"]
         if dialer.healthy():
-            sdnotify.notify("WATCHDOG=1", f"STATUS={len(dialer.calls)} calls in progress")
+            states.append(f"STATUS={len(dialer.calls)} calls in progress")
         else:
-            sdnotify.notify("STATUS=FreeSWITCH event socket down or silent; reconnecting")
+            states.append("STATUS=FreeSWITCH event socket down or silent; reconnecting")
+        sdnotify.notify(*states)
 
 
 if __name__ == "__main__":

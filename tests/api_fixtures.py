@@ -103,16 +103,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _file_limit(n: int):
+    def apply():
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    return apply
+
+
 class ApiProcess:
     """`autocall-api` as a real process on a free loopback port."""
 
-    def __init__(self, tmp_path: Path, **env):
+    def __init__(self, tmp_path: Path, *, api_settings: dict | None = None, open_files: int | None = None, **env):
+        """`api_settings` become the [api] table of a config file; `open_files` caps RLIMIT_NOFILE."""
         self.port = free_port()
         self.db_path = tmp_path / "autocall.sqlite3"
         self.env = {**os.environ, "AUTOCALL_DB": str(self.db_path), "AUTOCALL_API_TOKENS": TOKEN,
                     "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}", **env}
+        if api_settings:
+            path = tmp_path / f"api-{self.port}.toml"
+            path.write_text("[api]\n" + "".join(f"{k} = {v!r}\n" for k, v in api_settings.items()))
+            self.env["AUTOCALL_CONFIG"] = str(path)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "api.server"], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "api.server"], env=self.env, cwd=REPO,
+                                     preexec_fn=_file_limit(open_files) if open_files else None,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._wait_listening()
 

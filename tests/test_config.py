@@ -32,6 +32,7 @@ def test_the_shipped_example_config_loads_and_equals_the_defaults_it_documents()
     defaults = config.load(None, environ={})
     # The example only sets a token and paths; everything else matches the built-in defaults.
     assert example.dialer == defaults.dialer and example.esl == defaults.esl
+    assert dataclasses.replace(example.api, tokens=()) == defaults.api
     assert example.queue_defaults == defaults.queue_defaults
     assert example.api.tokens
 
@@ -128,7 +129,7 @@ def test_api_with_a_bad_config_value_exits_with_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "api.server"], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip() == "autocall-api: api.listen: expected host:port, got 'bogus'"
+    assert done.stderr.strip() == "autocall-api: api.listen (from AUTOCALL_API_LISTEN): expected host:port, got 'bogus'"
 
 
 def test_under_journald_log_lines_carry_their_syslog_priority(capsys):

@@ -171,6 +171,19 @@ def test_a_bad_config_is_not_restarted_forever(name):
 
 
 @pytest.mark.parametrize("name", UNITS)
+def test_unit_caps_memory_and_tasks(name):
+    service = dict(unit(name)["Service"])
+    assert service["MemoryMax"].endswith(("M", "G")) and int(service["TasksMax"]) >= 32
+
+
+def test_api_unit_allows_the_open_files_its_connections_need():
+    from api.server import FD_RESERVE
+    from api.http import MAX_ACCEPT, MAX_REFUSING
+    files = int(value(unit("autocall-api"), "Service", "LimitNOFILE"))
+    assert files >= DEFAULTS.api.max_connections + MAX_REFUSING + MAX_ACCEPT + FD_RESERVE
+
+
+@pytest.mark.parametrize("name", UNITS)
 def test_unit_is_sandboxed(name):
     service = dict(unit(name)["Service"])
     expected = {
@@ -201,9 +214,9 @@ def test_env_example_as_shipped_holds_only_the_secrets_and_the_api_will_not_star
 def test_env_file_values_override_the_config_file(tmp_path):
     path = tmp_path / "autocall.toml"
     path.write_text(_install_toml())
-    env = {"AUTOCALL_API_TOKENS": "tok-one,tok-two", "AUTOCALL_ESL_PASSWORD": "s3cret"}
+    env = {"AUTOCALL_API_TOKENS": "tok-one-0123456789,tok-two-0123456789", "AUTOCALL_ESL_PASSWORD": "s3cret"}
     loaded = config_mod.load(path, environ=env)
-    assert loaded.api.tokens == ("tok-one", "tok-two")
+    assert loaded.api.tokens == ("tok-one-0123456789", "tok-two-0123456789")
     assert loaded.esl.password == "s3cret"
 
 

@@ -202,3 +202,10 @@ def test_the_ledger_thread_writes_concurrent_results_together_and_answers_each_c
         thread.close()
     assert db.execute_sql("SELECT COUNT(*) FROM attempt WHERE state = 'done' AND answered_at = ?",
                           (NOW,)).fetchone() == (3,)
+
+
+def test_daily_cap_0_turns_the_cap_off(db, ledger):
+    import_(db, ("A", ["0901000001"]), max_recall_count=10)
+    for i in range(7):  # more than the default 5 a day
+        ledger.finish(claim(ledger, cap=0, now=NOW + 5 * i), refused("USER_BUSY"), recall_delay=0)
+    assert claim(ledger, cap=0, now=NOW + 40) is not None

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import peewee as pw
 
+from daemon import dbfile
 from daemon.errors import AutocallError
 from daemon.store.states import DELETED, DIALING, DONE, PENDING, RUNNING
 
@@ -133,7 +134,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def open_database(path: str | Path, *, busy_timeout: float = 30.0) -> pw.SqliteDatabase:
     """Open (creating if needed) the autocall database at `path`, migrated to SCHEMA_VERSION."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    dbfile.create(path)  # directory and file with their modes, or one clear error
     db = pw.SqliteDatabase(
         str(path),
         timeout=busy_timeout,

@@ -1,0 +1,321 @@
+"""The HTTP layer of `autocall-api`: gevent's WSGI server with deadlines, a connection cap
+and JSON errors.
+
+What it adds to `gevent.pywsgi`, and a caller may rely on:
+
+- A request's line and headers must arrive within `header_timeout` seconds of its first
+  byte, its body within `body_timeout` of the end of its headers; otherwise the answer is
+  `408` and the connection is closed. Each send of a response must finish within
+  `body_timeout` too, else the connection is dropped. An idle kept-alive connection is closed after
+  `keepalive_timeout`; a new one that sends nothing gets the same `header_timeout`.
+- At most `max_connections` connections are served at once; the next ones are answered
+  `503` at once (with `Retry-After`) and closed, so a flood of slow clients never makes
+  `/healthz` wait.
+- The body is read here, whole, before the application runs: over `max_body_bytes`
+  (by Content-Length or, chunked, by what arrives) is `413`; the application gets the
+  exact bytes and a Content-Length.
+- Every answer the server produces itself (400, 408, 413, 414, 431, 500, 503) is JSON with
+  `code` and `content`, like the application's.
+- `TCP_NODELAY` on every connection, and a response's headers go out in one send with the
+  start of its body, so a kept-alive request is not delayed by Nagle + delayed ACK.
+- `%2F` and `%25` stay encoded in PATH_INFO, so a path segment can hold a "/" (the
+  application's URL converters decode them: api/app.py).
+"""
+from __future__ import annotations
+
+import errno
+import http.client
+import io
+import json
+import logging
+import re
+import socket
+import time
+from urllib.parse import unquote
+
+import gevent
+from gevent.pywsgi import MAX_REQUEST_LINE, Input, WSGIHandler, WSGIServer
+from gevent.pywsgi import _InvalidClientInput  # what its chunk parser raises on bad framing
+
+from daemon.config import ApiConfig
+
+log = logging.getLogger(__name__)
+
+READ_PIECE = 65536          # bytes read from the socket at a time
+REFUSE_DRAIN_SECONDS = 1.0  # a refused client's request is read (and dropped) this long, so close sends no RST
+MAX_REFUSING = 64           # refused connections lingering at once; beyond that they close after the 503
+MAX_ACCEPT = 16             # connections accepted per wake-up, before their handlers run (gevent: 100)
+ACCEPT_PAUSE = 0.1          # out of file descriptors: stop accepting this long (the backlog waits)
+
+
+class _Deadline(Exception):
+    """A header or body deadline passed (raised by gevent.Timeout inside a read)."""
+
+
+class Refusal(Exception):
+    """A request the server answers itself: an HTTP status, a sentence, a reason."""
+
+    def __init__(self, code: int, content: str, reason: str = ""):
+        super().__init__(content)
+        self.code, self.content, self.reason = code, content, reason
+
+
+_STATUS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def error_response(code: int, content: str, reason: str = "", extra_headers=()) -> bytes:
+    """A complete HTTP/1.1 response with the API's JSON body; the connection closes after it."""
+    body = {"code": code, "content": content}
+    if reason:
+        body["errors"] = [{"reason": reason}]
+    data = json.dumps(body, ensure_ascii=False).encode()
+    head = [f"HTTP/1.1 {code} {_STATUS[code]}", "Content-Type: application/json",
+            f"Content-Length: {len(data)}", "Connection: close", *extra_headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data
+
+
+_BUSY = error_response(503, "server busy", "too many connections; try again", ("Retry-After: 1",))
+_KEPT_ENCODED = re.compile(r"(%2[fF]|%25)")
+
+
+def path_info(raw_path: str) -> str:
+    """PATH_INFO as gevent makes it (percent-decoded, latin-1), except %2F and %25 stay."""
+    return "".join(piece if _KEPT_ENCODED.fullmatch(piece) else unquote(piece, encoding="latin-1")
+                   for piece in _KEPT_ENCODED.split(raw_path))
+
+
+class ApiHandler(WSGIHandler):
+    """One connection: requests read under deadlines, bodies read whole, errors as JSON."""
+
+    _requests_done = 0
+    # A client that stops reading the response is dropped quietly, like one that hung up.
+    ignored_socket_errors = WSGIHandler.ignored_socket_errors + (errno.ETIMEDOUT,)
+
+    def handle(self):
+        try:
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP (a test's socketpair); nothing to tune
+        super().handle()
+
+    def handle_one_request(self):
+        if self.rfile.closed:
+            return None
+        limits: ApiConfig = self.server.limits
+        try:
+            if not self._wait_for_request(limits):
+                return None
+            with gevent.Timeout(limits.header_timeout, _Deadline):
+                if not self._read_head():
+                    return None
+            self.environ = self.get_environ()
+            with gevent.Timeout(limits.body_timeout, _Deadline):
+                body = self._read_body(limits.max_body_bytes)
+            if body is None:
+                return None
+        except _Deadline:
+            return self._refusal(Refusal(408, "request timeout", "the request did not arrive in time"))
+        except Refusal as refusal:
+            return self._refusal(refusal)
+        except OSError:
+            return None  # the client went away mid-request
+        self._give_body(body)
+        self.application = self.server.application
+        self._requests_done += 1
+        self.handle_one_response()
+        if self.close_connection or self.rfile.closed:
+            return None
+        return True
+
+    def _wait_for_request(self, limits: ApiConfig) -> bool:
+        """Wait for a request's first byte: False on EOF or an idle kept-alive connection."""
+        first = self._requests_done == 0
+        try:
+            with gevent.Timeout(limits.header_timeout if first else limits.keepalive_timeout, _Deadline):
+                return bool(self.rfile.peek(1))
+        except _Deadline:
+            if first:
+                raise
+            return False  # idle keep-alive: close quietly, as any HTTP server does
+
+    def _read_head(self) -> bool:
+        line = self.rfile.readline(MAX_REQUEST_LINE)
+        if not line:
+            return False
+        if not line.endswith(b"\n"):
+            raise Refusal(414, "request line too long", f"the request line must be under {MAX_REQUEST_LINE} bytes")
+        self.requestline = line.decode("latin-1")
+        self.response_length = 0
+        try:
+            self.read_request(self.requestline)
+        except http.client.HTTPException as e:  # more than 100 header lines
+            raise Refusal(431, "request header too large", str(e)) from None
+        except ValueError as e:
+            if "Line too long" in str(e):  # gevent's word for a header line over 64 KiB
+                raise Refusal(431, "request header too large", "a header line is longer than 65536 bytes") from None
+            raise Refusal(400, "bad request", _reason(e)) from None
+        coding = self.headers.get("transfer-encoding")
+        if coding is not None and coding.lower() != "chunked":
+            raise Refusal(400, "bad request", f"unsupported Transfer-Encoding {coding!r}")
+        return True
+
+    def _read_body(self, limit: int) -> bytes | None:
+        """The whole body (b"" when none); None if the client left; Refusal when too large."""
+        source = self.wsgi_input
+        if self.content_length is not None and self.content_length > limit:
+            raise Refusal(413, "request body too large", f"at most {limit} bytes")
+        if not source.chunked_input and not self.content_length:
+            return b""
+        pieces, size = [], 0
+        while True:
+            try:
+                piece = source.read(READ_PIECE)
+            except _InvalidClientInput as e:
+                raise Refusal(400, "bad request", str(e)) from None
+            except OSError:
+                return None
+            if not piece:
+                return b"".join(pieces)
+            size += len(piece)
+            if size > limit:
+                raise Refusal(413, "request body too large", f"at most {limit} bytes")
+            pieces.append(piece)
+
+    def _give_body(self, body: bytes):
+        env = self.environ
+        env["wsgi.input"] = io.BytesIO(body)
+        env["wsgi.input_terminated"] = True
+        env.pop("HTTP_TRANSFER_ENCODING", None)
+        if body or "CONTENT_LENGTH" in env:
+            env["CONTENT_LENGTH"] = str(len(body))
+        self.wsgi_input = Input(self.rfile, 0)  # nothing left to discard after the response
+
+    def get_environ(self):
+        env = super().get_environ()
+        path = self.path.split("?", 1)[0]
+        env["PATH_INFO"] = path_info(path)
+        return env
+
+    def _refusal(self, refusal: Refusal):
+        self.close_connection = True
+        log.info("refused a request from %s: %d %s%s", self.client_address[0], refusal.code,
+                 refusal.content, f" ({refusal.reason})" if refusal.reason else "")
+        return str(refusal.code), error_response(refusal.code, refusal.content, refusal.reason)
+
+    def _send_error_response_if_possible(self, error_code):
+        # gevent's own 400/500 answers (after the application ran) are plain text; ours are JSON.
+        if self.response_length:
+            self.close_connection = True
+            return
+        content = "internal error" if error_code == 500 else "bad request"
+        try:
+            self._sendall(error_response(error_code, content))
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def _sendall(self, data):
+        # Each send of a response must finish within body_timeout: a client that stops
+        # reading would otherwise hold its connection (and a slot under the cap) forever.
+        try:
+            with gevent.Timeout(self.server.limits.body_timeout, _Deadline):
+                super()._sendall(data)
+        except _Deadline:
+            raise OSError(errno.ETIMEDOUT, "the client stopped reading the response") from None
+
+    def _write_with_headers(self, data):
+        # One send for headers and a small first piece of body: two small sends on a kept-alive
+        # connection would meet Nagle + delayed ACK (40 ms) even where TCP_NODELAY is refused.
+        self.headers_sent = True
+        self.finalize_headers()
+        head = bytearray(b"HTTP/1.1 " + self.status + b"\r\n")
+        for header, value in self.response_headers:
+            head += header + b": " + value + b"\r\n"
+        head += b"\r\n"
+        if data and not self.response_use_chunked and len(data) <= READ_PIECE:
+            self._sendall(bytes(head) + data)
+            return
+        self._sendall(head)
+        self._write(data)
+
+
+class ApiServer(WSGIServer):
+    """gevent's WSGIServer with the limits of `api` settings (see the module docstring);
+    `active` counts the connections being served."""
+
+    handler_class = ApiHandler
+    max_accept = MAX_ACCEPT
+
+    def __init__(self, listener, application, limits: ApiConfig, **kwargs):
+        super().__init__(listener, application, **kwargs)
+        self.limits = limits
+        self.active = 0
+        self._refusing = 0
+        self._out_of_files_said = float("-inf")
+
+    def handle(self, sock, address):
+        if self.active >= self.limits.max_connections:
+            self._refuse(sock)
+            return
+        self.active += 1
+        try:
+            super().handle(sock, address)
+        finally:
+            self.active -= 1
+
+    def do_read(self):
+        try:
+            return super().do_read()
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+        # gevent would log a traceback per failed accept; pause instead, with a line now and then.
+        now = time.monotonic()
+        if now - self._out_of_files_said > 10:
+            self._out_of_files_said = now
+            log.warning("out of file descriptors with %d connections: pausing accepts "
+                        "(lower api.max_connections or raise LimitNOFILE=)", self.active)
+        self.stop_accepting()
+        gevent.spawn_later(ACCEPT_PAUSE, self._resume_accepting)
+        return None
+
+    def _resume_accepting(self):
+        if self.started:
+            self.start_accepting()
+
+    def _refuse(self, sock):
+        # Read what the client already sent (unread bytes would turn our close into a RST that
+        # can destroy the 503 before it is read), answer, and linger while few others do.
+        lingering = self._refusing < MAX_REFUSING
+        self._refusing += lingering
+        try:
+            _read_waiting(sock)
+            sock.settimeout(REFUSE_DRAIN_SECONDS)
+            sock.sendall(_BUSY)
+            sock.shutdown(socket.SHUT_WR)
+            if lingering:
+                with gevent.Timeout(REFUSE_DRAIN_SECONDS, False):
+                    while sock.recv(READ_PIECE):
+                        pass
+        except OSError:
+            pass
+        finally:
+            self._refusing -= lingering
+            sock.close()
+
+
+def _read_waiting(sock):
+    sock.settimeout(0)
+    try:
+        while sock.recv(READ_PIECE):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _reason(error: ValueError) -> str:
+    text = getattr(error, "formatted_message", None) or str(error)
+    if "Content-Length" in text or "invalid literal for int()" in text:
+        return "Content-Length must be a whole number of bytes"
+    return text.splitlines()[0][:200] if text else "malformed request"

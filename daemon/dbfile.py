@@ -1,0 +1,43 @@
+"""The database file on disk: its directory and the file itself made before SQLite opens it.
+
+`create(path)` makes missing directories (0750) and an empty file (0640) if there is none,
+so customer data is never world-readable, under systemd's UMask=0027 or not; SQLite gives
+the -wal and -shm files beside it the same mode. A path that cannot be made raises
+ConfigError (a wrong path or permissions: fix the config) or Unavailable (a full or failing
+disk: worth retrying), each one line naming the path.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from daemon.errors import ConfigError, Unavailable
+
+DIR_MODE, FILE_MODE = 0o750, 0o640
+# Errors that a restart will not fix; anything else (ENOSPC, EIO, ...) may pass.
+_CONFIG_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.EROFS,
+                  errno.ENAMETOOLONG, errno.ELOOP, errno.ENOENT}
+
+
+def create(path: Path):
+    """Make `path`'s directory and an empty database file, unless they exist."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    except FileExistsError as e:  # mkdir's word when the name is taken by a file
+        e.strerror = "a file of that name is in the way"
+        raise _error(f"cannot create the directory {path.parent}", e) from None
+    except OSError as e:
+        raise _error(f"cannot create the directory {path.parent}", e) from None
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise _error(f"cannot create {path}", e) from None
+
+
+def _error(what: str, e: OSError):
+    message = f"database.path: {what}: {e.strerror}"
+    return ConfigError(message) if e.errno in _CONFIG_ERRNOS else Unavailable(message)

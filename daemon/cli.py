@@ -246,7 +246,8 @@ def _print_script(template, script, out):
 
 def _describe_step(step):
     if isinstance(step, ivr.Play):
-        return f'play, then {step.next or "hang up"}'
+        early = f' (a key pressed meanwhile answers {step.barge_into})' if step.barge_into else ''
+        return f'play, then {step.next or "hang up"}{early}'
     if isinstance(step, ivr.Menu):
         invalid = f', wrong-key prompt {step.invalid_file}' if step.invalid_file else ''
         return (f'menu: wait {step.timeout_ms / 1000:g} s for up to {step.max_digits} key(s), '

@@ -61,6 +61,7 @@ class CallReport:
     keys: str = ""
     result: str | None = None
     interrupted: bool = False
+    stop_reason: str | None = None  # the switch could not run our configuration: config_error, stop the queue
 
 
 class Ledger:
@@ -161,8 +162,9 @@ class Ledger:
             return self._finish(claim, report, recall_delay)
 
     def _finish(self, claim: Claim, report: CallReport, recall_delay: float) -> tuple[str, str]:
-        result = outcome.classify(answered=report.answered_at is not None, talk_seconds=report.talk_seconds,
-                                  cause=report.cause, min_talk=claim.min_talk, interrupted=report.interrupted)
+        result = outcome.CONFIG_ERROR if report.stop_reason else outcome.classify(
+            answered=report.answered_at is not None, talk_seconds=report.talk_seconds,
+            cause=report.cause, min_talk=claim.min_talk, interrupted=report.interrupted)
         cursor = self.db.execute_sql(
             "UPDATE attempt SET state = ?, answered_at = COALESCE(?, answered_at), ended_at = ?,"
             " hangup_cause = ?, sip_status = ?, talk_seconds = ?, keys = ?, outcome = ?, result = ?"
@@ -193,7 +195,8 @@ class Ledger:
             (nxt.state, nxt.number_index, nxt.round, json.dumps(sorted(nxt.dead_numbers)), next_call,
              report.cause, report.result, report.ended_at, claim.customer_id))
         if result == outcome.CONFIG_ERROR:
-            reason = f"FreeSWITCH answered {report.cause} for {claim.number}: check the dial string and gateway"
+            reason = report.stop_reason or (
+                f"FreeSWITCH answered {report.cause} for {claim.number}: check the dial string and gateway")
             self.db.execute_sql("UPDATE queue SET state = ?, stop_reason = ?, updated_at = ? WHERE id = ? AND state = ?",
                                 (STOPPED, reason, report.ended_at, claim.queue_id, RUNNING))
             log.error("queue %s stopped: %s", claim.queue_code, reason)

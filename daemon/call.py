@@ -233,7 +233,11 @@ class Call:
             log.warning("call %s: %s not acknowledged in time; waiting for it anyway", self.claim.uuid, app)
             future = e.pending
         except esl_mod.ESLError as e:
-            log.warning("call %s: %s refused: %s", self.claim.uuid, app, e)
+            if "invalid session id" in str(e):  # the channel went between two prompts: a normal end
+                log.info("call %s: channel gone before %s; waiting for its hangup", self.claim.uuid, app)
+                self.gone.set()
+            else:
+                log.warning("call %s: %s refused: %s", self.claim.uuid, app, e)
             return None
         self._wait(future, self.gone, timeout=self.settings.max_call_seconds)
         if future.ready() and future.successful():

@@ -5,7 +5,8 @@
     autocall status [--db PATH | --config PATH] [--queue CODE] [--watch [SECONDS]]
 
 Exit status: 0 all good, 1 a template has problems or cannot be rendered (templates) or the
-queue asked for does not exist (status), 2 wrong usage or a database that cannot be read.
+queue asked for does not exist (status), 2 wrong usage, a database that cannot be read or
+FreeSWITCH not reachable (templates check --esl).
 """
 import argparse
 import contextlib
@@ -59,7 +60,7 @@ def _add_templates_commands(commands):
         'check', parents=[where], help='report every problem of templates',
         description='Check templates: TOML syntax, step types and settings, customer fields, sound files, '
                     'unreachable steps, goto targets, loops. Prints one line per problem, or "ok NAME".',
-        epilog='Exit status 1 if any template has a problem.')
+        epilog='Exit status 1 if any template has a problem, 2 if --esl cannot reach FreeSWITCH.')
     check.add_argument('names', nargs='*', metavar='NAME', help='template names, e.g. IVR-1 (default: all)')
     check.add_argument('--esl', nargs='?', const='', metavar='HOST:PORT',
                        help='also ask FreeSWITCH (api file_exists) whether it can play every file the templates '
@@ -168,7 +169,7 @@ def _check(args, out, err):
         print(f'autocall: no templates (*.toml) in {args.templates}', file=err)
         return 1
     client = None
-    if getattr(args, 'esl', None) is not None:
+    if args.esl is not None:
         client = _connect_esl(args, err)
         if client is None:
             return 2

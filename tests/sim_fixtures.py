@@ -21,7 +21,7 @@ IMPLEMENTED = {
     'API', 'BACKGROUND_JOB', 'CHANNEL_OUTGOING', 'CHANNEL_STATE', 'CHANNEL_CREATE', 'CHANNEL_ORIGINATE',
     'CHANNEL_PROGRESS', 'CHANNEL_CALLSTATE', 'CODEC', 'CHANNEL_ANSWER', 'CALL_UPDATE', 'CHANNEL_EXECUTE',
     'CHANNEL_PARK', 'CHANNEL_UNPARK', 'CHANNEL_EXECUTE_COMPLETE', 'PLAYBACK_START', 'PLAYBACK_STOP', 'DTMF',
-    'PRIVATE_COMMAND', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE', 'CHANNEL_DESTROY', 'SHUTDOWN'}
+    'PRIVATE_COMMAND', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE', 'CHANNEL_DESTROY', 'SHUTDOWN', 'CUSTOM'}
 # These events race the channel's state machine in the real switch: the same event showed a
 # different channel state, dialplan flag and caller-id flip from one capture to the next
 # (e.g. CALL_UPDATE before or after the ACTIVE call state: 01 vs 02). Their snapshot is not compared.
@@ -307,7 +307,7 @@ def normalise(headers, inner, keep_uuids=(), ring_races=()):
 
 def normalise_text(text, keep_uuids=()):
     text = _UUID.sub(lambda m: m.group(0) if m.group(0) in keep_uuids else '<uuid>', text)
-    text = re.sub(r'/tmp/[^ \n"]*/sounds/', '/usr/local/freeswitch/share/freeswitch/sounds/', text)
+    text = re.sub(r'/tmp/[^ \n"!]*?/sounds/', '/usr/local/freeswitch/share/freeswitch/sounds/', text)
     text = re.sub(r'\d+ (years|days|hours|minutes|seconds|milliseconds|microseconds)', r'<n> \1', text)
     text = re.sub(r'"created(_epoch)?":"[^"]*"', r'"created\1":"<time>"', text)
     text = re.sub(r'\d+ session\(s\)', '<n> session(s)', text)

@@ -8,6 +8,7 @@ import time
 import uuid as uuidlib
 import wave
 from collections import defaultdict
+from urllib.parse import unquote
 
 import gevent
 import gevent.socket
@@ -117,10 +118,28 @@ def test_capture_frames_into_exactly_the_logged_messages(name, max_chunk):
 def test_capture_events_parse_in_the_logged_sequence(name):
     capture = load_capture(name)
     messages = frame_through_socket(capture, 1500)
-    seen, note = next((seen, text) for seen, text in capture.notes if 'event sequence' in text)
+    seen, note = next((seen, text) for seen, text in capture.notes if 'event sequence (' in text)
     recv_before_note = sum(1 for record in capture.records[:seen] if record.kind == 'RECV')
     names = [event.name for event in map(parse_event, messages[:recv_before_note]) if event]
     assert names == expand_sequence(note.split('in order): ', 1)[1])
+
+
+def test_call_labels_of_capture_13_name_one_channel_each():
+    """13's labelled sequence (EXECUTE[A]...): every event parses with the call its label names,
+    channel events by Unique-ID, job results by the origination_uuid in Job-Command-Arg."""
+    capture = load_capture('13-three-concurrent-originates')
+    seen, note = next((seen, text) for seen, text in capture.notes if 'with call labels' in text)
+    recv_before_note = sum(1 for record in capture.records[:seen] if record.kind == 'RECV')
+    events = [e for e in map(parse_event, frame_through_socket(capture, 1500)[:recv_before_note]) if e]
+    labelled = [token.rstrip(']').split('[') for token in note.split('in order): ', 1)[1].split()]
+    assert [e.name for e in events] == [name for name, _label in labelled]
+    calls = defaultdict(set)
+    for event, (_name, label) in zip(events, labelled):
+        arg = re.search(r'origination_uuid=([0-9a-f-]{36})', event.get('Job-Command-Arg') or '')
+        calls[label].add(event.get('Unique-ID') or (arg.group(1) if arg else None))
+    assert calls.pop('-') == {None}  # HEARTBEAT
+    assert sorted(calls) == ['A', 'B', 'C'] and all(len(u) == 1 and None not in u for u in calls.values())
+    assert len(set.union(*calls.values())) == 3
 
 
 def test_background_job_results_match_the_captures():
@@ -245,7 +264,7 @@ def _replay(capture):
     client = ESLClient('127.0.0.1', server.port, 'ClueCon')
     channels = defaultdict(list)
     got = {'api': [], 'jobs': [], 'apps': [], 'replies': []}
-    want = {'api': [], 'jobs': [], 'channels': {}}
+    want = {'api': [], 'jobs': [], 'channels': {}, 'responses': []}
     records = capture.records
     try:
         client.connect()
@@ -272,6 +291,7 @@ def _replay(capture):
                 uuid = command.split('\n', 1)[0].split()[1]
                 future = client.execute(uuid, head['execute-app-name'], head.get('execute-app-arg', ''))
                 got['apps'].append((future, head['execute-app-name'], 'event-uuid' in head))
+                want['responses'].append(_captured_response(capture, head.get('event-uuid')))
             else:
                 got['replies'].append(client.send(command).get('Reply-Text'))
         assert client.dead.wait(5), 'the replay should end with FreeSWITCH closing the connection'
@@ -283,6 +303,27 @@ def _replay(capture):
     return client, got, want, channels
 
 
+# what each sendmsg's CHANNEL_EXECUTE_COMPLETE says in the capture, in send order (09 sent no
+# event-uuid: its completion cannot be matched to the execute)
+APPLICATION_RESPONSES = {
+    '01-answered-playback-dtmf-uuid_kill': ['FILE PLAYED'],
+    '09-named-events-only': [None],
+    '10-play_and_get_digits': ['_none_', '_none_'],  # play_and_get_digits sets no response
+    '11-callee-bye-during-playback': ['PLAYBACK ERROR'],  # the callee's BYE cut it
+    '12-missing-files': ['FILE NOT FOUND', 'FILE PLAYED'],  # file_string skips its missing member
+}
+
+
+def _captured_response(capture, app_uuid):
+    """The Application-Response of the captured completion with this Application-UUID."""
+    for data in recv_records(capture):
+        name, _uuid, _body = record_event(data)
+        ours = app_uuid and b'\nApplication-UUID: %s\n' % app_uuid.encode() in data
+        if name == 'CHANNEL_EXECUTE_COMPLETE' and ours:
+            return unquote(re.search(rb'\nApplication-Response: (.*)\n', data).group(1).decode())
+    return None
+
+
 @pytest.mark.parametrize('name', [n for n in CAPTURES if n != '07a-wrong-password'])
 def test_client_replays_capture_with_every_reply_job_and_channel_event(name):
     client, got, want, channels = _replay(load_capture(name))
@@ -291,11 +332,12 @@ def test_client_replays_capture_with_every_reply_job_and_channel_event(name):
     assert any(want['channels'].values())
     for uuid, names in want['channels'].items():
         assert [event.name for event in channels[uuid]] == names
-    for future, app, ours in got['apps']:
+    assert want['responses'] == APPLICATION_RESPONSES.get(name, [])
+    for (future, app, ours), response in zip(got['apps'], want['responses']):
         if ours:
             done = future.get(timeout=0)
             assert (done.name, done.get('Application')) == ('CHANNEL_EXECUTE_COMPLETE', app)
-            assert done.get('Application-Response') == 'FILE PLAYED'
+            assert done.get('Application-Response') == response
         else:  # the capture's client set no event-uuid, so the switch's own one never matches ours
             with pytest.raises(ESLConnectionLost):
                 future.get(timeout=0)

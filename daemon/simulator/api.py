@@ -1,7 +1,7 @@
 """The `api` commands the simulator answers, with FreeSWITCH's exact response bodies (capture 06).
 
-Non-FreeSWITCH commands for fault injection are namespaced: `sim_fault drop|silence S|refuse S|delay MS`
-and `sim_restart`.
+Non-FreeSWITCH commands for fault injection are namespaced: `sim_fault drop|silence S|refuse S|delay MS|
+unreadable [PATHS]` and `sim_restart`.
 """
 import json
 import logging
@@ -136,6 +136,11 @@ def status(sim, args):
             % (uptime_text(up), sim.sessions_total, count, sim.sessions_peak, sim.sessions_peak, 0, 0, 0))
 
 
+def file_exists(sim, args):
+    # mod_commands.c file_exists_function: 'true'/'false', no newline; as the switch sees the disk
+    return 'true' if args and sim.media.exists(args) else 'false'
+
+
 def version(sim, args):
     return VERSION
 
@@ -153,13 +158,16 @@ def sim_fault(sim, args):
         value = float(words[1]) if len(words) > 1 else None
     except ValueError:
         value = None
-    if kind == 'drop':
+    if kind == 'unreadable':  # at once: nothing of this reply depends on it
+        sim.set_unreadable(words[1:])
+    elif kind == 'drop':
         gevent.spawn_later(0.01, sim.drop_connections)  # after this reply is written
     elif kind in ('silence', 'refuse', 'delay') and value is not None:
         # 10 ms later, so that this command's own reply still goes out
         gevent.spawn_later(0.01, {'silence': sim.silence, 'refuse': sim.refuse, 'delay': sim.delay}[kind], value)
     else:
-        return '-ERR usage: sim_fault drop | silence <seconds> | refuse <seconds> | delay <ms>\n'
+        return ('-ERR usage: sim_fault drop | silence <seconds> | refuse <seconds> | delay <ms> '
+                '| unreadable [<path or glob> ...]\n')
     logger.warning('fault injected: %s', args)
     return '+OK %s\n' % args
 
@@ -171,5 +179,6 @@ def sim_restart(sim, args):
 
 
 _HANDLERS = {'originate': originate, 'uuid_kill': uuid_kill, 'uuid_exists': uuid_exists,
-             'uuid_getvar': uuid_getvar, 'uuid_dump': uuid_dump, 'uuid_broadcast': uuid_broadcast, 'hupall': hupall, 'show': show,
-             'status': status, 'version': version, 'shutdown': shutdown, 'sim_fault': sim_fault, 'sim_restart': sim_restart}
+             'uuid_getvar': uuid_getvar, 'uuid_dump': uuid_dump, 'uuid_broadcast': uuid_broadcast,
+             'hupall': hupall, 'show': show, 'status': status, 'version': version, 'file_exists': file_exists,
+             'shutdown': shutdown, 'sim_fault': sim_fault, 'sim_restart': sim_restart}

@@ -14,7 +14,7 @@ from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 
 from daemon.simulator import sequences as seq
-from daemon.simulator.apps import APPS
+from daemon.simulator.apps import APPS, Hangup, OriginateCompleted
 from daemon.simulator.events import format_local, url_encode
 from daemon.simulator.scenario import REFUSALS
 from daemon.simulator.templates import EVENTS
@@ -32,10 +32,6 @@ Q850 = {'NORMAL_CLEARING': 16, 'USER_BUSY': 17, 'NO_USER_RESPONSE': 18, 'NO_ANSW
 _HANGUP_STATES = {key for key, text in EVENTS.items()
                   if text.startswith('Event-Name: CHANNEL_CALLSTATE\n') and '\nChannel-Call-State: HANGUP\n' in text}
 DIGIT_GAP = 0.3  # seconds between the digits of one scripted key press
-
-
-class Hangup(Exception):
-    """Raised inside the channel greenlet when the call was hung up while an app waited."""
 
 
 class ExecRequest:
@@ -60,11 +56,15 @@ class Channel:
         self.job = job
         self.origin_arg = origin_arg
         self.app_vars = {}
+        self.late_vars = {}  # set after the callee hung up
         self.state = 'down'
         self.created = sim.clock.now()
         self.progress = self.progress_media = self.answered = self.ended = None
         self.hangup_cause = None
         self.remote_hangup = False
+        self.originating = False  # answered, but the originate has not completed: CS_CONSUME_MEDIA
+        self.app_running = False
+        self.park_expires = None  # (epoch second, cause) from park_timeout
         self.inbox = Queue()
         self.pending = deque()
         self.result = AsyncResult()
@@ -108,7 +108,7 @@ class Channel:
 
     def getvar(self, name):
         """The channel variable as uuid_getvar reports it ('_undef_' when unset)."""
-        for source in (self.app_vars, self.variables, self._core_vars()):
+        for source in (self.late_vars, self.app_vars, self.variables, self._core_vars()):
             if name in source:
                 return source[name]
         return '_undef_'
@@ -237,22 +237,55 @@ class Channel:
         self.state = 'answered'
         self.fields['answered_us'] = _usec(self.answered)
         self._fire_all(seq.ANSWER_01 if self.varied else seq.ANSWER)
-        if self.result.ready():  # the originate already completed on early media
-            self._schedule_callee()
-            return
-        self._job_result('+OK %s\n' % self.uuid)
-        self._park()
         self._schedule_callee()
+        if self.result.ready():  # the originate already completed on early media
+            return
+        delay = self.sim.scenario.originate_completes_after
+        if delay > 0:  # an execute arriving meanwhile runs in CS_CONSUME_MEDIA (see docs/simulator.md)
+            self.originating = True
+            self._later(delay, self.inbox.put, ('originated',))
+        else:
+            self._complete_originate()
+
+    def _complete_originate(self, park=True):
+        """originate_function: set CS_EXECUTE, then +OK (BACKGROUND_JOB); the session thread parks."""
+        self.originating = False
+        self._job_result('+OK %s\n' % self.uuid)
+        if park:
+            self._park()
 
     def _park(self):
         self._set_app('park', '', self.park_uuid)
         self._set_var('current_application', 'park')
         self._set_last_app('park', '')
-        self._fire_all(seq.ANSWER_AFTER_JOB_01 if self.varied else seq.ANSWER_AFTER_JOB)
+        keys = seq.ANSWER_AFTER_JOB_01 if self.varied else seq.ANSWER_AFTER_JOB
+        self._fire_all(keys[:-1])  # up to CHANNEL_EXECUTE(park); switch_ivr_park fires CHANNEL_PARK
+        self._take_park_timeout()
+        self._fire_all(keys[-1:])
+
+    def _take_park_timeout(self):
+        """switch_ivr_park (switch_ivr.c:985-996): park_timeout=<s>[:<cause>] is consumed (unset)
+        and the call is hung up with the cause once the epoch second reaches start + s."""
+        value = self.variables.pop('park_timeout', None)
+        if value is None:
+            return
+        self.fields['_orig'] = _variable_lines(self.variables)
+        seconds, _, cause = value.partition(':')
+        try:
+            seconds = int(seconds)
+        except ValueError:
+            seconds = 0  # atoi
+        if seconds >= 0:
+            now = self.sim.clock.now()
+            self.park_expires = (math.floor(now) + seconds, cause or 'NORMAL_CLEARING')
+            self._later(self.park_expires[0] - now + 0.001, self.inbox.put, ('park_timeout',))
 
     def _serve(self):
         """Parked: run queued applications, let DTMF through, until the call is hung up."""
         while True:
+            if self.park_expires and self.sim.clock.now() >= self.park_expires[0]:
+                self.hangup(self.park_expires[1])  # checked between apps, as park's loop does
+                self.park_expires = None
             if self.pending:
                 self._execute(self.pending.popleft())
                 continue
@@ -263,8 +296,10 @@ class Channel:
         self._finish_answered()
 
     def _finish_answered(self):
+        if self.originating:  # hung up within the originate's last moments: it still reports +OK
+            self._complete_originate()
         self._set_app('park', '', self.park_uuid)
-        self.fields['app_resp'] = url_encode(self.app_vars.get('current_application_response', '_none_'))
+        self.fields['app_resp'] = url_encode(self.getvar('current_application_response').replace('_undef_', '_none_'))
         self._set_times()
         self._fire_all(self._hangup_sequence()[1])
 
@@ -277,6 +312,8 @@ class Channel:
         kind = message[0]
         if kind == 'answer':
             self._answer()
+        elif kind == 'originated':
+            self._complete_originate()
         elif kind == 'execute':
             self.pending.append(message[1])
         elif kind == 'dtmf':
@@ -299,15 +336,22 @@ class Channel:
             self._set_var('total_loops', '1')
         self._set_var('current_application', request.app)
         self._set_var('current_application_data', request.arg)
+        self._set_var('current_application_response', None)  # switch_core_session.c:2942
         self._set_app(request.app, request.arg, request.app_uuid)
         self.sim.fire(seq.EXECUTE if request.arg else seq.EXECUTE_NODATA, self.fields)
         self._set_var('current_application', request.app)  # set anew once running, as captured
+        parked_after = False
+        self.app_running = True
         try:
             app(self, request.arg)
         except Hangup:
             self.inbox.put(('hangup',))  # finish the hangup in _serve after this completion
+        except OriginateCompleted:
+            parked_after = True
+        finally:
+            self.app_running = False
         self._set_app(request.app, request.arg, request.app_uuid)
-        self.fields['app_resp'] = url_encode(self.app_vars.get('current_application_response', '_none_'))
+        self.fields['app_resp'] = url_encode(self.getvar('current_application_response').replace('_undef_', '_none_'))
         if self.hangup_cause is None:
             key = seq.EXECUTE_COMPLETE if request.arg else seq.EXECUTE_COMPLETE_NODATA
         else:
@@ -316,14 +360,17 @@ class Channel:
         self._set_var('current_loop', None)
         self._set_var('total_loops', None)
         if request.sendmsg_text is not None:
-            self.fields['_sendmsg'] = request.sendmsg_text
-            self.sim.fire(seq.PRIVATE_COMMAND, self.fields)
+            self.fire(seq.PRIVATE_COMMAND, _sendmsg=request.sendmsg_text)
+        if parked_after:  # the session thread now enters CS_EXECUTE and runs &park()
+            self._park()
 
     def wait(self, seconds, stop=None):
         """Let `seconds` of simulated time pass while an app runs.
 
         Returns the first DTMF digit for which `stop(digit)` is true (None when time ran out).
-        Every digit fires its DTMF event; raises Hangup when the call is hung up meanwhile.
+        Every digit fires its DTMF event. Raises NotReady when switch_channel_ready() turns false
+        meanwhile: Hangup when the call is hung up, OriginateCompleted when the app was started
+        in CS_CONSUME_MEDIA and the originate completes (the job result is out by then).
         """
         return self._wait_until(self.sim.clock.now() + seconds, stop)
 
@@ -340,7 +387,10 @@ class Channel:
                 self._dtmf(message[1])
                 if stop is not None and stop(message[1]):
                     return message[1]
-            elif message[0] in ('hangup', 'execute', 'answer'):
+            elif message[0] == 'originated' and self.app_running:
+                self._complete_originate(park=False)  # the app ends first, then park runs
+                raise OriginateCompleted()
+            elif message[0] in ('hangup', 'execute', 'answer', 'originated'):
                 self._handle(message)
 
     def set_var(self, name, value):
@@ -348,9 +398,10 @@ class Channel:
         self._set_var(name, value)
 
     def fire(self, key, **fields):
-        """Fire template `key` for this channel with extra slot values."""
+        """Fire template `key` for this channel with extra slot values (its hung-up form once the
+        call is hung up)."""
         self.fields.update(fields)
-        self.sim.fire(key, self.fields)
+        self.sim.fire(seq.HUNG_UP.get(key, key) if self.hangup_cause else key, self.fields)
 
     def _dtmf(self, digit):
         self.digits_dialed += digit
@@ -384,9 +435,8 @@ class Channel:
             uuid=self.uuid, chan=url_encode(target.channel_name), user=url_encode(target.user),
             req_uri=url_encode(target.req_uri), hostport=url_encode(target.hostport), port=target.port,
             session_id=str(self.sim.next_session_id()), media_port=str(16384 + 2 * (self.sim.sessions_total % 8000)),
-            _orig=''.join('variable_%s: %s\n' % (k, url_encode(v)) for k, v in self.variables.items()),
-            _app='', _sendmsg='', created_us=_usec(self.created), answered_us='0', progress_us='0', hangup_us='0',
-            progress_media_us='0',
+            _orig=_variable_lines(self.variables), _app='', _app_late='', _sendmsg='',
+            created_us=_usec(self.created), answered_us='0', progress_us='0', hangup_us='0', progress_media_us='0',
             cause='', q850='', disposition='', sip_status='', sip_proto='', sip_fail_status='', sip_phrase='',
             sip_term_cause='', app='', app_data='', app_resp='_none_', app_uuid='', last_app='', _last_arg='',
             digits_dialed='none', digit='', play_file='', play_status='done', job=self.job or '',
@@ -398,10 +448,15 @@ class Channel:
                 'direction': 'outbound', 'is_outbound': 'true'}
 
     def _set_var(self, name, value):
+        # after the callee's BYE, sofia's sip_* hangup variables sit between the variables set
+        # before and after it (capture 11): those set after go to the {_app_late} slot
+        late = self.remote_hangup and self.hangup_cause is not None
         self.app_vars.pop(name, None)
+        self.late_vars.pop(name, None)
         if value is not None:
-            self.app_vars[name] = str(value)
-        self.fields['_app'] = ''.join('variable_%s: %s\n' % (k, url_encode(v)) for k, v in self.app_vars.items())
+            (self.late_vars if late else self.app_vars)[name] = str(value)
+        self.fields['_app'] = _variable_lines(self.app_vars)
+        self.fields['_app_late'] = _variable_lines(self.late_vars)
 
     def _set_last_app(self, app, arg):
         self.fields['last_app'] = url_encode(app)
@@ -427,6 +482,10 @@ class Channel:
             if key in _HANGUP_STATES:
                 fields['hangup_us'] = _usec(self.ended)
             fire(key, fields)
+
+
+def _variable_lines(variables):
+    return ''.join('variable_%s: %s\n' % (name, url_encode(value)) for name, value in variables.items())
 
 
 def _usec(epoch):

@@ -24,6 +24,8 @@ SOURCES = {
     '04-no-answer-timeout.log': ['noanswer'],
     '05-decline-603-and-unreachable.log': ['decline', 'unreach', 'badprofile'],
     '06-sync-api-originate-show-hupall.log': ['hupall', None],
+    '11-callee-bye-during-playback.log': ['byeplay'],
+    '12-missing-files.log': [None],  # only its channel-less filestring::* CUSTOM events
     '08b-sigterm-while-connected.log': ['shutdown'],
 }
 GLOBAL_EVENTS = ('API', 'BACKGROUND_JOB', 'HEARTBEAT', 'SHUTDOWN')
@@ -41,7 +43,7 @@ SLOT_BY_NAME = {
     'Application-UUID': 'app_uuid',
     'Job-UUID': 'job', 'Job-Command': 'job_cmd', 'Job-Command-Arg': 'job_arg',
     'API-Command': 'api_cmd', 'API-Command-Argument': 'api_arg',
-    'DTMF-Digit': 'digit', 'Playback-File-Path': 'play_file',
+    'DTMF-Digit': 'digit', 'Playback-File-Path': 'play_file', 'File': 'file',
     'variable_last_app': 'last_app',
     'variable_digits_dialed': 'digits_dialed', 'variable_session_id': 'session_id',
     'variable_sip_term_status': 'sip_status', 'variable_proto_specific_hangup_cause': 'sip_proto',
@@ -68,10 +70,6 @@ APP_VARS = {'current_application', 'current_application_data', 'current_applicat
             'playback_ms', 'playback_samples'}
 ORIGINATE_VARS = {'origination_uuid', 'autocall_queue', 'autocall_customer', 'ignore_early_media',
                   'originate_timeout'}
-
-
-# headers present only when they have a value: the whole line is one slot
-LINE_SLOTS = {'variable_last_arg': '_last_arg'}
 
 
 def generalise(name, value, tokens, port):
@@ -107,10 +105,14 @@ def template_text(headers, tokens, port):
                 lines.append('{_orig}')
                 orig_done = True
             continue
-        if name in LINE_SLOTS:
-            lines.append('{%s}' % LINE_SLOTS[name])
+        if name == 'variable_last_arg':  # its slot follows variable_last_app, present or not
             continue
         lines.append('%s: %s\n' % (name, generalise(name, value, tokens, port)))
+        if name == 'variable_last_app':
+            lines.append('{_last_arg}')
+        if name == 'variable_sip_hangup_disposition':  # variables set after a BYE come here
+            lines.append('{_app_late}' if app_done else '{_app}{_app_late}')
+            app_done = True
     return ''.join(lines)
 
 
@@ -136,7 +138,11 @@ def collect(capture_dir):
             fields = dict(headers)
             name, uuid = fields['Event-Name'], fields.get('Unique-ID')
             if uuid is None:
-                if name in GLOBAL_EVENTS and name not in templates:
+                if name == 'CUSTOM':  # keyed by subclass: filestring::open -> filestring:CUSTOM:open
+                    key = fields['Event-Subclass'].replace('%3A%3A', ':CUSTOM:')
+                    if key in USED and key not in templates:
+                        templates[key] = template_text(headers, [(fields['Core-UUID'], '{core_uuid}')], None)
+                elif name in GLOBAL_EVENTS and name not in templates:
                     templates[name] = template_text(headers, [(fields['Core-UUID'], '{core_uuid}')], None)
                 continue
             if uuid not in seen_channels:
@@ -177,14 +183,12 @@ def channel_data(capture_dir):
 
 
 def derived(templates):
-    """Variants no capture shows whole: an app without data, an app completing after hangup with
-    data, an API event with arguments (each differs from a captured one by one header)."""
+    """Variants no capture shows whole: an app without data, an API event with arguments (each
+    differs from a captured one by one header), a 183's CHANNEL_PROGRESS_MEDIA."""
     data_line = 'Application-Data: {app_data}\n'
     return {
         'sim:CHANNEL_EXECUTE:nodata': templates['bye:CHANNEL_EXECUTE:0'],
         'sim:CHANNEL_EXECUTE_COMPLETE:nodata': templates['kill:CHANNEL_EXECUTE_COMPLETE:0'].replace(data_line, ''),
-        'sim:CHANNEL_EXECUTE_COMPLETE:hungup-data': templates['kill:CHANNEL_EXECUTE_COMPLETE:1'].replace(
-            'Application: {app}\n', 'Application: {app}\n' + data_line),
         'sim:API:arg': templates['API'] + 'API-Command-Argument: {api_arg}\n',
         # not captured (sipp sent no 183): the 180's event renamed, with its pre-answer origin
         'sim:CHANNEL_PROGRESS_MEDIA:0': templates['kill:CHANNEL_PROGRESS:0'].replace(

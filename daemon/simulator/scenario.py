@@ -22,6 +22,7 @@ REFUSALS = {
 }
 OUTCOMES = ('answer', 'no_answer') + tuple(REFUSALS)
 DEFAULT_PROFILES = ('lo', 'internal', 'external')
+ORIGINATE_COMPLETES_AFTER = 0.02
 
 
 class ScenarioError(AutocallError):
@@ -71,6 +72,10 @@ class Scenario:
     gateways: frozenset | None = None  # None: every gateway name is known
     profiles: frozenset = frozenset(DEFAULT_PROFILES)
     event_order: str = 'captured'  # or 'varied': each call takes one of the orders captured
+    # simulated seconds from CHANNEL_ANSWER to the originate's completion (BACKGROUND_JOB, park);
+    # an execute arriving meanwhile runs in CS_CONSUME_MEDIA and is cut short (capture 13: ~20 ms)
+    originate_completes_after: float = ORIGINATE_COMPLETES_AFTER
+    unreadable: tuple = ()  # absolute paths or globs the switch cannot open although they exist
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def behaviour_for(self, number, address=None):
@@ -129,6 +134,9 @@ def from_dict(data, seed=None):
     if data.get('event_order', 'captured') not in ('captured', 'varied'):
         raise ScenarioError('event_order must be "captured" or "varied", got %r' % data['event_order'])
     scenario.event_order = data.get('event_order', 'captured')
+    scenario.originate_completes_after = _seconds(
+        data.get('originate_completes_after', ORIGINATE_COMPLETES_AFTER), 'originate_completes_after')
+    scenario.unreadable = _paths(data.get('unreadable', []), 'unreadable')
     if 'random' in data:
         scenario.mix = _mix(data['random'])
         scenario.rng = random.Random(data['random'].get('seed', 0) if seed is None else seed)
@@ -175,6 +183,12 @@ def _seconds(value, where):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ScenarioError('%s must be a number of seconds >= 0, got %r' % (where, value))
     return float(value)
+
+
+def _paths(value, where):
+    if not isinstance(value, list) or not all(isinstance(p, str) and p.startswith('/') for p in value):
+        raise ScenarioError('%s must be a list of absolute paths or globs, got %r' % (where, value))
+    return tuple(value)
 
 
 def _keys(value, where):

@@ -57,14 +57,18 @@ EXECUTE_NODATA = 'sim:CHANNEL_EXECUTE:nodata'
 EXECUTE_COMPLETE = 'kill:CHANNEL_EXECUTE_COMPLETE:0'
 EXECUTE_COMPLETE_NODATA = 'sim:CHANNEL_EXECUTE_COMPLETE:nodata'
 EXECUTE_COMPLETE_HUNGUP = 'kill:CHANNEL_EXECUTE_COMPLETE:1'
-EXECUTE_COMPLETE_HUNGUP_DATA = 'sim:CHANNEL_EXECUTE_COMPLETE:hungup-data'
+EXECUTE_COMPLETE_HUNGUP_DATA = 'byeplay:CHANNEL_EXECUTE_COMPLETE:0'  # playback cut by the callee's BYE (11)
 API_WITH_ARG = 'sim:API:arg'
 PROGRESS_MEDIA = 'sim:CHANNEL_PROGRESS_MEDIA:0'  # 183 with SDP (no capture has one)  # (keys starting "sim:" are derived by gen_templates.derived)
 PLAYBACK_START = 'kill:PLAYBACK_START:0'
 PLAYBACK_STOP = 'kill:PLAYBACK_STOP:0'
 DTMF = 'kill:DTMF:0'
 PRIVATE_COMMAND = 'kill:PRIVATE_COMMAND:0'
+# the same events once the call is hung up, as capture 11 shows them (Answer-State: hangup...)
+HUNG_UP = {PLAYBACK_STOP: 'byeplay:PLAYBACK_STOP:0', PRIVATE_COMMAND: 'byeplay:PRIVATE_COMMAND:0'}
 CHANNEL_DATA = 'hupall:CHANNEL_DATA:0'  # the uuid_dump reply
+# mod_dptools next_file's channel-less CUSTOM events for the members of a file_string:// (capture 12)
+FILESTRING = {what: 'filestring:CUSTOM:%s' % what for what in ('open', 'close', 'fail')}
 
 
 def _all_keys():
@@ -74,7 +78,8 @@ def _all_keys():
     for seq in (RINGING, MEDIA, ANSWER, ANSWER_AFTER_JOB, ANSWER_01, ANSWER_AFTER_JOB_01, NO_CHANNEL) + NO_ANSWER + HANGUP_LOCAL + HANGUP_REMOTE + HANGUP_SHUTDOWN:
         keys += seq
     return set(keys) | {'bye:CHANNEL_EXECUTE:0', EXECUTE, EXECUTE_COMPLETE, EXECUTE_COMPLETE_HUNGUP, PLAYBACK_START, PLAYBACK_STOP,
-                        DTMF, PRIVATE_COMMAND, CHANNEL_DATA}
+                        EXECUTE_COMPLETE_HUNGUP_DATA, DTMF, PRIVATE_COMMAND, CHANNEL_DATA} | set(
+                            FILESTRING.values()) | set(HUNG_UP.values())
 
 
 USED = _all_keys()

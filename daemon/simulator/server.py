@@ -47,7 +47,7 @@ class Simulator:
         self.clock = SimClock(time_scale, wall=wall)
         self.heartbeat = heartbeat
         self.hostname = hostname
-        self.media = Media(sound_dir)
+        self.media = Media(sound_dir, unreadable=self.scenario.unreadable)
         self.channels = {}
         self.connections = set()
         self.records = []
@@ -145,6 +145,10 @@ class Simulator:
     def delay(self, milliseconds):
         """Delay every command's reply by `milliseconds` real ms from now on (0: no delay)."""
         self.delay_ms = max(0, int(milliseconds))
+
+    def set_unreadable(self, patterns):
+        """From now on the switch cannot open these paths or globs (replaces the scenario's list)."""
+        self.media.set_unreadable(patterns)
 
     def restart(self):
         """As a FreeSWITCH restart: every channel gone without events, every connection dropped,

@@ -146,9 +146,10 @@ class Dialer:
                 report = CallReport(claim.answered_at, now, 0.0, LOST, interrupted=True)
                 self._record(claim, report, reattached=True)
                 continue
-            state = (row or {}).get("callstate", "")
-            if (row or {}).get("application"):
+            row = row or {}  # gone meanwhile: its hangup event is already in
+            if row.get("application"):
                 call.parked.set()  # an application runs (park, or one of ours): the originate completed
+            state = row.get("callstate", "")
             if state == "ACTIVE" and call.answered_at is None:
                 call.answered_at = now
                 self.ledger.mark_answered(claim.attempt_id, now)
@@ -243,9 +244,9 @@ class Dialer:
         they are all playable; while some are not, again after UNPLAYABLE_RECHECK (the fix, a
         folder's permission, changes nothing the loader sees)."""
         now = self.clock()
-        verdict = self._switch_verdicts.get(template.name)
-        if verdict is not None and verdict[0] is template and (not verdict[1] or now - verdict[2] < UNPLAYABLE_RECHECK):
-            return verdict[1]
+        checked, unplayable, at = self._switch_verdicts.get(template.name, (None, [], 0.0))
+        if checked is template and (not unplayable or now - at < UNPLAYABLE_RECHECK):
+            return unplayable
         try:
             unplayable = self.switch_files.unplayable(self.esl, template.files())
         except esl_mod.ESLError as e:

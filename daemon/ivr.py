@@ -6,7 +6,7 @@ Flow for a caller (the daemon):
     step_id = script.start
     while step_id is not None:
         step = script.steps[step_id]
-        digits = <play step.files / play_and_get_digits_arg(step, var) ; None for no key>
+        digits = <keys pressed: during a Play step with barge_into, or the Menu; None for none>
         step_id, effects = next_step(script, step_id, digits)  # RecordResult, TransferCall, EndCall
 
 A rendered ``Script`` is plain immutable data with absolute file paths; ``next_step``

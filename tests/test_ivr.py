@@ -570,7 +570,8 @@ def test_a_menu_can_turn_barge_in_off(tmp_path):
 
 
 def test_barge_in_must_be_true_or_false(tmp_path):
-    assert problems_of(tmp_path, 'B', BARGE_OFF % '"no"') == ["B: step 'menu': barge_in must be true or false, not 'no'"]
+    assert problems_of(tmp_path, 'B', BARGE_OFF % '"no"') == [
+        "B: step 'menu': barge_in must be true or false, not 'no'"]
 
 
 def test_the_rest_of_a_longer_answer_is_collected_without_a_prompt(tmp_path):

@@ -97,11 +97,11 @@ def test_no_originate_after_a_stop_is_acknowledged(run):
     gevent.sleep(1.5)
     # No claim after the stop committed...
     assert query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE started_at > ?", stopped_wall) == [(0,)]
-    # ...and only claims already in flight then (one in the ledger thread, one about to
-    # send its originate) may still reach the switch.
+    # ...and only claims already committed then may still reach the switch: one batch, which
+    # claim_many takes in one transaction and which holds at most concurrent_call customers.
     originated = [r["time"] for r in sim.records if r["event"] == "originate"]
     originated += [channel.created for channel in sim.channels.values()]
-    assert len([t for t in originated if t > stopped_at]) <= 2, "originates after the stop was committed"
+    assert len([t for t in originated if t > stopped_at]) <= 5, "originates after the stop was committed"
     pending = query(daemon.db_path, "SELECT COUNT(*) FROM customer WHERE state = 'pending'")[0][0]
     assert pending > 150
     queues.set_running(db, "Q", True)

@@ -4,6 +4,10 @@ and report what happened.
 The ESL reader hands this call's events to `on_event`, which only records them and sets
 gevent Events; every wait in the greenlet also watches the hangup and the connection, so
 a callee hanging up mid-prompt or FreeSWITCH going away ends the wait at once.
+
+The first application waits for the channel's CHANNEL_PARK, not for CHANNEL_ANSWER: until
+the originate has moved the channel into CS_EXECUTE, FreeSWITCH cuts a playback with
+PLAYBACK ERROR (docs/esl.md, "When the first execute may go").
 """
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ from daemon import ivr
 from daemon.ledger import CallReport, Claim
 
 log = logging.getLogger(__name__)
+
+PARK_AFTER_ANSWER = 10.0  # seconds from answer to wait for CHANNEL_PARK (or the job's +OK)
+PARK_AFTER_JOB = 2.0      # ...and after the originate's +OK; then play anyway, with a warning
 
 
 class Detached(Exception):
@@ -42,6 +49,8 @@ def originate_command(claim: Claim, s: CallSettings) -> str:
         f"originate_timeout={s.originate_timeout}",
         # An orphaned channel (daemon gone) leaves park by itself instead of sitting in silence.
         f"park_timeout={s.max_call_seconds}",
+        # No key cuts a prompt unless the IVR asks for barge-in (FreeSWITCH's default stops on '*').
+        "playback_terminators=none",
         f"autocall_attempt={claim.attempt_id}",
         f"accountcode=autocall_q{claim.queue_id}",
     ]
@@ -58,14 +67,18 @@ class Call:
         self.claim, self.esl, self.script, self.settings, self.clock = claim, client, script, settings, clock
         self.answered = gevent.event.Event()
         self.ended = gevent.event.Event()   # CHANNEL_HANGUP_COMPLETE arrived
-        self.gone = gevent.event.Event()    # no IVR possible: ended, or the originate failed
+        self.gone = gevent.event.Event()    # no IVR possible: ended, hung up, or the originate failed
+        self.parked = gevent.event.Event()  # CHANNEL_PARK: the channel runs CS_EXECUTE, apps may go
+        self.job_ok = gevent.event.Event()  # the originate's BACKGROUND_JOB said +OK
         self.answered_at = claim.answered_at
         self.hangup_event = None
         self.keys: list[str] = []
         self.result: str | None = None
         self.interrupted = False
         self.job_failure: str | None = None
+        self.unplayable: str | None = None  # a file FreeSWITCH answered FILE NOT FOUND for
         self._menus = 0
+        self._barge_in: bool | None = None  # what playback_terminators says; None: not known
 
     # --- events, from the ESL reader greenlet: record and signal only ---
 
@@ -75,6 +88,8 @@ class Call:
             if self.answered_at is None:
                 self.answered_at = self.clock()
             self.answered.set()
+        elif name == "CHANNEL_PARK":
+            self.parked.set()
         elif name == "DTMF":
             self.keys.append(event.get("DTMF-Digit", ""))
         elif name == "CHANNEL_HANGUP_COMPLETE":
@@ -83,7 +98,9 @@ class Call:
             self.gone.set()
 
     def _on_job(self, job):
-        if job.successful() and not job.value.ok:
+        if job.successful() and job.value.ok:
+            self.job_ok.set()
+        elif job.successful():
             self.job_failure = job.value.text or "UNKNOWN"
             self.gone.set()  # no answer will come; the channel's hangup event may or may not follow
 
@@ -99,6 +116,7 @@ class Call:
                 self._originate()
             self._wait_answer(on_answer)
             if self.answered_at is not None and not self.gone.is_set() and self.script is not None:
+                self._wait_parked()
                 self._run_ivr()
             self._hang_up()
             return self._report()
@@ -124,6 +142,7 @@ class Call:
             self.job_failure = f"ORIGINATE_REFUSED: {e}"
             self.gone.set()
             return
+        self._barge_in = False  # the originate set playback_terminators=none
         job.rawlink(self._on_job)
 
     def _wait_answer(self, on_answer):
@@ -137,29 +156,61 @@ class Call:
             log.warning("call %s: no answer or hangup %ds after originate; killing it", self.claim.uuid, limit)
             self._kill()
 
+    def _wait_parked(self):
+        """Wait until the channel is parked (CHANNEL_PARK), so the first execute runs in
+        CS_EXECUTE. Bounded: without the event, go on PARK_AFTER_JOB after the originate's +OK."""
+        self._wait(self.parked, self.gone, self.job_ok, timeout=PARK_AFTER_ANSWER)
+        if self.job_ok.is_set() and not self.parked.is_set():
+            self._wait(self.parked, self.gone, timeout=PARK_AFTER_JOB)
+        if not (self.parked.is_set() or self.gone.is_set()):
+            log.warning("call %s: answered but no CHANNEL_PARK came (originate %s); playing anyway", self.claim.uuid,
+                        "completed" if self.job_ok.is_set() else "not known to have completed")
+
     def _run_ivr(self):
         deadline = self.clock() + self.settings.max_call_seconds
         step_id = self.script.start
-        while step_id is not None and not self.gone.is_set():
+        while step_id is not None and not self.gone.is_set() and self.unplayable is None:
             if self.clock() > deadline:
                 log.warning("call %s: longer than %ds; hanging up", self.claim.uuid, self.settings.max_call_seconds)
                 return
             step = self.script.steps[step_id]
             digits = None
             if isinstance(step, ivr.Play):
-                self._execute("playback", ivr.playback_arg(step.files))
+                digits = self._play(step)
             elif isinstance(step, ivr.Menu):
-                self._menus += 1
-                var = f"autocall_menu_{self._menus}"
-                done = self._execute("play_and_get_digits", ivr.play_and_get_digits_arg(step, var))
-                if done is not None:
-                    digits = done.get(f"variable_{var}") or done.get(f"variable_{var}_invalid")
+                digits = self._collect(step, ivr.play_and_get_digits_arg)
             step_id, effects = ivr.next_step(self.script, step_id, digits)
             for effect in effects:
                 if isinstance(effect, ivr.RecordResult):
                     self.result = effect.name
                 elif isinstance(effect, ivr.TransferCall):
                     self._transfer(effect.destination)
+
+    def _play(self, step: ivr.Play) -> str | None:
+        """Play one step. When it leads into a barge-in menu, a key stops it and the keys
+        pressed are returned for that menu (the key is consumed by playback: we pass it on)."""
+        barge_in = step.barge_into is not None
+        if self._barge_in is not barge_in and self._execute("set", ivr.playback_terminators_arg(barge_in)):
+            self._barge_in = barge_in
+        done = self._execute("playback", ivr.playback_arg(step.files))
+        # playback clears playback_terminator_used when it starts: the value is this execution's.
+        first = done.get("variable_playback_terminator_used") if done is not None and barge_in else None
+        if not first:
+            return None
+        menu = self.script.steps[step.barge_into]
+        rest = self._collect(menu, lambda m, var: ivr.rest_of_menu_arg(m, first, var))
+        return first + (rest or "")
+
+    def _collect(self, menu: ivr.Menu, build) -> str | None:
+        """Run play_and_get_digits with the argument `build(menu, var)` into a fresh variable;
+        the digits pressed (valid or not), or None."""
+        self._menus += 1
+        var = f"autocall_menu_{self._menus}"
+        arg = build(menu, var)
+        done = self._execute("play_and_get_digits", arg) if arg is not None else None
+        if done is None:
+            return None
+        return done.get(f"variable_{var}") or done.get(f"variable_{var}_invalid")
 
     def _transfer(self, name: str):
         target = self.settings.destinations.get(name)
@@ -182,14 +233,33 @@ class Call:
             log.warning("call %s: %s not acknowledged in time; waiting for it anyway", self.claim.uuid, app)
             future = e.pending
         except esl_mod.ESLError as e:
-            log.warning("call %s: %s refused: %s", self.claim.uuid, app, e)
+            if "invalid session id" in str(e):  # the channel went between two prompts: a normal end
+                log.info("call %s: channel gone before %s; waiting for its hangup", self.claim.uuid, app)
+                self.gone.set()
+            else:
+                log.warning("call %s: %s refused: %s", self.claim.uuid, app, e)
             return None
         self._wait(future, self.gone, timeout=self.settings.max_call_seconds)
         if future.ready() and future.successful():
+            self._completed(app, arg, future.value)
             return future.value
         if future.ready() and isinstance(future.exception, esl_mod.ESLConnectionLost):
             raise Detached(str(future.exception))
         return None
+
+    def _completed(self, app: str, arg: str, done):
+        """Read what CHANNEL_EXECUTE_COMPLETE says about the call, beyond the app's result."""
+        response = done.get("Application-Response")
+        if done.get("Answer-State") == "hangup" or done.get("Hangup-Cause"):
+            # The callee is gone (the completion comes a few ms before HANGUP_COMPLETE):
+            # nothing more to execute, only the hangup events to wait for.
+            self.gone.set()
+        elif response == "FILE NOT FOUND":
+            self.unplayable = arg
+            log.error("call %s: FreeSWITCH cannot play %s (FILE NOT FOUND); hanging up and stopping queue %s",
+                      self.claim.uuid, arg, self.claim.queue_code)
+        elif response == "PLAYBACK ERROR":
+            log.warning("call %s: %s of %s ended PLAYBACK ERROR with the callee on the line", self.claim.uuid, app, arg)
 
     def _hang_up(self):
         if not self.gone.is_set():
@@ -221,8 +291,13 @@ class Call:
         sip = event.get("variable_sip_term_status") or event.get("variable_sip_invite_failure_status")
         answered = self.answered_at is not None or _epoch(event, "answer") > 0
         answered_at = self.answered_at if self.answered_at is not None else (now if answered else None)
+        stop_reason = None
+        if self.unplayable is not None:
+            cause = "FILE_NOT_FOUND"
+            stop_reason = (f"FreeSWITCH cannot play {self.unplayable} (FILE NOT FOUND): check that the file "
+                           "exists and that the FreeSWITCH user can read it and enter its folders")
         return CallReport(answered_at, now, self._talk(event, now) if answered else 0.0, cause, sip,
-                          "".join(self.keys), self.result, self.interrupted)
+                          "".join(self.keys), self.result, self.interrupted, stop_reason)
 
     def _talk(self, event, now: float) -> float:
         """Talk time as FreeSWITCH measured it (answer -> end), else our own clock's."""

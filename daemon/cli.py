@@ -1,27 +1,32 @@
 """`autocall`: the operator's command line.
 
-    autocall templates check [NAME ...]                  every problem, one line each
+    autocall templates check [NAME ...] [--esl [HOST:PORT]]  every problem, one line each
     autocall templates render NAME --customer JSON|@FILE  what one customer's call plays
     autocall status [--db PATH | --config PATH] [--queue CODE] [--watch [SECONDS]]
 
 Exit status: 0 all good, 1 a template has problems or cannot be rendered (templates) or the
-queue asked for does not exist (status), 2 wrong usage or a database that cannot be read.
+queue asked for does not exist (status), 2 wrong usage, a database that cannot be read or
+FreeSWITCH not reachable (templates check --esl).
 """
 import argparse
 import contextlib
 import json
+import logging
 import sys
 import time
 
 from daemon import config as config_mod
 from daemon import ivr, status
 from daemon.errors import AutocallError, ConfigError
+from daemon.esl import ESLClient, ESLError
+from daemon.playable import SwitchFiles
 
 _ACTION_WORDS = {ivr.Repeat: 'repeat this menu', ivr.HangupAction: 'hang up'}
 
 
 def main(argv=None):
     """Entry point of the `autocall` console script; returns the exit status."""
+    logging.basicConfig(level=logging.ERROR, format='autocall: %(message)s')  # the ESL client's own notes stay quiet
     parser = build_parser()
     args = parser.parse_args(argv)
     return args.run(args, sys.stdout, sys.stderr)
@@ -55,8 +60,12 @@ def _add_templates_commands(commands):
         'check', parents=[where], help='report every problem of templates',
         description='Check templates: TOML syntax, step types and settings, customer fields, sound files, '
                     'unreachable steps, goto targets, loops. Prints one line per problem, or "ok NAME".',
-        epilog='Exit status 1 if any template has a problem.')
+        epilog='Exit status 1 if any template has a problem, 2 if --esl cannot reach FreeSWITCH.')
     check.add_argument('names', nargs='*', metavar='NAME', help='template names, e.g. IVR-1 (default: all)')
+    check.add_argument('--esl', nargs='?', const='', metavar='HOST:PORT',
+                       help='also ask FreeSWITCH (api file_exists) whether it can play every file the templates '
+                            'may play; HOST:PORT of its event socket, default the config\'s [esl] address '
+                            '(password from the config or $AUTOCALL_ESL_PASSWORD, as autocall-daemon)')
     check.set_defaults(run=_check)
     render = actions.add_parser(
         'render', parents=[where], help='show the files and the words of one customer\'s call',
@@ -142,6 +151,7 @@ def _resolve_where(args, err):
     args.sounds = args.sounds or str(config.templates.sounds)
     args.variant = args.variant or config.templates.variant
     args.destinations = [name for name, _target in config.dialer.transfer_destinations]
+    args.esl_config = config.esl
     return True
 
 
@@ -158,15 +168,59 @@ def _check(args, out, err):
     if not names:
         print(f'autocall: no templates (*.toml) in {args.templates}', file=err)
         return 1
+    client = None
+    if args.esl is not None:
+        client = _connect_esl(args, err)
+        if client is None:
+            return 2
+    try:
+        return _check_names(args, names, client, out)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _check_names(args, names, client, out):
     failed = False
+    switch_files = SwitchFiles()
     for name in names:
         problems = _problems(args, name)
+        if client is not None and not problems:
+            problems = _unplayable(args, name, client, switch_files)
         for problem in problems:
             print(problem, file=out)
         if not problems:
             print(f'ok {name}', file=out)
         failed = failed or bool(problems)
     return 1 if failed else 0
+
+
+def _connect_esl(args, err):
+    """A connected ESLClient for --esl, or None after saying why."""
+    try:
+        address = config_mod.parse_address(args.esl) if args.esl else args.esl_config.address
+    except ValueError as exc:
+        print(f'autocall: --esl: {exc}', file=err)
+        return None
+    client = ESLClient(address.host, address.port, args.esl_config.password, events=(),
+                       timeout=args.esl_config.timeout)
+    try:
+        client.connect()
+    except ESLError as exc:
+        print(f'autocall: cannot reach FreeSWITCH at {address.host}:{address.port}: {exc}', file=err)
+        return None
+    return client
+
+
+def _unplayable(args, name, client, switch_files):
+    """One line per file of template `name` that FreeSWITCH says it cannot play."""
+    template = ivr.load(ivr.template_path(args.templates, name), args.sounds, variant=args.variant,
+                        destinations=args.destinations)
+    try:
+        missing = switch_files.unplayable(client, template.files())
+    except ESLError as exc:
+        return [f'{name}: cannot ask FreeSWITCH about its files: {exc}']
+    return [f'{name}: FreeSWITCH cannot play {path}' for path in missing]
 
 
 def _problems(args, name):
@@ -246,7 +300,8 @@ def _print_script(template, script, out):
 
 def _describe_step(step):
     if isinstance(step, ivr.Play):
-        return f'play, then {step.next or "hang up"}'
+        early = f' (a key pressed meanwhile answers {step.barge_into})' if step.barge_into else ''
+        return f'play, then {step.next or "hang up"}{early}'
     if isinstance(step, ivr.Menu):
         invalid = f', wrong-key prompt {step.invalid_file}' if step.invalid_file else ''
         return (f'menu: wait {step.timeout_ms / 1000:g} s for up to {step.max_digits} key(s), '

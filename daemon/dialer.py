@@ -25,6 +25,7 @@ from daemon.config import Config, DialerConfig
 from daemon.errors import ConfigError
 from daemon.ledger import CallReport, Claim, QueueInfo
 from daemon.pacing import CallingWindow, bucket_for
+from daemon.playable import SwitchFiles
 
 log = logging.getLogger(__name__)
 calls_log = logging.getLogger("autocall.calls")
@@ -37,6 +38,7 @@ LOST = "CALL_LOST"      # cause recorded when the dialer lost a call FreeSWITCH 
 # not coming round for this long means it is stuck (the systemd watchdog asks).
 STALL_LIMIT = 90.0
 AUTH_TRIES = 3          # refusals of the ESL password in a row before it counts as configuration
+UNPLAYABLE_RECHECK = 5.0  # seconds before the switch is asked again about a template it could not play
 
 
 @dataclasses.dataclass
@@ -61,6 +63,8 @@ class Dialer:
         self._stopping = gevent.event.Event()
         self.ready = gevent.event.Event()     # set once connected and reconciled
         self.last_tick = time.monotonic()     # the loop came round (wedged() reads it)
+        self.switch_files = SwitchFiles()
+        self._switch_verdicts: dict[str, tuple] = {}  # template name -> (Template, files it cannot play, when)
         self.apply_config(config)
 
     # --- settings ---
@@ -121,6 +125,7 @@ class Dialer:
             try:
                 self.esl = self.connect()
                 self._reconcile()
+                self._check_templates()
                 self.ready.set()
                 return
             except esl_mod.ESLAuthError as e:
@@ -159,16 +164,20 @@ class Dialer:
             call = Call(claim, self.esl, None, self.call_settings, self.clock)
             self.esl.subscribe_channel(claim.uuid, call.on_event)  # before listing: no event is missed
             calls[claim.attempt_id] = call
-        live = channel_states(self.esl.api("show channels as json"))
+        live = channel_rows(self.esl.api("show channels as json"))
         now = self.clock()
         for claim in claims:
             call = calls[claim.attempt_id]
-            state = live.get(claim.uuid)
-            if state is None and not call.ended.is_set():
+            row = live.get(claim.uuid)
+            if row is None and not call.ended.is_set():
                 self.esl.unsubscribe_channel(claim.uuid)
                 report = CallReport(claim.answered_at, now, 0.0, LOST, interrupted=True)
                 self._record(claim, report, reattached=True)
                 continue
+            row = row or {}  # gone meanwhile: its hangup event is already in
+            if row.get("application"):
+                call.parked.set()  # an application runs (park, or one of ours): the originate completed
+            state = row.get("callstate", "")
             if state == "ACTIVE" and call.answered_at is None:
                 call.answered_at = now
                 self.ledger.mark_answered(claim.attempt_id, now)
@@ -226,7 +235,8 @@ class Dialer:
     def _start(self, claim: Claim):
         now = self.clock()
         try:
-            script = self.templates.get(claim.template).render(claim.fields)
+            template = self.templates.get(claim.template)
+            script = template.render(claim.fields)
         except ivr.RenderError as e:
             self.ledger.abandon(claim, cause=f"TEMPLATE: {e}", now=now, customer_state="failed")
             calls_log.warning("customer %s of %s not called: %s", claim.ext_id, claim.queue_code, e)
@@ -239,7 +249,44 @@ class Dialer:
             self.ledger.abandon(claim, cause="SOUND_FILE_MISSING", now=now,
                                 stop_reason=f"sound files missing: {', '.join(missing[:5])}")
             return
+        unplayable = self._unplayable(template)
+        if unplayable:
+            self.ledger.abandon(claim, cause="SOUND_FILE_UNPLAYABLE", now=now,
+                                stop_reason=f"template {claim.template}: FreeSWITCH cannot play "
+                                            f"{', '.join(unplayable[:5])}")
+            return
         self._launch(Call(claim, self.esl, script, self.call_settings, self.clock), originate=True)
+
+    def _check_templates(self):
+        """Ask the switch about every file of every good template (start-up and reconnect);
+        the answers are kept, so claims later ask only about templates edited since."""
+        for name in self.templates.names():
+            try:
+                template = self.templates.get(name)
+            except ivr.TemplateError:
+                continue  # the loader has logged why
+            self._unplayable(template)
+
+    def _unplayable(self, template: ivr.Template) -> list[str]:
+        """The files of `template` FreeSWITCH cannot play. Asked once per loaded version while
+        they are all playable; while some are not, again after UNPLAYABLE_RECHECK (the fix, a
+        folder's permission, changes nothing the loader sees)."""
+        now = self.clock()
+        checked, unplayable, at = self._switch_verdicts.get(template.name, (None, [], 0.0))
+        if checked is template and (not unplayable or now - at < UNPLAYABLE_RECHECK):
+            return unplayable
+        try:
+            unplayable = self.switch_files.unplayable(self.esl, template.files())
+        except esl_mod.ESLError as e:
+            log.warning("template %s: cannot ask FreeSWITCH about its files (%s); not checked", template.name, e)
+            if self.esl.is_alive():  # the switch cannot tell: do not ask again for this version
+                self._switch_verdicts[template.name] = (template, [], now)
+            return []
+        self._switch_verdicts[template.name] = (template, unplayable, now)
+        if unplayable:
+            log.error("template %s: FreeSWITCH cannot play %d of its files: %s", template.name, len(unplayable),
+                      ", ".join(unplayable))
+        return unplayable
 
     def _launch(self, call: Call, *, originate: bool):
         active = _Active(call)
@@ -302,13 +349,14 @@ class Dialer:
             self.esl.close()
 
 
-def channel_states(body: str) -> dict[str, str]:
-    """uuid -> callstate from `show channels as json` (which says {"row_count": 0} when empty)."""
+def channel_rows(body: str) -> dict[str, dict]:
+    """uuid -> row (callstate, application, ...) from `show channels as json` (which says
+    {"row_count": 0} when empty)."""
     try:
         data = json.loads(body)
     except ValueError:
         raise esl_mod.ESLError(f"show channels: unexpected reply {body[:80]!r}") from None
-    return {row["uuid"]: row.get("callstate", "") for row in data.get("rows", [])}
+    return {row["uuid"]: row for row in data.get("rows", [])}
 
 
 def _quiet_kill(client, uuid: str):

@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 
 # What the dialer reads; every event more is parsed for nothing (CHANNEL_HANGUP is
 # followed within milliseconds by CHANNEL_HANGUP_COMPLETE, which carries the CDR fields).
+# CHANNEL_PARK (one per call) says the channel runs CS_EXECUTE: the first execute waits for it.
 DEFAULT_EVENTS = (
-    'CHANNEL_ANSWER', 'CHANNEL_HANGUP_COMPLETE',
+    'CHANNEL_ANSWER', 'CHANNEL_PARK', 'CHANNEL_HANGUP_COMPLETE',
     'CHANNEL_EXECUTE_COMPLETE', 'DTMF', 'BACKGROUND_JOB', 'HEARTBEAT',
 )
 # The client itself needs these three, whatever the caller asks for.

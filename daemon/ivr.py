@@ -6,7 +6,7 @@ Flow for a caller (the daemon):
     step_id = script.start
     while step_id is not None:
         step = script.steps[step_id]
-        digits = <play step.files / play_and_get_digits_arg(step, var) ; None for no key>
+        digits = <keys pressed: during a Play step with barge_into, or the Menu; None for none>
         step_id, effects = next_step(script, step_id, digits)  # RecordResult, TransferCall, EndCall
 
 A rendered ``Script`` is plain immutable data with absolute file paths; ``next_step``
@@ -48,7 +48,8 @@ _STEP_TYPES = ('play', 'say', 'menu', 'hangup', 'transfer')
 _STEP_KEYS = {
     'play': {'next'},
     'say': {'as', 'next'},
-    'menu': {'timeout', 'tries', 'max_digits', 'digit_timeout', 'invalid', 'keys', 'no_key', 'wrong_key'},
+    'menu': {'timeout', 'tries', 'max_digits', 'digit_timeout', 'invalid', 'keys', 'no_key', 'wrong_key',
+             'barge_in'},
     'hangup': set(),
     'transfer': set(),
 }
@@ -148,10 +149,13 @@ class EndCall:
 
 @dataclass(frozen=True)
 class Play:
+    """Play `files`, then go to `next`. `barge_into`: the menu this step leads into (through
+    play steps only) when that menu takes barge-in; a key pressed while it plays answers that menu."""
     id: str
     files: tuple
     next: str | None
     transcript: str = ''
+    barge_into: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,7 @@ class Menu:
     on_invalid: object
     invalid_file: str | None = None
     transcript: str = ''
+    barge_in: bool = True
 
 
 @dataclass(frozen=True)
@@ -211,9 +216,12 @@ def next_step(script, step_id, digits=None):
     """Where the call goes after step `step_id` ended with `digits` (None or '' = no key).
 
     Returns (next step id or None, tuple of effects). When the id is None the effects end
-    with exactly one TransferCall or EndCall."""
+    with exactly one TransferCall or EndCall. Digits after a Play step are a key pressed while
+    it played: they answer the menu it leads into (`barge_into`), or are ignored."""
     step = script.steps[step_id]
     if isinstance(step, Play):
+        if digits and step.barge_into:
+            return next_step(script, step.barge_into, digits)
         return (step.next, ()) if step.next else (None, (EndCall(),))
     if isinstance(step, Hangup):
         return None, (EndCall(),)
@@ -249,6 +257,14 @@ def playback_arg(files):
     return files[0] if len(files) == 1 else 'file_string://' + '!'.join(files)
 
 
+def playback_terminators_arg(barge_in):
+    """The `set` argument that makes the next playbacks stop on any key (barge-in) or on none.
+
+    mod_dptools' playback stops on a key listed in `playback_terminators` (unset means '*')
+    and names it in `playback_terminator_used`; 'any' and 'none' are its fixed words."""
+    return 'playback_terminators=' + ('any' if barge_in else 'none')
+
+
 def play_and_get_digits_arg(menu, var_name):
     """The play_and_get_digits argument for `menu`:
     ``min max tries timeout terminators file invalid_file var_name regexp digit_timeout``.
@@ -266,6 +282,23 @@ def play_and_get_digits_arg(menu, var_name):
     return ' '.join(str(part) for part in (
         1, menu.max_digits, menu.tries, menu.timeout_ms, terminators, playback_arg(menu.files),
         invalid, var_name, regexp, menu.digit_timeout_ms))
+
+
+def rest_of_menu_arg(menu, first, var_name):
+    """The play_and_get_digits argument that collects the rest of a menu answer whose `first`
+    key stopped a prompt (barge-in), with no prompt; None when no key of `menu` is longer and
+    starts with `first` (then `first` alone is the answer)."""
+    rests = sorted(key[len(first):] for key in menu.keys if key.startswith(first) and len(key) > len(first))
+    if not rests:
+        return None
+    if not _IDENT.fullmatch(var_name or '') or not all(_KEY.fullmatch(rest) for rest in rests):
+        raise UnsafeArgument(f'menu {menu.id!r}: cannot collect after key {first!r} into {var_name!r}')
+    terminators = 'none' if any('#' in key for key in menu.keys) else '#'
+    regexp = '^(' + '|'.join(rest.replace('*', '[*]') for rest in rests) + ')$'
+    # 'silence' is switch_ivr_read's word for "no prompt": the wait for the next key starts at once.
+    return ' '.join(str(part) for part in (
+        1, menu.max_digits - len(first), 1, menu.digit_timeout_ms, terminators, 'silence', NO_INVALID_PROMPT,
+        var_name, regexp, menu.digit_timeout_ms))
 
 
 def _safe(path):
@@ -327,6 +360,21 @@ class Template:
     words_dir: str
     variant: say_vi.Variant
     fields: frozenset = field(default_factory=frozenset)
+
+    def files(self):
+        """Every file a call of this template may play, whatever the customer: its prompts,
+        wrong-key prompts, and every word file its spoken fields may need, once each."""
+        paths = []
+        for draft in self.drafts.values():
+            for part in draft.parts:
+                if isinstance(part, _Prompt):
+                    paths.append(part.path)
+                else:
+                    slugs = sorted(say_vi.possible_slugs(part.kind, self.variant))
+                    paths += [os.path.join(self.words_dir, slug + '.wav') for slug in slugs]
+            if getattr(draft.step, 'invalid_file', None):
+                paths.append(draft.step.invalid_file)
+        return list(dict.fromkeys(paths))
 
     @functools.cached_property
     def spoken_fields(self):
@@ -445,7 +493,7 @@ class _Parser:
             _Graph(self, drafts, start).check()
         self._check_sounds(drafts)
         return Template(self.name, path, str(head.get('description', '')), start,
-                        MappingProxyType(drafts), os.path.join(self.sounds_dir, WORDS_DIR),
+                        MappingProxyType(_with_barge_in(drafts)), os.path.join(self.sounds_dir, WORDS_DIR),
                         self.var, frozenset(self.fields - KNOWN_FIELDS))
 
     def _parse_head(self, head):
@@ -554,9 +602,13 @@ class _Parser:
             invalid_file = invalid.path if invalid else None
         elif 'invalid' in table:
             self.problem(step_id, 'invalid must be one prompt name, like "wrong_key"')
+        barge_in = table.get('barge_in', True)
+        if not isinstance(barge_in, bool):
+            self.problem(step_id, f'barge_in must be true or false, not {barge_in!r}')
+            barge_in = True
         step = Menu(step_id, (), int(limits['timeout'] * 1000), int(limits['tries']), int(limits['max_digits']),
                     int(limits['digit_timeout'] * 1000), MappingProxyType(keys), on_no_input, on_invalid,
-                    invalid_file)
+                    invalid_file, barge_in=barge_in)
         return _Draft(step, parts)
 
     def _number(self, step_id, table, key):
@@ -662,6 +714,26 @@ class _Parser:
                                   f"{words_dir}: {', '.join(slug + '.wav' for slug in missing)}")
         if _UNSAFE_IN_ARG.search(words_dir):
             self.problem(step_id, f'word folder {words_dir} has spaces or characters FreeSWITCH misreads')
+
+
+def _with_barge_in(drafts):
+    """The drafts, each Play step marked with the barge-in menu it leads into (if any)."""
+    steps = {step_id: draft.step for step_id, draft in drafts.items()}
+    marked = {}
+    for step_id, draft in drafts.items():
+        menu = _menu_ahead(steps, step_id) if isinstance(draft.step, Play) else None
+        marked[step_id] = replace(draft, step=replace(draft.step, barge_into=menu)) if menu else draft
+    return marked
+
+
+def _menu_ahead(steps, step_id):
+    """The menu reached from `step_id` through Play steps only, if it takes barge-in."""
+    seen = set()
+    while isinstance(steps.get(step_id), Play) and step_id not in seen:
+        seen.add(step_id)
+        step_id = steps[step_id].next
+    step = steps.get(step_id)
+    return step.id if isinstance(step, Menu) and step.barge_in else None
 
 
 class _Graph:

@@ -74,6 +74,8 @@ def test_render_prints_steps_files_and_the_sentence_heard():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert '[menu] menu: wait 5 s for up to 1 key(s), 2 tries' in out
+    assert '[greeting] play, then info (a key pressed meanwhile answers menu)' in out
+    assert '[thanks] play, then end\n' in out
     assert '  key 9 → record result promise_to_pay, then goto thanks' in out
     assert f"  {SHIPPED}/sounds/vi/words/mot_sac.wav\n" in out
     assert 'ngày mười ba tháng bảy năm hai nghìn không trăm hai mươi mốt' in out

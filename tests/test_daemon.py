@@ -97,11 +97,11 @@ def test_no_originate_after_a_stop_is_acknowledged(run):
     gevent.sleep(1.5)
     # No claim after the stop committed...
     assert query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE started_at > ?", stopped_wall) == [(0,)]
-    # ...and only claims already in flight then (one in the ledger thread, one about to
-    # send its originate) may still reach the switch.
+    # ...and only claims already committed then may still reach the switch: one batch, which
+    # claim_many takes in one transaction and which holds at most concurrent_call customers.
     originated = [r["time"] for r in sim.records if r["event"] == "originate"]
     originated += [channel.created for channel in sim.channels.values()]
-    assert len([t for t in originated if t > stopped_at]) <= 2, "originates after the stop was committed"
+    assert len([t for t in originated if t > stopped_at]) <= 5, "originates after the stop was committed"
     pending = query(daemon.db_path, "SELECT COUNT(*) FROM customer WHERE state = 'pending'")[0][0]
     assert pending > 150
     queue_state.set_running(db, "Q", True)
@@ -150,7 +150,9 @@ def test_kill_9_mid_campaign_loses_nobody_and_double_dials_nobody(run):
     assert query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state != 'done'") == [(0,)]
     assert query(daemon.db_path, "SELECT state, COUNT(*) FROM customer GROUP BY state") == [("success", 30)]
     assert overlapping_calls(sim.records, customer_of(daemon.db_path)) == []
-    assert "re-attached call" in daemon.read_log()
+    log = daemon.read_log()
+    assert "re-attached call" in log
+    assert "no CHANNEL_PARK" not in log  # a parked channel is known parked from its row
     assert not sim.channels
 
 

@@ -529,3 +529,66 @@ menu = "menu_truoc_han"
 no_key = "hangup"
 ''')
     assert found == ["K: step 'menu': 'no_key' is inside [step.keys]: move it above the [step.keys] line"]
+
+
+# --- barge-in: keys pressed while the prompts before a menu play --------------------------
+
+def test_the_prompts_leading_into_a_menu_take_its_keys(script):
+    assert {step_id: getattr(step, 'barge_into', None) for step_id, step in script.steps.items()} == {
+        'greeting': 'menu', 'info': 'menu', 'menu': None, 'to_agent': None, 'transfer': None,
+        'thanks': None, 'goodbye': None, 'end': None}
+
+
+@pytest.mark.parametrize('step, digits, expected', [
+    ('greeting', '9', ('thanks', (RecordResult('promise_to_pay'),))),
+    ('info', '1', ('info', ())),
+    ('greeting', '5', ('goodbye', ())),       # a key outside the menu is its wrong key
+    ('thanks', '9', ('end', ())),             # after the menu: a key changes nothing
+])
+def test_a_key_during_a_prompt_answers_the_menu_it_leads_into(script, step, digits, expected):
+    assert ivr.next_step(script, step, digits) == expected
+
+
+BARGE_OFF = '''
+[[step]]
+id = "hello"
+play = ["xin_chao"]
+
+[[step]]
+id = "menu"
+menu = "menu_truoc_han"
+barge_in = %s
+keys = { 1 = "hangup", 12 = "hangup" }
+max_digits = 2
+'''
+
+
+def test_a_menu_can_turn_barge_in_off(tmp_path):
+    script = ivr.load(write(tmp_path, 'B', BARGE_OFF % 'false'), SOUNDS).render({})
+    assert script.steps['hello'].barge_into is None
+    assert ivr.next_step(script, 'hello', '1') == ('menu', ())
+
+
+def test_barge_in_must_be_true_or_false(tmp_path):
+    assert problems_of(tmp_path, 'B', BARGE_OFF % '"no"') == [
+        "B: step 'menu': barge_in must be true or false, not 'no'"]
+
+
+def test_the_rest_of_a_longer_answer_is_collected_without_a_prompt(tmp_path):
+    menu = ivr.load(write(tmp_path, 'B', BARGE_OFF % 'true'), SOUNDS).render({}).steps['menu']
+    assert ivr.rest_of_menu_arg(menu, '1', 'v') == '1 1 1 3000 # silence silence_stream://250 v ^(2)$ 3000'
+    assert ivr.rest_of_menu_arg(menu, '7', 'v') is None
+
+
+def test_playback_terminators_are_fixed_words():
+    assert ivr.playback_terminators_arg(True) == 'playback_terminators=any'
+    assert ivr.playback_terminators_arg(False) == 'playback_terminators=none'
+
+
+def test_template_files_cover_every_word_its_fields_may_need():
+    template = ivr.load(os.path.join(SHIPPED, 'IVR-1.toml'), SOUNDS)
+    files = template.files()
+    assert prompt('xin_chao') in files and prompt('phim_khong_hop_le') in files
+    assert set(words(*say_vi.possible_slugs('money'))) <= set(files)
+    assert set(template.render(CUSTOMER).files()) <= set(files)
+    assert len(files) == len(set(files))

@@ -138,6 +138,19 @@ def test_an_invalid_gateway_stops_the_queue_with_a_reason_and_keeps_the_customer
     assert claim(ledger, cap=1).ext_id == "A"
 
 
+def test_an_answered_call_the_switch_could_not_play_is_a_config_error_not_short(db, ledger):
+    import_(db, ("A", ["0901000001"]))
+    c = claim(ledger)
+    report = CallReport(NOW, NOW + 1, 1.0, "FILE_NOT_FOUND", "200",
+                        stop_reason="FreeSWITCH cannot play /s/xin_chao.wav (FILE NOT FOUND)")
+    assert ledger.finish(c, report, recall_delay=60) == ("config_error", "pending")
+    assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == (
+        "stopped", "FreeSWITCH cannot play /s/xin_chao.wav (FILE NOT FOUND)")
+    assert db.execute_sql("SELECT outcome, hangup_cause FROM attempt").fetchone() == ("config_error", "FILE_NOT_FOUND")
+    queues.set_running(db, "Q", True)
+    assert claim(ledger, cap=1).ext_id == "A"  # neither a round nor the daily cap was used
+
+
 def test_dnc_while_in_a_call_stops_the_recalls(db, ledger):
     import_(db, ("A", ["0901000001"]))
     c = claim(ledger)

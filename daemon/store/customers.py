@@ -207,8 +207,9 @@ def finish(db: pw.Database, claim: Claim, report: CallReport, *, recall_delay: f
     a configuration error also stops the queue. Returns (attempt outcome, customer state).
     Idempotent: an attempt already closed is left as it is ("unchanged")."""
     _require_transaction(db)
-    result = outcome.classify(answered=report.answered_at is not None, talk_seconds=report.talk_seconds,
-                              cause=report.cause, min_talk=claim.min_talk, interrupted=report.interrupted)
+    result = outcome.CONFIG_ERROR if report.stop_reason else outcome.classify(
+        answered=report.answered_at is not None, talk_seconds=report.talk_seconds,
+        cause=report.cause, min_talk=claim.min_talk, interrupted=report.interrupted)
     cursor = execute(
         db, "UPDATE attempt SET state = ?, answered_at = COALESCE(?, answered_at), ended_at = ?,"
             " hangup_cause = ?, sip_status = ?, talk_seconds = ?, keys = ?, outcome = ?, result = ?"
@@ -219,7 +220,8 @@ def finish(db: pw.Database, claim: Claim, report: CallReport, *, recall_delay: f
         return result, "unchanged"
     state = _after_call(db, claim, report, result, recall_delay)
     if result == outcome.CONFIG_ERROR:
-        reason = f"FreeSWITCH answered {report.cause} for {claim.number}: check the dial string and gateway"
+        reason = report.stop_reason or (
+            f"FreeSWITCH answered {report.cause} for {claim.number}: check the dial string and gateway")
         queue_state.stop_by_dialer(db, claim.queue_id, claim.queue_code, reason, now=report.ended_at)
     return result, state
 

@@ -64,3 +64,4 @@ class CallReport:
     keys: str = ""
     result: str | None = None
     interrupted: bool = False
+    stop_reason: str | None = None  # the switch could not run our configuration: config_error, stop the queue

@@ -147,7 +147,7 @@ def test_an_answered_call_the_switch_could_not_play_is_a_config_error_not_short(
     assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == (
         "stopped", "FreeSWITCH cannot play /s/xin_chao.wav (FILE NOT FOUND)")
     assert db.execute_sql("SELECT outcome, hangup_cause FROM attempt").fetchone() == ("config_error", "FILE_NOT_FOUND")
-    queues.set_running(db, "Q", True)
+    queue_state.set_running(db, "Q", True)
     assert claim(ledger, cap=1).ext_id == "A"  # neither a round nor the daily cap was used
 
 

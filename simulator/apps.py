@@ -36,6 +36,7 @@ def playback(channel, arg):
     Application-Response as mod_dptools playback_function sets it: FILE PLAYED (also when a key
     stopped it), FILE NOT FOUND, or PLAYBACK ERROR when the channel stopped being ready.
     """
+    channel.set_var('playback_terminator_used', None)  # mod_dptools.c:3053 sets it to "", which unsets it
     terminators = _playback_terminators(channel.getvar('playback_terminators'))
     try:
         digit = _play(channel, arg, lambda d: d in terminators)

@@ -139,6 +139,17 @@ def test_a_key_during_the_greeting_answers_the_menu(call_on):
     assert client.completions("play_and_get_digits") == []
 
 
+def test_a_1_during_the_greeting_replays_the_information_once_then_the_menu_asks(call_on):
+    # The terminator key of one playback must not answer the next one (playback clears it).
+    report, client = call_on({"default": {"outcome": "answer", "hangup_after": "never", "keys": [[2.0, "1"]]}})
+    assert (report.keys, report.result) == ("1", None)
+    played = [e.get("Application-Data") for e in client.completions("playback")]
+    assert played[0] == GREETING and played[-1] == GOODBYE and len(played) == 3  # greeting, information, goodbye
+    assert played[1].startswith("file_string://")
+    assert _playback(client, played[1])[0].get("variable_playback_terminator_used") is None
+    assert len(client.completions("play_and_get_digits")) == 1  # the menu asked, nobody answered
+
+
 def test_a_wrong_key_during_the_greeting_answers_the_menu_as_a_wrong_key(call_on):
     report, client = call_on({"default": {"outcome": "answer", "hangup_after": "never", "keys": [[2.0, "5"]]}})
     assert (report.keys, report.result) == ("5", None)

@@ -19,6 +19,7 @@ import gevent.event
 
 from daemon import esl as esl_mod
 from daemon import ivr
+from daemon.esl import commands
 from daemon.ledger import CallReport, Claim
 
 log = logging.getLogger(__name__)
@@ -39,25 +40,6 @@ class CallSettings:
     max_call_seconds: int
     destinations: dict          # transfer name -> "extension [dialplan [context]]"
     hangup_grace: float = 10.0  # seconds to wait for CHANNEL_HANGUP_COMPLETE after we hang up
-
-
-def originate_command(claim: Claim, s: CallSettings) -> str:
-    """The bgapi originate line. Only safe tokens: uuids, integers, digits, validated config."""
-    variables = [
-        f"origination_uuid={claim.uuid}",
-        "ignore_early_media=true",
-        f"originate_timeout={s.originate_timeout}",
-        # An orphaned channel (daemon gone) leaves park by itself instead of sitting in silence.
-        f"park_timeout={s.max_call_seconds}",
-        # No key cuts a prompt unless the IVR asks for barge-in (FreeSWITCH's default stops on '*').
-        "playback_terminators=none",
-        f"autocall_attempt={claim.attempt_id}",
-        f"accountcode=autocall_q{claim.queue_id}",
-    ]
-    if s.caller_id:
-        variables.append(f"origination_caller_id_number={s.caller_id}")
-    target = s.dial_string.replace("{number}", claim.number)
-    return "originate {%s}%s &park()" % (",".join(variables), target)
 
 
 class Call:
@@ -131,7 +113,12 @@ class Call:
 
     def _originate(self):
         try:
-            job = self.esl.bgapi(originate_command(self.claim, self.settings), job_uuid=self.claim.job_uuid)
+            claim, s = self.claim, self.settings
+            command = commands.originate(
+                uuid=claim.uuid, number=claim.number, attempt_id=claim.attempt_id, queue_id=claim.queue_id,
+                dial_string=s.dial_string, caller_id=s.caller_id, originate_timeout=s.originate_timeout,
+                park_timeout=s.max_call_seconds)
+            job = self.esl.bgapi(command, job_uuid=claim.job_uuid)
         except esl_mod.ESLConnectionLost as e:
             raise Detached(str(e)) from None
         except esl_mod.ESLTimeout as e:
@@ -178,7 +165,7 @@ class Call:
             if isinstance(step, ivr.Play):
                 digits = self._play(step)
             elif isinstance(step, ivr.Menu):
-                digits = self._collect(step, ivr.play_and_get_digits_arg)
+                digits = self._collect(step, commands.play_and_get_digits_arg)
             step_id, effects = ivr.next_step(self.script, step_id, digits)
             for effect in effects:
                 if isinstance(effect, ivr.RecordResult):
@@ -190,15 +177,15 @@ class Call:
         """Play one step. When it leads into a barge-in menu, a key stops it and the keys
         pressed are returned for that menu (the key is consumed by playback: we pass it on)."""
         barge_in = step.barge_into is not None
-        if self._barge_in is not barge_in and self._execute("set", ivr.playback_terminators_arg(barge_in)):
+        if self._barge_in is not barge_in and self._execute("set", commands.playback_terminators_arg(barge_in)):
             self._barge_in = barge_in
-        done = self._execute("playback", ivr.playback_arg(step.files))
+        done = self._execute("playback", commands.playback_arg(step.files))
         # playback clears playback_terminator_used when it starts: the value is this execution's.
         first = done.get("variable_playback_terminator_used") if done is not None and barge_in else None
         if not first:
             return None
         menu = self.script.steps[step.barge_into]
-        rest = self._collect(menu, lambda m, var: ivr.rest_of_menu_arg(m, first, var))
+        rest = self._collect(menu, lambda m, var: commands.rest_of_menu_arg(m, first, var))
         return first + (rest or "")
 
     def _collect(self, menu: ivr.Menu, build) -> str | None:
@@ -270,7 +257,7 @@ class Call:
 
     def _kill(self):
         try:
-            self.esl.api(f"uuid_kill {self.claim.uuid}")
+            self.esl.api(commands.uuid_kill(self.claim.uuid))
         except esl_mod.ESLConnectionLost as e:
             raise Detached(str(e)) from None
         except esl_mod.ESLError as e:

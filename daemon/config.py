@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.errors import ConfigError
+from daemon.esl import commands
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -343,13 +344,10 @@ def _timezone(value) -> str:
     return value
 
 
-_WIRE_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-@:+")
-
-
 def _dial_string(value) -> str:
     if not isinstance(value, str) or value.count("{number}") != 1:
         raise ValueError("expected a dial string containing {number} once")
-    if not set(value.replace("{number}", "")) <= _WIRE_SAFE:
+    if not commands.dial_safe(value.replace("{number}", "")):
         raise ValueError("may hold only letters, digits and / . _ - @ : + besides {number}")
     return value
 
@@ -364,6 +362,6 @@ def _destinations(value) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
         raise ValueError("expected a table of name = \"extension [dialplan [context]]\"")
     for name, target in value.items():
-        if not isinstance(target, str) or not set(target.replace(" ", "")) <= _WIRE_SAFE:
+        if not isinstance(target, str) or not commands.dial_safe(target.replace(" ", "")):
             raise ValueError(f"destination {name!r} may hold only letters, digits, spaces and / . _ - @ : +")
     return tuple(sorted(value.items()))

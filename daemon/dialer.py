@@ -23,6 +23,7 @@ from daemon import ivr
 from daemon.call import Call, CallSettings, Detached
 from daemon.config import Config, DialerConfig
 from daemon.errors import ConfigError
+from daemon.esl import commands
 from daemon.ledger import CallReport, Claim, QueueInfo
 from daemon.pacing import CallingWindow, bucket_for
 from daemon.playable import SwitchFiles
@@ -164,7 +165,7 @@ class Dialer:
             call = Call(claim, self.esl, None, self.call_settings, self.clock)
             self.esl.subscribe_channel(claim.uuid, call.on_event)  # before listing: no event is missed
             calls[claim.attempt_id] = call
-        live = channel_rows(self.esl.api("show channels as json"))
+        live = channel_rows(self.esl.api(commands.SHOW_CHANNELS))
         now = self.clock()
         for claim in claims:
             call = calls[claim.attempt_id]
@@ -361,6 +362,6 @@ def channel_rows(body: str) -> dict[str, dict]:
 
 def _quiet_kill(client, uuid: str):
     try:
-        client.api(f"uuid_kill {uuid}")
+        client.api(commands.uuid_kill(uuid))
     except esl_mod.ESLError:
         pass

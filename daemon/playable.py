@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from daemon.esl import ESLError
+from daemon.esl import ESLError, commands
 
 
 class SwitchFiles:
@@ -31,7 +31,7 @@ class SwitchFiles:
             if key is None:
                 missing.append(path)
             elif key not in self._seen:
-                answer = client.api(f"file_exists {path}").strip()
+                answer = client.api(commands.file_exists(path)).strip()
                 if answer == "true":
                     self._seen.add(key)
                 elif answer == "false":

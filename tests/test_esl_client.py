@@ -255,6 +255,17 @@ def test_stock_greenswitch_lets_the_same_bytes_forge_a_header():
         switch.stop()
 
 
+@pytest.mark.parametrize('call, instead', [
+    (lambda c: c.register_handle('CHANNEL_ANSWER', print), 'subscribe_channel'),
+    (lambda c: c.unregister_handle('CHANNEL_ANSWER', print), 'unsubscribe_channel'),
+    (lambda c: c.process_events(), 'receive_events'),
+])
+def test_greenswitch_handler_entry_points_refuse_and_name_what_to_use(call, instead):
+    client = ESLClient('127.0.0.1', 1, 'ClueCon')  # never connected: the refusal needs no switch
+    with pytest.raises(NotImplementedError, match=instead):
+        call(client)
+
+
 # --- 3. the client replaying real sessions ---
 
 def _replay(capture):

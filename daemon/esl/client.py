@@ -1,20 +1,19 @@
-"""Our FreeSWITCH event-socket (ESL) inbound client, built on greenswitch's `InboundESL`.
+"""The connection: our inbound ESL client, built on greenswitch's `InboundESL`.
 
 greenswitch 0.0.19 stays the dependency, but the parts of it that are broken are
-overridden here (docs/esl.md lists them): messages are framed from bytes, headers are
-split from the body before each value is URL-decoded, sends are `sendall` under a lock
-with a timeout, replies are matched to commands in order, and any EOF, parser error,
-disconnect notice or heartbeat silence marks the connection dead and fails every
-pending waiter at once with `ESLConnectionLost`.
+replaced here (docs/esl.md lists them): messages are framed from bytes (`wire`), sends are
+`sendall` under a lock with a timeout, replies are matched to commands in order, and any
+EOF, parser error, disconnect notice or heartbeat silence marks the connection dead and
+fails every pending waiter at once with `ESLConnectionLost`. The text of every command
+comes from `commands`. greenswitch's own handler machinery (`register_handle`,
+`process_events`...) is not ours: calling it raises NotImplementedError.
 
 One object is one TCP connection. Reconnecting means building a new `ESLClient`.
 """
-import json
 import logging
 import time
 import uuid as uuidlib
-from collections import deque, namedtuple
-from urllib.parse import unquote
+from collections import deque
 
 import gevent
 import gevent.event
@@ -22,7 +21,10 @@ import gevent.lock
 import gevent.socket
 from greenswitch.esl import InboundESL
 
-from daemon.errors import AutocallError
+from daemon.esl import commands
+from daemon.esl.errors import (ESLAuthError, ESLChannelGone, ESLCommandError, ESLConnectionLost, ESLError,
+                               ESLProtocolError, ESLTimeout, ESLUnsafeArgument)
+from daemon.esl.wire import EVENT_PARSERS, JobResult, check_token, check_wire_value, parse_event, read_message
 
 logger = logging.getLogger(__name__)
 
@@ -35,249 +37,6 @@ DEFAULT_EVENTS = (
 )
 # The client itself needs these three, whatever the caller asks for.
 REQUIRED_EVENTS = ('BACKGROUND_JOB', 'CHANNEL_EXECUTE_COMPLETE', 'HEARTBEAT')
-
-_MAX_HEADER_LINE = 64 * 1024
-_MAX_HEADER_LINES = 64  # outer headers of a message; FreeSWITCH sends at most a handful
-_MAX_BODY = 64 * 1024 * 1024
-
-
-class ESLError(AutocallError):
-    """Base of every error raised by the ESL client."""
-
-
-class ESLConnectionLost(ESLError):
-    """The connection is dead (EOF, socket error, parser error, disconnect notice,
-    heartbeat silence, or closed by us). The message says which."""
-
-
-class ESLAuthError(ESLError):
-    """FreeSWITCH refused the password."""
-
-
-class ESLTimeout(ESLError):
-    """No reply within the timeout; the connection stays usable. For bgapi and execute,
-    `pending` is the future of the command, which the switch may still carry out."""
-    pending = None
-
-
-class ESLCommandError(ESLError):
-    """FreeSWITCH answered a command with `-ERR ...`; the message is its Reply-Text."""
-
-
-class ESLUnsafeArgument(ESLError, ValueError):
-    """An argument would break ESL framing (newline, carriage return, NUL) or is empty."""
-
-
-class ESLProtocolError(ESLError):
-    """Bytes from FreeSWITCH that are not valid ESL framing."""
-
-
-class ESLChannelGone(ESLError):
-    """The channel was unsubscribed while an application on it was still pending."""
-
-
-class ESLEvent:
-    """One parsed ESL message or event.
-
-    `headers` maps each name to its FIRST value (FreeSWITCH repeats e.g. Hangup-Cause
-    with the same value); `pairs` keeps every (name, value) in wire order, duplicates
-    included. Values are URL-decoded, each on its own after the lines were split, so an
-    encoded newline never forges a header. `body` is the message's own body as text
-    (BACKGROUND_JOB's `+OK <uuid>\\n`), never mixed into headers; only the raw framed
-    messages of `read_message` keep their body as bytes.
-
-    Plain events carry 60-230 headers of which a dialer reads a handful, so they keep
-    their header text and `get` finds one header in it; `pairs`/`headers` are built
-    only when asked for.
-    """
-
-    __slots__ = ('_pairs', '_headers', '_text', 'body', 'content_type')
-
-    def __init__(self, pairs=(), body='', content_type='', *, text=None):
-        self._text = text          # '\n' + header lines + '\n', values still URL-encoded
-        self._pairs = None if text is not None else list(pairs)
-        self._headers = None
-        self.body = body
-        self.content_type = content_type
-
-    @property
-    def pairs(self):
-        if self._pairs is None:
-            self._pairs = _parse_header_lines(self._text.split('\n'))
-        return self._pairs
-
-    @property
-    def headers(self):
-        if self._headers is None:
-            self._headers = {}
-            for name, value in self.pairs:
-                self._headers.setdefault(name, value)
-        return self._headers
-
-    @property
-    def name(self):
-        """Event-Name, or '' for messages that are not events."""
-        return self.get('Event-Name', '')
-
-    @property
-    def unique_id(self):
-        """The channel's Unique-ID, or None."""
-        return self.get('Unique-ID')
-
-    def get(self, name, default=None):
-        """First value of header `name` (e.g. 'variable_billsec'), or `default`."""
-        if self._headers is not None or self._text is None:
-            return self.headers.get(name, default)
-        key = '\n' + name + ':'
-        at = self._text.find(key)
-        if at < 0:
-            return default
-        start = at + len(key)
-        value = self._text[start:self._text.index('\n', start)].rstrip('\r')
-        return unquote(value[1:] if value.startswith(' ') else value)
-
-    def get_all(self, name):
-        """Every value of header `name`, in wire order."""
-        return [value for key, value in self.pairs if key == name]
-
-    def __repr__(self):
-        return '<ESLEvent %s %s>' % (self.content_type, self.name or self.get('Reply-Text', ''))
-
-
-class JobResult(namedtuple('JobResult', 'ok text body')):
-    """Result of a bgapi job. `ok` is False when the body starts with '-' (`-ERR USER_BUSY`);
-    `text` is the body without its `+OK `/`-ERR ` prefix and trailing newline (the
-    originated uuid, or the hangup cause); `body` is the body exactly as received."""
-
-    @classmethod
-    def from_body(cls, body):
-        stripped = body.strip()
-        for prefix, ok in (('+OK', True), ('-ERR', False)):
-            if stripped.startswith(prefix):
-                return cls(ok, stripped[len(prefix):].strip(), body)
-        return cls(not stripped.startswith('-'), stripped, body)
-
-
-# --- framing and parsing: bytes in, ESLEvent out, no socket knowledge ---
-
-def _parse_header_lines(lines):
-    """(name, decoded value) pairs from header lines (bytes or text); the value is
-    URL-decoded only after the line was split off, so an encoded newline stays inside it."""
-    pairs = []
-    for raw in lines:
-        line = (raw.decode('utf-8', 'replace') if isinstance(raw, bytes) else raw).rstrip('\r\n')
-        if not line:
-            continue
-        name, sep, value = line.partition(':')
-        if not sep or not name:
-            raise ESLProtocolError('header line without a name: %r' % line[:80])
-        pairs.append((name, unquote(value[1:] if value.startswith(' ') else value)))
-    return pairs
-
-
-def _content_length(event):
-    value = event.get('Content-Length')
-    if value is None:
-        return 0
-    try:
-        length = int(value)
-    except ValueError:
-        raise ESLProtocolError('bad Content-Length %r' % value) from None
-    if not 0 <= length <= _MAX_BODY:
-        raise ESLProtocolError('Content-Length out of range: %d' % length)
-    return length
-
-
-def read_message(rfile):
-    """Read one framed message from a binary file object.
-
-    Returns an ESLEvent holding the outer headers and the raw body bytes as `body`
-    (bytes), or None on a clean EOF between messages. Raises ESLConnectionLost on EOF
-    inside a message, ESLProtocolError on bytes that cannot be framed.
-    """
-    lines = []
-    while True:
-        line = rfile.readline(_MAX_HEADER_LINE)
-        if not line:
-            if lines:
-                raise ESLConnectionLost('EOF inside the headers of a message')
-            return None
-        if not line.endswith(b'\n'):
-            if len(line) >= _MAX_HEADER_LINE:
-                raise ESLProtocolError('header line longer than %d bytes' % _MAX_HEADER_LINE)
-            raise ESLConnectionLost('EOF inside the headers of a message')
-        if line.strip(b'\r\n'):
-            lines.append(line)
-            if len(lines) > _MAX_HEADER_LINES:
-                raise ESLProtocolError('more than %d header lines in one message' % _MAX_HEADER_LINES)
-        elif lines:
-            break
-    message = ESLEvent(_parse_header_lines(lines))
-    message.content_type = message.get('Content-Type', '')
-    length = _content_length(message)
-    body = rfile.read(length) if length else b''
-    if len(body) < length:
-        raise ESLConnectionLost('EOF after %d of %d body bytes' % (len(body), length))
-    message.body = body
-    return message
-
-
-def parse_plain_event(data):
-    """Parse a text/event-plain body: header lines, a blank line, then the event's own
-    body of its inner Content-Length (BACKGROUND_JOB's result)."""
-    head, _, rest = data.partition(b'\n\n')
-    # Not split up front: get() matches a name only at the start of a line, so a malformed
-    # line cannot forge a header; reading `pairs` still raises ESLProtocolError on one.
-    event = ESLEvent(content_type='text/event-plain', text='\n' + head.decode('utf-8', 'replace') + '\n')
-    length = _content_length(event)
-    if len(rest) < length:
-        raise ESLProtocolError('event body shorter than its Content-Length %d' % length)
-    event.body = rest[:length].decode('utf-8', 'replace')
-    return event
-
-
-def parse_json_event(data):
-    """Parse a text/event-json body: one JSON object; `_body` becomes `.body`, duplicate
-    keys are all kept in `.pairs` (first value wins in `.headers`, as for plain)."""
-    try:
-        pairs = json.loads(data.decode('utf-8', 'replace'), object_pairs_hook=list)
-    except RecursionError:
-        raise ESLProtocolError('bad event-json: nested too deep') from None
-    except ValueError as exc:
-        raise ESLProtocolError('bad event-json: %s' % exc) from None
-    if not isinstance(pairs, list) or any(not isinstance(p, tuple) for p in pairs):
-        raise ESLProtocolError('event-json is not one flat JSON object')
-    body = ''.join(str(value) for key, value in pairs if key == '_body')
-    kept = [(key, value if isinstance(value, str) else json.dumps(value))
-            for key, value in pairs if key != '_body']
-    return ESLEvent(kept, body, 'text/event-json')
-
-
-_EVENT_PARSERS = {'text/event-plain': parse_plain_event, 'text/event-json': parse_json_event}
-
-
-def parse_event(message):
-    """The event carried by a framed message, or None if it carries no event."""
-    parser = _EVENT_PARSERS.get(message.content_type)
-    return parser(message.body) if parser else None
-
-
-def check_wire_value(value, what='argument'):
-    """Return `value` if it can go on one ESL line; else raise ESLUnsafeArgument.
-    A newline in an ESL command would start a forged header or command."""
-    if not isinstance(value, str):
-        raise ESLUnsafeArgument('%s must be a string, not %s' % (what, type(value).__name__))
-    if '\n' in value or '\r' in value or '\0' in value:
-        raise ESLUnsafeArgument('%s contains a line break or NUL: %r' % (what, value[:80]))
-    return value
-
-
-def _check_token(value, what):
-    check_wire_value(value, what)
-    if not value or value.split() != [value]:
-        raise ESLUnsafeArgument('%s must be one non-empty word: %r' % (what, value))
-    return value
-
 
 # --- the client ---
 
@@ -342,7 +101,7 @@ class ESLClient(InboundESL):
         try:
             self._wait_auth_request()
             self.authenticate()
-            self._expect_ok(self._command('event plain ' + ' '.join(self.events)), 'event subscription')
+            self._expect_ok(self._command(commands.subscribe(self.events)), 'event subscription')
         except ESLError as exc:
             self._die('connect failed: %s' % exc)
             raise
@@ -364,7 +123,7 @@ class ESLClient(InboundESL):
 
     def authenticate(self):
         """Send `auth <password>`; raise ESLAuthError (and close) if refused."""
-        reply = self._command('auth ' + self.password)
+        reply = self._command(commands.auth(self.password))
         text = reply.get('Reply-Text', '')
         if not text.startswith('+OK'):
             self._die('authentication refused: %s' % text)
@@ -388,8 +147,7 @@ class ESLClient(InboundESL):
         """Run `api <command>` and return the api/response body as text, exactly as
         sent (some bodies end in a newline, some do not; `-ERR ...` bodies are returned,
         not raised). Raises ESLTimeout, ESLConnectionLost, ESLUnsafeArgument."""
-        check_wire_value(command, 'api command')
-        reply = self._command('api ' + command, timeout)
+        reply = self._command(commands.api(command), timeout)
         return reply.body.decode('utf-8', 'replace')
 
     def bgapi(self, command, job_uuid=None, timeout=None):
@@ -400,14 +158,14 @@ class ESLClient(InboundESL):
         ESLConnectionLost if the connection dies first. This call itself waits only for
         the command reply: ESLCommandError if FreeSWITCH refused it, ESLTimeout.
         """
-        check_wire_value(command, 'bgapi command')
-        job_uuid = _check_token(job_uuid or str(uuidlib.uuid4()), 'job_uuid')
+        job_uuid = job_uuid or str(uuidlib.uuid4())
+        text = commands.bgapi(command, job_uuid)
         if job_uuid in self._jobs:
             raise ESLError('job %s is already pending' % job_uuid)
         future = gevent.event.AsyncResult()
         self._jobs[job_uuid] = future
         try:
-            reply = self._command('bgapi %s\nJob-UUID: %s' % (command, job_uuid), timeout)
+            reply = self._command(text, timeout)
             self._expect_ok(reply, 'bgapi')
         except ESLTimeout as exc:
             exc.pending = future  # the switch may still run it: its BACKGROUND_JOB resolves this
@@ -424,18 +182,12 @@ class ESLClient(InboundESL):
         (Application-Response, variables...), or raises ESLConnectionLost /
         ESLChannelGone. `timeout` bounds the wait for the sendmsg reply only.
         """
-        _check_token(uuid, 'channel uuid')
-        _check_token(app, 'application name')
-        check_wire_value(arg, 'application argument')
         app_uuid = str(uuidlib.uuid4())
+        text = commands.execute(uuid, app, arg, app_uuid)
         future = gevent.event.AsyncResult()
         self._apps[app_uuid] = (uuid, future)
-        lines = ['sendmsg ' + uuid, 'call-command: execute', 'execute-app-name: ' + app]
-        if arg:
-            lines.append('execute-app-arg: ' + arg)
-        lines += ['event-lock: true', 'event-uuid: ' + app_uuid]
         try:
-            self._expect_ok(self._command('\n'.join(lines), timeout), 'sendmsg %s' % app)
+            self._expect_ok(self._command(text, timeout), 'sendmsg %s' % app)
         except ESLTimeout as exc:
             exc.pending = future  # the app may still run: its CHANNEL_EXECUTE_COMPLETE resolves this
             raise
@@ -511,6 +263,22 @@ class ESLClient(InboundESL):
                 future.set_exception(ESLChannelGone('channel %s unsubscribed before %s completed'
                                                     % (uuid, app_uuid)))
 
+    # -- greenswitch's handler machinery, replaced: fail loudly instead of never running
+
+    def register_handle(self, name, handler):
+        """Not supported: events are dispatched by channel, in the reader greenlet."""
+        raise NotImplementedError('ESLClient does not run greenswitch handlers; use subscribe_channel(uuid, '
+                                  'handler) for a channel, or ESLClient(on_unowned_event=handler) for the rest')
+
+    def unregister_handle(self, name, handler):
+        """Not supported: see register_handle."""
+        raise NotImplementedError('ESLClient does not run greenswitch handlers; use unsubscribe_channel(uuid)')
+
+    def process_events(self):
+        """Not supported: there is no event queue; the reader (`receive_events`) dispatches."""
+        raise NotImplementedError('ESLClient has no event queue to process: receive_events() dispatches each '
+                                  'event as it is read (subscribe_channel, on_unowned_event)')
+
     # -- reader side
 
     def receive_events(self):
@@ -539,7 +307,7 @@ class ESLClient(InboundESL):
             self._auth_request_event.set()
         elif kind in ('command/reply', 'api/response'):
             self._resolve_reply(message)
-        elif kind in _EVENT_PARSERS:
+        elif kind in EVENT_PARSERS:
             self._dispatch(parse_event(message))
         elif kind == 'text/disconnect-notice':
             if message.get('Content-Disposition') == 'linger':
@@ -627,7 +395,7 @@ def _subscription(events):
     """The event names to subscribe to: the caller's, plus the ones the client needs."""
     names = []
     for name in list(events) + list(REQUIRED_EVENTS):
-        _check_token(name, 'event name')
+        check_token(name, 'event name')
         if name not in names:
             names.append(name)
     return tuple(names)

@@ -1,0 +1,170 @@
+"""Every string FreeSWITCH reads from us, built by pure functions (switchio's `commands.py`).
+
+ESL commands (`auth`, `event plain`, `api`, `bgapi`, `sendmsg ... execute`), the api commands
+the dialer runs (`originate`, `uuid_kill`, `show channels`, `file_exists`), the arguments of
+the dialplan applications a call executes (`playback`, `set`, `play_and_get_digits`), and the
+character rules that keep free-form text off the wire. FreeSWITCH's escaping has holes
+(`}` cannot be escaped, `${` is refused), so the rule is: nothing free-form goes in; anything
+else raises `ESLUnsafeArgument` / `UnsafeArgument` before a byte is written.
+
+No I/O here; `daemon.esl.client` sends what these functions return.
+"""
+import os
+import re
+
+from daemon.esl.errors import UnsafeArgument
+from daemon.esl.wire import check_token, check_wire_value
+
+NO_INVALID_PROMPT = 'silence_stream://250'  # play_and_get_digits needs a wrong-key file: a quarter second of nothing
+
+_IDENT = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
+_KEY = re.compile(r'[0-9*#]+')
+# Characters FreeSWITCH gives meaning to in an application argument, plus anything invisible.
+_UNSAFE_IN_ARG = re.compile(r'[\s!{}\'"\\$,;`]|[^\x21-\x7e]')
+# What a dial string or a transfer target may hold: nothing FreeSWITCH reads as syntax.
+_DIAL_SAFE = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-@:+')
+
+
+# --- ESL commands: the text of one command, without its closing blank line ---------------
+
+def auth(password):
+    return 'auth ' + password
+
+
+def subscribe(events):
+    """`event plain <names>`: never ALL (FreeSWITCH drops a listener that falls behind)."""
+    return 'event plain ' + ' '.join(events)
+
+
+def api(command):
+    return 'api ' + check_wire_value(command, 'api command')
+
+
+def bgapi(command, job_uuid):
+    """`bgapi` under our own Job-UUID, so its BACKGROUND_JOB can be matched to it."""
+    check_wire_value(command, 'bgapi command')
+    return 'bgapi %s\nJob-UUID: %s' % (command, check_token(job_uuid, 'job_uuid'))
+
+
+def execute(uuid, app, arg, app_uuid):
+    """`sendmsg <uuid>` executing `app arg`, with event-lock and our event-uuid (it comes
+    back as Application-UUID on CHANNEL_EXECUTE_COMPLETE)."""
+    check_token(uuid, 'channel uuid')
+    check_token(app, 'application name')
+    check_wire_value(arg, 'application argument')
+    lines = ['sendmsg ' + uuid, 'call-command: execute', 'execute-app-name: ' + app]
+    if arg:
+        lines.append('execute-app-arg: ' + arg)
+    lines += ['event-lock: true', 'event-uuid: ' + app_uuid]
+    return '\n'.join(lines)
+
+
+# --- api commands -----------------------------------------------------------------------
+
+def originate(*, uuid, number, attempt_id, queue_id, dial_string, caller_id, originate_timeout, park_timeout):
+    """The originate for bgapi. Only safe tokens: uuids, integers, digits, validated config
+    (`dial_string` holds `{number}` once, see `dial_safe`); customer data never goes in."""
+    variables = [
+        f"origination_uuid={uuid}",
+        "ignore_early_media=true",
+        f"originate_timeout={originate_timeout}",
+        # An orphaned channel (daemon gone) leaves park by itself instead of sitting in silence.
+        f"park_timeout={park_timeout}",
+        # No key cuts a prompt unless the IVR asks for barge-in (FreeSWITCH's default stops on '*').
+        playback_terminators_arg(False),
+        f"autocall_attempt={attempt_id}",
+        f"accountcode=autocall_q{queue_id}",
+    ]
+    if caller_id:
+        variables.append(f"origination_caller_id_number={caller_id}")
+    target = dial_string.replace("{number}", number)
+    return "originate {%s}%s &park()" % (",".join(variables), target)
+
+
+def uuid_kill(uuid):
+    return f'uuid_kill {uuid}'
+
+
+def file_exists(path):
+    return f'file_exists {path}'
+
+
+SHOW_CHANNELS = 'show channels as json'  # {"row_count": 0} with no "rows" key when empty
+
+
+def dial_safe(text):
+    """True when `text` (a dial string without its `{number}`, a transfer target without its
+    spaces) holds only letters, digits and / . _ - @ : +."""
+    return set(text) <= _DIAL_SAFE
+
+
+# --- application arguments --------------------------------------------------------------
+
+def plain_arg(text):
+    """True when `text` has no character FreeSWITCH gives meaning to in an application
+    argument (whitespace, ! { } ' " \\ $ , ; `) and nothing outside printable ASCII."""
+    return _UNSAFE_IN_ARG.search(text) is None
+
+
+def safe_path(path):
+    """`path` if it is an absolute path of plain characters; else UnsafeArgument."""
+    if not isinstance(path, str) or not os.path.isabs(path) or not plain_arg(path):
+        raise UnsafeArgument(f'file path {path!r} is not an absolute path of plain characters')
+    return path
+
+
+def playback_arg(files):
+    """The `playback` argument for `files`: one path, or file_string://a!b!c."""
+    files = [safe_path(path) for path in files]
+    if not files:
+        raise UnsafeArgument('nothing to play')
+    return files[0] if len(files) == 1 else 'file_string://' + '!'.join(files)
+
+
+def playback_terminators_arg(barge_in):
+    """The `set` argument that makes the next playbacks stop on any key (barge-in) or on none.
+
+    mod_dptools' playback stops on a key listed in `playback_terminators` (unset means '*')
+    and names it in `playback_terminator_used`; 'any' and 'none' are its fixed words."""
+    return 'playback_terminators=' + ('any' if barge_in else 'none')
+
+
+def play_and_get_digits_arg(menu, var_name):
+    """The play_and_get_digits argument for `menu` (an ivr Menu):
+    ``min max tries timeout terminators file invalid_file var_name regexp digit_timeout``.
+
+    Give every execution its own `var_name` (channel variables outlive an execution).
+    Only our file paths and numbers reach the string; anything else raises UnsafeArgument."""
+    if not _IDENT.fullmatch(var_name or ''):
+        raise UnsafeArgument(f'variable name {var_name!r} must be letters, digits and _')
+    keys = sorted(menu.keys)
+    if not keys or not all(_KEY.fullmatch(key) for key in keys):
+        raise UnsafeArgument(f'menu {menu.id!r} keys {keys!r} must be digits, * or #')
+    invalid = safe_path(menu.invalid_file) if menu.invalid_file else NO_INVALID_PROMPT
+    return ' '.join(str(part) for part in (
+        1, menu.max_digits, menu.tries, menu.timeout_ms, _terminators(keys), playback_arg(menu.files),
+        invalid, var_name, _regexp(keys), menu.digit_timeout_ms))
+
+
+def rest_of_menu_arg(menu, first, var_name):
+    """The play_and_get_digits argument that collects the rest of a menu answer whose `first`
+    key stopped a prompt (barge-in), with no prompt; None when no key of `menu` is longer and
+    starts with `first` (then `first` alone is the answer)."""
+    rests = sorted(key[len(first):] for key in menu.keys if key.startswith(first) and len(key) > len(first))
+    if not rests:
+        return None
+    if not _IDENT.fullmatch(var_name or '') or not all(_KEY.fullmatch(rest) for rest in rests):
+        raise UnsafeArgument(f'menu {menu.id!r}: cannot collect after key {first!r} into {var_name!r}')
+    # 'silence' is switch_ivr_read's word for "no prompt": the wait for the next key starts at once.
+    return ' '.join(str(part) for part in (
+        1, menu.max_digits - len(first), 1, menu.digit_timeout_ms, _terminators(menu.keys), 'silence',
+        NO_INVALID_PROMPT, var_name, _regexp(rests), menu.digit_timeout_ms))
+
+
+def _terminators(keys):
+    """'#' ends the entry early, unless a key itself holds '#'."""
+    return 'none' if any('#' in key for key in keys) else '#'
+
+
+def _regexp(keys):
+    return '^(' + '|'.join(key.replace('*', '[*]') for key in keys) + ')$'

@@ -21,9 +21,6 @@ from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLError
 from daemon.playable import SwitchFiles
 
-_ACTION_WORDS = {ivr.Repeat: 'repeat this menu', ivr.HangupAction: 'hang up'}
-
-
 def main(argv=None):
     """Entry point of the `autocall` console script; returns the exit status."""
     logging.basicConfig(level=logging.ERROR, format='autocall: %(message)s')  # the ESL client's own notes stay quiet
@@ -283,42 +280,19 @@ def _print_script(template, script, out):
     print(f'starts at step {script.start}', file=out)
     for step in script.steps.values():
         print(file=out)
-        print(f'[{step.id}] {_describe_step(step)}', file=out)
+        print(f'[{step.id}] {step.describe()}', file=out)
         for path in getattr(step, 'files', ()):
             print(f'  {path}', file=out)
         if getattr(step, 'transcript', ''):
             print(f'  says: {step.transcript}', file=out)
         if isinstance(step, ivr.Menu):
             for key, action in sorted(step.keys.items()):
-                print(f'  key {key} → {_describe_action(action)}', file=out)
-            print(f'  no key → {_describe_action(step.on_no_input)}', file=out)
-            print(f'  wrong key → {_describe_action(step.on_invalid)}', file=out)
+                print(f'  key {key} → {action.describe()}', file=out)
+            print(f'  no key → {step.on_no_input.describe()}', file=out)
+            print(f'  wrong key → {step.on_invalid.describe()}', file=out)
     print(file=out)
     print('a callee who presses no key hears:', file=out)
     print(f'  {script.transcript()}', file=out)
-
-
-def _describe_step(step):
-    if isinstance(step, ivr.Play):
-        early = f' (a key pressed meanwhile answers {step.barge_into})' if step.barge_into else ''
-        return f'play, then {step.next or "hang up"}{early}'
-    if isinstance(step, ivr.Menu):
-        invalid = f', wrong-key prompt {step.invalid_file}' if step.invalid_file else ''
-        return (f'menu: wait {step.timeout_ms / 1000:g} s for up to {step.max_digits} key(s), '
-                f'{step.tries} tries{invalid}')
-    if isinstance(step, ivr.TransferStep):
-        return f'transfer to {step.destination}'
-    return 'hang up'
-
-
-def _describe_action(action):
-    if isinstance(action, ivr.Goto):
-        return f'goto {action.step}'
-    if isinstance(action, ivr.Transfer):
-        return f'transfer to {action.destination}'
-    if isinstance(action, ivr.SetResult):
-        return f'record result {action.name}, then {_describe_action(action.then)}'
-    return _ACTION_WORDS[type(action)]
 
 
 if __name__ == '__main__':

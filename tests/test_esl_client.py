@@ -1,4 +1,4 @@
-"""daemon/esl.py against real FreeSWITCH bytes (the captures) and scripted switches,
+"""daemon.esl (wire + client) against real FreeSWITCH bytes (the captures) and scripted switches,
 always over real loopback sockets."""
 import ast
 import json

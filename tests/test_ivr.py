@@ -8,8 +8,9 @@ import wave
 import pytest
 
 from daemon import ivr, say_vi
+from daemon.esl import UnsafeArgument, commands
 from daemon.ivr import (EndCall, RecordResult, RenderError, TemplateInvalid, TemplateLoader, TransferCall,
-                        UnknownTemplate, UnsafeArgument)
+                        UnknownTemplate)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(REPO, 'ivr_templates')
@@ -184,18 +185,18 @@ keys = { 1 = "repeat", 2 = "hangup" }
     assert ivr.next_step(script, 'menu', None) == (None, (EndCall(),))
 
 
-# --- FreeSWITCH argument strings -----------------------------------------------------------
+# --- FreeSWITCH argument strings (daemon.esl.commands, built from ivr steps) -----------------
 
 def test_menu_argument_follows_play_and_get_digits_order(script):
-    arg = ivr.play_and_get_digits_arg(script.steps['menu'], 'autocall_menu_1')
+    arg = commands.play_and_get_digits_arg(script.steps['menu'], 'autocall_menu_1')
     assert arg == (f"1 1 2 5000 # {prompt('menu_truoc_han')} {prompt('phim_khong_hop_le')} "
                    'autocall_menu_1 ^(1|2|9)$ 3000')
 
 
 def test_menu_argument_joins_several_files_and_defaults_invalid_to_silence(script):
     menu = ivr.Menu('m', (prompt('a'), prompt('b')), 4000, 3, 1, 2000,
-                    {'*': ivr.Repeat(), '#': ivr.HangupAction()}, ivr.HangupAction(), ivr.HangupAction())
-    assert ivr.play_and_get_digits_arg(menu, 'v') == (
+                    {'*': ivr.Repeat(), '#': ivr.EndCall()}, ivr.EndCall(), ivr.EndCall())
+    assert commands.play_and_get_digits_arg(menu, 'v') == (
         f"1 1 3 4000 none file_string://{prompt('a')}!{prompt('b')} silence_stream://250 v ^(#|[*])$ 2000")
 
 
@@ -204,20 +205,20 @@ def test_menu_argument_joins_several_files_and_defaults_invalid_to_silence(scrip
 def test_unsafe_paths_never_reach_an_argument(script, bad):
     menu = script.steps['menu']
     with pytest.raises(UnsafeArgument):
-        ivr.play_and_get_digits_arg(ivr.Menu(**{**menu.__dict__, 'files': (bad,)}), 'v')
+        commands.play_and_get_digits_arg(ivr.Menu(**{**menu.__dict__, 'files': (bad,)}), 'v')
     with pytest.raises(UnsafeArgument):
-        ivr.playback_arg([prompt('a'), bad])
+        commands.playback_arg([prompt('a'), bad])
 
 
 @pytest.mark.parametrize('var_name', ['', 'a b', 'x}', '1abc', "v'"])
 def test_unsafe_variable_names_are_refused(script, var_name):
     with pytest.raises(UnsafeArgument):
-        ivr.play_and_get_digits_arg(script.steps['menu'], var_name)
+        commands.play_and_get_digits_arg(script.steps['menu'], var_name)
 
 
 def test_playback_argument_is_one_file_or_a_file_string():
-    assert ivr.playback_arg([prompt('a')]) == prompt('a')
-    assert ivr.playback_arg([prompt('a'), prompt('b')]) == f"file_string://{prompt('a')}!{prompt('b')}"
+    assert commands.playback_arg([prompt('a')]) == prompt('a')
+    assert commands.playback_arg([prompt('a'), prompt('b')]) == f"file_string://{prompt('a')}!{prompt('b')}"
 
 
 # --- check finds every problem -------------------------------------------------------------
@@ -576,13 +577,13 @@ def test_barge_in_must_be_true_or_false(tmp_path):
 
 def test_the_rest_of_a_longer_answer_is_collected_without_a_prompt(tmp_path):
     menu = ivr.load(write(tmp_path, 'B', BARGE_OFF % 'true'), SOUNDS).render({}).steps['menu']
-    assert ivr.rest_of_menu_arg(menu, '1', 'v') == '1 1 1 3000 # silence silence_stream://250 v ^(2)$ 3000'
-    assert ivr.rest_of_menu_arg(menu, '7', 'v') is None
+    assert commands.rest_of_menu_arg(menu, '1', 'v') == '1 1 1 3000 # silence silence_stream://250 v ^(2)$ 3000'
+    assert commands.rest_of_menu_arg(menu, '7', 'v') is None
 
 
 def test_playback_terminators_are_fixed_words():
-    assert ivr.playback_terminators_arg(True) == 'playback_terminators=any'
-    assert ivr.playback_terminators_arg(False) == 'playback_terminators=none'
+    assert commands.playback_terminators_arg(True) == 'playback_terminators=any'
+    assert commands.playback_terminators_arg(False) == 'playback_terminators=none'
 
 
 def test_template_files_cover_every_word_its_fields_may_need():

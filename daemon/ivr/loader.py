@@ -1,0 +1,110 @@
+"""Templates by name on disk: where a name's file is, and `TemplateLoader`, which re-reads a
+file when it changes and keeps the last good version when an edit breaks it."""
+import logging
+import os
+import re
+import time
+
+from daemon import say_vi
+from daemon.ivr.errors import TemplateInvalid, UnknownTemplate
+from daemon.ivr.parse import check, load
+
+log = logging.getLogger(__name__)
+
+_TEMPLATE_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
+
+
+def valid_template_name(name):
+    """True for plain names like IVR-1: [A-Za-z0-9][A-Za-z0-9_.-]* without '..', at most 100 long."""
+    return (isinstance(name, str) and len(name) <= 100 and '..' not in name
+            and _TEMPLATE_NAME.fullmatch(name) is not None)
+
+
+def template_path(templates_dir, name):
+    """Absolute path of template `name` inside `templates_dir`; UnknownTemplate for a bad name."""
+    if not valid_template_name(name):
+        raise UnknownTemplate(f'{name!r} is not a template name: use letters, digits, _ . - (e.g. IVR-1)')
+    return os.path.join(os.path.abspath(templates_dir), name + '.toml')
+
+
+def template_names(templates_dir):
+    """Names of the *.toml files in `templates_dir`, sorted."""
+    names = (entry[:-5] for entry in os.listdir(templates_dir) if entry.endswith('.toml'))
+    return sorted(name for name in names if valid_template_name(name))
+
+
+class TemplateLoader:
+    """Templates by name, re-read when their file changes.
+
+    ``get`` returns the current good version. A broken edit keeps the last good version
+    and is logged once per edit (file and problems named). Files are looked at no more
+    often than every `recheck_seconds` of `clock` time."""
+
+    def __init__(self, templates_dir, sounds_dir, *, variant='north', destinations=None,
+                 clock=time.monotonic, recheck_seconds=1.0):
+        self.templates_dir = os.path.abspath(templates_dir)
+        self.sounds_dir = os.path.abspath(sounds_dir)
+        self.variant = say_vi.variant(variant) if isinstance(variant, str) else variant
+        self.destinations = destinations
+        self._clock, self._recheck = clock, recheck_seconds
+        self._good = {}       # name -> (stamp, Template)
+        self._failed = {}     # name -> (error class, args) while it has no good version
+        self._checked = {}    # name -> clock time of the last look at the file
+        self._reported = {}   # name -> stamp of the broken version already logged
+
+    def names(self):
+        """Names of the template files present (valid or not)."""
+        return template_names(self.templates_dir)
+
+    def check(self, name):
+        """Every problem of template `name` as it is on disk now."""
+        return check(template_path(self.templates_dir, name), self.sounds_dir,
+                     variant=self.variant, destinations=self.destinations)
+
+    def get(self, name):
+        """The current good Template `name`.
+
+        UnknownTemplate: bad name, or no file and never loaded. TemplateInvalid: never valid."""
+        path = template_path(self.templates_dir, name)
+        now = self._clock()
+        if now - self._checked.get(name, float('-inf')) >= self._recheck:
+            self._checked[name] = now
+            self._refresh(name, path)
+        if name in self._good:
+            return self._good[name][1]
+        error, args = self._failed[name]
+        raise error(*args)
+
+    def _refresh(self, name, path):
+        stamp, good = _stamp(path), self._good.get(name)
+        if good and good[0] == stamp:
+            return
+        if stamp is None and not good:
+            self._failed[name] = (UnknownTemplate, (f'no template {name}: {path} does not exist',))
+            return
+        try:
+            template = load(path, self.sounds_dir, variant=self.variant, destinations=self.destinations)
+        except TemplateInvalid as exc:
+            self._failed[name] = (TemplateInvalid, (name, exc.problems))
+            self._report_once(name, path, stamp, exc.problems, bool(good))
+            return
+        if good:
+            log.info('template %s reloaded from %s', name, path)
+        self._good[name] = (stamp, template)
+        self._failed.pop(name, None)
+        self._reported.pop(name, None)
+
+    def _report_once(self, name, path, stamp, problems, have_good):
+        if self._reported.get(name) == stamp:
+            return
+        self._reported[name] = stamp
+        keeping = 'still using the last good version' if have_good else 'it cannot be used'
+        log.error('template %s: %s is broken, %s: %s', name, path, keeping, '; '.join(str(p) for p in problems))
+
+
+def _stamp(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)

@@ -16,9 +16,10 @@ from werkzeug.routing import PathConverter, UnicodeConverter
 
 from api import commands, health, reports
 from api.replies import JSONProvider, reply
-from api.services import Services, services, template_loader
+from api.services import Services, services
 from daemon.config import Config
 from daemon.errors import ConfigError
+from daemon.ivr import TemplateLoader
 from daemon.store.schema import open_database
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def create_app(config: Config, db=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
     app.json = JSONProvider(app)
     Services(config=config, db=db if db is not None else open_database(config.db_path),
-             templates=template_loader(config)).install(app)
+             templates=TemplateLoader.from_config(config)).install(app)
     tokens = [t.encode() for t in config.api.tokens]
 
     @app.before_request

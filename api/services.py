@@ -25,9 +25,3 @@ class Services:
 def services(app: Flask | None = None) -> Services:
     """The Services of `app`, or of the app handling the current request."""
     return (app or current_app).extensions[EXTENSION]
-
-
-def template_loader(config: Config) -> TemplateLoader:
-    """The templates as the dialer will see them (same variant, same transfer names)."""
-    return TemplateLoader(config.templates.dir, config.templates.sounds, variant=config.templates.variant,
-                          destinations=[name for name, _ in config.dialer.transfer_destinations])

@@ -68,8 +68,7 @@ def main(argv=None) -> int:
     except AutocallError as e:
         print(f"autocall-daemon: {e}", file=sys.stderr)
         return exit_code(e)
-    templates = ivr.TemplateLoader(config.templates.dir, config.templates.sounds, variant=config.templates.variant,
-                                   destinations=[name for name, _ in config.dialer.transfer_destinations])
+    templates = ivr.TemplateLoader.from_config(config)
     ledger = LedgerThread(Ledger(db))
     dialer = Dialer(config, ledger, templates, esl_factory(config))
 

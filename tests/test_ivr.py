@@ -63,6 +63,24 @@ def test_other_names_are_refused(name):
     assert not ivr.valid_template_name(name)
 
 
+def test_loader_from_config_sees_what_the_dialer_sees(tmp_path, templates_dir):
+    from daemon import config
+    path = tmp_path / 'autocall.toml'
+    path.write_text(f"""
+[templates]
+dir = "{templates_dir}"
+sounds = "{SOUNDS}"
+variant = "south"
+
+[dialer.transfer_destinations]
+team = "2000 XML default"
+""", encoding='utf-8')
+    loader = TemplateLoader.from_config(config.load(path, environ={}))
+    assert (loader.templates_dir, loader.sounds_dir) == (str(templates_dir), SOUNDS)
+    assert (loader.variant.name, loader.destinations) == ('south', ['team'])
+    assert 'IVR-1' in loader.names()
+
+
 def test_template_path_stays_inside_the_directory(tmp_path):
     assert ivr.template_path(tmp_path, 'IVR-1') == str(tmp_path / 'IVR-1.toml')
     with pytest.raises(UnknownTemplate):

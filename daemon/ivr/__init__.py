@@ -5,11 +5,11 @@
     template.py  a checked Template and its render(customer) into a Script
     parse.py     TOML → Template, collecting every problem (check, load)
     graph.py     the checks that need the whole flow (reachable, no trap, the no-key path)
-    loader.py    TemplateLoader: by name, hot reload, last good version
+    loader.py    TemplateLoader: by name, hot reload, last good version; from_config(config)
     errors.py    TemplateError and its kinds, Problem
 
 Flow for a caller (the daemon):
-    loader = TemplateLoader(templates_dir, sounds_dir, variant='north')
+    loader = TemplateLoader.from_config(config)
     script = loader.get('IVR-1').render(customer_fields)      # RenderError: don't call
     step_id = script.start
     while step_id is not None:

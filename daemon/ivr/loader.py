@@ -52,6 +52,14 @@ class TemplateLoader:
         self._checked = {}    # name -> clock time of the last look at the file
         self._reported = {}   # name -> stamp of the broken version already logged
 
+    @classmethod
+    def from_config(cls, config, **kwargs):
+        """The templates as the dialer sees them: `config`'s folders and variant, its transfer
+        destination names (the API checks queues against the same loader)."""
+        templates = config.templates
+        return cls(templates.dir, templates.sounds, variant=templates.variant,
+                   destinations=[name for name, _target in config.dialer.transfer_destinations], **kwargs)
+
     def names(self):
         """Names of the template files present (valid or not)."""
         return template_names(self.templates_dir)

@@ -15,7 +15,7 @@ from daemon.esl import commands
 from daemon.ivr.errors import Problem, TemplateInvalid
 from daemon.ivr.graph import Graph
 from daemon.ivr.script import EndCall, Goto, Hangup, Menu, Play, Repeat, SetResult, TransferCall, TransferStep
-from daemon.ivr.template import Template, _Draft, _Prompt, _Say
+from daemon.ivr.template import Draft, Prompt, Say, Template
 
 KNOWN_FIELDS = frozenset({
     'contract_number', 'upcoming_amount', 'upcoming_due_date', 'due_date', 'dpd',
@@ -197,21 +197,21 @@ class _Parser:
             items = []
         parts = tuple(part for part in (self._part(step_id, item) for item in items) if part)
         step = Play(step_id, (), self._next(step_id, table, following, ids))
-        return _Draft(step, parts)
+        return Draft(step, parts)
 
     def _parse_say(self, step_id, table, following, ids):
         part = self._say_part(step_id, table['say'], table.get('as'))
         step = Play(step_id, (), self._next(step_id, table, following, ids))
-        return _Draft(step, (part,) if part else ())
+        return Draft(step, (part,) if part else ())
 
     def _parse_hangup(self, step_id, table, following, ids):
         if table['hangup'] is not True:
             self.problem(step_id, 'write hangup = true')
-        return _Draft(Hangup(step_id))
+        return Draft(Hangup(step_id))
 
     def _parse_transfer(self, step_id, table, following, ids):
         destination = self._destination(step_id, table['transfer'])
-        return _Draft(TransferStep(step_id, destination or ''))
+        return Draft(TransferStep(step_id, destination or ''))
 
     def _parse_menu(self, step_id, table, following, ids):
         items = table['menu']
@@ -238,7 +238,7 @@ class _Parser:
         step = Menu(step_id, (), int(limits['timeout'] * 1000), int(limits['tries']), int(limits['max_digits']),
                     int(limits['digit_timeout'] * 1000), MappingProxyType(keys), on_no_input, on_invalid,
                     invalid_file, barge_in=barge_in)
-        return _Draft(step, parts)
+        return Draft(step, parts)
 
     def _number(self, step_id, table, key):
         default, low, high = _MENU_LIMITS[key]
@@ -309,7 +309,7 @@ class _Parser:
             return None
         name = item.removesuffix('.wav')
         path = os.path.join(self.prompts_dir, name + '.wav')
-        return _Prompt(name, path, self.prompt_texts.get(name, f'[{name}]'))
+        return Prompt(name, path, self.prompt_texts.get(name, f'[{name}]'))
 
     def _say_part(self, step_id, field_name, kind):
         if kind not in say_vi.KINDS:
@@ -319,11 +319,11 @@ class _Parser:
             self.problem(step_id, f'unknown customer field {field_name!r} (known: {", ".join(sorted(self.fields))}; '
                                   'declare others in [template] fields)')
             return None
-        return _Say(field_name, kind)
+        return Say(field_name, kind)
 
     def _check_sounds(self, drafts):
         for step_id, draft in drafts.items():
-            paths = [part.path for part in draft.parts if isinstance(part, _Prompt)]
+            paths = [part.path for part in draft.parts if isinstance(part, Prompt)]
             paths += [draft.step.invalid_file] if getattr(draft.step, 'invalid_file', None) else []
             for path in paths:
                 if not commands.plain_arg(path):
@@ -331,7 +331,7 @@ class _Parser:
                 elif not os.path.isfile(path):
                     self.problem(step_id, f'missing sound file {path}')
             for part in draft.parts:
-                if isinstance(part, _Say):
+                if isinstance(part, Say):
                     self._check_words(step_id, part)
 
     def _check_words(self, step_id, part):

@@ -13,22 +13,25 @@ from daemon.ivr.script import Menu, Play, Script
 
 
 @dataclass(frozen=True)
-class _Prompt:
+class Prompt:
+    """A part of a step: the recorded prompt `name`, its file, and the words it says."""
     name: str
     path: str
     text: str
 
 
 @dataclass(frozen=True)
-class _Say:
+class Say:
+    """A part of a step: customer field `field`, spoken as `kind` (a say_vi kind)."""
     field: str
     kind: str
 
 
 @dataclass(frozen=True)
-class _Draft:
+class Draft:
+    """A parsed step before rendering: its files come from `parts` and the customer."""
     step: object          # a Play/Menu with files=() or a Hangup/TransferStep
-    parts: tuple = ()     # _Prompt/_Say to render into step.files
+    parts: tuple = ()     # Prompt/Say to render into step.files
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Template:
         paths = []
         for draft in self.drafts.values():
             for part in draft.parts:
-                if isinstance(part, _Prompt):
+                if isinstance(part, Prompt):
                     paths.append(part.path)
                 else:
                     slugs = sorted(say_vi.possible_slugs(part.kind, self.variant))
@@ -62,7 +65,7 @@ class Template:
     def spoken_fields(self):
         """Customer fields this template says aloud: a customer must have every one."""
         return frozenset(part.field for draft in self.drafts.values()
-                         for part in draft.parts if isinstance(part, _Say))
+                         for part in draft.parts if isinstance(part, Say))
 
     def render(self, customer):
         """The Script for one customer's fields; RenderError naming the field if one cannot be said."""
@@ -76,7 +79,7 @@ class Template:
             return draft.step
         files, words = [], []
         for part in draft.parts:
-            if isinstance(part, _Prompt):
+            if isinstance(part, Prompt):
                 files.append(part.path)
                 words.append(part.text)
             else:

@@ -106,7 +106,8 @@ class Dialer:
                         "window and stored times by the new wall time", jump)
         if not self.link.up:
             return self._connect(now)
-        return self._dial_some(now, wall)
+        pause = self._dial_some(now, wall)
+        return pause if self.link.up else 0.0  # lost while dialing: reconnect at once
 
     def stop(self):
         """Stop dialing and drain (SIGTERM). Safe from a signal handler."""

@@ -95,8 +95,8 @@ class Call:
     """Drives one claimed attempt to a CallReport. Create, then `run()` in a greenlet.
 
     A re-attached call passes what reconciliation learnt: `answered_at` (else the claim's)
-    and `parked` (the originate is known to be done). Without a script (re-attached, its
-    template no longer renders) the call is only hung up and recorded interrupted."""
+    and `parked` (the originate is known to be done). Without a script (re-attached, and
+    `prepare` refused it) the call is only hung up and recorded interrupted."""
 
     def __init__(self, claim: Claim, client, script: ivr.Script | None, settings: CallSettings, clock, *,
                  answered_at: float | None = None, parked: bool = False):

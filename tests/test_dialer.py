@@ -3,6 +3,7 @@
 The test turns the loop itself with `dialer.step(clock.monotonic())` and moves the clock by
 hand; the only waits are for the call greenlets to end (events, bounded), never sleeps.
 """
+import dataclasses
 import datetime as dt
 import logging
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from daemon import config as config_mod
 from daemon import ivr
 from daemon.config import QueueDefaults
 from daemon.dialer import Dialer
+from daemon.errors import ConfigError
 from daemon.esl import ESLClient
 from daemon.ledger import Ledger
 from daemon.store import customers as store_customers
@@ -65,6 +67,7 @@ class Rig:
         self.config = config_mod.load(tmp_path / "autocall.toml", environ={})
         self.db = open_database(self.db_path)
         self.dialers = []
+        self.password = "ClueCon"  # the simulator's
 
     def import_customers(self, customers, **settings):
         """[(id, [numbers])], due since an hour before the clock's now."""
@@ -73,7 +76,7 @@ class Rig:
         store_customers.import_customers(self.db, request, QueueDefaults(), now=lambda: self.clock.wall - 3600)
 
     def connect(self):
-        client = ESLClient(*self.sim.address, "ClueCon", timeout=5.0, heartbeat_timeout=60.0)
+        client = ESLClient(*self.sim.address, self.password, timeout=5.0, heartbeat_timeout=60.0)
         client.connect()
         return client
 
@@ -190,6 +193,17 @@ def test_dialing_goes_on_when_the_wall_clock_steps_back_600_seconds(rig, caplog)
     settle(dialer)
 
 
+def test_a_reloaded_cps_paces_the_very_next_step(rig):
+    r = rig(BUSY, cps=200)
+    r.import_customers([(f"C{i}", [f"090100000{i}"]) for i in range(5)])
+    dialer = r.dialer()
+    r.step(dialer)
+    dialer.apply_config(dataclasses.replace(r.config, dialer=dataclasses.replace(r.config.dialer, cps=10)))  # SIGHUP
+    r.step(dialer)
+    assert len(r.attempts()) == 1  # 10 per second lets one out at once, not 5
+    settle(dialer)
+
+
 def test_outside_the_calling_window_a_step_dials_nobody_and_waits_for_the_opening(rig):
     r = rig(BUSY, window_start="07:00", window_end="21:00")
     r.clock.wall = dt.datetime(2026, 12, 2, 6, 59, 50, tzinfo=TZ).timestamp()
@@ -300,6 +314,18 @@ def test_the_loop_counts_as_come_round_at_every_step(rig):
     assert dialer.wedged(r.clock.monotonic())
     r.step(dialer)
     assert not dialer.wedged(r.clock.monotonic())
+
+
+def test_a_password_the_switch_refuses_three_times_stops_the_dialer_with_a_config_error(rig):
+    r = rig(BUSY)
+    r.password = "wrong"
+    dialer = r.dialer()
+    for _ in range(2):
+        pause = r.step(dialer)
+        assert pause > 0 and not dialer.ready.is_set()
+        r.clock.advance(pause)
+    with pytest.raises(ConfigError, match="esl.password"):
+        r.step(dialer)
 
 
 class SignallingLedger(Ledger):

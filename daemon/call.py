@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 
 import gevent
 import gevent.event
@@ -21,6 +22,7 @@ from daemon import esl as esl_mod
 from daemon import ivr
 from daemon.esl import commands
 from daemon.ledger import CallReport, Claim
+from daemon.store.states import FAILED, PENDING
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,35 @@ PARK_AFTER_JOB = 2.0      # ...and after the originate's +OK; then play anyway, 
 
 class Detached(Exception):
     """The ESL connection died: the call's fate is left to reconciliation after reconnect."""
+
+
+class Unprepared(Exception):
+    """A claim that cannot be called: what `ledger.abandon` records for it."""
+
+    def __init__(self, cause: str, *, customer_state: str = PENDING, stop_reason: str | None = None):
+        super().__init__(stop_reason or cause)
+        self.cause, self.customer_state, self.stop_reason = cause, customer_state, stop_reason
+
+
+def prepare(claim: Claim, templates: ivr.TemplateLoader, unplayable=lambda template: []) -> ivr.Script:
+    """The claim's rendered script, once every file it may play exists and `unplayable(template)`
+    (the files FreeSWITCH cannot play) is empty. Raises Unprepared: a customer whose fields
+    cannot be spoken ends failed; a broken template or a missing file stops the queue."""
+    try:
+        template = templates.get(claim.template)
+        script = template.render(claim.fields)
+    except ivr.RenderError as e:
+        raise Unprepared(f"TEMPLATE: {e}", customer_state=FAILED) from None
+    except ivr.TemplateError as e:
+        raise Unprepared("TEMPLATE_ERROR", stop_reason=f"template {claim.template}: {e}") from None
+    missing = [path for path in script.files() if not os.path.exists(path)]
+    if missing:
+        raise Unprepared("SOUND_FILE_MISSING", stop_reason=f"sound files missing: {', '.join(missing[:5])}")
+    cannot = unplayable(template)
+    if cannot:
+        raise Unprepared("SOUND_FILE_UNPLAYABLE", stop_reason=f"template {claim.template}: FreeSWITCH cannot play "
+                                                              f"{', '.join(cannot[:5])}")
+    return script
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,20 +74,27 @@ class CallSettings:
 
 
 class Call:
-    """Drives one claimed attempt to a CallReport. Create, then `run()` in a greenlet."""
+    """Drives one claimed attempt to a CallReport. Create, then `run()` in a greenlet.
 
-    def __init__(self, claim: Claim, client, script: ivr.Script, settings: CallSettings, clock):
+    A re-attached call passes what reconciliation learnt: `answered_at` (else the claim's)
+    and `parked` (the originate is known to be done). Without a script (re-attached, and
+    `prepare` refused it) the call is only hung up and recorded interrupted."""
+
+    def __init__(self, claim: Claim, client, script: ivr.Script | None, settings: CallSettings, clock, *,
+                 answered_at: float | None = None, parked: bool = False):
         self.claim, self.esl, self.script, self.settings, self.clock = claim, client, script, settings, clock
         self.answered = gevent.event.Event()
         self.ended = gevent.event.Event()   # CHANNEL_HANGUP_COMPLETE arrived
         self.gone = gevent.event.Event()    # no IVR possible: ended, hung up, or the originate failed
         self.parked = gevent.event.Event()  # CHANNEL_PARK: the channel runs CS_EXECUTE, apps may go
         self.job_ok = gevent.event.Event()  # the originate's BACKGROUND_JOB said +OK
-        self.answered_at = claim.answered_at
+        if parked:
+            self.parked.set()
+        self.answered_at = claim.answered_at if answered_at is None else answered_at
         self.hangup_event = None
         self.keys: list[str] = []
         self.result: str | None = None
-        self.interrupted = False
+        self.interrupted = script is None
         self.job_failure: str | None = None
         self.unplayable: str | None = None  # a file FreeSWITCH answered FILE NOT FOUND for
         self._menus = 0
@@ -94,7 +132,7 @@ class Call:
         if self.answered_at is not None:
             self.answered.set()  # re-attached to a call answered before a restart
         try:
-            if originate:
+            if originate and self.script is not None:
                 self._originate()
             self._wait_answer(on_answer)
             if self.answered_at is not None and not self.gone.is_set() and self.script is not None:

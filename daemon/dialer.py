@@ -1,32 +1,35 @@
-"""Who to call next, how fast, and keeping the FreeSWITCH connection: the dialer's loop.
+"""Who to call next and how fast: the dialer's loop.
 
-`Dialer.run()` loops until `stop()`: keep one ESL connection (reconnect with backoff,
-reconcile every call the store thinks is live), claim due customers within the limits
-(per-queue `concurrent_call`, global channel limit, CPS token bucket, calling window,
-daily cap), give each claim its own `Call` greenlet, and record how each call ended.
-On stop it drains: no new calls, calls in progress get `drain_timeout` to finish, the
-rest are hung up and recorded as interrupted.
+`Dialer.run()` turns `step(now)` until `stop()`, waiting between turns for the time it
+returns, a call's end or the connection's death. A turn keeps the link up (`daemon/link.py`;
+after each connect, `daemon/reconcile.py` recovers the calls the store thinks are live), then
+claims due customers within the limits (per-queue `concurrent_call`, global channel limit,
+CPS token bucket, calling window, daily cap) and gives each claim its own `Call` greenlet.
+On stop it drains: no new calls, calls in progress get `drain_timeout` to finish, the rest
+are hung up and recorded as interrupted.
+
+The clock rule: `now` is monotonic (pacing, rechecks, backoff, the watchdog); wall time
+(`clock`) is only for the calling window, the day and what is stored.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 import time
 
 import gevent
 import gevent.event
 
 from daemon import esl as esl_mod
-from daemon import ivr
-from daemon.call import Call, CallSettings, Detached
+from daemon import ivr, reconcile
+from daemon.call import Call, CallSettings, Detached, Unprepared, prepare
 from daemon.config import Config, DialerConfig
-from daemon.errors import ConfigError
 from daemon.esl import commands
 from daemon.ledger import CallReport, Claim, QueueInfo
-from daemon.pacing import CallingWindow, bucket_for
-from daemon.playable import SwitchFiles
+from daemon.link import Link
+from daemon.pacing import CallingWindow, WallWatch, bucket_for
+from daemon.playable import TemplateCheck
+from daemon.store.states import FAILED
 
 log = logging.getLogger(__name__)
 calls_log = logging.getLogger("autocall.calls")
@@ -34,12 +37,9 @@ calls_log = logging.getLogger("autocall.calls")
 QUEUE_REFRESH = 1.0     # seconds between looks at which queues run (the API changes them)
 IDLE_RECHECK = 1.0      # a queue with nobody due is asked again after this long
 CLAIM_BATCH = 32        # customers claimed per transaction (one worker-thread trip each)
-LOST = "CALL_LOST"      # cause recorded when the dialer lost a call FreeSWITCH no longer has
 # The loop never waits longer than 30 s by itself, nor on SQLite's busy timeout (30 s):
 # not coming round for this long means it is stuck (the systemd watchdog asks).
 STALL_LIMIT = 90.0
-AUTH_TRIES = 3          # refusals of the ESL password in a row before it counts as configuration
-UNPLAYABLE_RECHECK = 5.0  # seconds before the switch is asked again about a template it could not play
 
 
 @dataclasses.dataclass
@@ -49,11 +49,13 @@ class _Active:
 
 
 class Dialer:
-    """The dialing loop. `connect()` returns a connected ESL client (a new one each time)."""
+    """The dialing loop. `connect()` returns a connected ESL client (a new one each time);
+    `clock` is wall time, `monotonic` the clock of every wait."""
 
-    def __init__(self, config: Config, ledger, templates: ivr.TemplateLoader, connect, *, clock=time.time):
-        self.ledger, self.templates, self.connect, self.clock = ledger, templates, connect, clock
-        self.esl = None
+    def __init__(self, config: Config, ledger, templates: ivr.TemplateLoader, connect, *, clock=time.time,
+                 monotonic=time.monotonic):
+        self.ledger, self.templates, self.clock, self.monotonic = ledger, templates, clock, monotonic
+        self.link = Link(connect, config.esl.heartbeat_timeout)
         self.calls: dict[int, _Active] = {}
         self.per_queue: dict[int, int] = {}
         self.queues: list[QueueInfo] = []
@@ -63,9 +65,9 @@ class Dialer:
         self._wake = gevent.event.Event()
         self._stopping = gevent.event.Event()
         self.ready = gevent.event.Event()     # set once connected and reconciled
-        self.last_tick = time.monotonic()     # the loop came round (wedged() reads it)
-        self.switch_files = SwitchFiles()
-        self._switch_verdicts: dict[str, tuple] = {}  # template name -> (Template, files it cannot play, when)
+        self.last_tick = monotonic()          # the loop came round (wedged() reads it)
+        self.template_check = TemplateCheck()
+        self._wall = WallWatch()
         self.apply_config(config)
 
     # --- settings ---
@@ -74,9 +76,8 @@ class Dialer:
         """Take the pacing settings of `config` (start-up and SIGHUP)."""
         d: DialerConfig = config.dialer
         self.dialer_config = d
-        self.heartbeat_timeout = config.esl.heartbeat_timeout
         self.window = CallingWindow(d.window_start, d.window_end, config.tz)
-        self.bucket = bucket_for(d.cps, self.clock())
+        self.bucket = bucket_for(d.cps, self.monotonic())
         self.call_settings = CallSettings(
             dial_string=d.dial_string, caller_id=d.caller_id, originate_timeout=d.originate_timeout,
             max_call_seconds=d.max_call_seconds, destinations=dict(d.transfer_destinations))
@@ -86,62 +87,53 @@ class Dialer:
 
     def run(self):
         """Dial until stop(), then drain. Raises ConfigError when FreeSWITCH keeps refusing
-        the ESL password (AUTH_TRIES times in a row): retrying cannot fix that."""
+        the ESL password (link.AUTH_TRIES times in a row): retrying cannot fix that."""
         while not self._stopping.is_set():
-            self.last_tick = time.monotonic()
-            if self.esl is None or self.esl.dead.is_set():
-                self._reconnect()
-                continue
-            pause = self._dial_some()
+            pause = self.step(self.monotonic())
             self._wake.clear()
-            gevent.wait([self._wake, self._stopping, self.esl.dead], count=1, timeout=pause)
+            waits = [self._wake, self._stopping] + ([self.link.client.dead] if self.link.up else [])
+            gevent.wait(waits, count=1, timeout=pause)
         self._drain()
+
+    def step(self, now: float) -> float:
+        """One turn at monotonic `now`: if the link is down, one try to connect (and reconcile);
+        else start as many calls as the limits allow. Returns the seconds until the next turn
+        is due; a call's end comes sooner (run() also waits for it)."""
+        self.last_tick = now
+        wall = self.clock()
+        jump = self._wall.step(wall, now)
+        if jump is not None:
+            log.warning("the wall clock stepped %+.0fs; pacing goes on by the monotonic clock, the calling "
+                        "window and stored times by the new wall time", jump)
+        if not self.link.up:
+            return self._connect(now)
+        pause = self._dial_some(now, wall)
+        return pause if self.link.up else 0.0  # lost while dialing: reconnect at once
 
     def stop(self):
         """Stop dialing and drain (SIGTERM). Safe from a signal handler."""
         self._stopping.set()
 
-    def healthy(self) -> bool:
+    def healthy(self, now: float | None = None) -> bool:
         """Connected, reader alive, heartbeats fresh (the systemd watchdog asks)."""
-        esl = self.esl
-        if esl is None or not esl.is_alive() or esl.last_heartbeat is None:
-            return False
-        return time.monotonic() - esl.last_heartbeat < self.heartbeat_timeout
+        return self.link.healthy(self.monotonic() if now is None else now)
 
     def wedged(self, now: float | None = None) -> bool:
         """The loop has not come round for STALL_LIMIT seconds (the systemd watchdog asks).
         Reconnecting to an absent FreeSWITCH comes round at every try: not wedged."""
         if self._stopping.is_set():
             return False  # draining; TimeoutStopSec is the limit now
-        now = time.monotonic() if now is None else now
+        now = self.monotonic() if now is None else now
         return now - self.last_tick > STALL_LIMIT
 
-    def _reconnect(self):
+    def _connect(self, now: float) -> float:
         self.ready.clear()
-        backoff = 0.5
-        refusals = 0
-        while not self._stopping.is_set():
-            self.last_tick = time.monotonic()
+        if self.link.wait(now) == 0:
             self._forget_calls()  # also those a reconciliation cut short had re-attached
-            try:
-                self.esl = self.connect()
-                self._reconcile()
-                self._check_templates()
+            if self.link.open(now, then=lambda client: self._recover(client, now)) is not None:
                 self.ready.set()
-                return
-            except esl_mod.ESLAuthError as e:
-                refusals += 1
-                if refusals >= AUTH_TRIES:
-                    raise ConfigError(f"esl.password: FreeSWITCH refused it {refusals} times in a row; set "
-                                      "esl.password (AUTOCALL_ESL_PASSWORD) to the password in "
-                                      "event_socket.conf.xml") from None
-                log.error("%s: check esl.password / AUTOCALL_ESL_PASSWORD; retrying in %.1fs", e, backoff)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-            except (esl_mod.ESLError, OSError) as e:
-                log.warning("FreeSWITCH not reachable (%s); no calls until it is; retrying in %.1fs", e, backoff)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                return 0.0
+        return self.link.wait(now)
 
     def _forget_calls(self):
         """After a connection loss every Call greenlet detaches; wait for them to go."""
@@ -151,55 +143,38 @@ class Dialer:
         self.calls.clear()
         self.per_queue.clear()
 
-    # --- reconciliation: the store's live calls against FreeSWITCH's channels ---
+    def _recover(self, client, now: float):
+        """Reconcile the store's live calls with the switch's channels, then ask it about the
+        templates' files (start-up and after every reconnect)."""
+        reconcile.apply(client, self.ledger.open_attempts(), self.clock(), follow=self._follow,
+                        close=lambda claim, report: self._record(claim, report, reattached=True))
+        self.template_check.check_all(client, self.templates, now)
 
-    def _reconcile(self):
-        """Re-attach every call the store thinks is live and FreeSWITCH still has; close the
-        others as lost (the customer is recalled after the recall delay). Runs at start-up
-        and after every reconnect, so a crash loses nobody and double-dials nobody."""
-        claims = self.ledger.open_attempts()
-        if not claims:
-            return
-        calls = {}
-        for claim in claims:
-            call = Call(claim, self.esl, None, self.call_settings, self.clock)
-            self.esl.subscribe_channel(claim.uuid, call.on_event)  # before listing: no event is missed
-            calls[claim.attempt_id] = call
-        live = channel_rows(self.esl.api(commands.SHOW_CHANNELS))
-        now = self.clock()
-        for claim in claims:
-            call = calls[claim.attempt_id]
-            row = live.get(claim.uuid)
-            if row is None and not call.ended.is_set():
-                self.esl.unsubscribe_channel(claim.uuid)
-                report = CallReport(claim.answered_at, now, 0.0, LOST, interrupted=True)
-                self._record(claim, report, reattached=True)
-                continue
-            row = row or {}  # gone meanwhile: its hangup event is already in
-            if row.get("application"):
-                call.parked.set()  # an application runs (park, or one of ours): the originate completed
-            state = row.get("callstate", "")
-            if state == "ACTIVE" and call.answered_at is None:
-                call.answered_at = now
-                self.ledger.mark_answered(claim.attempt_id, now)
-            call.script = self._script_or_none(claim)
-            log.info("re-attached call %s (customer %s of %s, %s)", claim.uuid, claim.ext_id, claim.queue_code, state)
-            self._launch(call, originate=False)
-
-    def _script_or_none(self, claim: Claim):
+    def _follow(self, item: reconcile.Reattach, heard: list):
+        claim, client = item.claim, self.link.client
+        if item.newly_answered:
+            self.ledger.mark_answered(claim.attempt_id, item.answered_at)
         try:
-            return self.templates.get(claim.template).render(claim.fields)
-        except ivr.TemplateError as e:
-            log.error("call %s: cannot render template %s again: %s; hanging up", claim.uuid, claim.template, e)
-            return None
+            script = prepare(claim, self.templates, self._unplayable)
+        except Unprepared as e:
+            log.error("call %s: cannot play template %s again (%s); hanging up", claim.uuid, claim.template, e)
+            script = None
+        call = Call(claim, client, script, self.call_settings, self.clock, answered_at=item.answered_at,
+                    parked=item.parked)
+        for event in heard:  # what came while reconciliation listed the channels
+            call.on_event(event)
+        client.subscribe_channel(claim.uuid, call.on_event)
+        self._launch(call, originate=False)
+
+    def _unplayable(self, template: ivr.Template) -> list[str]:
+        return self.template_check.unplayable(self.link.client, template, self.monotonic())
 
     # --- dialing ---
 
-    def _dial_some(self) -> float:
+    def _dial_some(self, now: float, wall: float) -> float:
         """Start as many calls as the limits allow now; return how long to sleep."""
-        now = self.clock()
-        if not self.window.is_open(now):
-            return min(self.window.next_open(now) - now, 30.0)
+        if not self.window.is_open(wall):
+            return min(self.window.next_open(wall) - wall, 30.0)
         if now - self._queues_at >= QUEUE_REFRESH:
             self.queues, self._queues_at = self.ledger.running_queues(), now
         while len(self.calls) < self.dialer_config.channel_limit and not self._stopping.is_set():
@@ -211,10 +186,10 @@ class Dialer:
             tokens = self.bucket.take_up_to(room, now)
             if not tokens:
                 return self.bucket.wait(now)
-            claims = self.ledger.claim_many(queue, tokens, now=now, day_start=self.window.day_start(now),
-                                            next_day=self.window.next_day_open(now),
+            claims = self.ledger.claim_many(queue, tokens, now=wall, day_start=self.window.day_start(wall),
+                                            next_day=self.window.next_day_open(wall),
                                             daily_cap=self.dialer_config.daily_cap)
-            now = self.clock()
+            now, wall = self.monotonic(), self.clock()
             if len(claims) < tokens:
                 self.bucket.give_back(tokens - len(claims))
                 self._idle_until[queue.id] = now + IDLE_RECHECK
@@ -234,60 +209,15 @@ class Dialer:
         return None
 
     def _start(self, claim: Claim):
-        now = self.clock()
         try:
-            template = self.templates.get(claim.template)
-            script = template.render(claim.fields)
-        except ivr.RenderError as e:
-            self.ledger.abandon(claim, cause=f"TEMPLATE: {e}", now=now, customer_state="failed")
-            calls_log.warning("customer %s of %s not called: %s", claim.ext_id, claim.queue_code, e)
+            script = prepare(claim, self.templates, self._unplayable)
+        except Unprepared as e:
+            self.ledger.abandon(claim, cause=e.cause, now=self.clock(), customer_state=e.customer_state,
+                                stop_reason=e.stop_reason)
+            if e.customer_state == FAILED:
+                calls_log.warning("customer %s of %s not called: %s", claim.ext_id, claim.queue_code, e)
             return
-        except ivr.TemplateError as e:
-            self.ledger.abandon(claim, cause="TEMPLATE_ERROR", now=now, stop_reason=f"template {claim.template}: {e}")
-            return
-        missing = [path for path in script.files() if not os.path.exists(path)]
-        if missing:
-            self.ledger.abandon(claim, cause="SOUND_FILE_MISSING", now=now,
-                                stop_reason=f"sound files missing: {', '.join(missing[:5])}")
-            return
-        unplayable = self._unplayable(template)
-        if unplayable:
-            self.ledger.abandon(claim, cause="SOUND_FILE_UNPLAYABLE", now=now,
-                                stop_reason=f"template {claim.template}: FreeSWITCH cannot play "
-                                            f"{', '.join(unplayable[:5])}")
-            return
-        self._launch(Call(claim, self.esl, script, self.call_settings, self.clock), originate=True)
-
-    def _check_templates(self):
-        """Ask the switch about every file of every good template (start-up and reconnect);
-        the answers are kept, so claims later ask only about templates edited since."""
-        for name in self.templates.names():
-            try:
-                template = self.templates.get(name)
-            except ivr.TemplateError:
-                continue  # the loader has logged why
-            self._unplayable(template)
-
-    def _unplayable(self, template: ivr.Template) -> list[str]:
-        """The files of `template` FreeSWITCH cannot play. Asked once per loaded version while
-        they are all playable; while some are not, again after UNPLAYABLE_RECHECK (the fix, a
-        folder's permission, changes nothing the loader sees)."""
-        now = self.clock()
-        checked, unplayable, at = self._switch_verdicts.get(template.name, (None, [], 0.0))
-        if checked is template and (not unplayable or now - at < UNPLAYABLE_RECHECK):
-            return unplayable
-        try:
-            unplayable = self.switch_files.unplayable(self.esl, template.files())
-        except esl_mod.ESLError as e:
-            log.warning("template %s: cannot ask FreeSWITCH about its files (%s); not checked", template.name, e)
-            if self.esl.is_alive():  # the switch cannot tell: do not ask again for this version
-                self._switch_verdicts[template.name] = (template, [], now)
-            return []
-        self._switch_verdicts[template.name] = (template, unplayable, now)
-        if unplayable:
-            log.error("template %s: FreeSWITCH cannot play %d of its files: %s", template.name, len(unplayable),
-                      ", ".join(unplayable))
-        return unplayable
+        self._launch(Call(claim, self.link.client, script, self.call_settings, self.clock), originate=True)
 
     def _launch(self, call: Call, *, originate: bool):
         active = _Active(call)
@@ -299,16 +229,13 @@ class Dialer:
         claim = call.claim
         report = None
         try:
-            if call.script is None:  # re-attached but unrenderable: end it
-                call.interrupted = True
-            report = call.run(originate=originate and call.script is not None,
-                              on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at))
+            report = call.run(originate=originate, on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at))
         except Detached as e:
             log.info("call %s detached (%s); it is reconciled after reconnect", claim.uuid, e)
         except Exception:
             log.exception("call %s failed in the dialer; hanging it up", claim.uuid)
             report = CallReport(call.answered_at, self.clock(), 0.0, "AUTOCALL_ERROR", interrupted=True)
-            gevent.spawn(_quiet_kill, self.esl, claim.uuid)
+            gevent.spawn(_quiet_kill, call.esl, claim.uuid)
         try:
             if report is not None:
                 self._record(claim, report)
@@ -346,18 +273,7 @@ class Dialer:
                 except Detached:
                     pass
             gevent.joinall([a.greenlet for a in left], timeout=self.call_settings.hangup_grace + 2)
-        if self.esl is not None:
-            self.esl.close()
-
-
-def channel_rows(body: str) -> dict[str, dict]:
-    """uuid -> row (callstate, application, ...) from `show channels as json` (which says
-    {"row_count": 0} when empty)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise esl_mod.ESLError(f"show channels: unexpected reply {body[:80]!r}") from None
-    return {row["uuid"]: row for row in data.get("rows", [])}
+        self.link.close()
 
 
 def _quiet_kill(client, uuid: str):

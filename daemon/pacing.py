@@ -1,6 +1,9 @@
 """Limits on when and how fast the dialer may call: a token bucket and the calling window.
 
-Both take `now` (Unix seconds) as an argument, so tests step through hours at once.
+Both take `now` as an argument, so tests step through hours at once. The clock rule: the
+bucket (and every wait of the dialer's loop) runs on the monotonic clock, so a wall clock
+stepped back cannot stop dialing; the window, the day and what is stored use wall time
+(Unix seconds). `WallWatch` notices a step of the wall clock so it can be logged.
 """
 from __future__ import annotations
 
@@ -84,3 +87,23 @@ class CallingWindow:
         """When the window opens on the next local day."""
         local = self._local(now)
         return dt.datetime.combine(local.date() + dt.timedelta(days=1), self.start, self.tz).timestamp()
+
+
+WALL_STEP = 5.0  # seconds wall and monotonic time may drift apart between two looks before it is a step
+
+
+class WallWatch:
+    """Notices the wall clock being stepped (NTP, an operator's `date -s`): between two looks
+    the wall and the monotonic clock advanced by more than WALL_STEP apart."""
+
+    def __init__(self):
+        self._last: tuple[float, float] | None = None
+
+    def step(self, wall: float, monotonic: float) -> float | None:
+        """The wall clock's step since the previous look, in seconds (negative: back), or None.
+        Each step is reported once: the next look compares with this one."""
+        last, self._last = self._last, (wall, monotonic)
+        if last is None:
+            return None
+        jump = (wall - last[0]) - (monotonic - last[1])
+        return jump if abs(jump) > WALL_STEP else None

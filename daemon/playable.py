@@ -7,9 +7,15 @@ skips it without a word. So the files of a template are checked as FreeSWITCH se
 """
 from __future__ import annotations
 
+import logging
 import os
 
+from daemon import ivr
 from daemon.esl import ESLError, commands
+
+log = logging.getLogger(__name__)
+
+UNPLAYABLE_RECHECK = 5.0  # seconds before the switch is asked again about a template it could not play
 
 
 class SwitchFiles:
@@ -39,6 +45,44 @@ class SwitchFiles:
                 else:  # e.g. "-ERR file_exists Command not found!" without mod_commands
                     raise ESLError(f"file_exists {path}: unexpected answer {answer[:80]!r}")
         return missing
+
+
+class TemplateCheck:
+    """Which files of a template FreeSWITCH cannot play, remembered per loaded template version."""
+
+    def __init__(self, switch_files: SwitchFiles | None = None):
+        self.switch_files = switch_files or SwitchFiles()
+        self._verdicts: dict[str, tuple] = {}  # template name -> (Template, files it cannot play, when)
+
+    def check_all(self, client, templates, now: float):
+        """Ask about every file of every good template (start-up and reconnect); the answers
+        are kept, so claims later ask only about templates edited since."""
+        for name in templates.names():
+            try:
+                template = templates.get(name)
+            except ivr.TemplateError:
+                continue  # the loader has logged why
+            self.unplayable(client, template, now)
+
+    def unplayable(self, client, template, now: float) -> list[str]:
+        """The files of `template` FreeSWITCH cannot play. Asked once per loaded version while
+        they are all playable; while some are not, again UNPLAYABLE_RECHECK after monotonic
+        `now` (the fix, a folder's permission, changes nothing the loader sees)."""
+        checked, unplayable, at = self._verdicts.get(template.name, (None, [], 0.0))
+        if checked is template and (not unplayable or now - at < UNPLAYABLE_RECHECK):
+            return unplayable
+        try:
+            unplayable = self.switch_files.unplayable(client, template.files())
+        except ESLError as e:
+            log.warning("template %s: cannot ask FreeSWITCH about its files (%s); not checked", template.name, e)
+            if client.is_alive():  # the switch cannot tell: do not ask again for this version
+                self._verdicts[template.name] = (template, [], now)
+            return []
+        self._verdicts[template.name] = (template, unplayable, now)
+        if unplayable:
+            log.error("template %s: FreeSWITCH cannot play %d of its files: %s", template.name, len(unplayable),
+                      ", ".join(unplayable))
+        return unplayable
 
 
 def _version(path: str):

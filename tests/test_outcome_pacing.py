@@ -6,7 +6,7 @@ import pytest
 
 from daemon import outcome
 from daemon.outcome import Progress, next_state
-from daemon.pacing import CallingWindow, TokenBucket, bucket_for
+from daemon.pacing import WALL_STEP, CallingWindow, TokenBucket, WallWatch, bucket_for
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -137,3 +137,17 @@ def test_take_up_to_takes_only_whole_tokens_and_give_back_returns_them():
     assert bucket.take_up_to(10, 0.05) == 0
     bucket.give_back(2)
     assert bucket.take_up_to(10, 0.05) == 2
+
+
+def test_wall_watch_reports_a_step_back_of_the_wall_clock_once():
+    watch = WallWatch()
+    assert watch.step(1_000_000.0, 50.0) is None  # the first look has nothing to compare with
+    assert watch.step(1_000_000.0 + 1 - 600, 51.0) == -600
+    assert watch.step(1_000_000.0 + 2 - 600, 52.0) is None  # the same step is not reported again
+
+
+def test_wall_watch_ignores_drift_up_to_wall_step_seconds():
+    watch = WallWatch()
+    watch.step(0.0, 0.0)
+    assert watch.step(30.0 + WALL_STEP, 30.0) is None
+    assert watch.step(61.0 + 2 * WALL_STEP + 0.1, 61.0) == pytest.approx(WALL_STEP + 0.1)

@@ -1,0 +1,86 @@
+"""Recovering calls after a restart or a lost connection: the store's live attempts against
+FreeSWITCH's channels (rq's `StartedJobRegistry.cleanup`, for calls).
+
+`plan` is pure: which attempts to follow again (re-attach) and which to close as lost.
+`apply` is the thin part that asks the switch, builds the re-attached `Call`s and records
+the lost ones. It runs at start-up and after every reconnect, so `kill -9` of the daemon
+loses nobody and double-dials nobody.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+
+from daemon import esl as esl_mod
+from daemon.esl import commands
+from daemon.store.records import CallReport, Claim
+
+log = logging.getLogger(__name__)
+
+LOST = "CALL_LOST"      # cause recorded when the dialer lost a call FreeSWITCH no longer has
+
+
+@dataclasses.dataclass(frozen=True)
+class Reattach:
+    """An attempt whose channel FreeSWITCH still has: follow it from here."""
+    claim: Claim
+    state: str                    # the channel's callstate (RINGING, EARLY, ACTIVE, ...)
+    answered_at: float | None     # the stored answer, else `now` for a channel answered meanwhile
+    newly_answered: bool          # answered while we were away: the store must hear of it
+    parked: bool                  # an application runs (park, or one of ours): the originate is done
+
+
+def plan(open_attempts: list[Claim], channels: dict[str, dict], now: float
+         ) -> tuple[list[Reattach], list[tuple[Claim, CallReport]]]:
+    """(re-attach, lost): each open attempt whose uuid is a key of `channels` (uuid -> row of
+    `show channels as json`) is re-attached; each other one is lost, with the report that
+    closes it as CALL_LOST, interrupted (the customer is recalled after the recall delay)."""
+    reattach, lost = [], []
+    for claim in open_attempts:
+        row = channels.get(claim.uuid)
+        if row is None:
+            lost.append((claim, CallReport(claim.answered_at, now, 0.0, LOST, interrupted=True)))
+            continue
+        state = row.get("callstate", "")
+        newly = claim.answered_at is None and state == "ACTIVE"
+        reattach.append(Reattach(claim, state, now if newly else claim.answered_at, newly,
+                                 bool(row.get("application"))))
+    return reattach, lost
+
+
+def channel_rows(body: str) -> dict[str, dict]:
+    """uuid -> row (callstate, application, ...) from `show channels as json` (which says
+    {"row_count": 0} when empty)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise esl_mod.ESLError(f"show channels: unexpected reply {body[:80]!r}") from None
+    return {row["uuid"]: row for row in data.get("rows", [])}
+
+
+def apply(client, claims: list[Claim], now: float, *, follow, close) -> None:
+    """Ask `client` for its channels and carry out `plan`: `follow(reattach, events)` for each
+    call to re-attach (`events`: what arrived for it while we listed), `close(claim, report)`
+    for each lost one. ESLError from the listing passes through."""
+    if not claims:
+        return
+    heard: dict[str, list] = {claim.uuid: [] for claim in claims}
+    for claim in claims:  # subscribed before listing, so no event falls between the two
+        client.subscribe_channel(claim.uuid, heard[claim.uuid].append)
+    channels = channel_rows(client.api(commands.SHOW_CHANNELS))
+    for claim in claims:
+        if claim.uuid not in channels and _hung_up(heard[claim.uuid]):
+            channels[claim.uuid] = {}  # gone while we listed: follow it to its recorded end
+    reattach, lost = plan(claims, channels, now)
+    for claim, report in lost:
+        client.unsubscribe_channel(claim.uuid)
+        close(claim, report)
+    for item in reattach:
+        log.info("re-attached call %s (customer %s of %s, %s)", item.claim.uuid, item.claim.ext_id,
+                 item.claim.queue_code, item.state)
+        follow(item, heard[item.claim.uuid])
+
+
+def _hung_up(events) -> bool:
+    return any(event.name == "CHANNEL_HANGUP_COMPLETE" for event in events)

@@ -1,0 +1,355 @@
+"""The Dialer in-process: a real SQLite file, the simulator on 127.0.0.1:0, a fake clock.
+
+The test turns the loop itself with `dialer.step(clock.monotonic())` and moves the clock by
+hand; the only waits are for the call greenlets to end (events, bounded), never sleeps.
+"""
+import dataclasses
+import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
+
+import gevent
+import gevent.event
+import pytest
+
+from daemon import config as config_mod
+from daemon import ivr
+from daemon.config import QueueDefaults
+from daemon.dialer import Dialer
+from daemon.errors import ConfigError
+from daemon.esl import ESLClient
+from daemon.ledger import Ledger
+from daemon.store import customers as store_customers
+from daemon.store import records
+from daemon.store.schema import open_database
+from simulator import Simulator
+from simulator.scenario import from_dict
+from tests.daemon_fixtures import REPO, query
+
+pytestmark = pytest.mark.timeout(60)
+
+TIME_SCALE = 0.01  # 100 simulated seconds per real second
+FIELDS = {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
+GREETING = str(REPO / "ivr_templates" / "sounds" / "vi" / "prompts" / "xin_chao.wav")
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+NOON = dt.datetime(2026, 12, 2, 12, 0, tzinfo=TZ).timestamp()
+
+
+class FakeClock:
+    """Wall and monotonic time that move only when the test says so."""
+
+    def __init__(self, wall: float):
+        self.wall, self.mono = wall, 5000.0
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float):
+        self.wall += seconds
+        self.mono += seconds
+
+
+class Rig:
+    """A simulator, a database file and dialers on them, all on one fake clock."""
+
+    def __init__(self, tmp_path, scenario, dialer):
+        self.tmp_path, self.db_path = tmp_path, tmp_path / "autocall.sqlite3"
+        self.clock = FakeClock(NOON)
+        self.sim = Simulator(from_dict({"gateways": ["carrier"], **scenario}), listen=("127.0.0.1", 0),
+                             time_scale=TIME_SCALE, heartbeat=20.0, sound_dir=str(REPO)).start()
+        settings = {"dial_string": "sofia/gateway/carrier/{number}", "window_start": "00:00", "window_end": "24:00",
+                    "recall_delay": 60, "cps": 200, "channel_limit": 50, "drain_timeout": 5, **dialer}
+        lines = ["[dialer]"] + [f"{k} = {v!r}".replace("'", '"') for k, v in settings.items()]
+        (tmp_path / "autocall.toml").write_text("\n".join(lines) + "\n")
+        self.config = config_mod.load(tmp_path / "autocall.toml", environ={})
+        self.db = open_database(self.db_path)
+        self.dialers = []
+        self.password = "ClueCon"  # the simulator's
+
+    def import_customers(self, customers, **settings):
+        """[(id, [numbers])], due since an hour before the clock's now."""
+        request = records.ImportRequest("Q", "IVR-1", settings, [
+            records.NewCustomer(ext_id, list(numbers), FIELDS) for ext_id, numbers in customers])
+        store_customers.import_customers(self.db, request, QueueDefaults(), now=lambda: self.clock.wall - 3600)
+
+    def connect(self):
+        client = ESLClient(*self.sim.address, self.password, timeout=5.0, heartbeat_timeout=60.0)
+        client.connect()
+        return client
+
+    def dialer(self, ledger=None) -> Dialer:
+        templates = ivr.TemplateLoader(REPO / "ivr_templates", REPO / "ivr_templates" / "sounds",
+                                       destinations=[name for name, _ in self.config.dialer.transfer_destinations])
+        dialer = Dialer(self.config, ledger or Ledger(self.db), templates, self.connect, clock=self.clock.time,
+                        monotonic=self.clock.monotonic)
+        self.dialers.append(dialer)
+        return dialer
+
+    def step(self, dialer) -> float:
+        return dialer.step(self.clock.monotonic())
+
+    def attempts(self):
+        return query(self.db_path, "SELECT number, state, hangup_cause, outcome FROM attempt ORDER BY id")
+
+    def customers(self):
+        return dict(query(self.db_path, "SELECT ext_id, state FROM customer"))
+
+    def originated(self):
+        return [r["uuid"] for r in self.sim.records if r["event"] == "originate"]
+
+    def close(self):
+        for dialer in self.dialers:
+            greenlets = [a.greenlet for a in dialer.calls.values()]
+            dialer.link.close()
+            gevent.killall(greenlets, timeout=5)
+        self.sim.stop()
+        self.db.close()
+
+
+@pytest.fixture
+def rig(tmp_path):
+    """rig(scenario, **dialer settings) -> Rig; closed after the test."""
+    made = []
+
+    def make(scenario=None, **dialer):
+        made.append(Rig(tmp_path, scenario or {}, dialer))
+        return made[-1]
+    yield make
+    for r in made:
+        r.close()
+
+
+def settle(dialer, timeout=20.0):
+    """Wait (bounded) until every call the dialer has running has been recorded."""
+    gevent.joinall([a.greenlet for a in dialer.calls.values()], timeout=timeout)
+    assert not dialer.calls, f"{len(dialer.calls)} calls still running"
+
+
+BUSY = {"default": {"outcome": "busy"}}
+
+
+def test_a_step_dials_every_due_customer_and_records_each_call(rig):
+    r = rig(BUSY)
+    r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"]), ("C", ["0903000001"])])
+    dialer = r.dialer()
+    assert r.step(dialer) == 0.0  # connected and reconciled; dialing is the next turn
+    assert dialer.ready.is_set()
+    r.step(dialer)
+    assert len(dialer.calls) == 3
+    settle(dialer)
+    assert r.attempts() == [(n, "done", "USER_BUSY", "retry") for n in ("0901000001", "0902000001", "0903000001")]
+    assert len(r.originated()) == 3
+    assert set(r.customers().values()) == {"pending"}  # recalled after recall_delay
+
+
+def test_a_recalled_customer_is_dialed_again_once_the_recall_delay_has_passed(rig):
+    r = rig(BUSY, recall_delay=60)
+    r.import_customers([("A", ["0901000001"])], max_recall_count=1)
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    settle(dialer)
+    r.clock.advance(59)
+    r.step(dialer)
+    assert not dialer.calls and len(r.attempts()) == 1
+    r.clock.advance(2)
+    r.step(dialer)
+    settle(dialer)
+    assert len(r.attempts()) == 2 and r.customers() == {"A": "failed"}
+
+
+def test_the_cps_bucket_lets_one_call_out_per_tenth_of_a_second_at_10_cps(rig):
+    r = rig(BUSY, cps=10)
+    r.import_customers([(f"C{i}", [f"090100000{i}"]) for i in range(5)])
+    dialer = r.dialer()
+    r.step(dialer)
+    assert r.step(dialer) == pytest.approx(0.1)  # one token out, the next in a tenth of a second
+    assert len(r.attempts()) == 1
+    assert r.step(dialer) == pytest.approx(0.1) and len(r.attempts()) == 1  # same moment: nothing more
+    r.clock.advance(0.1)
+    r.step(dialer)
+    assert len(r.attempts()) == 2
+    settle(dialer)
+
+
+def test_dialing_goes_on_when_the_wall_clock_steps_back_600_seconds(rig, caplog):
+    r = rig(BUSY, cps=10)
+    r.import_customers([(f"C{i}", [f"090100000{i}"]) for i in range(4)])
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    assert len(r.attempts()) == 1
+    caplog.set_level(logging.WARNING, logger="daemon.dialer")
+    r.clock.wall -= 600  # NTP or an operator steps the wall clock back
+    for _ in range(3):
+        r.clock.advance(0.1)
+        r.step(dialer)
+    assert len(r.attempts()) == 4
+    steps = [rec.getMessage() for rec in caplog.records if "wall clock stepped" in rec.getMessage()]
+    assert len(steps) == 1 and "-600s" in steps[0]
+    settle(dialer)
+
+
+def test_a_reloaded_cps_paces_the_very_next_step(rig):
+    r = rig(BUSY, cps=200)
+    r.import_customers([(f"C{i}", [f"090100000{i}"]) for i in range(5)])
+    dialer = r.dialer()
+    r.step(dialer)
+    dialer.apply_config(dataclasses.replace(r.config, dialer=dataclasses.replace(r.config.dialer, cps=10)))  # SIGHUP
+    r.step(dialer)
+    assert len(r.attempts()) == 1  # 10 per second lets one out at once, not 5
+    settle(dialer)
+
+
+def test_outside_the_calling_window_a_step_dials_nobody_and_waits_for_the_opening(rig):
+    r = rig(BUSY, window_start="07:00", window_end="21:00")
+    r.clock.wall = dt.datetime(2026, 12, 2, 6, 59, 50, tzinfo=TZ).timestamp()
+    r.import_customers([("A", ["0901000001"])])
+    dialer = r.dialer()
+    r.step(dialer)
+    assert r.step(dialer) == pytest.approx(10.0)
+    assert r.attempts() == []
+    r.clock.advance(10)
+    r.step(dialer)
+    assert len(r.attempts()) == 1
+    settle(dialer)
+
+
+def test_an_open_attempt_without_a_channel_is_closed_lost_at_start_and_recalled_later(rig):
+    r = rig(BUSY, recall_delay=60)
+    r.import_customers([("A", ["0901000001"])])
+    queue = Ledger(r.db).running_queues()[0]
+    Ledger(r.db).claim_many(queue, 1, now=r.clock.wall - 5, day_start=0, next_day=r.clock.wall + 86400,
+                            daily_cap=5)  # a daemon claimed it and died before the originate
+    dialer = r.dialer()
+    r.step(dialer)
+    assert r.attempts() == [("0901000001", "done", "CALL_LOST", "interrupted")]
+    [(state, next_call_at)] = query(r.db_path, "SELECT state, next_call_at FROM customer")
+    assert (state, next_call_at) == ("pending", r.clock.wall + 60)
+    assert r.originated() == [] and not r.sim.channels
+
+
+def _crash_mid_call(r):
+    """A first dialer starts A's call and loses it while the callee listens; returns its uuid."""
+    first = r.dialer()
+    r.step(first)
+    r.step(first)
+    [active] = first.calls.values()
+    assert active.call.answered.wait(10), "the call was not answered"
+    first.link.close()  # the daemon is gone; FreeSWITCH keeps the channel
+    gevent.joinall([active.greenlet], timeout=5)
+    assert r.attempts()[0][1] != "done" and active.call.claim.uuid in r.sim.channels
+    return active.call.claim.uuid
+
+
+LISTENS = {"default": {"outcome": "answer", "answer_after": 0.5, "hangup_after": "never"}}  # we hang up
+
+
+def test_a_restarted_dialer_reattaches_the_live_call_and_dials_nobody_twice(rig):
+    r = rig(LISTENS)
+    r.import_customers([("A", ["0901000001"])])
+    uuid = _crash_mid_call(r)
+    second = r.dialer()
+    r.step(second)
+    assert [a.call.claim.uuid for a in second.calls.values()] == [uuid]
+    settle(second)
+    [(number, state, cause, result)] = r.attempts()
+    assert (state, cause, result) == ("done", "NORMAL_CLEARING", "success")
+    assert r.originated() == [uuid]
+    assert r.customers() == {"A": "success"}
+
+
+def test_a_reattached_call_whose_sound_file_the_switch_cannot_play_is_hung_up_not_played(rig):
+    r = rig(LISTENS)
+    r.import_customers([("A", ["0901000001"])])
+    uuid = _crash_mid_call(r)
+    apps_before = sum(1 for rec in r.sim.records if rec["event"] == "app")
+    r.sim.set_unreadable([GREETING])
+    second = r.dialer()
+    r.step(second)
+    settle(second)
+    assert sum(1 for rec in r.sim.records if rec["event"] == "app") == apps_before
+    assert r.attempts()[0][1:] == ("done", "NORMAL_CLEARING", "interrupted")
+    assert uuid not in r.sim.channels
+
+
+def test_a_template_the_switch_cannot_play_stops_the_queue_and_dials_nobody(rig):
+    r = rig(BUSY)
+    r.sim.set_unreadable([GREETING])
+    r.import_customers([("A", ["0901000001"])])
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    assert r.attempts() == [("0901000001", "done", "SOUND_FILE_UNPLAYABLE", "not_dialed")]
+    [(state, reason)] = query(r.db_path, "SELECT state, stop_reason FROM queue")
+    assert state == "stopped" and GREETING in reason
+    assert r.customers() == {"A": "pending"} and r.originated() == []
+
+
+def test_after_the_connection_drops_the_next_step_reconnects_and_dialing_resumes(rig):
+    r = rig(BUSY)
+    r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"])], concurrent_call=1)
+    dialer = r.dialer()
+    r.step(dialer)
+    first = dialer.link.client
+    r.sim.drop_connections()
+    assert first.dead.wait(5)
+    assert not dialer.healthy(r.clock.monotonic())
+    assert r.step(dialer) == 0.0 and dialer.link.client is not first and dialer.ready.is_set()
+    r.step(dialer)
+    settle(dialer)
+    assert len(r.attempts()) == 1  # concurrent_call = 1: B waits for the next turn
+    r.step(dialer)
+    settle(dialer)
+    assert [row[2] for row in r.attempts()] == ["USER_BUSY", "USER_BUSY"]
+
+
+def test_the_loop_counts_as_come_round_at_every_step(rig):
+    r = rig(BUSY)
+    dialer = r.dialer()
+    r.clock.advance(1000)
+    assert dialer.wedged(r.clock.monotonic())
+    r.step(dialer)
+    assert not dialer.wedged(r.clock.monotonic())
+
+
+def test_a_password_the_switch_refuses_three_times_stops_the_dialer_with_a_config_error(rig):
+    r = rig(BUSY)
+    r.password = "wrong"
+    dialer = r.dialer()
+    for _ in range(2):
+        pause = r.step(dialer)
+        assert pause > 0 and not dialer.ready.is_set()
+        r.clock.advance(pause)
+    with pytest.raises(ConfigError, match="esl.password"):
+        r.step(dialer)
+
+
+class SignallingLedger(Ledger):
+    """The real ledger; `finished` is set when a call result has been written."""
+
+    def __init__(self, db):
+        super().__init__(db)
+        self.finished = gevent.event.Event()
+
+    def finish(self, *args, **kwargs):
+        try:
+            return super().finish(*args, **kwargs)
+        finally:
+            self.finished.set()
+
+
+def test_run_dials_until_stop_and_then_drains(rig):
+    r = rig(BUSY)
+    r.import_customers([("A", ["0901000001"])])
+    ledger = SignallingLedger(r.db)
+    dialer = r.dialer(ledger)
+    runner = gevent.spawn(dialer.run)
+    assert ledger.finished.wait(10), "no call recorded"
+    dialer.stop()
+    runner.get(timeout=10)
+    assert r.attempts() == [("0901000001", "done", "USER_BUSY", "retry")]
+    assert not dialer.link.up

@@ -1,0 +1,115 @@
+"""daemon/reconcile.py: the store's open attempts against the switch's channels."""
+import json
+
+import pytest
+
+from daemon.esl import ESLError, ESLEvent
+from daemon.reconcile import LOST, apply, channel_rows, plan
+from daemon.store.records import Claim
+
+NOW = 1_700_000_000.0
+ANSWERED = NOW - 20
+
+
+def claim(uuid, answered_at=None):
+    return Claim(1, uuid, "job-" + uuid, "0901000001", 7, "A", {}, 3, "Q", "IVR-1", 10, answered_at)
+
+
+@pytest.mark.parametrize("row, stored, answered_at, newly, parked", [
+    ({"callstate": "ACTIVE", "application": "park"}, ANSWERED, ANSWERED, False, True),   # answered, known
+    ({"callstate": "ACTIVE", "application": "playback"}, None, NOW, True, True),         # answered meanwhile
+    ({"callstate": "RINGING", "application": ""}, None, None, False, False),            # still ringing
+    ({"callstate": "EARLY"}, None, None, False, False),                                  # no application yet
+    ({}, ANSWERED, ANSWERED, False, False),                                              # hung up while listed
+], ids=["answered", "answered-meanwhile", "ringing", "early", "hung-up-while-listed"])
+def test_a_channel_the_switch_still_has_is_reattached(row, stored, answered_at, newly, parked):
+    reattach, lost = plan([claim("u1", stored)], {"u1": row}, NOW)
+    assert lost == []
+    [item] = reattach
+    assert (item.claim.uuid, item.answered_at, item.newly_answered, item.parked) == ("u1", answered_at, newly, parked)
+    assert item.state == row.get("callstate", "")
+
+
+@pytest.mark.parametrize("stored", [None, ANSWERED], ids=["never-answered", "answered"])
+def test_a_channel_the_switch_no_longer_has_is_closed_lost_and_interrupted(stored):
+    reattach, lost = plan([claim("gone", stored)], {"other": {"callstate": "ACTIVE"}}, NOW)
+    assert reattach == []
+    [(closed, report)] = lost
+    assert closed.uuid == "gone"
+    assert (report.cause, report.interrupted, report.ended_at, report.answered_at) == (LOST, True, NOW, stored)
+    assert report.talk_seconds == 0.0
+
+
+def test_each_attempt_lands_in_exactly_one_list_in_store_order():
+    claims = [claim("a"), claim("b"), claim("c")]
+    reattach, lost = plan(claims, {"b": {"callstate": "RINGING"}}, NOW)
+    assert [r.claim.uuid for r in reattach] == ["b"]
+    assert [c.uuid for c, _ in lost] == ["a", "c"]
+
+
+def test_nothing_open_plans_nothing():
+    assert plan([], {"u1": {"callstate": "ACTIVE"}}, NOW) == ([], [])
+
+
+def test_an_empty_channel_list_has_no_rows_key():
+    assert channel_rows('{"row_count": 0}') == {}
+
+
+def test_channel_rows_are_keyed_by_uuid():
+    body = json.dumps({"row_count": 2, "rows": [{"uuid": "a", "callstate": "ACTIVE"}, {"uuid": "b"}]})
+    assert channel_rows(body) == {"a": {"uuid": "a", "callstate": "ACTIVE"}, "b": {"uuid": "b"}}
+
+
+def test_a_reply_that_is_not_json_is_an_esl_error():
+    with pytest.raises(ESLError, match="show channels: unexpected reply"):
+        channel_rows("-ERR no reply")
+
+
+class ListingClient:
+    """A switch whose channel list is `rows`; `during` are events it sends while listing."""
+
+    def __init__(self, rows, during=()):
+        self.rows, self.during, self.handlers, self.commands = rows, during, {}, []
+
+    def subscribe_channel(self, uuid, handler):
+        self.handlers[uuid] = handler
+
+    def unsubscribe_channel(self, uuid):
+        self.handlers.pop(uuid, None)
+
+    def api(self, command):
+        self.commands.append(command)
+        for event in self.during:
+            self.handlers[event.unique_id](event)
+        return json.dumps({"row_count": len(self.rows), "rows": self.rows})
+
+
+def _run_apply(client, claims):
+    followed, closed = [], []
+    apply(client, claims, NOW, follow=lambda item, heard: followed.append((item, heard)),
+          close=lambda c, report: closed.append((c.uuid, report.cause)))
+    return followed, closed
+
+
+def test_apply_follows_live_calls_with_what_was_heard_and_closes_the_rest():
+    answer = ESLEvent([("Event-Name", "CHANNEL_ANSWER"), ("Unique-ID", "live")])
+    client = ListingClient([{"uuid": "live", "callstate": "ACTIVE", "application": "park"}], during=[answer])
+    followed, closed = _run_apply(client, [claim("live"), claim("gone")])
+    [(item, heard)] = followed
+    assert item.claim.uuid == "live" and heard == [answer]
+    assert closed == [("gone", LOST)]
+    assert "gone" not in client.handlers and client.commands == ["show channels as json"]
+
+
+def test_a_call_that_hangs_up_while_channels_are_listed_is_followed_not_lost():
+    hangup = ESLEvent([("Event-Name", "CHANNEL_HANGUP_COMPLETE"), ("Unique-ID", "ending")])
+    followed, closed = _run_apply(ListingClient([], during=[hangup]), [claim("ending", ANSWERED)])
+    assert closed == []
+    [(item, heard)] = followed
+    assert item.claim.uuid == "ending" and heard == [hangup]
+
+
+def test_apply_with_nothing_open_asks_the_switch_nothing():
+    client = ListingClient([])
+    assert _run_apply(client, []) == ([], [])
+    assert client.commands == []

@@ -66,13 +66,13 @@ def _play(channel, path, stop):
     firing filestring::fail. When the channel stops being ready meanwhile, PLAYBACK_STOP still
     says 'done' (capture 11) and NotReady goes on to the caller.
     """
-    members = channel.sim.media.members(path)
+    members = channel.switch.media.members(path)
     listed = path.startswith('file_string://')
     current = _next_member(channel, members, listed)
     if current is None:
         raise FileNotFound(path)
     channel.fire(seq.PLAYBACK_START, play_file=url_encode(path))
-    started, digit = channel.sim.clock.now(), None
+    started, digit = channel.switch.clock.now(), None
     length = sum(seconds for _member, seconds in members if seconds is not None) + current[1]
     try:
         while current is not None and digit is None:
@@ -101,11 +101,11 @@ def _next_member(channel, members, listed):
 
 
 def _filestring(channel, what, member):
-    channel.sim.fire(seq.FILESTRING[what], dict(channel.sim.events.base, file=url_encode(member)))
+    channel.switch.fire(seq.FILESTRING[what], dict(channel.switch.base_fields, file=url_encode(member)))
 
 
 def _stopped(channel, path, length, started, digit):
-    played = min(length, channel.sim.clock.now() - started)
+    played = min(length, channel.switch.clock.now() - started)
     samples = int(played * SAMPLE_RATE)
     channel.set_var('playback_last_offset_pos', samples)
     channel.set_var('playback_seconds', int(played))

@@ -8,6 +8,8 @@ import logging
 import math
 import uuid as uuidlib
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gevent
 from gevent.event import AsyncResult
@@ -44,11 +46,26 @@ class ExecRequest:
         self.sendmsg_text = sendmsg_text
 
 
+@dataclass(frozen=True)
+class Switch:
+    """What a channel may use of the switch around it: its clock, files and scenario, the
+    switch-wide event fields, and callbacks. The channel never sees the whole Simulator."""
+    clock: object               # now() in simulated seconds, real(seconds) to sleep
+    media: object               # which files the switch can open, and for how long
+    scenario: object
+    base_fields: dict           # Core-UUID, hostname, addresses: in every event
+    fire: Callable              # fire(template_key, fields, body=None)
+    record_app: Callable        # record_app(channel, request)
+    job_done: Callable          # job_done(job, command, args, result)
+    gone: Callable              # gone(channel): its life is over
+    session_id: int             # this channel's session number (the switch counts them)
+
+
 class Channel:
     """A simulated outbound channel. Created by the simulator on originate; `start()` runs it."""
 
-    def __init__(self, sim, uuid, target, variables, behaviour, job=None, origin_arg=''):
-        self.sim = sim
+    def __init__(self, switch, uuid, target, variables, behaviour, job=None, origin_arg=''):
+        self.switch = switch
         self.uuid = uuid
         self.target = target
         self.variables = dict(variables)
@@ -58,7 +75,7 @@ class Channel:
         self.app_vars = {}
         self.late_vars = {}  # set after the callee hung up
         self.state = 'down'
-        self.created = sim.clock.now()
+        self.created = switch.clock.now()
         self.progress = self.progress_media = self.answered = self.ended = None
         self.hangup_cause = None
         self.remote_hangup = False
@@ -72,7 +89,7 @@ class Channel:
         self.park_uuid = str(uuidlib.uuid4())
         self._timers = []
         self.greenlet = None
-        self.varied = sim.scenario.vary_order()  # the other captured order of the racing events
+        self.varied = switch.scenario.vary_order()  # the other captured order of the racing events
         self.fields = self._initial_fields()
 
     # ---- public surface used by the simulator -------------------------------------------------
@@ -87,7 +104,7 @@ class Channel:
             return False
         self.hangup_cause = cause
         self.remote_hangup = remote
-        self.ended = self.sim.clock.now()
+        self.ended = self.switch.clock.now()
         self._set_cause(cause, Q850.get(cause, 16))
         if self.state == 'down':  # not started yet: _run cancels it after the first events
             self.fields['disposition'] = 'send_cancel'
@@ -144,7 +161,7 @@ class Channel:
         finally:
             self._cancel_timers()
             self.state = 'destroyed'
-            self.sim.channel_gone(self)
+            self.switch.gone(self)
 
     def _ring_phase(self, outcome):
         behaviour = self.behaviour
@@ -174,15 +191,15 @@ class Channel:
     def _early_media(self, answer_at, deadline):
         """183 with SDP. Unless ignore_early_media=true it completes the originate: the job says
         +OK, &park() runs, apps play into the early media; True then (answer or end comes later)."""
-        self.progress_media = self.sim.clock.now()
+        self.progress_media = self.switch.clock.now()
         self.fields['progress_media_us'] = _usec(self.progress_media)
-        self.sim.fire(seq.PROGRESS_MEDIA, self.fields)
+        self.switch.fire(seq.PROGRESS_MEDIA, self.fields)
         if self.variables.get('ignore_early_media') == 'true':
             return False
         self.state = 'early'
         self._job_result('+OK %s\n' % self.uuid)
         self._park()
-        now = self.sim.clock.now()
+        now = self.switch.clock.now()
         if answer_at is not None:
             self._later(answer_at - now, self.inbox.put, ('answer',))
         else:  # the callee never answers: the far end gives up when the originate would have
@@ -190,7 +207,7 @@ class Channel:
         return True
 
     def _ringing(self):
-        self.progress = self.sim.clock.now()
+        self.progress = self.switch.clock.now()
         self.fields['progress_us'] = _usec(self.progress)
         self.fields['_peer'] = self._peer_lines()
         self._fire_all(seq.RINGING)
@@ -198,7 +215,7 @@ class Channel:
     def _refuse(self, outcome):
         cause, q850, status, phrase, tag = REFUSALS[outcome]
         self.hangup_cause = cause
-        self.ended = self.sim.clock.now()
+        self.ended = self.switch.clock.now()
         self._set_cause(cause, q850)
         self.fields.update(disposition='recv_refuse', sip_status=str(status), sip_proto='sip%%3A%d' % status,
                            sip_fail_status=str(status), sip_phrase=url_encode(phrase), sip_term_cause=str(q850))
@@ -212,7 +229,7 @@ class Channel:
 
     def _no_answer(self):
         self.hangup_cause = 'NO_ANSWER'
-        self.ended = self.sim.clock.now()
+        self.ended = self.switch.clock.now()
         self._set_cause('NO_ANSWER', 19)
         self.fields.update(disposition='send_cancel', sip_fail_status='487', sip_phrase='CANCEL')
         self._fire_all(seq.NO_ANSWER[0])
@@ -234,14 +251,14 @@ class Channel:
 
     def _answer(self):
         self._fire_all(seq.MEDIA)
-        self.answered = self.sim.clock.now()
+        self.answered = self.switch.clock.now()
         self.state = 'answered'
         self.fields['answered_us'] = _usec(self.answered)
         self._fire_all(seq.ANSWER_01 if self.varied else seq.ANSWER)
         self._schedule_callee()
         if self.result.ready():  # the originate already completed on early media
             return
-        delay = self.sim.scenario.originate_completes_after
+        delay = self.switch.scenario.originate_completes_after
         if delay > 0:  # an execute arriving meanwhile runs in CS_CONSUME_MEDIA (see docs/simulator.md)
             self.originating = True
             self._later(delay, self.inbox.put, ('originated',))
@@ -277,7 +294,7 @@ class Channel:
         except ValueError:
             seconds = 0  # atoi
         if seconds >= 0:
-            now = self.sim.clock.now()
+            now = self.switch.clock.now()
             self.park_expires = (math.floor(now) + seconds, cause or 'NORMAL_CLEARING')
             # only wakes _serve, which hangs up between apps once the second is reached
             self._later(self.park_expires[0] - now + 0.001, self.inbox.put, ('park_timeout',))
@@ -285,7 +302,7 @@ class Channel:
     def _serve(self):
         """Parked: run queued applications, let DTMF through, until the call is hung up."""
         while True:
-            if self.park_expires and self.sim.clock.now() >= self.park_expires[0]:
+            if self.park_expires and self.switch.clock.now() >= self.park_expires[0]:
                 self.hangup(self.park_expires[1])  # checked between apps, as park's loop does
                 self.park_expires = None
             if self.pending:
@@ -332,7 +349,7 @@ class Channel:
 
     def _execute(self, request):
         app = APPS.get(request.app)
-        self.sim.record_app(self, request)
+        self.switch.record_app(self, request)
         if app is None:
             logger.warning('channel %s: invalid application %s', self.uuid, request.app)
             self.hangup('DESTINATION_OUT_OF_ORDER')
@@ -345,7 +362,7 @@ class Channel:
         self._set_var('current_application_data', request.arg)
         self._set_var('current_application_response', None)  # switch_core_session.c:2942
         self._set_app(request.app, request.arg, request.app_uuid)
-        self.sim.fire(seq.EXECUTE if request.arg else seq.EXECUTE_NODATA, self.fields)
+        self.switch.fire(seq.EXECUTE if request.arg else seq.EXECUTE_NODATA, self.fields)
         self._set_var('current_application', request.app)  # set anew once running, as captured
         parked_after = False
         self.app_running = True
@@ -363,7 +380,7 @@ class Channel:
             key = seq.EXECUTE_COMPLETE if request.arg else seq.EXECUTE_COMPLETE_NODATA
         else:
             key = seq.EXECUTE_COMPLETE_HUNGUP_DATA if request.arg else seq.EXECUTE_COMPLETE_HUNGUP
-        self.sim.fire(key, self.fields)
+        self.switch.fire(key, self.fields)
         self._set_var('current_loop', None)
         self._set_var('total_loops', None)
         if request.sendmsg_text is not None:
@@ -379,15 +396,15 @@ class Channel:
         meanwhile: Hangup when the call is hung up, OriginateCompleted when the app was started
         in CS_CONSUME_MEDIA and the originate completes (the job result is out by then).
         """
-        return self._wait_until(self.sim.clock.now() + seconds, stop)
+        return self._wait_until(self.switch.clock.now() + seconds, stop)
 
     def _wait_until(self, deadline, stop=None):
         while True:
-            remaining = deadline - self.sim.clock.now()
+            remaining = deadline - self.switch.clock.now()
             if remaining <= 0:
                 return None
             try:
-                message = self.inbox.get(timeout=self.sim.clock.real(remaining))
+                message = self.inbox.get(timeout=self.switch.clock.real(remaining))
             except Empty:
                 return None
             if message[0] == 'dtmf' and self.state in ('answered', 'early'):
@@ -408,13 +425,13 @@ class Channel:
         """Fire template `key` for this channel with extra slot values (its hung-up form once the
         call is hung up)."""
         self.fields.update(fields)
-        self.sim.fire(seq.HUNG_UP.get(key, key) if self.hangup_cause else key, self.fields)
+        self.switch.fire(seq.HUNG_UP.get(key, key) if self.hangup_cause else key, self.fields)
 
     def _dtmf(self, digit):
         self.digits_dialed += digit
         self.fields['digits_dialed'] = url_encode(self.digits_dialed)
         self.fields['digit'] = url_encode(digit)
-        self.sim.fire(seq.DTMF, self.fields)
+        self.switch.fire(seq.DTMF, self.fields)
 
     # ---- callee script -----------------------------------------------------------------------------
 
@@ -426,7 +443,7 @@ class Channel:
             self._later(self.behaviour.hangup_after, self.hangup, 'NORMAL_CLEARING', True)
 
     def _later(self, seconds, func, *args):
-        self._timers.append(gevent.spawn_later(self.sim.clock.real(seconds), func, *args))
+        self._timers.append(gevent.spawn_later(self.switch.clock.real(seconds), func, *args))
 
     def _cancel_timers(self):
         for timer in self._timers:
@@ -437,14 +454,14 @@ class Channel:
 
     def _initial_fields(self):
         target = self.target
-        fields = dict(self.sim.events.base)
+        fields = dict(self.switch.base_fields)
         fields.update(
             uuid=self.uuid, chan=url_encode(target.channel_name), user=url_encode(target.user),
             profile=url_encode(target.profile), sip_profile='gateway' if target.gateway else url_encode(target.profile),
             _gateway='variable_sip_gateway_name: %s\n' % url_encode(target.gateway) if target.gateway else '',
             _peer='',
             req_uri=url_encode(target.req_uri), hostport=url_encode(target.hostport), port=target.port,
-            session_id=str(self.sim.next_session_id()), media_port=str(16384 + 2 * (self.sim.sessions_total % 8000)),
+            session_id=str(self.switch.session_id), media_port=str(16384 + 2 * (self.switch.session_id % 8000)),
             _orig=_variable_lines(self.variables), _app='', _app_late='', _sendmsg='',
             created_us=_usec(self.created), answered_us='0', progress_us='0', hangup_us='0', progress_media_us='0',
             cause='', q850='', disposition='', sip_status='', sip_proto='', sip_fail_status='', sip_phrase='',
@@ -457,7 +474,7 @@ class Channel:
         """sip_user_agent and sip_allow, as a gateway's 180/200 sets them (sipp sent neither)."""
         if self.target.gateway is None:
             return ''
-        gateway = self.sim.scenario.gateway(self.target.gateway)
+        gateway = self.switch.scenario.gateway(self.target.gateway)
         return ''.join('variable_%s: %s\n' % (name, url_encode(value)) for name, value in (
             ('sip_user_agent', gateway.user_agent), ('sip_allow', gateway.allow)) if value is not None)
 
@@ -492,10 +509,10 @@ class Channel:
     def _job_result(self, text):
         if not self.result.ready():
             self.result.set(text)
-        self.sim.job_done(self.job, 'originate', self.origin_arg, text)
+        self.switch.job_done(self.job, 'originate', self.origin_arg, text)
 
     def _fire_all(self, keys):
-        fire, fields = self.sim.fire, self.fields
+        fire, fields = self.switch.fire, self.fields
         for key in keys:
             if key in _HANGUP_STATES:
                 fields['hangup_us'] = _usec(self.ended)

@@ -48,6 +48,7 @@ def main(argv=None):
     monkey.patch_all()
     import gevent
     import gevent.event
+
     from simulator import scenario as scenario_module
     from simulator.server import Simulator
 

@@ -20,12 +20,19 @@ from gevent.server import StreamServer
 
 from simulator import api as api_commands
 from simulator import sequences as seq
-from simulator.channel import Channel
+from simulator.channel import Channel, Switch
 from simulator.clock import SimClock
 from simulator.connection import Connection
 from simulator.dial import USAGE, parse_originate, via_gateway
-from simulator.events import (DISCONNECT_SHUTDOWN, EventFactory, disconnect_notice, event_name,
-                                     frame_event, uptime_text, url_encode)
+from simulator.events import (
+    DISCONNECT_SHUTDOWN,
+    EventFactory,
+    disconnect_notice,
+    event_name,
+    frame_event,
+    uptime_text,
+    url_encode,
+)
 from simulator.media import Media
 from simulator.scenario import Scenario
 
@@ -188,7 +195,7 @@ class Simulator:
         if error is not None:
             return self._no_channel(uuid, arg, job, error, parsed)
         behaviour = self.scenario.behaviour_for(target.user, target.req_uri)
-        channel = Channel(self, uuid, target, parsed.variables, behaviour, job=job, origin_arg=arg)
+        channel = Channel(self._switch(), uuid, target, parsed.variables, behaviour, job=job, origin_arg=arg)
         self.channels[uuid] = channel
         self.sessions_peak = max(self.sessions_peak, len(self.channels))
         return channel.start()
@@ -227,6 +234,12 @@ class Simulator:
         if job is not None:
             fields = dict(self.events.base, job=job, job_cmd=url_encode(command), job_arg=url_encode(args))
             self.fire('BACKGROUND_JOB', fields, body=result)
+
+    def _switch(self):
+        """What one new channel gets to see of the switch."""
+        return Switch(clock=self.clock, media=self.media, scenario=self.scenario, base_fields=self.events.base,
+                      fire=self.fire, record_app=self.record_app, job_done=self.job_done, gone=self.channel_gone,
+                      session_id=self.next_session_id())
 
     def next_session_id(self):
         self.sessions_total += 1

@@ -84,7 +84,7 @@ def take_snapshot(sim, db_path: Path, restarts) -> Snapshot:
         customers = {row[0]: row[1:] for row in conn.execute(
             "SELECT c.id, q.code, c.ext_id, c.state FROM customer c JOIN queue q ON q.id = c.queue_id")}
         rows = conn.execute("SELECT uuid, customer_id, state, outcome, started_at FROM attempt").fetchall()
-        dnc = set(conn.execute("SELECT q.code, d.ext_id FROM dnc d JOIN queue q ON q.id = d.queue_id"))
+        dnc = set(conn.execute("SELECT queue_code, ext_id FROM dnc"))
         conn.execute("COMMIT")
     finally:
         conn.close()

@@ -139,8 +139,8 @@ def test_calls_before_today_and_calls_never_dialed_do_not_count(db):
     db.execute_sql("UPDATE attempt SET started_at = ?", (DAY_START - 1,))  # yesterday
     add(db, ("K1", ["0901000001"]), code="B")
     db.execute_sql("INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at,"
-                   " keys, outcome) SELECT id, queue_id, 0, '0901000001', 'x', 'y', 'done', ?, '', 'not_dialed'"
-                   " FROM customer WHERE ext_id = 'K1' LIMIT 1", (NOW,))
+                   " ended_at, keys, outcome) SELECT id, queue_id, 0, '0901000001', 'x', 'y', 'done', ?, ?, '',"
+                   " 'not_dialed' FROM customer WHERE ext_id = 'K1' LIMIT 1", (NOW, NOW))
     assert len(claim(db, "B", now=NOW + 100, daily_cap=2)) == 1
 
 
@@ -201,10 +201,10 @@ def test_the_claims_checks_are_answered_by_indexes(db):
     claim(db)
     plans = []
     for sql, params in [
-        ("SELECT 1 FROM attempt a WHERE a.number IN (?) AND a.state != ?", ("0901000001", "done")),
+        ("SELECT 1 FROM attempt a WHERE a.number IN (?) AND a.ended_at IS NULL", ("0901000001",)),
         ("SELECT COUNT(*) FROM attempt a WHERE a.number IN (?) AND a.started_at >= ?", ("0901000001", 0)),
-        ("SELECT 1 FROM customer c JOIN attempt a ON a.customer_id = c.id WHERE c.ext_id = ? AND a.state != ?",
-         ("K1", "done")),
+        ("SELECT 1 FROM customer c JOIN attempt a ON a.customer_id = c.id WHERE c.ext_id = ? AND a.ended_at IS NULL",
+         ("K1",)),
     ]:
         plans.append(" ".join(r[-1] for r in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)))
     assert all("SCAN" not in plan for plan in plans), plans

@@ -18,7 +18,6 @@ import peewee as pw
 from daemon import outcome
 from daemon.store import dnc
 from daemon.store.schema import execute, marks
-from daemon.store.states import DONE
 
 _NOT_COUNTED = tuple(sorted(outcome.NOT_COUNTED))
 _COUNTED = f"(a.outcome IS NULL OR a.outcome NOT IN ({marks(_NOT_COUNTED)}))"
@@ -34,13 +33,14 @@ class Person:
 
 def look(db: pw.Database, ext_id: str, numbers: list[str], day_start: float) -> Person:
     """What the store knows of the person with `ext_id` and `numbers` right now."""
+    # An attempt is open until `ended_at` is set (schema.py: the index on open calls by number).
     in_call, calls_today = execute(
         db, "SELECT EXISTS (SELECT 1 FROM customer c JOIN attempt a ON a.customer_id = c.id"
-            " WHERE c.ext_id = ? AND a.state != ?)"
-            f" OR EXISTS (SELECT 1 FROM attempt a WHERE a.number IN ({marks(numbers)}) AND a.state != ?),"
+            " WHERE c.ext_id = ? AND a.ended_at IS NULL)"
+            f" OR EXISTS (SELECT 1 FROM attempt a WHERE a.number IN ({marks(numbers)}) AND a.ended_at IS NULL),"
             " (SELECT COUNT(*) FROM customer c JOIN attempt a ON a.customer_id = c.id"
             f" WHERE c.ext_id = ? AND a.started_at >= ? AND {_COUNTED})",
-        (ext_id, DONE, *numbers, DONE, ext_id, day_start, *_NOT_COUNTED)).fetchone()
+        (ext_id, *numbers, ext_id, day_start, *_NOT_COUNTED)).fetchone()
     number_calls = dict(execute(
         db, f"SELECT a.number, COUNT(*) FROM attempt a WHERE a.number IN ({marks(numbers)})"
             f" AND a.started_at >= ? AND {_COUNTED} GROUP BY a.number",

@@ -160,7 +160,10 @@ def _v2(db: pw.Database):
         # One person across queues: the same id in any queue, the same number in any call.
         "CREATE INDEX customer_ext ON customer(ext_id)",
         "CREATE INDEX attempt_number_started ON attempt(number, started_at)",
-        f"CREATE INDEX attempt_open_number ON attempt(number) WHERE state != '{DONE}'",
+        # Open calls by number. `ended_at IS NULL` says open as `state != 'done'` does (both are
+        # set by the one statement that closes an attempt) without a bound parameter matched
+        # against the index: SQLite re-prepares such a statement on every execution.
+        "CREATE INDEX attempt_open_number ON attempt(number) WHERE ended_at IS NULL",
     ):
         db.execute_sql(sql)
 

@@ -196,6 +196,12 @@ def test_schema_1_migrates_its_dnc_rows_to_queue_codes(tmp_path):
     assert [r["id"] for r in add(db, ("K1", ["0901000001"])).rejected] == ["K1"]
 
 
+def test_the_models_declare_the_tables_the_migrations_made(db):
+    for model in schema.MODELS:
+        columns = [r[1] for r in db.execute_sql(f"PRAGMA table_info({model._meta.table_name})")]
+        assert columns == [f.column_name for f in model._meta.sorted_fields]
+
+
 def test_the_claims_checks_are_answered_by_indexes(db):
     add(db, ("K1", ["0901000001"]))
     claim(db)

@@ -156,8 +156,8 @@ def claim_many(db: pw.Database, queue: QueueInfo, limit: int, *, now: float, day
     committed before this is honoured). The person is the unit (`store.people`): one whose
     id or any number is in an open call, in any queue, stays pending and is looked at again
     `busy_retry` seconds later; one whose id had `daily_cap` calls since `day_start`, or
-    whose every callable number had, moves to `next_day`; a number at its cap or on the DNC
-    number list is skipped. One with no live number left ends `failed`, one whose live
+    whose numbers left in this round all had, moves to `next_day`; a number at its cap or on
+    the DNC number list is skipped. One with no live number left ends `failed`, one whose live
     numbers are all on the DNC number list ends `dnc`. Each claim gets an attempt row with
     fresh uuids.
     """

@@ -76,7 +76,7 @@ class Traffic:
         session = requests.Session()
         actions = [(30, self._import_new), (15, self._reimport_finished), (8, self._dnc),
                    (6, self._stop_one), (12, self._start_one), (10, self._read),
-                   (2, self._delete_and_reimport), (6, self._import_elsewhere)]
+                   (1, self._delete_and_reimport), (6, self._import_elsewhere)]
         weights = [w for w, _ in actions]
         while not self._stop.is_set():
             _, action = rng.choices(actions, weights=weights)[0]
@@ -153,17 +153,18 @@ class Traffic:
         (the first queue's), and the new queue must not dial those people meanwhile."""
         queue = rng.choice(self.queues)
         with self.locks[queue], self.gates[queue].exclusive():
-            rows = self._live_customers(queue, limit=200)
+            rows = self._live_customers(queue, limit=BACKLOG)
             if self.running[queue]:
                 if self._post(session, "/queue/stop", {"queue_code": queue}) is None:
                     return
                 self.journal.stopped[queue].append([self._ack(), None])
                 self.running[queue] = False
                 self.journal.counts["stop"] += 1
+            # Forgotten before the request leaves: a snapshot may come between its commit and its 200.
+            self.journal.accepted = {(q, ext) for q, ext in self.journal.accepted if q != queue}
             if self._post(session, "/queue/delete", {"queue_code": queue}) is None:
                 return
             self.journal.counts["delete"] += 1
-            self.journal.accepted = {(q, ext) for q, ext in self.journal.accepted if q != queue}
             # From the moment the import leaves, the new queue of this code may be running.
             self.journal.stopped[queue][-1][1] = self.clock()
             self.running[queue] = True

@@ -1,5 +1,7 @@
 """autocall-daemon as a real process (issue 11): one person is never in two calls at once,
 however a client shuffles queues around them."""
+import time
+
 import pytest
 
 from daemon.store import customers as store_customers
@@ -63,3 +65,29 @@ def test_the_same_person_in_two_queues_is_called_by_one_queue_at_a_time(daemon):
     assert overlapping_calls(daemon.sim.records, number_of(daemon.db_path)) == []
     per_number = query(daemon.db_path, "SELECT number, COUNT(DISTINCT queue_id) FROM attempt GROUP BY number")
     assert per_number == [(n, 2) for _, [n] in PEOPLE]
+
+
+def test_stop_delete_reimport_cycles_and_a_second_queue_never_pass_the_daily_cap(tmp_path):
+    sim = start_simulator({"gateways": ["carrier"], "default": {"outcome": "busy"}})
+    daemon = DaemonProcess(tmp_path, sim, daily_cap=2)
+    try:
+        daemon.start()
+        for code in ("Q", "Q", "Q", "Q", "B"):   # the issue's three cycles, then another queue
+            import_customers(daemon.db_path, [("K1", ["0901000001"])], code=code, max_recall_count=10)
+            wait_until(lambda code=code: put_off_until_tomorrow(daemon.db_path, code), 30)
+            db = open_database(daemon.db_path)
+            queue_state.set_running(db, code, False)
+            store_customers.delete_queue(db, code)
+            db.close()
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop_quietly()
+        sim.stop()
+    assert query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE number = '0901000001'") == [(2,)]
+
+
+def put_off_until_tomorrow(db_path, code) -> bool:
+    """The live queue's customer waits past today (its daily cap), after no call still open."""
+    return query(db_path, "SELECT COUNT(*) FROM customer c JOIN queue q ON q.id = c.queue_id"
+                          " WHERE q.code = ? AND q.state != 'deleted' AND c.state = 'pending'"
+                          " AND c.next_call_at > ?", code, time.time() + 3600)[0][0] == 1

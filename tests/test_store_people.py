@@ -160,6 +160,14 @@ def test_a_dnc_for_a_queue_not_yet_imported_is_kept_for_it(db):
     assert [r["reason"] for r in result.rejected] == ["on this queue's DNC list"]
 
 
+def test_the_claim_looks_the_id_up_on_its_queue_codes_dnc_list_once_more(db):
+    add(db, ("K1", ["0901000001"]), ("K2", ["0901000002"]))
+    with db.atomic():
+        dnc.add_ids(db, "Q", ["K1"], NOW)  # as a migration leaves it: listed, still pending
+    assert [c.ext_id for c in claim(db)] == ["K2"]
+    assert customer(db, "Q", "K1")[0] == DNC
+
+
 def test_an_import_drops_numbers_on_the_dnc_number_list_and_refuses_a_customer_with_only_those(db):
     dnc.block_numbers(db, ["0901000001"], now=lambda: NOW)
     result = add(db, ("ONLY", ["0901000001"]), ("BOTH", ["0901000001", "0902000002"]))

@@ -153,7 +153,8 @@ def claim_many(db: pw.Database, queue: QueueInfo, limit: int, *, now: float, day
     """Take up to `limit` of the queue's due customers into calls, in due order.
 
     The queue must still be running and each customer still pending (a stop or DNC
-    committed before this is honoured). The person is the unit (`store.people`): one whose
+    committed before this is honoured, and the id is looked up on the DNC list of the queue's
+    code once more). The person is the unit (`store.people`): one whose
     id or any number is in an open call, in any queue, stays pending and is looked at again
     `busy_retry` seconds later; one whose id had `daily_cap` calls since `day_start`, or
     whose numbers left in this round all had, moves to `next_day`; a number at its cap or on
@@ -183,7 +184,9 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_r
     mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
     if _next_number(mobiles, dead, index) is None:
         return _end(db, cid, FAILED, "NO_LIVE_NUMBER", now)
-    person = people.look(db, ext_id, mobiles, day_start)
+    person = people.look(db, queue.code, ext_id, mobiles, day_start)
+    if person.on_dnc:  # `block` ended it already, unless the DNC came before a migration did
+        return _end(db, cid, DNC, None, now)
     # A number on the DNC number list is dead for every customer: kept with the dead ones, so
     # the recall rules skip it too.
     dead |= person.dnc_numbers
@@ -214,8 +217,8 @@ def _next_number(mobiles: list[str], skipped: frozenset, index: int) -> int | No
     return live if live is not None else outcome.first_live_index(mobiles, skipped)
 
 
-def _end(db, customer_id: int, state: str, cause: str, now: float) -> None:
-    execute(db, "UPDATE customer SET state = ?, last_cause = ?, updated_at = ? WHERE id = ?",
+def _end(db, customer_id: int, state: str, cause: str | None, now: float) -> None:
+    execute(db, "UPDATE customer SET state = ?, last_cause = COALESCE(?, last_cause), updated_at = ? WHERE id = ?",
             (state, cause, now, customer_id))
 
 

@@ -36,16 +36,18 @@ def look(db: pw.Database, queue_code: str, ext_id: str, numbers: list[str], day_
     """What the store knows of the person with `ext_id` and `numbers`, a customer of the queue
     `queue_code`, right now."""
     # An attempt is open until `ended_at` is set (schema.py: the index on open calls by number).
-    on_dnc, in_call, calls_today = execute(
+    on_dnc, in_call, calls_today, any_listed = execute(
         db, "SELECT EXISTS (SELECT 1 FROM dnc WHERE queue_code = ? AND ext_id = ?),"
             " EXISTS (SELECT 1 FROM customer c JOIN attempt a ON a.customer_id = c.id"
             " WHERE c.ext_id = ? AND a.ended_at IS NULL)"
             f" OR EXISTS (SELECT 1 FROM attempt a WHERE a.number IN ({marks(numbers)}) AND a.ended_at IS NULL),"
             " (SELECT COUNT(*) FROM customer c JOIN attempt a ON a.customer_id = c.id"
-            f" WHERE c.ext_id = ? AND a.started_at >= ? AND {_COUNTED})",
-        (queue_code, ext_id, ext_id, *numbers, ext_id, day_start, *_NOT_COUNTED)).fetchone()
+            f" WHERE c.ext_id = ? AND a.started_at >= ? AND {_COUNTED}),"
+            f" EXISTS (SELECT 1 FROM dnc_number WHERE number IN ({marks(numbers)}))",
+        (queue_code, ext_id, ext_id, *numbers, ext_id, day_start, *_NOT_COUNTED, *numbers)).fetchone()
     number_calls = dict(execute(
         db, f"SELECT a.number, COUNT(*) FROM attempt a WHERE a.number IN ({marks(numbers)})"
             f" AND a.started_at >= ? AND {_COUNTED} GROUP BY a.number",
         (*numbers, day_start, *_NOT_COUNTED)).fetchall())
-    return Person(bool(on_dnc), bool(in_call), calls_today, number_calls, frozenset(dnc.listed_numbers(db, numbers)))
+    listed = frozenset(dnc.listed_numbers(db, numbers)) if any_listed else frozenset()
+    return Person(bool(on_dnc), bool(in_call), calls_today, number_calls, listed)

@@ -1,4 +1,5 @@
-"""The seed's five commands: import, dnc, stop, start, delete (DESIGN §2, docs/api.md)."""
+"""The seed's five commands: import, dnc, stop, start, delete (DESIGN §2, docs/api.md), and
+the DNC list of numbers beside them."""
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +13,7 @@ from api import schema
 from api.replies import invalid, reply
 from api.services import services
 from daemon.store.customers import block, delete_queue, import_customers
+from daemon.store.dnc import block_numbers
 from daemon.store.queue_state import QueueNotFound, QueueRunning, set_running
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ def import_queue():
             return reply(400, "import fail", data=empty, errors=[{"field": "body", "reason": reason}])
         result = import_customers(g.db, req, config.queue_defaults, chunk=config.api.import_chunk)
     rejected += result.rejected
+    warnings += result.warnings
     log.info("import into %r: %d accepted, %d rejected", req.queue_code, len(result.success), len(rejected))
     # The seed's shape, plus reasons only when there is something to say.
     extra = {"errors": rejected} if rejected else {}
@@ -75,17 +78,34 @@ def _command(action):
     return reply(200, "successfully")
 
 
+UNKNOWN_QUEUE_NOTE = ("no live queue has this queue_code; the ids are kept on its DNC list all the same:"
+                      " an import of them into a queue of this code will be refused")
+
+
 @bp.post("/queue/dnc")
 def dnc():
-    """Put customers of a queue on its do-not-call list."""
+    """Put customers of a queue on its do-not-call list (kept for the queue code, even before
+    the queue exists: the seed's 404 then says so in `note`)."""
     try:
         code, ids = schema.dnc_request(_body())
-        block(g.db, code, ids, chunk=services().config.api.import_chunk)
     except schema.Invalid as e:
         return invalid(e.errors)
-    except QueueNotFound:
-        return reply(404, "queue not found")
-    log.info("dnc on %r: %d ids", code, len(ids))
+    live = block(g.db, code, ids, chunk=services().config.api.import_chunk)
+    log.info("dnc on %r: %d ids%s", code, len(ids), "" if live else " (no such queue yet: kept)")
+    if not live:
+        return reply(404, "queue not found", note=UNKNOWN_QUEUE_NOTE)
+    return reply(200, "successfully")
+
+
+@bp.post("/dnc/numbers")
+def dnc_numbers():
+    """Put numbers on the do-not-call list of every queue: never dialled again."""
+    try:
+        numbers = schema.dnc_numbers_request(_body())
+    except schema.Invalid as e:
+        return invalid(e.errors)
+    block_numbers(g.db, numbers, chunk=services().config.api.import_chunk)
+    log.info("dnc: %d numbers", len(numbers))
     return reply(200, "successfully")
 
 

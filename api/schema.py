@@ -87,6 +87,25 @@ def dnc_request(body) -> tuple[str, list[str]]:
     return code, list(dict.fromkeys(ids))
 
 
+def dnc_numbers_request(body) -> list[str]:
+    """The numbers of a `{"mobiles": [...]}` body in national form, each once, or Invalid
+    (one bad number refuses the whole list: a DNC must not be half taken)."""
+    if not isinstance(body, dict):
+        raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
+    mobiles = body.get("mobiles")
+    if not isinstance(mobiles, list) or not mobiles:
+        raise Invalid([{"field": "mobiles", "reason": "expected a non-empty list of phone numbers"}])
+    numbers, errors = [], []
+    for i, item in enumerate(mobiles):
+        try:
+            numbers.append(phone.normalize(item))
+        except phone.InvalidPhone as e:
+            errors.append({"field": f"mobiles[{i}]", "reason": str(e)})
+    if errors:
+        raise Invalid(errors)
+    return list(dict.fromkeys(numbers))
+
+
 def import_request(body, templates: ivr.TemplateLoader) -> tuple[ImportRequest, list[dict], list[dict]]:
     """Validate an import body.
 

@@ -1,5 +1,7 @@
 """The fault campaign, short: every fault at least once, zero violations. Plus proof that each
 check catches what it is for, and the bug the campaign's faults led to (fixed in 03ac0b6)."""
+import dataclasses
+
 import pytest
 
 from tests.daemon_fixtures import DaemonProcess, all_final, import_customers, start_simulator, wait_until
@@ -18,6 +20,8 @@ def test_short_campaign_with_every_fault_loses_nobody_and_double_calls_nobody(tm
     assert result.counts["calls_live_at_faults"] > 0
     assert result.counts["re_attached"] + result.counts["call_lost"] > 0
     assert result.counts["stop"] > 0 and result.counts["dnc"] > 0 and result.counts["accepted"] > 50
+    # The person rules were put to the test: queues deleted and imported again, people in two queues.
+    assert result.counts["delete"] > 0 and result.counts["imported_elsewhere"] > 0
 
 
 # --- each check fails when its rule is broken ---
@@ -43,6 +47,37 @@ def test_two_calls_of_one_customer_at_once_are_an_overlap():
 
 def test_a_live_call_overlaps_any_later_one():
     assert rules(snapshot([checks.SimCall("u1", 10, INF), checks.SimCall("u2", 500, 510)])) == ["overlap"]
+
+
+def test_the_same_id_in_two_queues_at_once_is_an_overlap():
+    customers = {1: ("A", "K1", "success"), 2: ("B", "K1", "success")}
+    attempts = {"u1": (1, "done", "success"), "u2": (2, "done", "success")}
+    assert rules(snapshot([checks.SimCall("u1", 10, 20), checks.SimCall("u2", 15, 30)], customers, attempts)) == [
+        "overlap"]
+
+
+def test_two_customers_on_one_number_at_once_are_a_number_overlap():
+    customers = {1: ("A", "K1", "success"), 2: ("A", "K2", "success")}
+    attempts = {"u1": (1, "done", "success"), "u2": (2, "done", "success")}
+    snap = snapshot([checks.SimCall("u1", 10, 20), checks.SimCall("u2", 15, 30)], customers, attempts)
+    snap = dataclasses.replace(snap, numbers={"u1": "0901000001", "u2": "0901000001"})
+    assert rules(snap) == ["number_overlap"]
+    assert rules(dataclasses.replace(snap, numbers={"u1": "0901000001", "u2": "0902000002"})) == []
+
+
+def test_more_calls_today_than_the_cap_per_id_or_per_number_are_reported():
+    over_id = [("K1", "0901000001"), ("K1", "0902000002"), ("K1", "0903000003")]
+    over_number = [("K1", "0901000001"), ("K2", "0901000001"), ("K3", "0901000001")]
+    for today in (over_id, over_number):
+        snap = dataclasses.replace(snapshot(), today=today)
+        assert [v.rule for v in checks.check(snap, checks.Journal(), 1, 1.0, daily_cap=2)] == ["daily_cap"]
+        assert [v.rule for v in checks.check(snap, checks.Journal(), 1, 1.0, daily_cap=3)] == []
+
+
+def test_after_the_drain_a_customer_put_off_for_its_cap_is_not_stuck_and_one_without_is():
+    snap = snapshot([], {1: ("Q", "A", "pending"), 2: ("Q", "B", "pending")}, {})
+    snap = dataclasses.replace(snap, today=[("A", "0901000001")] * 2, waiting={1: ["0901000001"], 2: ["0902000002"]})
+    assert [v.detail for v in checks.check_drained(snap, 9, 0, daily_cap=2)] == ["customer Q/B still pending"]
 
 
 def test_a_call_the_database_does_not_know_is_reported():

@@ -93,12 +93,10 @@ def test_block_ends_pending_customers_dnc_and_remembers_ids_not_yet_imported(db)
     add(db, ("P", ["0901000001"]), ("C", ["0901000002"]), ("S", ["0901000003"]))
     db.execute_sql("UPDATE customer SET state = ? WHERE ext_id = 'C'", (CALLING,))
     db.execute_sql("UPDATE customer SET state = ? WHERE ext_id = 'S'", (SUCCESS,))
-    customers.block(db, "Q", ["P", "C", "S", "LATER"])
+    assert customers.block(db, "Q", ["P", "C", "S", "LATER"]) is True
     customers.block(db, "Q", ["LATER"])  # twice is harmless
     assert [row(db, x)[0] for x in ("P", "C", "S")] == [DNC, CALLING, SUCCESS]
     assert [r["id"] for r in add(db, ("LATER", ["0901000004"])).rejected] == ["LATER"]
-    with pytest.raises(queue_state.QueueNotFound):
-        customers.block(db, "nope", ["P"])
 
 
 def test_delete_queue_needs_a_stopped_queue_and_closes_only_unfinished_customers(db):

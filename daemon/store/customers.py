@@ -21,12 +21,13 @@ import uuid as uuid_mod
 import peewee as pw
 
 from daemon import outcome
-from daemon.store import queue_state
+from daemon.store import dnc, people, queue_state
 from daemon.store.records import CallReport, Claim, ImportRequest, ImportResult, NewCustomer, QueueInfo
 from daemon.store.schema import execute, executemany, insert, marks
 from daemon.store.states import ANSWERED, CALLING, DELETED, DIALING, DNC, DONE, FAILED, PENDING, RUNNING, STOPPED
 
 CANDIDATES = 8  # customers looked at per claim when some are over their daily cap
+BUSY_RETRY = 1.0  # seconds a customer whose person is in another call waits before the next look
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -39,7 +40,8 @@ def import_customers(db: pw.Database, request: ImportRequest, defaults, *,
     A new queue starts `running`. An existing one takes the template and the settings
     the request gave and keeps its state. Per customer: new → pending; pending → data
     refreshed; finished → armed again for a new round; in a call or on the DNC list →
-    rejected with the reason.
+    rejected with the reason. Numbers on the DNC number list are dropped (a warning);
+    a customer left with none is rejected.
     """
     with db.atomic():
         queue_id = queue_state.upsert(db, request, defaults, now())
@@ -70,14 +72,21 @@ def _import_chunk(db, queue_id: int, chunk: list[NewCustomer], result: ImportRes
     existing = {ext_id: (row_id, state) for ext_id, row_id, state in execute(
         db, f"SELECT ext_id, id, state FROM customer WHERE queue_id = ? AND ext_id IN ({marks(ids)})",
         [queue_id, *ids])}
-    blocked = _on_dnc_list(db, queue_id, ids)
+    blocked = dnc.listed_ids(db, queue_state.code_of(db, queue_id), ids)
+    barred = _barred_numbers(db, chunk)
     inserts, refreshes, rearms = [], [], []
     for c in chunk:
-        # Numbers are digits only (daemon.phone), so their JSON needs no escaping.
-        mobiles, fields = '["' + '","'.join(c.mobiles) + '"]', _dumps(c.fields)
         if c.ext_id in blocked:
             result.rejected.append({"id": c.ext_id, "reason": "on this queue's DNC list"})
             continue
+        numbers = [n for n in c.mobiles if n not in barred] if barred else c.mobiles
+        if not numbers:
+            result.rejected.append({"id": c.ext_id, "reason": "every mobile is on the DNC number list"})
+            continue
+        result.warnings.extend({"id": c.ext_id, "reason": f"mobile dropped: {n} is on the DNC number list"}
+                               for n in c.mobiles if n in barred)
+        # Numbers are digits only (daemon.phone), so their JSON needs no escaping.
+        mobiles, fields = '["' + '","'.join(numbers) + '"]', _dumps(c.fields)
         row_id, state = existing.get(c.ext_id, (None, None))
         if row_id is None:
             inserts.append((queue_id, c.ext_id, mobiles, fields, PENDING, at, at, at))
@@ -94,31 +103,34 @@ def _import_chunk(db, queue_id: int, chunk: list[NewCustomer], result: ImportRes
     executemany(db, _REARM, rearms)
 
 
-def _on_dnc_list(db, queue_id: int, ext_ids: list[str]) -> set[str]:
-    if execute(db, "SELECT 1 FROM dnc WHERE queue_id = ? LIMIT 1", (queue_id,)).fetchone() is None:
-        return set()  # the usual case, answered by the index alone
-    return {row[0] for row in execute(
-        db, f"SELECT ext_id FROM dnc WHERE queue_id = ? AND ext_id IN ({marks(ext_ids)})", [queue_id, *ext_ids])}
+def _barred_numbers(db, chunk: list[NewCustomer]) -> set[str]:
+    if execute(db, "SELECT 1 FROM dnc_number LIMIT 1").fetchone() is None:
+        return set()  # the usual case: nobody ever sent a number
+    return dnc.listed_numbers(db, {n for c in chunk for n in c.mobiles})
 
 
-def block(db: pw.Database, code: str, ext_ids: list[str], *, chunk: int = 2000, now=time.time):
-    """Put these ids on the queue's DNC list: pending ones end `dnc` and are never dialed;
-    later imports of them are refused.
+def block(db: pw.Database, code: str, ext_ids: list[str], *, chunk: int = 2000, now=time.time) -> bool:
+    """Put these ids on the DNC list of queue `code`: pending ones end `dnc` and are never
+    dialed; later imports of them into a queue of this code are refused, after a delete and
+    re-import too. Returns whether a live queue has this code; when none has, the ids are
+    kept all the same, for the queue when it comes.
 
     Customers in a call finish that call (`finish` sees the DNC row before any recall).
     Finished customers keep their result.
     """
-    with db.atomic():
-        queue_id, _ = queue_state.live_queue(db, code)
+    live = False
     for start in range(0, len(ext_ids), chunk):
         part = ext_ids[start:start + chunk]
         at = now()
         with db.atomic():
-            executemany(db, "INSERT INTO dnc (queue_id, ext_id, created_at) VALUES (?, ?, ?)"
-                            " ON CONFLICT (queue_id, ext_id) DO NOTHING",
-                        [(queue_id, ext_id, at) for ext_id in part])
-            execute(db, f"UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state = ?"
-                        f" AND ext_id IN ({marks(part)})", (DNC, at, queue_id, PENDING, *part))
+            dnc.add_ids(db, code, part, at)
+            # The queue is looked up in each chunk: an import may create it meanwhile.
+            queue_id = queue_state.live_queue_id(db, code)
+            if queue_id is not None:
+                live = True
+                execute(db, f"UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state = ?"
+                            f" AND ext_id IN ({marks(part)})", (DNC, at, queue_id, PENDING, *part))
+    return live
 
 
 def delete_queue(db: pw.Database, code: str, *, now=time.time):
@@ -137,13 +149,18 @@ def delete_queue(db: pw.Database, code: str, *, now=time.time):
 # --- the dialer's transitions (inside the caller's transaction) ---------------------------
 
 def claim_many(db: pw.Database, queue: QueueInfo, limit: int, *, now: float, day_start: float,
-               next_day: float, daily_cap: int) -> list[Claim]:
+               next_day: float, daily_cap: int, busy_retry: float = BUSY_RETRY) -> list[Claim]:
     """Take up to `limit` of the queue's due customers into calls, in due order.
 
     The queue must still be running and each customer still pending (a stop or DNC
-    committed before this is honoured); a customer at its daily cap is moved to `next_day`;
-    one with no live number left ends `failed`; each claim gets an attempt row with fresh
-    uuids.
+    committed before this is honoured, and the id is looked up on the DNC list of the queue's
+    code once more). The person is the unit (`store.people`): one whose
+    id or any number is in an open call, in any queue, stays pending and is looked at again
+    `busy_retry` seconds later; one whose id had `daily_cap` calls since `day_start`, or
+    whose numbers left in this round all had, moves to `next_day`; a number at its cap or on
+    the DNC number list is skipped. One with no live number left ends `failed`, one whose live
+    numbers are all on the DNC number list ends `dnc`. Each claim gets an attempt row with
+    fresh uuids.
     """
     _require_transaction(db)
     claims: list[Claim] = []
@@ -154,7 +171,7 @@ def claim_many(db: pw.Database, queue: QueueInfo, limit: int, *, now: float, day
             " WHERE queue_id = ? AND state = ? AND next_call_at <= ? ORDER BY next_call_at, id LIMIT ?",
         (queue.id, PENDING, now, limit + CANDIDATES)).fetchall()
     for row in rows:
-        claim = _take(db, queue, row, now, day_start, next_day, daily_cap)
+        claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry)
         if claim is not None:
             claims.append(claim)
             if len(claims) == limit:
@@ -162,21 +179,29 @@ def claim_many(db: pw.Database, queue: QueueInfo, limit: int, *, now: float, day
     return claims
 
 
-def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap) -> Claim | None:
+def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry) -> Claim | None:
     cid, ext_id, mobiles, fields, index, rnd, dead = row
-    if daily_cap and _calls_since(db, cid, day_start) >= daily_cap:
-        execute(db, "UPDATE customer SET next_call_at = ?, updated_at = ? WHERE id = ?", (next_day, now, cid))
-        return None
     mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
-    live = outcome.first_live_index(mobiles, dead, index)
-    if live is None:
-        live = outcome.first_live_index(mobiles, dead)
-    if live is None:
-        execute(db, "UPDATE customer SET state = ?, last_cause = ?, updated_at = ? WHERE id = ?",
-                (FAILED, "NO_LIVE_NUMBER", now, cid))
-        return None
-    execute(db, "UPDATE customer SET state = ?, number_index = ?, updated_at = ? WHERE id = ?",
-            (CALLING, live, now, cid))
+    if _next_number(mobiles, dead, index) is None:
+        return _end(db, cid, FAILED, "NO_LIVE_NUMBER", now)
+    person = people.look(db, queue.code, ext_id, mobiles, day_start)
+    if person.on_dnc:  # `block` ended it already, unless the DNC came before a migration did
+        return _end(db, cid, DNC, None, now)
+    # A number on the DNC number list is dead for every customer: kept with the dead ones, so
+    # the recall rules skip it too.
+    dead |= person.dnc_numbers
+    first = _next_number(mobiles, dead, index)
+    if first is None:
+        return _end(db, cid, DNC, "NUMBER_ON_DNC_LIST", now)
+    if person.in_call:
+        return _postpone(db, cid, now + busy_retry, now)
+    # Numbers at their cap are skipped forward only: going back would restart the round forever.
+    capped = frozenset(n for n, calls in person.number_calls.items() if daily_cap and calls >= daily_cap)
+    live = outcome.first_live_index(mobiles, dead | capped, first)
+    if live is None or (daily_cap and person.calls_today >= daily_cap):
+        return _postpone(db, cid, next_day, now)
+    execute(db, "UPDATE customer SET state = ?, number_index = ?, dead_numbers = ?, updated_at = ? WHERE id = ?",
+            (CALLING, live, json.dumps(sorted(dead)), now, cid))
     call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
     attempt_id = insert(
         db, "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys)"
@@ -186,14 +211,19 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap) -> Cla
                  queue.id, queue.code, queue.template, queue.min_recall_duration)
 
 
-_NOT_COUNTED = tuple(sorted(outcome.NOT_COUNTED))
+def _next_number(mobiles: list[str], skipped: frozenset, index: int) -> int | None:
+    """The round's next number not in `skipped`, else the first one from the start."""
+    live = outcome.first_live_index(mobiles, skipped, index)
+    return live if live is not None else outcome.first_live_index(mobiles, skipped)
 
 
-def _calls_since(db, customer_id: int, since: float) -> int:
-    return execute(
-        db, "SELECT COUNT(*) FROM attempt WHERE customer_id = ? AND started_at >= ?"
-            f" AND (outcome IS NULL OR outcome NOT IN ({marks(_NOT_COUNTED)}))",
-        (customer_id, since, *_NOT_COUNTED)).fetchone()[0]
+def _end(db, customer_id: int, state: str, cause: str | None, now: float) -> None:
+    execute(db, "UPDATE customer SET state = ?, last_cause = COALESCE(?, last_cause), updated_at = ? WHERE id = ?",
+            (state, cause, now, customer_id))
+
+
+def _postpone(db, customer_id: int, until: float, now: float) -> None:
+    execute(db, "UPDATE customer SET next_call_at = ?, updated_at = ? WHERE id = ?", (until, now, customer_id))
 
 
 def mark_answered(db: pw.Database, attempt_id: int, at: float):
@@ -233,8 +263,7 @@ def _after_call(db, claim: Claim, report: CallReport, result: str, recall_delay:
         (claim.customer_id,)).fetchone()
     if state != CALLING:
         return state  # deleted while in the call: the result stays on the attempt
-    on_dnc = execute(db, "SELECT 1 FROM dnc WHERE queue_id = ? AND ext_id = ?",
-                     (claim.queue_id, claim.ext_id)).fetchone() is not None
+    on_dnc = dnc.is_listed(db, claim.queue_code, claim.ext_id)
     progress = outcome.Progress(tuple(json.loads(mobiles)), index, rnd, frozenset(json.loads(dead)))
     nxt = outcome.next_state(progress, claim.number, result, max_recall_count=max_recall,
                              recall_delay=recall_delay, on_dnc=on_dnc)

@@ -37,6 +37,16 @@ def live_queue(db: pw.Database, code: str) -> tuple[int, str]:
     return row
 
 
+def live_queue_id(db: pw.Database, code: str) -> int | None:
+    """The id of the queue with this code that is not deleted, or None."""
+    row = execute(db, "SELECT id FROM queue WHERE code = ? AND state != ?", (code, DELETED)).fetchone()
+    return None if row is None else row[0]
+
+
+def code_of(db: pw.Database, queue_id: int) -> str:
+    return execute(db, "SELECT code FROM queue WHERE id = ?", (queue_id,)).fetchone()[0]
+
+
 def state_of(db: pw.Database, queue_id: int) -> str | None:
     """The queue's state, or None when there is no such row."""
     row = execute(db, "SELECT state FROM queue WHERE id = ?", (queue_id,)).fetchone()

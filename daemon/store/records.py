@@ -24,6 +24,7 @@ class ImportRequest:
 class ImportResult:
     success: list[str] = dataclasses.field(default_factory=list)
     rejected: list[dict] = dataclasses.field(default_factory=list)   # {"id", "reason"}
+    warnings: list[dict] = dataclasses.field(default_factory=list)   # {"id", "reason"}: accepted, a number dropped
 
 
 @dataclasses.dataclass(frozen=True)

@@ -99,16 +99,34 @@ class Attempt(BaseModel):
 
 
 class Dnc(BaseModel):
-    queue = pw.ForeignKeyField(Queue, on_delete="CASCADE")
+    """A customer id the platform said not to call in a queue. Keyed by the queue's code, not
+    its row, so it outlives a delete and re-import of the queue and may come before the queue."""
+    queue_code = pw.TextField()
     ext_id = pw.TextField()
     created_at = pw.FloatField()
 
 
-MODELS = (Queue, Customer, Attempt, Dnc)
+class DncNumber(BaseModel):
+    """A number never to be dialled again, whichever customer or queue holds it."""
+    number = pw.TextField()                     # national form (daemon.phone)
+    created_at = pw.FloatField()
+
+
+MODELS = (Queue, Customer, Attempt, Dnc, DncNumber)
+
+
+class _DncV1(BaseModel):
+    """The `dnc` table as schema version 1 made it (per queue row); only `_v1` uses it."""
+    queue = pw.ForeignKeyField(Queue, on_delete="CASCADE")
+    ext_id = pw.TextField()
+    created_at = pw.FloatField()
+
+    class Meta:
+        table_name = "dnc"
 
 
 def _v1(db: pw.Database):
-    for model in MODELS:
+    for model in (Queue, Customer, Attempt, _DncV1):
         pw.SchemaManager(model, database=db).create_all(safe=False)
     for sql in (
         # One live queue per code; a deleted queue's code can be imported again.
@@ -126,8 +144,33 @@ def _v1(db: pw.Database):
         db.execute_sql(sql)
 
 
+def _v2(db: pw.Database):
+    """The person is the unit of safety: DNC by queue code (kept across delete and re-import),
+    a DNC list of numbers, and the indexes the claim's checks on a person need."""
+    db.execute_sql("CREATE TABLE dnc_v2 (id INTEGER NOT NULL PRIMARY KEY, queue_code TEXT NOT NULL,"
+                   " ext_id TEXT NOT NULL, created_at REAL NOT NULL)")
+    db.execute_sql("INSERT INTO dnc_v2 (queue_code, ext_id, created_at) SELECT q.code, d.ext_id, MIN(d.created_at)"
+                   " FROM dnc d JOIN queue q ON q.id = d.queue_id GROUP BY q.code, d.ext_id")
+    db.execute_sql("DROP TABLE dnc")
+    db.execute_sql("ALTER TABLE dnc_v2 RENAME TO dnc")
+    db.execute_sql("CREATE TABLE dnc_number (id INTEGER NOT NULL PRIMARY KEY, number TEXT NOT NULL,"
+                   " created_at REAL NOT NULL)")
+    for sql in (
+        "CREATE UNIQUE INDEX dnc_code_ext ON dnc(queue_code, ext_id)",
+        "CREATE UNIQUE INDEX dnc_number_number ON dnc_number(number)",
+        # One person across queues: the same id in any queue, the same number in any call.
+        "CREATE INDEX customer_ext ON customer(ext_id)",
+        "CREATE INDEX attempt_number_started ON attempt(number, started_at)",
+        # Open calls by number. `ended_at IS NULL` says open as `state != 'done'` does (both are
+        # set by the one statement that closes an attempt) without a bound parameter matched
+        # against the index: SQLite re-prepares such a statement on every execution.
+        "CREATE INDEX attempt_open_number ON attempt(number) WHERE ended_at IS NULL",
+    ):
+        db.execute_sql(sql)
+
+
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1,)
+MIGRATIONS = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

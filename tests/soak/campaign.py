@@ -58,6 +58,7 @@ class Settings:
     epsilon: float = 0.5            # real seconds a claim already in flight may still originate after a stop/DNC
     recovery: float = 40.0          # real seconds the daemon gets to reconnect after a fault
     drain: float = 120.0            # real seconds for the final drain
+    daily_cap: int = 4              # the daemon's; re-imports and a second queue push people to it
     faults: tuple = FAULTS          # the cycle each run of len(faults) rounds goes through
 
 
@@ -126,9 +127,9 @@ class Daemon:
     knowing how many times it has connected to the switch."""
 
     def __init__(self, workdir: Path, sim, settings: Settings):
-        # daily_cap 0: re-imported customers would otherwise wait for tomorrow (correct, but never drains).
+        # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
         self.proc = DaemonProcess(workdir, sim, recall_delay=0.4, originate_timeout=10, max_call_seconds=30,
-                                  daily_cap=0, drain_timeout=5)
+                                  daily_cap=settings.daily_cap, drain_timeout=5)
         esl = f"[esl]\nheartbeat_timeout = {settings.heartbeat_timeout}\n"
         self.proc.config.write_text(self.proc.config.read_text().replace("[esl]\n", esl))
         self.db_path = self.proc.db_path
@@ -248,7 +249,8 @@ class Campaign:
 
     def _check(self, round_no: int) -> checks.Snapshot:
         snap = checks.take_snapshot(self.sim, self.daemon.db_path, self.journal.restarts)
-        found = checks.check(snap, self.journal, round_no, self.settings.epsilon / self.settings.time_scale)
+        found = checks.check(snap, self.journal, round_no, self.settings.epsilon / self.settings.time_scale,
+                             self.settings.daily_cap)
         errors = self.journal.api_errors[self._api_seen:]
         self._api_seen = len(self.journal.api_errors)
         found += [checks.Violation(round_no, "api", text) for text in errors]
@@ -272,7 +274,7 @@ class Campaign:
             log.error("the campaign did not drain within %.0fs", self.settings.drain)
         snap = self._check(round_no)
         self._count_outcomes(db)
-        found = checks.check_drained(snap, round_no, len(self.sim.channels))
+        found = checks.check_drained(snap, round_no, len(self.sim.channels), self.settings.daily_cap)
         code = self.daemon.proc.terminate()  # SIGTERM with nothing left to drain: a clean exit
         if code != 0:
             found.append(checks.Violation(round_no, "stuck", f"the daemon exited {code} on SIGTERM"))
@@ -304,10 +306,13 @@ class Campaign:
 
 
 def _unfinished(db_path) -> int:
+    """Customers and attempts not finished, leaving out those put off until tomorrow (daily cap)."""
     conn = sqlite3.connect(db_path, timeout=30)
     try:
-        return conn.execute("SELECT (SELECT COUNT(*) FROM customer WHERE state IN ('pending', 'calling'))"
-                            " + (SELECT COUNT(*) FROM attempt WHERE state != 'done')").fetchone()[0]
+        return conn.execute("SELECT (SELECT COUNT(*) FROM customer WHERE state = 'calling'"
+                            " OR (state = 'pending' AND next_call_at < ?))"
+                            " + (SELECT COUNT(*) FROM attempt WHERE state != 'done')",
+                            (checks.tomorrow(),)).fetchone()[0]
     finally:
         conn.close()
 
@@ -336,6 +341,8 @@ def parse_args(argv):
                         help=f"comma-separated, from {', '.join(FAULTS + EXTRA_FAULTS)} (default: %(default)s)")
     parser.add_argument("--heartbeat-timeout", type=float, default=Settings.heartbeat_timeout,
                         help="the daemon's esl.heartbeat_timeout in real seconds (default: %(default)s)")
+    parser.add_argument("--daily-cap", type=int, default=Settings.daily_cap,
+                        help="the daemon's dialer.daily_cap, checked per id and per number (default: %(default)s)")
     parser.add_argument("--workdir", help="keep logs and the database here (default: a fresh temp dir)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser.parse_args(argv)
@@ -355,7 +362,7 @@ def main(argv=None) -> int:
         print(f"unknown faults: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     settings = Settings(rounds=args.rounds, seed=args.seed, round_seconds=args.round_seconds, clients=args.clients,
-                        faults=faults, heartbeat_timeout=args.heartbeat_timeout)
+                        faults=faults, heartbeat_timeout=args.heartbeat_timeout, daily_cap=args.daily_cap)
     result = run(settings, workdir)
     print(summary(result), flush=True)
     return 1 if result.violations else 0

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
+import json
 import sqlite3
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from daemon.store.states import CALLING, CUSTOMER_STATES, PENDING
+from daemon import outcome
+from daemon.store.states import CALLING, CUSTOMER_STATES, DELETED, PENDING
 
 INF = float("inf")
+TIMEZONE = "Asia/Ho_Chi_Minh"  # the daemon's default dialer.timezone: its day for the daily cap
 
 
 @dataclasses.dataclass(frozen=True)
 class Violation:
     round: int
-    rule: str       # states / overlap / after_stop / after_dnc / no_attempt / stuck / api
+    rule: str       # states / overlap / number_overlap / daily_cap / after_stop / after_dnc / no_attempt / stuck / api
     detail: str
 
     def __str__(self):
@@ -60,6 +65,10 @@ class Snapshot:
     attempts: dict            # uuid -> (customer row id, attempt state, outcome)
     dnc: set                  # (queue code, ext_id) on a DNC list
     claimed: dict = dataclasses.field(default_factory=dict)  # uuid -> attempt.started_at (daemon wall clock)
+    numbers: dict = dataclasses.field(default_factory=dict)  # uuid -> the number the attempt dialled
+    retired: frozenset = frozenset()    # customer row ids of deleted queues (kept for their attempts)
+    today: list = dataclasses.field(default_factory=list)    # (ext_id, number) of each counted call today
+    waiting: dict = dataclasses.field(default_factory=dict)  # pending customer id put off past today -> numbers
 
 
 def sim_calls(records, channels, restarts) -> list[SimCall]:
@@ -76,27 +85,50 @@ def sim_calls(records, channels, restarts) -> list[SimCall]:
     return calls
 
 
-def take_snapshot(sim, db_path: Path, restarts) -> Snapshot:
+def day_start(now: float | None = None, tz: str = TIMEZONE) -> float:
+    """Local midnight of `now` (the daemon's wall clock): where its daily cap starts counting."""
+    wall = dt.datetime.now(ZoneInfo(tz)) if now is None else dt.datetime.fromtimestamp(now, ZoneInfo(tz))
+    return wall.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def tomorrow(now: float | None = None, tz: str = TIMEZONE) -> float:
+    """Where a customer at the daily cap is put off to (the campaign's window opens at 00:00)."""
+    return day_start(now, tz) + 86400 - 1
+
+
+def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> Snapshot:
     calls = sim_calls(list(sim.records), list(sim.channels.values()), list(restarts))
+    since = day_start(now)
     conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
     try:
         conn.execute("BEGIN")  # one read transaction: a consistent view however writers race
-        customers = {row[0]: row[1:] for row in conn.execute(
-            "SELECT c.id, q.code, c.ext_id, c.state FROM customer c JOIN queue q ON q.id = c.queue_id")}
-        rows = conn.execute("SELECT uuid, customer_id, state, outcome, started_at FROM attempt").fetchall()
-        dnc = set(conn.execute("SELECT q.code, d.ext_id FROM dnc d JOIN queue q ON q.id = d.queue_id"))
+        rows = conn.execute("SELECT c.id, q.code, c.ext_id, c.state, q.state, c.next_call_at, c.mobiles"
+                            " FROM customer c JOIN queue q ON q.id = c.queue_id").fetchall()
+        attempt_rows = conn.execute(
+            "SELECT uuid, customer_id, state, outcome, started_at, number FROM attempt").fetchall()
+        dnc = set(conn.execute("SELECT queue_code, ext_id FROM dnc"))
         conn.execute("COMMIT")
     finally:
         conn.close()
-    attempts = {uuid: (cid, state, result) for uuid, cid, state, result, _ in rows}
-    return Snapshot(calls, customers, attempts, dnc, {row[0]: row[4] for row in rows})
+    customers = {cid: (code, ext, state) for cid, code, ext, state, *_ in rows}
+    retired = frozenset(cid for cid, _, _, _, queue_state, *_ in rows if queue_state == DELETED)
+    later = tomorrow(now)
+    waiting = {cid: json.loads(mobiles) for cid, _, _, state, _, next_call, mobiles in rows
+               if state == PENDING and next_call >= later}
+    attempts = {uuid: (cid, state, result) for uuid, cid, state, result, *_ in attempt_rows}
+    today = [(customers[cid][1], number) for _, cid, _, result, started, number in attempt_rows
+             if started >= since and result not in outcome.NOT_COUNTED]
+    return Snapshot(calls, customers, attempts, dnc, {row[0]: row[4] for row in attempt_rows},
+                    {row[0]: row[5] for row in attempt_rows}, retired, today, waiting)
 
 
-def check(snap: Snapshot, journal: Journal, round_no: int, epsilon: float) -> list[Violation]:
+def check(snap: Snapshot, journal: Journal, round_no: int, epsilon: float, daily_cap: int = 0) -> list[Violation]:
     """Rules 1-4 of docs/faults.md. `epsilon`: simulated seconds a claim in flight may lag a stop/DNC."""
     found = []
     found += check_states(snap, journal)
     found += check_overlaps(snap)
+    found += check_number_overlaps(snap)
+    found += check_daily_cap(snap, daily_cap)
     found += check_after_stop(snap, journal, epsilon)
     found += check_after_dnc(snap, journal, epsilon)
     found += check_attempt_rows(snap)
@@ -104,9 +136,10 @@ def check(snap: Snapshot, journal: Journal, round_no: int, epsilon: float) -> li
 
 
 def check_states(snap: Snapshot, journal: Journal):
-    """1. Every accepted customer exists once in one known state; `calling` exactly when one
-    attempt is open; a customer on DNC is never pending; `success` has a successful call."""
-    by_key = collections.Counter((q, ext) for q, ext, _ in snap.customers.values())
+    """1. Every accepted customer exists once in one known state (in the live queue of its
+    code); `calling` exactly when one attempt is open (`deleted` may have one: its call goes
+    on); a customer on DNC is never pending; `success` has a successful call."""
+    by_key = collections.Counter((q, ext) for cid, (q, ext, _) in snap.customers.items() if cid not in snap.retired)
     for key in sorted(journal.accepted):
         if by_key[key] != 1:
             yield "states", f"accepted customer {key} has {by_key[key]} rows"
@@ -116,7 +149,8 @@ def check_states(snap: Snapshot, journal: Journal):
         opened = open_by_customer[cid]
         if state not in CUSTOMER_STATES:
             yield "states", f"customer {queue}/{ext} in unknown state {state!r}"
-        if (state == CALLING) != (opened == 1) or opened > 1:
+        # Deleted while in a call: the call goes on, its attempt is completed later.
+        if opened > 1 or (state == CALLING) != (opened == 1) and not (state == DELETED and opened == 1):
             yield "states", f"customer {queue}/{ext} is {state} with {opened} open attempts"
         if state == PENDING and (queue, ext) in snap.dnc:
             yield "states", f"customer {queue}/{ext} is on the DNC list but pending"
@@ -125,21 +159,54 @@ def check_states(snap: Snapshot, journal: Journal):
 
 
 def check_overlaps(snap: Snapshot):
-    """2. No customer in two simulator calls at once."""
-    by_customer = collections.defaultdict(list)
+    """2a. No person in two simulator calls at once: the same customer id in any queue (a
+    deleted one included)."""
+    def queue_of(uuid):
+        return snap.customers[snap.attempts[uuid][0]][0]
+    for ext, call, latest in _overlapping(snap, lambda uuid: snap.customers[snap.attempts[uuid][0]][1]):
+        yield "overlap", (f"customer {ext}: call {call.uuid} of {queue_of(call.uuid)} started at {call.start:.2f}"
+                          f" while {latest.uuid} of {queue_of(latest.uuid)} ran until {latest.end:.2f}")
+
+
+def check_number_overlaps(snap: Snapshot):
+    """2b. No number in two simulator calls at once, whichever customers and queues dialled it."""
+    for number, call, latest in _overlapping(snap, snap.numbers.get):
+        yield "number_overlap", (f"number {number}: call {call.uuid} started at {call.start:.2f}"
+                                 f" while {latest.uuid} ran until {latest.end:.2f}")
+
+
+def _overlapping(snap: Snapshot, key_of):
+    """(key, call, the earlier call it overlaps) for the simulator calls known to the database,
+    grouped by `key_of(uuid)`."""
+    groups = collections.defaultdict(list)
     for call in snap.calls:
         if call.uuid in snap.attempts:
-            by_customer[snap.attempts[call.uuid][0]].append(call)
-    for cid, calls in by_customer.items():
+            key = key_of(call.uuid)
+            if key is not None:
+                groups[key].append(call)
+    for key, calls in groups.items():
         calls.sort(key=lambda c: c.start)
         latest = calls[0]
         for call in calls[1:]:
             if call.start < latest.end:
-                queue, ext, _ = snap.customers[cid]
-                yield "overlap", (f"customer {queue}/{ext}: call {call.uuid} started at {call.start:.2f}"
-                                  f" while {latest.uuid} ran until {latest.end:.2f}")
+                yield key, call, latest
             if call.end > latest.end:
                 latest = call
+
+
+def check_daily_cap(snap: Snapshot, daily_cap: int):
+    """2c. At most `daily_cap` counted calls today per customer id (all queues) and per number."""
+    if not daily_cap:
+        return
+    for kind, counts in _calls_today(snap):
+        for key, n in sorted(counts.items()):
+            if n > daily_cap:
+                yield "daily_cap", f"{kind} {key}: {n} calls today, the cap is {daily_cap}"
+
+
+def _calls_today(snap: Snapshot):
+    return (("customer", collections.Counter(ext for ext, _ in snap.today)),
+            ("number", collections.Counter(number for _, number in snap.today)))
 
 
 def _call_keys(snap: Snapshot):
@@ -184,10 +251,18 @@ def check_attempt_rows(snap: Snapshot):
             yield "no_attempt", f"simulator call {call.uuid} at {call.start:.2f} has no attempt row"
 
 
-def check_drained(snap: Snapshot, round_no: int, live_channels: int) -> list[Violation]:
-    """5. After the final drain: nobody pending or calling, no attempt open, no channel left."""
+def check_drained(snap: Snapshot, round_no: int, live_channels: int, daily_cap: int = 0) -> list[Violation]:
+    """5. After the final drain: nobody pending or calling, no attempt open, no channel left;
+    but for customers put off until tomorrow because their id or a number is at the daily cap."""
+    (_, by_id), (_, by_number) = _calls_today(snap)
+
+    def capped(cid):
+        ext = snap.customers[cid][1]
+        return daily_cap and cid in snap.waiting and (
+            by_id[ext] >= daily_cap or any(by_number[n] >= daily_cap for n in snap.waiting[cid]))
     found = [Violation(round_no, "stuck", f"customer {q}/{ext} still {state}")
-             for q, ext, state in snap.customers.values() if state in (PENDING, CALLING)]
+             for cid, (q, ext, state) in snap.customers.items()
+             if state == CALLING or (state == PENDING and not capped(cid))]
     found += [Violation(round_no, "stuck", f"attempt {uuid} still {state}")
               for uuid, (_, state, _) in snap.attempts.items() if state != "done"]
     if live_channels:

@@ -1,12 +1,18 @@
 """The campaign's HTTP clients: import, re-import, DNC, stop and start, all along.
 
 Every acknowledged (200) command is written to the `Journal` with the simulator's clock at
-that moment, which is what the checks compare originate times against. Stops and starts
-of one queue are serialised (a lock per queue), so "stopped from its acknowledged stop until
-the next start was sent" is exact, not a guess about racing requests.
+that moment, which is what the checks compare originate times against. Stops, starts and
+delete + re-import of one queue are serialised (a lock per queue), so "stopped from its
+acknowledged stop until the next start (or re-import) was sent" is exact, not a guess about
+racing requests.
+
+Two moves aim at the person rules (docs/daemon.md, "The same person"): a queue stopped,
+deleted and imported again at once with the same customers while their calls are up, and
+customers of one queue imported into another with the same ids and numbers.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -18,7 +24,7 @@ import gevent.event
 import gevent.lock
 import requests
 
-from tests.soak.checks import Journal
+from tests.soak.checks import Journal, tomorrow
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,7 @@ class Traffic:
         self.headers = {"Authorization": f"Bearer {token}"}
         self.seeds = [rng.randrange(2**32) for _ in range(clients)]
         self.locks = {q: gevent.lock.Semaphore() for q in queues}
+        self.gates = {q: _Gate() for q in queues}
         self.running = {q: True for q in queues}
         self._next_id = 0
         self._stop = gevent.event.Event()
@@ -68,7 +75,8 @@ class Traffic:
     def _client(self, rng: random.Random):
         session = requests.Session()
         actions = [(30, self._import_new), (15, self._reimport_finished), (8, self._dnc),
-                   (6, self._stop_one), (12, self._start_one), (10, self._read)]
+                   (6, self._stop_one), (12, self._start_one), (10, self._read),
+                   (1, self._delete_and_reimport), (6, self._import_elsewhere)]
         weights = [w for w, _ in actions]
         while not self._stop.is_set():
             _, action = rng.choices(actions, weights=weights)[0]
@@ -80,23 +88,33 @@ class Traffic:
 
     def _import_new(self, session, rng):
         queue = rng.choice(self.queues)
-        if self._pending(queue) < BACKLOG:
-            self._import(session, rng, queue, self._new_customers(rng, rng.randint(1, 6)))
+        with self.gates[queue].shared():
+            if self._pending(queue) < BACKLOG:
+                self._import(session, rng, queue, self._new_customers(rng, rng.randint(1, 6)))
 
     def _reimport_finished(self, session, rng):
         queue = rng.choice(self.queues)
+        with self.gates[queue].shared():
+            self._reimport_finished_of(session, rng, queue)
+
+    def _reimport_finished_of(self, session, rng, queue):
         if self._pending(queue) >= BACKLOG:
             return
         rows = self._rows("SELECT c.ext_id, c.mobiles FROM customer c JOIN queue q ON q.id = c.queue_id"
-                          " WHERE q.code = ? AND c.state IN ('success', 'failed') ORDER BY random() LIMIT ?",
-                          queue, rng.randint(1, 4))
+                          " WHERE q.code = ? AND q.state != 'deleted' AND c.state IN ('success', 'failed')"
+                          " ORDER BY random() LIMIT ?", queue, rng.randint(1, 4))
         if rows:
             self._import(session, rng, queue, [{"id": ext, "mobiles": json.loads(m), **FIELDS} for ext, m in rows])
 
     def _dnc(self, session, rng):
         queue = rng.choice(self.queues)
+        with self.gates[queue].shared():
+            self._dnc_of(session, rng, queue)
+
+    def _dnc_of(self, session, rng, queue):
         rows = self._rows("SELECT c.ext_id FROM customer c JOIN queue q ON q.id = c.queue_id"
-                          " WHERE q.code = ? ORDER BY random() LIMIT ?", queue, rng.randint(1, 2))
+                          " WHERE q.code = ? AND q.state != 'deleted' ORDER BY random() LIMIT ?",
+                          queue, rng.randint(1, 2))
         ids = [ext for (ext,) in rows]
         if not ids:
             return
@@ -130,9 +148,44 @@ class Traffic:
                 self.running[queue] = True
                 self.journal.counts["start"] += 1
 
+    def _delete_and_reimport(self, session, rng):
+        """Stop, delete and import again the same customers at once: calls in progress go on
+        (the first queue's), and the new queue must not dial those people meanwhile."""
+        queue = rng.choice(self.queues)
+        with self.locks[queue], self.gates[queue].exclusive():
+            rows = self._live_customers(queue, limit=BACKLOG)
+            if self.running[queue]:
+                if self._post(session, "/queue/stop", {"queue_code": queue}) is None:
+                    return
+                self.journal.stopped[queue].append([self._ack(), None])
+                self.running[queue] = False
+                self.journal.counts["stop"] += 1
+            # Forgotten before the request leaves: a snapshot may come between its commit and its 200.
+            self.journal.accepted = {(q, ext) for q, ext in self.journal.accepted if q != queue}
+            if self._post(session, "/queue/delete", {"queue_code": queue}) is None:
+                return
+            self.journal.counts["delete"] += 1
+            # From the moment the import leaves, the new queue of this code may be running.
+            self.journal.stopped[queue][-1][1] = self.clock()
+            self.running[queue] = True
+            customers = [{"id": ext, "mobiles": json.loads(m), **FIELDS} for ext, m in rows]
+            self._import(session, rng, queue, customers or self._new_customers(rng, 3))
+            self.journal.counts["reimported_after_delete"] += len(customers)
+
+    def _import_elsewhere(self, session, rng):
+        """The same people (ids and numbers) imported into a second queue."""
+        source, target = rng.sample(self.queues, 2)
+        with self.gates[target].shared():
+            rows = self._live_customers(source, limit=rng.randint(1, 4))
+            if not rows or self._pending(target) >= BACKLOG:
+                return
+            self._import(session, rng, target, [{"id": ext, "mobiles": json.loads(m), **FIELDS} for ext, m in rows])
+            self.journal.counts["imported_elsewhere"] += len(rows)
+
     def _read(self, session, rng):
         queue = rng.choice(self.queues)
-        reply = session.get(f"{self.url}/v2/autocall/queue/{queue}", headers=self.headers, timeout=TIMEOUT)
+        with self.gates[queue].shared():
+            reply = session.get(f"{self.url}/v2/autocall/queue/{queue}", headers=self.headers, timeout=TIMEOUT)
         if reply.status_code != 200:
             self._api_error(f"GET queue {queue}: {reply.status_code} {reply.text[:200]}")
 
@@ -176,8 +229,16 @@ class Traffic:
         self.journal.api_errors.append(text)
 
     def _pending(self, queue) -> int:
+        """Pending customers of the queue due today (those at the daily cap wait for tomorrow)."""
         return self._rows("SELECT COUNT(*) FROM customer c JOIN queue q ON q.id = c.queue_id"
-                          " WHERE q.code = ? AND c.state = 'pending'", queue)[0][0]
+                          " WHERE q.code = ? AND q.state != 'deleted' AND c.state = 'pending' AND c.next_call_at < ?",
+                          queue, tomorrow())[0][0]
+
+    def _live_customers(self, queue, *, limit) -> list:
+        """(id, mobiles JSON) of customers of the live queue `queue`, calls in progress first."""
+        return self._rows("SELECT c.ext_id, c.mobiles FROM customer c JOIN queue q ON q.id = c.queue_id"
+                          " WHERE q.code = ? AND q.state != 'deleted'"
+                          " ORDER BY c.state = 'calling' DESC, random() LIMIT ?", queue, limit)
 
     def _rows(self, sql, *params):
         conn = sqlite3.connect(self.db_path, timeout=30)
@@ -185,3 +246,36 @@ class Traffic:
             return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
+
+
+class _Gate:
+    """Many clients may use a queue at once (`shared`); a delete and re-import of it waits for
+    them to finish and keeps new ones out until the queue exists again (`exclusive`)."""
+
+    def __init__(self):
+        self._users = 0
+        self._idle = gevent.event.Event()
+        self._idle.set()
+        self._open = gevent.event.Event()
+        self._open.set()
+
+    @contextlib.contextmanager
+    def shared(self):
+        self._open.wait()
+        self._users += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._users -= 1
+            if not self._users:
+                self._idle.set()
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        self._open.clear()
+        try:
+            self._idle.wait()
+            yield
+        finally:
+            self._open.set()

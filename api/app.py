@@ -22,7 +22,7 @@ from daemon.errors import ConfigError
 from daemon.ivr import TemplateLoader
 from daemon.store.schema import open_database
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.api")
 
 # Short English sentences for errors raised by Flask/Werkzeug themselves.
 _CONTENT = {

@@ -16,7 +16,7 @@ from daemon.store.customers import block, delete_queue, import_customers
 from daemon.store.dnc import block_numbers
 from daemon.store.queue_state import QueueNotFound, QueueRunning, set_running
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.api")
 
 bp = Blueprint("commands", __name__, url_prefix="/v2/autocall")
 

@@ -39,7 +39,7 @@ from gevent.pywsgi import _InvalidClientInput  # what its chunk parser raises on
 
 from daemon.config import ApiConfig
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.api.http")
 
 READ_PIECE = 65536          # bytes read from the socket at a time
 REFUSE_DRAIN_SECONDS = 1.0  # a refused client's request is read (and dropped) this long, so close sends no RST

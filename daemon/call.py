@@ -24,7 +24,7 @@ from daemon.esl import commands
 from daemon.ledger import CallReport, Claim
 from daemon.store.states import FAILED, PENDING
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.call")
 
 PARK_AFTER_ANSWER = 10.0  # seconds from answer to wait for CHANNEL_PARK (or the job's +OK)
 PARK_AFTER_JOB = 2.0      # ...and after the originate's +OK; then play anyway, with a warning

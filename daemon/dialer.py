@@ -31,7 +31,7 @@ from daemon.pacing import CallingWindow, WallWatch, bucket_for
 from daemon.playable import TemplateCheck
 from daemon.store.states import FAILED
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.dialer")
 calls_log = logging.getLogger("autocall.calls")
 
 QUEUE_REFRESH = 1.0     # seconds between looks at which queues run (the API changes them)

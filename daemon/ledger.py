@@ -20,7 +20,7 @@ from daemon.store.states import PENDING
 
 __all__ = ["CallReport", "Claim", "Ledger", "LedgerThread", "QueueInfo"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.ledger")
 
 
 class Ledger:

@@ -12,7 +12,7 @@ import logging
 from daemon import esl as esl_mod
 from daemon.errors import ConfigError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.link")
 
 BACKOFF_FIRST = 0.5     # seconds before the second try
 BACKOFF_MAX = 30.0      # the loop comes round at least this often while FreeSWITCH is away

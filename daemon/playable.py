@@ -13,7 +13,7 @@ import os
 from daemon import ivr
 from daemon.esl import ESLError, commands
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.playable")
 
 UNPLAYABLE_RECHECK = 5.0  # seconds before the switch is asked again about a template it could not play
 

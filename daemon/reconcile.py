@@ -16,7 +16,7 @@ from daemon import esl as esl_mod
 from daemon.esl import commands
 from daemon.store.records import CallReport, Claim
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.reconcile")
 
 LOST = "CALL_LOST"      # cause recorded when the dialer lost a call FreeSWITCH no longer has
 

@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.sdnotify")
 
 
 def notify(*states: str, environ=None) -> bool:

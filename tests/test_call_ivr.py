@@ -112,7 +112,7 @@ def test_the_first_execute_waits_for_the_channel_to_be_parked(call_on, caplog):
     order = [item.name if kind == "event" else item.split(" ", 1)[0] for kind, item in client.wire]
     assert order.index("CHANNEL_PARK") < order.index("sendmsg")
     assert order.index("CHANNEL_ANSWER") < order.index("CHANNEL_PARK")
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "daemon.call"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "autocall.call"]
 
 
 # --- 3. a callee who hangs up mid-prompt gets no further command -----------------------------
@@ -124,7 +124,7 @@ def test_a_callee_hanging_up_mid_prompt_gets_no_further_command(call_on, caplog)
                 and e.get("Answer-State") == "hangup")
     assert [text for kind, text in wire[gone:] if kind == "sent"] == []
     assert report.cause == "NORMAL_CLEARING" and report.stop_reason is None
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "daemon.call"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "autocall.call"]
 
 
 # --- 4. barge-in ------------------------------------------------------------------------------

@@ -145,3 +145,12 @@ def test_under_journald_log_lines_carry_their_syslog_priority(capsys):
         root.handlers[:], root.level = saved
     assert capsys.readouterr().err.splitlines()[-2:] == [
         "<4>autocall.test: gateway down", "<6>autocall.test: call done"]
+
+
+def test_every_logger_of_the_product_is_in_the_autocall_tree():
+    import re
+    from daemon.config import REPO_ROOT
+    named = re.compile(r"getLogger\((?P<arg>[^)]*)\)")
+    for path in sorted([*REPO_ROOT.glob("daemon/**/*.py"), *REPO_ROOT.glob("api/**/*.py")]):
+        for match in named.finditer(path.read_text(encoding="utf-8")):
+            assert re.fullmatch(r"""(["'])autocall(\.[a-z_.]+)?\1""", match["arg"]), (path, match["arg"])

@@ -182,7 +182,7 @@ def test_dialing_goes_on_when_the_wall_clock_steps_back_600_seconds(rig, caplog)
     r.step(dialer)
     r.step(dialer)
     assert len(r.attempts()) == 1
-    caplog.set_level(logging.WARNING, logger="daemon.dialer")
+    caplog.set_level(logging.WARNING, logger="autocall.dialer")
     r.clock.wall -= 600  # NTP or an operator steps the wall clock back
     for _ in range(3):
         r.clock.advance(0.1)

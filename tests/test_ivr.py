@@ -408,7 +408,7 @@ def test_files_are_not_looked_at_again_before_the_recheck_interval(loader, templ
 def test_a_broken_edit_keeps_the_last_good_version_and_is_logged_once(loader, templates_dir, clock, caplog):
     good = loader.get('IVR-1')
     edit(templates_dir / 'IVR-1.toml', 'goto goodbye', 'goto nowhere')
-    caplog.set_level(logging.ERROR, logger='daemon.ivr')
+    caplog.set_level(logging.ERROR, logger='autocall.ivr')
     for _ in range(3):
         clock.now += 1.0
         assert loader.get('IVR-1') is good
@@ -501,7 +501,7 @@ def test_a_template_waiting_for_its_recording_loads_once_the_file_arrives(templa
     shutil.copytree(SOUNDS, sounds)
     write(templates_dir, 'NEW', '[[step]]\nid = "a"\nplay = ["new_prompt"]\n')
     loader = TemplateLoader(templates_dir, sounds, clock=clock)
-    caplog.set_level(logging.ERROR, logger='daemon.ivr')
+    caplog.set_level(logging.ERROR, logger='autocall.ivr')
     for _ in range(2):
         clock.now += 1.0
         with pytest.raises(TemplateInvalid, match='missing sound file'):

@@ -77,7 +77,7 @@ def test_without_notify_socket_nothing_is_sent():
 
 
 def test_a_missing_socket_file_is_logged_not_raised(tmp_path, caplog):
-    caplog.set_level(logging.DEBUG, logger="daemon.sdnotify")
+    caplog.set_level(logging.DEBUG, logger="autocall.sdnotify")
     address = str(tmp_path / "gone")
     assert sdnotify.notify("READY=1", environ={"NOTIFY_SOCKET": address}) is False
     assert "no listener" in caplog.text

@@ -26,7 +26,7 @@ from daemon.esl.errors import (ESLAuthError, ESLChannelGone, ESLCommandError, ES
                                ESLProtocolError, ESLTimeout, ESLUnsafeArgument)
 from daemon.esl.wire import EVENT_PARSERS, JobResult, check_token, check_wire_value, parse_event, read_message
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("autocall.esl")
 
 # What the dialer reads; every event more is parsed for nothing (CHANNEL_HANGUP is
 # followed within milliseconds by CHANNEL_HANGUP_COMPLETE, which carries the CDR fields).

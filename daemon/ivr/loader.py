@@ -9,7 +9,7 @@ from daemon import say_vi
 from daemon.ivr.errors import TemplateInvalid, UnknownTemplate
 from daemon.ivr.parse import check, load
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.ivr")
 
 _TEMPLATE_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 

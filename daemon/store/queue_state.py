@@ -16,7 +16,7 @@ from daemon.store.records import ImportRequest
 from daemon.store.schema import execute, insert
 from daemon.store.states import DELETED, RUNNING, STOPPED
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.store")
 
 SETTINGS = ("concurrent_call", "max_recall_count", "min_recall_duration")
 

@@ -30,7 +30,7 @@ from daemon import dbfile
 from daemon.errors import AutocallError
 from daemon.store.states import DELETED, DIALING, DONE, PENDING, RUNNING
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autocall.store")
 
 
 class StoreError(AutocallError):

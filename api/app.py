@@ -100,7 +100,8 @@ def create_app(config: Config, db=None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
-        return reply(e.code, _CONTENT.get(e.code, e.name.lower()))
+        code = e.code or 500
+        return reply(code, _CONTENT.get(code, e.name.lower()))
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):

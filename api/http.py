@@ -167,7 +167,8 @@ class ApiHandler(WSGIHandler):
             raise Refusal(413, "request body too large", f"at most {limit} bytes")
         if not source.chunked_input and not self.content_length:
             return b""
-        pieces, size = [], 0
+        pieces: list[bytes] = []
+        size = 0
         while True:
             try:
                 piece = source.read(READ_PIECE)

@@ -61,9 +61,9 @@ def queue_code(body) -> str:
     """The `queue_code` of a command body, or Invalid."""
     if not isinstance(body, dict):
         raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
-    errors = []
+    errors: list[dict] = []
     code = _queue_code(body.get("queue_code"), errors)
-    if errors:
+    if code is None:
         raise Invalid(errors)
     return code
 
@@ -74,7 +74,8 @@ def dnc_request(body) -> tuple[str, list[str]]:
     customers = body.get("customers")
     if not isinstance(customers, list) or not customers:
         raise Invalid([{"field": "customers", "reason": "expected a non-empty list of {\"id\": ...}"}])
-    ids, errors = [], []
+    ids: list[str] = []
+    errors: list[dict] = []
     for i, item in enumerate(customers):
         ext_id = _customer_id(item, f"customers[{i}]", errors)
         if ext_id is not None:
@@ -132,12 +133,15 @@ def import_request(body, templates: ivr.TemplateLoader) -> tuple[ImportRequest, 
     if not isinstance(raw_customers, list) or not raw_customers:
         errors.append({"field": "customers", "reason": "expected a non-empty list of customers"})
         raw_customers = []
-    ids = [_customer_id(c, f"customers[{i}]", errors) for i, c in enumerate(raw_customers)]
-    if errors:
+    found = [_customer_id(c, f"customers[{i}]", errors) for i, c in enumerate(raw_customers)]
+    if errors or code is None or template is None:
         raise Invalid(errors)
+    ids = [ext_id for ext_id in found if ext_id is not None]  # all of them: a missing id is an error
 
     repeated = {ext_id: n for ext_id, n in Counter(ids).items() if n > 1}  # in request order
-    accepted, rejected, warnings = [], [], []
+    accepted: list[NewCustomer] = []
+    rejected: list[dict] = []
+    warnings: list[dict] = []
     for ext_id in repeated:
         rejected.append({"id": ext_id, "reason": "the same id appears more than once in this request"})
     for ext_id, raw in zip(ids, raw_customers):

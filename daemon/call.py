@@ -222,6 +222,7 @@ class Call:
         first = done.get("variable_playback_terminator_used") if done is not None and barge_in else None
         if not first:
             return None
+        assert self.script is not None and step.barge_into is not None  # _run_ivr runs only with a script
         menu = self.script.steps[step.barge_into]
         rest = self._collect(menu, lambda m, var: commands.rest_of_menu_arg(m, first, var))
         return first + (rest or "")

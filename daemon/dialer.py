@@ -152,6 +152,7 @@ class Dialer:
 
     def _follow(self, item: reconcile.Reattach, heard: list):
         claim, client = item.claim, self.link.client
+        assert client is not None  # reconciliation runs on the client just connected
         if item.newly_answered:
             self.ledger.mark_answered(claim.attempt_id, item.answered_at)
         try:

@@ -183,23 +183,28 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_r
     cid, ext_id, mobiles, fields, index, rnd, dead = row
     mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
     if _next_number(mobiles, dead, index) is None:
-        return _end(db, cid, FAILED, "NO_LIVE_NUMBER", now)
+        _end(db, cid, FAILED, "NO_LIVE_NUMBER", now)
+        return None
     person = people.look(db, queue.code, ext_id, mobiles, day_start)
     if person.on_dnc:  # `block` ended it already, unless the DNC came before a migration did
-        return _end(db, cid, DNC, None, now)
+        _end(db, cid, DNC, None, now)
+        return None
     # A number on the DNC number list is dead for every customer: kept with the dead ones, so
     # the recall rules skip it too.
     dead |= person.dnc_numbers
     first = _next_number(mobiles, dead, index)
     if first is None:
-        return _end(db, cid, DNC, "NUMBER_ON_DNC_LIST", now)
+        _end(db, cid, DNC, "NUMBER_ON_DNC_LIST", now)
+        return None
     if person.in_call:
-        return _postpone(db, cid, now + busy_retry, now)
+        _postpone(db, cid, now + busy_retry, now)
+        return None
     # Numbers at their cap are skipped forward only: going back would restart the round forever.
     capped = frozenset(n for n, calls in person.number_calls.items() if daily_cap and calls >= daily_cap)
     live = outcome.first_live_index(mobiles, dead | capped, first)
     if live is None or (daily_cap and person.calls_today >= daily_cap):
-        return _postpone(db, cid, next_day, now)
+        _postpone(db, cid, next_day, now)
+        return None
     execute(db, "UPDATE customer SET state = ?, number_index = ?, dead_numbers = ?, updated_at = ? WHERE id = ?",
             (CALLING, live, json.dumps(sorted(dead)), now, cid))
     call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())

@@ -33,7 +33,10 @@ def open_attempts(db: pw.Database) -> list[Claim]:
         db, "SELECT a.id, a.uuid, a.job_uuid, a.number, c.id, c.ext_id, c.fields, q.id, q.code, q.template,"
             " q.min_recall_duration, a.answered_at FROM attempt a JOIN customer c ON c.id = a.customer_id"
             " JOIN queue q ON q.id = a.queue_id WHERE a.state != ? ORDER BY a.id", (DONE,)).fetchall()
-    return [Claim(*row[:6], json.loads(row[6]), *row[7:]) for row in rows]
+    return [Claim(attempt_id, uuid, job_uuid, number, customer_id, ext_id, json.loads(fields), queue_id, code,
+                  template, min_talk, answered_at)
+            for (attempt_id, uuid, job_uuid, number, customer_id, ext_id, fields, queue_id, code, template, min_talk,
+                 answered_at) in rows]
 
 
 # --- counts -------------------------------------------------------------------------------
@@ -86,7 +89,8 @@ def queue_summary(db: pw.Database, code: str) -> dict:
 def list_customers(db: pw.Database, code: str, *, state: str | None, page: int, per_page: int) -> dict:
     """One page of the queue's customers (by import order), each with its attempts."""
     queue_id, _ = live_queue(db, code)
-    where, params = "queue_id = ?", [queue_id]
+    where = "queue_id = ?"
+    params: list[object] = [queue_id]
     if state:
         where += " AND state = ?"
         params.append(state)

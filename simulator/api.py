@@ -10,8 +10,8 @@ from urllib.parse import unquote
 import gevent
 
 from simulator import sequences as seq
-from simulator.channel import ExecRequest
 from simulator.events import format_local, plain_to_json, uptime_text
+from simulator.switch import ExecRequest
 
 logger = logging.getLogger(__name__)
 VERSION = 'FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n'

@@ -8,8 +8,6 @@ import logging
 import math
 import uuid as uuidlib
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import gevent
 from gevent.event import AsyncResult
@@ -17,48 +15,17 @@ from gevent.queue import Empty, Queue
 
 from simulator import sequences as seq
 from simulator.apps import APPS, Hangup, OriginateCompleted
-from simulator.events import format_local, url_encode
+from simulator.events import url_encode
+from simulator.fields import Q850, initial_fields, peer_lines, times, usec, variable_lines
 from simulator.scenario import REFUSALS
 from simulator.templates import EVENTS
 
 logger = logging.getLogger(__name__)
 
-# q850 codes of the causes the simulator produces (SYSTEM_SHUTDOWN is 16 in the captures)
-Q850 = {'NORMAL_CLEARING': 16, 'USER_BUSY': 17, 'NO_USER_RESPONSE': 18, 'NO_ANSWER': 19,
-        'CALL_REJECTED': 21, 'UNALLOCATED_NUMBER': 1, 'NORMAL_TEMPORARY_FAILURE': 41,
-        'INVALID_NUMBER_FORMAT': 28, 'SYSTEM_SHUTDOWN': 16, 'ORIGINATOR_CANCEL': 487,
-        'DESTINATION_OUT_OF_ORDER': 27, 'MANAGER_REQUEST': 503, 'LOSE_RACE': 502,
-        'RECOVERY_ON_TIMER_EXPIRE': 102, 'NORMAL_UNSPECIFIED': 31, 'ALLOTTED_TIMEOUT': 602}
-
 # the hangup time shows from the HANGUP call state on (captures 01, 03, 04)
 _HANGUP_STATES = {key for key, text in EVENTS.items()
                   if text.startswith('Event-Name: CHANNEL_CALLSTATE\n') and '\nChannel-Call-State: HANGUP\n' in text}
 DIGIT_GAP = 0.3  # seconds between the digits of one scripted key press
-
-
-class ExecRequest:
-    """An application to run: from sendmsg (with its headers, echoed in PRIVATE_COMMAND) or uuid_broadcast."""
-
-    def __init__(self, app, arg='', app_uuid=None, sendmsg_text=None):
-        self.app = app
-        self.arg = arg or ''
-        self.app_uuid = app_uuid or str(uuidlib.uuid4())
-        self.sendmsg_text = sendmsg_text
-
-
-@dataclass(frozen=True)
-class Switch:
-    """What a channel may use of the switch around it: its clock, files and scenario, the
-    switch-wide event fields, and callbacks. The channel never sees the whole Simulator."""
-    clock: object               # now() in simulated seconds, real(seconds) to sleep
-    media: object               # which files the switch can open, and for how long
-    scenario: object
-    base_fields: dict           # Core-UUID, hostname, addresses: in every event
-    fire: Callable              # fire(template_key, fields, body=None)
-    record_app: Callable        # record_app(channel, request)
-    job_done: Callable          # job_done(job, command, args, result)
-    gone: Callable              # gone(channel): its life is over
-    session_id: int             # this channel's session number (the switch counts them)
 
 
 class Channel:
@@ -90,7 +57,7 @@ class Channel:
         self._timers = []
         self.greenlet = None
         self.varied = switch.scenario.vary_order()  # the other captured order of the racing events
-        self.fields = self._initial_fields()
+        self.fields = initial_fields(switch, uuid, target, self.variables, self.created, job, origin_arg)
 
     # ---- public surface used by the simulator -------------------------------------------------
 
@@ -192,7 +159,7 @@ class Channel:
         """183 with SDP. Unless ignore_early_media=true it completes the originate: the job says
         +OK, &park() runs, apps play into the early media; True then (answer or end comes later)."""
         self.progress_media = self.switch.clock.now()
-        self.fields['progress_media_us'] = _usec(self.progress_media)
+        self.fields['progress_media_us'] = usec(self.progress_media)
         self.switch.fire(seq.PROGRESS_MEDIA, self.fields)
         if self.variables.get('ignore_early_media') == 'true':
             return False
@@ -208,8 +175,8 @@ class Channel:
 
     def _ringing(self):
         self.progress = self.switch.clock.now()
-        self.fields['progress_us'] = _usec(self.progress)
-        self.fields['_peer'] = self._peer_lines()
+        self.fields['progress_us'] = usec(self.progress)
+        self.fields['_peer'] = peer_lines(self.target, self.switch.scenario)
         self._fire_all(seq.RINGING)
 
     def _refuse(self, outcome):
@@ -253,7 +220,7 @@ class Channel:
         self._fire_all(seq.MEDIA)
         self.answered = self.switch.clock.now()
         self.state = 'answered'
-        self.fields['answered_us'] = _usec(self.answered)
+        self.fields['answered_us'] = usec(self.answered)
         self._fire_all(seq.ANSWER_01 if self.varied else seq.ANSWER)
         self._schedule_callee()
         if self.result.ready():  # the originate already completed on early media
@@ -287,7 +254,7 @@ class Channel:
         value = self.variables.pop('park_timeout', None)
         if value is None:
             return
-        self.fields['_orig'] = _variable_lines(self.variables)
+        self.fields['_orig'] = variable_lines(self.variables)
         seconds, _, cause = value.partition(':')
         try:
             seconds = int(seconds)
@@ -452,32 +419,6 @@ class Channel:
 
     # ---- fields --------------------------------------------------------------------------------------
 
-    def _initial_fields(self):
-        target = self.target
-        fields = dict(self.switch.base_fields)
-        fields.update(
-            uuid=self.uuid, chan=url_encode(target.channel_name), user=url_encode(target.user),
-            profile=url_encode(target.profile), sip_profile='gateway' if target.gateway else url_encode(target.profile),
-            _gateway='variable_sip_gateway_name: %s\n' % url_encode(target.gateway) if target.gateway else '',
-            _peer='',
-            req_uri=url_encode(target.req_uri), hostport=url_encode(target.hostport), port=target.port,
-            session_id=str(self.switch.session_id), media_port=str(16384 + 2 * (self.switch.session_id % 8000)),
-            _orig=_variable_lines(self.variables), _app='', _app_late='', _sendmsg='',
-            created_us=_usec(self.created), answered_us='0', progress_us='0', hangup_us='0', progress_media_us='0',
-            cause='', q850='', disposition='', sip_status='', sip_proto='', sip_fail_status='', sip_phrase='',
-            sip_term_cause='', app='', app_data='', app_resp='_none_', app_uuid='', last_app='', _last_arg='',
-            digits_dialed='none', digit='', play_file='', play_status='done', job=self.job or '',
-            job_cmd='originate', job_arg=url_encode(self.origin_arg))
-        return fields
-
-    def _peer_lines(self):
-        """sip_user_agent and sip_allow, as a gateway's 180/200 sets them (sipp sent neither)."""
-        if self.target.gateway is None:
-            return ''
-        gateway = self.switch.scenario.gateway(self.target.gateway)
-        return ''.join('variable_%s: %s\n' % (name, url_encode(value)) for name, value in (
-            ('sip_user_agent', gateway.user_agent), ('sip_allow', gateway.allow)) if value is not None)
-
     def _core_vars(self):
         return {'uuid': self.uuid, 'call_uuid': self.uuid, 'channel_name': self.target.channel_name,
                 'direction': 'outbound', 'is_outbound': 'true'}
@@ -490,8 +431,8 @@ class Channel:
         self.late_vars.pop(name, None)
         if value is not None:
             (self.late_vars if late else self.app_vars)[name] = str(value)
-        self.fields['_app'] = _variable_lines(self.app_vars)
-        self.fields['_app_late'] = _variable_lines(self.late_vars)
+        self.fields['_app'] = variable_lines(self.app_vars)
+        self.fields['_app_late'] = variable_lines(self.late_vars)
 
     def _set_last_app(self, app, arg):
         self.fields['last_app'] = url_encode(app)
@@ -504,7 +445,7 @@ class Channel:
         self.fields.update(cause=cause, q850=str(q850))
 
     def _set_times(self):
-        self.fields.update(_times(self.created, self.progress, self.answered, self.ended))
+        self.fields.update(times(self.created, self.progress, self.answered, self.ended))
 
     def _job_result(self, text):
         if not self.result.ready():
@@ -515,39 +456,5 @@ class Channel:
         fire, fields = self.switch.fire, self.fields
         for key in keys:
             if key in _HANGUP_STATES:
-                fields['hangup_us'] = _usec(self.ended)
+                fields['hangup_us'] = usec(self.ended)
             fire(key, fields)
-
-
-def _variable_lines(variables):
-    return ''.join('variable_%s: %s\n' % (name, url_encode(value)) for name, value in variables.items())
-
-
-def _usec(epoch):
-    return str(int(epoch * 1000000)) if epoch else '0'
-
-
-def _times(created, progress, answered, ended):
-    """The *_stamp, *_epoch, duration and billsec variables of CHANNEL_HANGUP_COMPLETE."""
-    c, p, a, e = (int(x * 1000000) if x else 0 for x in (created, progress, answered, ended))
-    cs, ps, as_, es = (x // 1000000 for x in (c, p, a, e))
-    out = {}
-    for name, value, secs in (('start', c, cs), ('profile_start', c, cs), ('answer', a, as_),
-                              ('progress', p, ps), ('end', e, es)):
-        out['t_%s_stamp' % name] = url_encode(format_local(secs)) if value else ''
-        out['t_%s_epoch' % name] = str(secs)
-        out['t_%s_uepoch' % name] = str(value)
-    spans = {'duration': (cs, es, c, e), 'bill': (as_, es, a, e) if a else (0, 0, 0, 0),
-             'progress': (cs, ps, c, p) if p else (0, 0, 0, 0), 'answer': (cs, as_, c, a) if a else (0, 0, 0, 0)}
-    d0, d1, du0, du1 = spans['duration']
-    out.update(t_duration=str(d1 - d0), t_mduration=str((du1 - du0) // 1000), t_uduration=str(du1 - du0),
-               t_flow_billsec=str(d1 - d0), t_flow_billmsec=str((du1 - du0) // 1000),
-               t_flow_billusec=str(du1 - du0))
-    for prefix, key in (('bill', 'bill'), ('progress', 'progress'), ('answer', 'answer')):
-        s0, s1, u0, u1 = spans[key]
-        out['t_%ssec' % prefix] = str(s1 - s0)
-        out['t_%smsec' % prefix] = str((u1 - u0) // 1000)
-        out['t_%susec' % prefix] = str(u1 - u0)
-    for prefix in ('wait', 'progress_media'):
-        out['t_%ssec' % prefix] = out['t_%smsec' % prefix] = out['t_%susec' % prefix] = '0'
-    return out

@@ -12,8 +12,8 @@ import gevent
 import gevent.event
 from gevent.queue import Queue
 
-from simulator.channel import ExecRequest
 from simulator.events import AUTH_REQUEST, api_response, command_reply, disconnect_notice, url_encode
+from simulator.switch import ExecRequest
 
 logger = logging.getLogger(__name__)
 _CLOSE = object()

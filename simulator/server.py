@@ -20,7 +20,7 @@ from gevent.server import StreamServer
 
 from simulator import api as api_commands
 from simulator import sequences as seq
-from simulator.channel import Channel, Switch
+from simulator.channel import Channel
 from simulator.clock import SimClock
 from simulator.connection import Connection
 from simulator.dial import USAGE, parse_originate, via_gateway
@@ -35,6 +35,7 @@ from simulator.events import (
 )
 from simulator.media import Media
 from simulator.scenario import Scenario
+from simulator.switch import Switch
 
 logger = logging.getLogger(__name__)
 

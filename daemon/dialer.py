@@ -125,6 +125,8 @@ class Dialer:
             try:
                 self.esl = self.connect()
                 self._reconcile()
+                # Maybe another switch, or this one restarted: what it could read before says nothing now.
+                self.switch_files, self._switch_verdicts = SwitchFiles(), {}
                 self._check_templates()
                 self.ready.set()
                 return

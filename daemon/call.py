@@ -262,7 +262,8 @@ class Call:
             log.warning("call %s: %s of %s ended PLAYBACK ERROR with the callee on the line", self.claim.uuid, app, arg)
 
     def _hang_up(self):
-        if not self.gone.is_set():
+        # A job's -ERR after CHANNEL_ANSWER sets gone, yet the answered channel may still be up.
+        if not self.gone.is_set() or (self.job_failure and self.answered_at is not None and not self.ended.is_set()):
             self._kill()
         if not self.ended.is_set():
             # A failed originate may or may not have had a channel: give its events a moment.

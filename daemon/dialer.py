@@ -324,6 +324,9 @@ class Dialer:
             self._wake.set()
 
     def _record(self, claim: Claim, report: CallReport, reattached: bool = False):
+        if report.cause == "FILE_NOT_FOUND":  # the switch said otherwise than file_exists did: ask again
+            self._switch_verdicts.pop(claim.template, None)
+            self.switch_files = SwitchFiles()
         result, state = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
         calls_log.info(
             "call queue=%s customer=%s number=%s uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "

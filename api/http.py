@@ -158,7 +158,17 @@ class ApiHandler(WSGIHandler):
         coding = self.headers.get("transfer-encoding")
         if coding is not None and coding.lower() != "chunked":
             raise Refusal(400, "bad request", f"unsupported Transfer-Encoding {coding!r}")
+        # Framed two ways, a proxy in front may see other requests than we do (RFC 9112 6.3).
+        lengths = {value.strip() for value in self._content_lengths}
+        if len(lengths) > 1 or (lengths and coding is not None):
+            raise Refusal(400, "bad request", "use one Content-Length, or Transfer-Encoding: chunked alone")
         return True
+
+    def MessageClass(self, *args):  # noqa: N802 (gevent's name)
+        headers = super().MessageClass(*args)
+        # before read_request drops Content-Length when the body is chunked
+        self._content_lengths = headers.get_all("content-length") or ()
+        return headers
 
     def _read_body(self, limit: int) -> bytes | None:
         """The whole body (b"" when none); None if the client left; Refusal when too large."""

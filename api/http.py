@@ -46,6 +46,7 @@ REFUSE_DRAIN_SECONDS = 1.0  # a refused client's request is read (and dropped) t
 MAX_REFUSING = 64           # refused connections lingering at once; beyond that they close after the 503
 MAX_ACCEPT = 16             # connections accepted per wake-up, before their handlers run (gevent: 100)
 ACCEPT_PAUSE = 0.1          # out of file descriptors: stop accepting this long (the backlog waits)
+MAX_HEADER_BYTES = 65536    # a request's header lines in all (gevent limits only each line, and their number)
 
 
 class _Deadline(Exception):
@@ -164,8 +165,8 @@ class ApiHandler(WSGIHandler):
             raise Refusal(400, "bad request", "use one Content-Length, or Transfer-Encoding: chunked alone")
         return True
 
-    def MessageClass(self, *args):  # noqa: N802 (gevent's name)
-        headers = super().MessageClass(*args)
+    def MessageClass(self, rfile, *args):  # noqa: N802 (gevent's name)
+        headers = super().MessageClass(_HeaderBudget(rfile, MAX_HEADER_BYTES), *args)
         # before read_request drops Content-Length when the body is chunked
         self._content_lengths = headers.get_all("content-length") or ()
         return headers
@@ -211,7 +212,17 @@ class ApiHandler(WSGIHandler):
         self.close_connection = True
         log.info("refused a request from %s: %d %s%s", self.client_address[0], refusal.code,
                  refusal.content, f" ({refusal.reason})" if refusal.reason else "")
-        return str(refusal.code), error_response(refusal.code, refusal.content, refusal.reason)
+        # Sent here, then what the client is still sending is read (and dropped) for a moment:
+        # closing on unread bytes sends a RST, which can destroy the answer before it is read.
+        try:
+            self._sendall(error_response(refusal.code, refusal.content, refusal.reason))
+            self.socket.shutdown(socket.SHUT_WR)
+            with gevent.Timeout(REFUSE_DRAIN_SECONDS, False):
+                while self.socket.recv(READ_PIECE):
+                    pass
+        except OSError:
+            pass
+        return None
 
     def _send_error_response_if_possible(self, error_code):
         # gevent's own 400/500 answers (after the application ran) are plain text; ours are JSON.
@@ -248,6 +259,21 @@ class ApiHandler(WSGIHandler):
             return
         self._sendall(head)
         self._write(data)
+
+
+class _HeaderBudget:
+    """The connection's rfile as the header parser reads it: 431 once the lines pass `budget` bytes."""
+
+    def __init__(self, rfile, budget: int):
+        self._rfile, self._left = rfile, budget
+
+    def readline(self, limit=-1):
+        line = self._rfile.readline(limit)
+        self._left -= len(line)
+        if self._left < 0:
+            raise Refusal(431, "request header too large", f"the header lines must be under {MAX_HEADER_BYTES} "
+                                                           "bytes in all")
+        return line
 
 
 class ApiServer(WSGIServer):

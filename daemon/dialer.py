@@ -281,7 +281,7 @@ class Dialer:
             unplayable = self.switch_files.unplayable(self.esl, template.files())
         except esl_mod.ESLError as e:
             log.warning("template %s: cannot ask FreeSWITCH about its files (%s); not checked", template.name, e)
-            if self.esl.is_alive():  # the switch cannot tell: do not ask again for this version
+            if self.esl.is_alive() and not isinstance(e, esl_mod.ESLTimeout):  # it cannot tell: ask no more
                 self._switch_verdicts[template.name] = (template, [], now)
             return []
         self._switch_verdicts[template.name] = (template, unplayable, now)

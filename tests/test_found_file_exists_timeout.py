@@ -1,0 +1,39 @@
+"""Found by attack9: one slow `api file_exists` reply (a switch under load, past esl.timeout)
+made the dialer give up checking that template version for good: the timeout was taken for
+"this switch cannot tell" (as an -ERR answer is) and the verdict "nothing unplayable" kept
+until the template file changes. A file the switch cannot read was then never caught before
+dialing; inside file_string:// it is skipped without a word. A timeout must be asked again."""
+import time
+
+import gevent
+import pytest
+
+from daemon import ivr
+from daemon.config import Config
+from daemon.dialer import Dialer
+from daemon.esl import ESLClient
+from tests.daemon_fixtures import REPO, start_simulator
+
+pytestmark = pytest.mark.timeout(60)
+
+GOODBYE = str(REPO / "ivr_templates" / "sounds" / "vi" / "prompts" / "tam_biet.wav")
+
+
+def test_a_file_exists_reply_that_came_too_late_is_asked_again(tmp_path):
+    sim = start_simulator({"unreadable": [GOODBYE]})
+    client = ESLClient(*sim.address, "ClueCon", events=(), timeout=0.2)
+    try:
+        client.connect()
+        templates = ivr.TemplateLoader(REPO / "ivr_templates", REPO / "ivr_templates" / "sounds")
+        dialer = Dialer(Config(), None, templates, lambda: client)
+        dialer.esl = client
+        template = templates.get("IVR-1")
+        assert client.api(f"sim_fault delay 500").startswith("+OK")  # replies now come after 0.5 s
+        assert dialer._unplayable(template) == []  # could not tell: not checked (logged)
+        assert client.api("sim_fault delay 0", timeout=5).startswith("+OK")
+        gevent.sleep(1.0)  # the late replies are in
+        assert client.is_alive()
+        assert dialer._unplayable(template) == [GOODBYE]
+    finally:
+        client.close()
+        sim.stop()

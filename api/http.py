@@ -11,10 +11,12 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
 - At most `max_connections` connections are served at once; the next ones are answered
   `503` at once (with `Retry-After`) and closed, so a flood of slow clients never makes
   `/healthz` wait.
+- A request with a body and no valid bearer token is answered `401` before its body is
+  read (else anyone who can connect makes the server hold `max_body_bytes` per connection).
 - The body is read here, whole, before the application runs: over `max_body_bytes`
   (by Content-Length or, chunked, by what arrives) is `413`; the application gets the
   exact bytes and a Content-Length.
-- Every answer the server produces itself (400, 408, 413, 414, 431, 500, 503) is JSON with
+- Every answer the server produces itself (400, 401, 408, 413, 414, 431, 500, 503) is JSON with
   `code` and `content`, like the application's.
 - `TCP_NODELAY` on every connection, and a response's headers go out in one send with the
   start of its body, so a kept-alive request is not delayed by Nagle + delayed ACK.
@@ -24,6 +26,7 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
 from __future__ import annotations
 
 import errno
+import hmac
 import http.client
 import io
 import json
@@ -61,7 +64,7 @@ class Refusal(Exception):
         self.code, self.content, self.reason = code, content, reason
 
 
-_STATUS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
+_STATUS = {400: "Bad Request", 401: "Unauthorized", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
            431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
@@ -111,6 +114,9 @@ class ApiHandler(WSGIHandler):
                 if not self._read_head():
                     return None
             self.environ = self.get_environ()
+            if (self.content_length or self.wsgi_input.chunked_input) and not self._authorized(limits):
+                # Not read: up to max_body_bytes held in memory for anyone who can connect.
+                raise Refusal(401, "unauthorized")
             with gevent.Timeout(limits.body_timeout, _Deadline):
                 body = self._read_body(limits.max_body_bytes)
             if body is None:
@@ -192,6 +198,17 @@ class ApiHandler(WSGIHandler):
             if size > limit:
                 raise Refusal(413, "request body too large", f"at most {limit} bytes")
             pieces.append(piece)
+
+    def _authorized(self, limits: ApiConfig) -> bool:
+        """The request carries one of the API's bearer tokens (as api/app.py checks it), or
+        needs none (/healthz): only then is its body read."""
+        if self.environ.get("PATH_INFO") == "/healthz":
+            return True
+        scheme, _, given = self.headers.get("Authorization", "").partition(" ")
+        ok = False
+        for token in limits.tokens:
+            ok |= hmac.compare_digest(given.strip().encode(), token.encode())
+        return ok and scheme.lower() == "bearer"
 
     def _give_body(self, body: bytes):
         env = self.environ

@@ -4,6 +4,7 @@ until the request completes: 100 such connections, trickling within header_timeo
 autocall-api from 29 MB to 650 MB (1.3 GB at the default cap of 200). Now the header lines
 together must stay under MAX_HEADER_BYTES, else 431 JSON."""
 from api.http import MAX_HEADER_BYTES
+from tests.api_fixtures import TOKEN
 from tests.test_api_http import api, connect, json_error, read_response  # noqa: F401  (fixture)
 
 
@@ -34,7 +35,7 @@ def test_a_413_reaches_a_client_still_sending_its_chunked_body(api):  # noqa: F8
     piece = b"%x\r\n%s\r\n" % (60000, b" " * 60000)
     with connect(server) as sock:
         sock.sendall(b"POST /v2/autocall/queue HTTP/1.1\r\nHost: autocall\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+                     b"Authorization: Bearer " + TOKEN.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
         try:
             for _ in range(40):
                 sock.sendall(piece)

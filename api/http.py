@@ -11,10 +11,12 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
 - At most `max_connections` connections are served at once; the next ones are answered
   `503` at once (with `Retry-After`) and closed, so a flood of slow clients never makes
   `/healthz` wait.
+- A request with a body and no valid bearer token is answered `401` before its body is
+  read (else anyone who can connect makes the server hold `max_body_bytes` per connection).
 - The body is read here, whole, before the application runs: over `max_body_bytes`
   (by Content-Length or, chunked, by what arrives) is `413`; the application gets the
   exact bytes and a Content-Length.
-- Every answer the server produces itself (400, 408, 413, 414, 431, 500, 503) is JSON with
+- Every answer the server produces itself (400, 401, 408, 413, 414, 431, 500, 503) is JSON with
   `code` and `content`, like the application's.
 - `TCP_NODELAY` on every connection, and a response's headers go out in one send with the
   start of its body, so a kept-alive request is not delayed by Nagle + delayed ACK.
@@ -24,6 +26,7 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
 from __future__ import annotations
 
 import errno
+import hmac
 import http.client
 import io
 import json
@@ -46,6 +49,7 @@ REFUSE_DRAIN_SECONDS = 1.0  # a refused client's request is read (and dropped) t
 MAX_REFUSING = 64           # refused connections lingering at once; beyond that they close after the 503
 MAX_ACCEPT = 16             # connections accepted per wake-up, before their handlers run (gevent: 100)
 ACCEPT_PAUSE = 0.1          # out of file descriptors: stop accepting this long (the backlog waits)
+MAX_HEADER_BYTES = 65536    # a request's header lines in all (gevent limits only each line, and their number)
 
 
 class _Deadline(Exception):
@@ -60,7 +64,7 @@ class Refusal(Exception):
         self.code, self.content, self.reason = code, content, reason
 
 
-_STATUS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
+_STATUS = {400: "Bad Request", 401: "Unauthorized", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
            431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
@@ -110,6 +114,9 @@ class ApiHandler(WSGIHandler):
                 if not self._read_head():
                     return None
             self.environ = self.get_environ()
+            if (self.content_length or self.wsgi_input.chunked_input) and not self._authorized(limits):
+                # Not read: up to max_body_bytes held in memory for anyone who can connect.
+                raise Refusal(401, "unauthorized")
             with gevent.Timeout(limits.body_timeout, _Deadline):
                 body = self._read_body(limits.max_body_bytes)
             if body is None:
@@ -158,7 +165,17 @@ class ApiHandler(WSGIHandler):
         coding = self.headers.get("transfer-encoding")
         if coding is not None and coding.lower() != "chunked":
             raise Refusal(400, "bad request", f"unsupported Transfer-Encoding {coding!r}")
+        # Framed two ways, a proxy in front may see other requests than we do (RFC 9112 6.3).
+        lengths = {value.strip() for value in self._content_lengths}
+        if len(lengths) > 1 or (lengths and coding is not None):
+            raise Refusal(400, "bad request", "use one Content-Length, or Transfer-Encoding: chunked alone")
         return True
+
+    def MessageClass(self, rfile, *args):  # noqa: N802 (gevent's name)
+        headers = super().MessageClass(_HeaderBudget(rfile, MAX_HEADER_BYTES), *args)
+        # before read_request drops Content-Length when the body is chunked
+        self._content_lengths = headers.get_all("content-length") or ()
+        return headers
 
     def _read_body(self, limit: int) -> bytes | None:
         """The whole body (b"" when none); None if the client left; Refusal when too large."""
@@ -183,6 +200,17 @@ class ApiHandler(WSGIHandler):
                 raise Refusal(413, "request body too large", f"at most {limit} bytes")
             pieces.append(piece)
 
+    def _authorized(self, limits: ApiConfig) -> bool:
+        """The request carries one of the API's bearer tokens (as api/app.py checks it), or
+        needs none (/healthz): only then is its body read."""
+        if self.environ.get("PATH_INFO") == "/healthz":
+            return True
+        scheme, _, given = self.headers.get("Authorization", "").partition(" ")
+        ok = False
+        for token in limits.tokens:
+            ok |= hmac.compare_digest(given.strip().encode(), token.encode())
+        return ok and scheme.lower() == "bearer"
+
     def _give_body(self, body: bytes):
         env = self.environ
         env["wsgi.input"] = io.BytesIO(body)
@@ -202,7 +230,17 @@ class ApiHandler(WSGIHandler):
         self.close_connection = True
         log.info("refused a request from %s: %d %s%s", self.client_address[0], refusal.code,
                  refusal.content, f" ({refusal.reason})" if refusal.reason else "")
-        return str(refusal.code), error_response(refusal.code, refusal.content, refusal.reason)
+        # Sent here, then what the client is still sending is read (and dropped) for a moment:
+        # closing on unread bytes sends a RST, which can destroy the answer before it is read.
+        try:
+            self._sendall(error_response(refusal.code, refusal.content, refusal.reason))
+            self.socket.shutdown(socket.SHUT_WR)
+            with gevent.Timeout(REFUSE_DRAIN_SECONDS, False):
+                while self.socket.recv(READ_PIECE):
+                    pass
+        except OSError:
+            pass
+        return None
 
     def _send_error_response_if_possible(self, error_code):
         # gevent's own 400/500 answers (after the application ran) are plain text; ours are JSON.
@@ -239,6 +277,21 @@ class ApiHandler(WSGIHandler):
             return
         self._sendall(head)
         self._write(data)
+
+
+class _HeaderBudget:
+    """The connection's rfile as the header parser reads it: 431 once the lines pass `budget` bytes."""
+
+    def __init__(self, rfile, budget: int):
+        self._rfile, self._left = rfile, budget
+
+    def readline(self, limit=-1):
+        line = self._rfile.readline(limit)
+        self._left -= len(line)
+        if self._left < 0:
+            raise Refusal(431, "request header too large", f"the header lines must be under {MAX_HEADER_BYTES} "
+                                                           "bytes in all")
+        return line
 
 
 class ApiServer(WSGIServer):

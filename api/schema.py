@@ -163,6 +163,8 @@ def _queue_code(value, errors) -> str | None:
         errors.append({"field": "queue_code", "reason": "required, a non-empty string"})
         return None
     problem = _name_problem(value)
+    if value in (".", ".."):  # a URL path segment clients and proxies remove: it could never be read back
+        problem = "cannot be . or .. (it could not be named in a URL)"
     if problem:
         errors.append({"field": "queue_code", "reason": f"queue_code {problem}"})
         return None

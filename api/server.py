@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     try:
         config = config_mod.load(args.config)
         listen = config_mod.parse_address(args.listen) if args.listen else config.api.listen
+        if not config.api.tokens:  # a configuration error, whatever the port's state (create_app says the same)
+            raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
         ensure_file_limit(config.api.max_connections)
         listener = bind(listen)  # before the database is opened: a wrong address changes nothing
         from api.app import create_app

@@ -22,6 +22,7 @@ from daemon import esl as esl_mod
 from daemon import ivr
 from daemon.esl import commands
 from daemon.ledger import CallReport, Claim
+from daemon.playable import SwitchFiles
 from daemon.store.states import FAILED, PENDING
 
 log = logging.getLogger("autocall.call")
@@ -236,7 +237,26 @@ class Call:
         done = self._execute("play_and_get_digits", arg) if arg is not None else None
         if done is None:
             return None
+        if not done.get("variable_read_result") and not self.gone.is_set():
+            self._check_menu_files(menu)
         return done.get(f"variable_{var}") or done.get(f"variable_{var}_invalid")
+
+    def _check_menu_files(self, menu: ivr.Menu):
+        """play_and_get_digits ended before reading a key (no read_result): switch_ivr_read could
+        not open a prompt, which FreeSWITCH reports nowhere else. Ask it which file, as for
+        playback's FILE NOT FOUND (docs/esl.md)."""
+        paths = [*menu.files, *([menu.invalid_file] if menu.invalid_file else [])]
+        try:
+            missing = SwitchFiles().unplayable(self.esl, paths)
+        except esl_mod.ESLConnectionLost as e:
+            raise Detached(str(e)) from None
+        except esl_mod.ESLError as e:
+            log.warning("call %s: menu %s read no key and FreeSWITCH cannot say why (%s)", self.claim.uuid, menu.id, e)
+            return
+        if missing:
+            self.unplayable = missing[0]
+            log.error("call %s: FreeSWITCH cannot open %s of menu %s; hanging up and stopping queue %s",
+                      self.claim.uuid, missing[0], menu.id, self.claim.queue_code)
 
     def _transfer(self, name: str):
         target = self.settings.destinations.get(name)
@@ -288,7 +308,8 @@ class Call:
             log.warning("call %s: %s of %s ended PLAYBACK ERROR with the callee on the line", self.claim.uuid, app, arg)
 
     def _hang_up(self):
-        if not self.gone.is_set():
+        # A job's -ERR after CHANNEL_ANSWER sets gone, yet the answered channel may still be up.
+        if not self.gone.is_set() or (self.job_failure and self.answered_at is not None and not self.ended.is_set()):
             self._kill()
         if not self.ended.is_set():
             # A failed originate may or may not have had a channel: give its events a moment.

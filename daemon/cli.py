@@ -18,7 +18,7 @@ import time
 from daemon import config as config_mod
 from daemon import ivr, status
 from daemon.errors import AutocallError, ConfigError
-from daemon.esl import ESLClient, ESLError
+from daemon.esl import ESLClient, ESLConnectionLost, ESLError
 from daemon.playable import SwitchFiles
 
 def main(argv=None):
@@ -172,6 +172,9 @@ def _check(args, out, err):
             return 2
     try:
         return _check_names(args, names, client, out)
+    except ESLConnectionLost as exc:  # not the template's fault: the --esl status, 2
+        print(f'autocall: lost FreeSWITCH during the check: {exc}', file=err)
+        return 2
     finally:
         if client is not None:
             client.close()
@@ -215,6 +218,8 @@ def _unplayable(args, name, client, switch_files):
                         destinations=args.destinations)
     try:
         missing = switch_files.unplayable(client, template.files())
+    except ESLConnectionLost:
+        raise
     except ESLError as exc:
         return [f'{name}: cannot ask FreeSWITCH about its files: {exc}']
     return [f'{name}: FreeSWITCH cannot play {path}' for path in missing]

@@ -146,6 +146,8 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"config file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: {e}") from None
+    except UnicodeDecodeError as e:  # e.g. saved as UTF-16 ("Unicode") by a Windows editor
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
 
 
 class _Section:

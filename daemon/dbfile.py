@@ -1,6 +1,7 @@
 """The database file on disk: its directory and the file itself made before SQLite opens it.
 
-`create(path)` makes missing directories (0750) and an empty file (0640) if there is none,
+`create(path)` makes missing directories (0750) and an empty file (0640) if there is none
+(an existing file loses any permission 0640 does not give: an older install's, a restored copy),
 so customer data is never world-readable, under systemd's UMask=0027 or not; SQLite gives
 the -wal and -shm files beside it the same mode. A path that cannot be made raises
 ConfigError (a wrong path or permissions: fix the config) or Unavailable (a full or failing
@@ -33,9 +34,19 @@ def create(path: Path):
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
     except FileExistsError:
-        pass
+        _restrict(path)
     except OSError as e:
         raise _error(f"cannot create {path}", e) from None
+
+
+def _restrict(path: Path):
+    """Take from an existing file (an older install's, a restored backup) what FILE_MODE does not allow."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+        if mode & ~FILE_MODE:
+            os.chmod(path, mode & FILE_MODE)
+    except OSError:
+        pass  # not ours to change (another owner): SQLite says what it cannot open
 
 
 def _error(what: str, e: OSError):

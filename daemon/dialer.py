@@ -148,6 +148,8 @@ class Dialer:
         templates' files (start-up and after every reconnect)."""
         reconcile.apply(client, self.ledger.open_attempts(), self.clock(), follow=self._follow,
                         close=lambda claim, report: self._record(claim, report, reattached=True))
+        # Maybe another switch, or this one restarted: what it could read before says nothing now.
+        self.template_check.forget()
         self.template_check.check_all(client, self.templates, now)
 
     def _follow(self, item: reconcile.Reattach, heard: list):
@@ -251,6 +253,8 @@ class Dialer:
             self._wake.set()
 
     def _record(self, claim: Claim, report: CallReport, reattached: bool = False):
+        if report.cause == "FILE_NOT_FOUND":  # the switch said otherwise than file_exists did: ask again
+            self.template_check.forget(claim.template)
         result, state = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
         calls_log.info(
             "call queue=%s customer=%s number=%s uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "

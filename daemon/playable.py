@@ -11,7 +11,7 @@ import logging
 import os
 
 from daemon import ivr
-from daemon.esl import ESLError, commands
+from daemon.esl import ESLError, ESLTimeout, commands
 
 log = logging.getLogger("autocall.playable")
 
@@ -54,6 +54,14 @@ class TemplateCheck:
         self.switch_files = switch_files or SwitchFiles()
         self._verdicts: dict[str, tuple] = {}  # template name -> (Template, files it cannot play, when)
 
+    def forget(self, name: str | None = None):
+        """Ask the switch again: about template `name`, or (None) about every file of every template."""
+        if name is None:
+            self.switch_files, self._verdicts = SwitchFiles(), {}
+        else:
+            self._verdicts.pop(name, None)
+            self.switch_files = SwitchFiles()
+
     def check_all(self, client, templates, now: float):
         """Ask about every file of every good template (start-up and reconnect); the answers
         are kept, so claims later ask only about templates edited since."""
@@ -75,7 +83,7 @@ class TemplateCheck:
             unplayable = self.switch_files.unplayable(client, template.files())
         except ESLError as e:
             log.warning("template %s: cannot ask FreeSWITCH about its files (%s); not checked", template.name, e)
-            if client.is_alive():  # the switch cannot tell: do not ask again for this version
+            if client.is_alive() and not isinstance(e, ESLTimeout):  # it cannot tell: ask no more
                 self._verdicts[template.name] = (template, [], now)
             return []
         self._verdicts[template.name] = (template, unplayable, now)

@@ -27,7 +27,7 @@ from pathlib import Path
 import peewee as pw
 
 from daemon import dbfile
-from daemon.errors import AutocallError
+from daemon.errors import AutocallError, Unavailable
 from daemon.store.states import DELETED, DIALING, DONE, PENDING, RUNNING
 
 log = logging.getLogger("autocall.store")
@@ -35,6 +35,10 @@ log = logging.getLogger("autocall.store")
 
 class StoreError(AutocallError):
     """The database file cannot be used (newer schema, unreadable, not autocall's, ...)."""
+
+
+class StoreBusy(StoreError, Unavailable):
+    """Another connection holds the database's write lock past the busy timeout: retry later."""
 
 
 class JSONField(pw.TextField):
@@ -194,7 +198,8 @@ def open_database(path: str | Path, *, busy_timeout: float = 30.0) -> pw.SqliteD
         db.connect(reuse_if_open=True)
         _migrate(db, path)
     except pw.DatabaseError as e:
-        raise StoreError(f"database {path}: {e}") from None
+        busy = isinstance(e, pw.OperationalError) and ("locked" in str(e) or "busy" in str(e))
+        raise (StoreBusy if busy else StoreError)(f"database {path}: {e}") from None
     return db
 
 

@@ -1,0 +1,36 @@
+"""Found by attack9: the database is made 0640 only when autocall creates it. A file that is
+already there — every install upgraded from before, or a backup restored with `cp` under a
+login shell's umask (docs/install.md says to chmod it; a careless operator does not) — stayed
+0644: every local user could read the customers' phone numbers and debts, and SQLite gives the
+-wal and -shm files the same mode. Opening it now takes away what 0640 does not allow."""
+import os
+import stat
+
+import requests
+
+from tests.api_fixtures import ApiProcess
+
+
+def test_an_existing_world_readable_database_is_made_0640(tmp_path):
+    old = os.umask(0o022)
+    try:
+        (tmp_path / "autocall.sqlite3").touch(mode=0o644)
+        os.chmod(tmp_path / "autocall.sqlite3", 0o644)
+        server = ApiProcess(tmp_path)
+    finally:
+        os.umask(old)
+    try:
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+        for name in ("autocall.sqlite3", "autocall.sqlite3-wal", "autocall.sqlite3-shm"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
+    finally:
+        server.stop()
+
+
+def test_a_stricter_mode_is_left_alone(tmp_path):
+    path = tmp_path / "autocall.sqlite3"
+    path.touch()
+    os.chmod(path, 0o600)
+    from daemon import dbfile
+    dbfile.create(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test bench soak clean
+.PHONY: demo test lint bench soak clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/pytest
+
+# One dialect (ruff format + ruff check, settings in pyproject.toml) and types on the product.
+lint: $(BIN)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Every benchmark in turn (about 10 minutes on 2 cores); each prints its own figures.
 BENCHES = import_bench queue_bench simulator_bench throughput_bench latency_bench memory_bench keepalive_bench

@@ -3,6 +3,7 @@
 Every response is JSON with `code` and `content`, and the HTTP status equals `code`,
 errors included (401, 404, 405, 413, 500 never produce an HTML page).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -68,8 +69,11 @@ def create_app(config: Config, db=None) -> Flask:
     app.url_map.merge_slashes = False  # its redirect would be an HTML page, and "//" may be in a queue code
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
     app.json = JSONProvider(app)
-    Services(config=config, db=db if db is not None else open_database(config.db_path),
-             templates=TemplateLoader.from_config(config)).install(app)
+    Services(
+        config=config,
+        db=db if db is not None else open_database(config.db_path),
+        templates=TemplateLoader.from_config(config),
+    ).install(app)
     tokens = [t.encode() for t in config.api.tokens]
 
     @app.before_request

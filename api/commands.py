@@ -1,5 +1,6 @@
 """The seed's five commands: import, dnc, stop, start, delete (DESIGN §2, docs/api.md), and
 the DNC list of numbers beside them."""
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,7 @@ def import_queue():
     extra = {"errors": rejected} if rejected else {}
     if warnings:
         extra["warnings"] = warnings
-    return reply(200, "successfully",
-                 data={"fail": [r["id"] for r in rejected], "success": result.success}, **extra)
+    return reply(200, "successfully", data={"fail": [r["id"] for r in rejected], "success": result.success}, **extra)
 
 
 @contextlib.contextmanager
@@ -78,8 +78,10 @@ def _command(action):
     return reply(200, "successfully")
 
 
-UNKNOWN_QUEUE_NOTE = ("no live queue has this queue_code; the ids are kept on its DNC list all the same:"
-                      " an import of them into a queue of this code will be refused")
+UNKNOWN_QUEUE_NOTE = (
+    "no live queue has this queue_code; the ids are kept on its DNC list all the same:"
+    " an import of them into a queue of this code will be refused"
+)
 
 
 @bp.post("/queue/dnc")

@@ -1,4 +1,5 @@
 """Liveness for load balancers and systemd checks: no token needed."""
+
 from __future__ import annotations
 
 from flask import Blueprint, g

@@ -23,6 +23,7 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
 - `%2F` and `%25` stay encoded in PATH_INFO, so a path segment can hold a "/" (the
   application's URL converters decode them: api/app.py).
 """
+
 from __future__ import annotations
 
 import errno
@@ -37,19 +38,24 @@ import time
 from urllib.parse import unquote
 
 import gevent
-from gevent.pywsgi import MAX_REQUEST_LINE, Input, WSGIHandler, WSGIServer
-from gevent.pywsgi import _InvalidClientInput  # what its chunk parser raises on bad framing
+from gevent.pywsgi import (
+    MAX_REQUEST_LINE,
+    Input,
+    WSGIHandler,
+    WSGIServer,
+    _InvalidClientInput,  # what its chunk parser raises on bad framing
+)
 
 from daemon.config import ApiConfig
 
 log = logging.getLogger("autocall.api.http")
 
-READ_PIECE = 65536          # bytes read from the socket at a time
+READ_PIECE = 65536  # bytes read from the socket at a time
 REFUSE_DRAIN_SECONDS = 1.0  # a refused client's request is read (and dropped) this long, so close sends no RST
-MAX_REFUSING = 64           # refused connections lingering at once; beyond that they close after the 503
-MAX_ACCEPT = 16             # connections accepted per wake-up, before their handlers run (gevent: 100)
-ACCEPT_PAUSE = 0.1          # out of file descriptors: stop accepting this long (the backlog waits)
-MAX_HEADER_BYTES = 65536    # a request's header lines in all (gevent limits only each line, and their number)
+MAX_REFUSING = 64  # refused connections lingering at once; beyond that they close after the 503
+MAX_ACCEPT = 16  # connections accepted per wake-up, before their handlers run (gevent: 100)
+ACCEPT_PAUSE = 0.1  # out of file descriptors: stop accepting this long (the backlog waits)
+MAX_HEADER_BYTES = 65536  # a request's header lines in all (gevent limits only each line, and their number)
 
 
 class _Deadline(Exception):
@@ -64,8 +70,16 @@ class Refusal(Exception):
         self.code, self.content, self.reason = code, content, reason
 
 
-_STATUS = {400: "Bad Request", 401: "Unauthorized", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
-           431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+_STATUS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def error_response(code: int, content: str, reason: str = "", extra_headers=()) -> bytes:
@@ -74,8 +88,13 @@ def error_response(code: int, content: str, reason: str = "", extra_headers=()) 
     if reason:
         body["errors"] = [{"reason": reason}]
     data = json.dumps(body, ensure_ascii=False).encode()
-    head = [f"HTTP/1.1 {code} {_STATUS[code]}", "Content-Type: application/json",
-            f"Content-Length: {len(data)}", "Connection: close", *extra_headers]
+    head = [
+        f"HTTP/1.1 {code} {_STATUS[code]}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(data)}",
+        "Connection: close",
+        *extra_headers,
+    ]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data
 
 
@@ -85,8 +104,10 @@ _KEPT_ENCODED = re.compile(r"(%2[fF]|%25)")
 
 def path_info(raw_path: str) -> str:
     """PATH_INFO as gevent makes it (percent-decoded, latin-1), except %2F and %25 stay."""
-    return "".join(piece if _KEPT_ENCODED.fullmatch(piece) else unquote(piece, encoding="latin-1")
-                   for piece in _KEPT_ENCODED.split(raw_path))
+    return "".join(
+        piece if _KEPT_ENCODED.fullmatch(piece) else unquote(piece, encoding="latin-1")
+        for piece in _KEPT_ENCODED.split(raw_path)
+    )
 
 
 class ApiHandler(WSGIHandler):
@@ -228,8 +249,13 @@ class ApiHandler(WSGIHandler):
 
     def _refusal(self, refusal: Refusal):
         self.close_connection = True
-        log.info("refused a request from %s: %d %s%s", self.client_address[0], refusal.code,
-                 refusal.content, f" ({refusal.reason})" if refusal.reason else "")
+        log.info(
+            "refused a request from %s: %d %s%s",
+            self.client_address[0],
+            refusal.code,
+            refusal.content,
+            f" ({refusal.reason})" if refusal.reason else "",
+        )
         # Sent here, then what the client is still sending is read (and dropped) for a moment:
         # closing on unread bytes sends a RST, which can destroy the answer before it is read.
         try:
@@ -289,8 +315,9 @@ class _HeaderBudget:
         line = self._rfile.readline(limit)
         self._left -= len(line)
         if self._left < 0:
-            raise Refusal(431, "request header too large", f"the header lines must be under {MAX_HEADER_BYTES} "
-                                                           "bytes in all")
+            raise Refusal(
+                431, "request header too large", f"the header lines must be under {MAX_HEADER_BYTES} bytes in all"
+            )
         return line
 
 
@@ -328,8 +355,11 @@ class ApiServer(WSGIServer):
         now = time.monotonic()
         if now - self._out_of_files_said > 10:
             self._out_of_files_said = now
-            log.warning("out of file descriptors with %d connections: pausing accepts "
-                        "(lower api.max_connections or raise LimitNOFILE=)", self.active)
+            log.warning(
+                "out of file descriptors with %d connections: pausing accepts "
+                "(lower api.max_connections or raise LimitNOFILE=)",
+                self.active,
+            )
         self.stop_accepting()
         gevent.spawn_later(ACCEPT_PAUSE, self._resume_accepting)
         return None

@@ -1,4 +1,5 @@
 """The seed's response shape, shared by every view and error handler."""
+
 from __future__ import annotations
 
 from flask import jsonify
@@ -7,6 +8,7 @@ from flask.json.provider import DefaultJSONProvider
 
 class JSONProvider(DefaultJSONProvider):
     """Readable Vietnamese in replies; a lone surrogate echoed from a request comes back escaped."""
+
     ensure_ascii = False
     sort_keys = False
 

@@ -1,5 +1,6 @@
 """The report reads: a queue's state and counts, its customers with their attempts, the
 attempts as CSV, and the OpenAPI document."""
+
 from __future__ import annotations
 
 import csv
@@ -64,8 +65,11 @@ def attempts_csv(code):
         yield buffer.getvalue()
 
     filename = f"attempts-{_safe_filename(code)}.csv"
-    return Response(stream_with_context(rows()), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        stream_with_context(rows()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 # OWASP's CSV-injection rule: a spreadsheet runs a cell starting with one of these as a formula.
@@ -113,4 +117,3 @@ def _local_time(epoch, tz) -> str:
 
 def _safe_filename(code: str) -> str:
     return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in code)[:64]
-

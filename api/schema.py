@@ -4,6 +4,7 @@ Two levels, as DESIGN §2 says: a problem with the request itself raises `Invali
 (the endpoint answers 400 and changes nothing); a problem with one customer of an
 import rejects only that customer, with a reason, and the others still import.
 """
+
 from __future__ import annotations
 
 import functools
@@ -175,8 +176,7 @@ def _template(value, templates: ivr.TemplateLoader, errors) -> ivr.Template | No
     if not isinstance(value, str) or not value:
         errors.append({"field": "template", "reason": "required, the name of a template"})
     elif not ivr.valid_template_name(value):
-        errors.append({"field": "template",
-                       "reason": "a template name holds only letters, digits, '_', '-' and '.'"})
+        errors.append({"field": "template", "reason": "a template name holds only letters, digits, '_', '-' and '.'"})
     else:
         try:
             return templates.get(value)

@@ -1,4 +1,5 @@
 """`autocall-api`: serve the API with gevent's WSGI server (never Flask's development server)."""
+
 from gevent import monkey
 
 monkey.patch_all()
@@ -28,12 +29,15 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="autocall-api",
         description="Serve the autocall REST API (the collections platform's five commands and "
-                    "the report reads) over HTTP. Settings come from the config file and the "
-                    "AUTOCALL_* environment variables; see autocall.example.toml.")
-    parser.add_argument("--config", metavar="PATH",
-                        help="TOML config file (default: $AUTOCALL_CONFIG, else built-in defaults)")
-    parser.add_argument("--listen", metavar="HOST:PORT",
-                        help="override api.listen / $AUTOCALL_API_LISTEN (port 0 picks a free port)")
+        "the report reads) over HTTP. Settings come from the config file and the "
+        "AUTOCALL_* environment variables; see autocall.example.toml.",
+    )
+    parser.add_argument(
+        "--config", metavar="PATH", help="TOML config file (default: $AUTOCALL_CONFIG, else built-in defaults)"
+    )
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", help="override api.listen / $AUTOCALL_API_LISTEN (port 0 picks a free port)"
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser.parse_args(argv)
 
@@ -49,6 +53,7 @@ def main(argv=None) -> int:
         ensure_file_limit(config.api.max_connections)
         listener = bind(listen)  # before the database is opened: a wrong address changes nothing
         from api.app import create_app
+
         app = create_app(config)
     except ValueError as e:
         print(f"autocall-api: {e}", file=sys.stderr)
@@ -90,8 +95,10 @@ def _bind_error(listen: config_mod.Address, e: OSError) -> AutocallError:
     if e.errno == errno.EADDRNOTAVAIL:
         return ConfigError(f"api.listen: {listen.host} is not an address of this host")
     if e.errno == errno.EACCES:
-        return ConfigError(f"api.listen: port {listen.port} needs privileges autocall-api does not have; "
-                           "use a port above 1024 behind the reverse proxy")
+        return ConfigError(
+            f"api.listen: port {listen.port} needs privileges autocall-api does not have; "
+            "use a port above 1024 behind the reverse proxy"
+        )
     if e.errno == errno.EADDRINUSE:
         return Unavailable(f"api.listen: {listen} is already in use by another process")
     return Unavailable(f"api.listen: cannot listen on {listen}: {e.strerror}")
@@ -104,8 +111,10 @@ def ensure_file_limit(connections: int):
     if soft == resource.RLIM_INFINITY or soft >= need:
         return
     if hard != resource.RLIM_INFINITY and hard < need:
-        raise ConfigError(f"api.max_connections: {connections} connections need about {need} open files but "
-                          f"this process may open {hard}; lower api.max_connections or raise LimitNOFILE=")
+        raise ConfigError(
+            f"api.max_connections: {connections} connections need about {need} open files but "
+            f"this process may open {hard}; lower api.max_connections or raise LimitNOFILE="
+        )
     resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 
 

@@ -1,4 +1,5 @@
 """What every request of the API works with, built once by `create_app`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +16,7 @@ EXTENSION = "autocall"
 @dataclasses.dataclass(frozen=True)
 class Services:
     config: Config
-    db: pw.Database         # the store's database (daemon.store.schema.open_database)
+    db: pw.Database  # the store's database (daemon.store.schema.open_database)
     templates: TemplateLoader
 
     def install(self, app: Flask):

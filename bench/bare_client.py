@@ -9,6 +9,7 @@ CHANNEL_HANGUP_COMPLETE. No database, no IVR, no logging per call. Prints one JS
 {"calls", "completed", "failed", "rate" (completions/s between the 10th and 90th percentile of the
 end times), "elapsed", "cpu" (this process's CPU seconds)}.
 """
+
 import argparse
 import json
 import resource
@@ -20,6 +21,7 @@ import uuid as uuidlib
 def run(client, calls: int, concurrency: int, timeout: float = 30.0) -> dict:
     import gevent
     import gevent.event
+
     from daemon.esl import ESLError
 
     ends, failed = [], []
@@ -35,10 +37,14 @@ def run(client, calls: int, concurrency: int, timeout: float = 30.0) -> dict:
             elif event.name == "CHANNEL_HANGUP_COMPLETE":
                 answered.set()
                 ended.set()
+
         client.subscribe_channel(call_uuid, on_event)
         try:
-            client.bgapi(f"originate {{origination_uuid={call_uuid},originate_timeout=30}}"
-                         f"sofia/gateway/carrier/09{n:08d} &park()", job_uuid=str(uuidlib.uuid4()))
+            client.bgapi(
+                f"originate {{origination_uuid={call_uuid},originate_timeout=30}}"
+                f"sofia/gateway/carrier/09{n:08d} &park()",
+                job_uuid=str(uuidlib.uuid4()),
+            )
             if not answered.wait(timeout) or ended.is_set():
                 failed.append(n)
                 return
@@ -58,8 +64,13 @@ def run(client, calls: int, concurrency: int, timeout: float = 30.0) -> dict:
 
     started = time.time()
     gevent.joinall([gevent.spawn(worker) for _ in range(concurrency)])
-    return {"calls": calls, "completed": len(ends), "failed": len(failed), "elapsed": time.time() - started,
-            "rate": _steady_rate(ends)}
+    return {
+        "calls": calls,
+        "completed": len(ends),
+        "failed": len(failed),
+        "elapsed": time.time() - started,
+        "rate": _steady_rate(ends),
+    }
 
 
 def _steady_rate(ends) -> float:
@@ -72,6 +83,7 @@ def _steady_rate(ends) -> float:
 
 def main(argv=None):
     from gevent import monkey
+
     monkey.patch_all()
     from daemon.esl import DEFAULT_EVENTS, ESLClient
 
@@ -82,8 +94,9 @@ def main(argv=None):
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=500)
     args = parser.parse_args(argv)
-    client = ESLClient(args.host, args.port, args.password, events=DEFAULT_EVENTS, timeout=30.0,
-                       heartbeat_timeout=600.0)
+    client = ESLClient(
+        args.host, args.port, args.password, events=DEFAULT_EVENTS, timeout=30.0, heartbeat_timeout=600.0
+    )
     client.connect()
     try:
         result = run(client, args.calls, args.concurrency)

@@ -5,6 +5,7 @@ temp database, and per-process CPU seconds from /proc.
 Nothing here patches gevent: the bench process only starts processes, writes the database the
 way the API does and reads it back with sqlite3.
 """
+
 import os
 import signal
 import sqlite3
@@ -18,11 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from queued_db import machine  # noqa: E402,F401  (the benches print it from here too)
+
 from daemon.config import QueueDefaults  # noqa: E402
 from daemon.store import queue_state, records  # noqa: E402
 from daemon.store.customers import import_customers  # noqa: E402
 from daemon.store.schema import open_database  # noqa: E402
-from queued_db import machine  # noqa: E402,F401  (the benches print it from here too)
 
 TEMPLATE = "BENCH-2"
 QUEUE = "BENCH"
@@ -48,8 +50,6 @@ tries = 1
 id = "end"
 hangup = true
 """
-
-
 
 
 def write_wav(path: Path, seconds: float, rate: int = 8000):
@@ -78,12 +78,27 @@ def write_scenario(path: Path, key_offset: float) -> Path:
     return path
 
 
-def start_simulator(scenario: Path, time_scale: float, sound_dir: Path, record: Path | None = None,
-                    log_path: Path | None = None):
+def start_simulator(
+    scenario: Path, time_scale: float, sound_dir: Path, record: Path | None = None, log_path: Path | None = None
+):
     """`autocall-simulator` as a process on a free loopback port; returns (Popen, port)."""
-    cmd = [sys.executable, "-m", "simulator", "--listen", "127.0.0.1:0", "--scenario", str(scenario),
-           "--time-scale", str(time_scale), "--heartbeat", "20", "--sound-dir", str(sound_dir),
-           "--log-level", "WARNING"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "simulator",
+        "--listen",
+        "127.0.0.1:0",
+        "--scenario",
+        str(scenario),
+        "--time-scale",
+        str(time_scale),
+        "--heartbeat",
+        "20",
+        "--sound-dir",
+        str(sound_dir),
+        "--log-level",
+        "WARNING",
+    ]
     if record:
         cmd += ["--record", str(record)]
     err = open(log_path, "a") if log_path else subprocess.DEVNULL
@@ -100,8 +115,9 @@ def build_queue(db_path: Path, count: int, concurrent_call: int, first: int = 0)
     db = open_database(db_path)
     try:
         customers = [records.NewCustomer(f"KH{i:07d}", [f"09{i:08d}"], {}) for i in range(first, first + count)]
-        request = records.ImportRequest(QUEUE, TEMPLATE, {"concurrent_call": concurrent_call,
-                                                         "max_recall_count": 0}, customers)
+        request = records.ImportRequest(
+            QUEUE, TEMPLATE, {"concurrent_call": concurrent_call, "max_recall_count": 0}, customers
+        )
         result = import_customers(db, request, QueueDefaults())
         if result.rejected:
             raise SystemExit(f"import rejected {len(result.rejected)} customers: {result.rejected[:3]}")
@@ -129,14 +145,19 @@ class Daemon:
             f'[templates]\ndir = "{templates}"\nsounds = "{sounds}"\n'
             f'[esl]\naddress = "127.0.0.1:{port}"\n'
             f'[dialer]\ncps = {cps}\nchannel_limit = {channel_limit}\nwindow_start = "00:00"\n'
-            f'window_end = "23:59:59"\ndaily_cap = 0\nrecall_delay = 3600\ndrain_timeout = 0\n')
+            f'window_end = "23:59:59"\ndaily_cap = 0\nrecall_delay = 3600\ndrain_timeout = 0\n'
+        )
         self.proc = None
 
     def start(self, timeout: float = 20.0):
         """Start it (INFO logging, as in production) and return once it is connected."""
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "daemon.main", "--config", str(self.config)],
-                                     cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon.main", "--config", str(self.config)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while "connected to FreeSWITCH" not in self.log_path.read_text():
@@ -178,9 +199,24 @@ def profile(pid: int, out: Path) -> subprocess.Popen:
     `out`.txt in collapsed-stack format (one `frame;frame;... count` line per stack)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).with_name("py-spy")
-    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "200", "--threads", "--nonblocking",
-                             "--format", "raw", "--output", f"{out}.txt"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--threads",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            f"{out}.txt",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def end_profile(spy: subprocess.Popen):

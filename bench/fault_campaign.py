@@ -2,6 +2,7 @@
 
 Same as `python -m tests.soak.campaign`; see docs/faults.md.
 """
+
 from gevent import monkey
 
 monkey.patch_all()

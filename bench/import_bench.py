@@ -6,6 +6,7 @@ Runs alternate so that machine noise falls on both sides alike.
 
     .venv/bin/python bench/import_bench.py [--customers 100000] [--runs 5]
 """
+
 import argparse
 import json
 import os
@@ -28,24 +29,37 @@ TOKEN = "bench-token-000000000000"
 
 
 def make_customers(n, rng):
-    return [{
-        "id": f"KH{i:07d}",
-        "mobiles": [f"09{rng.randrange(10**8):08d}", f"03{rng.randrange(10**8):08d}"],
-        "contract_number": f"HD{rng.randrange(10**6):06d}",
-        "upcoming_due_date": "2021-07-13",
-        "upcoming_amount": rng.randrange(1, 500) * 10000,
-        "due_date": "2021-07-13",
-        "dpd": rng.randrange(0, 90),
-        "number_of_ovd_inst": rng.randrange(0, 12),
-        "total_ovd_amount": rng.randrange(0, 900) * 10000,
-    } for i in range(n)]
+    return [
+        {
+            "id": f"KH{i:07d}",
+            "mobiles": [f"09{rng.randrange(10**8):08d}", f"03{rng.randrange(10**8):08d}"],
+            "contract_number": f"HD{rng.randrange(10**6):06d}",
+            "upcoming_due_date": "2021-07-13",
+            "upcoming_amount": rng.randrange(1, 500) * 10000,
+            "due_date": "2021-07-13",
+            "dpd": rng.randrange(0, 90),
+            "number_of_ovd_inst": rng.randrange(0, 12),
+            "total_ovd_amount": rng.randrange(0, 900) * 10000,
+        }
+        for i in range(n)
+    ]
 
 
 def start_api(db_path, port):
-    env = {**os.environ, "AUTOCALL_DB": str(db_path), "AUTOCALL_API_TOKENS": TOKEN,
-           "AUTOCALL_API_LISTEN": f"127.0.0.1:{port}"}
-    proc = subprocess.Popen([sys.executable, "-m", "api.server", "--log-level", "WARNING"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "AUTOCALL_DB": str(db_path),
+        "AUTOCALL_API_TOKENS": TOKEN,
+        "AUTOCALL_API_LISTEN": f"127.0.0.1:{port}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.server", "--log-level", "WARNING"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(200):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
@@ -58,6 +72,7 @@ def start_api(db_path, port):
 
 def free_port():
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -68,8 +83,11 @@ def via_api(body: bytes, workdir: Path) -> float:
     proc = start_api(workdir / "api.sqlite3", port)
     try:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v2/autocall/queue", data=body, method="POST",
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+            f"http://127.0.0.1:{port}/v2/autocall/queue",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
         t0 = time.perf_counter()
         with urllib.request.urlopen(request, timeout=600) as response:
             reply = json.loads(response.read())
@@ -86,18 +104,32 @@ def via_raw_sqlite(customers, workdir: Path) -> float:
     path = workdir / "raw.sqlite3"
     open_database(path).close()  # the same schema and indexes
     known = ("id", "mobiles")
-    rows = [(1, c["id"], json.dumps(c["mobiles"]), json.dumps({k: v for k, v in c.items() if k not in known}),
-             0.0, 0.0, 0.0) for c in customers]
+    rows = [
+        (
+            1,
+            c["id"],
+            json.dumps(c["mobiles"]),
+            json.dumps({k: v for k, v in c.items() if k not in known}),
+            0.0,
+            0.0,
+            0.0,
+        )
+        for c in customers
+    ]
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=wal")
     db.execute("PRAGMA synchronous=normal")
     t0 = time.perf_counter()
     db.execute("BEGIN IMMEDIATE")
-    db.execute("INSERT INTO queue (code, template, concurrent_call, max_recall_count, min_recall_duration,"
-               " state, created_at, updated_at) VALUES ('Q', 'IVR-1', 5, 3, 3, 'running', 0, 0)")
+    db.execute(
+        "INSERT INTO queue (code, template, concurrent_call, max_recall_count, min_recall_duration,"
+        " state, created_at, updated_at) VALUES ('Q', 'IVR-1', 5, 3, 3, 'running', 0, 0)"
+    )
     db.executemany(
         "INSERT INTO customer (queue_id, ext_id, mobiles, fields, state, round, number_index, dead_numbers,"
-        " next_call_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, 0, '[]', ?, ?, ?)", rows)
+        " next_call_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, 0, '[]', ?, ?, ?)",
+        rows,
+    )
     db.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     db.close()
@@ -111,8 +143,10 @@ def main():
     args = parser.parse_args()
     customers = make_customers(args.customers, random.Random(42))
     body = json.dumps({"queue_code": "BENCH", "template": "IVR-1", "customers": customers}).encode()
-    print(f"import of {args.customers:,} customers ({len(body) / 1e6:.1f} MB body), {args.runs} runs, "
-          f"{os.cpu_count()} cores")
+    print(
+        f"import of {args.customers:,} customers ({len(body) / 1e6:.1f} MB body), {args.runs} runs, "
+        f"{os.cpu_count()} cores"
+    )
     api_times, raw_times = [], []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
@@ -120,8 +154,10 @@ def main():
             raw_times.append(via_raw_sqlite(customers, Path(tmp)))
         print(f"  run {run + 1}: api {api_times[-1]:.3f} s   raw executemany {raw_times[-1]:.3f} s")
     api, raw = statistics.median(api_times), statistics.median(raw_times)
-    print(f"median: api {api:.3f} s ({args.customers / api:,.0f} customers/s)   raw {raw:.3f} s   "
-          f"ratio {api / raw:.2f} (target <= 3)")
+    print(
+        f"median: api {api:.3f} s ({args.customers / api:,.0f} customers/s)   raw {raw:.3f} s   "
+        f"ratio {api / raw:.2f} (target <= 3)"
+    )
 
 
 if __name__ == "__main__":

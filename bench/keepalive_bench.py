@@ -9,6 +9,7 @@ was 44 ms against 3 ms: Nagle + delayed ACK).
 
     .venv/bin/python bench/keepalive_bench.py [--requests 200] [--rounds 5]
 """
+
 import argparse
 import http.client
 import json
@@ -29,9 +30,19 @@ from queued_db import machine  # noqa: E402
 
 TOKEN = "bench-token-000000000000"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-SEED = {"queue_code": "Autocall-Q1", "template": "IVR-1", "customers": [
-    {"id": "TEL4VN_Test", "mobiles": ["0982596021"], "contract_number": "HD123456",
-     "upcoming_due_date": "2021-07-13", "upcoming_amount": 5000000}]}
+SEED = {
+    "queue_code": "Autocall-Q1",
+    "template": "IVR-1",
+    "customers": [
+        {
+            "id": "TEL4VN_Test",
+            "mobiles": ["0982596021"],
+            "contract_number": "HD123456",
+            "upcoming_due_date": "2021-07-13",
+            "upcoming_amount": 5000000,
+        }
+    ],
+}
 
 
 def free_port() -> int:
@@ -41,10 +52,20 @@ def free_port() -> int:
 
 
 def start_api(db_path: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "AUTOCALL_DB": str(db_path), "AUTOCALL_API_TOKENS": TOKEN,
-           "AUTOCALL_API_LISTEN": f"127.0.0.1:{port}"}
-    proc = subprocess.Popen([sys.executable, "-m", "api.server", "--log-level", "WARNING"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "AUTOCALL_DB": str(db_path),
+        "AUTOCALL_API_TOKENS": TOKEN,
+        "AUTOCALL_API_LISTEN": f"127.0.0.1:{port}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.server", "--log-level", "WARNING"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(200):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
@@ -113,8 +134,10 @@ def main():
             proc.terminate()
             proc.wait(timeout=15)
     k, n = statistics.median(kept), statistics.median(new)
-    print(f"medians over {args.rounds} rounds of {args.requests} requests: kept-alive {k:.2f} ms, "
-          f"new connection {n:.2f} ms, kept-alive / new {k / n:.2f} (target <= 1)")
+    print(
+        f"medians over {args.rounds} rounds of {args.requests} requests: kept-alive {k:.2f} ms, "
+        f"new connection {n:.2f} ms, kept-alive / new {k / n:.2f} (target <= 1)"
+    )
 
 
 if __name__ == "__main__":

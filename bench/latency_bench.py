@@ -16,6 +16,7 @@ first `playback` of a call minus its answer. Only calls answered while at least 
 were up count. Prints p50/p99 per run and level, the medians over runs, and p99(1000)/p99(10)
 (target <= 3).
 """
+
 import argparse
 import json
 import statistics
@@ -25,13 +26,13 @@ from pathlib import Path
 
 import call_rig as rig
 
-TIME_SCALE = 0.1      # real seconds per simulated second
-MENU_SECONDS = 1.0    # simulated
+TIME_SCALE = 0.1  # real seconds per simulated second
+MENU_SECONDS = 1.0  # simulated
 KEY_AFTER_MENU = 0.3  # simulated seconds after the menu prompt starts
 
 
 def one_level(concurrency: int, cps: float, samples: int) -> dict:
-    hold = 1.1 * concurrency / cps                     # real seconds a call lasts
+    hold = 1.1 * concurrency / cps  # real seconds a call lasts
     intro = max(0.2, hold / TIME_SCALE - KEY_AFTER_MENU)  # simulated
     with tempfile.TemporaryDirectory(prefix="autocall-latency-") as tmp:
         tmp = Path(tmp)
@@ -48,11 +49,22 @@ def one_level(concurrency: int, cps: float, samples: int) -> dict:
             rig.set_running(daemon.db_path, True)
             time.sleep(1.0 + hold)  # queue refresh (<= 1 s) and the ramp
             ramped = time.time()
-            rig.wait_for(lambda: rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE answered_at >= ?",
-                                           ramped)[0][0] >= samples, 120, f"{samples} calls answered", interval=0.2)
+            rig.wait_for(
+                lambda: (
+                    rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE answered_at >= ?", ramped)[0][0]
+                    >= samples
+                ),
+                120,
+                f"{samples} calls answered",
+                interval=0.2,
+            )
             rig.set_running(daemon.db_path, False)
-            rig.wait_for(lambda: rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state != 'done'")
-                         [0][0] == 0, 60 + 2 * hold, "the calls in progress to end", interval=0.2)
+            rig.wait_for(
+                lambda: rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state != 'done'")[0][0] == 0,
+                60 + 2 * hold,
+                "the calls in progress to end",
+                interval=0.2,
+            )
             wall = time.monotonic() - t0
             d_cpu, s_cpu = rig.cpu_seconds(daemon.proc.pid) - d0, rig.cpu_seconds(sim.pid) - s0
             pressed = rig.query(daemon.db_path, "SELECT COUNT(*), SUM(result = 'pressed_one') FROM attempt")[0]
@@ -61,8 +73,14 @@ def one_level(concurrency: int, cps: float, samples: int) -> dict:
             rig.stop(sim)
         records = [json.loads(line) for line in record.read_text().splitlines()]
     latencies, live = latencies_at(records, concurrency)
-    return {"latencies": latencies, "live": live, "calls": pressed[0], "pressed": pressed[1] or 0,
-            "daemon_cpu": 100 * d_cpu / wall, "sim_cpu": 100 * s_cpu / wall}
+    return {
+        "latencies": latencies,
+        "live": live,
+        "calls": pressed[0],
+        "pressed": pressed[1] or 0,
+        "daemon_cpu": 100 * d_cpu / wall,
+        "sim_cpu": 100 * s_cpu / wall,
+    }
 
 
 def latencies_at(records, concurrency: int) -> tuple[list, list]:
@@ -95,24 +113,31 @@ def main(argv=None):
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     print(rig.machine())
-    print(f"cps {args.cps:g} at every level, time scale {TIME_SCALE}, {args.samples} calls answered after the "
-          "ramp per level; latency = simulator answer -> first playback app start, real ms")
+    print(
+        f"cps {args.cps:g} at every level, time scale {TIME_SCALE}, {args.samples} calls answered after the "
+        "ramp per level; latency = simulator answer -> first playback app start, real ms"
+    )
     p50s, p99s = {c: [] for c in levels}, {c: [] for c in levels}
     for run in range(args.runs):
-        for c in (levels if run % 2 == 0 else reversed(levels)):
+        for c in levels if run % 2 == 0 else reversed(levels):
             r = one_level(c, args.cps, args.samples)
             if not r["latencies"]:
                 raise SystemExit(f"level {c}: no call answered while {c} were up (raise --samples)")
             p50, p99 = rig.percentile(r["latencies"], 0.5), rig.percentile(r["latencies"], 0.99)
             p50s[c].append(p50)
             p99s[c].append(p99)
-            print(f"run {run + 1} level {c}: {len(r['latencies'])} calls measured (live median "
-                  f"{statistics.median(r['live']):.0f}), p50 {1000 * p50:.2f} ms, p99 {1000 * p99:.2f} ms, "
-                  f"max {1000 * max(r['latencies']):.2f} ms; {r['calls']} calls, {r['pressed']} pressed 1; "
-                  f"daemon CPU {r['daemon_cpu']:.0f}%, simulator CPU {r['sim_cpu']:.0f}%", flush=True)
+            print(
+                f"run {run + 1} level {c}: {len(r['latencies'])} calls measured (live median "
+                f"{statistics.median(r['live']):.0f}), p50 {1000 * p50:.2f} ms, p99 {1000 * p99:.2f} ms, "
+                f"max {1000 * max(r['latencies']):.2f} ms; {r['calls']} calls, {r['pressed']} pressed 1; "
+                f"daemon CPU {r['daemon_cpu']:.0f}%, simulator CPU {r['sim_cpu']:.0f}%",
+                flush=True,
+            )
     for c in levels:
-        print(f"median level {c}: p50 {1000 * statistics.median(p50s[c]):.2f} ms, "
-              f"p99 {1000 * statistics.median(p99s[c]):.2f} ms")
+        print(
+            f"median level {c}: p50 {1000 * statistics.median(p50s[c]):.2f} ms, "
+            f"p99 {1000 * statistics.median(p99s[c]):.2f} ms"
+        )
     low, high = min(levels), max(levels)
     ratio = statistics.median(p99s[high]) / statistics.median(p99s[low])
     print(f"p99 at {high} / p99 at {low}: {ratio:.2f} (target <= 3: {'met' if ratio <= 3 else 'NOT met'})")

@@ -11,6 +11,7 @@ for --seconds, sampling VmRSS of its /proc/<pid>/status every 0.5 s, then stops 
 SIGTERM. Sizes alternate run by run. Prints each run (peak and median RSS, calls started),
 then the medians over runs and the large/small ratios.
 """
+
 import argparse
 import shutil
 import signal
@@ -68,10 +69,26 @@ def start_simulator(workdir, time_scale):
     scenario = workdir / "scenario.toml"
     scenario.write_text(SCENARIO)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--listen", "127.0.0.1:0", "--scenario", str(scenario),
-         "--time-scale", str(time_scale), "--sound-dir", str(REPO / "ivr_templates" / "sounds"),
-         "--log-level", "WARNING"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=open(workdir / "simulator.log", "w"), text=True)
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--scenario",
+            str(scenario),
+            "--time-scale",
+            str(time_scale),
+            "--sound-dir",
+            str(REPO / "ivr_templates" / "sounds"),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=open(workdir / "simulator.log", "w"),
+        text=True,
+    )
     first = proc.stdout.readline().split()
     if len(first) != 2 or first[0] != "listening":
         proc.kill()
@@ -117,8 +134,12 @@ def one_run(template_db, workdir, seconds, time_scale):
         config = workdir / "autocall.toml"
         config.write_text(CONFIG.format(db=db, esl=esl))
         with open(workdir / "daemon.log", "w") as log:
-            daemon = subprocess.Popen([sys.executable, "-m", "daemon.main", "--config", str(config),
-                                       "--log-level", "WARNING"], cwd=REPO, stdout=log, stderr=log)
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "daemon.main", "--config", str(config), "--log-level", "WARNING"],
+                cwd=REPO,
+                stdout=log,
+                stderr=log,
+            )
         try:
             samples = sample(daemon, seconds)
             if daemon.poll() is not None:
@@ -142,8 +163,12 @@ def main(argv=None):
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3, help="runs per size")
     parser.add_argument("--seconds", type=float, default=20.0, help="dialing time per run")
-    parser.add_argument("--time-scale", type=float, default=0.2,
-                        help="the simulator's clock: 0.2 makes calls 5x shorter, so more of them churn")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.2,
+        help="the simulator's clock: 0.2 makes calls 5x shorter, so more of them churn",
+    )
     parser.add_argument("--build", choices=("import", "raw"), default="import")
     args = parser.parse_args(argv)
     print(machine())
@@ -157,25 +182,32 @@ def main(argv=None):
         for n in sizes:
             templates[n] = tmp / f"q{n}.sqlite3"
             took = build(templates[n], n, method=args.build, concurrent_call=50)
-            print(f"built {n:,} customers via {how} in {took:.1f} s "
-                  f"({templates[n].stat().st_size / 2**20:.0f} MiB file)")
+            print(
+                f"built {n:,} customers via {how} in {took:.1f} s ({templates[n].stat().st_size / 2**20:.0f} MiB file)"
+            )
         for run in range(args.runs):
-            for n in (sizes if run % 2 == 0 else sizes[::-1]):
+            for n in sizes if run % 2 == 0 else sizes[::-1]:
                 workdir = tmp / f"run{run}-{n}"
                 workdir.mkdir()
                 samples, calls = one_run(templates[n], workdir, args.seconds, args.time_scale)
                 peaks[n].append(max(samples))
                 medians[n].append(statistics.median(samples))
-                print(f"  run {run + 1} {n:>9,} customers: RSS peak {peaks[n][-1] / 1024:6.1f} MiB "
-                      f"median {medians[n][-1] / 1024:6.1f} MiB  ({len(samples)} samples, {calls} calls started)")
+                print(
+                    f"  run {run + 1} {n:>9,} customers: RSS peak {peaks[n][-1] / 1024:6.1f} MiB "
+                    f"median {medians[n][-1] / 1024:6.1f} MiB  ({len(samples)} samples, {calls} calls started)"
+                )
                 shutil.rmtree(workdir)
     print(f"median over {args.runs} runs of {args.seconds:.0f} s:")
     for n in sizes:
-        print(f"  {n:>9,} customers: RSS peak {statistics.median(peaks[n]) / 1024:.1f} MiB   "
-              f"median {statistics.median(medians[n]) / 1024:.1f} MiB")
+        print(
+            f"  {n:>9,} customers: RSS peak {statistics.median(peaks[n]) / 1024:.1f} MiB   "
+            f"median {statistics.median(medians[n]) / 1024:.1f} MiB"
+        )
     small, large = sizes
-    print(f"ratio {large:,} / {small:,}: peak {statistics.median(peaks[large]) / statistics.median(peaks[small]):.2f}"
-          f"   median {statistics.median(medians[large]) / statistics.median(medians[small]):.2f}   (target <= 1.2)")
+    print(
+        f"ratio {large:,} / {small:,}: peak {statistics.median(peaks[large]) / statistics.median(peaks[small]):.2f}"
+        f"   median {statistics.median(medians[large]) / statistics.median(medians[small]):.2f}   (target <= 1.2)"
+    )
 
 
 if __name__ == "__main__":

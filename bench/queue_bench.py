@@ -15,6 +15,7 @@ Each run does 1/--runs of each on the small database, then on the large one (the
 alternates per run, so machine noise falls on both alike). Prints p50/p99 per run, size and
 kind, then the medians over runs and the large/small ratios (target <= 2 for each).
 """
+
 import argparse
 import statistics
 import tempfile
@@ -52,13 +53,20 @@ def main(argv=None):
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--claims", type=int, default=2000, help="claims per size, over all runs")
-    parser.add_argument("--batches", type=int, default=200,
-                        help=f"claim_many transactions of {CLAIM_BATCH} customers per size, over all runs")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=200,
+        help=f"claim_many transactions of {CLAIM_BATCH} customers per size, over all runs",
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--build", choices=("import", "raw"), default="import")
     args = parser.parse_args(argv)
     print(machine())
-    kinds = {"single": (1, args.claims // args.runs), f"batch of {CLAIM_BATCH}": (CLAIM_BATCH, args.batches // args.runs)}
+    kinds = {
+        "single": (1, args.claims // args.runs),
+        f"batch of {CLAIM_BATCH}": (CLAIM_BATCH, args.batches // args.runs),
+    }
     with tempfile.TemporaryDirectory(prefix="autocall-queue-bench-") as tmp:
         ledgers = {}
         for n in (args.small, args.large):
@@ -78,9 +86,13 @@ def main(argv=None):
                     lat = time_claims(*ledgers[n], count, now, batch)
                     p50s[kind, n].append(percentile(lat, 0.50))
                     p99s[kind, n].append(percentile(lat, 0.99))
-                print(f"  run {run + 1} {kind:>11}: " + "   ".join(
-                    f"{n:>9,}: p50 {p50s[kind, n][-1] * 1e6:6.0f} us p99 {p99s[kind, n][-1] * 1e6:6.0f} us"
-                    for n in ledgers))
+                print(
+                    f"  run {run + 1} {kind:>11}: "
+                    + "   ".join(
+                        f"{n:>9,}: p50 {p50s[kind, n][-1] * 1e6:6.0f} us p99 {p99s[kind, n][-1] * 1e6:6.0f} us"
+                        for n in ledgers
+                    )
+                )
         for ledger, _ in ledgers.values():
             ledger.db.close()
     small, large = args.small, args.large
@@ -88,12 +100,16 @@ def main(argv=None):
         print(f"{kind}: median over {args.runs} runs of {count} transactions each:")
         for n in (small, large):
             p50, p99 = statistics.median(p50s[kind, n]), statistics.median(p99s[kind, n])
-            print(f"  {n:>9,} customers: p50 {p50 * 1e6:.0f} us   p99 {p99 * 1e6:.0f} us   "
-                  f"(p50 per customer {p50 / batch * 1e6:.0f} us)")
+            print(
+                f"  {n:>9,} customers: p50 {p50 * 1e6:.0f} us   p99 {p99 * 1e6:.0f} us   "
+                f"(p50 per customer {p50 / batch * 1e6:.0f} us)"
+            )
         ratio50 = statistics.median(p50s[kind, large]) / statistics.median(p50s[kind, small])
         ratio99 = statistics.median(p99s[kind, large]) / statistics.median(p99s[kind, small])
-        print(f"  ratio {large:,} / {small:,}: p50 {ratio50:.2f}   p99 {ratio99:.2f}   (target <= 2: "
-              f"{'met' if max(ratio50, ratio99) <= 2 else 'NOT met'})")
+        print(
+            f"  ratio {large:,} / {small:,}: p50 {ratio50:.2f}   p99 {ratio99:.2f}   (target <= 2: "
+            f"{'met' if max(ratio50, ratio99) <= 2 else 'NOT met'})"
+        )
 
 
 if __name__ == "__main__":

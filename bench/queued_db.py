@@ -1,5 +1,6 @@
 """Helpers shared by queue_bench.py and memory_bench.py: a database with N customers
 queued, built once, and a line describing the machine the figures come from."""
+
 import json
 import os
 import platform
@@ -38,10 +39,16 @@ def customer(i, rng):
     return NewCustomer(
         ext_id=f"KH{i:07d}",
         mobiles=[f"09{rng.randrange(10**8):08d}", f"03{rng.randrange(10**8):08d}"],
-        fields={"contract_number": f"HD{rng.randrange(10**6):06d}", "upcoming_due_date": "2021-07-13",
-                "upcoming_amount": rng.randrange(1, 500) * 10000, "due_date": "2021-07-13",
-                "dpd": rng.randrange(0, 90), "number_of_ovd_inst": rng.randrange(0, 12),
-                "total_ovd_amount": rng.randrange(0, 900) * 10000})
+        fields={
+            "contract_number": f"HD{rng.randrange(10**6):06d}",
+            "upcoming_due_date": "2021-07-13",
+            "upcoming_amount": rng.randrange(1, 500) * 10000,
+            "due_date": "2021-07-13",
+            "dpd": rng.randrange(0, 90),
+            "number_of_ovd_inst": rng.randrange(0, 12),
+            "total_ovd_amount": rng.randrange(0, 900) * 10000,
+        },
+    )
 
 
 def build(path, n, *, method="import", concurrent_call=5, seed=42, batch=100_000, now=time.time):
@@ -76,9 +83,11 @@ def _build_raw(path, n, rng, concurrent_call, batch, at):
     con = sqlite3.connect(path, isolation_level=None)
     try:
         con.execute("BEGIN IMMEDIATE")
-        con.execute("INSERT INTO queue (code, template, concurrent_call, max_recall_count, min_recall_duration,"
-                    " state, created_at, updated_at) VALUES (?, ?, ?, 3, 3, 'running', ?, ?)",
-                    (QUEUE_CODE, TEMPLATE, concurrent_call, at, at))
+        con.execute(
+            "INSERT INTO queue (code, template, concurrent_call, max_recall_count, min_recall_duration,"
+            " state, created_at, updated_at) VALUES (?, ?, ?, 3, 3, 'running', ?, ?)",
+            (QUEUE_CODE, TEMPLATE, concurrent_call, at, at),
+        )
         queue_id = con.execute("SELECT last_insert_rowid()").fetchone()[0]
         for start in range(0, n, batch):
             rows = []
@@ -88,7 +97,9 @@ def _build_raw(path, n, rng, concurrent_call, batch, at):
             con.executemany(
                 "INSERT INTO customer (queue_id, ext_id, mobiles, fields, state, round, number_index,"
                 " dead_numbers, next_call_at, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, 'pending', 0, 0, '[]', ?, ?, ?)", rows)
+                " VALUES (?, ?, ?, ?, 'pending', 0, 0, '[]', ?, ?, ?)",
+                rows,
+            )
         con.execute("COMMIT")
     finally:
         con.close()

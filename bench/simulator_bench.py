@@ -9,6 +9,7 @@ back. Every callee answers after 1 s and hangs up 8 s later (simulated = real se
 number of live channels climbs to about 9 x the originate rate. Prints each run and the medians.
 Goals (docs/simulator.md): >= 500 originates/s and >= 2,000 concurrent channels on 2 cores.
 """
+
 import argparse
 import os
 import socket
@@ -25,10 +26,24 @@ DAEMON_EVENTS = 'CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB CHANNEL_E
 
 
 def start_simulator(scenario_path):
-    proc = subprocess.Popen([sys.executable, '-m', 'simulator', '--listen', '127.0.0.1:0',
-                             '--scenario', scenario_path, '--heartbeat', '20', '--log-level', 'WARNING'],
-                            stdout=subprocess.PIPE, text=True,
-                            cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'simulator',
+            '--listen',
+            '127.0.0.1:0',
+            '--scenario',
+            scenario_path,
+            '--heartbeat',
+            '20',
+            '--log-level',
+            'WARNING',
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'),
+    )
     host, port = proc.stdout.readline().split()[1].rsplit(':', 1)
     return proc, (host, int(port))
 
@@ -58,8 +73,9 @@ class Counter:
             self.replies += chunk.count(b'Reply-Text: +OK Job-UUID') - tail.count(b'Reply-Text: +OK Job-UUID')
             self.jobs += chunk.count(b'Event-Name: BACKGROUND_JOB') - tail.count(b'Event-Name: BACKGROUND_JOB')
             self.answers += chunk.count(b'Event-Name: CHANNEL_ANSWER') - tail.count(b'Event-Name: CHANNEL_ANSWER')
-            self.hangups += (chunk.count(b'Event-Name: CHANNEL_HANGUP_COMPLETE')
-                             - tail.count(b'Event-Name: CHANNEL_HANGUP_COMPLETE'))
+            self.hangups += chunk.count(b'Event-Name: CHANNEL_HANGUP_COMPLETE') - tail.count(
+                b'Event-Name: CHANNEL_HANGUP_COMPLETE'
+            )
             self.max_live = max(self.max_live, self.replies - self.hangups)
             tail = chunk[-64:]
 
@@ -84,9 +100,11 @@ def one_run(address, seconds, window, events):
         if room <= 0:
             time.sleep(0.001)
             continue
-        batch = b''.join(b'bgapi originate {origination_uuid=%s,originate_timeout=30}sofia/gateway/gw1/09%08d '
-                         b'&park()\n\n' % (str(uuid.uuid4()).encode(), (sent + i) % 10 ** 8)
-                         for i in range(min(room, 50)))
+        batch = b''.join(
+            b'bgapi originate {origination_uuid=%s,originate_timeout=30}sofia/gateway/gw1/09%08d '
+            b'&park()\n\n' % (str(uuid.uuid4()).encode(), (sent + i) % 10**8)
+            for i in range(min(room, 50))
+        )
         sock.sendall(batch)
         sent += min(room, 50)
     elapsed = time.monotonic() - started
@@ -104,8 +122,9 @@ def main(argv=None):
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--seconds', type=float, default=6.0)
     parser.add_argument('--window', type=int, default=400, help='max originates awaiting their reply')
-    parser.add_argument('--events', default=DAEMON_EVENTS,
-                        help='what to subscribe to (default: what the daemon uses; try ALL)')
+    parser.add_argument(
+        '--events', default=DAEMON_EVENTS, help='what to subscribe to (default: what the daemon uses; try ALL)'
+    )
     args = parser.parse_args(argv)
     rates, lives = [], []
     with tempfile.NamedTemporaryFile('w', suffix='.toml', delete=False) as f:
@@ -120,8 +139,10 @@ def main(argv=None):
                 proc.wait(30)
             rates.append(rate)
             lives.append(live)
-            print('run %d: %.0f originates/s sustained (answered job results/s) over %.0f s, %d concurrent '
-                  'channels max (%d job results, %d answers)' % (run + 1, rate, args.seconds, live, jobs, answers))
+            print(
+                'run %d: %.0f originates/s sustained (answered job results/s) over %.0f s, %d concurrent '
+                'channels max (%d job results, %d answers)' % (run + 1, rate, args.seconds, live, jobs, answers)
+            )
     finally:
         os.unlink(f.name)
     print('median: %.0f originates/s, %d concurrent channels' % (statistics.median(rates), statistics.median(lives)))

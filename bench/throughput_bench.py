@@ -18,6 +18,7 @@ Cost per call is the daemon's CPU seconds (utime+stime of the process, all threa
 over the calls, divided by the simulator's CPU seconds over the same interval. Targets:
 daemon/bare >= 0.5, daemon >= 300 calls/s, daemon CPU / simulator CPU <= 1.
 """
+
 import argparse
 import collections
 import json
@@ -30,17 +31,30 @@ from pathlib import Path
 
 import call_rig as rig
 
-TIME_SCALE = 0.1     # real seconds per simulated second
+TIME_SCALE = 0.1  # real seconds per simulated second
 INTRO_SECONDS = 0.5  # simulated
 MENU_SECONDS = 10.0  # simulated; the key interrupts it
-KEY_AT = 2.0         # simulated seconds after answer: during the menu prompt
+KEY_AT = 2.0  # simulated seconds after answer: during the menu prompt
 
 
 def bare_phase(sim, port: int, calls: int, concurrency: int) -> dict:
     s0, t0 = rig.cpu_seconds(sim.pid), time.monotonic()
-    out = subprocess.run([sys.executable, str(Path(__file__).with_name("bare_client.py")), "--port", str(port),
-                          "--calls", str(calls), "--concurrency", str(concurrency)],
-                         cwd=rig.REPO, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("bare_client.py")),
+            "--port",
+            str(port),
+            "--calls",
+            str(calls),
+            "--concurrency",
+            str(concurrency),
+        ],
+        cwd=rig.REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     wall, sim_cpu = time.monotonic() - t0, rig.cpu_seconds(sim.pid) - s0
     if out.returncode != 0:
         raise SystemExit("bare client failed:\n" + out.stderr[-2000:])
@@ -49,28 +63,42 @@ def bare_phase(sim, port: int, calls: int, concurrency: int) -> dict:
     return result
 
 
-def daemon_phase(tmp: Path, port: int, sim, calls: int, concurrency: int, templates: Path, sounds: Path,
-                 profile: Path | None = None) -> dict:
+def daemon_phase(
+    tmp: Path, port: int, sim, calls: int, concurrency: int, templates: Path, sounds: Path, profile: Path | None = None
+) -> dict:
     daemon = rig.Daemon(tmp, port, templates, sounds, cps=100_000, channel_limit=concurrency)
     rig.build_queue(daemon.db_path, calls, concurrency)
     daemon.start()
-    spies = [rig.profile(daemon.proc.pid, profile / "daemon"), rig.profile(sim.pid, profile / "simulator")] \
-        if profile else []
+    spies = (
+        [rig.profile(daemon.proc.pid, profile / "daemon"), rig.profile(sim.pid, profile / "simulator")]
+        if profile
+        else []
+    )
     try:
         d0, s0, t0 = rig.cpu_seconds(daemon.proc.pid), rig.cpu_seconds(sim.pid), time.monotonic()
         rig.set_running(daemon.db_path, True)
-        rig.wait_for(lambda: rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'done'")[0][0]
-                     >= calls, 300, f"{calls} calls done", interval=0.2)
+        rig.wait_for(
+            lambda: rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'done'")[0][0] >= calls,
+            300,
+            f"{calls} calls done",
+            interval=0.2,
+        )
         d1, s1, wall = rig.cpu_seconds(daemon.proc.pid), rig.cpu_seconds(sim.pid), time.monotonic() - t0
     finally:
         for spy in spies:
             rig.end_profile(spy)
         daemon.stop()
     rows = rig.query(daemon.db_path, "SELECT ended_at, keys, result, hangup_cause, answered_at FROM attempt")
-    return {"completed": len(rows), "rate": rig.steady_rate([r[0] for r in rows]),
-            "pressed": sum(r[2] == "pressed_one" for r in rows), "answered": sum(r[4] is not None for r in rows),
-            "causes": dict(collections.Counter(r[3] for r in rows)),
-            "daemon_cpu": d1 - d0, "sim_cpu": s1 - s0, "wall": wall}
+    return {
+        "completed": len(rows),
+        "rate": rig.steady_rate([r[0] for r in rows]),
+        "pressed": sum(r[2] == "pressed_one" for r in rows),
+        "answered": sum(r[4] is not None for r in rows),
+        "causes": dict(collections.Counter(r[3] for r in rows)),
+        "daemon_cpu": d1 - d0,
+        "sim_cpu": s1 - s0,
+        "wall": wall,
+    }
 
 
 def one_run(run: int, args) -> dict:
@@ -88,31 +116,42 @@ def one_run(run: int, args) -> dict:
                     results[phase] = bare_phase(sim, port, args.calls, args.concurrency)
                 else:
                     profile = args.profile / f"run{run + 1}" if args.profile else None
-                    results[phase] = daemon_phase(tmp / phase, port, sim, args.calls, args.concurrency,
-                                                  templates, sounds, profile)
+                    results[phase] = daemon_phase(
+                        tmp / phase, port, sim, args.calls, args.concurrency, templates, sounds, profile
+                    )
         finally:
             rig.stop(sim)
     return results
 
 
 def describe(name: str, d: dict) -> str:
-    return (f"{name} {d['rate']:.0f} calls/s ({d['completed']} done, {d['answered']} answered, {d['pressed']} "
-            f"pressed 1, causes {d['causes']}; daemon CPU {100 * d['daemon_cpu'] / d['wall']:.0f}%, simulator CPU "
-            f"{100 * d['sim_cpu'] / d['wall']:.0f}% over {d['wall']:.1f} s; per call: daemon "
-            f"{1000 * d['daemon_cpu'] / d['completed']:.2f} ms CPU, simulator "
-            f"{1000 * d['sim_cpu'] / d['completed']:.2f} ms, ratio {d['daemon_cpu'] / d['sim_cpu']:.2f})")
+    return (
+        f"{name} {d['rate']:.0f} calls/s ({d['completed']} done, {d['answered']} answered, {d['pressed']} "
+        f"pressed 1, causes {d['causes']}; daemon CPU {100 * d['daemon_cpu'] / d['wall']:.0f}%, simulator CPU "
+        f"{100 * d['sim_cpu'] / d['wall']:.0f}% over {d['wall']:.1f} s; per call: daemon "
+        f"{1000 * d['daemon_cpu'] / d['completed']:.2f} ms CPU, simulator "
+        f"{1000 * d['sim_cpu'] / d['completed']:.2f} ms, ratio {d['daemon_cpu'] / d['sim_cpu']:.2f})"
+    )
 
 
 def report(run: int, r: dict) -> dict:
     b = r["bare"]
-    print(f"run {run + 1}: bare {b['rate']:.0f} calls/s ({b['completed']} done, {b['failed']} failed; bare client "
-          f"CPU {100 * b['cpu'] / b['wall']:.0f}%, simulator CPU {100 * b['sim_cpu'] / b['wall']:.0f}% over "
-          f"{b['wall']:.1f} s)", flush=True)
+    print(
+        f"run {run + 1}: bare {b['rate']:.0f} calls/s ({b['completed']} done, {b['failed']} failed; bare client "
+        f"CPU {100 * b['cpu'] / b['wall']:.0f}%, simulator CPU {100 * b['sim_cpu'] / b['wall']:.0f}% over "
+        f"{b['wall']:.1f} s)",
+        flush=True,
+    )
     d = r["daemon"]
     print(f"       {describe('daemon', d)}; ratio to bare {d['rate'] / b['rate']:.2f}", flush=True)
-    return {"bare_rate": b["rate"], "rate": d["rate"], "ratio": d["rate"] / b["rate"],
-            "ms": 1000 * d["daemon_cpu"] / d["completed"], "sim_ms": 1000 * d["sim_cpu"] / d["completed"],
-            "cost": d["daemon_cpu"] / d["sim_cpu"]}
+    return {
+        "bare_rate": b["rate"],
+        "rate": d["rate"],
+        "ratio": d["rate"] / b["rate"],
+        "ms": 1000 * d["daemon_cpu"] / d["completed"],
+        "sim_ms": 1000 * d["sim_cpu"] / d["completed"],
+        "cost": d["daemon_cpu"] / d["sim_cpu"],
+    }
 
 
 def main(argv=None):
@@ -120,19 +159,27 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--calls", type=int, default=5000, help="calls per phase")
     parser.add_argument("--concurrency", type=int, default=500)
-    parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="py-spy the daemon and the simulator during daemon phases (slows both; figures "
-                             "of such a run are not comparable); collapsed stacks under DIR/runN/")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy the daemon and the simulator during daemon phases (slows both; figures "
+        "of such a run are not comparable); collapsed stacks under DIR/runN/",
+    )
     args = parser.parse_args(argv)
     print(rig.machine())
-    print(f"{args.calls} calls per phase, {args.concurrency} in flight, time scale {TIME_SCALE}, "
-          f"template: {INTRO_SECONDS} s prompt + {MENU_SECONDS} s menu, key 1 at {KEY_AT} s (simulated)")
+    print(
+        f"{args.calls} calls per phase, {args.concurrency} in flight, time scale {TIME_SCALE}, "
+        f"template: {INTRO_SECONDS} s prompt + {MENU_SECONDS} s menu, key 1 at {KEY_AT} s (simulated)"
+    )
     runs = [report(i, one_run(i, args)) for i in range(args.runs)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    print(f"median daemon: {med['rate']:.0f} calls/s vs bare client {med['bare_rate']:.0f} calls/s, "
-          f"ratio {med['ratio']:.2f} (target >= 0.5: {_met(med['ratio'] >= 0.5)}; "
-          f">= 300 calls/s: {_met(med['rate'] >= 300)}); cost per call {med['ms']:.2f} ms "
-          f"CPU vs simulator {med['sim_ms']:.2f} ms, ratio {med['cost']:.2f} (target <= 1: {_met(med['cost'] <= 1)})")
+    print(
+        f"median daemon: {med['rate']:.0f} calls/s vs bare client {med['bare_rate']:.0f} calls/s, "
+        f"ratio {med['ratio']:.2f} (target >= 0.5: {_met(med['ratio'] >= 0.5)}; "
+        f">= 300 calls/s: {_met(med['rate'] >= 300)}); cost per call {med['ms']:.2f} ms "
+        f"CPU vs simulator {med['sim_ms']:.2f} ms, ratio {med['cost']:.2f} (target <= 1: {_met(med['cost'] <= 1)})"
+    )
 
 
 def _met(ok: bool) -> str:

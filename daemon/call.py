@@ -9,6 +9,7 @@ The first application waits for the channel's CHANNEL_PARK, not for CHANNEL_ANSW
 the originate has moved the channel into CS_EXECUTE, FreeSWITCH cuts a playback with
 PLAYBACK ERROR (docs/esl.md, "When the first execute may go").
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,7 +29,7 @@ from daemon.store.states import FAILED, PENDING
 log = logging.getLogger("autocall.call")
 
 PARK_AFTER_ANSWER = 10.0  # seconds from answer to wait for CHANNEL_PARK (or the job's +OK)
-PARK_AFTER_JOB = 2.0      # ...and after the originate's +OK; then play anyway, with a warning
+PARK_AFTER_JOB = 2.0  # ...and after the originate's +OK; then play anyway, with a warning
 
 
 class Detached(Exception):
@@ -59,18 +60,20 @@ def prepare(claim: Claim, templates: ivr.TemplateLoader, unplayable=lambda templ
         raise Unprepared("SOUND_FILE_MISSING", stop_reason=f"sound files missing: {', '.join(missing[:5])}")
     cannot = unplayable(template)
     if cannot:
-        raise Unprepared("SOUND_FILE_UNPLAYABLE", stop_reason=f"template {claim.template}: FreeSWITCH cannot play "
-                                                              f"{', '.join(cannot[:5])}")
+        raise Unprepared(
+            "SOUND_FILE_UNPLAYABLE",
+            stop_reason=f"template {claim.template}: FreeSWITCH cannot play {', '.join(cannot[:5])}",
+        )
     return script
 
 
 @dataclasses.dataclass(frozen=True)
 class CallSettings:
-    dial_string: str            # validated config: contains {number} once
+    dial_string: str  # validated config: contains {number} once
     caller_id: str
     originate_timeout: int
     max_call_seconds: int
-    destinations: dict          # transfer name -> "extension [dialplan [context]]"
+    destinations: dict  # transfer name -> "extension [dialplan [context]]"
     hangup_grace: float = 10.0  # seconds to wait for CHANNEL_HANGUP_COMPLETE after we hang up
 
 
@@ -81,12 +84,21 @@ class Call:
     and `parked` (the originate is known to be done). Without a script (re-attached, and
     `prepare` refused it) the call is only hung up and recorded interrupted."""
 
-    def __init__(self, claim: Claim, client, script: ivr.Script | None, settings: CallSettings, clock, *,
-                 answered_at: float | None = None, parked: bool = False):
+    def __init__(
+        self,
+        claim: Claim,
+        client,
+        script: ivr.Script | None,
+        settings: CallSettings,
+        clock,
+        *,
+        answered_at: float | None = None,
+        parked: bool = False,
+    ):
         self.claim, self.esl, self.script, self.settings, self.clock = claim, client, script, settings, clock
         self.answered = gevent.event.Event()
-        self.ended = gevent.event.Event()   # CHANNEL_HANGUP_COMPLETE arrived
-        self.gone = gevent.event.Event()    # no IVR possible: ended, hung up, or the originate failed
+        self.ended = gevent.event.Event()  # CHANNEL_HANGUP_COMPLETE arrived
+        self.gone = gevent.event.Event()  # no IVR possible: ended, hung up, or the originate failed
         self.parked = gevent.event.Event()  # CHANNEL_PARK: the channel runs CS_EXECUTE, apps may go
         self.job_ok = gevent.event.Event()  # the originate's BACKGROUND_JOB said +OK
         if parked:
@@ -154,9 +166,15 @@ class Call:
         try:
             claim, s = self.claim, self.settings
             command = commands.originate(
-                uuid=claim.uuid, number=claim.number, attempt_id=claim.attempt_id, queue_id=claim.queue_id,
-                dial_string=s.dial_string, caller_id=s.caller_id, originate_timeout=s.originate_timeout,
-                park_timeout=s.max_call_seconds)
+                uuid=claim.uuid,
+                number=claim.number,
+                attempt_id=claim.attempt_id,
+                queue_id=claim.queue_id,
+                dial_string=s.dial_string,
+                caller_id=s.caller_id,
+                originate_timeout=s.originate_timeout,
+                park_timeout=s.max_call_seconds,
+            )
             job = self.esl.bgapi(command, job_uuid=claim.job_uuid)
         except esl_mod.ESLConnectionLost as e:
             raise Detached(str(e)) from None
@@ -189,8 +207,11 @@ class Call:
         if self.job_ok.is_set() and not self.parked.is_set():
             self._wait(self.parked, self.gone, timeout=PARK_AFTER_JOB)
         if not (self.parked.is_set() or self.gone.is_set()):
-            log.warning("call %s: answered but no CHANNEL_PARK came (originate %s); playing anyway", self.claim.uuid,
-                        "completed" if self.job_ok.is_set() else "not known to have completed")
+            log.warning(
+                "call %s: answered but no CHANNEL_PARK came (originate %s); playing anyway",
+                self.claim.uuid,
+                "completed" if self.job_ok.is_set() else "not known to have completed",
+            )
 
     def _run_ivr(self):
         deadline = self.clock() + self.settings.max_call_seconds
@@ -255,8 +276,13 @@ class Call:
             return
         if missing:
             self.unplayable = missing[0]
-            log.error("call %s: FreeSWITCH cannot open %s of menu %s; hanging up and stopping queue %s",
-                      self.claim.uuid, missing[0], menu.id, self.claim.queue_code)
+            log.error(
+                "call %s: FreeSWITCH cannot open %s of menu %s; hanging up and stopping queue %s",
+                self.claim.uuid,
+                missing[0],
+                menu.id,
+                self.claim.queue_code,
+            )
 
     def _transfer(self, name: str):
         target = self.settings.destinations.get(name)
@@ -302,8 +328,12 @@ class Call:
             self.gone.set()
         elif response == "FILE NOT FOUND":
             self.unplayable = arg
-            log.error("call %s: FreeSWITCH cannot play %s (FILE NOT FOUND); hanging up and stopping queue %s",
-                      self.claim.uuid, arg, self.claim.queue_code)
+            log.error(
+                "call %s: FreeSWITCH cannot play %s (FILE NOT FOUND); hanging up and stopping queue %s",
+                self.claim.uuid,
+                arg,
+                self.claim.queue_code,
+            )
         elif response == "PLAYBACK ERROR":
             log.warning("call %s: %s of %s ended PLAYBACK ERROR with the callee on the line", self.claim.uuid, app, arg)
 
@@ -332,8 +362,15 @@ class Call:
     def _report(self) -> CallReport:
         event, now = self.hangup_event, self.clock()
         if event is None:
-            return CallReport(self.answered_at, now, self._talk(None, now), self.job_failure or "UNKNOWN",
-                              keys="".join(self.keys), result=self.result, interrupted=self.interrupted)
+            return CallReport(
+                self.answered_at,
+                now,
+                self._talk(None, now),
+                self.job_failure or "UNKNOWN",
+                keys="".join(self.keys),
+                result=self.result,
+                interrupted=self.interrupted,
+            )
         cause = event.get("Hangup-Cause") or event.get("variable_hangup_cause")
         sip = event.get("variable_sip_term_status") or event.get("variable_sip_invite_failure_status")
         answered = self.answered_at is not None or _epoch(event, "answer") > 0
@@ -341,10 +378,21 @@ class Call:
         stop_reason = None
         if self.unplayable is not None:
             cause = "FILE_NOT_FOUND"
-            stop_reason = (f"FreeSWITCH cannot play {self.unplayable} (FILE NOT FOUND): check that the file "
-                           "exists and that the FreeSWITCH user can read it and enter its folders")
-        return CallReport(answered_at, now, self._talk(event, now) if answered else 0.0, cause, sip,
-                          "".join(self.keys), self.result, self.interrupted, stop_reason)
+            stop_reason = (
+                f"FreeSWITCH cannot play {self.unplayable} (FILE NOT FOUND): check that the file "
+                "exists and that the FreeSWITCH user can read it and enter its folders"
+            )
+        return CallReport(
+            answered_at,
+            now,
+            self._talk(event, now) if answered else 0.0,
+            cause,
+            sip,
+            "".join(self.keys),
+            self.result,
+            self.interrupted,
+            stop_reason,
+        )
 
     def _talk(self, event, now: float) -> float:
         """Talk time as FreeSWITCH measured it (answer -> end), else our own clock's."""

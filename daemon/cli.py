@@ -8,6 +8,7 @@ Exit status: 0 all good, 1 a template has problems or cannot be rendered (templa
 queue asked for does not exist (status), 2 wrong usage, a database that cannot be read or
 FreeSWITCH not reachable (templates check --esl).
 """
+
 import argparse
 import contextlib
 import json
@@ -21,6 +22,7 @@ from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
 from daemon.playable import SwitchFiles
 
+
 def main(argv=None):
     """Entry point of the `autocall` console script; returns the exit status."""
     logging.basicConfig(level=logging.ERROR, format='autocall: %(message)s')  # the ESL client's own notes stay quiet
@@ -32,8 +34,10 @@ def main(argv=None):
 def build_parser():
     """The argument parser; add further commands (e.g. `status`) beside `templates`."""
     parser = argparse.ArgumentParser(
-        prog='autocall', description='Operate the autocall IVR dialer.',
-        epilog='Run "autocall COMMAND --help" for the options of a command.')
+        prog='autocall',
+        description='Operate the autocall IVR dialer.',
+        epilog='Run "autocall COMMAND --help" for the options of a command.',
+    )
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     _add_templates_commands(commands)
     _add_status_command(commands)
@@ -42,62 +46,101 @@ def build_parser():
 
 def _add_templates_commands(commands):
     templates = commands.add_parser(
-        'templates', help='check IVR templates and preview the call they make',
-        description='Check IVR templates (ivr_templates/*.toml) and preview one customer\'s call.')
+        'templates',
+        help='check IVR templates and preview the call they make',
+        description='Check IVR templates (ivr_templates/*.toml) and preview one customer\'s call.',
+    )
     actions = templates.add_subparsers(dest='action', required=True, metavar='ACTION')
     where = argparse.ArgumentParser(add_help=False)
-    where.add_argument('--config', metavar='PATH',
-                       help='take the folders, variant and transfer destinations from this config file '
-                            '(default: $AUTOCALL_CONFIG, else built-in defaults and $AUTOCALL_TEMPLATES/$AUTOCALL_SOUNDS)')
+    where.add_argument(
+        '--config',
+        metavar='PATH',
+        help='take the folders, variant and transfer destinations from this config file '
+        '(default: $AUTOCALL_CONFIG, else built-in defaults and $AUTOCALL_TEMPLATES/$AUTOCALL_SOUNDS)',
+    )
     where.add_argument('--templates', metavar='DIR', help='folder of the *.toml templates (overrides the config)')
     where.add_argument('--sounds', metavar='DIR', help='folder of the sound files (overrides the config)')
-    where.add_argument('--variant', choices=('north', 'south'),
-                       help='how numbers are read: north (nghìn, linh) or south (ngàn, lẻ) (overrides the config)')
+    where.add_argument(
+        '--variant',
+        choices=('north', 'south'),
+        help='how numbers are read: north (nghìn, linh) or south (ngàn, lẻ) (overrides the config)',
+    )
     check = actions.add_parser(
-        'check', parents=[where], help='report every problem of templates',
+        'check',
+        parents=[where],
+        help='report every problem of templates',
         description='Check templates: TOML syntax, step types and settings, customer fields, sound files, '
-                    'unreachable steps, goto targets, loops. Prints one line per problem, or "ok NAME".',
-        epilog='Exit status 1 if any template has a problem, 2 if --esl cannot reach FreeSWITCH.')
+        'unreachable steps, goto targets, loops. Prints one line per problem, or "ok NAME".',
+        epilog='Exit status 1 if any template has a problem, 2 if --esl cannot reach FreeSWITCH.',
+    )
     check.add_argument('names', nargs='*', metavar='NAME', help='template names, e.g. IVR-1 (default: all)')
-    check.add_argument('--esl', nargs='?', const='', metavar='HOST:PORT',
-                       help='also ask FreeSWITCH (api file_exists) whether it can play every file the templates '
-                            'may play; HOST:PORT of its event socket, default the config\'s [esl] address '
-                            '(password from the config or $AUTOCALL_ESL_PASSWORD, as autocall-daemon)')
+    check.add_argument(
+        '--esl',
+        nargs='?',
+        const='',
+        metavar='HOST:PORT',
+        help='also ask FreeSWITCH (api file_exists) whether it can play every file the templates '
+        'may play; HOST:PORT of its event socket, default the config\'s [esl] address '
+        '(password from the config or $AUTOCALL_ESL_PASSWORD, as autocall-daemon)',
+    )
     check.set_defaults(run=_check)
     render = actions.add_parser(
-        'render', parents=[where], help='show the files and the words of one customer\'s call',
+        'render',
+        parents=[where],
+        help='show the files and the words of one customer\'s call',
         description='Render one customer\'s call: every step with its sound files, the keys of each menu, '
-                    'and the Vietnamese a callee who presses no key hears.',
+        'and the Vietnamese a callee who presses no key hears.',
         epilog='Example: autocall templates render IVR-1 --customer \'{"contract_number": "HD123456", '
-               '"upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}\'')
+        '"upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}\'',
+    )
     render.add_argument('name', metavar='NAME', help='template name, e.g. IVR-1')
-    render.add_argument('--customer', required=True, metavar='JSON',
-                        help='the customer\'s fields as a JSON object, or @FILE to read it from a file')
+    render.add_argument(
+        '--customer',
+        required=True,
+        metavar='JSON',
+        help='the customer\'s fields as a JSON object, or @FILE to read it from a file',
+    )
     render.set_defaults(run=_render)
 
 
 def _add_status_command(commands):
     parser = commands.add_parser(
-        'status', help='live view of the queues: progress, calls in progress, last outcomes',
+        'status',
+        help='live view of the queues: progress, calls in progress, last outcomes',
         description='Show every live queue from the SQLite file the API and the dialer share: state, '
-                    'progress (finished/total customers), calls made, customers in a call, succeeded, '
-                    'failed, dnc, deleted, waiting (due now or waiting for a recall), calls started in '
-                    'the last minute and the last call outcomes. The file is opened read-only, so this '
-                    'is safe while autocall-api and autocall-daemon run.',
+        'progress (finished/total customers), calls made, customers in a call, succeeded, '
+        'failed, dnc, deleted, waiting (due now or waiting for a recall), calls started in '
+        'the last minute and the last call outcomes. The file is opened read-only, so this '
+        'is safe while autocall-api and autocall-daemon run.',
         epilog='Examples: autocall status --config /etc/autocall/autocall.toml --watch; '
-               'autocall status --db var/autocall.sqlite3 --queue Autocall-Q1. '
-               'Exit status 1 if --queue names no live queue, 2 if the database cannot be read.')
+        'autocall status --db var/autocall.sqlite3 --queue Autocall-Q1. '
+        'Exit status 1 if --queue names no live queue, 2 if the database cannot be read.',
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument('--db', metavar='PATH', help='the SQLite file to read')
-    where.add_argument('--config', metavar='PATH',
-                       help='take the database path from this config file (default: $AUTOCALL_CONFIG '
-                            'and $AUTOCALL_DB, as autocall-api and autocall-daemon do)')
+    where.add_argument(
+        '--config',
+        metavar='PATH',
+        help='take the database path from this config file (default: $AUTOCALL_CONFIG '
+        'and $AUTOCALL_DB, as autocall-api and autocall-daemon do)',
+    )
     parser.add_argument('--queue', metavar='CODE', help='show only this queue')
-    parser.add_argument('--watch', nargs='?', type=_positive_seconds, const=2.0, metavar='SECONDS',
-                        help='redraw every SECONDS (default 2) until Ctrl-C; the screen is cleared '
-                             'when the output is a terminal, otherwise each view is appended')
-    parser.add_argument('--recent', type=_count, default=5, metavar='N',
-                        help='how many of the last call outcomes to list per queue (default 5)')
+    parser.add_argument(
+        '--watch',
+        nargs='?',
+        type=_positive_seconds,
+        const=2.0,
+        metavar='SECONDS',
+        help='redraw every SECONDS (default 2) until Ctrl-C; the screen is cleared '
+        'when the output is a terminal, otherwise each view is appended',
+    )
+    parser.add_argument(
+        '--recent',
+        type=_count,
+        default=5,
+        metavar='N',
+        help='how many of the last call outcomes to list per queue (default 5)',
+    )
     parser.set_defaults(run=_status)
 
 
@@ -123,10 +166,12 @@ def _status(args, out, err):
         print(f'autocall: {exc}', file=err)
         return 2
     with contextlib.closing(conn):
+
         def draw():
             now = time.time()
             queues = status.read(conn, now=now, queue=args.queue, recent=args.recent)
             return status.render(queues, now=now, tz=config.tz, source=str(db_path))
+
         if args.queue is not None and not status.read(conn, now=time.time(), queue=args.queue):
             print(f'autocall: no live queue {args.queue!r} in {db_path}', file=err)
             return 1
@@ -202,8 +247,7 @@ def _connect_esl(args, err):
     except ValueError as exc:
         print(f'autocall: --esl: {exc}', file=err)
         return None
-    client = ESLClient(address.host, address.port, args.esl_config.password, events=(),
-                       timeout=args.esl_config.timeout)
+    client = ESLClient(address.host, address.port, args.esl_config.password, events=(), timeout=args.esl_config.timeout)
     try:
         client.connect()
     except ESLError as exc:
@@ -214,8 +258,9 @@ def _connect_esl(args, err):
 
 def _unplayable(args, name, client, switch_files):
     """One line per file of template `name` that FreeSWITCH says it cannot play."""
-    template = ivr.load(ivr.template_path(args.templates, name), args.sounds, variant=args.variant,
-                        destinations=args.destinations)
+    template = ivr.load(
+        ivr.template_path(args.templates, name), args.sounds, variant=args.variant, destinations=args.destinations
+    )
     try:
         missing = switch_files.unplayable(client, template.files())
     except ESLConnectionLost:
@@ -228,8 +273,9 @@ def _unplayable(args, name, client, switch_files):
 def _problems(args, name):
     if not ivr.valid_template_name(name):
         return [f'{name}: not a template name (letters, digits, _ . - like IVR-1)']
-    return ivr.check(ivr.template_path(args.templates, name), args.sounds, variant=args.variant,
-                     destinations=args.destinations)
+    return ivr.check(
+        ivr.template_path(args.templates, name), args.sounds, variant=args.variant, destinations=args.destinations
+    )
 
 
 def _render(args, out, err):

@@ -4,6 +4,7 @@
 resulting `Config` (or a part of it) as an argument. A bad value raises `ConfigError`
 whose message names the key, e.g. ``api.listen: expected host:port, got 'x'``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,6 +44,7 @@ class Address:
 @dataclasses.dataclass(frozen=True)
 class QueueDefaults:
     """Values a queue gets when its import leaves the optional fields out."""
+
     concurrent_call: int = 5
     max_recall_count: int = 3
     min_recall_duration: int = 3
@@ -130,8 +132,9 @@ def restart_only_changes(running: Config, loaded: Config) -> list[str]:
     changed = ["database.path"] if running.db_path != loaded.db_path else []
     for section in ("esl", "templates"):
         old, new = getattr(running, section), getattr(loaded, section)
-        changed += [f"{section}.{f.name}" for f in dataclasses.fields(old)
-                    if getattr(old, f.name) != getattr(new, f.name)]
+        changed += [
+            f"{section}.{f.name}" for f in dataclasses.fields(old) if getattr(old, f.name) != getattr(new, f.name)
+        ]
     old_names = [name for name, _ in running.dialer.transfer_destinations]
     if old_names != [name for name, _ in loaded.dialer.transfer_destinations]:
         changed.append("dialer.transfer_destinations (names)")
@@ -232,7 +235,8 @@ def _build(raw: dict, base: Path, origins: dict) -> Config:
     if dialer.window_start == dialer.window_end:
         raise ConfigError(
             f"dialer.window_start and dialer.window_end are both {_hhmm(dialer.window_start)}: the window "
-            'would never open; to call around the clock use window_start = "00:00", window_end = "24:00"')
+            'would never open; to call around the clock use window_start = "00:00", window_end = "24:00"'
+        )
 
     q = _Section(raw, "queue_defaults")
     qd = d.queue_defaults
@@ -249,6 +253,7 @@ def _build(raw: dict, base: Path, origins: dict) -> Config:
 
 
 # --- converters: each raises ValueError with a sentence that follows the key name ---
+
 
 def _path(value, base: Path) -> Path:
     if not isinstance(value, str) or not value.strip() or value != value.strip() or not value.isprintable():
@@ -277,8 +282,10 @@ def _tokens(value) -> tuple[str, ...]:
         if not t.isascii() or not t.isprintable() or " " in t:
             raise ValueError("each token must be printable ASCII without spaces")
         if len(t) < MIN_TOKEN_LENGTH:
-            raise ValueError(f"a token of {len(t)} characters is too easy to guess; use at least "
-                             f"{MIN_TOKEN_LENGTH} (python3 -c \"import secrets; print(secrets.token_urlsafe(32))\")")
+            raise ValueError(
+                f"a token of {len(t)} characters is too easy to guess; use at least "
+                f"{MIN_TOKEN_LENGTH} (python3 -c \"import secrets; print(secrets.token_urlsafe(32))\")"
+            )
     return tokens
 
 
@@ -289,6 +296,7 @@ def _int_in(low, high):
         if not low <= value <= high:
             raise ValueError(f"must be between {low} and {high}, got {value}")
         return value
+
     return convert
 
 
@@ -299,6 +307,7 @@ def _float_in(low, high):
         if not low <= value <= high:
             raise ValueError(f"must be between {low} and {high}, got {value}")
         return float(value)
+
     return convert
 
 
@@ -307,6 +316,7 @@ def _choice(*options):
         if value not in options:
             raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
         return value
+
     return convert
 
 

@@ -7,6 +7,7 @@ the -wal and -shm files beside it the same mode. A path that cannot be made rais
 ConfigError (a wrong path or permissions: fix the config) or Unavailable (a full or failing
 disk: worth retrying), each one line naming the path.
 """
+
 from __future__ import annotations
 
 import errno
@@ -17,8 +18,17 @@ from daemon.errors import ConfigError, Unavailable
 
 DIR_MODE, FILE_MODE = 0o750, 0o640
 # Errors that a restart will not fix; anything else (ENOSPC, EIO, ...) may pass.
-_CONFIG_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.EROFS,
-                  errno.ENAMETOOLONG, errno.ELOOP, errno.ENOENT}
+_CONFIG_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EISDIR,
+    errno.EROFS,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+    errno.ENOENT,
+}
 
 
 def create(path: Path):

@@ -11,6 +11,7 @@ are hung up and recorded as interrupted.
 The clock rule: `now` is monotonic (pacing, rechecks, backoff, the watchdog); wall time
 (`clock`) is only for the calling window, the day and what is stored.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,9 +35,9 @@ from daemon.store.states import FAILED
 log = logging.getLogger("autocall.dialer")
 calls_log = logging.getLogger("autocall.calls")
 
-QUEUE_REFRESH = 1.0     # seconds between looks at which queues run (the API changes them)
-IDLE_RECHECK = 1.0      # a queue with nobody due is asked again after this long
-CLAIM_BATCH = 32        # customers claimed per transaction (one worker-thread trip each)
+QUEUE_REFRESH = 1.0  # seconds between looks at which queues run (the API changes them)
+IDLE_RECHECK = 1.0  # a queue with nobody due is asked again after this long
+CLAIM_BATCH = 32  # customers claimed per transaction (one worker-thread trip each)
 # The loop never waits longer than 30 s by itself, nor on SQLite's busy timeout (30 s):
 # not coming round for this long means it is stuck (the systemd watchdog asks).
 STALL_LIMIT = 90.0
@@ -52,8 +53,16 @@ class Dialer:
     """The dialing loop. `connect()` returns a connected ESL client (a new one each time);
     `clock` is wall time, `monotonic` the clock of every wait."""
 
-    def __init__(self, config: Config, ledger, templates: ivr.TemplateLoader, connect, *, clock=time.time,
-                 monotonic=time.monotonic):
+    def __init__(
+        self,
+        config: Config,
+        ledger,
+        templates: ivr.TemplateLoader,
+        connect,
+        *,
+        clock=time.time,
+        monotonic=time.monotonic,
+    ):
         self.ledger, self.templates, self.clock, self.monotonic = ledger, templates, clock, monotonic
         self.link = Link(connect, config.esl.heartbeat_timeout)
         self.calls: dict[int, _Active] = {}
@@ -64,8 +73,8 @@ class Dialer:
         self._rr = 0
         self._wake = gevent.event.Event()
         self._stopping = gevent.event.Event()
-        self.ready = gevent.event.Event()     # set once connected and reconciled
-        self.last_tick = monotonic()          # the loop came round (wedged() reads it)
+        self.ready = gevent.event.Event()  # set once connected and reconciled
+        self.last_tick = monotonic()  # the loop came round (wedged() reads it)
         self.template_check = TemplateCheck()
         self._wall = WallWatch()
         self.apply_config(config)
@@ -79,8 +88,12 @@ class Dialer:
         self.window = CallingWindow(d.window_start, d.window_end, config.tz)
         self.bucket = bucket_for(d.cps, self.monotonic())
         self.call_settings = CallSettings(
-            dial_string=d.dial_string, caller_id=d.caller_id, originate_timeout=d.originate_timeout,
-            max_call_seconds=d.max_call_seconds, destinations=dict(d.transfer_destinations))
+            dial_string=d.dial_string,
+            caller_id=d.caller_id,
+            originate_timeout=d.originate_timeout,
+            max_call_seconds=d.max_call_seconds,
+            destinations=dict(d.transfer_destinations),
+        )
         self._wake.set()
 
     # --- the loop ---
@@ -103,8 +116,11 @@ class Dialer:
         wall = self.clock()
         jump = self._wall.step(wall, now)
         if jump is not None:
-            log.warning("the wall clock stepped %+.0fs; pacing goes on by the monotonic clock, the calling "
-                        "window and stored times by the new wall time", jump)
+            log.warning(
+                "the wall clock stepped %+.0fs; pacing goes on by the monotonic clock, the calling "
+                "window and stored times by the new wall time",
+                jump,
+            )
         if not self.link.up:
             return self._connect(now)
         pause = self._dial_some(now, wall)
@@ -146,8 +162,13 @@ class Dialer:
     def _recover(self, client, now: float):
         """Reconcile the store's live calls with the switch's channels, then ask it about the
         templates' files (start-up and after every reconnect)."""
-        reconcile.apply(client, self.ledger.open_attempts(), self.clock(), follow=self._follow,
-                        close=lambda claim, report: self._record(claim, report, reattached=True))
+        reconcile.apply(
+            client,
+            self.ledger.open_attempts(),
+            self.clock(),
+            follow=self._follow,
+            close=lambda claim, report: self._record(claim, report, reattached=True),
+        )
         # Maybe another switch, or this one restarted: what it could read before says nothing now.
         self.template_check.forget()
         self.template_check.check_all(client, self.templates, now)
@@ -162,8 +183,9 @@ class Dialer:
         except Unprepared as e:
             log.error("call %s: cannot play template %s again (%s); hanging up", claim.uuid, claim.template, e)
             script = None
-        call = Call(claim, client, script, self.call_settings, self.clock, answered_at=item.answered_at,
-                    parked=item.parked)
+        call = Call(
+            claim, client, script, self.call_settings, self.clock, answered_at=item.answered_at, parked=item.parked
+        )
         for event in heard:  # what came while reconciliation listed the channels
             call.on_event(event)
         client.subscribe_channel(claim.uuid, call.on_event)
@@ -184,14 +206,22 @@ class Dialer:
             queue = self._next_queue(now)
             if queue is None:
                 break
-            room = min(self.dialer_config.channel_limit - len(self.calls),
-                       queue.concurrent_call - self.per_queue.get(queue.id, 0), CLAIM_BATCH)
+            room = min(
+                self.dialer_config.channel_limit - len(self.calls),
+                queue.concurrent_call - self.per_queue.get(queue.id, 0),
+                CLAIM_BATCH,
+            )
             tokens = self.bucket.take_up_to(room, now)
             if not tokens:
                 return self.bucket.wait(now)
-            claims = self.ledger.claim_many(queue, tokens, now=wall, day_start=self.window.day_start(wall),
-                                            next_day=self.window.next_day_open(wall),
-                                            daily_cap=self.dialer_config.daily_cap)
+            claims = self.ledger.claim_many(
+                queue,
+                tokens,
+                now=wall,
+                day_start=self.window.day_start(wall),
+                next_day=self.window.next_day_open(wall),
+                daily_cap=self.dialer_config.daily_cap,
+            )
             now, wall = self.monotonic(), self.clock()
             if len(claims) < tokens:
                 self.bucket.give_back(tokens - len(claims))
@@ -215,8 +245,9 @@ class Dialer:
         try:
             script = prepare(claim, self.templates, self._unplayable)
         except Unprepared as e:
-            self.ledger.abandon(claim, cause=e.cause, now=self.clock(), customer_state=e.customer_state,
-                                stop_reason=e.stop_reason)
+            self.ledger.abandon(
+                claim, cause=e.cause, now=self.clock(), customer_state=e.customer_state, stop_reason=e.stop_reason
+            )
             if e.customer_state == FAILED:
                 calls_log.warning("customer %s of %s not called: %s", claim.ext_id, claim.queue_code, e)
             return
@@ -258,16 +289,30 @@ class Dialer:
         result, state = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
         calls_log.info(
             "call queue=%s customer=%s number=%s uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "
-            "outcome=%s customer_state=%s%s", claim.queue_code, claim.ext_id, claim.number, claim.uuid,
-            report.cause, report.sip_status or "-", report.talk_seconds, report.keys or "-",
-            report.result or "-", result, state, " (reconciled)" if reattached else "")
+            "outcome=%s customer_state=%s%s",
+            claim.queue_code,
+            claim.ext_id,
+            claim.number,
+            claim.uuid,
+            report.cause,
+            report.sip_status or "-",
+            report.talk_seconds,
+            report.keys or "-",
+            report.result or "-",
+            result,
+            state,
+            " (reconciled)" if reattached else "",
+        )
 
     # --- draining ---
 
     def _drain(self):
         if self.calls:
-            log.info("stopping: no new calls; waiting up to %.0fs for %d calls in progress",
-                     self.dialer_config.drain_timeout, len(self.calls))
+            log.info(
+                "stopping: no new calls; waiting up to %.0fs for %d calls in progress",
+                self.dialer_config.drain_timeout,
+                len(self.calls),
+            )
         gevent.joinall([a.greenlet for a in self.calls.values()], timeout=self.dialer_config.drain_timeout)
         left = list(self.calls.values())
         if left:

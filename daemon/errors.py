@@ -1,8 +1,8 @@
 """The one base exception of autocall, the few named ones callers catch, and exit codes."""
 
 # Exit codes of the entry points, as systemd reads them (the units' RestartPreventExitStatus=).
-EX_CONFIG = 2      # bad configuration or command line: a restart cannot fix it
-EX_TEMPFAIL = 75   # something needed is unavailable right now (sysexits' EX_TEMPFAIL): restart later
+EX_CONFIG = 2  # bad configuration or command line: a restart cannot fix it
+EX_TEMPFAIL = 75  # something needed is unavailable right now (sysexits' EX_TEMPFAIL): restart later
 
 
 class AutocallError(Exception):

@@ -6,6 +6,7 @@ those on one worker thread, so a lock held by the API process stalls that thread
 gevent loop that carries every call's audio commands; answers and call results that arrive
 while it is busy are written together in one transaction.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,18 +33,19 @@ class Ledger:
     def running_queues(self) -> list[QueueInfo]:
         return reports.running_queues(self.db)
 
-    def claim(self, queue: QueueInfo, *, now: float, day_start: float, next_day: float,
-              daily_cap: int) -> Claim | None:
+    def claim(self, queue: QueueInfo, *, now: float, day_start: float, next_day: float, daily_cap: int) -> Claim | None:
         """The queue's next due customer taken into a call, or None (see claim_many)."""
         claims = self.claim_many(queue, 1, now=now, day_start=day_start, next_day=next_day, daily_cap=daily_cap)
         return claims[0] if claims else None
 
-    def claim_many(self, queue: QueueInfo, limit: int, *, now: float, day_start: float, next_day: float,
-                   daily_cap: int) -> list[Claim]:
+    def claim_many(
+        self, queue: QueueInfo, limit: int, *, now: float, day_start: float, next_day: float, daily_cap: int
+    ) -> list[Claim]:
         """customers.claim_many in one transaction: a stop or DNC committed before it is honoured."""
         with self.db.atomic():
-            return customers.claim_many(self.db, queue, limit, now=now, day_start=day_start,
-                                        next_day=next_day, daily_cap=daily_cap)
+            return customers.claim_many(
+                self.db, queue, limit, now=now, day_start=day_start, next_day=next_day, daily_cap=daily_cap
+            )
 
     def mark_answered(self, attempt_id: int, at: float):
         with self.db.atomic():
@@ -55,20 +57,21 @@ class Ledger:
         with self.db.atomic():
             for attempt_id, at in answered:
                 customers.mark_answered(self.db, attempt_id, at)
-            return [customers.finish(self.db, claim, report, recall_delay=delay)
-                    for claim, report, delay in finished]
+            return [customers.finish(self.db, claim, report, recall_delay=delay) for claim, report, delay in finished]
 
     def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
         """customers.finish in one transaction: (attempt outcome, customer state)."""
         with self.db.atomic():
             return customers.finish(self.db, claim, report, recall_delay=recall_delay)
 
-    def abandon(self, claim: Claim, *, cause: str, now: float, customer_state: str = PENDING,
-                stop_reason: str | None = None):
+    def abandon(
+        self, claim: Claim, *, cause: str, now: float, customer_state: str = PENDING, stop_reason: str | None = None
+    ):
         """customers.abandon in one transaction: close an attempt that was never dialed."""
         with self.db.atomic():
-            customers.abandon(self.db, claim, cause=cause, now=now, customer_state=customer_state,
-                              stop_reason=stop_reason)
+            customers.abandon(
+                self.db, claim, cause=cause, now=now, customer_state=customer_state, stop_reason=stop_reason
+            )
 
     def open_attempts(self) -> list[Claim]:
         return reports.open_attempts(self.db)
@@ -98,6 +101,7 @@ class LedgerThread:
 
         def run(*args, **kwargs):
             return self.pool.apply(method, args, kwargs)
+
         return run
 
     def mark_answered(self, attempt_id: int, at: float):

@@ -5,6 +5,7 @@
 dialer reconciles there); a failure of either schedules the next try with a doubling backoff.
 Time is the caller's monotonic `now`, so tests step the backoff without sleeping.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,9 +15,9 @@ from daemon.errors import ConfigError
 
 log = logging.getLogger("autocall.link")
 
-BACKOFF_FIRST = 0.5     # seconds before the second try
-BACKOFF_MAX = 30.0      # the loop comes round at least this often while FreeSWITCH is away
-AUTH_TRIES = 3          # refusals of the ESL password in a row before it counts as configuration
+BACKOFF_FIRST = 0.5  # seconds before the second try
+BACKOFF_MAX = 30.0  # the loop comes round at least this often while FreeSWITCH is away
+AUTH_TRIES = 3  # refusals of the ESL password in a row before it counts as configuration
 
 
 class Link:
@@ -26,7 +27,7 @@ class Link:
         self.connect = connect
         self.heartbeat_timeout = heartbeat_timeout
         self.client = None
-        self.retry_at = float("-inf")   # monotonic time of the next try
+        self.retry_at = float("-inf")  # monotonic time of the next try
         self._backoff = BACKOFF_FIRST
         self._refusals = 0
 
@@ -51,9 +52,11 @@ class Link:
         except esl_mod.ESLAuthError as e:
             self._refusals += 1
             if self._refusals >= AUTH_TRIES:
-                raise ConfigError(f"esl.password: FreeSWITCH refused it {self._refusals} times in a row; set "
-                                  "esl.password (AUTOCALL_ESL_PASSWORD) to the password in "
-                                  "event_socket.conf.xml") from None
+                raise ConfigError(
+                    f"esl.password: FreeSWITCH refused it {self._refusals} times in a row; set "
+                    "esl.password (AUTOCALL_ESL_PASSWORD) to the password in "
+                    "event_socket.conf.xml"
+                ) from None
             log.error("%s: check esl.password / AUTOCALL_ESL_PASSWORD; retrying in %.1fs", e, self._backoff)
             return self._failed(now)
         except (esl_mod.ESLError, OSError) as e:

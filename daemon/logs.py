@@ -4,6 +4,7 @@ Under systemd (`$JOURNAL_STREAM` set) each line starts with `<N>` so journald fi
 its real level (`journalctl -p warning` then finds warnings) and the timestamp is left to
 the journal; elsewhere lines carry their own time and level.
 """
+
 import logging
 import os
 import sys

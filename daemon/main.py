@@ -7,6 +7,7 @@ the event socket is authenticated and subscribed, and WATCHDOG=1 while the diale
 comes round (also while FreeSWITCH is away). Exit status: 0 stopped, 2 bad configuration
 (ESL password refused included), 75 something unavailable right now (systemd restarts it).
 """
+
 from gevent import monkey
 
 monkey.patch_all()
@@ -20,8 +21,11 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 
 from daemon import config as config_mod  # noqa: E402
-from daemon import logs  # noqa: E402
-from daemon import ivr, sdnotify  # noqa: E402
+from daemon import (  # noqa: E402
+    ivr,
+    logs,  # noqa: E402
+    sdnotify,
+)
 from daemon.dialer import Dialer  # noqa: E402
 from daemon.errors import AutocallError, exit_code  # noqa: E402
 from daemon.esl import DEFAULT_EVENTS, ESLClient  # noqa: E402
@@ -35,26 +39,35 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="autocall-daemon",
         description="The autocall dialer: calls the customers of running queues through FreeSWITCH's "
-                    "event socket, plays their IVR template and records every call in the SQLite file "
-                    "it shares with autocall-api. Settings: the config file and the AUTOCALL_* "
-                    "environment variables (see docs/autocall.example.toml).",
+        "event socket, plays their IVR template and records every call in the SQLite file "
+        "it shares with autocall-api. Settings: the config file and the AUTOCALL_* "
+        "environment variables (see docs/autocall.example.toml).",
         epilog="Signals: TERM/INT stop dialing and drain calls in progress (dialer.drain_timeout); "
-               "HUP re-reads the config for pacing, window, caps and dial string.")
-    parser.add_argument("--config", metavar="PATH",
-                        help="TOML config file (default: $AUTOCALL_CONFIG, else built-in defaults)")
+        "HUP re-reads the config for pacing, window, caps and dial string.",
+    )
+    parser.add_argument(
+        "--config", metavar="PATH", help="TOML config file (default: $AUTOCALL_CONFIG, else built-in defaults)"
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser.parse_args(argv)
 
 
 def esl_factory(config: config_mod.Config):
     """A function that returns a new, connected ESL client each time (reconnect = new object)."""
+
     def connect():
-        client = ESLClient(config.esl.address.host, config.esl.address.port, config.esl.password,
-                           events=DEFAULT_EVENTS, timeout=config.esl.timeout,
-                           heartbeat_timeout=config.esl.heartbeat_timeout)
+        client = ESLClient(
+            config.esl.address.host,
+            config.esl.address.port,
+            config.esl.password,
+            events=DEFAULT_EVENTS,
+            timeout=config.esl.timeout,
+            heartbeat_timeout=config.esl.heartbeat_timeout,
+        )
         client.connect()
         log.info("connected to FreeSWITCH at %s", config.esl.address)
         return client
+
     return connect
 
 
@@ -81,8 +94,11 @@ def main(argv=None) -> int:
         dialer.apply_config(loaded)
         pending = config_mod.restart_only_changes(config, loaded)
         if pending:
-            log.warning("SIGHUP: configuration reloaded, except %s: still the start-up value until "
-                        "`systemctl restart autocall-daemon`", ", ".join(pending))
+            log.warning(
+                "SIGHUP: configuration reloaded, except %s: still the start-up value until "
+                "`systemctl restart autocall-daemon`",
+                ", ".join(pending),
+            )
         else:
             log.info("SIGHUP: configuration reloaded")
 
@@ -90,8 +106,12 @@ def main(argv=None) -> int:
     gevent.signal_handler(signal.SIGINT, dialer.stop)
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
     supervisor = gevent.spawn(_tell_systemd, dialer)
-    log.info("autocall-daemon starting: database %s, FreeSWITCH %s, templates %s",
-             config.db_path, config.esl.address, config.templates.dir)
+    log.info(
+        "autocall-daemon starting: database %s, FreeSWITCH %s, templates %s",
+        config.db_path,
+        config.esl.address,
+        config.templates.dir,
+    )
     try:
         dialer.run()
     except AutocallError as e:  # e.g. FreeSWITCH keeps refusing the ESL password

@@ -4,6 +4,7 @@
 `next_state(customer, outcome, ...)` decides the customer's next state. Neither does I/O,
 so behaviour over days of recalls is tested in microseconds.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,30 +12,58 @@ import dataclasses
 from daemon.store import states
 
 # Attempt outcomes.
-SUCCESS = "success"            # answered, talked long enough
-SHORT = "short"                # answered, but hung up before min_recall_duration
-RETRY = "retry"                # not answered (busy, no answer, ...): try again later
-DEAD_NUMBER = "dead_number"    # the network says this number does not exist: skip it from now on
+SUCCESS = "success"  # answered, talked long enough
+SHORT = "short"  # answered, but hung up before min_recall_duration
+RETRY = "retry"  # not answered (busy, no answer, ...): try again later
+DEAD_NUMBER = "dead_number"  # the network says this number does not exist: skip it from now on
 CONFIG_ERROR = "config_error"  # our side is misconfigured (gateway, profile): stop the queue
-INTERRUPTED = "interrupted"    # we lost or cut the call (daemon restart, ESL loss, shutdown)
-NOT_DIALED = "not_dialed"      # claimed, but the originate never reached FreeSWITCH
+INTERRUPTED = "interrupted"  # we lost or cut the call (daemon restart, ESL loss, shutdown)
+NOT_DIALED = "not_dialed"  # claimed, but the originate never reached FreeSWITCH
 
 # The one table of hangup causes (DESIGN §4). Anything not listed is a retry.
-DEAD_NUMBER_CAUSES = frozenset({
-    "UNALLOCATED_NUMBER", "INVALID_NUMBER_FORMAT", "NUMBER_CHANGED", "NO_ROUTE_DESTINATION",
-})
-CONFIG_ERROR_CAUSES = frozenset({
-    "INVALID_GATEWAY", "INVALID_PROFILE", "GATEWAY_DOWN", "CHAN_NOT_IMPLEMENTED",
-    "INCOMPATIBLE_DESTINATION", "BEARERCAPABILITY_NOTAUTH", "OUTGOING_CALL_BARRED",
-    "MANDATORY_IE_MISSING", "INVALID_URL",
-})
+DEAD_NUMBER_CAUSES = frozenset(
+    {
+        "UNALLOCATED_NUMBER",
+        "INVALID_NUMBER_FORMAT",
+        "NUMBER_CHANGED",
+        "NO_ROUTE_DESTINATION",
+    }
+)
+CONFIG_ERROR_CAUSES = frozenset(
+    {
+        "INVALID_GATEWAY",
+        "INVALID_PROFILE",
+        "GATEWAY_DOWN",
+        "CHAN_NOT_IMPLEMENTED",
+        "INCOMPATIBLE_DESTINATION",
+        "BEARERCAPABILITY_NOTAUTH",
+        "OUTGOING_CALL_BARRED",
+        "MANDATORY_IE_MISSING",
+        "INVALID_URL",
+    }
+)
 # Documented for operators; every other cause also falls into RETRY.
-RETRY_CAUSES = frozenset({
-    "USER_BUSY", "NO_ANSWER", "NO_USER_RESPONSE", "RECOVERY_ON_TIMER_EXPIRE", "NORMAL_TEMPORARY_FAILURE",
-    "SWITCH_CONGESTION", "NORMAL_CIRCUIT_CONGESTION", "CALL_REJECTED", "ORIGINATOR_CANCEL",
-    "DESTINATION_OUT_OF_ORDER", "SUBSCRIBER_ABSENT", "NETWORK_OUT_OF_ORDER", "SYSTEM_SHUTDOWN",
-    "MEDIA_TIMEOUT", "ALLOTTED_TIMEOUT", "PROGRESS_TIMEOUT", "NORMAL_CLEARING",
-})
+RETRY_CAUSES = frozenset(
+    {
+        "USER_BUSY",
+        "NO_ANSWER",
+        "NO_USER_RESPONSE",
+        "RECOVERY_ON_TIMER_EXPIRE",
+        "NORMAL_TEMPORARY_FAILURE",
+        "SWITCH_CONGESTION",
+        "NORMAL_CIRCUIT_CONGESTION",
+        "CALL_REJECTED",
+        "ORIGINATOR_CANCEL",
+        "DESTINATION_OUT_OF_ORDER",
+        "SUBSCRIBER_ABSENT",
+        "NETWORK_OUT_OF_ORDER",
+        "SYSTEM_SHUTDOWN",
+        "MEDIA_TIMEOUT",
+        "ALLOTTED_TIMEOUT",
+        "PROGRESS_TIMEOUT",
+        "NORMAL_CLEARING",
+    }
+)
 # Attempts with these outcomes do not count against the customer's daily cap or rounds.
 NOT_COUNTED = frozenset({CONFIG_ERROR, NOT_DIALED})
 
@@ -48,8 +77,9 @@ def cause_class(cause: str | None) -> str:
     return RETRY
 
 
-def classify(*, answered: bool, talk_seconds: float, cause: str | None, min_talk: float,
-             interrupted: bool = False) -> str:
+def classify(
+    *, answered: bool, talk_seconds: float, cause: str | None, min_talk: float, interrupted: bool = False
+) -> str:
     """The outcome of one attempt. "Answered" comes from answer_epoch, never from the cause."""
     if answered:
         if interrupted:
@@ -63,6 +93,7 @@ def classify(*, answered: bool, talk_seconds: float, cause: str | None, min_talk
 @dataclasses.dataclass(frozen=True)
 class Progress:
     """Where a customer stands in its rounds (a slice of the customer row)."""
+
     mobiles: tuple[str, ...]
     number_index: int
     round: int
@@ -72,15 +103,17 @@ class Progress:
 @dataclasses.dataclass(frozen=True)
 class Next:
     """What to write for the customer after an attempt."""
-    state: str                      # pending / success / failed / dnc
+
+    state: str  # pending / success / failed / dnc
     number_index: int
     round: int
     dead_numbers: frozenset[str]
-    delay: float | None = None      # seconds until the next call; None keeps the customer's place
+    delay: float | None = None  # seconds until the next call; None keeps the customer's place
 
 
-def next_state(p: Progress, number: str, outcome: str, *, max_recall_count: int,
-               recall_delay: float, on_dnc: bool) -> Next:
+def next_state(
+    p: Progress, number: str, outcome: str, *, max_recall_count: int, recall_delay: float, on_dnc: bool
+) -> Next:
     """The customer's next state after `outcome` on `number` (DESIGN §3).
 
     A round tries each live number in order; the first success ends the customer

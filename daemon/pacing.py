@@ -5,6 +5,7 @@ bucket (and every wait of the dialer's loop) runs on the monotonic clock, so a w
 stepped back cannot stop dialing; the window, the day and what is stored use wall time
 (Unix seconds). `WallWatch` notices a step of the wall clock so it can be logged.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -5,6 +5,7 @@ same with the country code as `+84…`, `84…` or `0084…`. Spaces, dots, dash
 parentheses between digits are ignored. The result is the national form with its
 leading 0 (what Vietnamese carriers expect), digits only, so it is safe on the ESL wire.
 """
+
 import re
 
 from daemon.errors import AutocallError

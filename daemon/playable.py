@@ -5,6 +5,7 @@ the switch cannot enter, and then `playback` answers FILE NOT FOUND while `file_
 skips it without a word. So the files of a template are checked as FreeSWITCH sees them
 (mod_commands' file_exists stats the path as the switch's user), once per version of a file.
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,8 +89,12 @@ class TemplateCheck:
             return []
         self._verdicts[template.name] = (template, unplayable, now)
         if unplayable:
-            log.error("template %s: FreeSWITCH cannot play %d of its files: %s", template.name, len(unplayable),
-                      ", ".join(unplayable))
+            log.error(
+                "template %s: FreeSWITCH cannot play %d of its files: %s",
+                template.name,
+                len(unplayable),
+                ", ".join(unplayable),
+            )
         return unplayable
 
 

@@ -6,6 +6,7 @@ FreeSWITCH's channels (rq's `StartedJobRegistry.cleanup`, for calls).
 the lost ones. It runs at start-up and after every reconnect, so `kill -9` of the daemon
 loses nobody and double-dials nobody.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,21 +19,23 @@ from daemon.store.records import CallReport, Claim
 
 log = logging.getLogger("autocall.reconcile")
 
-LOST = "CALL_LOST"      # cause recorded when the dialer lost a call FreeSWITCH no longer has
+LOST = "CALL_LOST"  # cause recorded when the dialer lost a call FreeSWITCH no longer has
 
 
 @dataclasses.dataclass(frozen=True)
 class Reattach:
     """An attempt whose channel FreeSWITCH still has: follow it from here."""
+
     claim: Claim
-    state: str                    # the channel's callstate (RINGING, EARLY, ACTIVE, ...)
-    answered_at: float | None     # the stored answer, else `now` for a channel answered meanwhile
-    newly_answered: bool          # answered while we were away: the store must hear of it
-    parked: bool                  # an application runs (park, or one of ours): the originate is done
+    state: str  # the channel's callstate (RINGING, EARLY, ACTIVE, ...)
+    answered_at: float | None  # the stored answer, else `now` for a channel answered meanwhile
+    newly_answered: bool  # answered while we were away: the store must hear of it
+    parked: bool  # an application runs (park, or one of ours): the originate is done
 
 
-def plan(open_attempts: list[Claim], channels: dict[str, dict], now: float
-         ) -> tuple[list[Reattach], list[tuple[Claim, CallReport]]]:
+def plan(
+    open_attempts: list[Claim], channels: dict[str, dict], now: float
+) -> tuple[list[Reattach], list[tuple[Claim, CallReport]]]:
     """(re-attach, lost): each open attempt whose uuid is a key of `channels` (uuid -> row of
     `show channels as json`) is re-attached; each other one is lost, with the report that
     closes it as CALL_LOST, interrupted (the customer is recalled after the recall delay)."""
@@ -44,8 +47,9 @@ def plan(open_attempts: list[Claim], channels: dict[str, dict], now: float
             continue
         state = row.get("callstate", "")
         newly = claim.answered_at is None and state == "ACTIVE"
-        reattach.append(Reattach(claim, state, now if newly else claim.answered_at, newly,
-                                 bool(row.get("application"))))
+        reattach.append(
+            Reattach(claim, state, now if newly else claim.answered_at, newly, bool(row.get("application")))
+        )
     return reattach, lost
 
 
@@ -77,8 +81,13 @@ def apply(client, claims: list[Claim], now: float, *, follow, close) -> None:
         client.unsubscribe_channel(claim.uuid)
         close(claim, report)
     for item in reattach:
-        log.info("re-attached call %s (customer %s of %s, %s)", item.claim.uuid, item.claim.ext_id,
-                 item.claim.queue_code, item.state)
+        log.info(
+            "re-attached call %s (customer %s of %s, %s)",
+            item.claim.uuid,
+            item.claim.ext_id,
+            item.claim.queue_code,
+            item.state,
+        )
         follow(item, heard[item.claim.uuid])
 
 

@@ -24,6 +24,7 @@ Spoken rules (what callers may rely on):
   '-', '/', '.', '_' are silent; any other character is refused.
 Bad values raise ``SayError`` rather than produce a wrong sentence.
 """
+
 import datetime
 import re
 from dataclasses import dataclass
@@ -38,21 +39,55 @@ KINDS = ('money', 'date', 'number', 'digits')
 _DIGITS = ('khong', 'mot', 'hai', 'ba', 'bon', 'nam', 'sau', 'bay', 'tam', 'chin')
 _DIGIT_TEXT = ('không', 'một', 'hai', 'ba', 'bốn', 'năm', 'sáu', 'bảy', 'tám', 'chín')
 _LETTER_TEXT = {
-    'a': 'a', 'b': 'bê', 'c': 'xê', 'd': 'đê', 'e': 'e', 'f': 'ép', 'g': 'giê',
-    'h': 'hát', 'i': 'i', 'j': 'gi', 'k': 'ca', 'l': 'e lờ', 'm': 'em mờ',
-    'n': 'en nờ', 'o': 'o', 'p': 'pê', 'q': 'quy', 'r': 'e rờ', 's': 'ét xì',
-    't': 'tê', 'u': 'u', 'v': 'vê', 'w': 'vê kép', 'x': 'ích xì', 'y': 'i dài',
+    'a': 'a',
+    'b': 'bê',
+    'c': 'xê',
+    'd': 'đê',
+    'e': 'e',
+    'f': 'ép',
+    'g': 'giê',
+    'h': 'hát',
+    'i': 'i',
+    'j': 'gi',
+    'k': 'ca',
+    'l': 'e lờ',
+    'm': 'em mờ',
+    'n': 'en nờ',
+    'o': 'o',
+    'p': 'pê',
+    'q': 'quy',
+    'r': 'e rờ',
+    's': 'ét xì',
+    't': 'tê',
+    'u': 'u',
+    'v': 'vê',
+    'w': 'vê kép',
+    'x': 'ích xì',
+    'y': 'i dài',
     'z': 'dét',
 }
-WORDS = MappingProxyType({
-    **dict(zip(_DIGITS, _DIGIT_TEXT)),
-    'mot_sac': 'mốt', 'tu': 'tư', 'lam': 'lăm', 'nham': 'nhăm',
-    'muoi_huyen': 'mười', 'muoi': 'mươi', 'tram': 'trăm',
-    'linh': 'linh', 'le': 'lẻ', 'nghin': 'nghìn', 'ngan': 'ngàn',
-    'trieu': 'triệu', 'ty': 'tỷ', 'dong': 'đồng',
-    'ngay': 'ngày', 'thang': 'tháng',
-    **{f'chu_{letter}': name for letter, name in _LETTER_TEXT.items()},
-})
+WORDS = MappingProxyType(
+    {
+        **dict(zip(_DIGITS, _DIGIT_TEXT)),
+        'mot_sac': 'mốt',
+        'tu': 'tư',
+        'lam': 'lăm',
+        'nham': 'nhăm',
+        'muoi_huyen': 'mười',
+        'muoi': 'mươi',
+        'tram': 'trăm',
+        'linh': 'linh',
+        'le': 'lẻ',
+        'nghin': 'nghìn',
+        'ngan': 'ngàn',
+        'trieu': 'triệu',
+        'ty': 'tỷ',
+        'dong': 'đồng',
+        'ngay': 'ngày',
+        'thang': 'tháng',
+        **{f'chu_{letter}': name for letter, name in _LETTER_TEXT.items()},
+    }
+)
 """Every word file say_vi can ask for: slug → the Vietnamese it must say.
 'năm' the year and 'năm' the digit five sound the same and share ``nam``."""
 
@@ -67,11 +102,12 @@ class SayError(AutocallError):
 @dataclass(frozen=True)
 class Variant:
     """Regional choices. Each attribute is a slug."""
+
     name: str
-    thousand: str          # nghin / ngan
-    zero_tens: str         # linh / le: the 0 of 101
-    four_after_tens: str   # tu / bon: the 4 of 24
-    five_after_tens: str   # lam / nham: the 5 of 25
+    thousand: str  # nghin / ngan
+    zero_tens: str  # linh / le: the 0 of 101
+    four_after_tens: str  # tu / bon: the 4 of 24
+    five_after_tens: str  # lam / nham: the 5 of 25
 
 
 NORTH = Variant('north', thousand='nghin', zero_tens='linh', four_after_tens='tu', five_after_tens='lam')
@@ -141,8 +177,7 @@ def date(value, var=NORTH):
     Accepts a datetime.date, 'YYYY-MM-DD' or 'DD/MM/YYYY' (day and month may be one digit)."""
     day = _parse_date(value)
     month = ['tu'] if day.month == 4 else number(day.month, var)
-    return (['ngay'] + number(day.day, var) + ['thang'] + month
-            + ['nam'] + number(day.year, var))
+    return ['ngay'] + number(day.day, var) + ['thang'] + month + ['nam'] + number(day.year, var)
 
 
 def digits(value):

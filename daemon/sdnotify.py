@@ -5,6 +5,7 @@ systemd (no $NOTIFY_SOCKET) it does nothing. It never raises for a socket that i
 or refuses the message: it logs and returns False, because a status report must never
 take the dialer down. `watchdog_period()` says how often to send "WATCHDOG=1".
 """
+
 from __future__ import annotations
 
 import logging

@@ -6,14 +6,15 @@ safe while the API and the daemon run). `render(...)` and `render_line(...)` tur
 into text and do no I/O, so they are tested without a database. `watch(...)` is the redraw
 loop behind `autocall status --watch`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import time
 
 # Re-exported: `autocall status` opens and reads through this module.
-from daemon.store.reports import CallOutcome, QueueStatus, queue_statuses as read  # noqa: F401
-from daemon.store.schema import StoreError as StatusError, open_readonly  # noqa: F401
+from daemon.store.reports import CallOutcome, QueueStatus  # noqa: F401
+from daemon.store.schema import StoreError as StatusError  # noqa: F401
 from daemon.store.states import CALLING, DELETED, DNC, FAILED, PENDING, SUCCESS
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -27,8 +28,7 @@ def progress_bar(done: int, total: int, width: int = _BAR_WIDTH) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {percent:3d}%"
 
 
-def render(statuses: list[QueueStatus], *, now: float, tz: dt.tzinfo | None = None,
-           source: str = "") -> str:
+def render(statuses: list[QueueStatus], *, now: float, tz: dt.tzinfo | None = None, source: str = "") -> str:
     """The full view: a header line, then one block per queue, or a line saying there is none."""
     stamp = dt.datetime.fromtimestamp(now, tz).strftime("%Y-%m-%d %H:%M:%S")
     lines = [f"autocall status {stamp}" + (f"  ({source})" if source else "")]
@@ -59,16 +59,20 @@ def render_block(s: QueueStatus, *, tz: dt.tzinfo | None = None) -> list[str]:
 def render_line(s: QueueStatus) -> str:
     """The queue on one line, for logs and output that is not a terminal."""
     c = s.counts
-    return (f"{s.code:<16} {s.state:<8} {progress_bar(s.finished, s.total, width=20):<38}"
-            f"in call {c[CALLING]:>3}  ok {c[SUCCESS]:>4}  failed {c[FAILED]:>4}  "
-            f"waiting {c[PENDING]:>4}  dialed {s.dialed:>5}  {s.calls_last_minute}/min")
+    return (
+        f"{s.code:<16} {s.state:<8} {progress_bar(s.finished, s.total, width=20):<38}"
+        f"in call {c[CALLING]:>3}  ok {c[SUCCESS]:>4}  failed {c[FAILED]:>4}  "
+        f"waiting {c[PENDING]:>4}  dialed {s.dialed:>5}  {s.calls_last_minute}/min"
+    )
 
 
 def _outcome_line(o: CallOutcome, tz) -> str:
     at = dt.datetime.fromtimestamp(o.ended_at, tz).strftime("%H:%M:%S") if o.ended_at else "--:--:--"
     result = f" → {o.result}" if o.result else ""
-    return (f"{at} {o.customer} {o.number} {o.cause or '-'} talk {o.talk_seconds:.0f}s "
-            f"keys {o.keys or '-'} {o.outcome}{result}")
+    return (
+        f"{at} {o.customer} {o.number} {o.cause or '-'} talk {o.talk_seconds:.0f}s "
+        f"keys {o.keys or '-'} {o.outcome}{result}"
+    )
 
 
 def watch(draw, out, *, interval: float, clear: bool, sleep=time.sleep, rounds: int | None = None):

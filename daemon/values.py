@@ -3,6 +3,7 @@
 The API validates an import with it and `say_vi` speaks with it, so a value the API accepts is
 a value the voice can say, and the two can never drift apart.
 """
+
 from __future__ import annotations
 
 import datetime

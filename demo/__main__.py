@@ -1,4 +1,5 @@
 """python -m demo"""
+
 import sys
 
 from demo.run import main

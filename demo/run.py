@@ -48,8 +48,7 @@ from demo.services import DemoFailed, Interrupted, Service, download, post, star
 
 def replay_seed(base: str, token: str, out):
     """The seed's sample requests, in order, each with its response: the API contract at work."""
-    print("\n== The seed's sample requests (before the dialer starts, so the replies are always the same)\n",
-          file=out)
+    print("\n== The seed's sample requests (before the dialer starts, so the replies are always the same)\n", file=out)
     for title, path, body in SEED_REQUESTS:
         code, reply = post(base + "/v2/autocall", token, path, body)
         print(f"{title}\n  HTTP {code}  {json.dumps(reply, ensure_ascii=False)}\n", file=out)
@@ -58,8 +57,7 @@ def replay_seed(base: str, token: str, out):
 def import_queues(base: str, token: str, customers: list[DemoCustomer], out):
     print("== Queues for the dialer\n", file=out)
     code, reply = post(base + "/v2/autocall", token, "/queue", SEED_IMPORT)
-    _say_import(out, f"{SEED_QUEUE} (IVR-1): the seed's sample customer TEL4VN_Test, imported again",
-                code, reply)
+    _say_import(out, f"{SEED_QUEUE} (IVR-1): the seed's sample customer TEL4VN_Test, imported again", code, reply)
     for queue, template, _ in DEMO_QUEUES:
         mine = [c.fields for c in customers if c.queue == queue]
         body = {"queue_code": queue, "template": template, **DEMO_QUEUE_SETTINGS, "customers": mine}
@@ -73,11 +71,15 @@ def import_queues(base: str, token: str, customers: list[DemoCustomer], out):
 
 def _say_import(out, title: str, code: int, reply: dict):
     data = reply.get("data") or {}
-    print(f"POST /queue  {title}\n  HTTP {code} {reply.get('content')}: "
-          f"{len(data.get('success', []))} accepted, {len(data.get('fail', []))} refused", file=out)
+    print(
+        f"POST /queue  {title}\n  HTTP {code} {reply.get('content')}: "
+        f"{len(data.get('success', []))} accepted, {len(data.get('fail', []))} refused",
+        file=out,
+    )
 
 
 # --- live view and results --------------------------------------------------------------------
+
 
 class LiveView:
     """Redraws the queues in place on a terminal; prints a compact line per queue otherwise."""
@@ -131,8 +133,12 @@ def run_until_final(db, services: list[Service], view: LiveView, *, timeout: flo
         time.sleep(0.5)
 
 
-RESULT_SECTIONS = (("Calls by outcome", "calls_by_outcome"), ("Calls by hangup cause", "calls_by_cause"),
-                   ("Customers by state", "customers_by_state"), ("Customers by IVR result", "customers_by_result"))
+RESULT_SECTIONS = (
+    ("Calls by outcome", "calls_by_outcome"),
+    ("Calls by hangup cause", "calls_by_cause"),
+    ("Customers by state", "customers_by_state"),
+    ("Customers by IVR result", "customers_by_result"),
+)
 
 
 def results_table(db, codes: list[str]) -> str:
@@ -151,20 +157,43 @@ def results_table(db, codes: list[str]) -> str:
 
 # --- the demo ---------------------------------------------------------------------------------
 
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, help="where config, database, logs and CSVs go "
-                                                     "(default: a new temp dir)")
-    parser.add_argument("--customers", type=int, default=300, metavar="N",
-                        help="generated customers, split over two queues (default 300)")
-    parser.add_argument("--time-scale", type=float, default=0.05, metavar="X",
-                        help="real seconds per simulated second in the simulator (default 0.05 = 20x)")
-    parser.add_argument("--recall-delay", type=float, default=5.0, metavar="SECONDS",
-                        help="seconds between two rounds of calls to a customer (default 5)")
+        prog="python -m demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where config, database, logs and CSVs go (default: a new temp dir)"
+    )
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=300,
+        metavar="N",
+        help="generated customers, split over two queues (default 300)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.05,
+        metavar="X",
+        help="real seconds per simulated second in the simulator (default 0.05 = 20x)",
+    )
+    parser.add_argument(
+        "--recall-delay",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between two rounds of calls to a customer (default 5)",
+    )
     parser.add_argument("--seed", type=int, default=2026, help="seed of the generated customers and callees")
-    parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
-                        help="give up if the customers are not all final by then (default 120)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="give up if the customers are not all final by then (default 120)",
+    )
     args = parser.parse_args(argv)
     if args.customers < 0 or not 0 < args.time_scale <= 1 or args.recall_delay < 0:
         parser.error("--customers >= 0, 0 < --time-scale <= 1 and --recall-delay >= 0, please")
@@ -178,15 +207,22 @@ def prepare(workdir: Path, args, today: dt.date) -> list[DemoCustomer]:
     timing = CallTiming(REPO_ROOT / "ivr_templates", REPO_ROOT / "ivr_templates" / "sounds")
     seed_fields = SEED_IMPORT["customers"][0]
     seed_menu = timing.menu("IVR-1", seed_fields)
-    entries = [("TEL4VN_Test, the seed's sample customer: answers, presses 9",
-                callee_rule(seed_fields["mobiles"][0], "promise_to_pay", *seed_menu, rng))]
+    entries = [
+        (
+            "TEL4VN_Test, the seed's sample customer: answers, presses 9",
+            callee_rule(seed_fields["mobiles"][0], "promise_to_pay", *seed_menu, rng),
+        )
+    ]
     for c in customers:
         menu = timing.menu(c.template, c.fields)
-        entries += [(f"{c.fields['id']} {c.fields['customer_name']}: {behaviour}",
-                     callee_rule(number, behaviour, *menu, rng)) for number, behaviour in c.callees]
+        entries += [
+            (f"{c.fields['id']} {c.fields['customer_name']}: {behaviour}", callee_rule(number, behaviour, *menu, rng))
+            for number, behaviour in c.callees
+        ]
     (workdir / "scenario.toml").write_text(scenario_toml(entries, args.seed), encoding="utf-8")
     (workdir / "customers.json").write_text(
-        json.dumps([dataclasses.asdict(c) for c in customers], ensure_ascii=False, indent=1), encoding="utf-8")
+        json.dumps([dataclasses.asdict(c) for c in customers], ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     return customers
 
 
@@ -200,15 +236,21 @@ def run(args, out) -> int:
     customers = prepare(workdir, args, dt.datetime.now(tz).date())
     mix = ", ".join(f"{name} {weight}%" for name, weight in CALLEE_MIX.items())
     print(f"{len(customers)} generated customers (seed {args.seed}); callee behaviour per number: {mix}", file=out)
-    print("DEMO ONLY: calling window opened around the clock (production: 07:00-21:00 Asia/Ho_Chi_Minh), "
-          f"no daily cap (production: 5), recall delay {args.recall_delay:g} s (production: 600 s)", file=out)
+    print(
+        "DEMO ONLY: calling window opened around the clock (production: 07:00-21:00 Asia/Ho_Chi_Minh), "
+        f"no daily cap (production: 5), recall delay {args.recall_delay:g} s (production: 600 s)",
+        file=out,
+    )
     token = secrets.token_urlsafe(24)
     services, base = start_services(workdir, args, token, out)
     try:
         replay_seed(base, token, out)
         import_queues(base, token, customers, out)
-        print("== Dialing: autocall-daemon started; live view (same as `autocall status --db "
-              f"{workdir / 'autocall.sqlite3'} --watch`)\n", file=out)
+        print(
+            "== Dialing: autocall-daemon started; live view (same as `autocall status --db "
+            f"{workdir / 'autocall.sqlite3'} --watch`)\n",
+            file=out,
+        )
         out.flush()
         services.append(start_daemon(workdir))
         return finish(workdir, args, services, base, token, tz, out)
@@ -225,8 +267,11 @@ def finish(workdir: Path, args, services, base: str, token: str, tz, out) -> int
         took = time.monotonic() - started
         codes = [s.code for s in reports.queue_statuses(db, now=time.time(), recent=0)]
         if not done:
-            print(f"\nTIMEOUT: after {args.timeout:g} s some customers are still not final; the view above "
-                  f"says which queue. Logs: {workdir}", file=out)
+            print(
+                f"\nTIMEOUT: after {args.timeout:g} s some customers are still not final; the view above "
+                f"says which queue. Logs: {workdir}",
+                file=out,
+            )
         else:
             print(f"\nevery customer is in a final state after {took:.1f} s of dialing", file=out)
         print(results_table(db, codes), file=out)

@@ -53,8 +53,11 @@ def callee_rule(number: str, behaviour: str, menu_at: float, replay: float, rng:
         "listens": {**answer, "hangup_after": "never"},
         "hangs_up_mid_message": {**answer, "hangup_after": round(rng.uniform(7, max(8.0, menu_at)), 1)},
         "promise_to_pay": {**answer, "hangup_after": "never", "keys": [[key_at, "9"]]},
-        "repeat_then_promise": {**answer, "hangup_after": "never",
-                                "keys": [[key_at, "1"], [round(key_at + replay + KEY_INTO_MENU, 1), "9"]]},
+        "repeat_then_promise": {
+            **answer,
+            "hangup_after": "never",
+            "keys": [[key_at, "1"], [round(key_at + replay + KEY_INTO_MENU, 1), "9"]],
+        },
         "wants_agent": {**answer, "hangup_after": round(key_at + rng.uniform(15, 40), 1), "keys": [[key_at, "2"]]},
         "short_hangup": {**answer, "hangup_after": round(rng.uniform(0.5, 3.5), 1)},
         "busy": {"outcome": "busy", "ring": round(rng.uniform(0, 3), 1)},
@@ -118,4 +121,3 @@ recall_delay = {recall_delay!r}
 originate_timeout = 30
 drain_timeout = 3.0
 """
-

@@ -26,8 +26,8 @@ class Interrupted(AutocallError):
     """Ctrl-C or SIGTERM reached the demo."""
 
 
-
 # --- the three processes --------------------------------------------------------------------
+
 
 class Service:
     """One child process of the demo, its log file, and how to stop it."""
@@ -36,8 +36,7 @@ class Service:
         self.name, self.log_path = name, log_path
         with open(log_path, "wb") as log:
             # Its own session: Ctrl-C reaches only the demo, which then stops the services in order.
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -80,23 +79,42 @@ def start_services(workdir: Path, args, token: str, out) -> tuple[list[Service],
     python = sys.executable
     services = []
     try:
-        sim = Service("autocall-simulator", [
-            python, "-m", "simulator", "--listen", "127.0.0.1:0", "--scenario", str(workdir / "scenario.toml"),
-            "--time-scale", str(args.time_scale), "--record", str(workdir / "simulator-record.jsonl")],
-            workdir / "simulator.log", env)
+        sim = Service(
+            "autocall-simulator",
+            [
+                python,
+                "-m",
+                "simulator",
+                "--listen",
+                "127.0.0.1:0",
+                "--scenario",
+                str(workdir / "scenario.toml"),
+                "--time-scale",
+                str(args.time_scale),
+                "--record",
+                str(workdir / "simulator-record.jsonl"),
+            ],
+            workdir / "simulator.log",
+            env,
+        )
         services.append(sim)
         esl_port = int(sim.wait_for_line(r"listening [\d.]+:(\d+)", 20).group(1))
         api_port = free_port()
-        (workdir / "autocall.toml").write_text(config_toml(
-            esl_port=esl_port, api_port=api_port, token=token, recall_delay=args.recall_delay), encoding="utf-8")
+        (workdir / "autocall.toml").write_text(
+            config_toml(esl_port=esl_port, api_port=api_port, token=token, recall_delay=args.recall_delay),
+            encoding="utf-8",
+        )
         api = Service("autocall-api", [python, "-m", "api.server"], workdir / "api.log", env)
         services.append(api)
         api.wait_for_line(r"autocall-api listening on", 20)
     except BaseException:
         stop_services(services, out)
         raise
-    print(f"autocall-simulator (FreeSWITCH stand-in) on 127.0.0.1:{esl_port}, time scale {args.time_scale:g}"
-          f" ({1 / args.time_scale:g}x faster than life)", file=out)
+    print(
+        f"autocall-simulator (FreeSWITCH stand-in) on 127.0.0.1:{esl_port}, time scale {args.time_scale:g}"
+        f" ({1 / args.time_scale:g}x faster than life)",
+        file=out,
+    )
     print(f"autocall-api on http://127.0.0.1:{api_port}; this run's bearer token: {token}", file=out)
     return services, f"http://127.0.0.1:{api_port}"
 
@@ -109,8 +127,9 @@ def child_env(workdir: Path) -> dict:
 
 
 def start_daemon(workdir: Path) -> Service:
-    daemon = Service("autocall-daemon", [sys.executable, "-m", "daemon.main"], workdir / "daemon.log",
-                     child_env(workdir))
+    daemon = Service(
+        "autocall-daemon", [sys.executable, "-m", "daemon.main"], workdir / "daemon.log", child_env(workdir)
+    )
     daemon.wait_for_line(r"connected to FreeSWITCH", 20)
     return daemon
 
@@ -132,10 +151,14 @@ def free_port() -> int:
 
 # --- HTTP -------------------------------------------------------------------------------------
 
+
 def post(base: str, token: str, path: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -147,4 +170,3 @@ def download(base: str, token: str, path: str, target: Path):
     request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=30) as response, open(target, "wb") as f:
         shutil.copyfileobj(response, f)
-

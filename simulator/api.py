@@ -3,6 +3,7 @@
 Non-FreeSWITCH commands for fault injection are namespaced: `sim_fault drop|silence S|refuse S|delay MS|
 unreadable [PATHS]` and `sim_restart`.
 """
+
 import json
 import logging
 from urllib.parse import unquote
@@ -62,8 +63,10 @@ def uuid_dump(sim, args):
     text = sim.events.render(seq.CHANNEL_DATA, dict(channel.fields))
     if fmt.strip() == 'json':
         return plain_to_json(text)
-    return ''.join('%s: %s\n' % (name, unquote(value)) for name, _, value in
-                   (line.partition(': ') for line in text.splitlines() if line))
+    return ''.join(
+        '%s: %s\n' % (name, unquote(value))
+        for name, _, value in (line.partition(': ') for line in text.splitlines() if line)
+    )
 
 
 def uuid_broadcast(sim, args):
@@ -100,40 +103,92 @@ def show(sim, args):
 def _row(sim, channel, kind):
     answered = channel.state == 'answered'
     common = {
-        'uuid': channel.uuid, 'direction': 'outbound', 'created': format_local(int(channel.created)),
-        'created_epoch': str(int(channel.created)), 'name': channel.target.channel_name,
-        'state': 'CS_EXECUTE' if answered else 'CS_CONSUME_MEDIA', 'cid_name': 'Outbound Call',
-        'cid_num': channel.target.user if answered else '0000000000', 'ip_addr': '', 'dest': channel.target.user}
+        'uuid': channel.uuid,
+        'direction': 'outbound',
+        'created': format_local(int(channel.created)),
+        'created_epoch': str(int(channel.created)),
+        'name': channel.target.channel_name,
+        'state': 'CS_EXECUTE' if answered else 'CS_CONSUME_MEDIA',
+        'cid_name': 'Outbound Call',
+        'cid_num': channel.target.user if answered else '0000000000',
+        'ip_addr': '',
+        'dest': channel.target.user,
+    }
     callstate = 'ACTIVE' if answered else ('RINGING' if channel.progress else 'DOWN')
-    tail = {'presence_id': '', 'presence_data': '', 'accountcode': channel.variables.get('accountcode', ''),
-            'callstate': callstate, 'callee_name': '',
-            'callee_num': '0000000000' if answered else channel.target.user,
-            'callee_direction': 'RECV' if answered else '',
-            'call_uuid': channel.uuid}
+    tail = {
+        'presence_id': '',
+        'presence_data': '',
+        'accountcode': channel.variables.get('accountcode', ''),
+        'callstate': callstate,
+        'callee_name': '',
+        'callee_num': '0000000000' if answered else channel.target.user,
+        'callee_direction': 'RECV' if answered else '',
+        'call_uuid': channel.uuid,
+    }
     if kind == 'calls':
         row = dict(common, **tail, hostname=sim.hostname, sent_callee_name='', sent_callee_num='')
-        for name in ('uuid', 'direction', 'created', 'created_epoch', 'name', 'state', 'cid_name', 'cid_num',
-                     'ip_addr', 'dest', 'presence_id', 'presence_data', 'accountcode', 'callstate',
-                     'callee_name', 'callee_num', 'callee_direction', 'sent_callee_name', 'sent_callee_num'):
+        for name in (
+            'uuid',
+            'direction',
+            'created',
+            'created_epoch',
+            'name',
+            'state',
+            'cid_name',
+            'cid_num',
+            'ip_addr',
+            'dest',
+            'presence_id',
+            'presence_data',
+            'accountcode',
+            'callstate',
+            'callee_name',
+            'callee_num',
+            'callee_direction',
+            'sent_callee_name',
+            'sent_callee_num',
+        ):
             row['b_' + name] = ''
         row['call_created_epoch'] = ''
         return row
-    row = dict(common, application='park' if answered else '', application_data='', dialplan='',
-               context='default', read_codec='PCMU', read_rate='8000', read_bit_rate='64000', write_codec='PCMU',
-               write_rate='8000', write_bit_rate='64000', secure='', hostname=sim.hostname)
+    row = dict(
+        common,
+        application='park' if answered else '',
+        application_data='',
+        dialplan='',
+        context='default',
+        read_codec='PCMU',
+        read_rate='8000',
+        read_bit_rate='64000',
+        write_codec='PCMU',
+        write_rate='8000',
+        write_bit_rate='64000',
+        secure='',
+        hostname=sim.hostname,
+    )
     row.update(tail)
-    row.update(sent_callee_name='', sent_callee_num='', initial_cid_name='', initial_cid_num='0000000000',
-               initial_ip_addr='', initial_dest=channel.target.user, initial_dialplan='', initial_context='default')
+    row.update(
+        sent_callee_name='',
+        sent_callee_num='',
+        initial_cid_name='',
+        initial_cid_num='0000000000',
+        initial_ip_addr='',
+        initial_dest=channel.target.user,
+        initial_dialplan='',
+        initial_context='default',
+    )
     return row
 
 
 def status(sim, args):
     up = max(0.0, sim.clock.now() - sim.started)
     count = len(sim.channels)
-    return ('UP %s\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n%d session(s) since startup\n'
-            '%d session(s) - peak %d, last 5min %d \n%d session(s) per Sec out of max 50, peak %d, last 5min %d \n'
-            '200 session(s) max\nmin idle cpu 0.00/99.00\nCurrent Stack Size/Max 240K/8192K\n'
-            % (uptime_text(up), sim.sessions_total, count, sim.sessions_peak, sim.sessions_peak, 0, 0, 0))
+    return (
+        'UP %s\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n%d session(s) since startup\n'
+        '%d session(s) - peak %d, last 5min %d \n%d session(s) per Sec out of max 50, peak %d, last 5min %d \n'
+        '200 session(s) max\nmin idle cpu 0.00/99.00\nCurrent Stack Size/Max 240K/8192K\n'
+        % (uptime_text(up), sim.sessions_total, count, sim.sessions_peak, sim.sessions_peak, 0, 0, 0)
+    )
 
 
 def file_exists(sim, args):
@@ -166,8 +221,10 @@ def sim_fault(sim, args):
         # 10 ms later, so that this command's own reply still goes out
         gevent.spawn_later(0.01, {'silence': sim.silence, 'refuse': sim.refuse, 'delay': sim.delay}[kind], value)
     else:
-        return ('-ERR usage: sim_fault drop | silence <seconds> | refuse <seconds> | delay <ms> '
-                '| unreadable [<path or glob> ...]\n')
+        return (
+            '-ERR usage: sim_fault drop | silence <seconds> | refuse <seconds> | delay <ms> '
+            '| unreadable [<path or glob> ...]\n'
+        )
     logger.warning('fault injected: %s', args)
     return '+OK %s\n' % args
 
@@ -178,7 +235,19 @@ def sim_restart(sim, args):
     return '+OK restarting\n'
 
 
-_HANDLERS = {'originate': originate, 'uuid_kill': uuid_kill, 'uuid_exists': uuid_exists,
-             'uuid_getvar': uuid_getvar, 'uuid_dump': uuid_dump, 'uuid_broadcast': uuid_broadcast,
-             'hupall': hupall, 'show': show, 'status': status, 'version': version, 'file_exists': file_exists,
-             'shutdown': shutdown, 'sim_fault': sim_fault, 'sim_restart': sim_restart}
+_HANDLERS = {
+    'originate': originate,
+    'uuid_kill': uuid_kill,
+    'uuid_exists': uuid_exists,
+    'uuid_getvar': uuid_getvar,
+    'uuid_dump': uuid_dump,
+    'uuid_broadcast': uuid_broadcast,
+    'hupall': hupall,
+    'show': show,
+    'status': status,
+    'version': version,
+    'file_exists': file_exists,
+    'shutdown': shutdown,
+    'sim_fault': sim_fault,
+    'sim_restart': sim_restart,
+}

@@ -4,6 +4,7 @@ Each app is `func(channel, arg)`; it may wait (simulated time) through `channel.
 raises NotReady when switch_channel_ready() turns false meanwhile. Behaviour follows mod_dptools and
 switch_ivr_play_say.c of FreeSWITCH 1.10 (see docs/simulator.md for what is simplified).
 """
+
 import logging
 import re
 
@@ -139,8 +140,9 @@ def play_and_get_digits(channel, arg):
     if regexp and var_name:
         channel.set_var(var_name + '_invalid', None)
     while tries > 0:
-        digits, status, terminator = _read(channel, min_digits, max_digits, prompt, var_name, timeout,
-                                           terminators, digit_timeout)
+        digits, status, terminator = _read(
+            channel, min_digits, max_digits, prompt, var_name, timeout, terminators, digit_timeout
+        )
         if status == 'timeout' and len(digits) >= min_digits:
             status = 'success'
         if min_digits == 0 and not digits and terminator is not None:
@@ -231,15 +233,25 @@ def nothing(channel, arg):
     """answer / pre_answer / park / transfer: the outbound leg is already answered and parked."""
 
 
-APPS = {'playback': playback, 'play_and_get_digits': play_and_get_digits, 'sleep': sleep,
-        'hangup': hangup, 'set': set_variable, 'answer': nothing, 'pre_answer': nothing,
-        'park': nothing, 'transfer': nothing}
+APPS = {
+    'playback': playback,
+    'play_and_get_digits': play_and_get_digits,
+    'sleep': sleep,
+    'hangup': hangup,
+    'set': set_variable,
+    'answer': nothing,
+    'pre_answer': nothing,
+    'park': nothing,
+    'transfer': nothing,
+}
 
 
 def _split(arg):
     # switch_separate_string: spaces separate, quotes group, backslashes stay (regexps need them)
-    return [word[1:-1] if word[:1] in '\'"' and word[-1:] == word[:1] and len(word) > 1 else word
-            for word in re.findall(r"'[^']*'|\"[^\"]*\"|\S+", arg)]
+    return [
+        word[1:-1] if word[:1] in '\'"' and word[-1:] == word[:1] and len(word) > 1 else word
+        for word in re.findall(r"'[^']*'|\"[^\"]*\"|\S+", arg)
+    ]
 
 
 def _int(text):

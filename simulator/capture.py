@@ -4,6 +4,7 @@ A transcript is a series of records: `#>>> SEND n= t= bytes=N` or `#<<< RECV ...
 followed by exactly N bytes and one newline; `#--- NOTE` and `#===` lines are comments.
 Used by the template generator and by the tests that hold the simulator to the captures.
 """
+
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -14,6 +15,7 @@ _RECORD = re.compile(rb'#(?:>>>|<<<) (SEND|RECV) n=\d+ t=\+([\d.]+) bytes=(\d+)\
 @dataclass(frozen=True)
 class Record:
     """One message as captured: `kind` is 'SEND' (client to switch) or 'RECV'; `data` is its bytes."""
+
     kind: str
     t: float
     data: bytes
@@ -29,7 +31,7 @@ def read_transcript(path):
         match = _RECORD.match(data, i, end)
         if match:
             size = int(match.group(3))
-            records.append(Record(match.group(1).decode(), float(match.group(2)), data[end:end + size]))
+            records.append(Record(match.group(1).decode(), float(match.group(2)), data[end : end + size]))
             i = end + size + 1
         else:
             i = end

@@ -4,6 +4,7 @@ The channel greenlet owns the call's timeline (ringing, answer, the applications
 the callee's scripted keys and hangup). Other greenlets talk to it only through its inbox,
 except for `hangup()`, which fires CHANNEL_HANGUP at once as FreeSWITCH does inside uuid_kill.
 """
+
 import logging
 import math
 import uuid as uuidlib
@@ -23,8 +24,11 @@ from simulator.templates import EVENTS
 logger = logging.getLogger(__name__)
 
 # the hangup time shows from the HANGUP call state on (captures 01, 03, 04)
-_HANGUP_STATES = {key for key, text in EVENTS.items()
-                  if text.startswith('Event-Name: CHANNEL_CALLSTATE\n') and '\nChannel-Call-State: HANGUP\n' in text}
+_HANGUP_STATES = {
+    key
+    for key, text in EVENTS.items()
+    if text.startswith('Event-Name: CHANNEL_CALLSTATE\n') and '\nChannel-Call-State: HANGUP\n' in text
+}
 DIGIT_GAP = 0.3  # seconds between the digits of one scripted key press
 
 
@@ -184,8 +188,14 @@ class Channel:
         self.hangup_cause = cause
         self.ended = self.switch.clock.now()
         self._set_cause(cause, q850)
-        self.fields.update(disposition='recv_refuse', sip_status=str(status), sip_proto='sip%%3A%d' % status,
-                           sip_fail_status=str(status), sip_phrase=url_encode(phrase), sip_term_cause=str(q850))
+        self.fields.update(
+            disposition='recv_refuse',
+            sip_status=str(status),
+            sip_proto='sip%%3A%d' % status,
+            sip_fail_status=str(status),
+            sip_phrase=url_encode(phrase),
+            sip_term_cause=str(q850),
+        )
         self._set_times()
         before, after = seq.REFUSED[tag]
         if self.varied:  # the job result right after CHANNEL_HANGUP, as capture 04 had it
@@ -420,8 +430,13 @@ class Channel:
     # ---- fields --------------------------------------------------------------------------------------
 
     def _core_vars(self):
-        return {'uuid': self.uuid, 'call_uuid': self.uuid, 'channel_name': self.target.channel_name,
-                'direction': 'outbound', 'is_outbound': 'true'}
+        return {
+            'uuid': self.uuid,
+            'call_uuid': self.uuid,
+            'channel_name': self.target.channel_name,
+            'direction': 'outbound',
+            'is_outbound': 'true',
+        }
 
     def _set_var(self, name, value):
         # after the callee's BYE, sofia's sip_* hangup variables sit between the variables set

@@ -1,4 +1,5 @@
 """`autocall-simulator`: run the FreeSWITCH stand-in as a process."""
+
 import argparse
 import logging
 import signal
@@ -18,18 +19,36 @@ Fault hooks over ESL: 'api sim_fault drop|silence S|refuse S|delay MS',
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog='autocall-simulator', description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--listen', default='127.0.0.1:8021', metavar='HOST:PORT',
-                        help='address to listen on (default 127.0.0.1:8021; port 0 picks a free one)')
+    parser = argparse.ArgumentParser(
+        prog='autocall-simulator', description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        '--listen',
+        default='127.0.0.1:8021',
+        metavar='HOST:PORT',
+        help='address to listen on (default 127.0.0.1:8021; port 0 picks a free one)',
+    )
     parser.add_argument('--password', default='ClueCon', help='ESL password (default ClueCon)')
-    parser.add_argument('--scenario', metavar='FILE', help='scenario TOML file (default: everyone answers '
-                        'after 1 s and hangs up after 30 s)')
-    parser.add_argument('--time-scale', type=float, default=1.0, metavar='X',
-                        help='real seconds per simulated second: 0.01 runs 100x faster (default 1)')
+    parser.add_argument(
+        '--scenario',
+        metavar='FILE',
+        help='scenario TOML file (default: everyone answers after 1 s and hangs up after 30 s)',
+    )
+    parser.add_argument(
+        '--time-scale',
+        type=float,
+        default=1.0,
+        metavar='X',
+        help='real seconds per simulated second: 0.01 runs 100x faster (default 1)',
+    )
     parser.add_argument('--record', metavar='FILE', help='append one JSON line per originate and per app')
-    parser.add_argument('--heartbeat', type=float, default=20.0, metavar='SECONDS',
-                        help='simulated seconds between HEARTBEAT events (default 20; 0 disables)')
+    parser.add_argument(
+        '--heartbeat',
+        type=float,
+        default=20.0,
+        metavar='SECONDS',
+        help='simulated seconds between HEARTBEAT events (default 20; 0 disables)',
+    )
     parser.add_argument('--sound-dir', default='.', metavar='DIR', help='base of relative playback paths')
     parser.add_argument('--seed', type=int, help="override the scenario's random seed")
     parser.add_argument('--log-level', default='INFO', help='DEBUG, INFO, WARNING (default INFO)')
@@ -45,6 +64,7 @@ def parse_args(argv):
 
 def main(argv=None):
     from gevent import monkey
+
     monkey.patch_all()
     import gevent
     import gevent.event
@@ -53,15 +73,23 @@ def main(argv=None):
     from simulator.server import Simulator
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format='%(asctime)s %(levelname)s %(name)s: %(message)s'
+    )
     try:
         scenario = scenario_module.load(args.scenario, seed=args.seed) if args.scenario else None
     except scenario_module.ScenarioError as exc:
         print('autocall-simulator: %s' % exc, file=sys.stderr)
         return 2
-    sim = Simulator(scenario, password=args.password, listen=args.address, time_scale=args.time_scale,
-                    heartbeat=args.heartbeat, record_path=args.record, sound_dir=args.sound_dir)
+    sim = Simulator(
+        scenario,
+        password=args.password,
+        listen=args.address,
+        time_scale=args.time_scale,
+        heartbeat=args.heartbeat,
+        record_path=args.record,
+        sound_dir=args.sound_dir,
+    )
     try:
         sim.start()
     except OSError as exc:

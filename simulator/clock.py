@@ -1,4 +1,5 @@
 """Simulated time: the switch's clock runs 1/time_scale times faster than the real one."""
+
 import time
 
 

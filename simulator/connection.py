@@ -4,6 +4,7 @@ Replies and events leave through one queue drained by a writer greenlet, so a re
 interleaved with an event. Events produced while a command runs are held back and written
 after its reply, which is what FreeSWITCH's listener thread does (e.g. blocking `api originate`).
 """
+
 import logging
 import socket
 import uuid as uuidlib
@@ -142,7 +143,7 @@ class Connection:
                 batch.append(self._out.get_nowait())
             closing = _CLOSE in batch
             if closing:
-                batch = batch[:batch.index(_CLOSE)]
+                batch = batch[: batch.index(_CLOSE)]
             silent = self.sim.silent_for()
             while silent > 0:
                 gevent.sleep(silent)
@@ -222,8 +223,9 @@ class Connection:
             channel.hangup(headers.get('hangup-cause', 'NORMAL_CLEARING'))
         elif call_command == 'execute':
             text = 'Command: %s\n' % url_encode('sendmsg ' + uuid)
-            text += ''.join('%s: %s\n' % (name, url_encode(value)) for name, value in headers.items()
-                            if name != '_body')
+            text += ''.join(
+                '%s: %s\n' % (name, url_encode(value)) for name, value in headers.items() if name != '_body'
+            )
             arg = headers.get('execute-app-arg', headers.get('_body', ''))  # a long arg may come as the body
             channel.execute(ExecRequest(headers.get('execute-app-name', ''), arg, headers.get('event-uuid'), text))
         return command_reply('+OK')
@@ -233,9 +235,15 @@ class Connection:
         gevent.spawn(func, *args)
 
 
-_COMMANDS = {'event': Connection.cmd_event, 'noevents': Connection.cmd_noevents,
-             'nixevent': Connection.cmd_nixevent, 'exit': Connection.cmd_exit, 'api': Connection.cmd_api,
-             'bgapi': Connection.cmd_bgapi, 'sendmsg': Connection.cmd_sendmsg}
+_COMMANDS = {
+    'event': Connection.cmd_event,
+    'noevents': Connection.cmd_noevents,
+    'nixevent': Connection.cmd_nixevent,
+    'exit': Connection.cmd_exit,
+    'api': Connection.cmd_api,
+    'bgapi': Connection.cmd_bgapi,
+    'sendmsg': Connection.cmd_sendmsg,
+}
 
 
 def _close(sock):

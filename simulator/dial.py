@@ -1,10 +1,13 @@
 """Parse an originate argument: `{a=b,c=d}sofia/<profile>/<user>@<host>[:port] &park()` or
 `sofia/gateway/<gw>/<user>`, and name the channel as mod_sofia does."""
+
 import re
 from dataclasses import dataclass, replace
 
-USAGE = ('-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] '
-         '[<cid_name>] [<cid_num>] [<timeout_sec>]\n')
+USAGE = (
+    '-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] '
+    '[<cid_name>] [<cid_num>] [<timeout_sec>]\n'
+)
 
 
 @dataclass(frozen=True)
@@ -13,6 +16,7 @@ class Target:
 
     A gateway target is complete only after `via_gateway` (the gateway's profile and proxy).
     """
+
     channel_name: str
     user: str
     req_uri: str
@@ -42,7 +46,7 @@ def parse_originate(arg):
         if end < 0:
             return None
         variables = tuple(_variables(url[1:end]))
-        url = url[end + 1:]
+        url = url[end + 1 :]
     return Originate(variables, url, _target(url))
 
 
@@ -61,8 +65,14 @@ def via_gateway(target, profile, proxy):
     """The channel mod_sofia makes for sofia/gateway/<gw>/<user>: named sofia/<profile>/<user>
     (sofia_glue.c:65 names it after the gateway's profile and the part after the gateway), its
     request URI <user>@<proxy> (mod_sofia.c:4855)."""
-    return replace(target, channel_name='sofia/%s/%s' % (profile, target.user), req_uri='%s@%s' % (
-        target.user, proxy), hostport=proxy, port=_port(proxy), profile=profile)
+    return replace(
+        target,
+        channel_name='sofia/%s/%s' % (profile, target.user),
+        req_uri='%s@%s' % (target.user, proxy),
+        hostport=proxy,
+        port=_port(proxy),
+        profile=profile,
+    )
 
 
 def _target(url):

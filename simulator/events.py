@@ -3,6 +3,7 @@
 Everything here is pure (no sockets, no greenlets): given a template key and the values of its
 slots, produce the exact bytes FreeSWITCH 1.10 would put on the wire.
 """
+
 import itertools
 import json
 import time
@@ -46,8 +47,12 @@ class EventFactory:
         self._clock = clock
         self._sequence = itertools.count(1)
         self._date_cache = (None, None, None)
-        self.base = {'core_uuid': core_uuid, 'hostname': url_encode(hostname), 'ipv4': url_encode(ipv4),
-                     'ipv6': url_encode(ipv6)}
+        self.base = {
+            'core_uuid': core_uuid,
+            'hostname': url_encode(hostname),
+            'ipv4': url_encode(ipv4),
+            'ipv6': url_encode(ipv6),
+        }
 
     def skip(self):
         """Consume a sequence number for an event nobody listens to."""
@@ -58,8 +63,11 @@ class EventFactory:
         now = self._clock()
         second = int(now)
         if self._date_cache[0] != second:
-            self._date_cache = (second, url_encode(format_local(now)), url_encode(
-                time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime(now))))
+            self._date_cache = (
+                second,
+                url_encode(format_local(now)),
+                url_encode(time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime(now))),
+            )
         fields['ts'] = str(int(now * 1000000))
         fields['date_local'] = self._date_cache[1]
         fields['date_gmt'] = self._date_cache[2]
@@ -129,9 +137,15 @@ def uptime_text(seconds):
     """'0 years, 0 days, 0 hours, 0 minutes, 28 seconds, 13 milliseconds, 217 microseconds'."""
     usec = int(seconds * 1000000)
     parts = []
-    for unit, size in (('years', 365 * 86400 * 10 ** 6), ('days', 86400 * 10 ** 6), ('hours', 3600 * 10 ** 6),
-                       ('minutes', 60 * 10 ** 6), ('seconds', 10 ** 6), ('milliseconds', 1000),
-                       ('microseconds', 1)):
+    for unit, size in (
+        ('years', 365 * 86400 * 10**6),
+        ('days', 86400 * 10**6),
+        ('hours', 3600 * 10**6),
+        ('minutes', 60 * 10**6),
+        ('seconds', 10**6),
+        ('milliseconds', 1000),
+        ('microseconds', 1),
+    ):
         parts.append('%d %s' % (usec // size, unit))
         usec %= size
     return ', '.join(parts)

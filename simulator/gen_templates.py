@@ -8,6 +8,7 @@ on it (uuids, times, the dialled number, causes, application data) become `{slot
 `events.py` fills in. Channel variables set by applications are cut out and replaced by the
 `{_app}` slot, the originate `{...}` variables by `{_orig}`, so one template serves any call.
 """
+
 import json
 import os
 import sys
@@ -31,47 +32,90 @@ SOURCES = {
 GLOBAL_EVENTS = ('API', 'BACKGROUND_JOB', 'HEARTBEAT', 'SHUTDOWN')
 
 SLOT_BY_NAME = {
-    'Core-UUID': 'core_uuid', 'FreeSWITCH-Hostname': 'hostname', 'FreeSWITCH-Switchname': 'hostname',
-    'FreeSWITCH-IPv4': 'ipv4', 'FreeSWITCH-IPv6': 'ipv6',
-    'Event-Date-Local': 'date_local', 'Event-Date-GMT': 'date_gmt', 'Event-Date-Timestamp': 'ts',
+    'Core-UUID': 'core_uuid',
+    'FreeSWITCH-Hostname': 'hostname',
+    'FreeSWITCH-Switchname': 'hostname',
+    'FreeSWITCH-IPv4': 'ipv4',
+    'FreeSWITCH-IPv6': 'ipv6',
+    'Event-Date-Local': 'date_local',
+    'Event-Date-GMT': 'date_gmt',
+    'Event-Date-Timestamp': 'ts',
     'Event-Sequence': 'seq',
-    'Caller-Profile-Created-Time': 'created_us', 'Caller-Channel-Created-Time': 'created_us',
-    'Caller-Channel-Answered-Time': 'answered_us', 'Caller-Channel-Progress-Time': 'progress_us',
+    'Caller-Profile-Created-Time': 'created_us',
+    'Caller-Channel-Created-Time': 'created_us',
+    'Caller-Channel-Answered-Time': 'answered_us',
+    'Caller-Channel-Progress-Time': 'progress_us',
     'Caller-Channel-Hangup-Time': 'hangup_us',
-    'Hangup-Cause': 'cause', 'variable_hangup_cause': 'cause', 'variable_hangup_cause_q850': 'q850',
-    'Application': 'app', 'Application-Data': 'app_data', 'Application-Response': 'app_resp',
+    'Hangup-Cause': 'cause',
+    'variable_hangup_cause': 'cause',
+    'variable_hangup_cause_q850': 'q850',
+    'Application': 'app',
+    'Application-Data': 'app_data',
+    'Application-Response': 'app_resp',
     'Application-UUID': 'app_uuid',
-    'Job-UUID': 'job', 'Job-Command': 'job_cmd', 'Job-Command-Arg': 'job_arg',
-    'API-Command': 'api_cmd', 'API-Command-Argument': 'api_arg',
-    'DTMF-Digit': 'digit', 'Playback-File-Path': 'play_file', 'File': 'file',
+    'Job-UUID': 'job',
+    'Job-Command': 'job_cmd',
+    'Job-Command-Arg': 'job_arg',
+    'API-Command': 'api_cmd',
+    'API-Command-Argument': 'api_arg',
+    'DTMF-Digit': 'digit',
+    'Playback-File-Path': 'play_file',
+    'File': 'file',
     'variable_last_app': 'last_app',
-    'variable_digits_dialed': 'digits_dialed', 'variable_session_id': 'session_id',
-    'variable_sip_term_status': 'sip_status', 'variable_proto_specific_hangup_cause': 'sip_proto',
+    'variable_digits_dialed': 'digits_dialed',
+    'variable_session_id': 'session_id',
+    'variable_sip_term_status': 'sip_status',
+    'variable_proto_specific_hangup_cause': 'sip_proto',
     'variable_sip_invite_failure_status': 'sip_fail_status',
-    'variable_sip_invite_failure_phrase': 'sip_phrase', 'variable_sip_term_cause': 'sip_term_cause',
-    'variable_sip_hangup_disposition': 'disposition', 'variable_local_media_port': 'media_port',
-    'variable_sip_profile_name': 'sip_profile', 'variable_sofia_profile_name': 'profile',
+    'variable_sip_invite_failure_phrase': 'sip_phrase',
+    'variable_sip_term_cause': 'sip_term_cause',
+    'variable_sip_hangup_disposition': 'disposition',
+    'variable_local_media_port': 'media_port',
+    'variable_sip_profile_name': 'sip_profile',
+    'variable_sofia_profile_name': 'profile',
     'variable_recovery_profile_name': 'profile',
-    'Command': 'command', 'event-uuid': 'app_uuid', 'execute-app-name': 'app',
+    'Command': 'command',
+    'event-uuid': 'app_uuid',
+    'execute-app-name': 'app',
     'execute-app-arg': 'app_data',
-    'Playback-Status': 'play_status', 'Up-Time': 'uptime', 'Uptime-msec': 'uptime_ms', 'Session-Count': 'sessions',
-    'Session-Since-Startup': 'sessions_total', 'Session-Peak-Max': 'sessions_peak',
+    'Playback-Status': 'play_status',
+    'Up-Time': 'uptime',
+    'Uptime-msec': 'uptime_ms',
+    'Session-Count': 'sessions',
+    'Session-Since-Startup': 'sessions_total',
+    'Session-Peak-Max': 'sessions_peak',
 }
 TIME_VARS = (
     'start_stamp profile_start_stamp answer_stamp progress_stamp end_stamp start_epoch start_uepoch '
     'profile_start_epoch profile_start_uepoch answer_epoch answer_uepoch progress_epoch progress_uepoch '
     'end_epoch end_uepoch duration billsec progresssec answersec waitsec progress_mediasec flow_billsec '
     'mduration billmsec progressmsec answermsec waitmsec progress_mediamsec flow_billmsec uduration '
-    'billusec progressusec answerusec waitusec progress_mediausec flow_billusec').split()
-USER_HEADERS = {'Caller-Caller-ID-Number', 'Caller-Callee-ID-Number', 'Caller-Destination-Number',
-                'variable_sip_to_user'}
-PORT_VARS = {'variable_sip_to_port', 'variable_sip_contact_port', 'variable_sip_network_port',
-             'variable_sip_reply_port'}
-APP_VARS = {'current_application', 'current_application_data', 'current_application_response',
-            'current_loop', 'total_loops', 'playback_last_offset_pos', 'playback_seconds',
-            'playback_ms', 'playback_samples'}
-ORIGINATE_VARS = {'origination_uuid', 'autocall_queue', 'autocall_customer', 'ignore_early_media',
-                  'originate_timeout'}
+    'billusec progressusec answerusec waitusec progress_mediausec flow_billusec'
+).split()
+USER_HEADERS = {
+    'Caller-Caller-ID-Number',
+    'Caller-Callee-ID-Number',
+    'Caller-Destination-Number',
+    'variable_sip_to_user',
+}
+PORT_VARS = {
+    'variable_sip_to_port',
+    'variable_sip_contact_port',
+    'variable_sip_network_port',
+    'variable_sip_reply_port',
+}
+APP_VARS = {
+    'current_application',
+    'current_application_data',
+    'current_application_response',
+    'current_loop',
+    'total_loops',
+    'playback_last_offset_pos',
+    'playback_seconds',
+    'playback_ms',
+    'playback_samples',
+}
+ORIGINATE_VARS = {'origination_uuid', 'autocall_queue', 'autocall_customer', 'ignore_early_media', 'originate_timeout'}
 
 
 def generalise(name, value, tokens, port):
@@ -127,8 +171,14 @@ def channel_tokens(uuid, core, chan, port):
         return [(uuid, '{uuid}'), (core, '{core_uuid}')]
     dest = chan.split('/', 2)[2]
     hostport = dest.split('%40', 1)[1]
-    return [(uuid, '{uuid}'), (core, '{core_uuid}'), (chan, '{chan}'), (dest, '{req_uri}'),
-            (hostport, '{hostport}'), ('%3C1000%3E', '%3C{user}%3E')]
+    return [
+        (uuid, '{uuid}'),
+        (core, '{core_uuid}'),
+        (chan, '{chan}'),
+        (dest, '{req_uri}'),
+        (hostport, '{hostport}'),
+        ('%3C1000%3E', '%3C{user}%3E'),
+    ]
 
 
 def collect(capture_dir):
@@ -164,7 +214,7 @@ def collect(capture_dir):
                 continue
             if name == 'PRIVATE_COMMAND':
                 # the sendmsg's own headers lead this event; the simulator echoes the client's
-                headers = headers[[h for h, _v in headers].index('Event-Name'):]
+                headers = headers[[h for h, _v in headers].index('Event-Name') :]
                 templates[key] = '{_sendmsg}'
             else:
                 templates[key] = ''
@@ -175,6 +225,7 @@ def collect(capture_dir):
 def channel_data(capture_dir):
     """The CHANNEL_DATA template, from the `uuid_dump <uuid> json` reply in capture 06."""
     from simulator.events import url_encode
+
     records = read_transcript(os.path.join(capture_dir, '06-sync-api-originate-show-hupall.log'))
     for sent, reply in zip(records, records[1:]):
         if sent.kind == 'SEND' and sent.data.startswith(b'api uuid_dump '):
@@ -197,16 +248,20 @@ def derived(templates):
         'sim:CHANNEL_EXECUTE_COMPLETE:nodata': templates['kill:CHANNEL_EXECUTE_COMPLETE:0'].replace(data_line, ''),
         'sim:API:arg': templates['API'] + 'API-Command-Argument: {api_arg}\n',
         # not captured (sipp sent no 183): the 180's event renamed, with its pre-answer origin
-        'sim:CHANNEL_PROGRESS_MEDIA:0': templates['kill:CHANNEL_PROGRESS:0'].replace(
-            'Event-Name: CHANNEL_PROGRESS\n', 'Event-Name: CHANNEL_PROGRESS_MEDIA\n').replace(
-            'switch_channel_perform_mark_ring_ready_value\n', 'switch_channel_perform_mark_pre_answered\n').replace(
-            'Caller-Channel-Progress-Media-Time: 0\n', 'Caller-Channel-Progress-Media-Time: {progress_media_us}\n'),
+        'sim:CHANNEL_PROGRESS_MEDIA:0': templates['kill:CHANNEL_PROGRESS:0']
+        .replace('Event-Name: CHANNEL_PROGRESS\n', 'Event-Name: CHANNEL_PROGRESS_MEDIA\n')
+        .replace('switch_channel_perform_mark_ring_ready_value\n', 'switch_channel_perform_mark_pre_answered\n')
+        .replace(
+            'Caller-Channel-Progress-Media-Time: 0\n', 'Caller-Channel-Progress-Media-Time: {progress_media_us}\n'
+        ),
     }
 
 
-HEADER = ('# GENERATED by simulator/gen_templates.py from the real captures (tests/data/esl-captures). Do not edit.\n'
-          "# Each template: a line '### <key>', then its text, then one newline. Keys: \"<scenario tag>:<Event-Name>:\n"
-          '# <n-th such event of that channel>" or a bare Event-Name. {slots} are filled per event.\n')
+HEADER = (
+    '# GENERATED by simulator/gen_templates.py from the real captures (tests/data/esl-captures). Do not edit.\n'
+    "# Each template: a line '### <key>', then its text, then one newline. Keys: \"<scenario tag>:<Event-Name>:\n"
+    '# <n-th such event of that channel>" or a bare Event-Name. {slots} are filled per event.\n'
+)
 
 
 def main(argv=None):

@@ -1,5 +1,6 @@
 """What the switch can play and for how long: WAV length from the `wave` module, tone streams,
 file_string:// members, and the files it cannot open although they exist (`unreadable`)."""
+
 import fnmatch
 import os
 import re
@@ -39,7 +40,7 @@ class Media:
         """[(member, seconds or None)]: the parts of a file_string://a!b, or the path alone."""
         if not path.startswith('file_string://'):
             return [(path, self.duration(path))]
-        return [(member, self.duration(member)) for member in path[len('file_string://'):].split('!')]
+        return [(member, self.duration(member)) for member in path[len('file_string://') :].split('!')]
 
     def exists(self, path):
         """What `api file_exists` says: the file is there and the switch can reach it."""

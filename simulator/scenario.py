@@ -3,6 +3,7 @@
 A scenario is a TOML file (see docs/simulator.md). Every duration is in simulated seconds; the
 simulator's --time-scale compresses them all.
 """
+
 import fnmatch
 import random
 import re
@@ -41,6 +42,7 @@ class Behaviour:
     early_media: seconds from originate to a 183 with media (None: no early media). Unless the
     originate says ignore_early_media=true, that 183 completes the originate, as in FreeSWITCH.
     """
+
     outcome: str = 'answer'
     ring: float = 0.0
     answer_after: float = 1.0
@@ -54,6 +56,7 @@ class Gateway:
     """A sofia gateway as the switch knows it. proxy: host[:port] of the far end (sofia.c:3995-4028
     defaults it to the realm, which defaults to the gateway's name); user_agent and allow: what
     its 180/200 carry in User-Agent and Allow (sip_user_agent, sip_allow; None: no such header)."""
+
     name: str
     profile: str = 'external'
     proxy: str = ''
@@ -82,6 +85,7 @@ class _Rule:
 @dataclass
 class Scenario:
     """Resolves a dialled number to a Behaviour; knows which gateways and profiles exist."""
+
     rules: list = field(default_factory=list)
     default: Behaviour = field(default_factory=Behaviour)
     mix: list | None = None  # [(weight, outcome, ranges dict)]
@@ -155,7 +159,8 @@ def from_dict(data, seed=None):
         raise ScenarioError('event_order must be "captured" or "varied", got %r' % data['event_order'])
     scenario.event_order = data.get('event_order', 'captured')
     scenario.originate_completes_after = _seconds(
-        data.get('originate_completes_after', ORIGINATE_COMPLETES_AFTER), 'originate_completes_after')
+        data.get('originate_completes_after', ORIGINATE_COMPLETES_AFTER), 'originate_completes_after'
+    )
     scenario.unreadable = _paths(data.get('unreadable', []), 'unreadable')
     if 'random' in data:
         scenario.mix = _mix(data['random'])

@@ -8,6 +8,7 @@
 Any number of clients may connect at once. Fault hooks exist as methods (for in-process tests)
 and as `api sim_fault ...` / `api sim_restart` commands (for tests that run us as a process).
 """
+
 import json
 import logging
 import socket
@@ -48,8 +49,18 @@ class Simulator:
     one line per originate and per app executed (also kept in `records`).
     """
 
-    def __init__(self, scenario=None, password='ClueCon', listen=('127.0.0.1', 0), time_scale=1.0,
-                 heartbeat=20.0, record_path=None, sound_dir='.', wall=time.time, hostname='vm'):
+    def __init__(
+        self,
+        scenario=None,
+        password='ClueCon',
+        listen=('127.0.0.1', 0),
+        time_scale=1.0,
+        heartbeat=20.0,
+        record_path=None,
+        sound_dir='.',
+        wall=time.time,
+        hostname='vm',
+    ):
         self.scenario = scenario or Scenario()
         self.password = password
         self.clock = SimClock(time_scale, wall=wall)
@@ -238,9 +249,17 @@ class Simulator:
 
     def _switch(self):
         """What one new channel gets to see of the switch."""
-        return Switch(clock=self.clock, media=self.media, scenario=self.scenario, base_fields=self.events.base,
-                      fire=self.fire, record_app=self.record_app, job_done=self.job_done, gone=self.channel_gone,
-                      session_id=self.next_session_id())
+        return Switch(
+            clock=self.clock,
+            media=self.media,
+            scenario=self.scenario,
+            base_fields=self.events.base,
+            fire=self.fire,
+            record_app=self.record_app,
+            job_done=self.job_done,
+            gone=self.channel_gone,
+            session_id=self.next_session_id(),
+        )
 
     def next_session_id(self):
         self.sessions_total += 1
@@ -251,8 +270,16 @@ class Simulator:
             self._forget(channel, channel.behaviour.outcome)
 
     def record_app(self, channel, request):
-        self._record({'event': 'app', 'time': self.clock.now(), 'uuid': channel.uuid,
-                      'app': request.app, 'arg': request.arg, 'app_uuid': request.app_uuid})
+        self._record(
+            {
+                'event': 'app',
+                'time': self.clock.now(),
+                'uuid': channel.uuid,
+                'app': request.app,
+                'arg': request.arg,
+                'app_uuid': request.app_uuid,
+            }
+        )
 
     # ---- internals -------------------------------------------------------------------------------------
 
@@ -276,19 +303,40 @@ class Simulator:
         for key in seq.NO_CHANNEL:
             self.fire(key, fields)
         result = '-ERR %s\n' % error
-        self._record({'event': 'originate', 'time': self.clock.now(), 'uuid': uuid, 'job': job,
-                      'dial': parsed.url, 'variables': dict(parsed.variables), 'outcome': error.lower(),
-                      'cause': error, 'answer_time': None, 'end_time': self.clock.now()})
+        self._record(
+            {
+                'event': 'originate',
+                'time': self.clock.now(),
+                'uuid': uuid,
+                'job': job,
+                'dial': parsed.url,
+                'variables': dict(parsed.variables),
+                'outcome': error.lower(),
+                'cause': error,
+                'answer_time': None,
+                'end_time': self.clock.now(),
+            }
+        )
         if job is not None:
             gevent.spawn(self.job_done, job, 'originate', arg, result)
         return result
 
     def _forget(self, channel, outcome):
         self.channels.pop(channel.uuid, None)
-        self._record({'event': 'originate', 'time': channel.created, 'uuid': channel.uuid, 'job': channel.job,
-                      'dial': channel.target.url, 'variables': dict(channel.variables),
-                      'outcome': outcome, 'cause': channel.hangup_cause, 'answer_time': channel.answered,
-                      'end_time': channel.ended})
+        self._record(
+            {
+                'event': 'originate',
+                'time': channel.created,
+                'uuid': channel.uuid,
+                'job': channel.job,
+                'dial': channel.target.url,
+                'variables': dict(channel.variables),
+                'outcome': outcome,
+                'cause': channel.hangup_cause,
+                'answer_time': channel.answered,
+                'end_time': channel.ended,
+            }
+        )
 
     def _record(self, entry):
         # the same moments in real time, to compare with what the daemon and the API logged
@@ -307,6 +355,11 @@ class Simulator:
 
     def _heartbeat_fields(self):
         up = max(0.0, self.clock.now() - self.started)
-        return dict(self.events.base, uptime=url_encode(uptime_text(up)), uptime_ms=str(int(up * 1000)),
-                    sessions=str(len(self.channels)), sessions_total=str(self.sessions_total),
-                    sessions_peak=str(self.sessions_peak))
+        return dict(
+            self.events.base,
+            uptime=url_encode(uptime_text(up)),
+            uptime_ms=str(int(up * 1000)),
+            sessions=str(len(self.channels)),
+            sessions_total=str(self.sessions_total),
+            sessions_peak=str(self.sessions_peak),
+        )

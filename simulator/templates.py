@@ -1,4 +1,5 @@
 """The event templates, generated from the real captures into events.txt (see gen_templates.py)."""
+
 import re
 from importlib import resources
 

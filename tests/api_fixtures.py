@@ -1,4 +1,5 @@
 """Fixtures and helpers shared by the API tests: a fresh SQLite file and app per test."""
+
 import copy
 import dataclasses
 import json
@@ -48,16 +49,25 @@ def seed_import():
 
 
 def customer(ext_id, mobile="0982596021", **fields):
-    return {"id": ext_id, "mobiles": [mobile], "contract_number": "HD123456",
-            "upcoming_due_date": "2021-07-13", "upcoming_amount": 5000000, **fields}
+    return {
+        "id": ext_id,
+        "mobiles": [mobile],
+        "contract_number": "HD123456",
+        "upcoming_due_date": "2021-07-13",
+        "upcoming_amount": 5000000,
+        **fields,
+    }
 
 
 def make_config(tmp_path: Path, **api_overrides) -> config_mod.Config:
-    base = config_mod.load(None, environ={
-        "AUTOCALL_DB": str(tmp_path / "autocall.sqlite3"),
-        "AUTOCALL_API_TOKENS": TOKEN,
-        "AUTOCALL_TEMPLATES": os.environ.get("AUTOCALL_TEMPLATES", ""),
-    })
+    base = config_mod.load(
+        None,
+        environ={
+            "AUTOCALL_DB": str(tmp_path / "autocall.sqlite3"),
+            "AUTOCALL_API_TOKENS": TOKEN,
+            "AUTOCALL_TEMPLATES": os.environ.get("AUTOCALL_TEMPLATES", ""),
+        },
+    )
     return dataclasses.replace(base, api=dataclasses.replace(base.api, **api_overrides))
 
 
@@ -83,8 +93,7 @@ def client(app):
 
 def post(client, path, body, headers=AUTH):
     data = body if isinstance(body, bytes | str) else json.dumps(body)
-    return client.post(f"/v2/autocall{path}", data=data, headers=headers,
-                       content_type="application/json")
+    return client.post(f"/v2/autocall{path}", data=data, headers=headers, content_type="application/json")
 
 
 def rows(db, sql, *params):
@@ -93,8 +102,14 @@ def rows(db, sql, *params):
 
 
 def customer_states(db, code="Autocall-Q1") -> dict:
-    return dict(rows(db, "SELECT c.ext_id, c.state FROM customer c JOIN queue q ON q.id = c.queue_id"
-                         " WHERE q.code = ? AND q.state != 'deleted'", code))
+    return dict(
+        rows(
+            db,
+            "SELECT c.ext_id, c.state FROM customer c JOIN queue q ON q.id = c.queue_id"
+            " WHERE q.code = ? AND q.state != 'deleted'",
+            code,
+        )
+    )
 
 
 def free_port() -> int:
@@ -106,7 +121,9 @@ def free_port() -> int:
 def _file_limit(n: int):
     def apply():
         import resource
+
         resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
     return apply
 
 
@@ -117,16 +134,27 @@ class ApiProcess:
         """`api_settings` become the [api] table of a config file; `open_files` caps RLIMIT_NOFILE."""
         self.port = free_port()
         self.db_path = tmp_path / "autocall.sqlite3"
-        self.env = {**os.environ, "AUTOCALL_DB": str(self.db_path), "AUTOCALL_API_TOKENS": TOKEN,
-                    "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}", **env}
+        self.env = {
+            **os.environ,
+            "AUTOCALL_DB": str(self.db_path),
+            "AUTOCALL_API_TOKENS": TOKEN,
+            "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
+            **env,
+        }
         if api_settings:
             path = tmp_path / f"api-{self.port}.toml"
             path.write_text("[api]\n" + "".join(f"{k} = {v!r}\n" for k, v in api_settings.items()))
             self.env["AUTOCALL_CONFIG"] = str(path)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "api.server"], env=self.env, cwd=REPO,
-                                     preexec_fn=_file_limit(open_files) if open_files else None,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api.server"],
+            env=self.env,
+            cwd=REPO,
+            preexec_fn=_file_limit(open_files) if open_files else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self._wait_listening()
 
     def _wait_listening(self, timeout=20):

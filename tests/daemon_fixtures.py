@@ -1,5 +1,6 @@
 """The dialer as a real process against an in-process simulator, over a real socket, on a
 real SQLite file that the test also writes to (as the API would)."""
+
 import os
 import signal
 import sqlite3
@@ -12,11 +13,12 @@ from pathlib import Path
 import gevent
 
 from daemon import ivr
-from daemon.store import customers as store_customers, records
 from daemon.config import QueueDefaults
+from daemon.store import customers as store_customers
+from daemon.store import records
+from daemon.store.schema import open_database
 from simulator import Simulator
 from simulator.scenario import from_dict
-from daemon.store.schema import open_database
 
 REPO = Path(__file__).resolve().parent.parent
 TIME_SCALE = 0.02  # 50 simulated seconds per real second
@@ -26,8 +28,9 @@ def start_simulator(scenario: dict, time_scale: float = TIME_SCALE) -> Simulator
     # the daemon still sends its first execute on CHANNEL_ANSWER and would lose the answer/park
     # race now and then; drop this default once it waits for CHANNEL_PARK (issue 9, daemon half)
     scenario = {"originate_completes_after": 0, **scenario}
-    return Simulator(from_dict(scenario), listen=("127.0.0.1", 0), time_scale=time_scale, heartbeat=20.0,
-                     sound_dir=str(REPO)).start()
+    return Simulator(
+        from_dict(scenario), listen=("127.0.0.1", 0), time_scale=time_scale, heartbeat=20.0, sound_dir=str(REPO)
+    ).start()
 
 
 class DaemonProcess:
@@ -35,11 +38,21 @@ class DaemonProcess:
 
     def __init__(self, tmp_path: Path, sim: Simulator, **dialer):
         self.tmp_path, self.db_path = tmp_path, tmp_path / "autocall.sqlite3"
-        settings = {"dial_string": "sofia/gateway/carrier/{number}", "window_start": "00:00",
-                    "window_end": "23:59:59", "recall_delay": 0.3, "cps": 200, "channel_limit": 50,
-                    "drain_timeout": 5, **dialer}
-        lines = [f'[database]\npath = "{self.db_path}"', f'[esl]\naddress = "127.0.0.1:{sim.address[1]}"',
-                 "[dialer]"] + [f"{k} = {_toml(v)}" for k, v in settings.items()]
+        settings = {
+            "dial_string": "sofia/gateway/carrier/{number}",
+            "window_start": "00:00",
+            "window_end": "23:59:59",
+            "recall_delay": 0.3,
+            "cps": 200,
+            "channel_limit": 50,
+            "drain_timeout": 5,
+            **dialer,
+        }
+        lines = [
+            f'[database]\npath = "{self.db_path}"',
+            f'[esl]\naddress = "127.0.0.1:{sim.address[1]}"',
+            "[dialer]",
+        ] + [f"{k} = {_toml(v)}" for k, v in settings.items()]
         self.config = tmp_path / "autocall.toml"
         self.config.write_text("\n".join(lines) + "\n")
         self.log_path = tmp_path / "daemon.log"
@@ -47,8 +60,12 @@ class DaemonProcess:
 
     def start(self):
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "daemon.main", "--config", str(self.config)],
-                                     cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon.main", "--config", str(self.config)],
+            cwd=REPO,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         wait_until(lambda: "connected to FreeSWITCH" in self.read_log() or self.proc.poll() is not None, 20)
         assert self.proc.poll() is None, self.read_log()
         return self
@@ -93,10 +110,19 @@ def wait_until(predicate, timeout: float, interval: float = 0.05):
 def import_customers(db_path: Path, customers, code="Q", **settings):
     """Import as the API does: [(id, [numbers])] with the fields IVR-1 reads."""
     db = open_database(db_path)
-    request = records.ImportRequest(code, "IVR-1", settings, [
-        records.NewCustomer(ext_id, list(numbers), {
-            "contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"})
-        for ext_id, numbers in customers])
+    request = records.ImportRequest(
+        code,
+        "IVR-1",
+        settings,
+        [
+            records.NewCustomer(
+                ext_id,
+                list(numbers),
+                {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"},
+            )
+            for ext_id, numbers in customers
+        ],
+    )
     store_customers.import_customers(db, request, QueueDefaults())
     db.close()
 
@@ -113,8 +139,9 @@ def all_final(db_path: Path) -> bool:
 def menu_offset() -> float:
     """Simulated seconds from answer to the IVR-1 menu prompt (greeting and info played)."""
     loader = ivr.TemplateLoader(REPO / "ivr_templates", REPO / "ivr_templates" / "sounds")
-    script = loader.get("IVR-1").render({"contract_number": "HD123456", "upcoming_amount": 5000000,
-                                         "upcoming_due_date": "2021-07-13"})
+    script = loader.get("IVR-1").render(
+        {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
+    )
     total = 0.0
     for step_id in ("greeting", "info"):
         for path in script.steps[step_id].files:
@@ -125,6 +152,9 @@ def menu_offset() -> float:
 
 def overlapping_calls(records, customer_of: dict) -> list:
     """Pairs of simulator calls of one customer whose times overlap (must be none)."""
-    calls = sorted((customer_of[r["uuid"]], r["time"], r["end_time"] or float("inf"), r["uuid"])
-                   for r in records if r["event"] == "originate" and r["uuid"] in customer_of)
+    calls = sorted(
+        (customer_of[r["uuid"]], r["time"], r["end_time"] or float("inf"), r["uuid"])
+        for r in records
+        if r["event"] == "originate" and r["uuid"] in customer_of
+    )
     return [(a, b) for a, b in zip(calls, calls[1:]) if a[0] == b[0] and b[1] < a[2]]

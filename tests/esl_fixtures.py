@@ -1,12 +1,12 @@
 """Test helpers for the ESL client: reading the capture logs, and small ESL servers on
 real loopback sockets (a byte streamer, a capture replayer and a scriptable fake switch)."""
+
 import os
 import re
+import socket
 from collections import namedtuple
 from pathlib import Path
 from urllib.parse import quote
-
-import socket
 
 import gevent
 import gevent.event
@@ -18,10 +18,20 @@ GOODBYE = 'Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n
 
 # Every capture the tests are held to; a missing one is a failure, never a skip.
 EXPECTED_CAPTURES = (
-    '01-answered-playback-dtmf-uuid_kill', '02-callee-bye-after-answer', '03-busy-486', '04-no-answer-timeout',
-    '05-decline-603-and-unreachable', '06-sync-api-originate-show-hupall', '07a-wrong-password',
-    '07b-event-json-answered-call', '08-shutdown-while-connected', '08b-sigterm-while-connected',
-    '09-named-events-only', '10-play_and_get_digits', '11-callee-bye-during-playback', '12-missing-files',
+    '01-answered-playback-dtmf-uuid_kill',
+    '02-callee-bye-after-answer',
+    '03-busy-486',
+    '04-no-answer-timeout',
+    '05-decline-603-and-unreachable',
+    '06-sync-api-originate-show-hupall',
+    '07a-wrong-password',
+    '07b-event-json-answered-call',
+    '08-shutdown-while-connected',
+    '08b-sigterm-while-connected',
+    '09-named-events-only',
+    '10-play_and_get_digits',
+    '11-callee-bye-during-playback',
+    '12-missing-files',
     '13-three-concurrent-originates',
 )
 
@@ -57,7 +67,7 @@ def load_capture(name):
         match = _RECORD_HEAD.match(line)
         if match:
             size = int(match.group(2))
-            records.append(Record(match.group(1)[-4:].decode(), log[pos:pos + size]))
+            records.append(Record(match.group(1)[-4:].decode(), log[pos : pos + size]))
             pos += size + 1
         elif line.startswith(b'#--- NOTE'):
             notes.append((len(records), line.decode('utf-8')))
@@ -65,6 +75,7 @@ def load_capture(name):
 
 
 # --- building ESL messages by hand ---
+
 
 def reply(text, *extra):
     lines = ['Content-Type: command/reply', 'Reply-Text: ' + text] + list(extra)
@@ -97,6 +108,7 @@ def heartbeat():
 
 
 # --- servers ---
+
 
 def read_command(rfile):
     """One client command (lines up to the blank line) as text, or None at EOF."""
@@ -139,7 +151,7 @@ class ByteStreamer(_Server):
         pos = 0
         while pos < len(self.data):
             size = self.rng.randint(1, self.max_chunk)
-            sock.sendall(self.data[pos:pos + size])
+            sock.sendall(self.data[pos : pos + size])
             pos += size
         sock.close()
 

@@ -3,6 +3,7 @@
 The comparator holds the simulator to the real captures: message by message, header for header
 (names, order, values) after uuids, times, counters and host details are normalised.
 """
+
 import difflib
 import json
 import os
@@ -18,29 +19,59 @@ from tests import esl_fixtures
 CAPTURES = str(esl_fixtures.CAPTURES)  # one place decides where the captures are
 # event types the simulator produces; everything else a real ALL subscription shows is left out
 IMPLEMENTED = {
-    'API', 'BACKGROUND_JOB', 'CHANNEL_OUTGOING', 'CHANNEL_STATE', 'CHANNEL_CREATE', 'CHANNEL_ORIGINATE',
-    'CHANNEL_PROGRESS', 'CHANNEL_CALLSTATE', 'CODEC', 'CHANNEL_ANSWER', 'CALL_UPDATE', 'CHANNEL_EXECUTE',
-    'CHANNEL_PARK', 'CHANNEL_UNPARK', 'CHANNEL_EXECUTE_COMPLETE', 'PLAYBACK_START', 'PLAYBACK_STOP', 'DTMF',
-    'PRIVATE_COMMAND', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE', 'CHANNEL_DESTROY', 'SHUTDOWN', 'CUSTOM'}
+    'API',
+    'BACKGROUND_JOB',
+    'CHANNEL_OUTGOING',
+    'CHANNEL_STATE',
+    'CHANNEL_CREATE',
+    'CHANNEL_ORIGINATE',
+    'CHANNEL_PROGRESS',
+    'CHANNEL_CALLSTATE',
+    'CODEC',
+    'CHANNEL_ANSWER',
+    'CALL_UPDATE',
+    'CHANNEL_EXECUTE',
+    'CHANNEL_PARK',
+    'CHANNEL_UNPARK',
+    'CHANNEL_EXECUTE_COMPLETE',
+    'PLAYBACK_START',
+    'PLAYBACK_STOP',
+    'DTMF',
+    'PRIVATE_COMMAND',
+    'CHANNEL_HANGUP',
+    'CHANNEL_HANGUP_COMPLETE',
+    'CHANNEL_DESTROY',
+    'SHUTDOWN',
+    'CUSTOM',
+}
 # These events race the channel's state machine in the real switch: the same event showed a
 # different channel state, dialplan flag and caller-id flip from one capture to the next
 # (e.g. CALL_UPDATE before or after the ACTIVE call state: 01 vs 02). Their snapshot is not compared.
 RACING = {'CHANNEL_CALLSTATE', 'CALL_UPDATE', 'CHANNEL_PROGRESS'}
 # what the 180 Ringing changes, for events a test declares overtaken by it
 RING_SNAPSHOT = {'Channel-Call-State', 'Caller-Network-Addr', 'Caller-Channel-Progress-Time'}
-RACING_SNAPSHOT = {'Channel-State', 'Channel-State-Number', 'Channel-HIT-Dialplan', 'Caller-Caller-ID-Name',
-                   'Caller-Caller-ID-Number', 'Caller-Callee-ID-Name', 'Caller-Callee-ID-Number'}
+RACING_SNAPSHOT = {
+    'Channel-State',
+    'Channel-State-Number',
+    'Channel-HIT-Dialplan',
+    'Caller-Caller-ID-Name',
+    'Caller-Caller-ID-Number',
+    'Caller-Callee-ID-Name',
+    'Caller-Callee-ID-Number',
+}
 _UUID = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}')
 _TIME_HEADERS = re.compile(
     r'^(Event-Date-Timestamp|Caller-(Profile-Created|Channel-(Created|Answered|Progress|Hangup))-Time|'
-    r'variable_(\w+_)?(epoch|uepoch))$')
+    r'variable_(\w+_)?(epoch|uepoch))$'
+)
 _DATE_HEADERS = re.compile(r'^(Event-Date-(Local|GMT)|variable_\w+_stamp)$')
 # values that differ from call to call in the real switch too: compared by shape only
 _VOLATILE = re.compile(
     r'^(Event-Sequence|variable_session_id|variable_local_media_port|variable_remote_media_port|'
     r'variable_rtp_\w+|variable_sip_(call_id|from_tag|to_tag|cseq|full_via|recover_via|full_from|full_to)|'
     r'variable_switch_r_sdp|variable_digits_dialed|Up-Time|Uptime-msec|Session-\w+|Idle-CPU|'
-    r'variable_playback_\w+|Core-UUID|variable_\w*(sec|msec|usec)|variable_[mu]?duration)$')
+    r'variable_playback_\w+|Core-UUID|variable_\w*(sec|msec|usec)|variable_[mu]?duration)$'
+)
 
 
 class RawClient:
@@ -84,7 +115,7 @@ class RawClient:
                     self.eof = True
                     return False
                 self._buffer += data
-        except (socket.timeout, OSError):
+        except (TimeoutError, OSError):
             return False
         finally:
             if timeout is not None:
@@ -118,13 +149,13 @@ class RawClient:
         end = self._buffer.find(b'\n\n')
         if end < 0:
             return None
-        head = self._buffer[:end + 2]
+        head = self._buffer[: end + 2]
         match = re.search(rb'(?m)^Content-Length: (\d+)$', head)
         size = int(match.group(1)) if match else 0
         if len(self._buffer) < end + 2 + size:
             return None
-        message = self._buffer[:end + 2 + size]
-        self._buffer = self._buffer[end + 2 + size:]
+        message = self._buffer[: end + 2 + size]
+        self._buffer = self._buffer[end + 2 + size :]
         return message
 
 
@@ -160,6 +191,7 @@ def write_wav(path, seconds, rate=8000):
 
 # ---- replay ---------------------------------------------------------------------------------------
 
+
 def capture_messages(name):
     """(sent commands, received messages) of a capture, in order; each send knows how many
     comparable messages the switch had sent before it."""
@@ -178,9 +210,10 @@ def replay(address, name, rewrite=lambda text: text, after_sends=None, timeout=5
     sends, received = capture_messages(name)
     client = RawClient(address)
     for text, seen in sends:
-        assert client.read_until(lambda m: sum(1 for x in m if _paces(x)) >= seen, timeout), \
-            'simulator sent %d comparable messages before %r, the capture %d:\n%s' % (
-                sum(1 for x in client.messages if _paces(x)), text.split('\n')[0], seen, _names(client.messages))
+        assert client.read_until(lambda m, seen=seen: sum(1 for x in m if _paces(x)) >= seen, timeout), (
+            'simulator sent %d comparable messages before %r, the capture %d:\n%s'
+            % (sum(1 for x in client.messages if _paces(x)), text.split('\n')[0], seen, _names(client.messages))
+        )
         client.send(rewrite(text))
     total = sum(1 for m in received if _paces(m))
     if after_sends is not None:
@@ -222,6 +255,7 @@ def _names(messages):
 
 
 # ---- normalise & compare --------------------------------------------------------------------------
+
 
 def comparable(messages, keep_uuids=(), ring_races=()):
     """Group messages: ('replies', [...]), per-channel event lists, API events; each message becomes
@@ -323,15 +357,26 @@ def assert_same(expected, actual, what):
             raise AssertionError('%s: message %d differs (- capture, + simulator)\n%s' % (what, index, diff))
     if len(expected) != len(actual):
         names = lambda msgs: [m[0] for m in msgs]  # noqa: E731
-        raise AssertionError('%s: %d messages in the capture, %d from the simulator\ncapture:   %s\nsimulator: %s'
-                             % (what, len(expected), len(actual), names(expected), names(actual)))
+        raise AssertionError(
+            '%s: %d messages in the capture, %d from the simulator\ncapture:   %s\nsimulator: %s'
+            % (what, len(expected), len(actual), names(expected), names(actual))
+        )
 
 
 # events whose relative order on a channel the captures show as fixed; the others (CHANNEL_STATE,
 # CALLSTATE, CALL_UPDATE, PROGRESS...) came in varying order across runs of the real switch
-ORDERED = ('CHANNEL_CREATE', 'CHANNEL_ANSWER', 'BACKGROUND_JOB', 'CHANNEL_EXECUTE', 'PLAYBACK_START',
-           'PLAYBACK_STOP', 'CHANNEL_EXECUTE_COMPLETE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE',
-           'CHANNEL_DESTROY')
+ORDERED = (
+    'CHANNEL_CREATE',
+    'CHANNEL_ANSWER',
+    'BACKGROUND_JOB',
+    'CHANNEL_EXECUTE',
+    'PLAYBACK_START',
+    'PLAYBACK_STOP',
+    'CHANNEL_EXECUTE_COMPLETE',
+    'CHANNEL_HANGUP',
+    'CHANNEL_HANGUP_COMPLETE',
+    'CHANNEL_DESTROY',
+)
 
 
 def compare(expected_messages, actual_messages, keep_uuids=(), skip_replies=(), ring_races=()):
@@ -347,7 +392,9 @@ def compare(expected_messages, actual_messages, keep_uuids=(), skip_replies=(), 
     keep = lambda replies: [r for i, r in enumerate(replies) if i not in skip_replies]  # noqa: E731
     assert_same(keep(want['replies']), keep(got['replies']), 'replies')
     assert len(want['channels']) == len(got['channels']), 'channels: %d in the capture, %d from the simulator' % (
-        len(want['channels']), len(got['channels']))
+        len(want['channels']),
+        len(got['channels']),
+    )
     for number, (want_events, got_events) in enumerate(zip(want['channels'], got['channels'])):
         what = 'channel %d' % (number + 1)
         assert_same(_ordered(want_events), _ordered(got_events), what + ' order of key events')
@@ -367,11 +414,18 @@ def assert_framing(expected_messages, actual_messages):
         outer, body = split_message(message)
         ctype = dict(outer).get('Content-Type')
         names = tuple(name for name, _ in outer)
-        assert ctype in shapes and names in shapes[ctype], \
-            'message %d: outer headers %s, the capture has %s for %s' % (index, names, shapes.get(ctype), ctype)
+        assert ctype in shapes and names in shapes[ctype], 'message %d: outer headers %s, the capture has %s for %s' % (
+            index,
+            names,
+            shapes.get(ctype),
+            ctype,
+        )
         length = dict(outer).get('Content-Length')
         assert length is None or int(length) == len(body), 'message %d: Content-Length %s, body %d bytes' % (
-            index, length, len(body))
+            index,
+            length,
+            len(body),
+        )
 
 
 def _ordered(events):

@@ -1,4 +1,5 @@
 """The five commands of the seed over the real Flask app and real SQLite files."""
+
 import json
 
 import pytest
@@ -6,7 +7,15 @@ import pytest
 from api.app import create_app
 from api.services import services
 from tests.api_fixtures import (
-    AUTH, REPO, SEED_DNC, customer, customer_states, make_config, post, rows, seed_import,
+    AUTH,
+    REPO,
+    SEED_DNC,
+    customer,
+    customer_states,
+    make_config,
+    post,
+    rows,
+    seed_import,
 )
 
 SEED_OK = {"code": 200, "content": "successfully", "data": {"fail": [], "success": ["TEL4VN_Test"]}}
@@ -22,12 +31,14 @@ def set_state(db, ext_id, state):
 
 # --- the seed's samples, field for field ---
 
+
 def test_seed_import_gets_the_seed_response(client, db):
     r = post(client, "/queue", seed_import())
     assert r.status_code == 200
     assert r.get_json() == SEED_OK
-    assert rows(db, "SELECT code, template, concurrent_call, max_recall_count, min_recall_duration, state"
-                    " FROM queue") == [("Autocall-Q1", "IVR-1", 5, 3, 3, "running")]
+    assert rows(
+        db, "SELECT code, template, concurrent_call, max_recall_count, min_recall_duration, state FROM queue"
+    ) == [("Autocall-Q1", "IVR-1", 5, 3, 3, "running")]
     [(ext_id, mobiles, fields, state)] = rows(db, "SELECT ext_id, mobiles, fields, state FROM customer")
     assert (ext_id, json.loads(mobiles), state) == ("TEL4VN_Test", ["0982596021"], "pending")
     assert json.loads(fields)["total_ovd_amount"] == 3211100
@@ -45,10 +56,13 @@ def test_seed_commands_on_an_unknown_queue_get_queue_not_found(client, path):
 
 def test_seed_dnc_stop_start_delete_get_the_seed_responses(client, db):
     post(client, "/queue", seed_import())
-    for path, body in [("/queue/dnc", SEED_DNC), ("/queue/stop", {"queue_code": "Autocall-Q1"}),
-                       ("/queue/start", {"queue_code": "Autocall-Q1"}),
-                       ("/queue/stop", {"queue_code": "Autocall-Q1"}),
-                       ("/queue/delete", {"queue_code": "Autocall-Q1"})]:
+    for path, body in [
+        ("/queue/dnc", SEED_DNC),
+        ("/queue/stop", {"queue_code": "Autocall-Q1"}),
+        ("/queue/start", {"queue_code": "Autocall-Q1"}),
+        ("/queue/stop", {"queue_code": "Autocall-Q1"}),
+        ("/queue/delete", {"queue_code": "Autocall-Q1"}),
+    ]:
         r = post(client, path, body)
         assert (path, r.status_code, r.get_json()) == (path, 200, COMMAND_OK)
     assert rows(db, "SELECT state FROM queue") == [("deleted",)]
@@ -56,10 +70,17 @@ def test_seed_dnc_stop_start_delete_get_the_seed_responses(client, db):
 
 # --- auth ---
 
-@pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Bearer wrong"}, {"Authorization": "test-token-0123456789abcdef"},
-    {"Authorization": "Basic test-token-0123456789abcdef"}, {"Authorization": "Bearer "},
-])
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "test-token-0123456789abcdef"},
+        {"Authorization": "Basic test-token-0123456789abcdef"},
+        {"Authorization": "Bearer "},
+    ],
+)
 def test_missing_or_wrong_token_is_401_and_writes_nothing(client, db, headers):
     r = post(client, "/queue", seed_import(), headers=headers)
     assert (r.status_code, r.get_json()) == (401, {"code": 401, "content": "unauthorized"})
@@ -75,13 +96,16 @@ def test_reads_need_a_token_but_healthz_does_not(client):
 
 def test_app_refuses_to_start_without_a_token(tmp_path):
     import dataclasses
+
     from daemon.errors import ConfigError
+
     config = make_config(tmp_path)
     with pytest.raises(ConfigError, match="api.tokens"):
         create_app(dataclasses.replace(config, api=dataclasses.replace(config.api, tokens=())))
 
 
 # --- errors are JSON ---
+
 
 def test_unknown_route_and_wrong_method_answer_json(client):
     r = client.get("/nothing/here", headers=AUTH)
@@ -113,6 +137,7 @@ def test_too_large_body_is_import_fail_for_import_and_413_elsewhere(tmp_path):
 
 
 # --- request-level import errors: 400 import fail, nothing written ---
+
 
 def _with(**changes):
     body = seed_import()
@@ -264,11 +289,19 @@ def test_free_text_with_commas_braces_quotes_and_percent_is_stored_verbatim(clie
     assert json.loads(fields)["full_name"] == text
 
 
-@pytest.mark.parametrize("given,stored", [
-    ("0982596021", "0982596021"), ("+84982596021", "0982596021"), ("84982596021", "0982596021"),
-    ("0084 98 259 6021", "0982596021"), ("098.259.6021", "0982596021"), ("(028) 3822-1234", "02838221234"),
-    ("+84 28 3822 1234", "02838221234"), ("0358-123-456", "0358123456"),
-])
+@pytest.mark.parametrize(
+    "given,stored",
+    [
+        ("0982596021", "0982596021"),
+        ("+84982596021", "0982596021"),
+        ("84982596021", "0982596021"),
+        ("0084 98 259 6021", "0982596021"),
+        ("098.259.6021", "0982596021"),
+        ("(028) 3822-1234", "02838221234"),
+        ("+84 28 3822 1234", "02838221234"),
+        ("0358-123-456", "0358123456"),
+    ],
+)
 def test_vietnamese_phone_forms_are_normalised(client, db, given, stored):
     body = seed_import()
     body["customers"][0]["mobiles"] = [given]
@@ -304,6 +337,7 @@ def test_a_ten_megabyte_id_is_refused_for_that_customer(client, db):
 
 # --- re-import, DNC, stop/start, delete semantics (DESIGN §2) ---
 
+
 def test_reimport_refreshes_pending_and_rearms_finished_and_refuses_calling(client, db):
     body = seed_import()
     body["customers"] = [customer("P"), customer("S"), customer("F"), customer("C")]
@@ -319,8 +353,10 @@ def test_reimport_refreshes_pending_and_rearms_finished_and_refuses_calling(clie
     assert reply["data"] == {"fail": ["C"], "success": ["P", "S", "F"]}
     assert "in a call" in reply["errors"][0]["reason"]
     assert customer_states(db) == {"P": "pending", "S": "pending", "F": "pending", "C": "calling"}
-    got = {ext: (json.loads(m), json.loads(f)["upcoming_amount"], rnd, cause) for ext, m, f, rnd, cause in
-           rows(db, "SELECT ext_id, mobiles, fields, round, last_cause FROM customer")}
+    got = {
+        ext: (json.loads(m), json.loads(f)["upcoming_amount"], rnd, cause)
+        for ext, m, f, rnd, cause in rows(db, "SELECT ext_id, mobiles, fields, round, last_cause FROM customer")
+    }
     assert got["P"] == (["0912345678"], 7, 0, None)
     assert got["F"] == (["0912345678"], 7, 0, None)
     assert got["C"] == (["0982596021"], 5000000, 0, None)
@@ -333,8 +369,11 @@ def test_dnc_blocks_undialed_keeps_dialed_and_remembers_unknown_ids(client, db):
     post(client, "/queue", body)
     set_state(db, "C", "calling")
     set_state(db, "S", "success")
-    r = post(client, "/queue/dnc", {"queue_code": "Autocall-Q1",
-                                    "customers": [{"id": "P"}, {"id": "C"}, {"id": "S"}, {"id": "LATER"}]})
+    r = post(
+        client,
+        "/queue/dnc",
+        {"queue_code": "Autocall-Q1", "customers": [{"id": "P"}, {"id": "C"}, {"id": "S"}, {"id": "LATER"}]},
+    )
     assert r.get_json() == COMMAND_OK
     assert customer_states(db) == {"P": "dnc", "C": "calling", "S": "success"}
     body["customers"] = [customer("LATER"), customer("P"), customer("NEW")]
@@ -382,7 +421,11 @@ def test_delete_closes_unfinished_keeps_results_and_frees_the_code(client, db):
     post(client, "/queue/stop", {"queue_code": "Autocall-Q1"})
     assert post(client, "/queue/delete", {"queue_code": "Autocall-Q1"}).get_json() == COMMAND_OK
     assert dict(rows(db, "SELECT ext_id, state FROM customer")) == {
-        "P": "deleted", "C": "deleted", "S": "success", "F": "failed"}
+        "P": "deleted",
+        "C": "deleted",
+        "S": "success",
+        "F": "failed",
+    }
     # Gone for the commands...
     assert post(client, "/queue/start", {"queue_code": "Autocall-Q1"}).status_code == 404
     assert client.get("/v2/autocall/queue/Autocall-Q1", headers=AUTH).status_code == 404
@@ -404,15 +447,18 @@ def test_import_of_many_customers_is_written_in_chunks(tmp_path):
 
 # --- templates: must exist and be valid; customers must have what it reads aloud ---
 
+
 def test_a_broken_template_refuses_the_import_with_its_problem(tmp_path):
     import dataclasses
     import shutil
+
     templates = tmp_path / "templates"
     shutil.copytree(REPO / "ivr_templates", templates, ignore=shutil.ignore_patterns("sounds"))
     (templates / "BROKEN.toml").write_text("[[step]]\nid = 'a'\nplay = ['no_such_prompt']\n")
     config = make_config(tmp_path)
-    config = dataclasses.replace(config, templates=dataclasses.replace(
-        config.templates, dir=templates, sounds=REPO / "ivr_templates" / "sounds"))
+    config = dataclasses.replace(
+        config, templates=dataclasses.replace(config.templates, dir=templates, sounds=REPO / "ivr_templates" / "sounds")
+    )
     client = create_app(config).test_client()
     r = post(client, "/queue", _with(template="BROKEN"))
     assert r.status_code == 400 and r.get_json()["content"] == "import fail"
@@ -422,8 +468,15 @@ def test_a_broken_template_refuses_the_import_with_its_problem(tmp_path):
 
 def test_a_customer_without_a_field_the_template_reads_fails(client, db):
     body = seed_import()
-    body["customers"].append({"id": "NOAMOUNT", "mobiles": ["0912345678"], "contract_number": "HD1",
-                              "upcoming_due_date": "2021-07-13", "upcoming_amount": None})
+    body["customers"].append(
+        {
+            "id": "NOAMOUNT",
+            "mobiles": ["0912345678"],
+            "contract_number": "HD1",
+            "upcoming_due_date": "2021-07-13",
+            "upcoming_amount": None,
+        }
+    )
     reply = post(client, "/queue", body).get_json()
     assert reply["data"] == {"fail": ["NOAMOUNT"], "success": ["TEL4VN_Test"]}
     assert "upcoming_amount" in reply["errors"][0]["reason"]
@@ -459,6 +512,7 @@ def test_the_endpoints_do_not_import_the_app_factory():
     # One direction only: app.py builds the app from the blueprints, never the reverse.
     import subprocess
     import sys
+
     code = "import sys, api.commands, api.reports, api.health; print('api.app' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

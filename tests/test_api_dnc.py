@@ -1,4 +1,5 @@
 """DNC through the API (issue 11): a DNC is never lost, by queue code or by number."""
+
 import json
 import re
 
@@ -47,8 +48,9 @@ def test_dnc_numbers_answers_like_the_seeds_dnc_and_stores_the_national_form(cli
     assert post(client, "/dnc/numbers", {"mobiles": ["0982596021"]}).get_json() == COMMAND_OK  # twice: harmless
 
 
-@pytest.mark.parametrize("body", [{}, {"mobiles": []}, {"mobiles": "0982596021"}, {"mobiles": ["0982596021", "12"]},
-                                  {"mobiles": [None]}, []])
+@pytest.mark.parametrize(
+    "body", [{}, {"mobiles": []}, {"mobiles": "0982596021"}, {"mobiles": ["0982596021", "12"]}, {"mobiles": [None]}, []]
+)
 def test_bad_dnc_number_lists_are_400_and_list_nothing(client, db, body):
     r = post(client, "/dnc/numbers", body)
     assert (r.status_code, r.get_json()["content"]) == (400, "invalid request")
@@ -75,7 +77,11 @@ def test_an_import_refuses_a_customer_whose_only_numbers_are_listed_and_drops_li
 def test_the_openapi_document_names_every_route_and_no_other(app):
     spec = json.loads((REPO / "api" / "openapi.json").read_text())
     documented = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
-    routes = {(method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)) for rule in app.url_map.iter_rules()
-              if rule.endpoint != "static" for method in rule.methods - {"HEAD", "OPTIONS"}}
+    routes = {
+        (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     assert documented == routes
     assert ("POST", "/v2/autocall/dnc/numbers") in documented

@@ -1,6 +1,7 @@
 """The HTTP layer (api/http.py) over real sockets to a real `autocall-api`: deadlines for slow
 clients, the connection cap, bodies read whole under the limit, JSON for every error the
 server makes itself, TCP_NODELAY, and queue codes that hold a "/"."""
+
 import json
 import socket
 import time
@@ -74,12 +75,15 @@ def api(tmp_path):
 
 # --- slow clients ---
 
+
 def test_a_client_that_never_finishes_its_headers_gets_408_and_is_closed(api):
     server = api(header_timeout=0.5)
     with connect(server) as sock:
         sock.sendall(HALF_SENT)
-        assert json_error(sock) == (408, {"code": 408, "content": "request timeout",
-                                          "errors": [{"reason": "the request did not arrive in time"}]})
+        assert json_error(sock) == (
+            408,
+            {"code": 408, "content": "request timeout", "errors": [{"reason": "the request did not arrive in time"}]},
+        )
 
 
 def test_a_client_that_connects_and_sends_nothing_gets_408(api):
@@ -91,8 +95,9 @@ def test_a_client_that_connects_and_sends_nothing_gets_408(api):
 def test_a_body_that_stops_arriving_gets_408(api):
     server = api(body_timeout=0.5)
     with connect(server) as sock:
-        sock.sendall(HALF_SENT + f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n".encode()
-                     + b'{"queue_code": ')
+        sock.sendall(
+            HALF_SENT + f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n".encode() + b'{"queue_code": '
+        )
         assert json_error(sock)[0] == 408
 
 
@@ -134,8 +139,11 @@ def test_over_the_connection_cap_a_client_gets_503_json_with_retry_after(api):
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: autocall\r\n\r\n")
             status, headers, body, closed = read_response(sock)
         assert (status, json.loads(body), headers["retry-after"], closed) == (
-            503, {"code": 503, "content": "server busy", "errors": [{"reason": "too many connections; try again"}]},
-            "1", True)
+            503,
+            {"code": 503, "content": "server busy", "errors": [{"reason": "too many connections; try again"}]},
+            "1",
+            True,
+        )
     finally:
         for sock in held:
             sock.close()
@@ -170,14 +178,20 @@ def test_a_client_that_stops_reading_the_response_is_dropped(tmp_path):
 
 # --- bodies and malformed requests: JSON answers, never a reset or plain text ---
 
+
 def chunked(body: bytes, size=500) -> bytes:
-    pieces = [body[i:i + size] for i in range(0, len(body), size)]
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
     return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
 
 
 def import_request(body: bytes, *headers: str) -> bytes:
-    head = ["POST /v2/autocall/queue HTTP/1.1", "Host: autocall", f"Authorization: Bearer {TOKEN}",
-            "Content-Type: application/json", *headers]
+    head = [
+        "POST /v2/autocall/queue HTTP/1.1",
+        "Host: autocall",
+        f"Authorization: Bearer {TOKEN}",
+        "Content-Type: application/json",
+        *headers,
+    ]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
@@ -232,18 +246,31 @@ def test_a_content_length_over_the_limit_is_413_before_the_body_is_sent(api):
         assert json_error(sock)[:1] == (413,)
 
 
-@pytest.mark.parametrize("raw,status", [
-    (import_request(b"{}", "Content-Length: -1"), 400),
-    (import_request(b"{}", "Content-Length: two"), 400),
-    (import_request(b"{}", "Transfer-Encoding: gzip"), 400),
-    (import_request(b"{}", "Transfer-Encoding: chunked") + b"zz\r\n", 400),
-    (b"GET /healthz HTTP/1.1\r\nHost: autocall\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n", 431),
-    (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431),
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: autocall\r\n\r\n", 414),
-    (b"NONSENSE\r\n\r\n", 400),
-    (b"GET /healthz HTTP/7.0\r\n\r\n", 400),
-], ids=["length-negative", "length-text", "gzip-coding", "bad-chunk", "header-line-70k", "120-headers",
-        "request-line-9k", "no-request-line", "http-7"])
+@pytest.mark.parametrize(
+    "raw,status",
+    [
+        (import_request(b"{}", "Content-Length: -1"), 400),
+        (import_request(b"{}", "Content-Length: two"), 400),
+        (import_request(b"{}", "Transfer-Encoding: gzip"), 400),
+        (import_request(b"{}", "Transfer-Encoding: chunked") + b"zz\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nHost: autocall\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: autocall\r\n\r\n", 414),
+        (b"NONSENSE\r\n\r\n", 400),
+        (b"GET /healthz HTTP/7.0\r\n\r\n", 400),
+    ],
+    ids=[
+        "length-negative",
+        "length-text",
+        "gzip-coding",
+        "bad-chunk",
+        "header-line-70k",
+        "120-headers",
+        "request-line-9k",
+        "no-request-line",
+        "http-7",
+    ],
+)
 def test_a_malformed_request_gets_a_json_answer(api, raw, status):
     server = api()
     with connect(server) as sock:
@@ -252,6 +279,7 @@ def test_a_malformed_request_gets_a_json_answer(api, raw, status):
 
 
 # --- TCP_NODELAY and one send per small response ---
+
 
 class _RecordingHandler(ApiHandler):
     seen = []
@@ -281,6 +309,7 @@ def test_responses_go_out_with_tcp_nodelay_and_in_one_send(tmp_path):
 
 
 # --- queue codes holding "/" (and "%") read back percent-encoded ---
+
 
 @pytest.mark.parametrize("code", ["Autocall/Q1", "/leading", "ends/customers", "50%", "a%2Fb"])
 def test_a_queue_code_with_a_slash_or_percent_reads_back_percent_encoded(api, code):

@@ -1,5 +1,6 @@
 """The served OpenAPI document against the code: schemathesis generates requests from it,
 and every response must be a documented, schema-conforming non-5xx reply."""
+
 import json
 
 import hypothesis
@@ -31,8 +32,7 @@ def test_generated_requests_get_documented_replies(app, client, operation):
     live = schema.find_operation_by_label(operation.label)
 
     @hypothesis.given(case=live.as_strategy())
-    @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None,
-                         suppress_health_check=list(HealthCheck))
+    @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(case):
         response = case.call(headers=AUTH)
         assert response.status_code < 500, response.text
@@ -40,7 +40,6 @@ def test_generated_requests_get_documented_replies(app, client, operation):
             assert response.json().get("code", response.status_code) == response.status_code
         # Valid by schema yet refused is expected: the schema cannot say which templates
         # exist or which phone numbers are Vietnamese. Every other check stays on.
-        case.validate_response(response, headers=AUTH,
-                               excluded_checks=[schemathesis.checks.positive_data_acceptance])
+        case.validate_response(response, headers=AUTH, excluded_checks=[schemathesis.checks.positive_data_acceptance])
 
     check()

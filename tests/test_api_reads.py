@@ -1,4 +1,5 @@
 """The report reads: queue summary, customers with attempts, attempts CSV."""
+
 import csv
 import io
 
@@ -10,10 +11,22 @@ T0 = 1626152400.0  # 2021-07-13 05:00 UTC = 12:00 in Ho Chi Minh City
 def add_attempt(db, ext_id, number, uuid, **values):
     with db.connection_context():
         cid, qid = db.execute_sql("SELECT id, queue_id FROM customer WHERE ext_id = ?", (ext_id,)).fetchone()
-        columns = {"customer_id": cid, "queue_id": qid, "round": 0, "number": number, "uuid": uuid,
-                   "job_uuid": "job-" + uuid, "state": "done", "started_at": T0, "keys": "", **values}
-        db.execute_sql(f"INSERT INTO attempt ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                       list(columns.values()))
+        columns = {
+            "customer_id": cid,
+            "queue_id": qid,
+            "round": 0,
+            "number": number,
+            "uuid": uuid,
+            "job_uuid": "job-" + uuid,
+            "state": "done",
+            "started_at": T0,
+            "keys": "",
+            **values,
+        }
+        db.execute_sql(
+            f"INSERT INTO attempt ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            list(columns.values()),
+        )
 
 
 def test_queue_summary_counts_customers_per_state(client, db):
@@ -52,7 +65,9 @@ def test_customers_are_paged_filtered_and_carry_their_attempts(client, db):
     failed = client.get("/v2/autocall/queue/Autocall-Q1/customers?state=failed", headers=AUTH).get_json()["data"]
     assert [c["id"] for c in failed["customers"]] == ["C1", "C4"]
     assert [(a["uuid"], a["hangup_cause"]) for a in failed["customers"][0]["attempts"]] == [
-        ("u1", "USER_BUSY"), ("u2", "NO_ANSWER")]
+        ("u1", "USER_BUSY"),
+        ("u2", "NO_ANSWER"),
+    ]
     assert failed["customers"][1]["attempts"] == []
 
 
@@ -66,9 +81,20 @@ def test_customers_listing_rejects_bad_parameters(client):
 
 def test_attempts_csv_lists_every_call_with_local_times(client, db):
     post(client, "/queue", seed_import())
-    add_attempt(db, "TEL4VN_Test", "0982596021", "u1", answered_at=T0 + 2, ended_at=T0 + 20,
-                hangup_cause="NORMAL_CLEARING", sip_status="200", talk_seconds=18.0, keys="19",
-                outcome="success", result="promise_to_pay")
+    add_attempt(
+        db,
+        "TEL4VN_Test",
+        "0982596021",
+        "u1",
+        answered_at=T0 + 2,
+        ended_at=T0 + 20,
+        hangup_cause="NORMAL_CLEARING",
+        sip_status="200",
+        talk_seconds=18.0,
+        keys="19",
+        outcome="success",
+        result="promise_to_pay",
+    )
     add_attempt(db, "TEL4VN_Test", "0982596021", "u0, \"quoted\"", hangup_cause="USER_BUSY")
     r = client.get("/v2/autocall/queue/Autocall-Q1/attempts.csv", headers=AUTH)
     assert r.status_code == 200 and r.mimetype == "text/csv"
@@ -85,8 +111,10 @@ def test_attempts_csv_lists_every_call_with_local_times(client, db):
 def test_attempts_csv_of_a_queue_without_calls_is_just_the_header(client):
     post(client, "/queue", seed_import())
     text = client.get("/v2/autocall/queue/Autocall-Q1/attempts.csv", headers=AUTH).get_data(as_text=True)
-    assert text.splitlines() == ["customer_id,number,uuid,round,state,started_at,answered_at,ended_at,"
-                                 "hangup_cause,sip_status,talk_seconds,keys,outcome,result"]
+    assert text.splitlines() == [
+        "customer_id,number,uuid,round,state,started_at,answered_at,ended_at,"
+        "hangup_cause,sip_status,talk_seconds,keys,outcome,result"
+    ]
 
 
 def test_attempts_csv_neutralises_cells_a_spreadsheet_would_run_as_formulas(client, db):

@@ -1,4 +1,5 @@
 """`autocall-api` as real processes over real HTTP."""
+
 import json
 import sqlite3
 
@@ -27,10 +28,16 @@ def servers(tmp_path):
 
 def test_the_seed_curl_example_answers_as_the_seed_shows(servers):
     server, _ = servers
-    r = requests.post(f"{server.url}/v2/autocall/queue", headers={**AUTH, "Content-Type": "application/json"},
-                      data=json.dumps(seed_import()), timeout=10)
+    r = requests.post(
+        f"{server.url}/v2/autocall/queue",
+        headers={**AUTH, "Content-Type": "application/json"},
+        data=json.dumps(seed_import()),
+        timeout=10,
+    )
     assert (r.status_code, r.json()) == (
-        200, {"code": 200, "content": "successfully", "data": {"fail": [], "success": ["TEL4VN_Test"]}})
+        200,
+        {"code": 200, "content": "successfully", "data": {"fail": [], "success": ["TEL4VN_Test"]}},
+    )
     assert r.headers["Content-Type"] == "application/json"
     r = requests.post(f"{server.url}/v2/autocall/queue/stop", headers=AUTH, json={"queue_code": "nope"}, timeout=10)
     assert (r.status_code, r.json()) == (404, {"code": 404, "content": "queue not found"})
@@ -49,9 +56,11 @@ def test_twenty_concurrent_writers_lose_no_customer(servers):
             if r.status_code != 200 or r.json()["data"]["fail"]:
                 failures.append((n, r.status_code, r.text[:200]))
             # Other commands interleave with the imports on the same queue.
-            extra = [("/queue/dnc", {"queue_code": "Autocall-Q1", "customers": [{"id": f"DNC-{n}-{batch}"}]}),
-                     ("/queue/stop", {"queue_code": "Autocall-Q1"}),
-                     ("/queue/start", {"queue_code": "Autocall-Q1"})][batch % 3]
+            extra = [
+                ("/queue/dnc", {"queue_code": "Autocall-Q1", "customers": [{"id": f"DNC-{n}-{batch}"}]}),
+                ("/queue/stop", {"queue_code": "Autocall-Q1"}),
+                ("/queue/start", {"queue_code": "Autocall-Q1"}),
+            ][batch % 3]
             r = session.post(url + extra[0], json=extra[1], headers=AUTH, timeout=60)
             if r.status_code != 200:
                 failures.append((n, r.status_code, r.text[:200]))
@@ -64,7 +73,8 @@ def test_twenty_concurrent_writers_lose_no_customer(servers):
     assert ids == expected
     assert db.execute("SELECT COUNT(*) FROM queue").fetchone() == (1,)
     assert db.execute("SELECT COUNT(*) FROM dnc").fetchone()[0] == sum(
-        1 for n in range(WRITERS) for b in range(BATCHES) if b % 3 == 0)
+        1 for n in range(WRITERS) for b in range(BATCHES) if b % 3 == 0
+    )
 
 
 def test_sigterm_stops_the_server_cleanly(tmp_path):

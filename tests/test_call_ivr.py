@@ -5,6 +5,7 @@ hangs up gets no further command, and keys pressed during the message answer the
 Most tests drive a real `Call` over a real ESL connection to the in-process simulator; the
 ones about the queue run the daemon as a process (tests/daemon_fixtures.py).
 """
+
 import logging
 import os
 import subprocess
@@ -20,7 +21,15 @@ from daemon.call import Call, CallSettings
 from daemon.esl import ESLClient
 from daemon.ledger import Claim
 from tests.daemon_fixtures import (
-    REPO, TIME_SCALE, DaemonProcess, all_final, import_customers, menu_offset, query, start_simulator, wait_until,
+    REPO,
+    TIME_SCALE,
+    DaemonProcess,
+    all_final,
+    import_customers,
+    menu_offset,
+    query,
+    start_simulator,
+    wait_until,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -48,8 +57,11 @@ class RecordingClient(ESLClient):
         super()._dispatch(event)
 
     def completions(self, app=None):
-        return [e for kind, e in self.wire if kind == "event" and e.name == "CHANNEL_EXECUTE_COMPLETE"
-                and (app is None or e.get("Application") == app)]
+        return [
+            e
+            for kind, e in self.wire
+            if kind == "event" and e.name == "CHANNEL_EXECUTE_COMPLETE" and (app is None or e.get("Application") == app)
+        ]
 
 
 class PlayOnAnswer(Call):
@@ -77,10 +89,16 @@ def call_on(request):
             (folder / "IVR-1.toml").write_text(template, encoding="utf-8")
         script = ivr.TemplateLoader(folder, REPO / "ivr_templates" / "sounds").get("IVR-1").render(FIELDS)
         claim = Claim(1, str(uuidlib.uuid4()), str(uuidlib.uuid4()), number, 1, "A", FIELDS, 1, "Q", "IVR-1", 0)
-        settings = CallSettings("sofia/gateway/carrier/{number}", "", originate_timeout=10, max_call_seconds=300,
-                                destinations={"agents": "1000 XML default"})
+        settings = CallSettings(
+            "sofia/gateway/carrier/{number}",
+            "",
+            originate_timeout=10,
+            max_call_seconds=300,
+            destinations={"agents": "1000 XML default"},
+        )
         report = gevent.spawn(call_class(claim, client, script, settings, time.time).run).get(timeout=60)
         return report, client
+
     yield run
     for sim, client in started:
         client.close()
@@ -97,16 +115,20 @@ def _playback(client, path):
 
 # --- 1. the first execute waits for CHANNEL_PARK ---------------------------------------------
 
+
 def test_playing_on_answer_loses_the_greeting_to_the_originate(call_on):
-    report, client = call_on({"originate_completes_after": RACE,
-                              "default": {"outcome": "answer", "hangup_after": "never"}}, call_class=PlayOnAnswer)
+    report, client = call_on(
+        {"originate_completes_after": RACE, "default": {"outcome": "answer", "hangup_after": "never"}},
+        call_class=PlayOnAnswer,
+    )
     assert [_response(e) for e in _playback(client, GREETING)] == ["PLAYBACK ERROR"]
     assert report.answered_at is not None
 
 
 def test_the_first_execute_waits_for_the_channel_to_be_parked(call_on, caplog):
-    report, client = call_on({"originate_completes_after": RACE,
-                              "default": {"outcome": "answer", "hangup_after": "never"}})
+    report, client = call_on(
+        {"originate_completes_after": RACE, "default": {"outcome": "answer", "hangup_after": "never"}}
+    )
     assert [_response(e) for e in _playback(client, GREETING)] == ["FILE PLAYED"]
     assert "PLAYBACK ERROR" not in [_response(e) for e in client.completions("playback")]
     order = [item.name if kind == "event" else item.split(" ", 1)[0] for kind, item in client.wire]
@@ -117,17 +139,22 @@ def test_the_first_execute_waits_for_the_channel_to_be_parked(call_on, caplog):
 
 # --- 3. a callee who hangs up mid-prompt gets no further command -----------------------------
 
+
 def test_a_callee_hanging_up_mid_prompt_gets_no_further_command(call_on, caplog):
     report, client = call_on({"default": {"outcome": "answer", "hangup_after": 2.0}})  # inside the greeting
     wire = client.wire
-    gone = next(i for i, (kind, e) in enumerate(wire) if kind == "event" and e.name == "CHANNEL_EXECUTE_COMPLETE"
-                and e.get("Answer-State") == "hangup")
+    gone = next(
+        i
+        for i, (kind, e) in enumerate(wire)
+        if kind == "event" and e.name == "CHANNEL_EXECUTE_COMPLETE" and e.get("Answer-State") == "hangup"
+    )
     assert [text for kind, text in wire[gone:] if kind == "sent"] == []
     assert report.cause == "NORMAL_CLEARING" and report.stop_reason is None
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "autocall.call"]
 
 
 # --- 4. barge-in ------------------------------------------------------------------------------
+
 
 def test_a_key_during_the_greeting_answers_the_menu(call_on):
     report, client = call_on({"default": {"outcome": "answer", "hangup_after": "never", "keys": [[2.0, "9"]]}})
@@ -158,8 +185,9 @@ def test_a_wrong_key_during_the_greeting_answers_the_menu_as_a_wrong_key(call_on
 
 def test_a_key_during_the_thank_you_does_not_cut_it(call_on):
     press = menu_offset() + 3.0
-    report, client = call_on({"default": {"outcome": "answer", "hangup_after": "never",
-                                          "keys": [[press, "9"], [press + 1.5, "1"]]}})
+    report, client = call_on(
+        {"default": {"outcome": "answer", "hangup_after": "never", "keys": [[press, "9"], [press + 1.5, "1"]]}}
+    )
     assert (report.keys, report.result) == ("91", "promise_to_pay")
     [thanks] = _playback(client, THANKS)
     assert _response(thanks) == "FILE PLAYED"
@@ -188,21 +216,26 @@ play = ["tam_biet"]
 
 
 def test_the_first_key_of_a_longer_answer_counts(call_on):
-    report, client = call_on({"default": {"outcome": "answer", "hangup_after": "never", "keys": [[2.0, "12"]]}},
-                             template=TWO_DIGITS % "true", time_scale=0.1)
+    report, client = call_on(
+        {"default": {"outcome": "answer", "hangup_after": "never", "keys": [[2.0, "12"]]}},
+        template=TWO_DIGITS % "true",
+        time_scale=0.1,
+    )
     assert (report.keys, report.result) == ("12", "twelve")
     [rest] = client.completions("play_and_get_digits")
     assert rest.get("Application-Data").split()[5] == "silence"  # the menu prompt was not played
 
 
 def test_a_menu_without_barge_in_lets_the_message_play_out(call_on):
-    report, client = call_on({"default": {"outcome": "answer", "hangup_after": "never", "keys": [[2.0, "1"]]}},
-                             template=TWO_DIGITS % "false")
+    report, client = call_on(
+        {"default": {"outcome": "answer", "hangup_after": "never", "keys": [[2.0, "1"]]}}, template=TWO_DIGITS % "false"
+    )
     assert (report.keys, report.result) == ("1", None)
     [hello] = _playback(client, GREETING)
     assert not hello.get("variable_playback_terminator_used") and int(hello.get("variable_playback_ms")) >= 4100
     assert [e.get("Application-Data").split()[5] for e in client.completions("play_and_get_digits")] == [
-        str(PROMPTS / "menu_truoc_han.wav")]
+        str(PROMPTS / "menu_truoc_han.wav")
+    ]
 
 
 def test_terminators_are_set_only_with_fixed_words(call_on):
@@ -214,6 +247,7 @@ def test_terminators_are_set_only_with_fixed_words(call_on):
 
 
 # --- 2. a file the switch cannot play ---------------------------------------------------------
+
 
 def test_file_not_found_reports_a_configuration_error_naming_the_file(call_on, caplog):
     report, client = call_on({"unreadable": [GREETING], "default": {"outcome": "answer", "hangup_after": "never"}})
@@ -235,6 +269,7 @@ def run(tmp_path):
         daemon = DaemonProcess(tmp_path, sim, **dialer)
         started.append((sim, daemon))
         return sim, daemon
+
     yield start
     for sim, daemon in started:
         daemon.stop_quietly()
@@ -250,8 +285,9 @@ def observe(sim):
 
 
 def test_the_daemon_never_cuts_a_greeting_when_the_park_comes_late(run):
-    sim, daemon = run({"originate_completes_after": RACE,
-                       "default": {"outcome": "answer", "answer_after": 1, "hangup_after": 30}})
+    sim, daemon = run(
+        {"originate_completes_after": RACE, "default": {"outcome": "answer", "answer_after": 1, "hangup_after": 30}}
+    )
     observer, seen = observe(sim)
     import_customers(daemon.db_path, [(f"C{i:02}", [f"0901{i:06}"]) for i in range(20)], concurrent_call=20)
     daemon.start()
@@ -302,14 +338,25 @@ def test_templates_check_esl_names_each_file_the_switch_cannot_play():
         autocall = os.path.join(os.path.dirname(sys.executable), "autocall")
         address = f"127.0.0.1:{sim.address[1]}"
         where = ["--templates", str(REPO / "ivr_templates"), "--sounds", str(REPO / "ivr_templates" / "sounds")]
-        bad = subprocess.run([autocall, "templates", "check", "IVR-1", "--esl", address, *where],
-                             capture_output=True, text=True, env=env, timeout=30)
-        refused = subprocess.run([autocall, "templates", "check", "IVR-1", "--esl", address, *where],
-                              capture_output=True, text=True, env=dict(env, AUTOCALL_ESL_PASSWORD="wrong"),
-                              timeout=30)
+        bad = subprocess.run(
+            [autocall, "templates", "check", "IVR-1", "--esl", address, *where],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        refused = subprocess.run(
+            [autocall, "templates", "check", "IVR-1", "--esl", address, *where],
+            capture_output=True,
+            text=True,
+            env=dict(env, AUTOCALL_ESL_PASSWORD="wrong"),
+            timeout=30,
+        )
     finally:
         sim.stop()
     assert bad.returncode == 1, bad.stderr
-    assert bad.stdout.splitlines() == [f"IVR-1: FreeSWITCH cannot play {PROMPTS / 'menu_truoc_han.wav'}",
-                                       f"IVR-1: FreeSWITCH cannot play {GOODBYE}"]
+    assert bad.stdout.splitlines() == [
+        f"IVR-1: FreeSWITCH cannot play {PROMPTS / 'menu_truoc_han.wav'}",
+        f"IVR-1: FreeSWITCH cannot play {GOODBYE}",
+    ]
     assert refused.returncode == 2 and "cannot reach FreeSWITCH" in refused.stderr

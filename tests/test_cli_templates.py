@@ -1,4 +1,5 @@
 """`autocall templates check|render` run as a real process: exit codes and what the operator reads."""
+
 import json
 import os
 import shutil
@@ -36,7 +37,8 @@ def test_check_of_the_shipped_templates_says_ok_and_exits_0():
 
 def test_check_prints_one_line_per_problem_and_exits_1(templates_dir):
     (templates_dir / 'BAD.toml').write_text(
-        '[[step]]\nid = "a"\nplay = ["xin_chao", "nope"]\nnext = "b"\n', encoding='utf-8')
+        '[[step]]\nid = "a"\nplay = ["xin_chao", "nope"]\nnext = "b"\n', encoding='utf-8'
+    )
     result = autocall('templates', 'check', env={'AUTOCALL_TEMPLATES': str(templates_dir)})
     assert result.returncode == 1
     lines = result.stdout.splitlines()
@@ -127,13 +129,23 @@ def test_render_of_a_bad_name_exits_1():
 def test_check_takes_folders_and_transfer_destinations_from_the_config(tmp_path):
     config = tmp_path / "autocall.toml"
     config.write_text('[dialer.transfer_destinations]\nsales = "2000 XML default"\n')
-    done = subprocess.run([sys.executable, "-m", "daemon.cli", "templates", "check", "IVR-1", "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "templates", "check", "IVR-1", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     # IVR-1 transfers to 'agents', which this config does not define.
     assert done.returncode == 1
     assert "agents" in done.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text("[templates]\nvariant = 'west'\n")
-    done = subprocess.run([sys.executable, "-m", "daemon.cli", "templates", "check", "--config", str(bad)],
-                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "templates", "check", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert done.returncode == 2 and "templates.variant" in done.stderr

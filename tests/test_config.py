@@ -1,4 +1,5 @@
 """Configuration: file, environment overrides, and one-line errors that name the key."""
+
 import dataclasses
 import datetime as dt
 import subprocess
@@ -38,7 +39,9 @@ def test_the_shipped_example_config_loads_and_equals_the_defaults_it_documents()
 
 
 def test_file_values_are_read_and_relative_paths_follow_the_file(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [database]
 path = "data/autocall.sqlite3"
 [api]
@@ -50,7 +53,8 @@ window_start = "08:30"
 dial_string = "sofia/gateway/viettel/{number}"
 [queue_defaults]
 concurrent_call = 12
-""")
+""",
+    )
     c = config.load(path, environ={})
     assert c.db_path == tmp_path / "data" / "autocall.sqlite3"
     assert (c.api.listen.host, c.api.listen.port) == ("0.0.0.0", 9000)
@@ -61,10 +65,18 @@ concurrent_call = 12
 
 def test_environment_overrides_the_file(tmp_path):
     path = write(tmp_path, '[api]\nlisten = "127.0.0.1:1"\ntokens = ["from-the-file-000"]\n')
-    c = config.load(path, environ={
-        "AUTOCALL_DB": "/srv/a.sqlite3", "AUTOCALL_API_LISTEN": "127.0.0.2:8081",
-        "AUTOCALL_API_TOKENS": "tok-one-0000000001, tok-two-0000000002", "AUTOCALL_TEMPLATES": "/srv/t",
-        "AUTOCALL_SOUNDS": "/srv/s", "AUTOCALL_ESL": "10.0.0.1:8022", "AUTOCALL_ESL_PASSWORD": "s3cret"})
+    c = config.load(
+        path,
+        environ={
+            "AUTOCALL_DB": "/srv/a.sqlite3",
+            "AUTOCALL_API_LISTEN": "127.0.0.2:8081",
+            "AUTOCALL_API_TOKENS": "tok-one-0000000001, tok-two-0000000002",
+            "AUTOCALL_TEMPLATES": "/srv/t",
+            "AUTOCALL_SOUNDS": "/srv/s",
+            "AUTOCALL_ESL": "10.0.0.1:8022",
+            "AUTOCALL_ESL_PASSWORD": "s3cret",
+        },
+    )
     assert c.db_path == Path("/srv/a.sqlite3")
     assert str(c.api.listen) == "127.0.0.2:8081"
     assert c.api.tokens == ("tok-one-0000000001", "tok-two-0000000002")
@@ -77,26 +89,29 @@ def test_autocall_config_names_the_file(tmp_path):
     assert config.load(None, environ={"AUTOCALL_CONFIG": str(path)}).dialer.daily_cap == 3
 
 
-@pytest.mark.parametrize("text,key", [
-    ('[api]\nlisten = "nowhere"', "api.listen"),
-    ('[api]\nlisten = "host:99999"', "api.listen"),
-    ('[api]\ntokens = [1, 2]', "api.tokens"),
-    ('[api]\ntokens = ["has space in it"]', "api.tokens"),
-    ('[dialer]\ncps = "fast"', "dialer.cps"),
-    ('[dialer]\ncps = 0', "dialer.cps"),
-    ('[dialer]\nchannel_limit = true', "dialer.channel_limit"),
-    ('[dialer]\ntimezone = "Mars/Olympus"', "dialer.timezone"),
-    ('[dialer]\nwindow_start = "25:00"', "dialer.window_start"),
-    ('[dialer]\ndial_string = "sofia/gateway/x/"', "dialer.dial_string"),
-    ('[dialer]\ndial_string = "sofia/{number},x=${y}"', "dialer.dial_string"),
-    ('[dialer]\ncaller_id = "abc"', "dialer.caller_id"),
-    ('[templates]\nvariant = "west"', "templates.variant"),
-    ('[esl]\npassword = ""', "esl.password"),
-    ('[dialer]\nspeed = 3', "dialer.speed"),
-    ('[dialr]\ncps = 3', "dialr"),
-    ('api = 3', "api"),
-    ('[api\n', "config file"),
-])
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ('[api]\nlisten = "nowhere"', "api.listen"),
+        ('[api]\nlisten = "host:99999"', "api.listen"),
+        ('[api]\ntokens = [1, 2]', "api.tokens"),
+        ('[api]\ntokens = ["has space in it"]', "api.tokens"),
+        ('[dialer]\ncps = "fast"', "dialer.cps"),
+        ('[dialer]\ncps = 0', "dialer.cps"),
+        ('[dialer]\nchannel_limit = true', "dialer.channel_limit"),
+        ('[dialer]\ntimezone = "Mars/Olympus"', "dialer.timezone"),
+        ('[dialer]\nwindow_start = "25:00"', "dialer.window_start"),
+        ('[dialer]\ndial_string = "sofia/gateway/x/"', "dialer.dial_string"),
+        ('[dialer]\ndial_string = "sofia/{number},x=${y}"', "dialer.dial_string"),
+        ('[dialer]\ncaller_id = "abc"', "dialer.caller_id"),
+        ('[templates]\nvariant = "west"', "templates.variant"),
+        ('[esl]\npassword = ""', "esl.password"),
+        ('[dialer]\nspeed = 3', "dialer.speed"),
+        ('[dialr]\ncps = 3', "dialr"),
+        ('api = 3', "api"),
+        ('[api\n', "config file"),
+    ],
+)
 def test_a_bad_value_is_one_error_naming_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as e:
         config.load(write(tmp_path, text), environ={})
@@ -117,8 +132,9 @@ def test_config_is_immutable():
 
 def test_api_refuses_to_start_without_a_token(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "AUTOCALL_DB": str(tmp_path / "a.sqlite3")}
-    done = subprocess.run([sys.executable, "-m", "api.server"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "api.server"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "api.tokens" in done.stderr and "AUTOCALL_API_TOKENS" in done.stderr
     assert not (tmp_path / "a.sqlite3").exists()
@@ -126,15 +142,18 @@ def test_api_refuses_to_start_without_a_token(tmp_path):
 
 def test_api_with_a_bad_config_value_exits_with_one_line(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "AUTOCALL_API_LISTEN": "bogus"}
-    done = subprocess.run([sys.executable, "-m", "api.server"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "api.server"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert done.stderr.strip() == "autocall-api: api.listen (from AUTOCALL_API_LISTEN): expected host:port, got 'bogus'"
 
 
 def test_under_journald_log_lines_carry_their_syslog_priority(capsys):
     import logging
+
     from daemon import logs
+
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
@@ -144,12 +163,16 @@ def test_under_journald_log_lines_carry_their_syslog_priority(capsys):
     finally:
         root.handlers[:], root.level = saved
     assert capsys.readouterr().err.splitlines()[-2:] == [
-        "<4>autocall.test: gateway down", "<6>autocall.test: call done"]
+        "<4>autocall.test: gateway down",
+        "<6>autocall.test: call done",
+    ]
 
 
 def test_every_logger_of_the_product_is_in_the_autocall_tree():
     import re
+
     from daemon.config import REPO_ROOT
+
     named = re.compile(r"getLogger\((?P<arg>[^)]*)\)")
     for path in sorted([*REPO_ROOT.glob("daemon/**/*.py"), *REPO_ROOT.glob("api/**/*.py")]):
         for match in named.finditer(path.read_text(encoding="utf-8")):

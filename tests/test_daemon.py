@@ -1,4 +1,5 @@
 """autocall-daemon as a real process: calls, recalls, stop, crashes, ESL loss, drain."""
+
 import datetime as dt
 import time
 from zoneinfo import ZoneInfo
@@ -9,8 +10,15 @@ import pytest
 from daemon.store import queue_state
 from daemon.store.schema import open_database
 from tests.daemon_fixtures import (
-    TIME_SCALE, DaemonProcess, all_final, import_customers, menu_offset, overlapping_calls, query,
-    start_simulator, wait_until,
+    TIME_SCALE,
+    DaemonProcess,
+    all_final,
+    import_customers,
+    menu_offset,
+    overlapping_calls,
+    query,
+    start_simulator,
+    wait_until,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -26,6 +34,7 @@ def run(tmp_path):
         daemon = DaemonProcess(tmp_path, sim, **dialer)
         started.append((sim, daemon))
         return sim, daemon
+
     yield start
     for sim, daemon in started:
         daemon.stop_quietly()
@@ -38,38 +47,55 @@ def customer_of(db_path):
 
 def test_every_customer_ends_final_with_a_complete_attempt_per_call(run):
     press_at = menu_offset() + 3.0  # well inside the menu prompt, whatever the timing jitter
-    sim, daemon = run({
-        "default": {"outcome": "answer", "answer_after": 1, "hangup_after": "never"},
-        "numbers": [
-            {"number": "0901000001", "keys": [[press_at, "9"]]},              # confirms: promise to pay
-            {"number": "0902000001", "outcome": "busy"},
-            {"number": "0902000002", "hangup_after": 60},                     # B's second number
-            {"number": "0909000001", "outcome": "unallocated"},
-            {"number": "0903000001", "outcome": "no_answer"},
-            {"number": "0904000001", "hangup_after": 1},                      # hangs up at once: short
-        ]}, originate_timeout=5)
-    import_customers(daemon.db_path, [("A", ["0901000001"]), ("B", ["0902000001", "0902000002"]),
-                                      ("C", ["0909000001"]), ("D", ["0903000001"]), ("E", ["0904000001"])],
-                     max_recall_count=1)
+    sim, daemon = run(
+        {
+            "default": {"outcome": "answer", "answer_after": 1, "hangup_after": "never"},
+            "numbers": [
+                {"number": "0901000001", "keys": [[press_at, "9"]]},  # confirms: promise to pay
+                {"number": "0902000001", "outcome": "busy"},
+                {"number": "0902000002", "hangup_after": 60},  # B's second number
+                {"number": "0909000001", "outcome": "unallocated"},
+                {"number": "0903000001", "outcome": "no_answer"},
+                {"number": "0904000001", "hangup_after": 1},  # hangs up at once: short
+            ],
+        },
+        originate_timeout=5,
+    )
+    import_customers(
+        daemon.db_path,
+        [
+            ("A", ["0901000001"]),
+            ("B", ["0902000001", "0902000002"]),
+            ("C", ["0909000001"]),
+            ("D", ["0903000001"]),
+            ("E", ["0904000001"]),
+        ],
+        max_recall_count=1,
+    )
     daemon.start()
     wait_until(lambda: all_final(daemon.db_path), 60)
     assert daemon.terminate() == 0
 
     states = dict(query(daemon.db_path, "SELECT ext_id, state || ':' || COALESCE(result, '') FROM customer"))
     assert states == {"A": "success:promise_to_pay", "B": "success:", "C": "failed:", "D": "failed:", "E": "failed:"}
-    attempts = query(daemon.db_path,
-                     "SELECT c.ext_id, a.number, a.hangup_cause, a.sip_status, a.outcome, a.keys, a.state,"
-                     " a.answered_at IS NOT NULL, a.ended_at >= a.started_at"
-                     " FROM attempt a JOIN customer c ON c.id = a.customer_id ORDER BY a.id")
+    attempts = query(
+        daemon.db_path,
+        "SELECT c.ext_id, a.number, a.hangup_cause, a.sip_status, a.outcome, a.keys, a.state,"
+        " a.answered_at IS NOT NULL, a.ended_at >= a.started_at"
+        " FROM attempt a JOIN customer c ON c.id = a.customer_id ORDER BY a.id",
+    )
     by_customer = {}
     for row in attempts:
         by_customer.setdefault(row[0], []).append(row[1:])
     [(number, _, _, outcome_a, keys, *_)] = by_customer["A"]
     assert (number, outcome_a, keys) == ("0901000001", "success", "9")
     assert [(n, cause, outcome) for n, cause, _, outcome, *_ in by_customer["B"]] == [
-        ("0902000001", "USER_BUSY", "retry"), ("0902000002", "NORMAL_CLEARING", "success")]
+        ("0902000001", "USER_BUSY", "retry"),
+        ("0902000002", "NORMAL_CLEARING", "success"),
+    ]
     assert [(cause, sip, outcome) for _, cause, sip, outcome, *_ in by_customer["C"]] == [
-        ("UNALLOCATED_NUMBER", "404", "dead_number")]
+        ("UNALLOCATED_NUMBER", "404", "dead_number")
+    ]
     assert [(cause, outcome) for _, cause, _, outcome, *_ in by_customer["D"]] == [("NO_ANSWER", "retry")] * 2
     assert [outcome for _, _, _, outcome, *_ in by_customer["E"]] == ["short", "short"]
     assert all(row[6] == "done" and row[8] == 1 for row in attempts)
@@ -78,7 +104,8 @@ def test_every_customer_ends_final_with_a_complete_attempt_per_call(run):
     # FreeSWITCH's side agrees: one originate per attempt, to the number recorded.
     originates = {r["uuid"]: r for r in sim.records if r["event"] == "originate"}
     assert {u: r["dial"].rsplit("/", 1)[1] for u, r in originates.items()} == dict(
-        query(daemon.db_path, "SELECT uuid, number FROM attempt"))
+        query(daemon.db_path, "SELECT uuid, number FROM attempt")
+    )
     assert all(r["variables"]["ignore_early_media"] == "true" for r in originates.values())
     assert overlapping_calls(sim.records, customer_of(daemon.db_path)) == []
     log = daemon.read_log()
@@ -105,8 +132,9 @@ def test_no_originate_after_a_stop_is_acknowledged(run):
     pending = query(daemon.db_path, "SELECT COUNT(*) FROM customer WHERE state = 'pending'")[0][0]
     assert pending > 150
     queue_state.set_running(db, "Q", True)
-    wait_until(lambda: query(daemon.db_path, "SELECT COUNT(*) FROM customer WHERE state = 'pending'")[0][0]
-               < pending, 20)
+    wait_until(
+        lambda: query(daemon.db_path, "SELECT COUNT(*) FROM customer WHERE state = 'pending'")[0][0] < pending, 20
+    )
     db.close()
 
 
@@ -173,8 +201,9 @@ def test_losing_the_event_socket_mid_call_reconnects_and_finishes_everyone(run):
 
 def test_sigterm_drains_then_hangs_up_what_is_left_and_records_it(run):
     # Callees never hang up and the IVR outlasts the drain: the daemon must cut the calls.
-    sim, daemon = run({"default": {"outcome": "answer", "answer_after": 1, "hangup_after": "never"}},
-                      time_scale=1.0, drain_timeout=1)
+    sim, daemon = run(
+        {"default": {"outcome": "answer", "answer_after": 1, "hangup_after": "never"}}, time_scale=1.0, drain_timeout=1
+    )
     import_customers(daemon.db_path, [(f"C{i}", [f"090100000{i}"]) for i in range(3)])
     daemon.start()
     wait_until(lambda: query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'answered'")[0][0] == 3, 30)
@@ -187,6 +216,7 @@ def test_sigterm_drains_then_hangs_up_what_is_left_and_records_it(run):
 
 def test_sighup_applies_a_good_config_and_keeps_running_on_a_bad_one(run):
     import signal
+
     sim, daemon = run({"default": {"outcome": "answer"}})
     daemon.start()
     text = daemon.config.read_text()

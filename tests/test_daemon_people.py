@@ -1,5 +1,6 @@
 """autocall-daemon as a real process (issue 11): one person is never in two calls at once,
 however a client shuffles queues around them."""
+
 import time
 
 import pytest
@@ -8,7 +9,13 @@ from daemon.store import customers as store_customers
 from daemon.store import queue_state
 from daemon.store.schema import open_database
 from tests.daemon_fixtures import (
-    DaemonProcess, all_final, import_customers, overlapping_calls, query, start_simulator, wait_until,
+    DaemonProcess,
+    all_final,
+    import_customers,
+    overlapping_calls,
+    query,
+    start_simulator,
+    wait_until,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -41,17 +48,19 @@ def test_stop_delete_and_reimport_while_calls_are_up_never_calls_those_numbers_t
     daemon.start()
     wait_until(lambda: answered(daemon.db_path) == 5, 30)
     db = open_database(daemon.db_path)
-    queue_state.set_running(db, "Q", False)      # POST /queue/stop
-    store_customers.delete_queue(db, "Q")        # POST /queue/delete: calls in progress are not cut
+    queue_state.set_running(db, "Q", False)  # POST /queue/stop
+    store_customers.delete_queue(db, "Q")  # POST /queue/delete: calls in progress are not cut
     db.close()
-    import_customers(daemon.db_path, PEOPLE, max_recall_count=0)   # the same queue_code, the same people
+    import_customers(daemon.db_path, PEOPLE, max_recall_count=0)  # the same queue_code, the same people
     wait_until(lambda: all_final(daemon.db_path), 60)
     assert daemon.terminate() == 0
 
     # Every number was called twice, once per queue, and never by both at once.
     assert overlapping_calls(daemon.sim.records, number_of(daemon.db_path)) == []
-    calls = query(daemon.db_path, "SELECT a.number, q.state, a.outcome FROM attempt a JOIN queue q ON q.id = a.queue_id"
-                                  " ORDER BY a.number, a.id")
+    calls = query(
+        daemon.db_path,
+        "SELECT a.number, q.state, a.outcome FROM attempt a JOIN queue q ON q.id = a.queue_id ORDER BY a.number, a.id",
+    )
     assert calls == [(n, state, "success") for _, [n] in PEOPLE for state in ("deleted", "running")]
 
 
@@ -72,7 +81,7 @@ def test_stop_delete_reimport_cycles_and_a_second_queue_never_pass_the_daily_cap
     daemon = DaemonProcess(tmp_path, sim, daily_cap=2)
     try:
         daemon.start()
-        for code in ("Q", "Q", "Q", "Q", "B"):   # the issue's three cycles, then another queue
+        for code in ("Q", "Q", "Q", "Q", "B"):  # the issue's three cycles, then another queue
             import_customers(daemon.db_path, [("K1", ["0901000001"])], code=code, max_recall_count=10)
             wait_until(lambda code=code: put_off_until_tomorrow(daemon.db_path, code), 30)
             db = open_database(daemon.db_path)
@@ -88,6 +97,14 @@ def test_stop_delete_reimport_cycles_and_a_second_queue_never_pass_the_daily_cap
 
 def put_off_until_tomorrow(db_path, code) -> bool:
     """The live queue's customer waits past today (its daily cap), after no call still open."""
-    return query(db_path, "SELECT COUNT(*) FROM customer c JOIN queue q ON q.id = c.queue_id"
-                          " WHERE q.code = ? AND q.state != 'deleted' AND c.state = 'pending'"
-                          " AND c.next_call_at > ?", code, time.time() + 3600)[0][0] == 1
+    return (
+        query(
+            db_path,
+            "SELECT COUNT(*) FROM customer c JOIN queue q ON q.id = c.queue_id"
+            " WHERE q.code = ? AND q.state != 'deleted' AND c.state = 'pending'"
+            " AND c.next_call_at > ?",
+            code,
+            time.time() + 3600,
+        )[0][0]
+        == 1
+    )

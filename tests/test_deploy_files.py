@@ -1,5 +1,6 @@
 """The files an operator installs (systemd units, env file, FreeSWITCH XML, the install
 guide's config) agree with the code and with each other."""
+
 import configparser
 import ctypes
 import ipaddress
@@ -26,6 +27,7 @@ FREESWITCH_HEARTBEAT = 20.0  # seconds between HEARTBEAT events, FreeSWITCH's de
 
 
 # --- tiny readers for systemd's formats ---
+
 
 def parse_unit(text: str) -> dict[str, list[tuple[str, str]]]:
     """Sections of a unit file as (key, value) lists: systemd allows a key to repeat."""
@@ -92,6 +94,7 @@ def fs_params(path: Path) -> dict[str, str]:
 
 # --- the units ---
 
+
 def test_the_unit_reader_keeps_repeated_keys_and_rejects_stray_lines():
     sections = parse_unit("[Service]\nEnvironment=A=1\nEnvironment=B=2\n# note\n")
     assert sections == {"Service": [("Environment", "A=1"), ("Environment", "B=2")]}
@@ -104,8 +107,16 @@ def test_the_unit_reader_keeps_repeated_keys_and_rejects_stray_lines():
 def test_unit_has_the_sections_and_keys_an_operator_relies_on(name):
     sections = unit(name)
     assert set(sections) == {"Unit", "Service", "Install"}
-    for key in ("Type", "User", "ExecStart", "EnvironmentFile", "Restart", "RestartSec",
-                "TimeoutStopSec", "StateDirectory"):
+    for key in (
+        "Type",
+        "User",
+        "ExecStart",
+        "EnvironmentFile",
+        "Restart",
+        "RestartSec",
+        "TimeoutStopSec",
+        "StateDirectory",
+    ):
         value(sections, "Service", key)
     assert value(sections, "Install", "WantedBy") == "multi-user.target"
     assert value(sections, "Service", "Restart") == "on-failure"
@@ -177,8 +188,9 @@ def test_unit_caps_memory_and_tasks(name):
 
 
 def test_api_unit_allows_the_open_files_its_connections_need():
-    from api.server import FD_RESERVE
     from api.http import MAX_ACCEPT, MAX_REFUSING
+    from api.server import FD_RESERVE
+
     files = int(value(unit("autocall-api"), "Service", "LimitNOFILE"))
     assert files >= DEFAULTS.api.max_connections + MAX_REFUSING + MAX_ACCEPT + FD_RESERVE
 
@@ -187,11 +199,17 @@ def test_api_unit_allows_the_open_files_its_connections_need():
 def test_unit_is_sandboxed(name):
     service = dict(unit(name)["Service"])
     expected = {
-        "NoNewPrivileges": "yes", "CapabilityBoundingSet": "", "ProtectSystem": "strict",
-        "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes",
+        "NoNewPrivileges": "yes",
+        "CapabilityBoundingSet": "",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
         "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
-        "SystemCallFilter": "@system-service", "MemoryDenyWriteExecute": "yes",
-        "LockPersonality": "yes", "RestrictRealtime": "yes",
+        "SystemCallFilter": "@system-service",
+        "MemoryDenyWriteExecute": "yes",
+        "LockPersonality": "yes",
+        "RestrictRealtime": "yes",
     }
     assert {k: service.get(k) for k in expected} == expected
 
@@ -239,10 +257,12 @@ def _stub_tree(tmp_path: Path) -> dict[str, Path]:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_analyze_verify_finds_nothing_to_say(tmp_path):
     copies = _stub_tree(tmp_path)
-    done = subprocess.run(["systemd-analyze", "verify", *map(str, copies.values())],
-                          capture_output=True, text=True, timeout=50)
-    ours = [line for line in (done.stdout + done.stderr).splitlines()
-            if any(path.name in line for path in copies.values())]
+    done = subprocess.run(
+        ["systemd-analyze", "verify", *map(str, copies.values())], capture_output=True, text=True, timeout=50
+    )
+    ours = [
+        line for line in (done.stdout + done.stderr).splitlines() if any(path.name in line for path in copies.values())
+    ]
     assert done.returncode == 0 and ours == [], done.stdout + done.stderr
 
 
@@ -281,15 +301,22 @@ def _kernel_has_mdwe() -> bool:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not _kernel_has_mdwe(),
-                    reason="kernel without PR_SET_MDWE (Linux 6.3+)")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not _kernel_has_mdwe(), reason="kernel without PR_SET_MDWE (Linux 6.3+)"
+)
 def test_the_stack_runs_with_memory_deny_write_execute(tmp_path):
-    done = subprocess.run([sys.executable, "-c", MDWE_PROBE, str(tmp_path / "probe.sqlite3")],
-                          capture_output=True, text=True, timeout=50, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", MDWE_PROBE, str(tmp_path / "probe.sqlite3")],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=REPO,
+    )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 # --- FreeSWITCH ---
+
 
 def test_every_freeswitch_xml_file_parses():
     files = sorted(FS_CONF.rglob("*.xml"))
@@ -326,6 +353,7 @@ def test_example_gateway_is_the_one_the_default_dial_string_names():
 
 
 # --- the install guide ---
+
 
 def _install_toml() -> str:
     text = (REPO / "docs" / "install.md").read_text()

@@ -3,6 +3,7 @@
 The test turns the loop itself with `dialer.step(clock.monotonic())` and moves the clock by
 hand; the only waits are for the call greenlets to end (events, bounded), never sleeps.
 """
+
 import dataclasses
 import datetime as dt
 import logging
@@ -58,10 +59,23 @@ class Rig:
     def __init__(self, tmp_path, scenario, dialer):
         self.tmp_path, self.db_path = tmp_path, tmp_path / "autocall.sqlite3"
         self.clock = FakeClock(NOON)
-        self.sim = Simulator(from_dict({"gateways": ["carrier"], **scenario}), listen=("127.0.0.1", 0),
-                             time_scale=TIME_SCALE, heartbeat=20.0, sound_dir=str(REPO)).start()
-        settings = {"dial_string": "sofia/gateway/carrier/{number}", "window_start": "00:00", "window_end": "24:00",
-                    "recall_delay": 60, "cps": 200, "channel_limit": 50, "drain_timeout": 5, **dialer}
+        self.sim = Simulator(
+            from_dict({"gateways": ["carrier"], **scenario}),
+            listen=("127.0.0.1", 0),
+            time_scale=TIME_SCALE,
+            heartbeat=20.0,
+            sound_dir=str(REPO),
+        ).start()
+        settings = {
+            "dial_string": "sofia/gateway/carrier/{number}",
+            "window_start": "00:00",
+            "window_end": "24:00",
+            "recall_delay": 60,
+            "cps": 200,
+            "channel_limit": 50,
+            "drain_timeout": 5,
+            **dialer,
+        }
         lines = ["[dialer]"] + [f"{k} = {v!r}".replace("'", '"') for k, v in settings.items()]
         (tmp_path / "autocall.toml").write_text("\n".join(lines) + "\n")
         self.config = config_mod.load(tmp_path / "autocall.toml", environ={})
@@ -71,8 +85,12 @@ class Rig:
 
     def import_customers(self, customers, **settings):
         """[(id, [numbers])], due since an hour before the clock's now."""
-        request = records.ImportRequest("Q", "IVR-1", settings, [
-            records.NewCustomer(ext_id, list(numbers), FIELDS) for ext_id, numbers in customers])
+        request = records.ImportRequest(
+            "Q",
+            "IVR-1",
+            settings,
+            [records.NewCustomer(ext_id, list(numbers), FIELDS) for ext_id, numbers in customers],
+        )
         store_customers.import_customers(self.db, request, QueueDefaults(), now=lambda: self.clock.wall - 3600)
 
     def connect(self):
@@ -81,10 +99,19 @@ class Rig:
         return client
 
     def dialer(self, ledger=None) -> Dialer:
-        templates = ivr.TemplateLoader(REPO / "ivr_templates", REPO / "ivr_templates" / "sounds",
-                                       destinations=[name for name, _ in self.config.dialer.transfer_destinations])
-        dialer = Dialer(self.config, ledger or Ledger(self.db), templates, self.connect, clock=self.clock.time,
-                        monotonic=self.clock.monotonic)
+        templates = ivr.TemplateLoader(
+            REPO / "ivr_templates",
+            REPO / "ivr_templates" / "sounds",
+            destinations=[name for name, _ in self.config.dialer.transfer_destinations],
+        )
+        dialer = Dialer(
+            self.config,
+            ledger or Ledger(self.db),
+            templates,
+            self.connect,
+            clock=self.clock.time,
+            monotonic=self.clock.monotonic,
+        )
         self.dialers.append(dialer)
         return dialer
 
@@ -117,6 +144,7 @@ def rig(tmp_path):
     def make(scenario=None, **dialer):
         made.append(Rig(tmp_path, scenario or {}, dialer))
         return made[-1]
+
     yield make
     for r in made:
         r.close()
@@ -222,8 +250,9 @@ def test_an_open_attempt_without_a_channel_is_closed_lost_at_start_and_recalled_
     r = rig(BUSY, recall_delay=60)
     r.import_customers([("A", ["0901000001"])])
     queue = Ledger(r.db).running_queues()[0]
-    Ledger(r.db).claim_many(queue, 1, now=r.clock.wall - 5, day_start=0, next_day=r.clock.wall + 86400,
-                            daily_cap=5)  # a daemon claimed it and died before the originate
+    Ledger(r.db).claim_many(
+        queue, 1, now=r.clock.wall - 5, day_start=0, next_day=r.clock.wall + 86400, daily_cap=5
+    )  # a daemon claimed it and died before the originate
     dialer = r.dialer()
     r.step(dialer)
     assert r.attempts() == [("0901000001", "done", "CALL_LOST", "interrupted")]

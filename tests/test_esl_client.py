@@ -1,5 +1,6 @@
 """daemon.esl (wire + client) against real FreeSWITCH bytes (the captures) and scripted switches,
 always over real loopback sockets."""
+
 import ast
 import json
 import random
@@ -15,12 +16,33 @@ import gevent.socket
 import greenswitch.esl
 import pytest
 
-from daemon.esl import (DEFAULT_EVENTS, ESLAuthError, ESLChannelGone, ESLClient, ESLCommandError,
-                        ESLConnectionLost, ESLError, ESLTimeout, ESLUnsafeArgument, JobResult, parse_event,
-                        read_message)
-from tests.esl_fixtures import (API_BODIES, ByteStreamer, CaptureReplayer, FakeSwitch, api_response,
-                                capture_names, default_respond, heartbeat, load_capture,
-                                plain_event, reply)
+from daemon.esl import (
+    DEFAULT_EVENTS,
+    ESLAuthError,
+    ESLChannelGone,
+    ESLClient,
+    ESLCommandError,
+    ESLConnectionLost,
+    ESLError,
+    ESLTimeout,
+    ESLUnsafeArgument,
+    JobResult,
+    parse_event,
+    read_message,
+)
+from tests.esl_fixtures import (
+    API_BODIES,
+    ByteStreamer,
+    CaptureReplayer,
+    FakeSwitch,
+    api_response,
+    capture_names,
+    default_respond,
+    heartbeat,
+    load_capture,
+    plain_event,
+    reply,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -30,6 +52,7 @@ CHANNEL = '7e5a0c6e-0000-4000-8000-000000000001'
 
 
 # --- helpers ---
+
 
 def recv_records(capture):
     return [record.data for record in capture.records if record.kind == 'RECV']
@@ -95,6 +118,7 @@ def pair():
 
 # --- 1. every capture, framed and parsed ---
 
+
 def test_capture_logs_agree_with_raw_files():
     for name in CAPTURES:
         capture = load_capture(name)
@@ -147,27 +171,34 @@ def test_background_job_results_match_the_captures():
         '01-answered-playback-dtmf-uuid_kill': [(True, 'e756e45c-c867-406e-87a5-9cc391242798')],
         '03-busy-486': [(False, 'USER_BUSY')],
         '04-no-answer-timeout': [(False, 'NO_ANSWER')],
-        '05-decline-603-and-unreachable': [(False, 'CALL_REJECTED'),
-                                           (False, 'NORMAL_TEMPORARY_FAILURE'),
-                                           (False, 'INVALID_PROFILE')],
+        '05-decline-603-and-unreachable': [
+            (False, 'CALL_REJECTED'),
+            (False, 'NORMAL_TEMPORARY_FAILURE'),
+            (False, 'INVALID_PROFILE'),
+        ],
         '07b-event-json-answered-call': [(True, '9ff363d3-17e7-4b6f-b0ca-0eaeb4caf390')],
     }
     for name, results in expected.items():
         capture = load_capture(name)
-        jobs = [e for e in map(parse_event, frame_through_socket(capture, 1500))
-                if e and e.name == 'BACKGROUND_JOB']
+        jobs = [e for e in map(parse_event, frame_through_socket(capture, 1500)) if e and e.name == 'BACKGROUND_JOB']
         assert [JobResult.from_body(job.body)[:2] for job in jobs] == results
-        noted = [ast.literal_eval(re.search(r"body=('.*')$", text).group(1))
-                 for _, text in capture.notes if 'BACKGROUND_JOB' in text and 'body=' in text]
-        assert [job.body for job in jobs][:len(noted)] == noted
+        noted = [
+            ast.literal_eval(re.search(r"body=('.*')$", text).group(1))
+            for _, text in capture.notes
+            if 'BACKGROUND_JOB' in text and 'body=' in text
+        ]
+        assert [job.body for job in jobs][: len(noted)] == noted
         for job in jobs:
             assert job.get('Content-Length') == str(len(job.body.encode()))
             assert job.get('Job-Command') == 'originate'
 
 
 def test_background_job_body_is_glued_into_content_length_by_stock_greenswitch():
-    busy = next(e for e in map(parse_event, frame_through_socket(load_capture('03-busy-486'), 1500))
-                if e and e.name == 'BACKGROUND_JOB')
+    busy = next(
+        e
+        for e in map(parse_event, frame_through_socket(load_capture('03-busy-486'), 1500))
+        if e and e.name == 'BACKGROUND_JOB'
+    )
     data = next(d for d in recv_records(load_capture('03-busy-486')) if b'BACKGROUND_JOB' in d)
     stock = greenswitch.esl.ESLEvent(data.partition(b'\n\n')[2].decode())
     assert busy.get('Content-Length') == '15' and busy.body == '-ERR USER_BUSY\n'
@@ -177,16 +208,18 @@ def test_background_job_body_is_glued_into_content_length_by_stock_greenswitch()
 @pytest.mark.parametrize('name', ['01-answered-playback-dtmf-uuid_kill', '09-named-events-only'])
 def test_dtmf_digits_are_url_decoded(name):
     capture = load_capture(name)
-    digits = [e.get('DTMF-Digit') for e in map(parse_event, frame_through_socket(capture, 1500))
-              if e and e.name == 'DTMF']
+    digits = [
+        e.get('DTMF-Digit') for e in map(parse_event, frame_through_socket(capture, 1500)) if e and e.name == 'DTMF'
+    ]
     assert digits == ['1', '2', '#']
     noted = [re.search(r'DTMF-Digit=(\S+)', text).group(1) for _, text in capture.notes if 'DTMF-Digit=' in text]
     assert not noted or noted == digits
 
 
 def test_event_json_capture_parses_values_body_and_duplicates():
-    events = [e for e in map(parse_event, frame_through_socket(load_capture('07b-event-json-answered-call'), 1500))
-              if e]
+    events = [
+        e for e in map(parse_event, frame_through_socket(load_capture('07b-event-json-answered-call'), 1500)) if e
+    ]
     assert events and all(e.content_type == 'text/event-json' for e in events)
     assert all(isinstance(value, str) for e in events for _, value in e.pairs)
     job = next(e for e in events if e.name == 'BACKGROUND_JOB')
@@ -215,15 +248,23 @@ def test_plain_capture_keeps_duplicate_headers_and_decodes_values():
 def test_every_capture_ends_with_a_recognised_disconnect_notice(name):
     last = frame_through_socket(load_capture(name), 1500)[-1]
     assert last.content_type == 'text/disconnect-notice'
-    assert last.body in (b'Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n',
-                         b'The system is being shut down.\n')
+    assert last.body in (
+        b'Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n',
+        b'The system is being shut down.\n',
+    )
 
 
 # --- 2. forged headers ---
 
 FORGED = 'x\nEvent-Name: CHANNEL_HANGUP\nHangup-Cause: NORMAL_CLEARING\nUnique-ID: someone-else'
-FORGED_EVENT = plain_event([('Event-Name', 'CHANNEL_ANSWER'), ('Unique-ID', CHANNEL),
-                            ('variable_customer_note', FORGED), ('Answer-State', 'answered')])
+FORGED_EVENT = plain_event(
+    [
+        ('Event-Name', 'CHANNEL_ANSWER'),
+        ('Unique-ID', CHANNEL),
+        ('variable_customer_note', FORGED),
+        ('Answer-State', 'answered'),
+    ]
+)
 
 
 def test_encoded_newline_in_a_variable_cannot_forge_a_header(pair):
@@ -255,11 +296,14 @@ def test_stock_greenswitch_lets_the_same_bytes_forge_a_header():
         switch.stop()
 
 
-@pytest.mark.parametrize('call, instead', [
-    (lambda c: c.register_handle('CHANNEL_ANSWER', print), 'subscribe_channel'),
-    (lambda c: c.unregister_handle('CHANNEL_ANSWER', print), 'unsubscribe_channel'),
-    (lambda c: c.process_events(), 'receive_events'),
-])
+@pytest.mark.parametrize(
+    'call, instead',
+    [
+        (lambda c: c.register_handle('CHANNEL_ANSWER', print), 'subscribe_channel'),
+        (lambda c: c.unregister_handle('CHANNEL_ANSWER', print), 'unsubscribe_channel'),
+        (lambda c: c.process_events(), 'receive_events'),
+    ],
+)
 def test_greenswitch_handler_entry_points_refuse_and_name_what_to_use(call, instead):
     client = ESLClient('127.0.0.1', 1, 'ClueCon')  # never connected: the refusal needs no switch
     with pytest.raises(NotImplementedError, match=instead):
@@ -267,6 +311,7 @@ def test_greenswitch_handler_entry_points_refuse_and_name_what_to_use(call, inst
 
 
 # --- 3. the client replaying real sessions ---
+
 
 def _replay(capture):
     """Drive a client through the capture's commands against a replay of its bytes.
@@ -283,20 +328,26 @@ def _replay(capture):
         for index in sends:
             command = records[index].data.decode().rstrip('\n')
             verb, _, rest = command.partition(' ')
-            later = [r.data for r in records[index + 1:] if r.kind == 'RECV']
+            later = [r.data for r in records[index + 1 :] if r.kind == 'RECV']
             for uuid in re.findall(r'origination_uuid=([0-9a-f-]{36})', command):
                 client.subscribe_channel(uuid, channels[uuid].append)
                 want['channels'][uuid] = [n for n, u, _ in map(record_event, recv_records(capture)) if u == uuid]
             if verb == 'api':
                 got['api'].append(client.api(rest))
-                want['api'].append(next(d for d in later if b'api/response' in d.partition(b'\n\n')[0])
-                                   .partition(b'\n\n')[2].decode())
+                want['api'].append(
+                    next(d for d in later if b'api/response' in d.partition(b'\n\n')[0]).partition(b'\n\n')[2].decode()
+                )
             elif verb == 'bgapi':
                 got['jobs'].append(client.bgapi(rest))
                 job_reply = next(d for d in later if d.startswith(b'Content-Type: command/reply'))
                 job = re.search(rb'\nJob-UUID: (\S+)', job_reply).group(1).decode()
-                want['jobs'].append(next(record_event(d)[2] for d in recv_records(capture)
-                                         if b'BACKGROUND_JOB' in d and job.encode() in d))
+                want['jobs'].append(
+                    next(
+                        record_event(d)[2]
+                        for d in recv_records(capture)
+                        if b'BACKGROUND_JOB' in d and job.encode() in d
+                    )
+                )
             elif verb == 'sendmsg':
                 head = dict(line.split(': ', 1) for line in command.split('\n')[1:])
                 uuid = command.split('\n', 1)[0].split()[1]
@@ -377,11 +428,12 @@ def test_replayed_shutdown_kills_the_connection_with_the_notice_text():
     client, got, want, channels = _replay(load_capture('08-shutdown-while-connected'))
     assert client.dead_reason == 'FreeSWITCH disconnected: The system is being shut down.'
     assert got['jobs'][0].get(timeout=0).ok
-    (uuid, events), = channels.items()
+    ((uuid, events),) = channels.items()
     assert [e.get('Hangup-Cause') for e in events if e.name == 'CHANNEL_HANGUP_COMPLETE'] == ['SYSTEM_SHUTDOWN']
 
 
 # --- 3. scripted switch: correlation ---
+
 
 def channel_event(name, *pairs):
     return plain_event([('Event-Name', name), ('Unique-ID', CHANNEL)] + list(pairs))
@@ -401,7 +453,12 @@ def test_connect_subscribes_to_named_events_never_all(pair):
 def test_connect_adds_the_events_the_client_itself_needs():
     switch, client, conn = connected_pair(events=['CHANNEL_ANSWER', 'CHANNEL_PROGRESS'])
     assert conn.wait_for_command('event ').split()[2:] == [
-        'CHANNEL_ANSWER', 'CHANNEL_PROGRESS', 'BACKGROUND_JOB', 'CHANNEL_EXECUTE_COMPLETE', 'HEARTBEAT']
+        'CHANNEL_ANSWER',
+        'CHANNEL_PROGRESS',
+        'BACKGROUND_JOB',
+        'CHANNEL_EXECUTE_COMPLETE',
+        'HEARTBEAT',
+    ]
     client.close()
     switch.stop()
 
@@ -424,8 +481,10 @@ def test_concurrent_commands_get_their_own_replies_in_order(pair):
 
 def test_bgapi_sends_our_job_uuid_and_resolves_only_on_it(pair):
     client, conn = pair
-    future = client.bgapi('originate {origination_uuid=%s}sofia/gw/1000 &park()' % CHANNEL,
-                          job_uuid='11111111-2222-4333-8444-555555555555')
+    future = client.bgapi(
+        'originate {origination_uuid=%s}sofia/gw/1000 &park()' % CHANNEL,
+        job_uuid='11111111-2222-4333-8444-555555555555',
+    )
     assert conn.commands[-1].endswith('\nJob-UUID: 11111111-2222-4333-8444-555555555555')
     conn.send(background_job('99999999-2222-4333-8444-555555555555', '+OK someone-else\n'))
     conn.send(background_job('11111111-2222-4333-8444-555555555555', '-ERR USER_BUSY\n'))
@@ -439,8 +498,10 @@ def test_bgapi_result_arrives_whatever_its_order_against_hangup(pair, job_first)
     client.subscribe_channel(CHANNEL, seen.append)
     future = client.bgapi('originate {origination_uuid=%s}sofia/gw/1000 &park()' % CHANNEL)
     job = conn.jobs[-1]
-    messages = [channel_event('CHANNEL_HANGUP', ('Hangup-Cause', 'NO_ANSWER')),
-                channel_event('CHANNEL_HANGUP_COMPLETE', ('Hangup-Cause', 'NO_ANSWER'))]
+    messages = [
+        channel_event('CHANNEL_HANGUP', ('Hangup-Cause', 'NO_ANSWER')),
+        channel_event('CHANNEL_HANGUP_COMPLETE', ('Hangup-Cause', 'NO_ANSWER')),
+    ]
     messages.insert(0 if job_first else 2, background_job(job, '-ERR NO_ANSWER\n'))
     conn.send(b''.join(messages))
     assert future.get(timeout=2)[:2] == (False, 'NO_ANSWER')
@@ -454,16 +515,31 @@ def test_execute_sends_event_lock_and_resolves_on_its_application_uuid_only(pair
     client.subscribe_channel(CHANNEL, seen.append)
     future = client.execute(CHANNEL, 'playback', '/sounds/hello.wav')
     assert conn.commands[-1].split('\n')[:5] == [
-        'sendmsg ' + CHANNEL, 'call-command: execute', 'execute-app-name: playback',
-        'execute-app-arg: /sounds/hello.wav', 'event-lock: true']
+        'sendmsg ' + CHANNEL,
+        'call-command: execute',
+        'execute-app-name: playback',
+        'execute-app-arg: /sounds/hello.wav',
+        'event-lock: true',
+    ]
     app_uuid = conn.apps[-1][1]
-    conn.send(channel_event('CHANNEL_EXECUTE_COMPLETE', ('Application', 'playback'),
-                            ('Application-UUID', 'aaaaaaaa-0000-4000-8000-000000000000'),
-                            ('Application-Response', 'FILE PLAYED')))
+    conn.send(
+        channel_event(
+            'CHANNEL_EXECUTE_COMPLETE',
+            ('Application', 'playback'),
+            ('Application-UUID', 'aaaaaaaa-0000-4000-8000-000000000000'),
+            ('Application-Response', 'FILE PLAYED'),
+        )
+    )
     with pytest.raises(gevent.Timeout):
         future.get(timeout=0.2)
-    conn.send(channel_event('CHANNEL_EXECUTE_COMPLETE', ('Application', 'playback'),
-                            ('Application-UUID', app_uuid), ('Application-Response', 'FILE NOT FOUND')))
+    conn.send(
+        channel_event(
+            'CHANNEL_EXECUTE_COMPLETE',
+            ('Application', 'playback'),
+            ('Application-UUID', app_uuid),
+            ('Application-Response', 'FILE NOT FOUND'),
+        )
+    )
     done = future.get(timeout=2)
     assert (done.get('Application-UUID'), done.get('Application-Response')) == (app_uuid, 'FILE NOT FOUND')
     assert [event.get('Application-UUID') for event in seen][-1] == app_uuid
@@ -485,6 +561,7 @@ def test_execute_on_a_channel_the_switch_does_not_know_raises_command_error():
 
 
 # --- 4. failure paths ---
+
 
 def pending_waiters(client, conn):
     """A pending api reply, bgapi job and execute future, all waiting on the switch."""
@@ -710,8 +787,12 @@ def test_events_nobody_owns_go_to_the_unowned_hook_and_heartbeats_do_not():
     unowned = []
     switch, client, conn = connected_pair(on_unowned_event=unowned.append)
     client.subscribe_channel(CHANNEL, lambda event: None)
-    conn.send(heartbeat() + channel_event('CHANNEL_ANSWER') + background_job('nobody', '+OK x\n')
-              + plain_event([('Event-Name', 'DTMF'), ('Unique-ID', 'other'), ('DTMF-Digit', '#')]))
+    conn.send(
+        heartbeat()
+        + channel_event('CHANNEL_ANSWER')
+        + background_job('nobody', '+OK x\n')
+        + plain_event([('Event-Name', 'DTMF'), ('Unique-ID', 'other'), ('DTMF-Digit', '#')])
+    )
     client.api('version')
     assert [(e.name, e.unique_id) for e in unowned] == [('BACKGROUND_JOB', None), ('DTMF', 'other')]
     assert unowned[1].get('DTMF-Digit') == '#'
@@ -721,17 +802,25 @@ def test_events_nobody_owns_go_to_the_unowned_hook_and_heartbeats_do_not():
 
 # --- 5. against the FreeSWITCH stand-in (simulator) ---
 
-SIM_SCENARIO = {'numbers': [
-    {'number': '0901000001', 'outcome': 'answer', 'answer_after': 1, 'hangup_after': 'never',
-     'keys': [[1.0, '1#']]},
-    {'number': '0901000002', 'outcome': 'busy', 'ring': 1},
-]}
+SIM_SCENARIO = {
+    'numbers': [
+        {
+            'number': '0901000001',
+            'outcome': 'answer',
+            'answer_after': 1,
+            'hangup_after': 'never',
+            'keys': [[1.0, '1#']],
+        },
+        {'number': '0901000002', 'outcome': 'busy', 'ring': 1},
+    ]
+}
 
 
 @pytest.fixture
 def sim(tmp_path):
     from simulator import Simulator
     from simulator.scenario import from_dict
+
     with wave.open(str(tmp_path / 'hello.wav'), 'wb') as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
@@ -771,8 +860,10 @@ class ChannelEvents:
 
 
 def originate_string(call, number):
-    return ('originate {origination_uuid=%s,autocall_queue=Q1,ignore_early_media=true,originate_timeout=20}'
-            'sofia/gateway/gw1/%s &park()' % (call, number))
+    return (
+        'originate {origination_uuid=%s,autocall_queue=Q1,ignore_early_media=true,originate_timeout=20}'
+        'sofia/gateway/gw1/%s &park()' % (call, number)
+    )
 
 
 def test_simulated_call_answered_played_keyed_and_killed(sim):

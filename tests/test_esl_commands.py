@@ -1,5 +1,6 @@
 """daemon.esl.commands: the exact text of what we send FreeSWITCH (the arguments of a call's
 applications are held to the same in tests/test_ivr.py, built from real templates)."""
+
 import pytest
 
 from daemon.esl import ESLUnsafeArgument, commands
@@ -7,40 +8,67 @@ from daemon.esl import ESLUnsafeArgument, commands
 
 def test_originate_carries_only_our_tokens_in_a_fixed_order():
     assert commands.originate(
-        uuid='5b1c', number='0901234567', attempt_id=7, queue_id=3, dial_string='sofia/gateway/carrier/{number}',
-        caller_id='02812345', originate_timeout=30, park_timeout=600,
-    ) == ('originate {origination_uuid=5b1c,ignore_early_media=true,originate_timeout=30,park_timeout=600,'
-          'playback_terminators=none,autocall_attempt=7,accountcode=autocall_q3,'
-          'origination_caller_id_number=02812345}sofia/gateway/carrier/0901234567 &park()')
+        uuid='5b1c',
+        number='0901234567',
+        attempt_id=7,
+        queue_id=3,
+        dial_string='sofia/gateway/carrier/{number}',
+        caller_id='02812345',
+        originate_timeout=30,
+        park_timeout=600,
+    ) == (
+        'originate {origination_uuid=5b1c,ignore_early_media=true,originate_timeout=30,park_timeout=600,'
+        'playback_terminators=none,autocall_attempt=7,accountcode=autocall_q3,'
+        'origination_caller_id_number=02812345}sofia/gateway/carrier/0901234567 &park()'
+    )
 
 
 def test_originate_without_caller_id_sets_none():
-    text = commands.originate(uuid='u', number='1', attempt_id=1, queue_id=1, dial_string='loopback/{number}',
-                              caller_id='', originate_timeout=5, park_timeout=5)
+    text = commands.originate(
+        uuid='u',
+        number='1',
+        attempt_id=1,
+        queue_id=1,
+        dial_string='loopback/{number}',
+        caller_id='',
+        originate_timeout=5,
+        park_timeout=5,
+    )
     assert 'origination_caller_id_number' not in text
 
 
 def test_execute_is_one_sendmsg_with_event_lock_and_our_event_uuid():
     assert commands.execute('u1', 'playback', '/s/a.wav', 'e1') == (
         'sendmsg u1\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: /s/a.wav\n'
-        'event-lock: true\nevent-uuid: e1')
+        'event-lock: true\nevent-uuid: e1'
+    )
     assert 'execute-app-arg' not in commands.execute('u1', 'answer', '', 'e2')
 
 
-@pytest.mark.parametrize('build', [
-    lambda: commands.execute('u1 x', 'playback', '', 'e'),
-    lambda: commands.execute('u1', 'playback', 'a\nb', 'e'),
-    lambda: commands.bgapi('originate x', 'job id'),
-    lambda: commands.api('status\nauth x'),
-])
+@pytest.mark.parametrize(
+    'build',
+    [
+        lambda: commands.execute('u1 x', 'playback', '', 'e'),
+        lambda: commands.execute('u1', 'playback', 'a\nb', 'e'),
+        lambda: commands.bgapi('originate x', 'job id'),
+        lambda: commands.api('status\nauth x'),
+    ],
+)
 def test_a_line_break_or_a_split_token_never_reaches_the_wire(build):
     with pytest.raises(ESLUnsafeArgument):
         build()
 
 
-@pytest.mark.parametrize('text, safe', [
-    ('sofia/gateway/carrier/', True), ('user/1000@example.com:5060+', True),
-    ('sofia/gateway/{x}/', False), ('a b', False), ('a,b', False), ("a'b", False),
-])
+@pytest.mark.parametrize(
+    'text, safe',
+    [
+        ('sofia/gateway/carrier/', True),
+        ('user/1000@example.com:5060+', True),
+        ('sofia/gateway/{x}/', False),
+        ('a b', False),
+        ('a,b', False),
+        ("a'b", False),
+    ],
+)
 def test_dial_safe_allows_only_plain_characters(text, safe):
     assert commands.dial_safe(text) is safe

@@ -7,6 +7,7 @@ neither crash nor hang: either it parses the events and the api call returns, or
 itself dead (`dead` set, `dead_reason` said) and the pending api call raises
 ESLConnectionLost, within a bound of a few seconds.
 """
+
 import random
 import re
 import time
@@ -30,6 +31,7 @@ Outcome = namedtuple('Outcome', 'names events api dead_reason reader_error elaps
 
 
 # --- the captures, split into messages by Content-Length (independently of daemon.esl) ---
+
 
 def split_messages(raw):
     """Each framed message of a .raw capture, as its exact bytes."""
@@ -80,6 +82,7 @@ FIRST = NAMED[0]
 
 # --- the switch and the client ---
 
+
 class MutantSwitch:
     """Greets, authenticates and subscribes one client like FreeSWITCH; after the client's
     first api command it sends `stream` (in random-sized chunks if `max_chunk`), then the
@@ -119,7 +122,7 @@ class MutantSwitch:
         pos = 0
         while pos < len(self.stream):
             size = self.rng.randint(1, self.max_chunk)
-            sock.sendall(self.stream[pos:pos + size])
+            sock.sendall(self.stream[pos : pos + size])
             pos += size
 
     def stop(self):
@@ -131,8 +134,14 @@ def run_case(stream, *, heartbeat_timeout=30.0, **switch_options):
     Fails the test if the client has not settled (dead, api call over) within CASE_BOUND."""
     switch = MutantSwitch(stream, **switch_options)
     events = []
-    client = ESLClient('127.0.0.1', switch.port, 'ClueCon', timeout=2.0,
-                       heartbeat_timeout=heartbeat_timeout, on_unowned_event=events.append)
+    client = ESLClient(
+        '127.0.0.1',
+        switch.port,
+        'ClueCon',
+        timeout=2.0,
+        heartbeat_timeout=heartbeat_timeout,
+        on_unowned_event=events.append,
+    )
     try:
         client.connect()
         started = time.monotonic()
@@ -140,11 +149,13 @@ def run_case(stream, *, heartbeat_timeout=30.0, **switch_options):
         settled = gevent.wait([call, client.dead], timeout=CASE_BOUND, count=2)
         elapsed = time.monotonic() - started
         assert len(settled) == 2, 'hang: dead=%s api done=%s after %.1fs' % (
-            client.dead.is_set(), call.ready(), elapsed)
+            client.dead.is_set(),
+            call.ready(),
+            elapsed,
+        )
         client._reader.join(timeout=1)
         api = call.value
-        return Outcome([e.name for e in events], events, api, client.dead_reason,
-                       client._reader.exception, elapsed)
+        return Outcome([e.name for e in events], events, api, client.dead_reason, client._reader.exception, elapsed)
     finally:
         client.close()
         switch.stop()
@@ -169,6 +180,7 @@ def assert_settled(outcome, context=''):
 
 
 # --- named mutations ---
+
 
 def with_outer_length(message, value):
     head, body = message.split(b'\n\n', 1)
@@ -197,33 +209,49 @@ def stream_of(*messages):
 
 DEAD_CASES = {
     # name: (stream, reason pattern, events before the bad one)
-    'body cut short then EOF': (FIRST[:len(FIRST) // 2], r'EOF after \d+ of \d+ body bytes', 0),
+    'body cut short then EOF': (FIRST[: len(FIRST) // 2], r'EOF after \d+ of \d+ body bytes', 0),
     'headers cut short then EOF': (FIRST[:20], r'EOF inside the headers', 0),
     'non-numeric Content-Length': (with_outer_length(FIRST, b'12ab'), r"bad Content-Length '12ab'", 0),
     'empty Content-Length': (with_outer_length(FIRST, b''), r"bad Content-Length ''", 0),
     'negative Content-Length': (with_outer_length(FIRST, b'-5'), r'out of range: -5', 0),
     'huge Content-Length': (with_outer_length(FIRST, b'9' * 30), r'out of range', 0),
     'Content-Length past the end of the stream': (
-        NAMED[1] + with_outer_length(FIRST, b'%d' % (len(FIRST) * 3)), r'EOF after', 1),
+        NAMED[1] + with_outer_length(FIRST, b'%d' % (len(FIRST) * 3)),
+        r'EOF after',
+        1,
+    ),
     'lone CR as an outer line break': (FIRST.replace(b'\n', b'\r', 1), r"bad Content-Length '\d+\\rContent-Type", 0),
     'NUL inside Content-Length': (with_outer_length(FIRST, b'59\x0024'), r"bad Content-Length '59\\x0024'", 0),
-    'outer header without colon': (NAMED[1] + with_outer_line(FIRST, b'garbage without colon'),
-                                   r'header line without a name', 1),
+    'outer header without colon': (
+        NAMED[1] + with_outer_line(FIRST, b'garbage without colon'),
+        r'header line without a name',
+        1,
+    ),
     'outer header with empty name': (with_outer_line(FIRST, b': value'), r'header line without a name', 0),
-    'binary outer header line': (with_outer_line(FIRST, bytes(range(1, 10)) + b'\xff\xfe'),
-                                 r'header line without a name', 0),
-    'event inner Content-Length not a number': (with_inner_line(FIRST, b'Content-Length: x'),
-                                                r"bad Content-Length 'x'", 0),
-    'event inner Content-Length past its body': (with_inner_line(FIRST, b'Content-Length: 99999'),
-                                                 r'shorter than its Content-Length', 0),
-    'megabyte outer header value': (with_outer_line(FIRST, b'X-Big: ' + b'a' * 2**20),
-                                    r'header line longer than', 0),
+    'binary outer header line': (
+        with_outer_line(FIRST, bytes(range(1, 10)) + b'\xff\xfe'),
+        r'header line without a name',
+        0,
+    ),
+    'event inner Content-Length not a number': (
+        with_inner_line(FIRST, b'Content-Length: x'),
+        r"bad Content-Length 'x'",
+        0,
+    ),
+    'event inner Content-Length past its body': (
+        with_inner_line(FIRST, b'Content-Length: 99999'),
+        r'shorter than its Content-Length',
+        0,
+    ),
+    'megabyte outer header value': (with_outer_line(FIRST, b'X-Big: ' + b'a' * 2**20), r'header line longer than', 0),
     'event-json that is not JSON': (json_event(b'{"Event-N'), r'bad event-json', 0),
     'event-json that is a list': (json_event(b'[1, 2]'), r'not one flat JSON object', 0),
     'event-json nested 100,000 deep': (json_event(b'[' * 100_000), r'bad event-json: nested too deep', 0),
     'disconnect notice mid-stream': (
         NAMED[1] + outer([b'Content-Type: text/disconnect-notice', b'Content-Length: 6'], b'bye!\n\n') + FIRST,
-        r'FreeSWITCH disconnected: bye!', 1),
+        r'FreeSWITCH disconnected: bye!',
+        1,
+    ),
 }
 
 
@@ -274,7 +302,8 @@ PARSED_CASES = {
     'many tiny events': parsed_case(*(tiny_event(i) for i in range(3000))),
     'event-json with nested values and no Event-Name': parsed_case(json_event(b'{"a": {"b": [1, null]}}')),
     'unknown content type is skipped': parsed_case(
-        FIRST, noise=[(0, outer([b'Content-Type: text/x-new', b'Content-Length: 3'], b'abc'))]),
+        FIRST, noise=[(0, outer([b'Content-Type: text/x-new', b'Content-Length: 3'], b'abc'))]
+    ),
 }
 
 
@@ -302,6 +331,7 @@ def test_many_tiny_events_in_tiny_chunks_all_arrive_in_order():
 
 # --- seeded random mutations ---
 
+
 def flip_bytes(data, rng):
     data = bytearray(data)
     for _ in range(rng.randint(1, 8)):
@@ -310,7 +340,7 @@ def flip_bytes(data, rng):
 
 
 def truncate(data, rng):
-    return data[:rng.randrange(len(data))]
+    return data[: rng.randrange(len(data))]
 
 
 def insert_junk(data, rng):
@@ -321,12 +351,12 @@ def insert_junk(data, rng):
 
 def delete_span(data, rng):
     at = rng.randrange(len(data))
-    return data[:at] + data[at + rng.randint(1, 200):]
+    return data[:at] + data[at + rng.randint(1, 200) :]
 
 
 def duplicate_span(data, rng):
     at = rng.randrange(len(data))
-    return data[:at] + data[at:at + rng.randint(1, 500)] + data[at:]
+    return data[:at] + data[at : at + rng.randint(1, 500)] + data[at:]
 
 
 def set_a_content_length(data, rng):
@@ -334,9 +364,18 @@ def set_a_content_length(data, rng):
     if not lengths:
         return data
     match = rng.choice(lengths)
-    value = rng.choice([b'0', b'-1', b'x', b'', b'%d' % rng.randrange(10**9), b'9' * 40,
-                        b'%d' % (int(match.group(1)) + rng.randint(-50, 50))])
-    return data[:match.start(1)] + value + data[match.end(1):]
+    value = rng.choice(
+        [
+            b'0',
+            b'-1',
+            b'x',
+            b'',
+            b'%d' % rng.randrange(10**9),
+            b'9' * 40,
+            b'%d' % (int(match.group(1)) + rng.randint(-50, 50)),
+        ]
+    )
+    return data[: match.start(1)] + value + data[match.end(1) :]
 
 
 MUTATIONS = (flip_bytes, truncate, insert_junk, delete_span, duplicate_span, set_a_content_length)
@@ -344,7 +383,7 @@ MUTATIONS = (flip_bytes, truncate, insert_junk, delete_span, duplicate_span, set
 
 def mutant(rng):
     start = rng.randrange(len(ALL_EVENTS))
-    data = stream_of(*ALL_EVENTS[start:start + rng.randint(1, 4)])
+    data = stream_of(*ALL_EVENTS[start : start + rng.randint(1, 4)])
     for _ in range(rng.randint(1, 3)):
         data = rng.choice(MUTATIONS)(data, rng) or b'\n'
     return data
@@ -364,8 +403,10 @@ def test_two_hundred_seeded_mutations_never_crash_or_hang_the_client():
 
 
 def test_endless_outer_headers_kill_the_connection_instead_of_growing_memory():
-    from daemon.esl import ESLProtocolError, read_message
     import io
+
+    from daemon.esl import ESLProtocolError, read_message
+
     stream = io.BytesIO(b"".join(b"X-Header-%d: value\n" % i for i in range(1000)))
     with pytest.raises(ESLProtocolError, match="header lines"):
         read_message(stream)
@@ -373,13 +414,15 @@ def test_endless_outer_headers_kill_the_connection_instead_of_growing_memory():
 
 def test_deeply_nested_event_json_is_a_protocol_error():
     from daemon.esl import ESLProtocolError, parse_json_event
+
     with pytest.raises(ESLProtocolError, match="nested too deep"):
         parse_json_event(b"[" * 100_000)
 
 
 def test_a_line_without_colon_in_an_event_forges_no_header_and_pairs_refuse_it():
     from daemon.esl import ESLProtocolError, parse_plain_event
+
     event = parse_plain_event(b'Event-Name: DTMF\nUnique-ID: u1\nEvent-Name\nDTMF-Digit: 5\n\n')
     assert (event.name, event.unique_id, event.get('DTMF-Digit')) == ('DTMF', 'u1', '5')
     with pytest.raises(ESLProtocolError, match='header line without a name'):
-        event.pairs
+        _ = event.pairs

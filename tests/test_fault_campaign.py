@@ -1,5 +1,6 @@
 """The fault campaign, short: every fault at least once, zero violations. Plus proof that each
 check catches what it is for, and the bug the campaign's faults led to (fixed in 03ac0b6)."""
+
 import dataclasses
 
 import pytest
@@ -25,6 +26,7 @@ def test_short_campaign_with_every_fault_loses_nobody_and_double_calls_nobody(tm
 
 
 # --- each check fails when its rule is broken ---
+
 
 def snapshot(calls=(), customers=None, attempts=None, dnc=()):
     customers = customers if customers is not None else {1: ("Q", "A", "success"), 2: ("Q", "B", "pending")}
@@ -53,7 +55,8 @@ def test_the_same_id_in_two_queues_at_once_is_an_overlap():
     customers = {1: ("A", "K1", "success"), 2: ("B", "K1", "success")}
     attempts = {"u1": (1, "done", "success"), "u2": (2, "done", "success")}
     assert rules(snapshot([checks.SimCall("u1", 10, 20), checks.SimCall("u2", 15, 30)], customers, attempts)) == [
-        "overlap"]
+        "overlap"
+    ]
 
 
 def test_two_customers_on_one_number_at_once_are_a_number_overlap():
@@ -87,9 +90,9 @@ def test_a_call_the_database_does_not_know_is_reported():
 def test_an_originate_after_an_acknowledged_stop_is_reported_beyond_epsilon_only():
     journal = checks.Journal()
     journal.stopped["Q"].append([100.0, 200.0])
-    assert rules(snapshot([checks.SimCall("u1", 100.5, 101)]), journal) == []            # claim in flight
+    assert rules(snapshot([checks.SimCall("u1", 100.5, 101)]), journal) == []  # claim in flight
     assert rules(snapshot([checks.SimCall("u1", 150, 160)]), journal) == ["after_stop"]
-    assert rules(snapshot([checks.SimCall("u1", 201, 210)]), journal) == []              # started again
+    assert rules(snapshot([checks.SimCall("u1", 201, 210)]), journal) == []  # started again
     journal.stopped["Q"].append([300.0, None])
     assert rules(snapshot([checks.SimCall("u1", 900, 910)]), journal) == ["after_stop"]  # still stopped
 
@@ -101,14 +104,17 @@ def test_an_originate_after_an_acknowledged_dnc_is_reported():
     assert rules(snapshot([checks.SimCall("u1", 130, 140)]), journal) == ["after_dnc"]
 
 
-@pytest.mark.parametrize("customers, attempts, dnc", [
-    ({1: ("Q", "A", "calling")}, {"u1": (1, "done", "retry")}, ()),                               # calling, no call
-    ({1: ("Q", "A", "pending")}, {"u1": (1, "dialing", None)}, ()),                               # call, not calling
-    ({1: ("Q", "A", "calling")}, {"u1": (1, "dialing", None), "u2": (1, "answered", None)}, ()),  # two open
-    ({1: ("Q", "A", "pending")}, {}, (("Q", "A"),)),                                              # pending on DNC
-    ({1: ("Q", "A", "success")}, {"u1": (1, "done", "short")}, ()),                               # no success call
-    ({1: ("Q", "A", "lost")}, {}, ()),                                                            # unknown state
-])
+@pytest.mark.parametrize(
+    "customers, attempts, dnc",
+    [
+        ({1: ("Q", "A", "calling")}, {"u1": (1, "done", "retry")}, ()),  # calling, no call
+        ({1: ("Q", "A", "pending")}, {"u1": (1, "dialing", None)}, ()),  # call, not calling
+        ({1: ("Q", "A", "calling")}, {"u1": (1, "dialing", None), "u2": (1, "answered", None)}, ()),  # two open
+        ({1: ("Q", "A", "pending")}, {}, (("Q", "A"),)),  # pending on DNC
+        ({1: ("Q", "A", "success")}, {"u1": (1, "done", "short")}, ()),  # no success call
+        ({1: ("Q", "A", "lost")}, {}, ()),  # unknown state
+    ],
+)
 def test_inconsistent_customer_states_are_reported(customers, attempts, dnc):
     assert rules(snapshot([], customers, attempts, dnc)) == ["states"]
 
@@ -130,11 +136,16 @@ def test_after_the_drain_anyone_pending_or_any_open_attempt_is_stuck():
 
 # --- bugs found ---
 
+
 @pytest.mark.timeout(90)
 def test_a_switch_slow_to_reply_to_an_originate_never_double_calls_the_customer(tmp_path):
     # Each callee answers at once and hangs up 12 s (600 simulated) later.
-    sim = start_simulator({"gateways": ["carrier"], "numbers": [
-        {"glob": "0901*", "outcome": "answer", "answer_after": 1, "hangup_after": 600}]})
+    sim = start_simulator(
+        {
+            "gateways": ["carrier"],
+            "numbers": [{"glob": "0901*", "outcome": "answer", "answer_after": 1, "hangup_after": 600}],
+        }
+    )
     daemon = DaemonProcess(tmp_path, sim, max_call_seconds=30)
     try:
         daemon.start()

@@ -6,6 +6,7 @@ a stuck process), open_database raised StoreError, an AutocallError that exit_co
 EX_CONFIG, 2 — which the units' RestartPreventExitStatus=2 never restarts. The lock goes away
 by itself; the dialer and the API stayed down until someone noticed. A busy database is
 "unavailable now" (75): systemd restarts the service and it comes up once the lock is gone."""
+
 import sqlite3
 
 import pytest

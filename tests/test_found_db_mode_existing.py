@@ -3,6 +3,7 @@ already there — every install upgraded from before, or a backup restored with 
 login shell's umask (docs/install.md says to chmod it; a careless operator does not) — stayed
 0644: every local user could read the customers' phone numbers and debts, and SQLite gives the
 -wal and -shm files the same mode. Opening it now takes away what 0640 does not allow."""
+
 import os
 import stat
 
@@ -32,5 +33,6 @@ def test_a_stricter_mode_is_left_alone(tmp_path):
     path.touch()
     os.chmod(path, 0o600)
     from daemon import dbfile
+
     dbfile.create(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

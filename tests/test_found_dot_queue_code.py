@@ -2,6 +2,7 @@
 every HTTP client and proxy removes such a path segment (RFC 3986 remove_dot_segments), so
 GET /v2/autocall/queue/.. became GET /v2/autocall/ (404), and the import's own customers and
 attempts were out of reach. Such codes are refused at import, with the reason."""
+
 import pytest
 import requests
 

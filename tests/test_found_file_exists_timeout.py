@@ -3,6 +3,7 @@ made the dialer give up checking that template version for good: the timeout was
 "this switch cannot tell" (as an -ERR answer is) and the verdict "nothing unplayable" kept
 until the template file changes. A file the switch cannot read was then never caught before
 dialing; inside file_string:// it is skipped without a word. A timeout must be asked again."""
+
 import gevent
 import pytest
 

@@ -5,6 +5,7 @@ client that could connect made autocall-api hold up to max_body_bytes (64 MB) pe
 10 connections without a token, each sending 49 MB and never the last byte, took it from 31 MB
 to 510 MB RSS (about 13 GB at the default cap of 200). `Expect: 100-continue` even invited the
 body. A request with a body and no valid token is now answered 401 before its body is read."""
+
 import json
 
 from tests.api_fixtures import AUTH
@@ -14,8 +15,10 @@ from tests.test_api_http import api, connect, import_request, json_error, read_r
 def test_a_body_without_a_token_is_refused_before_it_is_read(api):  # noqa: F811
     server = api()
     with connect(server) as sock:
-        sock.sendall(b"POST /v2/autocall/queue HTTP/1.1\r\nHost: autocall\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 50000000\r\nExpect: 100-continue\r\n\r\n")
+        sock.sendall(
+            b"POST /v2/autocall/queue HTTP/1.1\r\nHost: autocall\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 50000000\r\nExpect: 100-continue\r\n\r\n"
+        )
         status, answer = json_error(sock)  # no "100 Continue": the answer, then the close
     assert (status, answer["content"]) == (401, "unauthorized")
 
@@ -23,8 +26,10 @@ def test_a_body_without_a_token_is_refused_before_it_is_read(api):  # noqa: F811
 def test_a_wrong_token_with_a_chunked_body_is_refused_too(api):  # noqa: F811
     server = api()
     with connect(server) as sock:
-        sock.sendall(b"POST /v2/autocall/queue HTTP/1.1\r\nHost: autocall\r\nAuthorization: Bearer not-the-token-at-all\r\n"
-                     b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /v2/autocall/queue HTTP/1.1\r\nHost: autocall\r\nAuthorization: Bearer not-the-token-at-all\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         assert json_error(sock)[0] == 401
 
 

@@ -5,6 +5,7 @@ server picked one framing and served the rest of the bytes as a second request. 
 balancer in front that picks the other framing (RFC 9112 §6.3 says such a message must be
 refused or its connection closed) would pass a request it never saw — with another client's
 connection and whatever it authorised. Both are now refused with 400 JSON and the connection closed."""
+
 import pytest
 
 from tests.test_api_http import api, connect, json_error  # noqa: F401  (fixture)
@@ -12,11 +13,17 @@ from tests.test_api_http import api, connect, json_error  # noqa: F401  (fixture
 INNER = b"GET /v2/autocall/queue/smuggled HTTP/1.1\r\nHost: autocall\r\n\r\n"
 
 
-@pytest.mark.parametrize("raw", [
-    b"POST /healthz HTTP/1.1\r\nHost: autocall\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-    % (5 + len(INNER)) + INNER,
-    b"POST /healthz HTTP/1.1\r\nHost: autocall\r\nContent-Length: 0\r\nContent-Length: %d\r\n\r\n" % len(INNER) + INNER,
-], ids=["content-length-and-chunked", "two-content-lengths"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST /healthz HTTP/1.1\r\nHost: autocall\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        % (5 + len(INNER))
+        + INNER,
+        b"POST /healthz HTTP/1.1\r\nHost: autocall\r\nContent-Length: 0\r\nContent-Length: %d\r\n\r\n" % len(INNER)
+        + INNER,
+    ],
+    ids=["content-length-and-chunked", "two-content-lengths"],
+)
 def test_a_request_framed_two_ways_is_refused_not_split_in_two(api, raw):  # noqa: F811
     server = api()
     with connect(server) as sock:

@@ -4,6 +4,7 @@
 runs the IVR nor hangs up: an answered channel is left parked in silence (until park_timeout,
 max_call_seconds = 10 minutes by default) while the attempt is already closed and its slot
 given to the next customer. Whatever the job says, a channel we saw answered must be hung up."""
+
 import time
 import uuid as uuidlib
 
@@ -32,15 +33,23 @@ class ErrJobClient(ESLClient):
 
 
 def test_an_answered_channel_is_hung_up_even_when_the_originate_job_says_err():
-    sim = start_simulator({"gateways": ["carrier"], "originate_completes_after": 1.0,
-                           "default": {"outcome": "answer", "hangup_after": "never"}})
+    sim = start_simulator(
+        {
+            "gateways": ["carrier"],
+            "originate_completes_after": 1.0,
+            "default": {"outcome": "answer", "hangup_after": "never"},
+        }
+    )
     client = ErrJobClient(*sim.address, "ClueCon", timeout=5.0)
     try:
         client.connect()
-        script = ivr.TemplateLoader(REPO / "ivr_templates", REPO / "ivr_templates" / "sounds").get("IVR-1").render(FIELDS)
+        script = (
+            ivr.TemplateLoader(REPO / "ivr_templates", REPO / "ivr_templates" / "sounds").get("IVR-1").render(FIELDS)
+        )
         claim = Claim(1, str(uuidlib.uuid4()), str(uuidlib.uuid4()), "0901000001", 1, "A", FIELDS, 1, "Q", "IVR-1", 0)
-        settings = CallSettings("sofia/gateway/carrier/{number}", "", originate_timeout=10, max_call_seconds=600,
-                                destinations={})
+        settings = CallSettings(
+            "sofia/gateway/carrier/{number}", "", originate_timeout=10, max_call_seconds=600, destinations={}
+        )
         report = gevent.spawn(Call(claim, client, script, settings, time.time).run).get(timeout=30)
         assert report.answered_at is not None  # it did answer
         # The attempt is over for the dialer; the channel must be too.

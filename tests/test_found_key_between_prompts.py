@@ -12,6 +12,7 @@ that prompt's terminator.
 The gap is widened here by the simulator's reply delay (it holds each command 0.4 s before
 running it), so the key lands in it every time.
 """
+
 import time
 import uuid as uuidlib
 import wave
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.timeout(90)
 
 FIELDS = {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
 GREETING = REPO / "ivr_templates" / "sounds" / "vi" / "prompts" / "xin_chao.wav"
-DELAY = 0.4   # real seconds each command waits before it runs
+DELAY = 0.4  # real seconds each command waits before it runs
 SCALE = 0.25  # simulated seconds run 4 times faster
 TEMPLATE = """
 [[step]]
@@ -53,16 +54,20 @@ hangup = true
 """
 
 
-@pytest.mark.xfail(strict=True, reason="Call._play ignores DTMF events that arrive between two barge-in "
-                                       "prompts (park eats the key); only playback_terminator_used is read")
+@pytest.mark.xfail(
+    strict=True,
+    reason="Call._play ignores DTMF events that arrive between two barge-in "
+    "prompts (park eats the key); only playback_terminator_used is read",
+)
 def test_a_key_pressed_between_the_greeting_and_the_information_answers_the_menu(tmp_path):
     with wave.open(str(GREETING)) as w:
         greeting = w.getnframes() / w.getframerate()
     # After answer: `set` runs at +DELAY, the greeting at +2*DELAY; the information would start
     # DELAY after the greeting ends. The key comes in the middle of that gap.
     press = (2 * DELAY + DELAY / 2) / SCALE + greeting  # simulated seconds after answer
-    sim = start_simulator({"gateways": ["carrier"],
-                           "default": {"outcome": "answer", "hangup_after": 60, "keys": [[press, "9"]]}}, SCALE)
+    sim = start_simulator(
+        {"gateways": ["carrier"], "default": {"outcome": "answer", "hangup_after": 60, "keys": [[press, "9"]]}}, SCALE
+    )
     sim.delay(DELAY * 1000)
     client = ESLClient(*sim.address, "ClueCon", timeout=5.0)
     try:
@@ -70,8 +75,13 @@ def test_a_key_pressed_between_the_greeting_and_the_information_answers_the_menu
         (tmp_path / "IVR-1.toml").write_text(TEMPLATE, encoding="utf-8")
         script = ivr.TemplateLoader(tmp_path, REPO / "ivr_templates" / "sounds").get("IVR-1").render(FIELDS)
         claim = Claim(1, str(uuidlib.uuid4()), str(uuidlib.uuid4()), "0901000001", 1, "A", FIELDS, 1, "Q", "IVR-1", 0)
-        settings = CallSettings("sofia/gateway/carrier/{number}", "", originate_timeout=10, max_call_seconds=120,
-                                destinations={"agents": "1000 XML default"})
+        settings = CallSettings(
+            "sofia/gateway/carrier/{number}",
+            "",
+            originate_timeout=10,
+            max_call_seconds=120,
+            destinations={"agents": "1000 XML default"},
+        )
         report = gevent.spawn(Call(claim, client, script, settings, time.time).run).get(timeout=80)
     finally:
         client.close()

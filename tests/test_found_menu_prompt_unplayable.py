@@ -8,10 +8,11 @@ plays, and the call takes its no-key path. Every callee then hears no menu, none
 and the queue burnt through its customers recording "no key" instead of stopping with a reason.
 Now a menu that read no key asks the switch about its files (daemon/call.py `_check_menu_files`).
 """
+
 import pytest
 
-from tests.daemon_fixtures import REPO, DaemonProcess, import_customers, query, start_simulator, wait_until
 from daemon.esl import ESLClient
+from tests.daemon_fixtures import REPO, DaemonProcess, import_customers, query, start_simulator, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -19,20 +20,24 @@ MENU = str(REPO / "ivr_templates" / "sounds" / "vi" / "prompts" / "menu_truoc_ha
 
 
 def test_a_menu_prompt_unreadable_mid_campaign_stops_the_queue(tmp_path):
-    sim = start_simulator({"gateways": ["carrier"],
-                           "default": {"outcome": "answer", "answer_after": 1, "hangup_after": "never"}})
+    sim = start_simulator(
+        {"gateways": ["carrier"], "default": {"outcome": "answer", "answer_after": 1, "hangup_after": "never"}}
+    )
     daemon = DaemonProcess(tmp_path, sim)
     try:
         import_customers(daemon.db_path, [("A", ["0901000001"])], min_recall_duration=1)
         daemon.start()
-        wait_until(lambda: query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'answered'")[0][0] == 1,
-                   20)
+        wait_until(
+            lambda: query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'answered'")[0][0] == 1, 20
+        )
         control = ESLClient(*sim.address, "ClueCon", events=())
         control.connect()
         assert control.api(f"sim_fault unreadable {MENU}").startswith("+OK")  # before the greeting ends
         control.close()
         wait_until(lambda: query(daemon.db_path, "SELECT state FROM attempt") == [("done",)], 40)
-        assert query(daemon.db_path, "SELECT outcome, hangup_cause FROM attempt") == [("config_error", "FILE_NOT_FOUND")]
+        assert query(daemon.db_path, "SELECT outcome, hangup_cause FROM attempt") == [
+            ("config_error", "FILE_NOT_FOUND")
+        ]
         [(state, reason)] = query(daemon.db_path, "SELECT state, stop_reason FROM queue")
         assert state == "stopped" and MENU in (reason or "")
     finally:

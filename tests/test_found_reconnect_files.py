@@ -3,10 +3,11 @@ of its templates (docs/daemon.md, "asked about at start-up, after a reconnect ..
 switch at the other end may have restarted with a sounds folder it can no longer enter, or
 be another switch altogether (failover); a word file it cannot read inside file_string://
 is skipped without a word, so a customer hears an amount with a word missing."""
+
 import pytest
 
-from tests.daemon_fixtures import REPO, DaemonProcess, import_customers, query, start_simulator, wait_until
 from daemon.esl import ESLClient
+from tests.daemon_fixtures import REPO, DaemonProcess, import_customers, query, start_simulator, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,10 +28,16 @@ def test_a_file_the_switch_lost_while_disconnected_stops_the_queue_after_reconne
         control.close()
         wait_until(lambda: daemon.read_log().count("connected to FreeSWITCH") >= 2, 30)
         import_customers(daemon.db_path, [("A", ["0901000001"])])
-        wait_until(lambda: query(daemon.db_path, "SELECT state FROM queue")[0][0] == "stopped"
-                   or [r for r in sim.records if r["event"] == "originate"], 20)
-        assert [r for r in sim.records if r["event"] == "originate"] == [], \
+        wait_until(
+            lambda: (
+                query(daemon.db_path, "SELECT state FROM queue")[0][0] == "stopped"
+                or [r for r in sim.records if r["event"] == "originate"]
+            ),
+            20,
+        )
+        assert [r for r in sim.records if r["event"] == "originate"] == [], (
             "the customer was called with a word file the switch cannot play"
+        )
         [(reason,)] = query(daemon.db_path, "SELECT stop_reason FROM queue")
         assert WORD in reason
     finally:

@@ -3,6 +3,7 @@ status for "a template has a problem") and printed "IVR-1: cannot ask FreeSWITCH
 files: ..." as if it were the template's fault, then the same for every template after it.
 Exit status 2 means "--esl cannot reach FreeSWITCH" (its --help): a script running the check
 before a deploy must be able to tell a broken template from a switch that went away."""
+
 import os
 import subprocess
 import sys
@@ -21,10 +22,23 @@ def test_a_switch_lost_during_the_check_is_exit_2_not_a_template_problem():
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCALL_")}
         autocall = os.path.join(os.path.dirname(sys.executable), "autocall")
-        proc = subprocess.Popen([autocall, "templates", "check", "--esl", f"127.0.0.1:{sim.address[1]}",
-                                 "--templates", str(REPO / "ivr_templates"),
-                                 "--sounds", str(REPO / "ivr_templates" / "sounds")],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(
+            [
+                autocall,
+                "templates",
+                "check",
+                "--esl",
+                f"127.0.0.1:{sim.address[1]}",
+                "--templates",
+                str(REPO / "ivr_templates"),
+                "--sounds",
+                str(REPO / "ivr_templates" / "sounds"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         gevent.sleep(1.5)
         sim.drop_connections()
         out, err = proc.communicate(timeout=30)

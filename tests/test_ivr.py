@@ -1,4 +1,5 @@
 """Templates: names, checking, rendering one customer's call, walking it, FreeSWITCH arguments, reload."""
+
 import logging
 import os
 import shutil
@@ -9,8 +10,15 @@ import pytest
 
 from daemon import ivr, say_vi
 from daemon.esl import UnsafeArgument, commands
-from daemon.ivr import (EndCall, RecordResult, RenderError, TemplateInvalid, TemplateLoader, TransferCall,
-                        UnknownTemplate)
+from daemon.ivr import (
+    EndCall,
+    RecordResult,
+    RenderError,
+    TemplateInvalid,
+    TemplateLoader,
+    TransferCall,
+    UnknownTemplate,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(REPO, 'ivr_templates')
@@ -19,9 +27,14 @@ PROMPTS = os.path.join(SOUNDS, 'vi', 'prompts')
 WORDS = os.path.join(SOUNDS, 'vi', 'words')
 
 CUSTOMER = {
-    'id': 'C1', 'contract_number': 'HD123456', 'upcoming_amount': 5000000,
-    'upcoming_due_date': '2021-07-13', 'due_date': '2021-06-13', 'dpd': 45,
-    'number_of_ovd_inst': 3, 'total_ovd_amount': '1015000',
+    'id': 'C1',
+    'contract_number': 'HD123456',
+    'upcoming_amount': 5000000,
+    'upcoming_due_date': '2021-07-13',
+    'due_date': '2021-06-13',
+    'dpd': 45,
+    'number_of_ovd_inst': 3,
+    'total_ovd_amount': '1015000',
 }
 
 
@@ -52,21 +65,26 @@ def problems_of(directory, name, text, **kwargs):
 
 # --- names ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('name', ['IVR-1', 'IVR-OVERDUE', 'a', 'v2.north_1'])
 def test_plain_names_are_template_names(name):
     assert ivr.valid_template_name(name)
 
 
-@pytest.mark.parametrize('name', ['', '..', '../IVR-1', 'a/b', '/etc/passwd', '.hidden', 'a..b', 'IVR 1',
-                                  'IVR-1\n', 'x' * 101, None, 5, 'mẫu'])
+@pytest.mark.parametrize(
+    'name',
+    ['', '..', '../IVR-1', 'a/b', '/etc/passwd', '.hidden', 'a..b', 'IVR 1', 'IVR-1\n', 'x' * 101, None, 5, 'mẫu'],
+)
 def test_other_names_are_refused(name):
     assert not ivr.valid_template_name(name)
 
 
 def test_loader_from_config_sees_what_the_dialer_sees(tmp_path, templates_dir):
     from daemon import config
+
     path = tmp_path / 'autocall.toml'
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [templates]
 dir = "{templates_dir}"
 sounds = "{SOUNDS}"
@@ -74,7 +92,9 @@ variant = "south"
 
 [dialer.transfer_destinations]
 team = "2000 XML default"
-""", encoding='utf-8')
+""",
+        encoding='utf-8',
+    )
     loader = TemplateLoader.from_config(config.load(path, environ={}))
     assert (loader.templates_dir, loader.sounds_dir) == (str(templates_dir), SOUNDS)
     assert (loader.variant.name, loader.destinations) == ('south', ['team'])
@@ -89,23 +109,27 @@ def test_template_path_stays_inside_the_directory(tmp_path):
 
 # --- the shipped templates -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize('name', ['IVR-1', 'IVR-OVERDUE'])
 @pytest.mark.parametrize('variant', ['north', 'south'])
 def test_shipped_templates_have_no_problem(name, variant):
-    assert ivr.check(os.path.join(SHIPPED, name + '.toml'), SOUNDS, variant=variant,
-                     destinations={'agents'}) == []
+    assert ivr.check(os.path.join(SHIPPED, name + '.toml'), SOUNDS, variant=variant, destinations={'agents'}) == []
 
 
 def test_ivr1_info_step_plays_contract_digits_amount_and_date():
     script = ivr.load(os.path.join(SHIPPED, 'IVR-1.toml'), SOUNDS).render(CUSTOMER)
     assert script.start == 'greeting'
     assert list(script.steps['info'].files) == (
-        [prompt('hop_dong_so')] + words('chu_h', 'chu_d', 'mot', 'hai', 'ba', 'bon', 'nam', 'sau')
-        + [prompt('co_khoan_thanh_toan')] + words('nam', 'trieu', 'dong')
+        [prompt('hop_dong_so')]
+        + words('chu_h', 'chu_d', 'mot', 'hai', 'ba', 'bon', 'nam', 'sau')
+        + [prompt('co_khoan_thanh_toan')]
+        + words('nam', 'trieu', 'dong')
         + [prompt('han_thanh_toan')]
-        + words('ngay', 'muoi_huyen', 'ba', 'thang', 'bay', 'nam', 'hai', 'nghin', 'khong', 'tram', 'hai', 'muoi',
-                'mot_sac')
-        + [prompt('vui_long_thanh_toan')])
+        + words(
+            'ngay', 'muoi_huyen', 'ba', 'thang', 'bay', 'nam', 'hai', 'nghin', 'khong', 'tram', 'hai', 'muoi', 'mot_sac'
+        )
+        + [prompt('vui_long_thanh_toan')]
+    )
     assert all(os.path.isfile(path) for path in script.files())
 
 
@@ -120,15 +144,24 @@ def test_ivr1_transcript_is_the_vietnamese_a_silent_listener_hears():
 def test_overdue_template_speaks_days_instalments_and_total_in_the_south():
     template = ivr.load(os.path.join(SHIPPED, 'IVR-OVERDUE.toml'), SOUNDS, variant='south')
     info = template.render(CUSTOMER).steps['info'].transcript
-    assert info == ('Hợp đồng số hát đê một hai ba bốn năm sáu đã quá hạn bốn mươi lăm ngày, với ba '
-                    'kỳ chưa thanh toán. Tổng số tiền quá hạn là một triệu không trăm mười lăm ngàn đồng '
-                    'Đề nghị quý khách thanh toán ngay để tránh ảnh hưởng đến lịch sử tín dụng.')
+    assert info == (
+        'Hợp đồng số hát đê một hai ba bốn năm sáu đã quá hạn bốn mươi lăm ngày, với ba '
+        'kỳ chưa thanh toán. Tổng số tiền quá hạn là một triệu không trăm mười lăm ngàn đồng '
+        'Đề nghị quý khách thanh toán ngay để tránh ảnh hưởng đến lịch sử tín dụng.'
+    )
 
 
-@pytest.mark.parametrize('field, value', [
-    ('upcoming_amount', None), ('upcoming_amount', ''), ('upcoming_amount', 'năm triệu'),
-    ('upcoming_amount', -1), ('upcoming_due_date', '31/02/2021'), ('contract_number', 'HƯ-1'),
-])
+@pytest.mark.parametrize(
+    'field, value',
+    [
+        ('upcoming_amount', None),
+        ('upcoming_amount', ''),
+        ('upcoming_amount', 'năm triệu'),
+        ('upcoming_amount', -1),
+        ('upcoming_due_date', '31/02/2021'),
+        ('contract_number', 'HƯ-1'),
+    ],
+)
 def test_render_refuses_a_missing_or_unspeakable_field_by_name(field, value):
     template = ivr.load(os.path.join(SHIPPED, 'IVR-1.toml'), SOUNDS)
     with pytest.raises(RenderError) as info:
@@ -146,26 +179,30 @@ def test_render_refuses_a_customer_without_the_field():
 
 # --- walking a call ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def script():
     return ivr.load(os.path.join(SHIPPED, 'IVR-1.toml'), SOUNDS).render(CUSTOMER)
 
 
-@pytest.mark.parametrize('step, digits, expected', [
-    ('greeting', None, ('info', ())),
-    ('info', None, ('menu', ())),
-    ('menu', '1', ('info', ())),
-    ('menu', '2', ('to_agent', (RecordResult('wants_agent'),))),
-    ('menu', '9', ('thanks', (RecordResult('promise_to_pay'),))),
-    ('menu', None, ('goodbye', ())),
-    ('menu', '', ('goodbye', ())),
-    ('menu', '5', ('goodbye', ())),
-    ('to_agent', None, ('transfer', ())),
-    ('transfer', None, (None, (TransferCall('agents'),))),
-    ('thanks', None, ('end', ())),
-    ('goodbye', None, ('end', ())),
-    ('end', None, (None, (EndCall(),))),
-])
+@pytest.mark.parametrize(
+    'step, digits, expected',
+    [
+        ('greeting', None, ('info', ())),
+        ('info', None, ('menu', ())),
+        ('menu', '1', ('info', ())),
+        ('menu', '2', ('to_agent', (RecordResult('wants_agent'),))),
+        ('menu', '9', ('thanks', (RecordResult('promise_to_pay'),))),
+        ('menu', None, ('goodbye', ())),
+        ('menu', '', ('goodbye', ())),
+        ('menu', '5', ('goodbye', ())),
+        ('to_agent', None, ('transfer', ())),
+        ('transfer', None, (None, (TransferCall('agents'),))),
+        ('thanks', None, ('end', ())),
+        ('goodbye', None, ('end', ())),
+        ('end', None, (None, (EndCall(),))),
+    ],
+)
 def test_next_step_branches_on_the_keys_pressed(script, step, digits, expected):
     assert ivr.next_step(script, step, digits) == expected
 
@@ -192,12 +229,16 @@ def test_hear_again_then_confirm_records_promise_to_pay(script):
 
 
 def test_repeat_action_reenters_the_same_menu(tmp_path):
-    path = write(tmp_path, 'R', '''
+    path = write(
+        tmp_path,
+        'R',
+        '''
 [[step]]
 id = "menu"
 menu = "menu_truoc_han"
 keys = { 1 = "repeat", 2 = "hangup" }
-''')
+''',
+    )
     script = ivr.load(path, SOUNDS).render({})
     assert ivr.next_step(script, 'menu', '1') == ('menu', ())
     assert ivr.next_step(script, 'menu', None) == (None, (EndCall(),))
@@ -205,21 +246,44 @@ keys = { 1 = "repeat", 2 = "hangup" }
 
 # --- FreeSWITCH argument strings (daemon.esl.commands, built from ivr steps) -----------------
 
+
 def test_menu_argument_follows_play_and_get_digits_order(script):
     arg = commands.play_and_get_digits_arg(script.steps['menu'], 'autocall_menu_1')
-    assert arg == (f"1 1 2 5000 # {prompt('menu_truoc_han')} {prompt('phim_khong_hop_le')} "
-                   'autocall_menu_1 ^(1|2|9)$ 3000')
+    assert arg == (
+        f"1 1 2 5000 # {prompt('menu_truoc_han')} {prompt('phim_khong_hop_le')} autocall_menu_1 ^(1|2|9)$ 3000"
+    )
 
 
 def test_menu_argument_joins_several_files_and_defaults_invalid_to_silence(script):
-    menu = ivr.Menu('m', (prompt('a'), prompt('b')), 4000, 3, 1, 2000,
-                    {'*': ivr.Repeat(), '#': ivr.EndCall()}, ivr.EndCall(), ivr.EndCall())
+    menu = ivr.Menu(
+        'm',
+        (prompt('a'), prompt('b')),
+        4000,
+        3,
+        1,
+        2000,
+        {'*': ivr.Repeat(), '#': ivr.EndCall()},
+        ivr.EndCall(),
+        ivr.EndCall(),
+    )
     assert commands.play_and_get_digits_arg(menu, 'v') == (
-        f"1 1 3 4000 none file_string://{prompt('a')}!{prompt('b')} silence_stream://250 v ^(#|[*])$ 2000")
+        f"1 1 3 4000 none file_string://{prompt('a')}!{prompt('b')} silence_stream://250 v ^(#|[*])$ 2000"
+    )
 
 
-@pytest.mark.parametrize('bad', ['/tmp/a b.wav', '/tmp/a!b.wav', '/tmp/{x}.wav', "/tmp/it's.wav",
-                                 '/tmp/a\nb.wav', '/tmp/${x}.wav', 'relative.wav', '/tmp/a\tb.wav'])
+@pytest.mark.parametrize(
+    'bad',
+    [
+        '/tmp/a b.wav',
+        '/tmp/a!b.wav',
+        '/tmp/{x}.wav',
+        "/tmp/it's.wav",
+        '/tmp/a\nb.wav',
+        '/tmp/${x}.wav',
+        'relative.wav',
+        '/tmp/a\tb.wav',
+    ],
+)
 def test_unsafe_paths_never_reach_an_argument(script, bad):
     menu = script.steps['menu']
     with pytest.raises(UnsafeArgument):
@@ -289,7 +353,10 @@ def test_check_names_every_problem_with_template_and_step(tmp_path):
 
 
 def test_check_finds_unreachable_steps_traps_and_silent_loops(tmp_path):
-    found = problems_of(tmp_path, 'LOOPS', '''
+    found = problems_of(
+        tmp_path,
+        'LOOPS',
+        '''
 [[step]]
 id = "greeting"
 play = ["xin_chao"]
@@ -308,7 +375,8 @@ next = "spin"
 [[step]]
 id = "island"
 hangup = true
-''')
+''',
+    )
     assert found == [
         "LOOPS: step 'island': unreachable: no step leads here",
         "LOOPS: step 'spin': steps spin loop forever with no way out: nothing among them hangs up or transfers",
@@ -335,7 +403,10 @@ def test_check_reports_missing_word_files(tmp_path):
 
 
 def test_declared_extra_fields_can_be_spoken(tmp_path):
-    path = write(tmp_path, 'X', '''
+    path = write(
+        tmp_path,
+        'X',
+        '''
 [template]
 fields = ["fee"]
 
@@ -343,7 +414,8 @@ fields = ["fee"]
 id = "fee"
 say = "fee"
 as = "money"
-''')
+''',
+    )
     script = ivr.load(path, SOUNDS).render({'fee': 15000})
     assert script.steps['fee'].transcript == 'mười lăm nghìn đồng'
 
@@ -356,6 +428,7 @@ def test_load_of_an_invalid_template_raises_with_every_problem(tmp_path):
 
 
 # --- loader and reload ---------------------------------------------------------------------
+
 
 class FakeClock:
     def __init__(self):
@@ -447,27 +520,31 @@ def test_unknown_and_never_valid_templates_are_named_errors(loader, templates_di
     assert loader.check('BROKEN') == list(info.value.problems)
 
 
-@pytest.mark.parametrize('text', [
-    'step = 5',
-    'template = 5\n[[step]]\nid = "a"\nhangup = true',
-    '[[step]]\nid = 5\nplay = 5',
-    '[[step]]\nid = "a"\nplay = [5, {}, { money = 5 }, { a = "b", c = "d" }]',
-    '[[step]]\nid = "a"\nplay = ["xin_chao"]\nnext = "b"',
-    '[[step]]\nid = "a"\nplay = ["xin_chao"]\nnext = 7',
-    '[[step]]\nid = "a"\nmenu = 5\nkeys = [1]\nno_key = 3\ninvalid = [1]',
-    '[[step]]\nid = "a"\nmenu = "x"\nkeys = { "12" = "hangup", a = "goto" }\ntries = true',
-    '[[step]]\nid = "a"\nsay = ["dpd"]\nas = 5',
-    '[[step]]\nid = "a"\ntransfer = "x y"\nplay = ["xin_chao"]',
-    '[[step]]\nid = "a"\nplay = ["../../etc/passwd", "/abs", "a b"]',
-    '[template]\nstart = ["a"]\nfields = "dpd"\nprompts = "../x"\n[[step]]\nid = "a"\nhangup = true',
-    '[[step]]\nid = "a"\nhangup = true\n[[step]]\nid = "a"\nhangup = true',
-])
+@pytest.mark.parametrize(
+    'text',
+    [
+        'step = 5',
+        'template = 5\n[[step]]\nid = "a"\nhangup = true',
+        '[[step]]\nid = 5\nplay = 5',
+        '[[step]]\nid = "a"\nplay = [5, {}, { money = 5 }, { a = "b", c = "d" }]',
+        '[[step]]\nid = "a"\nplay = ["xin_chao"]\nnext = "b"',
+        '[[step]]\nid = "a"\nplay = ["xin_chao"]\nnext = 7',
+        '[[step]]\nid = "a"\nmenu = 5\nkeys = [1]\nno_key = 3\ninvalid = [1]',
+        '[[step]]\nid = "a"\nmenu = "x"\nkeys = { "12" = "hangup", a = "goto" }\ntries = true',
+        '[[step]]\nid = "a"\nsay = ["dpd"]\nas = 5',
+        '[[step]]\nid = "a"\ntransfer = "x y"\nplay = ["xin_chao"]',
+        '[[step]]\nid = "a"\nplay = ["../../etc/passwd", "/abs", "a b"]',
+        '[template]\nstart = ["a"]\nfields = "dpd"\nprompts = "../x"\n[[step]]\nid = "a"\nhangup = true',
+        '[[step]]\nid = "a"\nhangup = true\n[[step]]\nid = "a"\nhangup = true',
+    ],
+)
 def test_check_reports_malformed_documents_without_crashing(tmp_path, text):
     found = problems_of(tmp_path, 'ODD', text)
     assert found and all(line.startswith('ODD') for line in found)
 
 
 # --- the committed sound pack and the operator's README ------------------------------------
+
 
 def pack_files():
     with open(os.path.join(PROMPTS, 'texts.toml'), 'rb') as fh:
@@ -521,7 +598,10 @@ def test_a_template_file_created_later_is_found(loader, templates_dir, clock):
 
 
 def test_wrong_key_does_what_no_key_does_unless_told_otherwise(tmp_path):
-    path = write(tmp_path, 'W', '''
+    path = write(
+        tmp_path,
+        'W',
+        '''
 [[step]]
 id = "menu"
 menu = "menu_truoc_han"
@@ -531,14 +611,19 @@ no_key = "result silent then goto bye"
 [[step]]
 id = "bye"
 hangup = true
-''')
+''',
+    )
     script = ivr.load(path, SOUNDS).render({})
-    assert ivr.next_step(script, 'menu', '7') == ivr.next_step(script, 'menu', None) == (
-        'bye', (RecordResult('silent'),))
+    assert (
+        ivr.next_step(script, 'menu', '7') == ivr.next_step(script, 'menu', None) == ('bye', (RecordResult('silent'),))
+    )
 
 
 def test_a_menu_setting_written_below_its_keys_is_pointed_out(tmp_path):
-    found = problems_of(tmp_path, 'K', '''
+    found = problems_of(
+        tmp_path,
+        'K',
+        '''
 [[step]]
 id = "menu"
 menu = "menu_truoc_han"
@@ -546,24 +631,36 @@ menu = "menu_truoc_han"
 [step.keys]
 1 = "hangup"
 no_key = "hangup"
-''')
+''',
+    )
     assert found == ["K: step 'menu': 'no_key' is inside [step.keys]: move it above the [step.keys] line"]
 
 
 # --- barge-in: keys pressed while the prompts before a menu play --------------------------
 
+
 def test_the_prompts_leading_into_a_menu_take_its_keys(script):
     assert {step_id: getattr(step, 'barge_into', None) for step_id, step in script.steps.items()} == {
-        'greeting': 'menu', 'info': 'menu', 'menu': None, 'to_agent': None, 'transfer': None,
-        'thanks': None, 'goodbye': None, 'end': None}
+        'greeting': 'menu',
+        'info': 'menu',
+        'menu': None,
+        'to_agent': None,
+        'transfer': None,
+        'thanks': None,
+        'goodbye': None,
+        'end': None,
+    }
 
 
-@pytest.mark.parametrize('step, digits, expected', [
-    ('greeting', '9', ('thanks', (RecordResult('promise_to_pay'),))),
-    ('info', '1', ('info', ())),
-    ('greeting', '5', ('goodbye', ())),       # a key outside the menu is its wrong key
-    ('thanks', '9', ('end', ())),             # after the menu: a key changes nothing
-])
+@pytest.mark.parametrize(
+    'step, digits, expected',
+    [
+        ('greeting', '9', ('thanks', (RecordResult('promise_to_pay'),))),
+        ('info', '1', ('info', ())),
+        ('greeting', '5', ('goodbye', ())),  # a key outside the menu is its wrong key
+        ('thanks', '9', ('end', ())),  # after the menu: a key changes nothing
+    ],
+)
 def test_a_key_during_a_prompt_answers_the_menu_it_leads_into(script, step, digits, expected):
     assert ivr.next_step(script, step, digits) == expected
 
@@ -590,7 +687,8 @@ def test_a_menu_can_turn_barge_in_off(tmp_path):
 
 def test_barge_in_must_be_true_or_false(tmp_path):
     assert problems_of(tmp_path, 'B', BARGE_OFF % '"no"') == [
-        "B: step 'menu': barge_in must be true or false, not 'no'"]
+        "B: step 'menu': barge_in must be true or false, not 'no'"
+    ]
 
 
 def test_the_rest_of_a_longer_answer_is_collected_without_a_prompt(tmp_path):

@@ -1,13 +1,14 @@
 """The dialer's transactions on a real SQLite file: claims honour stop, DNC, caps and dead
 numbers; finishing a call applies the recall rules; config errors stop the queue."""
+
 import json
 
 import pytest
 
-from daemon.store import queue_state, records
-from daemon.store.customers import block, delete_queue, import_customers
 from daemon.config import QueueDefaults
 from daemon.ledger import CallReport, Ledger
+from daemon.store import queue_state, records
+from daemon.store.customers import block, delete_queue, import_customers
 from daemon.store.schema import open_database
 
 NOW = 1_800_000_000.0
@@ -25,8 +26,12 @@ def ledger(db):
 
 
 def import_(db, *customers, code="Q", **settings):
-    request = records.ImportRequest(code, "IVR-1", settings, [
-        records.NewCustomer(ext_id, list(mobiles), {"upcoming_amount": 5}) for ext_id, mobiles in customers])
+    request = records.ImportRequest(
+        code,
+        "IVR-1",
+        settings,
+        [records.NewCustomer(ext_id, list(mobiles), {"upcoming_amount": 5}) for ext_id, mobiles in customers],
+    )
     import_customers(db, request, QueueDefaults(), now=lambda: NOW - 10)
 
 
@@ -91,14 +96,20 @@ def test_finish_applies_the_recall_rules_across_numbers_and_rounds(db, ledger):
     assert claim(ledger, now=NOW + 30) is None  # round over: recall delay
     c = claim(ledger, now=NOW + 120)
     assert (c.number, ledger.finish(c, refused("NO_ANSWER", None), recall_delay=60)) == (
-        "0901000001", ("retry", "pending"))
+        "0901000001",
+        ("retry", "pending"),
+    )
     c = claim(ledger, now=NOW + 121)
     assert ledger.finish(c, refused("CALL_REJECTED", "603"), recall_delay=60) == ("retry", "failed")
     row = db.execute_sql("SELECT state, round, last_cause FROM customer").fetchone()
     assert row == ("failed", 2, "CALL_REJECTED")
     attempts = db.execute_sql("SELECT number, hangup_cause, outcome, state FROM attempt ORDER BY id").fetchall()
-    assert attempts == [("0901000001", "USER_BUSY", "retry", "done"), ("0901000002", "NORMAL_CLEARING", "short", "done"),
-                        ("0901000001", "NO_ANSWER", "retry", "done"), ("0901000002", "CALL_REJECTED", "retry", "done")]
+    assert attempts == [
+        ("0901000001", "USER_BUSY", "retry", "done"),
+        ("0901000002", "NORMAL_CLEARING", "short", "done"),
+        ("0901000001", "NO_ANSWER", "retry", "done"),
+        ("0901000002", "CALL_REJECTED", "retry", "done"),
+    ]
 
 
 def test_success_records_talk_time_keys_and_result(db, ledger):
@@ -130,7 +141,10 @@ def test_an_invalid_gateway_stops_the_queue_with_a_reason_and_keeps_the_customer
     state, reason = db.execute_sql("SELECT state, stop_reason FROM queue").fetchone()
     assert state == "stopped" and "INVALID_GATEWAY" in reason
     assert db.execute_sql("SELECT state, round, number_index FROM customer WHERE ext_id='A'").fetchone() == (
-        "pending", 0, 0)
+        "pending",
+        0,
+        0,
+    )
     assert ledger.running_queues() == []
     # Not counted against the customer's daily cap.
     queue_state.set_running(db, "Q", True)
@@ -141,11 +155,19 @@ def test_an_invalid_gateway_stops_the_queue_with_a_reason_and_keeps_the_customer
 def test_an_answered_call_the_switch_could_not_play_is_a_config_error_not_short(db, ledger):
     import_(db, ("A", ["0901000001"]))
     c = claim(ledger)
-    report = CallReport(NOW, NOW + 1, 1.0, "FILE_NOT_FOUND", "200",
-                        stop_reason="FreeSWITCH cannot play /s/xin_chao.wav (FILE NOT FOUND)")
+    report = CallReport(
+        NOW,
+        NOW + 1,
+        1.0,
+        "FILE_NOT_FOUND",
+        "200",
+        stop_reason="FreeSWITCH cannot play /s/xin_chao.wav (FILE NOT FOUND)",
+    )
     assert ledger.finish(c, report, recall_delay=60) == ("config_error", "pending")
     assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == (
-        "stopped", "FreeSWITCH cannot play /s/xin_chao.wav (FILE NOT FOUND)")
+        "stopped",
+        "FreeSWITCH cannot play /s/xin_chao.wav (FILE NOT FOUND)",
+    )
     assert db.execute_sql("SELECT outcome, hangup_cause FROM attempt").fetchone() == ("config_error", "FILE_NOT_FOUND")
     queue_state.set_running(db, "Q", True)
     assert claim(ledger, cap=1).ext_id == "A"  # neither a round nor the daily cap was used
@@ -174,7 +196,10 @@ def test_abandon_returns_a_never_dialed_customer_or_fails_it(db, ledger):
     ledger.abandon(a, cause="SOUND_FILE_MISSING", now=NOW, stop_reason="sound files missing: x.wav")
     ledger.abandon(b, cause="TEMPLATE: field upcoming_amount", now=NOW, customer_state="failed")
     assert (state_of(db, "A"), state_of(db, "B")) == ("pending", "failed")
-    assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == ("stopped", "sound files missing: x.wav")
+    assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == (
+        "stopped",
+        "sound files missing: x.wav",
+    )
     assert db.execute_sql("SELECT outcome FROM attempt").fetchall() == [("not_dialed",), ("not_dialed",)]
 
 
@@ -185,7 +210,11 @@ def test_open_attempts_lists_calls_not_closed(db, ledger):
     ledger.finish(a, refused("USER_BUSY"), recall_delay=0)
     [open_b] = ledger.open_attempts()
     assert (open_b.uuid, open_b.ext_id, open_b.answered_at, open_b.fields) == (
-        b.uuid, "B", NOW + 2, {"upcoming_amount": 5})
+        b.uuid,
+        "B",
+        NOW + 2,
+        {"upcoming_amount": 5},
+    )
 
 
 def test_claim_many_takes_a_batch_in_due_order_in_one_transaction(db, ledger):
@@ -200,7 +229,9 @@ def test_claim_many_takes_a_batch_in_due_order_in_one_transaction(db, ledger):
 
 def test_the_ledger_thread_writes_concurrent_results_together_and_answers_each_caller(db, ledger):
     import gevent
+
     from daemon.ledger import LedgerThread
+
     import_(db, *[(f"C{i}", [f"09010000{i:02}"]) for i in range(6)])
     claims = ledger.claim_many(queue_info(ledger), 6, now=NOW, daily_cap=5, **DAY)
     thread = LedgerThread(ledger)
@@ -213,8 +244,9 @@ def test_the_ledger_thread_writes_concurrent_results_together_and_answers_each_c
         assert [job.value for job in jobs] == [("success", "success")] * 3 + [("retry", "pending")] * 3
     finally:
         thread.close()
-    assert db.execute_sql("SELECT COUNT(*) FROM attempt WHERE state = 'done' AND answered_at = ?",
-                          (NOW,)).fetchone() == (3,)
+    assert db.execute_sql(
+        "SELECT COUNT(*) FROM attempt WHERE state = 'done' AND answered_at = ?", (NOW,)
+    ).fetchone() == (3,)
 
 
 def test_daily_cap_0_turns_the_cap_off(db, ledger):

@@ -1,4 +1,5 @@
 """daemon/link.py: one ESL client kept alive, with backoff and health on an injected clock."""
+
 import gevent.event
 import pytest
 
@@ -62,7 +63,7 @@ def test_the_backoff_doubles_up_to_thirty_seconds():
 
 
 def test_a_connection_after_failures_starts_the_backoff_again():
-    first, second = FakeClient(), FakeClient()
+    first, _second = FakeClient(), FakeClient()
     link = Link(Switch(OSError("x"), OSError("x"), first, OSError("x")).connect, heartbeat_timeout=60)
     link.open(0.0)
     link.open(0.5)
@@ -79,6 +80,7 @@ def test_a_failure_of_then_closes_the_new_client_and_backs_off():
 
     def reconcile(_client):
         raise ESLError("show channels: unexpected reply")
+
     assert link.open(0.0, then=reconcile) is None
     assert client.dead.is_set() and not link.up and link.wait(0.0) == BACKOFF_FIRST
 

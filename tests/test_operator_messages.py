@@ -1,6 +1,7 @@
 """What an operator sees when something is wrong: through the real entry points, one line
 naming the problem and the exit status systemd acts on (2 = fix the configuration, 75 = try
 again later), and the files and log lines a running service leaves."""
+
 import datetime as dt
 import os
 import socket
@@ -28,10 +29,20 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 def run_entry(module: str, tmp_path: Path, *args, timeout=60, **env) -> subprocess.CompletedProcess:
     """Run an entry point to its exit, in `tmp_path` (so a stray relative file would land there)."""
-    environ = {"PATH": os.environ["PATH"], "AUTOCALL_DB": str(tmp_path / "db" / "autocall.sqlite3"),
-               "AUTOCALL_API_TOKENS": TOKEN, **env}
-    return subprocess.run([sys.executable, "-m", module, *args], env=environ, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=timeout)
+    environ = {
+        "PATH": os.environ["PATH"],
+        "AUTOCALL_DB": str(tmp_path / "db" / "autocall.sqlite3"),
+        "AUTOCALL_API_TOKENS": TOKEN,
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=environ,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def one_line(done: subprocess.CompletedProcess, prefix: str) -> str:
@@ -43,20 +54,23 @@ def one_line(done: subprocess.CompletedProcess, prefix: str) -> str:
 
 # --- the database file ---
 
+
 @pytest.mark.parametrize("module,prefix", [("api.server", "autocall-api: "), ("daemon.main", "autocall-daemon: ")])
 def test_a_database_directory_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, module, prefix):
     (tmp_path / "taken").write_text("a file where the directory should be")
     done = run_entry(module, tmp_path, AUTOCALL_DB=str(tmp_path / "taken" / "autocall.sqlite3"))
     assert done.returncode == 2
-    assert one_line(done, prefix) == (f"{prefix}database.path: cannot create the directory {tmp_path / 'taken'}: "
-                                      "a file of that name is in the way")
+    assert one_line(done, prefix) == (
+        f"{prefix}database.path: cannot create the directory {tmp_path / 'taken'}: a file of that name is in the way"
+    )
 
 
 def test_a_blank_database_path_is_refused_and_creates_no_file(tmp_path):
     done = run_entry("api.server", tmp_path, AUTOCALL_DB=" ")
     assert done.returncode == 2
-    assert one_line(done, "autocall-api: ") == \
-        "autocall-api: database.path (from AUTOCALL_DB): expected a path, got ' '"
+    assert (
+        one_line(done, "autocall-api: ") == "autocall-api: database.path (from AUTOCALL_DB): expected a path, got ' '"
+    )
     assert not (tmp_path / " ").exists()
 
 
@@ -76,11 +90,13 @@ def test_outside_systemd_the_database_and_its_wal_are_created_0640(tmp_path):
 
 # --- the API's settings ---
 
+
 def test_a_short_token_is_refused(tmp_path):
     done = run_entry("api.server", tmp_path, AUTOCALL_API_TOKENS="abcde")
     assert done.returncode == 2
     assert "api.tokens (from AUTOCALL_API_TOKENS): a token of 5 characters is too easy to guess" in one_line(
-        done, "autocall-api: ")
+        done, "autocall-api: "
+    )
 
 
 def test_a_listen_address_that_is_not_this_hosts_is_exit_2(tmp_path):
@@ -96,8 +112,10 @@ def test_a_listen_port_in_use_is_exit_75_for_systemd_to_retry(tmp_path):
         port = taken.getsockname()[1]
         done = run_entry("api.server", tmp_path, AUTOCALL_API_LISTEN=f"127.0.0.1:{port}")
     assert done.returncode == 75
-    assert one_line(done, "autocall-api: ") == \
-        f"autocall-api: api.listen: 127.0.0.1:{port} is already in use by another process"
+    assert (
+        one_line(done, "autocall-api: ")
+        == f"autocall-api: api.listen: 127.0.0.1:{port} is already in use by another process"
+    )
 
 
 def test_more_connections_than_open_files_allow_is_exit_2(tmp_path):
@@ -106,18 +124,31 @@ def test_more_connections_than_open_files_allow_is_exit_2(tmp_path):
 
     def limit():
         import resource
+
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-    done = subprocess.run([sys.executable, "-m", "api.server", "--config", str(path)], cwd=tmp_path,
-                          env={"PATH": os.environ["PATH"], "AUTOCALL_API_TOKENS": TOKEN,
-                               "AUTOCALL_DB": str(tmp_path / "a.sqlite3"),
-                               "AUTOCALL_API_LISTEN": f"127.0.0.1:{free_port()}"},
-                          preexec_fn=limit, capture_output=True, text=True, timeout=60)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "api.server", "--config", str(path)],
+        cwd=tmp_path,
+        env={
+            "PATH": os.environ["PATH"],
+            "AUTOCALL_API_TOKENS": TOKEN,
+            "AUTOCALL_DB": str(tmp_path / "a.sqlite3"),
+            "AUTOCALL_API_LISTEN": f"127.0.0.1:{free_port()}",
+        },
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
-    assert "api.max_connections: 1000 connections need about 1144 open files but this process may open 256" in \
-        one_line(done, "autocall-api: ")
+    assert "api.max_connections: 1000 connections need about 1144 open files but this process may open 256" in one_line(
+        done, "autocall-api: "
+    )
 
 
 # --- the calling window and the daily cap ---
+
 
 def write_config(tmp_path, text) -> Path:
     path = tmp_path / "autocall.toml"
@@ -131,7 +162,8 @@ def test_a_window_that_starts_when_it_ends_is_refused_by_the_daemon(tmp_path):
     assert done.returncode == 2
     assert one_line(done, "autocall-daemon: ") == (
         "autocall-daemon: dialer.window_start and dialer.window_end are both 08:00: the window would never open; "
-        'to call around the clock use window_start = "00:00", window_end = "24:00"')
+        'to call around the clock use window_start = "00:00", window_end = "24:00"'
+    )
 
 
 def test_window_end_24_00_means_until_midnight(tmp_path):
@@ -151,17 +183,19 @@ def test_a_window_end_written_the_old_way_still_loads(tmp_path):
 def test_a_time_of_day_error_says_the_expected_form(tmp_path, value):
     with pytest.raises(config.ConfigError) as e:
         load(write_config(tmp_path, f"[dialer]\nwindow_end = {value}\n"), environ={})
-    assert str(e.value) == f'dialer.window_end: expected a time of day "HH:MM" from 00:00 to 24:00, got {value.replace(chr(34), chr(39))}'
+    shown = value.replace(chr(34), chr(39))
+    assert str(e.value) == f'dialer.window_end: expected a time of day "HH:MM" from 00:00 to 24:00, got {shown}'
 
 
 def test_the_example_config_says_daily_cap_0_turns_the_cap_off():
     text = (REPO / "docs" / "autocall.example.toml").read_text()
-    block = text[text.index("daily_cap") - 300:text.index("daily_cap")]
+    block = text[text.index("daily_cap") - 300 : text.index("daily_cap")]
     assert "0 turns the cap off" in block
     assert load(None, environ={}).dialer.daily_cap == 5
 
 
 # --- the event socket ---
+
 
 @pytest.mark.timeout(60)
 def test_a_wrong_esl_password_is_named_and_after_three_refusals_is_exit_2(tmp_path):
@@ -176,13 +210,16 @@ def test_a_wrong_esl_password_is_named_and_after_three_refusals_is_exit_2(tmp_pa
     assert "not reachable" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert sum("FreeSWITCH refused the ESL password" in line and "check esl.password" in line for line in lines) == 2
-    assert lines[-1].endswith("autocall-daemon stopped: esl.password: FreeSWITCH refused it 3 times in a row; "
-                              "set esl.password (AUTOCALL_ESL_PASSWORD) to the password in event_socket.conf.xml")
+    assert lines[-1].endswith(
+        "autocall-daemon stopped: esl.password: FreeSWITCH refused it 3 times in a row; "
+        "set esl.password (AUTOCALL_ESL_PASSWORD) to the password in event_socket.conf.xml"
+    )
 
 
 @pytest.mark.timeout(60)
 def test_sighup_says_an_esl_address_change_needs_a_restart(tmp_path):
     import signal
+
     sim = start_simulator({"gateways": ["carrier"]})
     daemon = DaemonProcess(tmp_path, sim)
     try:
@@ -194,7 +231,8 @@ def test_sighup_says_an_esl_address_change_needs_a_restart(tmp_path):
         line = next(line for line in daemon.read_log().splitlines() if "SIGHUP" in line)
         assert "WARNING" in line and line.endswith(
             "SIGHUP: configuration reloaded, except esl.address: still the start-up value until "
-            "`systemctl restart autocall-daemon`")
+            "`systemctl restart autocall-daemon`"
+        )
         assert daemon.terminate() == 0
     finally:
         daemon.stop_quietly()
@@ -203,13 +241,19 @@ def test_sighup_says_an_esl_address_change_needs_a_restart(tmp_path):
 
 def test_restart_only_changes_lists_what_sighup_cannot_apply(tmp_path):
     before = load(write_config(tmp_path, '[dialer]\ncps = 5\n'), environ={})
-    after = load(write_config(tmp_path, '[dialer]\ncps = 7\n[esl]\naddress = "10.0.0.2:8021"\npassword = "x"\n'
-                                        '[templates]\nvariant = "south"\n'), environ={})
+    after = load(
+        write_config(
+            tmp_path,
+            '[dialer]\ncps = 7\n[esl]\naddress = "10.0.0.2:8021"\npassword = "x"\n[templates]\nvariant = "south"\n',
+        ),
+        environ={},
+    )
     assert config.restart_only_changes(before, before) == []
     assert config.restart_only_changes(before, after) == ["esl.address", "esl.password", "templates.variant"]
 
 
 # --- the watchdog's question ---
+
 
 def test_the_dialer_is_wedged_only_when_its_loop_stops_coming_round():
     dialer = Dialer(load(None, environ={}), None, None, None)

@@ -1,4 +1,5 @@
 """The pure rules: cause classes, recall decisions, token bucket, calling window."""
+
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -11,14 +12,24 @@ from daemon.pacing import WALL_STEP, CallingWindow, TokenBucket, WallWatch, buck
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-@pytest.mark.parametrize("cause,expected", [
-    ("USER_BUSY", outcome.RETRY), ("NO_ANSWER", outcome.RETRY), ("NO_USER_RESPONSE", outcome.RETRY),
-    ("RECOVERY_ON_TIMER_EXPIRE", outcome.RETRY), ("NORMAL_TEMPORARY_FAILURE", outcome.RETRY),
-    ("CALL_REJECTED", outcome.RETRY), ("SOMETHING_NEW", outcome.RETRY), (None, outcome.RETRY),
-    ("UNALLOCATED_NUMBER", outcome.DEAD_NUMBER), ("INVALID_NUMBER_FORMAT", outcome.DEAD_NUMBER),
-    ("NUMBER_CHANGED", outcome.DEAD_NUMBER),
-    ("INVALID_GATEWAY", outcome.CONFIG_ERROR), ("INVALID_PROFILE", outcome.CONFIG_ERROR),
-])
+@pytest.mark.parametrize(
+    "cause,expected",
+    [
+        ("USER_BUSY", outcome.RETRY),
+        ("NO_ANSWER", outcome.RETRY),
+        ("NO_USER_RESPONSE", outcome.RETRY),
+        ("RECOVERY_ON_TIMER_EXPIRE", outcome.RETRY),
+        ("NORMAL_TEMPORARY_FAILURE", outcome.RETRY),
+        ("CALL_REJECTED", outcome.RETRY),
+        ("SOMETHING_NEW", outcome.RETRY),
+        (None, outcome.RETRY),
+        ("UNALLOCATED_NUMBER", outcome.DEAD_NUMBER),
+        ("INVALID_NUMBER_FORMAT", outcome.DEAD_NUMBER),
+        ("NUMBER_CHANGED", outcome.DEAD_NUMBER),
+        ("INVALID_GATEWAY", outcome.CONFIG_ERROR),
+        ("INVALID_PROFILE", outcome.CONFIG_ERROR),
+    ],
+)
 def test_unanswered_calls_are_classed_by_cause(cause, expected):
     assert outcome.classify(answered=False, talk_seconds=0, cause=cause, min_talk=3) == expected
 
@@ -29,8 +40,9 @@ def test_answered_is_decided_by_answer_not_by_cause():
     assert outcome.classify(answered=True, talk_seconds=10, cause="USER_BUSY", min_talk=3) == outcome.SUCCESS
     assert outcome.classify(answered=True, talk_seconds=2.9, cause="NORMAL_CLEARING", min_talk=3) == outcome.SHORT
     assert outcome.classify(answered=True, talk_seconds=3.0, cause="NORMAL_CLEARING", min_talk=3) == outcome.SUCCESS
-    assert outcome.classify(answered=True, talk_seconds=50, cause="X", min_talk=3,
-                            interrupted=True) == outcome.INTERRUPTED
+    assert (
+        outcome.classify(answered=True, talk_seconds=50, cause="X", min_talk=3, interrupted=True) == outcome.INTERRUPTED
+    )
 
 
 def step(progress, number, result, max_recall=2, on_dnc=False):
@@ -87,6 +99,7 @@ def test_dnc_during_a_call_ends_the_customer_dnc_unless_it_succeeded():
 
 # --- pacing ---
 
+
 def test_token_bucket_allows_the_rate_and_no_more():
     bucket = TokenBucket(rate=10, burst=1, now=0.0)
     taken = sum(bucket.take(t / 1000) for t in range(0, 10_000))  # every ms for 10 s
@@ -108,10 +121,16 @@ def local(*args):
 WINDOW = CallingWindow(dt.time(7), dt.time(21), HCM)
 
 
-@pytest.mark.parametrize("when,is_open", [
-    ((2026, 11, 27, 6, 59), False), ((2026, 11, 27, 7, 0), True), ((2026, 11, 27, 20, 59), True),
-    ((2026, 11, 27, 21, 0), False), ((2026, 11, 27, 23, 30), False),
-])
+@pytest.mark.parametrize(
+    "when,is_open",
+    [
+        ((2026, 11, 27, 6, 59), False),
+        ((2026, 11, 27, 7, 0), True),
+        ((2026, 11, 27, 20, 59), True),
+        ((2026, 11, 27, 21, 0), False),
+        ((2026, 11, 27, 23, 30), False),
+    ],
+)
 def test_calling_window_is_local_time(when, is_open):
     assert WINDOW.is_open(local(*when)) is is_open
 

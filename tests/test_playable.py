@@ -1,4 +1,5 @@
 """SwitchFiles: what FreeSWITCH says it can play, asked once per file version (api file_exists)."""
+
 import os
 
 import pytest

@@ -1,4 +1,5 @@
 """daemon/reconcile.py: the store's open attempts against the switch's channels."""
+
 import json
 
 import pytest
@@ -15,13 +16,17 @@ def claim(uuid, answered_at=None):
     return Claim(1, uuid, "job-" + uuid, "0901000001", 7, "A", {}, 3, "Q", "IVR-1", 10, answered_at)
 
 
-@pytest.mark.parametrize("row, stored, answered_at, newly, parked", [
-    ({"callstate": "ACTIVE", "application": "park"}, ANSWERED, ANSWERED, False, True),   # answered, known
-    ({"callstate": "ACTIVE", "application": "playback"}, None, NOW, True, True),         # answered meanwhile
-    ({"callstate": "RINGING", "application": ""}, None, None, False, False),            # still ringing
-    ({"callstate": "EARLY"}, None, None, False, False),                                  # no application yet
-    ({}, ANSWERED, ANSWERED, False, False),                                              # hung up while listed
-], ids=["answered", "answered-meanwhile", "ringing", "early", "hung-up-while-listed"])
+@pytest.mark.parametrize(
+    "row, stored, answered_at, newly, parked",
+    [
+        ({"callstate": "ACTIVE", "application": "park"}, ANSWERED, ANSWERED, False, True),  # answered, known
+        ({"callstate": "ACTIVE", "application": "playback"}, None, NOW, True, True),  # answered meanwhile
+        ({"callstate": "RINGING", "application": ""}, None, None, False, False),  # still ringing
+        ({"callstate": "EARLY"}, None, None, False, False),  # no application yet
+        ({}, ANSWERED, ANSWERED, False, False),  # hung up while listed
+    ],
+    ids=["answered", "answered-meanwhile", "ringing", "early", "hung-up-while-listed"],
+)
 def test_a_channel_the_switch_still_has_is_reattached(row, stored, answered_at, newly, parked):
     reattach, lost = plan([claim("u1", stored)], {"u1": row}, NOW)
     assert lost == []
@@ -86,8 +91,13 @@ class ListingClient:
 
 def _run_apply(client, claims):
     followed, closed = [], []
-    apply(client, claims, NOW, follow=lambda item, heard: followed.append((item, heard)),
-          close=lambda c, report: closed.append((c.uuid, report.cause)))
+    apply(
+        client,
+        claims,
+        NOW,
+        follow=lambda item, heard: followed.append((item, heard)),
+        close=lambda c, report: closed.append((c.uuid, report.cause)),
+    )
     return followed, closed
 
 

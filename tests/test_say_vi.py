@@ -1,4 +1,5 @@
 """Vietnamese reading of numbers, money, dates and codes, written out word for word."""
+
 import datetime
 
 import pytest
@@ -40,25 +41,43 @@ NUMBERS = [
     (1000000000, 'một tỷ', 'một tỷ'),
     (1000000001, 'một tỷ không trăm linh một', 'một tỷ không trăm lẻ một'),
     (1000015000, 'một tỷ không trăm mười lăm nghìn', 'một tỷ không trăm mười lăm ngàn'),
-    (999999999999, 'chín trăm chín mươi chín tỷ chín trăm chín mươi chín triệu '
-                   'chín trăm chín mươi chín nghìn chín trăm chín mươi chín',
-     'chín trăm chín mươi chín tỷ chín trăm chín mươi chín triệu '
-     'chín trăm chín mươi chín ngàn chín trăm chín mươi chín'),
+    (
+        999999999999,
+        'chín trăm chín mươi chín tỷ chín trăm chín mươi chín triệu '
+        'chín trăm chín mươi chín nghìn chín trăm chín mươi chín',
+        'chín trăm chín mươi chín tỷ chín trăm chín mươi chín triệu '
+        'chín trăm chín mươi chín ngàn chín trăm chín mươi chín',
+    ),
     (10**12, 'một nghìn tỷ', 'một ngàn tỷ'),
     (2 * 10**12 + 10**6, 'hai nghìn tỷ không trăm linh một triệu', 'hai ngàn tỷ không trăm lẻ một triệu'),
 ]
 
 DATES = [
-    ('13/07/2021', 'ngày mười ba tháng bảy năm hai nghìn không trăm hai mươi mốt',
-     'ngày mười ba tháng bảy năm hai ngàn không trăm hai mươi mốt'),
-    ('01/04/2024', 'ngày một tháng tư năm hai nghìn không trăm hai mươi tư',
-     'ngày một tháng tư năm hai ngàn không trăm hai mươi bốn'),
-    ('31/12/2099', 'ngày ba mươi mốt tháng mười hai năm hai nghìn không trăm chín mươi chín',
-     'ngày ba mươi mốt tháng mười hai năm hai ngàn không trăm chín mươi chín'),
-    ('2021-07-13', 'ngày mười ba tháng bảy năm hai nghìn không trăm hai mươi mốt',
-     'ngày mười ba tháng bảy năm hai ngàn không trăm hai mươi mốt'),
-    ('4/4/2024', 'ngày bốn tháng tư năm hai nghìn không trăm hai mươi tư',
-     'ngày bốn tháng tư năm hai ngàn không trăm hai mươi bốn'),
+    (
+        '13/07/2021',
+        'ngày mười ba tháng bảy năm hai nghìn không trăm hai mươi mốt',
+        'ngày mười ba tháng bảy năm hai ngàn không trăm hai mươi mốt',
+    ),
+    (
+        '01/04/2024',
+        'ngày một tháng tư năm hai nghìn không trăm hai mươi tư',
+        'ngày một tháng tư năm hai ngàn không trăm hai mươi bốn',
+    ),
+    (
+        '31/12/2099',
+        'ngày ba mươi mốt tháng mười hai năm hai nghìn không trăm chín mươi chín',
+        'ngày ba mươi mốt tháng mười hai năm hai ngàn không trăm chín mươi chín',
+    ),
+    (
+        '2021-07-13',
+        'ngày mười ba tháng bảy năm hai nghìn không trăm hai mươi mốt',
+        'ngày mười ba tháng bảy năm hai ngàn không trăm hai mươi mốt',
+    ),
+    (
+        '4/4/2024',
+        'ngày bốn tháng tư năm hai nghìn không trăm hai mươi tư',
+        'ngày bốn tháng tư năm hai ngàn không trăm hai mươi bốn',
+    ),
 ]
 
 
@@ -103,13 +122,16 @@ def test_money_of_zero_is_khong_dong():
     assert say_vi.text(say_vi.money(0, SOUTH)) == 'không đồng'
 
 
-@pytest.mark.parametrize('value, spoken', [
-    ('HD123456', 'hát đê một hai ba bốn năm sáu'),
-    ('hd-0705', 'hát đê không bảy không năm'),
-    ('QZ 9', 'quy dét chín'),
-    ('HĐ-01', 'hát đê không một'),
-    (4021, 'bốn không hai một'),
-])
+@pytest.mark.parametrize(
+    'value, spoken',
+    [
+        ('HD123456', 'hát đê một hai ba bốn năm sáu'),
+        ('hd-0705', 'hát đê không bảy không năm'),
+        ('QZ 9', 'quy dét chín'),
+        ('HĐ-01', 'hát đê không một'),
+        (4021, 'bốn không hai một'),
+    ],
+)
 def test_digits_read_each_character_by_its_name(value, spoken):
     assert say_vi.text(say_vi.digits(value)) == spoken
 
@@ -118,15 +140,36 @@ def test_each_letter_has_its_own_recording():
     assert say_vi.digits('AB') == ['chu_a', 'chu_b']
 
 
-@pytest.mark.parametrize('kind, value', [
-    ('number', -1), ('number', '12a'), ('number', 1.5), ('number', True), ('number', None),
-    ('number', 10**18), ('number', '١٢'),
-    ('money', -5000), ('money', 1500.5), ('money', '1,5'), ('money', '5.000,000'), ('money', ''),
-    ('money', float('inf')), ('money', float('nan')),
-    ('date', '31/02/2021'), ('date', '2021-13-01'), ('date', '2021/07/13'), ('date', '13-07-2021'),
-    ('date', 20210713), ('date', ''),
-    ('digits', 'HƯ123'), ('digits', '12;3'), ('digits', '--'), ('digits', -12), ('digits', 1.0),
-])
+@pytest.mark.parametrize(
+    'kind, value',
+    [
+        ('number', -1),
+        ('number', '12a'),
+        ('number', 1.5),
+        ('number', True),
+        ('number', None),
+        ('number', 10**18),
+        ('number', '١٢'),
+        ('money', -5000),
+        ('money', 1500.5),
+        ('money', '1,5'),
+        ('money', '5.000,000'),
+        ('money', ''),
+        ('money', float('inf')),
+        ('money', float('nan')),
+        ('date', '31/02/2021'),
+        ('date', '2021-13-01'),
+        ('date', '2021/07/13'),
+        ('date', '13-07-2021'),
+        ('date', 20210713),
+        ('date', ''),
+        ('digits', 'HƯ123'),
+        ('digits', '12;3'),
+        ('digits', '--'),
+        ('digits', -12),
+        ('digits', 1.0),
+    ],
+)
 def test_unspeakable_values_raise_a_named_error(kind, value):
     with pytest.raises(SayError) as info:
         say_vi.say(kind, value)
@@ -145,7 +188,8 @@ def test_unknown_kind_and_variant_are_named_errors():
 @pytest.mark.parametrize('var', [NORTH, SOUTH])
 def test_possible_slugs_cover_what_say_returns(kind, var):
     samples = {
-        'number': range(0, 3000, 7), 'money': [10**k + 15 * k for k in range(12)],
+        'number': range(0, 3000, 7),
+        'money': [10**k + 15 * k for k in range(12)],
         'date': [datetime.date(2024, m, d) for m in range(1, 13) for d in (1, 4, 15, 21, 24, 25, 28)],
         'digits': ['ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'],
     }[kind]

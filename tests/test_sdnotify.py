@@ -1,5 +1,6 @@
 """sd_notify against real AF_UNIX datagram sockets, as systemd would listen, and the daemon
 speaking it as systemd starts it (Type=notify, WatchdogSec=)."""
+
 import logging
 import os
 import signal
@@ -163,8 +164,13 @@ def _daemon_command() -> list[str]:
 
 @pytest.fixture
 def simulator():
-    sim = Simulator(from_dict({"gateways": ["carrier"]}), listen=("127.0.0.1", 0), time_scale=0.02,
-                    heartbeat=20.0, sound_dir=str(REPO)).start()  # a HEARTBEAT every 0.4 real seconds
+    sim = Simulator(
+        from_dict({"gateways": ["carrier"]}),
+        listen=("127.0.0.1", 0),
+        time_scale=0.02,
+        heartbeat=20.0,
+        sound_dir=str(REPO),
+    ).start()  # a HEARTBEAT every 0.4 real seconds
     yield sim
     sim.stop()
 
@@ -176,22 +182,31 @@ def start_daemon(tmp_path, path_listener, simulator):
     Returns (process, the socket systemd would read, the daemon's log file)."""
     address, sock = path_listener
     config = tmp_path / "autocall.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         [database]
         path = "{tmp_path / 'autocall.sqlite3'}"
         [esl]
         address = "127.0.0.1:{simulator.address[1]}"
         timeout = 1.0
         heartbeat_timeout = 1.2
-    """))
+    """)
+    )
     env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}
     log_path = tmp_path / "daemon.log"
     procs = []
 
     def start():
         with open(log_path, "wb") as log:
-            procs.append(subprocess.Popen(_daemon_command() + ["--config", str(config)], cwd=REPO, env=env,
-                                          stdout=log, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    _daemon_command() + ["--config", str(config)],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         return procs[-1], sock, log_path
 
     yield start
@@ -203,7 +218,8 @@ def start_daemon(tmp_path, path_listener, simulator):
 
 @pytest.mark.timeout(60)
 def test_daemon_is_ready_only_once_connected_and_feeds_the_watchdog_through_a_freeswitch_outage(
-        simulator, start_daemon):
+    simulator, start_daemon
+):
     simulator.refuse(3.0)  # FreeSWITCH is not up yet when the service starts (long: a loaded machine starts slowly)
     proc, sock, log_path = start_daemon()
 

@@ -2,6 +2,7 @@
 
 Everything talks to a real simulator on 127.0.0.1:0 through raw sockets or stock greenswitch.
 """
+
 import json
 import socket
 import time
@@ -40,8 +41,10 @@ def make_sim(tmp_path):
 def originate(client, number='0901000001', extra='', job=None):
     call = str(uuid.uuid4())
     headers = '\nJob-UUID: %s' % job if job else ''
-    client.command('bgapi originate {origination_uuid=%s,originate_timeout=30%s}sofia/gateway/gw1/%s &park()%s'
-                   % (call, extra, number, headers))
+    client.command(
+        'bgapi originate {origination_uuid=%s,originate_timeout=30%s}sofia/gateway/gw1/%s &park()%s'
+        % (call, extra, number, headers)
+    )
     return call
 
 
@@ -73,14 +76,17 @@ def _job_body(client, call):
 
 def execute(client, call, app, arg='', lock=True):
     event_uuid = str(uuid.uuid4())
-    client.command('sendmsg %s\ncall-command: execute\nexecute-app-name: %s\nexecute-app-arg: %s\n'
-                   'event-uuid: %s%s' % (call, app, arg, event_uuid, '\nevent-lock: true' if lock else ''))
+    client.command(
+        'sendmsg %s\ncall-command: execute\nexecute-app-name: %s\nexecute-app-arg: %s\n'
+        'event-uuid: %s%s' % (call, app, arg, event_uuid, '\nevent-lock: true' if lock else '')
+    )
     return event_uuid
 
 
 def completed(client, app_uuid, timeout=5.0):
-    pred = lambda m: [e for e in client.events('CHANNEL_EXECUTE_COMPLETE')  # noqa: E731
-                      if e.get('Application-UUID') == app_uuid]
+    def pred(m):
+        return [e for e in client.events('CHANNEL_EXECUTE_COMPLETE') if e.get('Application-UUID') == app_uuid]
+
     assert client.read_until(pred, timeout), 'no CHANNEL_EXECUTE_COMPLETE for %s' % app_uuid
     return pred(None)[0]
 
@@ -91,21 +97,28 @@ def answered(client, call, timeout=5.0):
 
 # ---- scenario outcomes -------------------------------------------------------------------------
 
-@pytest.mark.parametrize('outcome, cause, q850, sip_status', [
-    ('busy', 'USER_BUSY', '17', '486'),
-    ('decline', 'CALL_REJECTED', '21', '603'),
-    ('unallocated', 'UNALLOCATED_NUMBER', '1', '404'),
-    ('no_user_response', 'NO_USER_RESPONSE', '18', '480'),
-    ('invalid_number', 'INVALID_NUMBER_FORMAT', '28', '484'),
-    ('unreachable', 'NORMAL_TEMPORARY_FAILURE', '41', '503'),
-])
+
+@pytest.mark.parametrize(
+    'outcome, cause, q850, sip_status',
+    [
+        ('busy', 'USER_BUSY', '17', '486'),
+        ('decline', 'CALL_REJECTED', '21', '603'),
+        ('unallocated', 'UNALLOCATED_NUMBER', '1', '404'),
+        ('no_user_response', 'NO_USER_RESPONSE', '18', '480'),
+        ('invalid_number', 'INVALID_NUMBER_FORMAT', '28', '484'),
+        ('unreachable', 'NORMAL_TEMPORARY_FAILURE', '41', '503'),
+    ],
+)
 def test_refusing_callee_gives_the_sofia_cause(make_sim, outcome, cause, q850, sip_status):
     sim = make_sim({'default': {'outcome': outcome}})
     client = login(sim.address)
     call = originate(client)
     event = hangup_complete(client, call)
     assert (event['Hangup-Cause'], event['variable_hangup_cause_q850'], event['variable_sip_term_status']) == (
-        cause, q850, sip_status)
+        cause,
+        q850,
+        sip_status,
+    )
     assert event['variable_sip_hangup_disposition'] == 'recv_refuse'
     assert job_body(client, call) == '-ERR %s\n' % cause
 
@@ -136,16 +149,26 @@ def test_answer_delay_and_callee_hangup_show_in_times_and_billsec(make_sim):
 
 
 def test_rules_match_exact_glob_and_regex_before_the_default(make_sim):
-    sim = make_sim({'default': {'outcome': 'busy'}, 'numbers': [
-        {'number': '0901000001', 'outcome': 'decline'},
-        {'glob': '0902*', 'outcome': 'unallocated'},
-        {'regex': '^0903\\d+$', 'outcome': 'unreachable'}]})
+    sim = make_sim(
+        {
+            'default': {'outcome': 'busy'},
+            'numbers': [
+                {'number': '0901000001', 'outcome': 'decline'},
+                {'glob': '0902*', 'outcome': 'unallocated'},
+                {'regex': '^0903\\d+$', 'outcome': 'unreachable'},
+            ],
+        }
+    )
     client = login(sim.address)
     causes = {}
     for number in ('0901000001', '0902555', '0903123', '0999'):
         causes[number] = hangup_complete(client, originate(client, number))['Hangup-Cause']
-    assert causes == {'0901000001': 'CALL_REJECTED', '0902555': 'UNALLOCATED_NUMBER',
-                      '0903123': 'NORMAL_TEMPORARY_FAILURE', '0999': 'USER_BUSY'}
+    assert causes == {
+        '0901000001': 'CALL_REJECTED',
+        '0902555': 'UNALLOCATED_NUMBER',
+        '0903123': 'NORMAL_TEMPORARY_FAILURE',
+        '0999': 'USER_BUSY',
+    }
 
 
 def test_unknown_gateway_is_refused_without_a_channel(make_sim):
@@ -180,6 +203,7 @@ def test_random_mix_is_reproducible_with_a_seed(make_sim):
 
 # ---- applications --------------------------------------------------------------------------------
 
+
 def test_play_and_get_digits_collects_scripted_keys_into_its_variable(make_sim):
     sim = make_sim({'default': {'answer_after': 0.1, 'hangup_after': 'never', 'keys': [[10.0, '12#']]}})
     client = login(sim.address)
@@ -198,10 +222,12 @@ def test_play_and_get_digits_without_a_key_leaves_its_variable_unset_and_fails(m
     client = login(sim.address)
     call = originate(client)
     answered(client, call)
-    first = completed(client, execute(client, call, 'play_and_get_digits',
-                                      '1 1 1 30000 # silence_stream://100 silence first_key \\d'))
-    second = completed(client, execute(client, call, 'play_and_get_digits',
-                                       '1 1 2 1000 # silence_stream://100 silence second_key \\d'))
+    first = completed(
+        client, execute(client, call, 'play_and_get_digits', '1 1 1 30000 # silence_stream://100 silence first_key \\d')
+    )
+    second = completed(
+        client, execute(client, call, 'play_and_get_digits', '1 1 2 1000 # silence_stream://100 silence second_key \\d')
+    )
     assert first['variable_first_key'] == '7'
     assert 'variable_second_key' not in second
     assert second['variable_read_result'] != 'success'
@@ -213,8 +239,9 @@ def test_play_and_get_digits_puts_digits_failing_the_regexp_in_var_invalid(make_
     client = login(sim.address)
     call = originate(client)
     answered(client, call)
-    event = completed(client, execute(client, call, 'play_and_get_digits',
-                                      '1 1 1 30000 # silence_stream://100 silence choice [12]'))
+    event = completed(
+        client, execute(client, call, 'play_and_get_digits', '1 1 1 30000 # silence_stream://100 silence choice [12]')
+    )
     assert 'variable_choice' not in event and event['variable_choice_invalid'] == '9'
 
 
@@ -299,19 +326,25 @@ def test_sendmsg_to_an_unknown_uuid_is_refused(make_sim):
 
 # ---- api commands -----------------------------------------------------------------------------------
 
+
 def test_api_inspection_commands_follow_the_channel(make_sim):
     sim = make_sim({'default': {'answer_after': 0.1, 'hangup_after': 'never'}})
     client = login(sim.address)
     call = originate(client, extra=',autocall_queue=Q9')
     answered(client, call)
-    body = lambda cmd: client.command('api ' + cmd).split(b'\n\n', 1)[1].decode()  # noqa: E731
+
+    def body(cmd):
+        return client.command('api ' + cmd).split(b'\n\n', 1)[1].decode()
+
     assert body('uuid_exists %s' % call) == 'true'
     assert body('uuid_getvar %s autocall_queue' % call) == 'Q9'
     assert body('uuid_getvar %s nothing_here' % call) == '_undef_'
     rows = json.loads(body('show channels as json'))
     assert rows['row_count'] == 1 and rows['rows'][0]['uuid'] == call
-    assert body('hupall NORMAL_CLEARING autocall_queue Q1') == \
-        '+OK hangup all channels matching [autocall_queue]=[Q1] with cause: NORMAL_CLEARING\n'
+    assert (
+        body('hupall NORMAL_CLEARING autocall_queue Q1')
+        == '+OK hangup all channels matching [autocall_queue]=[Q1] with cause: NORMAL_CLEARING\n'
+    )
     assert body('uuid_exists %s' % call) == 'true'  # Q1 did not match Q9
     assert body('uuid_kill %s' % call) == '+OK\n'
     hangup_complete(client, call)
@@ -363,6 +396,7 @@ def test_greenswitch_inbound_client_runs_api_and_bgapi(make_sim):
 def test_wrong_password_gets_invalid_then_a_disconnect_notice_and_close(make_sim):
     sim = make_sim()
     from tests.sim_fixtures import RawClient
+
     client = RawClient(sim.address)
     client.send('auth nope\n\n')
     assert client.read_until(lambda m: client.eof, 2)
@@ -371,6 +405,7 @@ def test_wrong_password_gets_invalid_then_a_disconnect_notice_and_close(make_sim
 
 
 # ---- time, heartbeat, record ------------------------------------------------------------------------
+
 
 def test_time_scale_compresses_every_duration(make_sim):
     sim = make_sim({'default': {'answer_after': 20, 'hangup_after': 30}}, time_scale=0.005)
@@ -412,6 +447,7 @@ def test_record_file_has_one_line_per_originate_and_per_app(make_sim, tmp_path):
 
 
 # ---- faults -----------------------------------------------------------------------------------------
+
 
 def test_fault_drop_closes_every_connection(make_sim):
     sim = make_sim()
@@ -477,23 +513,30 @@ def test_shutdown_hangs_up_with_system_shutdown_and_says_goodbye(make_sim):
     assert client.read_until(lambda m: client.eof, 3)
     assert client.events('SHUTDOWN')
     assert hangup_complete(client, call, 0.1)['Hangup-Cause'] == 'SYSTEM_SHUTDOWN'
-    assert client.messages[-1] == b'Content-Type: text/disconnect-notice\nContent-Length: 31\n\n' \
-                                  b'The system is being shut down.\n'
+    assert (
+        client.messages[-1] == b'Content-Type: text/disconnect-notice\nContent-Length: 31\n\n'
+        b'The system is being shut down.\n'
+    )
 
 
 # ---- scenario files ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('data, message', [
-    ({'default': {'outcome': 'maybe'}}, "default.outcome: 'maybe' is not one of"),
-    ({'default': {'answer_after': -1}}, 'default.answer_after must be a number of seconds'),
-    ({'numbers': [{'outcome': 'busy'}]}, 'numbers[0] needs exactly one of number, glob, regex'),
-    ({'numbers': [{'regex': '(', 'outcome': 'busy'}]}, 'numbers[0].regex'),
-    ({'numbers': [{'number': '1', 'colour': 'red'}]}, 'numbers[0]: unknown key(s) colour'),
-    ({'random': {'weights': {'sing': 1}}}, "random.weights: unknown outcome 'sing'"),
-    ({'default': {'keys': [[1.0]]}}, 'default.keys must be a list of'),
-])
+
+@pytest.mark.parametrize(
+    'data, message',
+    [
+        ({'default': {'outcome': 'maybe'}}, "default.outcome: 'maybe' is not one of"),
+        ({'default': {'answer_after': -1}}, 'default.answer_after must be a number of seconds'),
+        ({'numbers': [{'outcome': 'busy'}]}, 'numbers[0] needs exactly one of number, glob, regex'),
+        ({'numbers': [{'regex': '(', 'outcome': 'busy'}]}, 'numbers[0].regex'),
+        ({'numbers': [{'number': '1', 'colour': 'red'}]}, 'numbers[0]: unknown key(s) colour'),
+        ({'random': {'weights': {'sing': 1}}}, "random.weights: unknown outcome 'sing'"),
+        ({'default': {'keys': [[1.0]]}}, 'default.keys must be a list of'),
+    ],
+)
 def test_bad_scenario_is_refused_with_the_key_named(data, message):
     from simulator.scenario import ScenarioError
+
     with pytest.raises(ScenarioError) as failure:
         from_dict(data)
     assert message in str(failure.value)
@@ -501,7 +544,9 @@ def test_bad_scenario_is_refused_with_the_key_named(data, message):
 
 def test_demo_scenario_file_loads():
     import os
+
     from simulator.scenario import load
+
     path = os.path.join(os.path.dirname(__file__), '..', 'bench', 'scenarios', 'demo.toml')
     scenario = load(path)
     assert scenario.behaviour_for('0901000002').outcome == 'busy'
@@ -510,6 +555,7 @@ def test_demo_scenario_file_loads():
 
 def test_a_client_that_stops_reading_is_disconnected_after_losing_events(make_sim, monkeypatch):
     from simulator import connection
+
     monkeypatch.setattr(connection, 'MAX_QUEUE', 5)
     monkeypatch.setattr(connection, 'MAX_LOST', 10)
     sim = make_sim(heartbeat=0.5)  # 200 heartbeats a second at SCALE
@@ -552,8 +598,9 @@ def test_play_and_get_digits_accepts_a_bare_terminator_when_no_digit_is_required
     call = originate(client)
     answered(client, call)
     started = time.monotonic()
-    event = completed(client, execute(client, call, 'play_and_get_digits',
-                                      '0 1 3 30000 # silence_stream://100 silence optional \\d'))
+    event = completed(
+        client, execute(client, call, 'play_and_get_digits', '0 1 3 30000 # silence_stream://100 silence optional \\d')
+    )
     assert event['variable_read_terminator_used'] == '#' and 'variable_optional' not in event
     assert time.monotonic() - started < 0.5  # it did not go on to a second try of 30 s
 
@@ -563,8 +610,12 @@ def test_early_media_ignored_leaves_the_originate_waiting_for_the_answer(make_si
     client = login(sim.address)
     call = originate(client, extra=',ignore_early_media=true')
     answered(client, call)
-    names = [e['Event-Name'] for e in client.events() if e.get('Unique-ID', call) == call
-             and e['Event-Name'] in ('CHANNEL_PROGRESS_MEDIA', 'CHANNEL_ANSWER', 'BACKGROUND_JOB')]
+    names = [
+        e['Event-Name']
+        for e in client.events()
+        if e.get('Unique-ID', call) == call
+        and e['Event-Name'] in ('CHANNEL_PROGRESS_MEDIA', 'CHANNEL_ANSWER', 'BACKGROUND_JOB')
+    ]
     assert names == ['CHANNEL_PROGRESS_MEDIA', 'CHANNEL_ANSWER', 'BACKGROUND_JOB']
     assert client.events('CHANNEL_PROGRESS_MEDIA')[0]['Caller-Channel-Progress-Media-Time'] != '0'
 
@@ -636,8 +687,13 @@ def _order(client, call, first, second):
 
 
 def test_varied_event_order_gives_each_captured_order_of_the_racing_events(make_sim):
-    sim = make_sim({'event_order': 'varied', 'random': {'seed': 3, 'weights': {'answer': 1, 'busy': 1}},
-                    'default': {'answer_after': 0.1, 'hangup_after': 0.5}})
+    sim = make_sim(
+        {
+            'event_order': 'varied',
+            'random': {'seed': 3, 'weights': {'answer': 1, 'busy': 1}},
+            'default': {'answer_after': 0.1, 'hangup_after': 0.5},
+        }
+    )
     client = login(sim.address)
     calls = [originate(client, '09%08d' % n) for n in range(24)]
     for call in calls:
@@ -672,6 +728,7 @@ def test_garbage_from_a_client_closes_only_that_connection(make_sim):
 def test_the_event_templates_are_exactly_what_the_generator_makes_from_the_vendored_captures(tmp_path):
     from simulator import gen_templates, templates
     from tests.esl_fixtures import CAPTURES as capture_dir
+
     out = tmp_path / 'events.txt'
     gen_templates.main([str(capture_dir), str(out)])
     shipped = Path(templates.__file__).with_name(templates.DATA)

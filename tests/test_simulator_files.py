@@ -2,6 +2,7 @@
 the daemon, out of FreeSWITCH's reach), and what playback, file_string:// and play_and_get_digits
 make of a file that cannot be opened. Raw ESL clients on real sockets.
 """
+
 import uuid
 
 import pytest
@@ -49,10 +50,14 @@ def parked_call(client):
 
 def run_app(client, call, app, arg):
     app_uuid = str(uuid.uuid4())
-    client.command('sendmsg %s\ncall-command: execute\nexecute-app-name: %s\nexecute-app-arg: %s\n'
-                   'event-uuid: %s' % (call, app, arg, app_uuid))
-    done = lambda m: [e for e in client.events('CHANNEL_EXECUTE_COMPLETE')  # noqa: E731
-                      if e.get('Application-UUID') == app_uuid]
+    client.command(
+        'sendmsg %s\ncall-command: execute\nexecute-app-name: %s\nexecute-app-arg: %s\n'
+        'event-uuid: %s' % (call, app, arg, app_uuid)
+    )
+
+    def done(m):
+        return [e for e in client.events('CHANNEL_EXECUTE_COMPLETE') if e.get('Application-UUID') == app_uuid]
+
     assert client.read_until(done, 5), 'no CHANNEL_EXECUTE_COMPLETE for %s' % app_uuid
     return done(None)[0]
 
@@ -87,19 +92,32 @@ def test_file_string_reports_each_member_in_custom_events_and_skips_an_unreadabl
     done = run_app(client, parked_call(client), 'playback', 'file_string://%s!%s!%s' % (a, c, b))
     assert done['Application-Response'] == 'FILE PLAYED'
     assert done['variable_playback_ms'] == '2000'
-    assert filestring_events(client) == [('filestring::open', str(a)), ('filestring::close', str(a)),
-                                         ('filestring::fail', str(c)), ('filestring::open', str(b)),
-                                         ('filestring::close', str(b))]
+    assert filestring_events(client) == [
+        ('filestring::open', str(a)),
+        ('filestring::close', str(a)),
+        ('filestring::fail', str(c)),
+        ('filestring::open', str(b)),
+        ('filestring::close', str(b)),
+    ]
     assert all('Unique-ID' not in e for e in client.events('CUSTOM'))
 
 
 def test_file_string_custom_events_come_around_the_playback_events(make_sim, sounds):
     client = login(make_sim().address)
     run_app(client, parked_call(client), 'playback', 'file_string://%s!%s' % (sounds / 'a.wav', sounds / 'b.wav'))
-    names = [e['Event-Name'] + e.get('Event-Subclass', '') for e in client.events()
-             if e['Event-Name'] in ('CUSTOM', 'PLAYBACK_START', 'PLAYBACK_STOP')]
-    assert names == ['CUSTOMfilestring::open', 'PLAYBACK_START', 'CUSTOMfilestring::close',
-                     'CUSTOMfilestring::open', 'CUSTOMfilestring::close', 'PLAYBACK_STOP']
+    names = [
+        e['Event-Name'] + e.get('Event-Subclass', '')
+        for e in client.events()
+        if e['Event-Name'] in ('CUSTOM', 'PLAYBACK_START', 'PLAYBACK_STOP')
+    ]
+    assert names == [
+        'CUSTOMfilestring::open',
+        'PLAYBACK_START',
+        'CUSTOMfilestring::close',
+        'CUSTOMfilestring::open',
+        'CUSTOMfilestring::close',
+        'PLAYBACK_STOP',
+    ]
 
 
 def test_file_string_with_no_member_to_open_is_file_not_found_after_fail_events(make_sim, sounds):
@@ -118,8 +136,10 @@ def test_a_named_subscription_without_custom_gets_no_filestring_events(make_sim,
 
 
 def test_play_and_get_digits_with_an_unreadable_prompt_plays_only_the_invalid_file(make_sim, sounds):
-    sim = make_sim(unreadable=[str(sounds / 'locked')],
-                   default={'answer_after': 0.1, 'hangup_after': 'never', 'keys': [[0.5, '1']]})
+    sim = make_sim(
+        unreadable=[str(sounds / 'locked')],
+        default={'answer_after': 0.1, 'hangup_after': 'never', 'keys': [[0.5, '1']]},
+    )
     client = login(sim.address)
     arg = '1 1 2 4000 # %s %s choice \\d' % (sounds / 'locked' / 'c.wav', sounds / 'a.wav')
     done = run_app(client, parked_call(client), 'play_and_get_digits', arg)
@@ -138,8 +158,11 @@ def test_files_made_unreadable_at_run_time_are_not_found_from_then_on(make_sim, 
 def test_sim_fault_unreadable_over_esl_replaces_the_list_and_clears_it_when_empty(make_sim, sounds):
     client = login(make_sim(unreadable=[str(sounds / 'b.wav')]).address, events=None)
     assert api(client, 'sim_fault unreadable %s %s' % (sounds / 'a.wav', sounds / 'locked')).startswith('+OK')
-    assert [api(client, 'file_exists %s' % (sounds / name)) for name in ('a.wav', 'b.wav', 'locked/c.wav')] == \
-        ['false', 'true', 'false']
+    assert [api(client, 'file_exists %s' % (sounds / name)) for name in ('a.wav', 'b.wav', 'locked/c.wav')] == [
+        'false',
+        'true',
+        'false',
+    ]
     api(client, 'sim_fault unreadable')
     assert api(client, 'file_exists %s' % (sounds / 'a.wav')) == 'true'
 

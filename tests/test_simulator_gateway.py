@@ -1,5 +1,6 @@
 """Calls through sofia/gateway/<gw>/<number>: named and addressed as mod_sofia does it (no gateway
 call was captured; docs/simulator.md cites the source). Raw ESL clients on real sockets."""
+
 import json
 import uuid
 
@@ -65,8 +66,10 @@ def test_a_listed_gateway_uses_the_external_profile_and_its_name_as_proxy(make_s
     client = login(sim.address)
     call = parked_call(client, 'sofia/gateway/carrier/0901000001')
     create = event(client, 'CHANNEL_CREATE', call)
-    assert (create['Channel-Name'], create['variable_sip_req_uri']) == ('sofia/external/0901000001',
-                                                                        '0901000001@carrier')
+    assert (create['Channel-Name'], create['variable_sip_req_uri']) == (
+        'sofia/external/0901000001',
+        '0901000001@carrier',
+    )
     rows = json.loads(client.command('api show channels as json').split(b'\n\n', 1)[1])['rows']
     assert [row['name'] for row in rows] == ['sofia/external/0901000001']
 

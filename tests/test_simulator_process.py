@@ -1,4 +1,5 @@
 """autocall-simulator as a real process: CLI, scenario file, record file, SIGTERM like capture 08b."""
+
 import json
 import os
 import signal
@@ -17,9 +18,27 @@ SCENARIO = os.path.join(os.path.dirname(__file__), 'data', 'sim_scenario.toml')
 def process(tmp_path):
     record = tmp_path / 'record.jsonl'
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'simulator', '--listen', '127.0.0.1:0', '--password', 'pw',
-         '--scenario', SCENARIO, '--time-scale', '0.01', '--record', str(record), '--heartbeat', '0'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            '-m',
+            'simulator',
+            '--listen',
+            '127.0.0.1:0',
+            '--password',
+            'pw',
+            '--scenario',
+            SCENARIO,
+            '--time-scale',
+            '0.01',
+            '--record',
+            str(record),
+            '--heartbeat',
+            '0',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     assert line.startswith('listening '), proc.stderr.read()
     host, port = line.split()[1].rsplit(':', 1)
@@ -56,8 +75,12 @@ def test_sigterm_hangs_up_calls_says_shutting_down_and_exits(process):
 def test_bad_scenario_file_is_reported_and_exits_2(tmp_path):
     bad = tmp_path / 'bad.toml'
     bad.write_text('[default]\noutcome = "maybe"\n')
-    result = subprocess.run([sys.executable, '-m', 'simulator', '--listen', '127.0.0.1:0',
-                             '--scenario', str(bad)], capture_output=True, text=True, timeout=20)
+    result = subprocess.run(
+        [sys.executable, '-m', 'simulator', '--listen', '127.0.0.1:0', '--scenario', str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert result.returncode == 2
     assert "default.outcome: 'maybe' is not one of" in result.stderr
 

@@ -5,6 +5,7 @@ park_timeout.
 Raw ESL clients on real sockets; the window (`originate_completes_after`) is made long enough
 that a client reacting to CHANNEL_ANSWER always lands inside it.
 """
+
 import uuid
 
 import pytest
@@ -39,14 +40,17 @@ def call_and_play_on(client, event_name, app, arg):
     call, app_uuid = str(uuid.uuid4()), str(uuid.uuid4())
     client.command('bgapi originate {origination_uuid=%s}sofia/lo/1000@127.0.0.1:5091 &park()' % call)
     assert client.read_until(lambda m: _of(client, event_name, call), 5)
-    client.command('sendmsg %s\ncall-command: execute\nexecute-app-name: %s\nexecute-app-arg: %s\n'
-                   'event-uuid: %s' % (call, app, arg, app_uuid))
+    client.command(
+        'sendmsg %s\ncall-command: execute\nexecute-app-name: %s\nexecute-app-arg: %s\n'
+        'event-uuid: %s' % (call, app, arg, app_uuid)
+    )
     return call, app_uuid
 
 
 def completion(client, app_uuid):
-    done = lambda m: [e for e in client.events('CHANNEL_EXECUTE_COMPLETE')  # noqa: E731
-                      if e.get('Application-UUID') == app_uuid]
+    def done(m):
+        return [e for e in client.events('CHANNEL_EXECUTE_COMPLETE') if e.get('Application-UUID') == app_uuid]
+
     assert client.read_until(done, 5), 'no CHANNEL_EXECUTE_COMPLETE for %s' % app_uuid
     return done(None)[0]
 
@@ -57,9 +61,12 @@ def _of(client, name, call):
 
 def names_of(client, call):
     """The call's events in order; the job result counts as the call's."""
-    return [e['Event-Name'] + ('(%s)' % e['Application'] if 'Application' in e else '')
-            for e in client.events() if e.get('Unique-ID') == call or call in e.get('Job-Command-Arg', '')
-            if e['Event-Name'] not in ('API', 'CHANNEL_STATE', 'CHANNEL_CALLSTATE', 'CALL_UPDATE')]
+    return [
+        e['Event-Name'] + ('(%s)' % e['Application'] if 'Application' in e else '')
+        for e in client.events()
+        if e.get('Unique-ID') == call or call in e.get('Job-Command-Arg', '')
+        if e['Event-Name'] not in ('API', 'CHANNEL_STATE', 'CHANNEL_CALLSTATE', 'CALL_UPDATE')
+    ]
 
 
 def test_playback_sent_on_channel_answer_loses_the_race_with_playback_error(sim, prompt):
@@ -85,8 +92,16 @@ def test_a_cut_playback_ends_after_the_job_result_and_before_park(sim, prompt):
     completion(client, app_uuid)
     assert client.read_until(lambda m: _of(client, 'CHANNEL_PARK', call), 5)
     assert names_of(client, call)[-9:] == [
-        'CHANNEL_ANSWER', 'CHANNEL_EXECUTE(playback)', 'PLAYBACK_START', 'BACKGROUND_JOB', 'PLAYBACK_STOP',
-        'CHANNEL_EXECUTE_COMPLETE(playback)', 'PRIVATE_COMMAND', 'CHANNEL_EXECUTE(park)', 'CHANNEL_PARK']
+        'CHANNEL_ANSWER',
+        'CHANNEL_EXECUTE(playback)',
+        'PLAYBACK_START',
+        'BACKGROUND_JOB',
+        'PLAYBACK_STOP',
+        'CHANNEL_EXECUTE_COMPLETE(playback)',
+        'PRIVATE_COMMAND',
+        'CHANNEL_EXECUTE(park)',
+        'CHANNEL_PARK',
+    ]
     assert _of(client, 'PLAYBACK_STOP', call)[0]['Playback-Status'] == 'done'
 
 
@@ -105,8 +120,10 @@ def test_executes_after_park_run_normally_once_the_race_was_lost(sim, prompt):
     call, first = call_and_play_on(client, 'CHANNEL_ANSWER', 'playback', prompt)
     completion(client, first)
     second = str(uuid.uuid4())
-    client.command('sendmsg %s\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: %s\n'
-                   'event-uuid: %s' % (call, prompt, second))
+    client.command(
+        'sendmsg %s\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: %s\n'
+        'event-uuid: %s' % (call, prompt, second)
+    )
     assert completion(client, second)['Application-Response'] == 'FILE PLAYED'
 
 
@@ -125,8 +142,12 @@ def test_without_a_window_the_job_result_follows_the_answer_at_once():
         call = str(uuid.uuid4())
         client.command('bgapi originate {origination_uuid=%s}sofia/lo/1000@127.0.0.1:5091 &park()' % call)
         assert client.read_until(lambda m: _of(client, 'CHANNEL_PARK', call), 5)
-        assert names_of(client, call)[-4:] == ['CHANNEL_ANSWER', 'BACKGROUND_JOB', 'CHANNEL_EXECUTE(park)',
-                                               'CHANNEL_PARK']
+        assert names_of(client, call)[-4:] == [
+            'CHANNEL_ANSWER',
+            'BACKGROUND_JOB',
+            'CHANNEL_EXECUTE(park)',
+            'CHANNEL_PARK',
+        ]
     finally:
         sim.stop()
 
@@ -140,8 +161,10 @@ def test_a_bad_originate_completes_after_is_refused(value):
 def test_park_consumes_park_timeout_and_hangs_up_with_its_cause_when_it_expires(sim):
     client = login(sim.address)
     call = str(uuid.uuid4())
-    client.command('bgapi originate {origination_uuid=%s,park_timeout=5:ALLOTTED_TIMEOUT}sofia/lo/1000@127.0.0.1:5091'
-                   ' &park()' % call)
+    client.command(
+        'bgapi originate {origination_uuid=%s,park_timeout=5:ALLOTTED_TIMEOUT}sofia/lo/1000@127.0.0.1:5091'
+        ' &park()' % call
+    )
     assert client.read_until(lambda m: _of(client, 'CHANNEL_HANGUP_COMPLETE', call), 5)
     [park_execute] = [e for e in _of(client, 'CHANNEL_EXECUTE', call) if e['Application'] == 'park']
     assert park_execute['variable_park_timeout'] == '5:ALLOTTED_TIMEOUT'

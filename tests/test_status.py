@@ -1,4 +1,5 @@
 """`autocall status`: the live view read from a real SQLite file, as a function and as a process."""
+
 import datetime as dt
 import json
 import os
@@ -19,7 +20,7 @@ from daemon.store.schema import open_database
 
 AUTOCALL = os.path.join(os.path.dirname(sys.executable), 'autocall')
 NOW = 1_800_000_000.0
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,23 +32,41 @@ def autocall(*args, env=None):
 
 
 def add_queue(db, code, n, *, concurrent_call=5):
-    request = ImportRequest(code, 'IVR-1', {'concurrent_call': concurrent_call},
-                            [NewCustomer(f'KH{i:04d}', [f'09{i:08d}'], {}) for i in range(n)])
+    request = ImportRequest(
+        code,
+        'IVR-1',
+        {'concurrent_call': concurrent_call},
+        [NewCustomer(f'KH{i:04d}', [f'09{i:08d}'], {}) for i in range(n)],
+    )
     import_customers(db, request, QueueDefaults(), now=lambda: NOW - 3600)
 
 
 def set_customer(db, queue_id, ext_id, **values):
     assignments = ', '.join(f'{name} = ?' for name in values)
-    db.execute_sql(f'UPDATE customer SET {assignments} WHERE queue_id = ? AND ext_id = ?',
-                   (*values.values(), queue_id, ext_id))
+    db.execute_sql(
+        f'UPDATE customer SET {assignments} WHERE queue_id = ? AND ext_id = ?', (*values.values(), queue_id, ext_id)
+    )
 
 
 def add_attempt(db, customer_ext, queue_id, *, started, ended=None, **values):
-    customer_id, mobiles = db.execute_sql('SELECT id, mobiles FROM customer WHERE queue_id = ? AND ext_id = ?',
-                                          (queue_id, customer_ext)).fetchone()
-    row = dict(customer_id=customer_id, queue_id=queue_id, round=0, number=json.loads(mobiles)[0],
-               uuid=str(uuid.uuid4()), job_uuid=str(uuid.uuid4()), state='done' if ended is not None else 'dialing',
-               started_at=started, ended_at=ended) | {'keys': ''} | values
+    customer_id, mobiles = db.execute_sql(
+        'SELECT id, mobiles FROM customer WHERE queue_id = ? AND ext_id = ?', (queue_id, customer_ext)
+    ).fetchone()
+    row = (
+        dict(
+            customer_id=customer_id,
+            queue_id=queue_id,
+            round=0,
+            number=json.loads(mobiles)[0],
+            uuid=str(uuid.uuid4()),
+            job_uuid=str(uuid.uuid4()),
+            state='done' if ended is not None else 'dialing',
+            started_at=started,
+            ended_at=ended,
+        )
+        | {'keys': ''}
+        | values
+    )
     db.execute_sql(f"INSERT INTO attempt ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
 
 
@@ -60,17 +79,43 @@ def db_path(tmp_path):
     add_queue(db, 'Q-B', 2)
     set_running(db, 'Q-B', False)
     qa = 1
-    for ext, state in (('KH0000', 'success'), ('KH0001', 'success'), ('KH0002', 'failed'),
-                       ('KH0003', 'dnc'), ('KH0004', 'calling'), ('KH0005', 'calling')):
+    for ext, state in (
+        ('KH0000', 'success'),
+        ('KH0001', 'success'),
+        ('KH0002', 'failed'),
+        ('KH0003', 'dnc'),
+        ('KH0004', 'calling'),
+        ('KH0005', 'calling'),
+    ):
         set_customer(db, qa, ext, state=state)
-    set_customer(db, qa, 'KH0006', next_call_at=NOW + 300)     # waits for a recall
+    set_customer(db, qa, 'KH0006', next_call_at=NOW + 300)  # waits for a recall
     set_customer(db, qa, 'KH0007', next_call_at=NOW + 5)
-    add_attempt(db, 'KH0000', qa, started=NOW - 600, ended=NOW - 590, hangup_cause='NORMAL_CLEARING',
-                talk_seconds=42.0, keys='9', outcome='success', result='promise_to_pay')
-    add_attempt(db, 'KH0001', qa, started=NOW - 30, ended=NOW - 10, hangup_cause='NORMAL_CLEARING',
-                talk_seconds=18.0, keys='', outcome='success')
-    add_attempt(db, 'KH0002', qa, started=NOW - 20, ended=NOW - 19, hangup_cause='USER_BUSY',
-                talk_seconds=0.0, outcome='retry')
+    add_attempt(
+        db,
+        'KH0000',
+        qa,
+        started=NOW - 600,
+        ended=NOW - 590,
+        hangup_cause='NORMAL_CLEARING',
+        talk_seconds=42.0,
+        keys='9',
+        outcome='success',
+        result='promise_to_pay',
+    )
+    add_attempt(
+        db,
+        'KH0001',
+        qa,
+        started=NOW - 30,
+        ended=NOW - 10,
+        hangup_cause='NORMAL_CLEARING',
+        talk_seconds=18.0,
+        keys='',
+        outcome='success',
+    )
+    add_attempt(
+        db, 'KH0002', qa, started=NOW - 20, ended=NOW - 19, hangup_cause='USER_BUSY', talk_seconds=0.0, outcome='retry'
+    )
     add_attempt(db, 'KH0004', qa, started=NOW - 5)
     add_attempt(db, 'KH0005', qa, started=NOW - 4)
     db.close()
@@ -101,8 +146,10 @@ def test_read_splits_waiting_customers_into_due_now_and_recall_later(db_path):
 def test_read_lists_finished_calls_newest_first(db_path):
     recent = read(db_path)['Q-A'].recent
     assert [(o.customer, o.cause, o.outcome) for o in recent] == [
-        ('KH0001', 'NORMAL_CLEARING', 'success'), ('KH0002', 'USER_BUSY', 'retry'),
-        ('KH0000', 'NORMAL_CLEARING', 'success')]
+        ('KH0001', 'NORMAL_CLEARING', 'success'),
+        ('KH0002', 'USER_BUSY', 'retry'),
+        ('KH0000', 'NORMAL_CLEARING', 'success'),
+    ]
     assert recent[2].result == 'promise_to_pay'
 
 
@@ -153,8 +200,9 @@ def test_render_shows_state_progress_counts_and_last_calls(db_path):
 
 def test_render_gives_the_reason_the_dialer_stopped_a_queue(db_path):
     db = open_database(db_path)
-    db.execute_sql("UPDATE queue SET state = 'stopped', stop_reason = 'gateway carrier9 does not exist'"
-                   " WHERE code = 'Q-A'")
+    db.execute_sql(
+        "UPDATE queue SET state = 'stopped', stop_reason = 'gateway carrier9 does not exist' WHERE code = 'Q-A'"
+    )
     db.close()
     text = status.render(list(read(db_path).values()), now=NOW, tz=UTC)
     assert 'queue Q-A  template IVR-1  stopped — gateway carrier9 does not exist' in text
@@ -241,8 +289,9 @@ def test_cli_status_of_an_unknown_queue_exits_1(db_path):
 
 
 def test_cli_status_watch_redraws_until_interrupted(db_path):
-    proc = subprocess.Popen([AUTOCALL, 'status', '--db', str(db_path), '--watch', '0.05'],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [AUTOCALL, 'status', '--db', str(db_path), '--watch', '0.05'], stdout=subprocess.PIPE, text=True
+    )
     seen = 0
     for line in proc.stdout:
         seen += line.startswith('queue Q-A')

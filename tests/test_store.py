@@ -1,6 +1,7 @@
 """The store on real SQLite files: every customer transition as a function, databases that
 do not share their models, and the rule that only `store/customers.py` writes a customer's
 state."""
+
 import re
 from pathlib import Path
 
@@ -24,8 +25,9 @@ def db(tmp_path):
 
 def add(db, *people, code="Q", **settings):
     """Import [(id, [numbers])] into queue `code`; returns the ImportResult."""
-    request = ImportRequest(code, "IVR-1", settings, [NewCustomer(ext_id, list(numbers), {"n": ext_id})
-                                                      for ext_id, numbers in people])
+    request = ImportRequest(
+        code, "IVR-1", settings, [NewCustomer(ext_id, list(numbers), {"n": ext_id}) for ext_id, numbers in people]
+    )
     return customers.import_customers(db, request, QueueDefaults(), now=lambda: NOW - 10)
 
 
@@ -45,6 +47,7 @@ def busy(at=NOW + 1):
 
 # --- one database, one file ---------------------------------------------------------------
 
+
 def test_two_databases_in_one_process_each_keep_their_own_rows(tmp_path):
     a = schema.open_database(tmp_path / "a.sqlite3")
     b = schema.open_database(tmp_path / "b.sqlite3")
@@ -60,6 +63,7 @@ def test_two_apps_in_one_process_write_their_own_files(tmp_path):
     from api.app import create_app
     from api.services import services
     from tests.api_fixtures import make_config, post, seed_import
+
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first, second = create_app(make_config(tmp_path / "a")), create_app(make_config(tmp_path / "b"))
@@ -72,20 +76,32 @@ def test_two_apps_in_one_process_write_their_own_files(tmp_path):
 
 # --- the API's transitions ----------------------------------------------------------------
 
+
 def test_import_adds_refreshes_rearms_and_refuses_by_state(db):
-    add(db, ("NEW", ["0901000001"]), ("SAME", ["0901000002", "0901000003"]), ("MOVED", ["0901000004", "0901000005"]),
-        ("DONE", ["0901000006"]), ("CALL", ["0901000007"]))
+    add(
+        db,
+        ("NEW", ["0901000001"]),
+        ("SAME", ["0901000002", "0901000003"]),
+        ("MOVED", ["0901000004", "0901000005"]),
+        ("DONE", ["0901000006"]),
+        ("CALL", ["0901000007"]),
+    )
     db.execute_sql("UPDATE customer SET number_index = 1 WHERE ext_id IN ('SAME', 'MOVED')")
     db.execute_sql("UPDATE customer SET state = ?, round = 2, last_cause = 'X' WHERE ext_id = 'DONE'", (FAILED,))
     db.execute_sql("UPDATE customer SET state = ? WHERE ext_id = 'CALL'", (CALLING,))
-    result = add(db, ("SAME", ["0901000002", "0901000003"]), ("MOVED", ["0901000009"]), ("DONE", ["0901000006"]),
-                 ("CALL", ["0901000007"]))
+    result = add(
+        db,
+        ("SAME", ["0901000002", "0901000003"]),
+        ("MOVED", ["0901000009"]),
+        ("DONE", ["0901000006"]),
+        ("CALL", ["0901000007"]),
+    )
     assert result.success == ["SAME", "MOVED", "DONE"]
     assert [r["id"] for r in result.rejected] == ["CALL"]
     assert row(db, "NEW") == (PENDING, 0, 0, None)
-    assert row(db, "SAME") == (PENDING, 0, 1, None)      # same numbers: keeps its place
-    assert row(db, "MOVED") == (PENDING, 0, 0, None)     # new numbers: the list starts over
-    assert row(db, "DONE") == (PENDING, 0, 0, None)      # finished: armed for fresh rounds
+    assert row(db, "SAME") == (PENDING, 0, 1, None)  # same numbers: keeps its place
+    assert row(db, "MOVED") == (PENDING, 0, 0, None)  # new numbers: the list starts over
+    assert row(db, "DONE") == (PENDING, 0, 0, None)  # finished: armed for fresh rounds
     assert row(db, "CALL")[0] == CALLING
 
 
@@ -113,6 +129,7 @@ def test_delete_queue_needs_a_stopped_queue_and_closes_only_unfinished_customers
 
 
 # --- the dialer's transitions -------------------------------------------------------------
+
 
 def test_claim_many_takes_due_customers_and_fails_one_without_a_live_number(db):
     add(db, ("DEAD", ["0901000001"]), ("LIVE", ["0901000002"]))
@@ -157,11 +174,14 @@ def test_abandon_puts_the_customer_back_or_fails_it_and_may_stop_the_queue(db):
     assert row(db, "A") == (PENDING, 0, 0, "SOUND_FILE_MISSING")
     assert row(db, "B") == (FAILED, 0, 0, "TEMPLATE: no amount")
     assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == (
-        "stopped", "sound files missing: x.wav")
+        "stopped",
+        "sound files missing: x.wav",
+    )
     assert reports.running_queues(db) == []
 
 
 # --- reads --------------------------------------------------------------------------------
+
 
 def test_the_api_the_live_view_and_the_ledger_count_customers_alike(db):
     add(db, ("A", ["0901000001"]), ("B", ["0901000002"]), ("C", ["0901000003"]))
@@ -171,7 +191,9 @@ def test_the_api_the_live_view_and_the_ledger_count_customers_alike(db):
     expected = dict.fromkeys(CUSTOMER_STATES, 0) | {PENDING: 1, CALLING: 1, DNC: 1}
     assert reports.queue_summary(db, "Q")["counts"] == expected
     assert {s.code: s.counts for s in reports.queue_statuses(db, now=NOW)} == {
-        "Q": expected, "EMPTY": dict.fromkeys(CUSTOMER_STATES, 0)}
+        "Q": expected,
+        "EMPTY": dict.fromkeys(CUSTOMER_STATES, 0),
+    }
     assert Ledger(db).counts() == expected
 
 
@@ -209,23 +231,33 @@ SQL_LINE = re.compile(r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|SET|JOIN)\b")
 
 
 def test_only_store_customers_writes_a_customer_state():
-    writers = {path.relative_to(REPO).as_posix() for path in SOURCES
-               if re.search(r"UPDATE customer SET[^\"]*\bstate = |INSERT INTO customer\b|Customer\.(update|insert)",
-                            path.read_text())}
+    writers = {
+        path.relative_to(REPO).as_posix()
+        for path in SOURCES
+        if re.search(
+            r"UPDATE customer SET[^\"]*\bstate = |INSERT INTO customer\b|Customer\.(update|insert)", path.read_text()
+        )
+    }
     assert writers == {"daemon/store/customers.py"}
 
 
 def test_no_state_word_is_written_inside_sql_text():
     words = "|".join(CUSTOMER_STATES + ("running", "stopped", "dialing", "answered", "done"))
     literal = re.compile(rf"(=|IN \(|, )\s*'({words})'")
-    found = [(path.name, line.strip()) for path in SOURCES for line in path.read_text().splitlines()
-             if SQL_LINE.search(line) and literal.search(line)]
+    found = [
+        (path.name, line.strip())
+        for path in SOURCES
+        for line in path.read_text().splitlines()
+        if SQL_LINE.search(line) and literal.search(line)
+    ]
     assert found == []
 
 
 def test_placeholders_follow_the_backends_parameter_style():
     class Postgres:
         param = "%s"
+
     assert schema._adapt(Postgres(), "SELECT 1 FROM queue WHERE id = ? AND code = ?") == (
-        "SELECT 1 FROM queue WHERE id = %s AND code = %s")
+        "SELECT 1 FROM queue WHERE id = %s AND code = %s"
+    )
     assert schema.marks([1, 2, 3]) == "?, ?, ?"

@@ -3,6 +3,7 @@
 Each test is one way a careless or hostile client could get one person called twice at once,
 over the daily cap, or after a DNC, with ordinary API commands only.
 """
+
 import json
 
 import peewee as pw
@@ -23,16 +24,18 @@ def db(tmp_path):
 
 
 def add(db, *people, code="Q", **settings):
-    request = ImportRequest(code, "IVR-1", settings, [NewCustomer(ext_id, list(numbers), {})
-                                                      for ext_id, numbers in people])
+    request = ImportRequest(
+        code, "IVR-1", settings, [NewCustomer(ext_id, list(numbers), {}) for ext_id, numbers in people]
+    )
     return customers.import_customers(db, request, QueueDefaults(), now=lambda: NOW - 10)
 
 
 def claim(db, code="Q", limit=10, now=NOW, daily_cap=5):
     [queue] = [q for q in reports.running_queues(db) if q.code == code]
     with db.atomic():
-        return customers.claim_many(db, queue, limit, now=now, day_start=DAY_START, next_day=NEXT_DAY,
-                                    daily_cap=daily_cap)
+        return customers.claim_many(
+            db, queue, limit, now=now, day_start=DAY_START, next_day=NEXT_DAY, daily_cap=daily_cap
+        )
 
 
 def finish(db, c, at, cause="USER_BUSY"):
@@ -46,23 +49,27 @@ def stop_delete(db, code="Q"):
 
 
 def customer(db, code, ext_id, columns="c.state, c.next_call_at"):
-    return db.execute_sql(f"SELECT {columns} FROM customer c JOIN queue q ON q.id = c.queue_id"
-                          " WHERE q.code = ? AND q.state != ? AND c.ext_id = ?", (code, DELETED, ext_id)).fetchone()
+    return db.execute_sql(
+        f"SELECT {columns} FROM customer c JOIN queue q ON q.id = c.queue_id"
+        " WHERE q.code = ? AND q.state != ? AND c.ext_id = ?",
+        (code, DELETED, ext_id),
+    ).fetchone()
 
 
 # --- never two open calls to one person ---------------------------------------------------
+
 
 def test_a_reimport_after_stop_and_delete_waits_while_the_first_calls_are_up(db):
     people = [(f"K{i}", [f"090100000{i}"]) for i in range(5)]
     add(db, *people)
     first = claim(db)
     assert len(first) == 5
-    stop_delete(db)                       # calls in progress are not cut
+    stop_delete(db)  # calls in progress are not cut
     assert add(db, *people).success == [p[0] for p in people]
 
-    assert claim(db, now=NOW + 1) == []   # the same five are still on the phone
+    assert claim(db, now=NOW + 1) == []  # the same five are still on the phone
     assert {customer(db, "Q", ext)[0] for ext, _ in people} == {PENDING}
-    assert customer(db, "Q", "K0")[1] == NOW + 1 + customers.BUSY_RETRY   # looked at again shortly
+    assert customer(db, "Q", "K0")[1] == NOW + 1 + customers.BUSY_RETRY  # looked at again shortly
     for c in first:
         finish(db, c, NOW + 2)
     assert sorted(c.ext_id for c in claim(db, now=NOW + 3)) == [p[0] for p in people]
@@ -87,7 +94,7 @@ def test_the_same_id_on_other_numbers_in_another_queue_waits(db):
 
 def test_two_ids_sharing_a_number_are_never_called_at_once(db):
     add(db, ("HUSBAND", ["0901000001"]), ("WIFE", ["0902000002", "0901000001"]))
-    assert [c.ext_id for c in claim(db)] == ["HUSBAND"]   # the wife's other number too: one phone, one household
+    assert [c.ext_id for c in claim(db)] == ["HUSBAND"]  # the wife's other number too: one phone, one household
     assert customer(db, "Q", "WIFE")[0] == PENDING
 
 
@@ -97,6 +104,7 @@ def test_two_customers_with_one_number_in_one_batch_get_one_call(db):
 
 
 # --- the daily cap, per number and per id, across queues ----------------------------------
+
 
 def _burn(db, code, ext_id, number, calls):
     """`calls` busy calls of `ext_id` in `code` (imported again each time, as a client would)."""
@@ -138,13 +146,17 @@ def test_calls_before_today_and_calls_never_dialed_do_not_count(db):
     _burn(db, "A", "K1", "0901000001", 2)
     db.execute_sql("UPDATE attempt SET started_at = ?", (DAY_START - 1,))  # yesterday
     add(db, ("K1", ["0901000001"]), code="B")
-    db.execute_sql("INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at,"
-                   " ended_at, keys, outcome) SELECT id, queue_id, 0, '0901000001', 'x', 'y', 'done', ?, ?, '',"
-                   " 'not_dialed' FROM customer WHERE ext_id = 'K1' LIMIT 1", (NOW, NOW))
+    db.execute_sql(
+        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at,"
+        " ended_at, keys, outcome) SELECT id, queue_id, 0, '0901000001', 'x', 'y', 'done', ?, ?, '',"
+        " 'not_dialed' FROM customer WHERE ext_id = 'K1' LIMIT 1",
+        (NOW, NOW),
+    )
     assert len(claim(db, "B", now=NOW + 100, daily_cap=2)) == 1
 
 
 # --- DNC: remembered per (queue code, id), and by number ----------------------------------
+
 
 def test_a_dnc_outlives_delete_and_reimport_of_its_queue(db):
     add(db, ("K1", ["0901000001"]))
@@ -194,8 +206,10 @@ def test_schema_1_migrates_its_dnc_rows_to_queue_codes(tmp_path):
     old = pw.SqliteDatabase(str(path))
     schema.MIGRATIONS[0](old)  # a file as schema version 1 left it
     old.execute_sql("PRAGMA user_version = 1")
-    old.execute_sql("INSERT INTO queue (id, code, template, concurrent_call, max_recall_count, min_recall_duration,"
-                    " state, created_at, updated_at) VALUES (7, 'Q', 'IVR-1', 5, 3, 3, 'deleted', 0, 0)")
+    old.execute_sql(
+        "INSERT INTO queue (id, code, template, concurrent_call, max_recall_count, min_recall_duration,"
+        " state, created_at, updated_at) VALUES (7, 'Q', 'IVR-1', 5, 3, 3, 'deleted', 0, 0)"
+    )
     old.execute_sql("INSERT INTO dnc (queue_id, ext_id, created_at) VALUES (7, 'K1', 0), (7, 'K2', 0)")
     old.close()
     db = schema.open_database(path)
@@ -217,8 +231,10 @@ def test_the_claims_checks_are_answered_by_indexes(db):
     for sql, params in [
         ("SELECT 1 FROM attempt a WHERE a.number IN (?) AND a.ended_at IS NULL", ("0901000001",)),
         ("SELECT COUNT(*) FROM attempt a WHERE a.number IN (?) AND a.started_at >= ?", ("0901000001", 0)),
-        ("SELECT 1 FROM customer c JOIN attempt a ON a.customer_id = c.id WHERE c.ext_id = ? AND a.ended_at IS NULL",
-         ("K1",)),
+        (
+            "SELECT 1 FROM customer c JOIN attempt a ON a.customer_id = c.id WHERE c.ext_id = ? AND a.ended_at IS NULL",
+            ("K1",),
+        ),
     ]:
         plans.append(" ".join(r[-1] for r in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)))
     assert all("SCAN" not in plan for plan in plans), plans

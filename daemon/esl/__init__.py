@@ -7,15 +7,47 @@
 
 The names callers use are re-exported here: `from daemon import esl; esl.ESLClient`.
 """
+
 from daemon.esl.client import DEFAULT_EVENTS, REQUIRED_EVENTS, ESLClient
-from daemon.esl.errors import (ESLAuthError, ESLChannelGone, ESLCommandError, ESLConnectionLost, ESLError,
-                               ESLProtocolError, ESLTimeout, ESLUnsafeArgument, UnsafeArgument)
-from daemon.esl.wire import (ESLEvent, JobResult, check_wire_value, parse_event, parse_json_event, parse_plain_event,
-                             read_message)
+from daemon.esl.errors import (
+    ESLAuthError,
+    ESLChannelGone,
+    ESLCommandError,
+    ESLConnectionLost,
+    ESLError,
+    ESLProtocolError,
+    ESLTimeout,
+    ESLUnsafeArgument,
+    UnsafeArgument,
+)
+from daemon.esl.wire import (
+    ESLEvent,
+    JobResult,
+    check_wire_value,
+    parse_event,
+    parse_json_event,
+    parse_plain_event,
+    read_message,
+)
 
 __all__ = [
-    'DEFAULT_EVENTS', 'REQUIRED_EVENTS', 'ESLClient', 'ESLEvent', 'JobResult',
-    'ESLError', 'ESLAuthError', 'ESLChannelGone', 'ESLCommandError', 'ESLConnectionLost', 'ESLProtocolError',
-    'ESLTimeout', 'ESLUnsafeArgument', 'UnsafeArgument',
-    'check_wire_value', 'parse_event', 'parse_json_event', 'parse_plain_event', 'read_message',
+    'DEFAULT_EVENTS',
+    'REQUIRED_EVENTS',
+    'ESLClient',
+    'ESLEvent',
+    'JobResult',
+    'ESLError',
+    'ESLAuthError',
+    'ESLChannelGone',
+    'ESLCommandError',
+    'ESLConnectionLost',
+    'ESLProtocolError',
+    'ESLTimeout',
+    'ESLUnsafeArgument',
+    'UnsafeArgument',
+    'check_wire_value',
+    'parse_event',
+    'parse_json_event',
+    'parse_plain_event',
+    'read_message',
 ]

@@ -10,6 +10,7 @@ comes from `commands`. greenswitch's own handler machinery (`register_handle`,
 
 One object is one TCP connection. Reconnecting means building a new `ESLClient`.
 """
+
 import logging
 import time
 import uuid as uuidlib
@@ -22,8 +23,16 @@ import gevent.socket
 from greenswitch.esl import InboundESL
 
 from daemon.esl import commands
-from daemon.esl.errors import (ESLAuthError, ESLChannelGone, ESLCommandError, ESLConnectionLost, ESLError,
-                               ESLProtocolError, ESLTimeout, ESLUnsafeArgument)
+from daemon.esl.errors import (
+    ESLAuthError,
+    ESLChannelGone,
+    ESLCommandError,
+    ESLConnectionLost,
+    ESLError,
+    ESLProtocolError,
+    ESLTimeout,
+    ESLUnsafeArgument,
+)
 from daemon.esl.wire import EVENT_PARSERS, JobResult, check_token, check_wire_value, parse_event, read_message
 
 logger = logging.getLogger("autocall.esl")
@@ -32,13 +41,19 @@ logger = logging.getLogger("autocall.esl")
 # followed within milliseconds by CHANNEL_HANGUP_COMPLETE, which carries the CDR fields).
 # CHANNEL_PARK (one per call) says the channel runs CS_EXECUTE: the first execute waits for it.
 DEFAULT_EVENTS = (
-    'CHANNEL_ANSWER', 'CHANNEL_PARK', 'CHANNEL_HANGUP_COMPLETE',
-    'CHANNEL_EXECUTE_COMPLETE', 'DTMF', 'BACKGROUND_JOB', 'HEARTBEAT',
+    'CHANNEL_ANSWER',
+    'CHANNEL_PARK',
+    'CHANNEL_HANGUP_COMPLETE',
+    'CHANNEL_EXECUTE_COMPLETE',
+    'DTMF',
+    'BACKGROUND_JOB',
+    'HEARTBEAT',
 )
 # The client itself needs these three, whatever the caller asks for.
 REQUIRED_EVENTS = ('BACKGROUND_JOB', 'CHANNEL_EXECUTE_COMPLETE', 'HEARTBEAT')
 
 # --- the client ---
+
 
 class ESLClient(InboundESL):
     """One inbound ESL connection to FreeSWITCH.
@@ -54,8 +69,18 @@ class ESLClient(InboundESL):
     logged and does not hurt the connection.
     """
 
-    def __init__(self, host, port, password, *, events=DEFAULT_EVENTS, timeout=5.0,
-                 heartbeat_timeout=60.0, clock=time.monotonic, on_unowned_event=None):
+    def __init__(
+        self,
+        host,
+        port,
+        password,
+        *,
+        events=DEFAULT_EVENTS,
+        timeout=5.0,
+        heartbeat_timeout=60.0,
+        clock=time.monotonic,
+        on_unowned_event=None,
+    ):
         super().__init__(host, port, check_wire_value(password, 'password'), timeout=timeout)
         if not heartbeat_timeout > 0 or not timeout > 0:
             raise ValueError('timeout and heartbeat_timeout must be positive seconds')
@@ -260,15 +285,16 @@ class ESLClient(InboundESL):
         for app_uuid, (channel, future) in list(self._apps.items()):
             if channel == uuid:
                 del self._apps[app_uuid]
-                future.set_exception(ESLChannelGone('channel %s unsubscribed before %s completed'
-                                                    % (uuid, app_uuid)))
+                future.set_exception(ESLChannelGone('channel %s unsubscribed before %s completed' % (uuid, app_uuid)))
 
     # -- greenswitch's handler machinery, replaced: fail loudly instead of never running
 
     def register_handle(self, name, handler):
         """Not supported: events are dispatched by channel, in the reader greenlet."""
-        raise NotImplementedError('ESLClient does not run greenswitch handlers; use subscribe_channel(uuid, '
-                                  'handler) for a channel, or ESLClient(on_unowned_event=handler) for the rest')
+        raise NotImplementedError(
+            'ESLClient does not run greenswitch handlers; use subscribe_channel(uuid, '
+            'handler) for a channel, or ESLClient(on_unowned_event=handler) for the rest'
+        )
 
     def unregister_handle(self, name, handler):
         """Not supported: see register_handle."""
@@ -276,8 +302,10 @@ class ESLClient(InboundESL):
 
     def process_events(self):
         """Not supported: there is no event queue; the reader (`receive_events`) dispatches."""
-        raise NotImplementedError('ESLClient has no event queue to process: receive_events() dispatches each '
-                                  'event as it is read (subscribe_channel, on_unowned_event)')
+        raise NotImplementedError(
+            'ESLClient has no event queue to process: receive_events() dispatches each '
+            'event as it is read (subscribe_channel, on_unowned_event)'
+        )
 
     # -- reader side
 

@@ -9,6 +9,7 @@ else raises `ESLUnsafeArgument` / `UnsafeArgument` before a byte is written.
 
 No I/O here; `daemon.esl.client` sends what these functions return.
 """
+
 import os
 import re
 
@@ -26,6 +27,7 @@ _DIAL_SAFE = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 
 
 # --- ESL commands: the text of one command, without its closing blank line ---------------
+
 
 def auth(password):
     return 'auth ' + password
@@ -60,6 +62,7 @@ def execute(uuid, app, arg, app_uuid):
 
 
 # --- api commands -----------------------------------------------------------------------
+
 
 def originate(*, uuid, number, attempt_id, queue_id, dial_string, caller_id, originate_timeout, park_timeout):
     """The originate for bgapi. Only safe tokens: uuids, integers, digits, validated config
@@ -99,6 +102,7 @@ def dial_safe(text):
 
 
 # --- application arguments --------------------------------------------------------------
+
 
 def plain_arg(text):
     """True when `text` has no character FreeSWITCH gives meaning to in an application
@@ -141,24 +145,48 @@ def play_and_get_digits_arg(menu, var_name):
     if not keys or not all(_KEY.fullmatch(key) for key in keys):
         raise UnsafeArgument(f'menu {menu.id!r} keys {keys!r} must be digits, * or #')
     invalid = safe_path(menu.invalid_file) if menu.invalid_file else NO_INVALID_PROMPT
-    return ' '.join(str(part) for part in (
-        1, menu.max_digits, menu.tries, menu.timeout_ms, _terminators(keys), playback_arg(menu.files),
-        invalid, var_name, _regexp(keys), menu.digit_timeout_ms))
+    return ' '.join(
+        str(part)
+        for part in (
+            1,
+            menu.max_digits,
+            menu.tries,
+            menu.timeout_ms,
+            _terminators(keys),
+            playback_arg(menu.files),
+            invalid,
+            var_name,
+            _regexp(keys),
+            menu.digit_timeout_ms,
+        )
+    )
 
 
 def rest_of_menu_arg(menu, first, var_name):
     """The play_and_get_digits argument that collects the rest of a menu answer whose `first`
     key stopped a prompt (barge-in), with no prompt; None when no key of `menu` is longer and
     starts with `first` (then `first` alone is the answer)."""
-    rests = sorted(key[len(first):] for key in menu.keys if key.startswith(first) and len(key) > len(first))
+    rests = sorted(key[len(first) :] for key in menu.keys if key.startswith(first) and len(key) > len(first))
     if not rests:
         return None
     if not _IDENT.fullmatch(var_name or '') or not all(_KEY.fullmatch(rest) for rest in rests):
         raise UnsafeArgument(f'menu {menu.id!r}: cannot collect after key {first!r} into {var_name!r}')
     # 'silence' is switch_ivr_read's word for "no prompt": the wait for the next key starts at once.
-    return ' '.join(str(part) for part in (
-        1, menu.max_digits - len(first), 1, menu.digit_timeout_ms, _terminators(menu.keys), 'silence',
-        NO_INVALID_PROMPT, var_name, _regexp(rests), menu.digit_timeout_ms))
+    return ' '.join(
+        str(part)
+        for part in (
+            1,
+            menu.max_digits - len(first),
+            1,
+            menu.digit_timeout_ms,
+            _terminators(menu.keys),
+            'silence',
+            NO_INVALID_PROMPT,
+            var_name,
+            _regexp(rests),
+            menu.digit_timeout_ms,
+        )
+    )
 
 
 def _terminators(keys):

@@ -1,4 +1,5 @@
 """Every error of the ESL package: one base, `ESLError`, and a few named ones."""
+
 from daemon.errors import AutocallError
 
 
@@ -18,6 +19,7 @@ class ESLAuthError(ESLError):
 class ESLTimeout(ESLError):
     """No reply within the timeout; the connection stays usable. For bgapi and execute,
     `pending` is the future of the command, which the switch may still carry out."""
+
     pending = None
 
 

@@ -4,6 +4,7 @@ No socket here: `read_message` reads from any binary file object, so tests feed 
 Headers are split from the body before each value is URL-decoded (greenswitch decoded first,
 so an encoded newline forged a header; docs/esl.md).
 """
+
 import json
 from collections import namedtuple
 from urllib.parse import unquote
@@ -33,7 +34,7 @@ class ESLEvent:
     __slots__ = ('_pairs', '_headers', '_text', 'body', 'content_type')
 
     def __init__(self, pairs=(), body='', content_type='', *, text=None):
-        self._text = text          # '\n' + header lines + '\n', values still URL-encoded
+        self._text = text  # '\n' + header lines + '\n', values still URL-encoded
         self._pairs = None if text is not None else list(pairs)
         self._headers = None
         self.body = body
@@ -72,7 +73,7 @@ class ESLEvent:
         if at < 0:
             return default
         start = at + len(key)
-        value = self._text[start:self._text.index('\n', start)].rstrip('\r')
+        value = self._text[start : self._text.index('\n', start)].rstrip('\r')
         return unquote(value[1:] if value.startswith(' ') else value)
 
     def get_all(self, name):
@@ -93,11 +94,12 @@ class JobResult(namedtuple('JobResult', 'ok text body')):
         stripped = body.strip()
         for prefix, ok in (('+OK', True), ('-ERR', False)):
             if stripped.startswith(prefix):
-                return cls(ok, stripped[len(prefix):].strip(), body)
+                return cls(ok, stripped[len(prefix) :].strip(), body)
         return cls(not stripped.startswith('-'), stripped, body)
 
 
 # --- framing and parsing: bytes in, ESLEvent out, no socket knowledge ---
+
 
 def _parse_header_lines(lines):
     """(name, decoded value) pairs from header lines (bytes or text); the value is
@@ -187,8 +189,7 @@ def parse_json_event(data):
     if not isinstance(pairs, list) or any(not isinstance(p, tuple) for p in pairs):
         raise ESLProtocolError('event-json is not one flat JSON object')
     body = ''.join(str(value) for key, value in pairs if key == '_body')
-    kept = [(key, value if isinstance(value, str) else json.dumps(value))
-            for key, value in pairs if key != '_body']
+    kept = [(key, value if isinstance(value, str) else json.dumps(value)) for key, value in pairs if key != '_body']
     return ESLEvent(kept, body, 'text/event-json')
 
 

@@ -20,18 +20,50 @@ Flow for a caller (the daemon):
 This package knows nothing of FreeSWITCH: the strings it reads are built from these steps
 by `daemon.esl.commands`.
 """
+
 from daemon.ivr.errors import Problem, RenderError, TemplateError, TemplateInvalid, UnknownTemplate
 from daemon.ivr.flow import next_step
 from daemon.ivr.loader import TemplateLoader, template_names, template_path, valid_template_name
 from daemon.ivr.parse import KNOWN_FIELDS, check, load
-from daemon.ivr.script import (EndCall, Goto, Hangup, Menu, Play, RecordResult, Repeat, Script, SetResult,
-                               TransferCall, TransferStep)
+from daemon.ivr.script import (
+    EndCall,
+    Goto,
+    Hangup,
+    Menu,
+    Play,
+    RecordResult,
+    Repeat,
+    Script,
+    SetResult,
+    TransferCall,
+    TransferStep,
+)
 from daemon.ivr.template import Template
 
 __all__ = [
-    'Problem', 'RenderError', 'TemplateError', 'TemplateInvalid', 'UnknownTemplate',
-    'next_step', 'TemplateLoader', 'template_names', 'template_path', 'valid_template_name',
-    'KNOWN_FIELDS', 'check', 'load', 'Template',
-    'EndCall', 'Goto', 'Hangup', 'Menu', 'Play', 'RecordResult', 'Repeat', 'Script', 'SetResult',
-    'TransferCall', 'TransferStep',
+    'Problem',
+    'RenderError',
+    'TemplateError',
+    'TemplateInvalid',
+    'UnknownTemplate',
+    'next_step',
+    'TemplateLoader',
+    'template_names',
+    'template_path',
+    'valid_template_name',
+    'KNOWN_FIELDS',
+    'check',
+    'load',
+    'Template',
+    'EndCall',
+    'Goto',
+    'Hangup',
+    'Menu',
+    'Play',
+    'RecordResult',
+    'Repeat',
+    'Script',
+    'SetResult',
+    'TransferCall',
+    'TransferStep',
 ]

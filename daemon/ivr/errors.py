@@ -1,4 +1,5 @@
 """The errors of the IVR package, and `Problem`: one thing the checker found wrong."""
+
 from dataclasses import dataclass
 
 from daemon.errors import AutocallError
@@ -31,6 +32,7 @@ class RenderError(TemplateError):
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a template; ``str()`` is one line naming template and step."""
+
     template: str
     step: str | None
     message: str

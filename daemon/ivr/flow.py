@@ -1,4 +1,5 @@
 """Where a call goes next: `next_step`, a pure function of a Script, a step and the keys pressed."""
+
 from daemon.ivr.script import EndCall, Goto, Hangup, Play, RecordResult, Repeat, SetResult, TransferCall, TransferStep
 
 

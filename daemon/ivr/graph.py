@@ -1,9 +1,11 @@
 """The checks of a template's flow that need the whole graph of steps."""
+
 from daemon.ivr.script import Goto, Menu, Play, Repeat, SetResult
 
 
 class Graph:
     """Checks of a template's flow: every step reachable, no trap, a silent callee's call ends."""
+
     EXIT = None
 
     def __init__(self, parser, drafts, start):
@@ -20,8 +22,10 @@ class Graph:
         escaping = self._backwards(exits, edges)
         trapped = [step_id for step_id in self.steps if step_id in reached and step_id not in escaping]
         if trapped:
-            self.parser.problem(trapped[0], f"steps {', '.join(trapped)} loop forever with no way out: "
-                                            'nothing among them hangs up or transfers')
+            self.parser.problem(
+                trapped[0],
+                f"steps {', '.join(trapped)} loop forever with no way out: nothing among them hangs up or transfers",
+            )
         self._check_silent_path()
 
     def _targets(self, step):
@@ -69,9 +73,12 @@ class Graph:
         path, step_id = [], self.start
         while step_id is not None:
             if step_id in path:
-                loop = ' → '.join(path[path.index(step_id):] + [step_id])
-                self.parser.problem(step_id, f'a callee who presses no key loops forever: {loop}; '
-                                             "make a menu's no_key end the call or go on to another step")
+                loop = ' → '.join(path[path.index(step_id) :] + [step_id])
+                self.parser.problem(
+                    step_id,
+                    f'a callee who presses no key loops forever: {loop}; '
+                    "make a menu's no_key end the call or go on to another step",
+                )
                 return
             path.append(step_id)
             step = self.steps[step_id]

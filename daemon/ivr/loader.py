@@ -1,5 +1,6 @@
 """Templates by name on disk: where a name's file is, and `TemplateLoader`, which re-reads a
 file when it changes and keeps the last good version when an edit breaks it."""
+
 import logging
 import os
 import re
@@ -16,8 +17,9 @@ _TEMPLATE_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 
 def valid_template_name(name):
     """True for plain names like IVR-1: [A-Za-z0-9][A-Za-z0-9_.-]* without '..', at most 100 long."""
-    return (isinstance(name, str) and len(name) <= 100 and '..' not in name
-            and _TEMPLATE_NAME.fullmatch(name) is not None)
+    return (
+        isinstance(name, str) and len(name) <= 100 and '..' not in name and _TEMPLATE_NAME.fullmatch(name) is not None
+    )
 
 
 def template_path(templates_dir, name):
@@ -40,25 +42,38 @@ class TemplateLoader:
     and is logged once per edit (file and problems named). Files are looked at no more
     often than every `recheck_seconds` of `clock` time."""
 
-    def __init__(self, templates_dir, sounds_dir, *, variant='north', destinations=None,
-                 clock=time.monotonic, recheck_seconds=1.0):
+    def __init__(
+        self,
+        templates_dir,
+        sounds_dir,
+        *,
+        variant='north',
+        destinations=None,
+        clock=time.monotonic,
+        recheck_seconds=1.0,
+    ):
         self.templates_dir = os.path.abspath(templates_dir)
         self.sounds_dir = os.path.abspath(sounds_dir)
         self.variant = say_vi.variant(variant) if isinstance(variant, str) else variant
         self.destinations = destinations
         self._clock, self._recheck = clock, recheck_seconds
-        self._good = {}       # name -> (stamp, Template)
-        self._failed = {}     # name -> (error class, args) while it has no good version
-        self._checked = {}    # name -> clock time of the last look at the file
-        self._reported = {}   # name -> stamp of the broken version already logged
+        self._good = {}  # name -> (stamp, Template)
+        self._failed = {}  # name -> (error class, args) while it has no good version
+        self._checked = {}  # name -> clock time of the last look at the file
+        self._reported = {}  # name -> stamp of the broken version already logged
 
     @classmethod
     def from_config(cls, config, **kwargs):
         """The templates as the dialer sees them: `config`'s folders and variant, its transfer
         destination names (the API checks queues against the same loader)."""
         templates = config.templates
-        return cls(templates.dir, templates.sounds, variant=templates.variant,
-                   destinations=[name for name, _target in config.dialer.transfer_destinations], **kwargs)
+        return cls(
+            templates.dir,
+            templates.sounds,
+            variant=templates.variant,
+            destinations=[name for name, _target in config.dialer.transfer_destinations],
+            **kwargs,
+        )
 
     def names(self):
         """Names of the template files present (valid or not)."""
@@ -66,8 +81,12 @@ class TemplateLoader:
 
     def check(self, name):
         """Every problem of template `name` as it is on disk now."""
-        return check(template_path(self.templates_dir, name), self.sounds_dir,
-                     variant=self.variant, destinations=self.destinations)
+        return check(
+            template_path(self.templates_dir, name),
+            self.sounds_dir,
+            variant=self.variant,
+            destinations=self.destinations,
+        )
 
     def get(self, name):
         """The current good Template `name`.

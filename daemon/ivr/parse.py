@@ -4,6 +4,7 @@
 raises TemplateInvalid with every problem. The format is documented for operators in
 `ivr_templates/README.md`.
 """
+
 import os
 import re
 import tomllib
@@ -17,10 +18,17 @@ from daemon.ivr.graph import Graph
 from daemon.ivr.script import EndCall, Goto, Hangup, Menu, Play, Repeat, SetResult, TransferCall, TransferStep
 from daemon.ivr.template import Draft, Prompt, Say, Template
 
-KNOWN_FIELDS = frozenset({
-    'contract_number', 'upcoming_amount', 'upcoming_due_date', 'due_date', 'dpd',
-    'number_of_ovd_inst', 'total_ovd_amount',
-})
+KNOWN_FIELDS = frozenset(
+    {
+        'contract_number',
+        'upcoming_amount',
+        'upcoming_due_date',
+        'due_date',
+        'dpd',
+        'number_of_ovd_inst',
+        'total_ovd_amount',
+    }
+)
 WORDS_DIR = 'vi/words'
 DEFAULT_PROMPTS_DIR = 'vi/prompts'
 PROMPT_TEXTS_FILE = 'texts.toml'
@@ -34,13 +42,15 @@ _STEP_TYPES = ('play', 'say', 'menu', 'hangup', 'transfer')
 _STEP_KEYS = {
     'play': {'next'},
     'say': {'as', 'next'},
-    'menu': {'timeout', 'tries', 'max_digits', 'digit_timeout', 'invalid', 'keys', 'no_key', 'wrong_key',
-             'barge_in'},
+    'menu': {'timeout', 'tries', 'max_digits', 'digit_timeout', 'invalid', 'keys', 'no_key', 'wrong_key', 'barge_in'},
     'hangup': set(),
     'transfer': set(),
 }
 _MENU_LIMITS = {  # setting: (default, lowest, highest)
-    'timeout': (5, 1, 60), 'tries': (1, 1, 5), 'max_digits': (1, 1, 20), 'digit_timeout': (3, 1, 30),
+    'timeout': (5, 1, 60),
+    'tries': (1, 1, 5),
+    'max_digits': (1, 1, 20),
+    'digit_timeout': (3, 1, 30),
 }
 
 
@@ -121,9 +131,16 @@ class _Parser:
         if len(drafts) == len(tables):
             Graph(self, drafts, start).check()
         self._check_sounds(drafts)
-        return Template(self.name, path, str(head.get('description', '')), start,
-                        MappingProxyType(_with_barge_in(drafts)), os.path.join(self.sounds_dir, WORDS_DIR),
-                        self.var, frozenset(self.fields - KNOWN_FIELDS))
+        return Template(
+            self.name,
+            path,
+            str(head.get('description', '')),
+            start,
+            MappingProxyType(_with_barge_in(drafts)),
+            os.path.join(self.sounds_dir, WORDS_DIR),
+            self.var,
+            frozenset(self.fields - KNOWN_FIELDS),
+        )
 
     def _parse_head(self, head):
         for key in sorted(set(head) - {'description', 'start', 'fields', 'prompts'}):
@@ -135,8 +152,9 @@ class _Parser:
             self.fields |= set(extra)
         prompts = head.get('prompts', DEFAULT_PROMPTS_DIR)
         if not isinstance(prompts, str) or not _PROMPT.fullmatch(prompts):
-            self.problem(None, f"[template] prompts {prompts!r} must be a folder inside the sounds folder, "
-                               "like \"vi/prompts\"")
+            self.problem(
+                None, f"[template] prompts {prompts!r} must be a folder inside the sounds folder, like \"vi/prompts\""
+            )
         else:
             self.prompts_dir = os.path.join(self.sounds_dir, prompts)
         self.prompt_texts = self._read_prompt_texts()
@@ -162,8 +180,10 @@ class _Parser:
         for index, table in enumerate(tables, 1):
             step_id = table.get('id')
             if not isinstance(step_id, str) or not _IDENT.fullmatch(step_id):
-                self.problem(None, f'step number {index} needs an id of letters, digits and _ '
-                                   f'(like id = "greeting"), not {step_id!r}')
+                self.problem(
+                    None,
+                    f'step number {index} needs an id of letters, digits and _ (like id = "greeting"), not {step_id!r}',
+                )
                 step_id = f'#{index}'
             elif step_id in seen:
                 self.problem(step_id, 'two steps have this id')
@@ -175,8 +195,9 @@ class _Parser:
         types = [key for key in _STEP_TYPES if key in table]
         if len(types) != 1:
             found = ', '.join(sorted(set(table) - {'id'})) or 'nothing'
-            self.problem(step_id, f'unknown step type: a step has exactly one of '
-                                  f'{", ".join(_STEP_TYPES)} (found: {found})')
+            self.problem(
+                step_id, f'unknown step type: a step has exactly one of {", ".join(_STEP_TYPES)} (found: {found})'
+            )
             return None
         kind = types[0]
         for key in sorted(set(table) - {'id', kind} - _STEP_KEYS[kind]):
@@ -193,7 +214,9 @@ class _Parser:
         items = table['play']
         items = [items] if isinstance(items, (str, dict)) else items
         if not isinstance(items, list) or not items:
-            self.problem(step_id, 'play must list prompt names and fields, like ["greeting", { money = "upcoming_amount" }]')
+            self.problem(
+                step_id, 'play must list prompt names and fields, like ["greeting", { money = "upcoming_amount" }]'
+            )
             items = []
         parts = tuple(part for part in (self._part(step_id, item) for item in items) if part)
         step = Play(step_id, (), self._next(step_id, table, following, ids))
@@ -223,8 +246,9 @@ class _Parser:
         limits = {key: self._number(step_id, table, key) for key in _MENU_LIMITS}
         keys = self._keys(step_id, table.get('keys'), limits['max_digits'], ids)
         on_no_input = self._action(step_id, 'no_key', table.get('no_key', 'hangup'), ids)
-        on_invalid = (self._action(step_id, 'wrong_key', table['wrong_key'], ids) if 'wrong_key' in table
-                      else on_no_input)
+        on_invalid = (
+            self._action(step_id, 'wrong_key', table['wrong_key'], ids) if 'wrong_key' in table else on_no_input
+        )
         invalid_file = None
         if isinstance(table.get('invalid'), str):
             invalid = self._part(step_id, table['invalid'])
@@ -235,9 +259,19 @@ class _Parser:
         if not isinstance(barge_in, bool):
             self.problem(step_id, f'barge_in must be true or false, not {barge_in!r}')
             barge_in = True
-        step = Menu(step_id, (), int(limits['timeout'] * 1000), int(limits['tries']), int(limits['max_digits']),
-                    int(limits['digit_timeout'] * 1000), MappingProxyType(keys), on_no_input, on_invalid,
-                    invalid_file, barge_in=barge_in)
+        step = Menu(
+            step_id,
+            (),
+            int(limits['timeout'] * 1000),
+            int(limits['tries']),
+            int(limits['max_digits']),
+            int(limits['digit_timeout'] * 1000),
+            MappingProxyType(keys),
+            on_no_input,
+            on_invalid,
+            invalid_file,
+            barge_in=barge_in,
+        )
         return Draft(step, parts)
 
     def _number(self, step_id, table, key):
@@ -247,8 +281,9 @@ class _Parser:
         ok_type = isinstance(value, int) if whole else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type or not low <= value <= high:
             unit = '' if whole else ' seconds'
-            self.problem(step_id, f"{key} must be a {'whole ' if whole else ''}number from {low} to "
-                                  f'{high}{unit}, not {value!r}')
+            self.problem(
+                step_id, f"{key} must be a {'whole ' if whole else ''}number from {low} to {high}{unit}, not {value!r}"
+            )
             return default
         return value
 
@@ -284,8 +319,11 @@ class _Parser:
             if not _IDENT.fullmatch(words[1]):
                 self.problem(step_id, f"{where}: result name '{words[1]}' must be letters, digits and _")
             return SetResult(words[1], self._action(step_id, where, ' '.join(words[3:]), ids))
-        self.problem(step_id, f'{where}: unknown action {text!r}; use repeat, hangup, goto STEP, '
-                              'transfer DESTINATION or result NAME then <one of those>')
+        self.problem(
+            step_id,
+            f'{where}: unknown action {text!r}; use repeat, hangup, goto STEP, '
+            'transfer DESTINATION or result NAME then <one of those>',
+        )
         return EndCall()
 
     def _destination(self, step_id, destination):
@@ -302,7 +340,7 @@ class _Parser:
             if len(item) != 1:
                 self.problem(step_id, f'{item!r}: say one field at a time, like {{ money = "upcoming_amount" }}')
                 return None
-            (kind, field_name), = item.items()
+            ((kind, field_name),) = item.items()
             return self._say_part(step_id, field_name, kind)
         if not isinstance(item, str) or not _PROMPT.fullmatch(item.removesuffix('.wav')):
             self.problem(step_id, f'prompt {item!r} must be a file name of letters, digits, _ and -')
@@ -316,8 +354,11 @@ class _Parser:
             self.problem(step_id, f"unknown way to say a field {kind!r}: use one of {', '.join(say_vi.KINDS)}")
             return None
         if not isinstance(field_name, str) or field_name not in self.fields:
-            self.problem(step_id, f'unknown customer field {field_name!r} (known: {", ".join(sorted(self.fields))}; '
-                                  'declare others in [template] fields)')
+            self.problem(
+                step_id,
+                f'unknown customer field {field_name!r} (known: {", ".join(sorted(self.fields))}; '
+                'declare others in [template] fields)',
+            )
             return None
         return Say(field_name, kind)
 
@@ -336,11 +377,17 @@ class _Parser:
 
     def _check_words(self, step_id, part):
         words_dir = os.path.join(self.sounds_dir, WORDS_DIR)
-        missing = sorted(slug for slug in say_vi.possible_slugs(part.kind, self.var)
-                         if not os.path.isfile(os.path.join(words_dir, slug + '.wav')))
+        missing = sorted(
+            slug
+            for slug in say_vi.possible_slugs(part.kind, self.var)
+            if not os.path.isfile(os.path.join(words_dir, slug + '.wav'))
+        )
         if missing:
-            self.problem(step_id, f"saying field '{part.field}' as {part.kind} needs word files missing from "
-                                  f"{words_dir}: {', '.join(slug + '.wav' for slug in missing)}")
+            self.problem(
+                step_id,
+                f"saying field '{part.field}' as {part.kind} needs word files missing from "
+                f"{words_dir}: {', '.join(slug + '.wav' for slug in missing)}",
+            )
         if not commands.plain_arg(words_dir):
             self.problem(step_id, f'word folder {words_dir} has spaces or characters FreeSWITCH misreads')
 

@@ -8,15 +8,17 @@ Transfer and hang-up have two names each, one per role: the step a template decl
 (`TransferStep`, `Hangup`) and the action/effect that ends the IVR (`TransferCall`, `EndCall`),
 which a menu key names and `next_step` reports.
 """
+
 from dataclasses import dataclass
 from types import MappingProxyType
 
-
 # --- what a menu key does; TransferCall and EndCall are also the final effects -------------
+
 
 @dataclass(frozen=True)
 class Goto:
     """Action: go to step `step`."""
+
     step: str
 
     def describe(self):
@@ -34,6 +36,7 @@ class Repeat:
 @dataclass(frozen=True)
 class SetResult:
     """Action: record result `name`, then do action `then`."""
+
     name: str
     then: object
 
@@ -45,6 +48,7 @@ class SetResult:
 class TransferCall:
     """Action, and effect: leave the IVR and transfer the call to the configured `destination`.
     As an effect, always last."""
+
     destination: str
 
     def describe(self):
@@ -62,15 +66,18 @@ class EndCall:
 @dataclass(frozen=True)
 class RecordResult:
     """Effect: store `name` as this customer's result."""
+
     name: str
 
 
 # --- steps ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Play:
     """Play `files`, then go to `next`. `barge_into`: the menu this step leads into (through
     play steps only) when that menu takes barge-in; a key pressed while it plays answers that menu."""
+
     id: str
     files: tuple
     next: str | None
@@ -86,6 +93,7 @@ class Play:
 class Menu:
     """Play `files` and collect keys: FreeSWITCH itself plays the prompt up to `tries` times
     (with `invalid_file` after each failed try); `next_step` then branches on the result."""
+
     id: str
     files: tuple
     timeout_ms: int
@@ -101,13 +109,15 @@ class Menu:
 
     def describe(self):
         invalid = f', wrong-key prompt {self.invalid_file}' if self.invalid_file else ''
-        return (f'menu: wait {self.timeout_ms / 1000:g} s for up to {self.max_digits} key(s), '
-                f'{self.tries} tries{invalid}')
+        return (
+            f'menu: wait {self.timeout_ms / 1000:g} s for up to {self.max_digits} key(s), {self.tries} tries{invalid}'
+        )
 
 
 @dataclass(frozen=True)
 class Hangup:
     """Step: hang up."""
+
     id: str
 
     def describe(self):
@@ -117,6 +127,7 @@ class Hangup:
 @dataclass(frozen=True)
 class TransferStep:
     """Step: transfer the call to the configured `destination`."""
+
     id: str
     destination: str
 
@@ -127,6 +138,7 @@ class TransferStep:
 @dataclass(frozen=True)
 class Script:
     """One customer's call: steps by id, where to start. No I/O, safe to share."""
+
     template: str
     start: str
     steps: MappingProxyType
@@ -142,6 +154,7 @@ class Script:
     def transcript(self):
         """What a listener hears from the start along the no-key path, as Vietnamese text."""
         from daemon.ivr.flow import next_step  # flow reads these classes; the walk needs flow
+
         parts, step_id, seen = [], self.start, set()
         while step_id is not None and step_id not in seen:
             seen.add(step_id)

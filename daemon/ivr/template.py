@@ -2,6 +2,7 @@
 
 `Template.render` is pure: every file was looked at when the template was loaded.
 """
+
 import functools
 import os
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,7 @@ from daemon.ivr.script import Menu, Play, Script
 @dataclass(frozen=True)
 class Prompt:
     """A part of a step: the recorded prompt `name`, its file, and the words it says."""
+
     name: str
     path: str
     text: str
@@ -23,6 +25,7 @@ class Prompt:
 @dataclass(frozen=True)
 class Say:
     """A part of a step: customer field `field`, spoken as `kind` (a say_vi kind)."""
+
     field: str
     kind: str
 
@@ -30,13 +33,15 @@ class Say:
 @dataclass(frozen=True)
 class Draft:
     """A parsed step before rendering: its files come from `parts` and the customer."""
-    step: object          # a Play/Menu with files=() or a Hangup/TransferStep
-    parts: tuple = ()     # Prompt/Say to render into step.files
+
+    step: object  # a Play/Menu with files=() or a Hangup/TransferStep
+    parts: tuple = ()  # Prompt/Say to render into step.files
 
 
 @dataclass(frozen=True)
 class Template:
     """A checked template. ``render`` is pure: no file is read after loading."""
+
     name: str
     path: str
     description: str
@@ -64,8 +69,7 @@ class Template:
     @functools.cached_property
     def spoken_fields(self):
         """Customer fields this template says aloud: a customer must have every one."""
-        return frozenset(part.field for draft in self.drafts.values()
-                         for part in draft.parts if isinstance(part, Say))
+        return frozenset(part.field for draft in self.drafts.values() for part in draft.parts if isinstance(part, Say))
 
     def render(self, customer):
         """The Script for one customer's fields; RenderError naming the field if one cannot be said."""
@@ -91,10 +95,12 @@ class Template:
     def _say(self, part, step_id, customer):
         value = customer.get(part.field)
         if value is None or value == '':
-            raise RenderError(f'template {self.name} step {step_id!r}: customer field '
-                              f'{part.field!r} is missing', part.field)
+            raise RenderError(
+                f'template {self.name} step {step_id!r}: customer field {part.field!r} is missing', part.field
+            )
         try:
             return say_vi.say(part.kind, value, self.variant)
         except say_vi.SayError as exc:
-            raise RenderError(f'template {self.name} step {step_id!r}: customer field '
-                              f'{part.field!r}: {exc}', part.field) from None
+            raise RenderError(
+                f'template {self.name} step {step_id!r}: customer field {part.field!r}: {exc}', part.field
+            ) from None

@@ -12,6 +12,7 @@ their own, chunked where the input is large. The dialer's transitions (`claim_ma
 write a batch of them in one; `claim_many`, `finish` and `abandon` refuse to run outside
 one. None does I/O but SQL.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,10 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 # --- the API's commands -------------------------------------------------------------------
 
-def import_customers(db: pw.Database, request: ImportRequest, defaults, *,
-                     chunk: int = 2000, now=time.time) -> ImportResult:
+
+def import_customers(
+    db: pw.Database, request: ImportRequest, defaults, *, chunk: int = 2000, now=time.time
+) -> ImportResult:
     """Create or merge the queue, then add or refresh its customers `chunk` at a time.
 
     A new queue starts `running`. An existing one takes the template and the settings
@@ -49,29 +52,39 @@ def import_customers(db: pw.Database, request: ImportRequest, defaults, *,
     customers = request.customers
     for start in range(0, len(customers), chunk):
         with db.atomic():
-            _import_chunk(db, queue_id, customers[start:start + chunk], result, now())
+            _import_chunk(db, queue_id, customers[start : start + chunk], result, now())
     return result
 
 
-_INSERT = ("INSERT INTO customer (queue_id, ext_id, mobiles, fields, state, round, number_index,"
-           " dead_numbers, next_call_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, '[]', ?, ?, ?)")
+_INSERT = (
+    "INSERT INTO customer (queue_id, ext_id, mobiles, fields, state, round, number_index,"
+    " dead_numbers, next_call_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, '[]', ?, ?, ?)"
+)
 # New numbers start the round's number list over; the same ones keep its place.
-_REFRESH = ("UPDATE customer SET number_index = CASE WHEN mobiles = ? THEN number_index ELSE 0 END,"
-            " dead_numbers = CASE WHEN mobiles = ? THEN dead_numbers ELSE '[]' END,"
-            " mobiles = ?, fields = ?, updated_at = ? WHERE id = ?")
-_REARM = ("UPDATE customer SET mobiles = ?, fields = ?, state = ?, round = 0, number_index = 0,"
-          " dead_numbers = '[]', next_call_at = ?, last_cause = NULL, result = NULL, updated_at = ? WHERE id = ?")
+_REFRESH = (
+    "UPDATE customer SET number_index = CASE WHEN mobiles = ? THEN number_index ELSE 0 END,"
+    " dead_numbers = CASE WHEN mobiles = ? THEN dead_numbers ELSE '[]' END,"
+    " mobiles = ?, fields = ?, updated_at = ? WHERE id = ?"
+)
+_REARM = (
+    "UPDATE customer SET mobiles = ?, fields = ?, state = ?, round = 0, number_index = 0,"
+    " dead_numbers = '[]', next_call_at = ?, last_cause = NULL, result = NULL, updated_at = ? WHERE id = ?"
+)
 
 
 def _import_chunk(db, queue_id: int, chunk: list[NewCustomer], result: ImportResult, at: float):
     if queue_state.state_of(db, queue_id) == DELETED:
-        result.rejected.extend({"id": c.ext_id, "reason": "the queue was deleted during the import"}
-                               for c in chunk)
+        result.rejected.extend({"id": c.ext_id, "reason": "the queue was deleted during the import"} for c in chunk)
         return
     ids = [c.ext_id for c in chunk]
-    existing = {ext_id: (row_id, state) for ext_id, row_id, state in execute(
-        db, f"SELECT ext_id, id, state FROM customer WHERE queue_id = ? AND ext_id IN ({marks(ids)})",
-        [queue_id, *ids])}
+    existing = {
+        ext_id: (row_id, state)
+        for ext_id, row_id, state in execute(
+            db,
+            f"SELECT ext_id, id, state FROM customer WHERE queue_id = ? AND ext_id IN ({marks(ids)})",
+            [queue_id, *ids],
+        )
+    }
     blocked = dnc.listed_ids(db, queue_state.code_of(db, queue_id), ids)
     barred = _barred_numbers(db, chunk)
     inserts, refreshes, rearms = [], [], []
@@ -83,8 +96,11 @@ def _import_chunk(db, queue_id: int, chunk: list[NewCustomer], result: ImportRes
         if not numbers:
             result.rejected.append({"id": c.ext_id, "reason": "every mobile is on the DNC number list"})
             continue
-        result.warnings.extend({"id": c.ext_id, "reason": f"mobile dropped: {n} is on the DNC number list"}
-                               for n in c.mobiles if n in barred)
+        result.warnings.extend(
+            {"id": c.ext_id, "reason": f"mobile dropped: {n} is on the DNC number list"}
+            for n in c.mobiles
+            if n in barred
+        )
         # Numbers are digits only (daemon.phone), so their JSON needs no escaping.
         mobiles, fields = '["' + '","'.join(numbers) + '"]', _dumps(c.fields)
         row_id, state = existing.get(c.ext_id, (None, None))
@@ -120,7 +136,7 @@ def block(db: pw.Database, code: str, ext_ids: list[str], *, chunk: int = 2000, 
     """
     live = False
     for start in range(0, len(ext_ids), chunk):
-        part = ext_ids[start:start + chunk]
+        part = ext_ids[start : start + chunk]
         at = now()
         with db.atomic():
             dnc.add_ids(db, code, part, at)
@@ -128,8 +144,12 @@ def block(db: pw.Database, code: str, ext_ids: list[str], *, chunk: int = 2000, 
             queue_id = queue_state.live_queue_id(db, code)
             if queue_id is not None:
                 live = True
-                execute(db, f"UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state = ?"
-                            f" AND ext_id IN ({marks(part)})", (DNC, at, queue_id, PENDING, *part))
+                execute(
+                    db,
+                    f"UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state = ?"
+                    f" AND ext_id IN ({marks(part)})",
+                    (DNC, at, queue_id, PENDING, *part),
+                )
     return live
 
 
@@ -141,15 +161,28 @@ def delete_queue(db: pw.Database, code: str, *, now=time.time):
         queue_id, state = queue_state.live_queue(db, code)
         if state != STOPPED:
             raise queue_state.QueueRunning(code)
-        execute(db, "UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state IN (?, ?)",
-                (DELETED, at, queue_id, PENDING, CALLING))
+        execute(
+            db,
+            "UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state IN (?, ?)",
+            (DELETED, at, queue_id, PENDING, CALLING),
+        )
         queue_state.mark_deleted(db, queue_id, now=at)
 
 
 # --- the dialer's transitions (inside the caller's transaction) ---------------------------
 
-def claim_many(db: pw.Database, queue: QueueInfo, limit: int, *, now: float, day_start: float,
-               next_day: float, daily_cap: int, busy_retry: float = BUSY_RETRY) -> list[Claim]:
+
+def claim_many(
+    db: pw.Database,
+    queue: QueueInfo,
+    limit: int,
+    *,
+    now: float,
+    day_start: float,
+    next_day: float,
+    daily_cap: int,
+    busy_retry: float = BUSY_RETRY,
+) -> list[Claim]:
     """Take up to `limit` of the queue's due customers into calls, in due order.
 
     The queue must still be running and each customer still pending (a stop or DNC
@@ -167,9 +200,11 @@ def claim_many(db: pw.Database, queue: QueueInfo, limit: int, *, now: float, day
     if queue_state.state_of(db, queue.id) != RUNNING:
         return claims
     rows = execute(
-        db, "SELECT id, ext_id, mobiles, fields, number_index, round, dead_numbers FROM customer"
-            " WHERE queue_id = ? AND state = ? AND next_call_at <= ? ORDER BY next_call_at, id LIMIT ?",
-        (queue.id, PENDING, now, limit + CANDIDATES)).fetchall()
+        db,
+        "SELECT id, ext_id, mobiles, fields, number_index, round, dead_numbers FROM customer"
+        " WHERE queue_id = ? AND state = ? AND next_call_at <= ? ORDER BY next_call_at, id LIMIT ?",
+        (queue.id, PENDING, now, limit + CANDIDATES),
+    ).fetchall()
     for row in rows:
         claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry)
         if claim is not None:
@@ -205,15 +240,31 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_r
     if live is None or (daily_cap and person.calls_today >= daily_cap):
         _postpone(db, cid, next_day, now)
         return None
-    execute(db, "UPDATE customer SET state = ?, number_index = ?, dead_numbers = ?, updated_at = ? WHERE id = ?",
-            (CALLING, live, json.dumps(sorted(dead)), now, cid))
+    execute(
+        db,
+        "UPDATE customer SET state = ?, number_index = ?, dead_numbers = ?, updated_at = ? WHERE id = ?",
+        (CALLING, live, json.dumps(sorted(dead)), now, cid),
+    )
     call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
     attempt_id = insert(
-        db, "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')",
-        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now))
-    return Claim(attempt_id, call_uuid, job_uuid, mobiles[live], cid, ext_id, json.loads(fields),
-                 queue.id, queue.code, queue.template, queue.min_recall_duration)
+        db,
+        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')",
+        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now),
+    )
+    return Claim(
+        attempt_id,
+        call_uuid,
+        job_uuid,
+        mobiles[live],
+        cid,
+        ext_id,
+        json.loads(fields),
+        queue.id,
+        queue.code,
+        queue.template,
+        queue.min_recall_duration,
+    )
 
 
 def _next_number(mobiles: list[str], skipped: frozenset, index: int) -> int | None:
@@ -223,8 +274,11 @@ def _next_number(mobiles: list[str], skipped: frozenset, index: int) -> int | No
 
 
 def _end(db, customer_id: int, state: str, cause: str | None, now: float) -> None:
-    execute(db, "UPDATE customer SET state = ?, last_cause = COALESCE(?, last_cause), updated_at = ? WHERE id = ?",
-            (state, cause, now, customer_id))
+    execute(
+        db,
+        "UPDATE customer SET state = ?, last_cause = COALESCE(?, last_cause), updated_at = ? WHERE id = ?",
+        (state, cause, now, customer_id),
+    )
 
 
 def _postpone(db, customer_id: int, until: float, now: float) -> None:
@@ -233,8 +287,11 @@ def _postpone(db, customer_id: int, until: float, now: float) -> None:
 
 def mark_answered(db: pw.Database, attempt_id: int, at: float):
     """The call was answered at `at` (kept if it was already recorded, or closed)."""
-    execute(db, "UPDATE attempt SET state = ?, answered_at = ? WHERE id = ? AND state = ?",
-            (ANSWERED, at, attempt_id, DIALING))
+    execute(
+        db,
+        "UPDATE attempt SET state = ?, answered_at = ? WHERE id = ? AND state = ?",
+        (ANSWERED, at, attempt_id, DIALING),
+    )
 
 
 def finish(db: pw.Database, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
@@ -242,47 +299,91 @@ def finish(db: pw.Database, claim: Claim, report: CallReport, *, recall_delay: f
     a configuration error also stops the queue. Returns (attempt outcome, customer state).
     Idempotent: an attempt already closed is left as it is ("unchanged")."""
     _require_transaction(db)
-    result = outcome.CONFIG_ERROR if report.stop_reason else outcome.classify(
-        answered=report.answered_at is not None, talk_seconds=report.talk_seconds,
-        cause=report.cause, min_talk=claim.min_talk, interrupted=report.interrupted)
+    result = (
+        outcome.CONFIG_ERROR
+        if report.stop_reason
+        else outcome.classify(
+            answered=report.answered_at is not None,
+            talk_seconds=report.talk_seconds,
+            cause=report.cause,
+            min_talk=claim.min_talk,
+            interrupted=report.interrupted,
+        )
+    )
     cursor = execute(
-        db, "UPDATE attempt SET state = ?, answered_at = COALESCE(?, answered_at), ended_at = ?,"
-            " hangup_cause = ?, sip_status = ?, talk_seconds = ?, keys = ?, outcome = ?, result = ?"
-            " WHERE id = ? AND state != ?",
-        (DONE, report.answered_at, report.ended_at, report.cause, report.sip_status,
-         round(report.talk_seconds, 3), report.keys, result, report.result, claim.attempt_id, DONE))
+        db,
+        "UPDATE attempt SET state = ?, answered_at = COALESCE(?, answered_at), ended_at = ?,"
+        " hangup_cause = ?, sip_status = ?, talk_seconds = ?, keys = ?, outcome = ?, result = ?"
+        " WHERE id = ? AND state != ?",
+        (
+            DONE,
+            report.answered_at,
+            report.ended_at,
+            report.cause,
+            report.sip_status,
+            round(report.talk_seconds, 3),
+            report.keys,
+            result,
+            report.result,
+            claim.attempt_id,
+            DONE,
+        ),
+    )
     if cursor.rowcount == 0:
         return result, "unchanged"
     state = _after_call(db, claim, report, result, recall_delay)
     if result == outcome.CONFIG_ERROR:
         reason = report.stop_reason or (
-            f"FreeSWITCH answered {report.cause} for {claim.number}: check the dial string and gateway")
+            f"FreeSWITCH answered {report.cause} for {claim.number}: check the dial string and gateway"
+        )
         queue_state.stop_by_dialer(db, claim.queue_id, claim.queue_code, reason, now=report.ended_at)
     return result, state
 
 
 def _after_call(db, claim: Claim, report: CallReport, result: str, recall_delay: float) -> str:
     state, mobiles, index, rnd, dead, next_call, max_recall = execute(
-        db, "SELECT c.state, c.mobiles, c.number_index, c.round, c.dead_numbers, c.next_call_at,"
-            " q.max_recall_count FROM customer c JOIN queue q ON q.id = c.queue_id WHERE c.id = ?",
-        (claim.customer_id,)).fetchone()
+        db,
+        "SELECT c.state, c.mobiles, c.number_index, c.round, c.dead_numbers, c.next_call_at,"
+        " q.max_recall_count FROM customer c JOIN queue q ON q.id = c.queue_id WHERE c.id = ?",
+        (claim.customer_id,),
+    ).fetchone()
     if state != CALLING:
         return state  # deleted while in the call: the result stays on the attempt
     on_dnc = dnc.is_listed(db, claim.queue_code, claim.ext_id)
     progress = outcome.Progress(tuple(json.loads(mobiles)), index, rnd, frozenset(json.loads(dead)))
-    nxt = outcome.next_state(progress, claim.number, result, max_recall_count=max_recall,
-                             recall_delay=recall_delay, on_dnc=on_dnc)
+    nxt = outcome.next_state(
+        progress, claim.number, result, max_recall_count=max_recall, recall_delay=recall_delay, on_dnc=on_dnc
+    )
     if nxt.delay is not None:
         next_call = report.ended_at + nxt.delay
-    execute(db, "UPDATE customer SET state = ?, number_index = ?, round = ?, dead_numbers = ?, next_call_at = ?,"
-                " last_cause = ?, result = COALESCE(?, result), updated_at = ? WHERE id = ?",
-            (nxt.state, nxt.number_index, nxt.round, json.dumps(sorted(nxt.dead_numbers)), next_call,
-             report.cause, report.result, report.ended_at, claim.customer_id))
+    execute(
+        db,
+        "UPDATE customer SET state = ?, number_index = ?, round = ?, dead_numbers = ?, next_call_at = ?,"
+        " last_cause = ?, result = COALESCE(?, result), updated_at = ? WHERE id = ?",
+        (
+            nxt.state,
+            nxt.number_index,
+            nxt.round,
+            json.dumps(sorted(nxt.dead_numbers)),
+            next_call,
+            report.cause,
+            report.result,
+            report.ended_at,
+            claim.customer_id,
+        ),
+    )
     return nxt.state
 
 
-def abandon(db: pw.Database, claim: Claim, *, cause: str, now: float, customer_state: str = PENDING,
-            stop_reason: str | None = None):
+def abandon(
+    db: pw.Database,
+    claim: Claim,
+    *,
+    cause: str,
+    now: float,
+    customer_state: str = PENDING,
+    stop_reason: str | None = None,
+):
     """Close a claimed attempt that was never dialed (a broken template or sound file).
 
     The customer goes back to `pending` (due at once, nothing counted) or ends in
@@ -290,11 +391,16 @@ def abandon(db: pw.Database, claim: Claim, *, cause: str, now: float, customer_s
     _require_transaction(db)
     if customer_state not in (PENDING, FAILED):
         raise ValueError(f"abandon leaves a customer pending or failed, not {customer_state!r}")
-    execute(db, "UPDATE attempt SET state = ?, ended_at = ?, hangup_cause = ?, outcome = ? WHERE id = ? AND state != ?",
-            (DONE, now, cause[:500], outcome.NOT_DIALED, claim.attempt_id, DONE))
-    execute(db, "UPDATE customer SET state = ?, next_call_at = ?, last_cause = ?, updated_at = ?"
-                " WHERE id = ? AND state = ?",
-            (customer_state, now, cause[:500], now, claim.customer_id, CALLING))
+    execute(
+        db,
+        "UPDATE attempt SET state = ?, ended_at = ?, hangup_cause = ?, outcome = ? WHERE id = ? AND state != ?",
+        (DONE, now, cause[:500], outcome.NOT_DIALED, claim.attempt_id, DONE),
+    )
+    execute(
+        db,
+        "UPDATE customer SET state = ?, next_call_at = ?, last_cause = ?, updated_at = ? WHERE id = ? AND state = ?",
+        (customer_state, now, cause[:500], now, claim.customer_id, CALLING),
+    )
     if stop_reason:
         queue_state.stop_by_dialer(db, claim.queue_id, claim.queue_code, stop_reason, now=now)
 

@@ -5,6 +5,7 @@ for every queue (`/dnc/numbers`). Only ever added to; nothing here writes a cust
 Ids are kept by queue *code*, not by queue row: a DNC outlives a delete and re-import of the
 queue, and one sent before the queue exists waits for it.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,16 +19,24 @@ _IN_LIST = 500  # values per IN (...) list, well under any backend's parameter l
 
 def add_ids(db: pw.Database, code: str, ext_ids: list[str], at: float):
     """Put `ext_ids` on queue `code`'s list (inside the caller's transaction)."""
-    executemany(db, "INSERT INTO dnc (queue_code, ext_id, created_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (queue_code, ext_id) DO NOTHING", [(code, ext_id, at) for ext_id in ext_ids])
+    executemany(
+        db,
+        "INSERT INTO dnc (queue_code, ext_id, created_at) VALUES (?, ?, ?) ON CONFLICT (queue_code, ext_id) DO NOTHING",
+        [(code, ext_id, at) for ext_id in ext_ids],
+    )
 
 
 def listed_ids(db: pw.Database, code: str, ext_ids: list[str]) -> set[str]:
     """Those of `ext_ids` on queue `code`'s list."""
     if execute(db, "SELECT 1 FROM dnc WHERE queue_code = ? LIMIT 1", (code,)).fetchone() is None:
         return set()  # the usual case, answered by the index alone
-    return {row[0] for part in _parts(ext_ids) for row in execute(
-        db, f"SELECT ext_id FROM dnc WHERE queue_code = ? AND ext_id IN ({marks(part)})", [code, *part])}
+    return {
+        row[0]
+        for part in _parts(ext_ids)
+        for row in execute(
+            db, f"SELECT ext_id FROM dnc WHERE queue_code = ? AND ext_id IN ({marks(part)})", [code, *part]
+        )
+    }
 
 
 def is_listed(db: pw.Database, code: str, ext_id: str) -> bool:
@@ -40,17 +49,23 @@ def block_numbers(db: pw.Database, numbers: list[str], *, chunk: int = 2000, now
     for start in range(0, len(numbers), chunk):
         at = now()
         with db.atomic():
-            executemany(db, "INSERT INTO dnc_number (number, created_at) VALUES (?, ?)"
-                            " ON CONFLICT (number) DO NOTHING", [(n, at) for n in numbers[start:start + chunk]])
+            executemany(
+                db,
+                "INSERT INTO dnc_number (number, created_at) VALUES (?, ?) ON CONFLICT (number) DO NOTHING",
+                [(n, at) for n in numbers[start : start + chunk]],
+            )
 
 
 def listed_numbers(db: pw.Database, numbers) -> set[str]:
     """Those of `numbers` on the DNC number list."""
     numbers = list(numbers)
-    return {row[0] for part in _parts(numbers) for row in execute(
-        db, f"SELECT number FROM dnc_number WHERE number IN ({marks(part)})", part)}
+    return {
+        row[0]
+        for part in _parts(numbers)
+        for row in execute(db, f"SELECT number FROM dnc_number WHERE number IN ({marks(part)})", part)
+    }
 
 
 def _parts(values: list):
     for start in range(0, len(values), _IN_LIST):
-        yield values[start:start + _IN_LIST]
+        yield values[start : start + _IN_LIST]

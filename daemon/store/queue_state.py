@@ -4,6 +4,7 @@ dialer stopped it by itself. The only writer of the `queue` table.
 Functions run inside the caller's transaction, except `set_running`, an API command that is
 one transaction of its own.
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,12 +64,18 @@ def upsert(db: pw.Database, request: ImportRequest, defaults, at: float) -> int:
     except QueueNotFound:
         values = {name: getattr(defaults, name) for name in SETTINGS} | settings
         columns = ", ".join(values)
-        return insert(db, f"INSERT INTO queue (code, template, state, created_at, updated_at, {columns})"
-                          f" VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(values))})",
-                      (request.queue_code, request.template, RUNNING, at, at, *values.values()))
+        return insert(
+            db,
+            f"INSERT INTO queue (code, template, state, created_at, updated_at, {columns})"
+            f" VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(values))})",
+            (request.queue_code, request.template, RUNNING, at, at, *values.values()),
+        )
     assignments = "".join(f", {name} = ?" for name in settings)
-    execute(db, f"UPDATE queue SET template = ?, updated_at = ?{assignments} WHERE id = ?",
-            (request.template, at, *settings.values(), queue_id))
+    execute(
+        db,
+        f"UPDATE queue SET template = ?, updated_at = ?{assignments} WHERE id = ?",
+        (request.template, at, *settings.values(), queue_id),
+    )
     return queue_id
 
 
@@ -77,15 +84,21 @@ def set_running(db: pw.Database, code: str, running: bool, *, now=time.time):
     commits, the dialer originates none of its calls."""
     with db.atomic():
         queue_id, _ = live_queue(db, code)
-        execute(db, "UPDATE queue SET state = ?, stop_reason = NULL, updated_at = ? WHERE id = ?",
-                (RUNNING if running else STOPPED, now(), queue_id))
+        execute(
+            db,
+            "UPDATE queue SET state = ?, stop_reason = NULL, updated_at = ? WHERE id = ?",
+            (RUNNING if running else STOPPED, now(), queue_id),
+        )
 
 
 def stop_by_dialer(db: pw.Database, queue_id: int, code: str, reason: str, *, now: float):
     """The dialer stops a running queue by itself (a gateway that does not exist, a broken
     template), with `reason` for the operator; a queue already stopped keeps its reason."""
-    execute(db, "UPDATE queue SET state = ?, stop_reason = ?, updated_at = ? WHERE id = ? AND state = ?",
-            (STOPPED, reason[:1000], now, queue_id, RUNNING))
+    execute(
+        db,
+        "UPDATE queue SET state = ?, stop_reason = ?, updated_at = ? WHERE id = ? AND state = ?",
+        (STOPPED, reason[:1000], now, queue_id, RUNNING),
+    )
     log.error("queue %s stopped: %s", code, reason)
 
 

@@ -1,5 +1,6 @@
 """The plain values that cross the store's boundary: what the API asks to import, what the
 dialer claims and reports back. Frozen dataclasses, no database in them."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,15 +17,15 @@ class NewCustomer:
 class ImportRequest:
     queue_code: str
     template: str
-    settings: dict          # only the optional queue fields the request gave
+    settings: dict  # only the optional queue fields the request gave
     customers: list[NewCustomer]
 
 
 @dataclasses.dataclass
 class ImportResult:
     success: list[str] = dataclasses.field(default_factory=list)
-    rejected: list[dict] = dataclasses.field(default_factory=list)   # {"id", "reason"}
-    warnings: list[dict] = dataclasses.field(default_factory=list)   # {"id", "reason"}: accepted, a number dropped
+    rejected: list[dict] = dataclasses.field(default_factory=list)  # {"id", "reason"}
+    warnings: list[dict] = dataclasses.field(default_factory=list)  # {"id", "reason"}: accepted, a number dropped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,7 @@ class QueueInfo:
 @dataclasses.dataclass(frozen=True)
 class Claim:
     """Everything one call needs, taken from the store in the claim's transaction."""
+
     attempt_id: int
     uuid: str
     job_uuid: str
@@ -57,6 +59,7 @@ class Claim:
 @dataclasses.dataclass(frozen=True)
 class CallReport:
     """What happened on the call, as FreeSWITCH and the IVR reported it."""
+
     answered_at: float | None
     ended_at: float
     talk_seconds: float

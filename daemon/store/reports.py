@@ -4,6 +4,7 @@
 Counts per customer state are computed in one place, `customer_counts`, and always carry
 every state, zero included.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,21 +23,54 @@ from daemon.store.states import CUSTOMER_STATES, DELETED, DONE, FINAL_STATES, PE
 
 def running_queues(db: pw.Database) -> list[QueueInfo]:
     """Queues the dialer may call for, oldest first."""
-    rows = execute(db, "SELECT id, code, template, concurrent_call, max_recall_count, min_recall_duration"
-                       " FROM queue WHERE state = ? ORDER BY id", (RUNNING,)).fetchall()
+    rows = execute(
+        db,
+        "SELECT id, code, template, concurrent_call, max_recall_count, min_recall_duration"
+        " FROM queue WHERE state = ? ORDER BY id",
+        (RUNNING,),
+    ).fetchall()
     return [QueueInfo(*row) for row in rows]
 
 
 def open_attempts(db: pw.Database) -> list[Claim]:
     """Attempts not closed: calls the store thinks are live (for reconciliation)."""
     rows = execute(
-        db, "SELECT a.id, a.uuid, a.job_uuid, a.number, c.id, c.ext_id, c.fields, q.id, q.code, q.template,"
-            " q.min_recall_duration, a.answered_at FROM attempt a JOIN customer c ON c.id = a.customer_id"
-            " JOIN queue q ON q.id = a.queue_id WHERE a.state != ? ORDER BY a.id", (DONE,)).fetchall()
-    return [Claim(attempt_id, uuid, job_uuid, number, customer_id, ext_id, json.loads(fields), queue_id, code,
-                  template, min_talk, answered_at)
-            for (attempt_id, uuid, job_uuid, number, customer_id, ext_id, fields, queue_id, code, template, min_talk,
-                 answered_at) in rows]
+        db,
+        "SELECT a.id, a.uuid, a.job_uuid, a.number, c.id, c.ext_id, c.fields, q.id, q.code, q.template,"
+        " q.min_recall_duration, a.answered_at FROM attempt a JOIN customer c ON c.id = a.customer_id"
+        " JOIN queue q ON q.id = a.queue_id WHERE a.state != ? ORDER BY a.id",
+        (DONE,),
+    ).fetchall()
+    return [
+        Claim(
+            attempt_id,
+            uuid,
+            job_uuid,
+            number,
+            customer_id,
+            ext_id,
+            json.loads(fields),
+            queue_id,
+            code,
+            template,
+            min_talk,
+            answered_at,
+        )
+        for (
+            attempt_id,
+            uuid,
+            job_uuid,
+            number,
+            customer_id,
+            ext_id,
+            fields,
+            queue_id,
+            code,
+            template,
+            min_talk,
+            answered_at,
+        ) in rows
+    ]
 
 
 # --- counts -------------------------------------------------------------------------------
@@ -45,8 +79,7 @@ def open_attempts(db: pw.Database) -> list[Claim]:
 def customer_counts(db: pw.Database, queue_id: int | None = None) -> dict[int, dict[str, int]]:
     """Customers per state of every live queue (or of the one with `queue_id`), by queue id;
     an empty queue counts zero everywhere."""
-    sql = ("SELECT q.id, c.state, COUNT(c.id) FROM queue q LEFT JOIN customer c ON c.queue_id = q.id"
-           " WHERE q.state != ?")
+    sql = "SELECT q.id, c.state, COUNT(c.id) FROM queue q LEFT JOIN customer c ON c.queue_id = q.id WHERE q.state != ?"
     params: list = [DELETED]
     if queue_id is not None:
         sql += " AND q.id = ?"
@@ -70,10 +103,32 @@ def state_totals(db: pw.Database) -> dict[str, int]:
 
 # --- the API's reports --------------------------------------------------------------------
 
-ATTEMPT_COLUMNS = ("number", "uuid", "round", "state", "started_at", "answered_at", "ended_at",
-                   "hangup_cause", "sip_status", "talk_seconds", "keys", "outcome", "result")
-_QUEUE_COLUMNS = ("code", "template", "state", "stop_reason", "concurrent_call", "max_recall_count",
-                  "min_recall_duration", "created_at", "updated_at")
+ATTEMPT_COLUMNS = (
+    "number",
+    "uuid",
+    "round",
+    "state",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "hangup_cause",
+    "sip_status",
+    "talk_seconds",
+    "keys",
+    "outcome",
+    "result",
+)
+_QUEUE_COLUMNS = (
+    "code",
+    "template",
+    "state",
+    "stop_reason",
+    "concurrent_call",
+    "max_recall_count",
+    "min_recall_duration",
+    "created_at",
+    "updated_at",
+)
 
 
 def queue_summary(db: pw.Database, code: str) -> dict:
@@ -82,8 +137,13 @@ def queue_summary(db: pw.Database, code: str) -> dict:
     row = execute(db, f"SELECT {', '.join(_QUEUE_COLUMNS)} FROM queue WHERE id = ?", (queue_id,)).fetchone()
     queue = dict(zip(_QUEUE_COLUMNS, row))
     counts = customer_counts(db, queue_id)[queue_id]
-    return {"queue_code": queue.pop("code"), **queue, "total": sum(counts.values()),
-            "finished": sum(counts[s] for s in FINAL_STATES), "counts": counts}
+    return {
+        "queue_code": queue.pop("code"),
+        **queue,
+        "total": sum(counts.values()),
+        "finished": sum(counts[s] for s in FINAL_STATES),
+        "counts": counts,
+    }
 
 
 def list_customers(db: pw.Database, code: str, *, state: str | None, page: int, per_page: int) -> dict:
@@ -95,18 +155,28 @@ def list_customers(db: pw.Database, code: str, *, state: str | None, page: int, 
         where += " AND state = ?"
         params.append(state)
     total = execute(db, f"SELECT COUNT(*) FROM customer WHERE {where}", params).fetchone()[0]
-    rows = execute(db, "SELECT id, ext_id, state, mobiles, fields, round, next_call_at, last_cause, result"
-                       f" FROM customer WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
-                   (*params, per_page, (page - 1) * per_page)).fetchall()
+    rows = execute(
+        db,
+        "SELECT id, ext_id, state, mobiles, fields, round, next_call_at, last_cause, result"
+        f" FROM customer WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+        (*params, per_page, (page - 1) * per_page),
+    ).fetchall()
     attempts: dict[int, list] = {row[0]: [] for row in rows}
     if attempts:
         ids = list(attempts)
         for customer_id, *values in execute(
-                db, f"SELECT customer_id, {', '.join(ATTEMPT_COLUMNS)} FROM attempt"
-                    f" WHERE customer_id IN ({marks(ids)}) ORDER BY id", ids):
+            db,
+            f"SELECT customer_id, {', '.join(ATTEMPT_COLUMNS)} FROM attempt"
+            f" WHERE customer_id IN ({marks(ids)}) ORDER BY id",
+            ids,
+        ):
             attempts[customer_id].append(dict(zip(ATTEMPT_COLUMNS, values)))
-    return {"page": page, "per_page": per_page, "total": total,
-            "customers": [_customer_dict(row, attempts[row[0]]) for row in rows]}
+    return {
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+        "customers": [_customer_dict(row, attempts[row[0]]) for row in rows],
+    }
 
 
 def _customer_dict(row, attempts: list[dict]) -> dict:
@@ -135,9 +205,12 @@ def _attempt_rows(db, queue_id: int, batch: int):
     columns = ", ".join(f"a.{name}" for name in ATTEMPT_COLUMNS)
     last = 0
     while True:
-        rows = execute(db, f"SELECT a.id, c.ext_id, {columns} FROM attempt a JOIN customer c ON c.id = a.customer_id"
-                           " WHERE a.queue_id = ? AND a.id > ? ORDER BY a.id LIMIT ?",
-                       (queue_id, last, batch)).fetchall()
+        rows = execute(
+            db,
+            f"SELECT a.id, c.ext_id, {columns} FROM attempt a JOIN customer c ON c.id = a.customer_id"
+            " WHERE a.queue_id = ? AND a.id > ? ORDER BY a.id LIMIT ?",
+            (queue_id, last, batch),
+        ).fetchall()
         if not rows:
             return
         for _, ext_id, *values in rows:
@@ -151,6 +224,7 @@ def _attempt_rows(db, queue_id: int, batch: int):
 @dataclasses.dataclass(frozen=True)
 class CallOutcome:
     """One finished call, as the live view lists it."""
+
     ended_at: float
     customer: str
     number: str
@@ -164,16 +238,17 @@ class CallOutcome:
 @dataclasses.dataclass(frozen=True)
 class QueueStatus:
     """A snapshot of one live queue. `counts` has every customer state, zero included."""
+
     code: str
     template: str
     state: str
     stop_reason: str | None
     concurrent_call: int
     counts: dict[str, int]
-    dialed: int                 # attempts ever made for this queue
-    due_now: int                # pending customers whose next call may start now
-    due_later: int              # pending customers waiting for a recall
-    calls_last_minute: int      # attempts started in the 60 s before the snapshot
+    dialed: int  # attempts ever made for this queue
+    due_now: int  # pending customers whose next call may start now
+    due_later: int  # pending customers waiting for a recall
+    calls_last_minute: int  # attempts started in the 60 s before the snapshot
     recent: tuple[CallOutcome, ...]
 
     @property
@@ -190,8 +265,7 @@ class QueueStatus:
         return self.finished == self.total
 
 
-def queue_statuses(db: pw.Database, *, now: float, queue: str | None = None,
-                   recent: int = 5) -> list[QueueStatus]:
+def queue_statuses(db: pw.Database, *, now: float, queue: str | None = None, recent: int = 5) -> list[QueueStatus]:
     """Every live queue (or only the one named `queue`), oldest first, from one snapshot."""
     with read_snapshot(db):
         sql = "SELECT id, code, template, state, stop_reason, concurrent_call FROM queue WHERE state != ?"
@@ -206,20 +280,36 @@ def queue_statuses(db: pw.Database, *, now: float, queue: str | None = None,
 
 def _queue_status(db, row, counts: dict[str, int], now: float, recent: int) -> QueueStatus:
     queue_id, code, template, state, stop_reason, concurrent_call = row
-    due_now = execute(db, "SELECT COUNT(*) FROM customer WHERE queue_id = ? AND state = ? AND next_call_at <= ?",
-                      (queue_id, PENDING, now)).fetchone()[0]
+    due_now = execute(
+        db,
+        "SELECT COUNT(*) FROM customer WHERE queue_id = ? AND state = ? AND next_call_at <= ?",
+        (queue_id, PENDING, now),
+    ).fetchone()[0]
     dialed, last_minute = execute(
-        db, "SELECT COUNT(*), COALESCE(SUM(CASE WHEN started_at > ? THEN 1 ELSE 0 END), 0)"
-            " FROM attempt WHERE queue_id = ?", (now - 60.0, queue_id)).fetchone()
+        db,
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN started_at > ? THEN 1 ELSE 0 END), 0) FROM attempt WHERE queue_id = ?",
+        (now - 60.0, queue_id),
+    ).fetchone()
     outcomes = execute(
-        db, "SELECT a.ended_at, c.ext_id, a.number, COALESCE(a.hangup_cause, ''), COALESCE(a.talk_seconds, 0),"
-            " a.keys, COALESCE(a.outcome, ''), a.result FROM attempt a JOIN customer c ON c.id = a.customer_id"
-            " WHERE a.queue_id = ? AND a.state = ? ORDER BY a.ended_at DESC, a.id DESC LIMIT ?",
-        (queue_id, DONE, recent)).fetchall()
-    return QueueStatus(code=code, template=template, state=state, stop_reason=stop_reason,
-                       concurrent_call=concurrent_call, counts=counts, dialed=dialed, due_now=due_now,
-                       due_later=counts[PENDING] - due_now, calls_last_minute=last_minute,
-                       recent=tuple(CallOutcome(*o) for o in outcomes))
+        db,
+        "SELECT a.ended_at, c.ext_id, a.number, COALESCE(a.hangup_cause, ''), COALESCE(a.talk_seconds, 0),"
+        " a.keys, COALESCE(a.outcome, ''), a.result FROM attempt a JOIN customer c ON c.id = a.customer_id"
+        " WHERE a.queue_id = ? AND a.state = ? ORDER BY a.ended_at DESC, a.id DESC LIMIT ?",
+        (queue_id, DONE, recent),
+    ).fetchall()
+    return QueueStatus(
+        code=code,
+        template=template,
+        state=state,
+        stop_reason=stop_reason,
+        concurrent_call=concurrent_call,
+        counts=counts,
+        dialed=dialed,
+        due_now=due_now,
+        due_later=counts[PENDING] - due_now,
+        calls_last_minute=last_minute,
+        recent=tuple(CallOutcome(*o) for o in outcomes),
+    )
 
 
 # The demo's breakdowns beside the counts per state: (what is counted, from which table).
@@ -243,8 +333,12 @@ def tallies(db: pw.Database) -> dict[str, dict[str, dict[str, int]]]:
         tables = {"customers_by_state": by_state}
         for name, (counted, table) in _TALLIES.items():
             cells = tables[name] = {}
-            for code, row, n in execute(db, f"SELECT q.code, {counted}, COUNT(*) FROM {table} t"
-                                            " JOIN queue q ON q.id = t.queue_id WHERE q.state != ?"
-                                            " GROUP BY q.code, 2", (DELETED,)):
+            for code, row, n in execute(
+                db,
+                f"SELECT q.code, {counted}, COUNT(*) FROM {table} t"
+                " JOIN queue q ON q.id = t.queue_id WHERE q.state != ?"
+                " GROUP BY q.code, 2",
+                (DELETED,),
+            ):
                 cells.setdefault(row, {})[code] = n
     return tables

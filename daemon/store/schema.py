@@ -17,6 +17,7 @@ is the subset SQLite and PostgreSQL share, with `?` placeholders that `execute` 
 Times are Unix epoch seconds (REAL). JSON columns hold what the API accepted, already
 validated and normalised.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,16 +70,16 @@ class Queue(BaseModel):
 
 class Customer(BaseModel):
     queue = pw.ForeignKeyField(Queue, backref="customers", on_delete="CASCADE")
-    ext_id = pw.TextField()                     # the id the collections platform gave
-    mobiles = JSONField()                       # normalised numbers, in calling order
-    fields = JSONField()                        # template variables
+    ext_id = pw.TextField()  # the id the collections platform gave
+    mobiles = JSONField()  # normalised numbers, in calling order
+    fields = JSONField()  # template variables
     state = pw.TextField(default=PENDING)
-    round = pw.IntegerField(default=0)          # rounds already finished without success
-    number_index = pw.IntegerField(default=0)   # next entry of `mobiles` in this round
-    dead_numbers = JSONField(default=list)      # numbers the network called dead; skipped
+    round = pw.IntegerField(default=0)  # rounds already finished without success
+    number_index = pw.IntegerField(default=0)  # next entry of `mobiles` in this round
+    dead_numbers = JSONField(default=list)  # numbers the network called dead; skipped
     next_call_at = pw.FloatField()
     last_cause = pw.TextField(null=True)
-    result = pw.TextField(null=True)            # named IVR result (e.g. promise_to_pay)
+    result = pw.TextField(null=True)  # named IVR result (e.g. promise_to_pay)
     created_at = pw.FloatField()
     updated_at = pw.FloatField()
 
@@ -88,7 +89,7 @@ class Attempt(BaseModel):
     queue = pw.ForeignKeyField(Queue, on_delete="CASCADE")
     round = pw.IntegerField()
     number = pw.TextField()
-    uuid = pw.TextField(unique=True)            # FreeSWITCH channel uuid (origination_uuid)
+    uuid = pw.TextField(unique=True)  # FreeSWITCH channel uuid (origination_uuid)
     job_uuid = pw.TextField()
     state = pw.TextField(default=DIALING)
     started_at = pw.FloatField()
@@ -98,13 +99,14 @@ class Attempt(BaseModel):
     sip_status = pw.TextField(null=True)
     talk_seconds = pw.FloatField(null=True)
     keys = pw.TextField(default="")
-    outcome = pw.TextField(null=True)           # success / retry / dead_number / config_error / ...
-    result = pw.TextField(null=True)            # named IVR result of this call
+    outcome = pw.TextField(null=True)  # success / retry / dead_number / config_error / ...
+    result = pw.TextField(null=True)  # named IVR result of this call
 
 
 class Dnc(BaseModel):
     """A customer id the platform said not to call in a queue. Keyed by the queue's code, not
     its row, so it outlives a delete and re-import of the queue and may come before the queue."""
+
     queue_code = pw.TextField()
     ext_id = pw.TextField()
     created_at = pw.FloatField()
@@ -112,7 +114,8 @@ class Dnc(BaseModel):
 
 class DncNumber(BaseModel):
     """A number never to be dialled again, whichever customer or queue holds it."""
-    number = pw.TextField()                     # national form (daemon.phone)
+
+    number = pw.TextField()  # national form (daemon.phone)
     created_at = pw.FloatField()
 
 
@@ -121,6 +124,7 @@ MODELS = (Queue, Customer, Attempt, Dnc, DncNumber)
 
 class _DncV1(BaseModel):
     """The `dnc` table as schema version 1 made it (per queue row); only `_v1` uses it."""
+
     queue = pw.ForeignKeyField(Queue, on_delete="CASCADE")
     ext_id = pw.TextField()
     created_at = pw.FloatField()
@@ -151,14 +155,19 @@ def _v1(db: pw.Database):
 def _v2(db: pw.Database):
     """The person is the unit of safety: DNC by queue code (kept across delete and re-import),
     a DNC list of numbers, and the indexes the claim's checks on a person need."""
-    db.execute_sql("CREATE TABLE dnc_v2 (id INTEGER NOT NULL PRIMARY KEY, queue_code TEXT NOT NULL,"
-                   " ext_id TEXT NOT NULL, created_at REAL NOT NULL)")
-    db.execute_sql("INSERT INTO dnc_v2 (queue_code, ext_id, created_at) SELECT q.code, d.ext_id, MIN(d.created_at)"
-                   " FROM dnc d JOIN queue q ON q.id = d.queue_id GROUP BY q.code, d.ext_id")
+    db.execute_sql(
+        "CREATE TABLE dnc_v2 (id INTEGER NOT NULL PRIMARY KEY, queue_code TEXT NOT NULL,"
+        " ext_id TEXT NOT NULL, created_at REAL NOT NULL)"
+    )
+    db.execute_sql(
+        "INSERT INTO dnc_v2 (queue_code, ext_id, created_at) SELECT q.code, d.ext_id, MIN(d.created_at)"
+        " FROM dnc d JOIN queue q ON q.id = d.queue_id GROUP BY q.code, d.ext_id"
+    )
     db.execute_sql("DROP TABLE dnc")
     db.execute_sql("ALTER TABLE dnc_v2 RENAME TO dnc")
-    db.execute_sql("CREATE TABLE dnc_number (id INTEGER NOT NULL PRIMARY KEY, number TEXT NOT NULL,"
-                   " created_at REAL NOT NULL)")
+    db.execute_sql(
+        "CREATE TABLE dnc_number (id INTEGER NOT NULL PRIMARY KEY, number TEXT NOT NULL, created_at REAL NOT NULL)"
+    )
     for sql in (
         "CREATE UNIQUE INDEX dnc_code_ext ON dnc(queue_code, ext_id)",
         "CREATE UNIQUE INDEX dnc_number_number ON dnc_number(number)",
@@ -209,7 +218,8 @@ def _migrate(db: pw.SqliteDatabase, path: Path):
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"database {path} has schema version {version}; this autocall knows up to "
-                f"{SCHEMA_VERSION}: upgrade autocall")
+                f"{SCHEMA_VERSION}: upgrade autocall"
+            )
         for number in range(version, SCHEMA_VERSION):
             log.info("migrating %s to schema version %d", path, number + 1)
             MIGRATIONS[number](db)

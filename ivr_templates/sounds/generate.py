@@ -9,6 +9,7 @@ Writes 8 kHz mono 16-bit WAV files, silence trimmed at both ends:
 Existing files are kept unless --force, so studio recordings dropped in are never overwritten.
 --list prints every file name with the words it must say (the table in README.md).
 """
+
 import argparse
 import os
 import shutil
@@ -31,8 +32,7 @@ def speak(text, out_path, voice, speed):
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, 'raw.wav')
         subprocess.run(['espeak-ng', '-v', voice, '-s', str(speed), '-w', raw, text], check=True)
-        subprocess.run(['sox', raw, '-r', '8000', '-c', '1', '-b', '16', out_path, *TRIM, 'norm', '-3'],
-                       check=True)
+        subprocess.run(['sox', raw, '-r', '8000', '-c', '1', '-b', '16', out_path, *TRIM, 'norm', '-3'], check=True)
 
 
 def jobs():

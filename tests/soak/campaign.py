@@ -12,8 +12,10 @@ be left pending or calling. Seeded, bounded in rounds and time, loopback only.
 
 `run(settings, workdir)` is the library form (tests/test_fault_campaign.py runs a short one).
 """
+
 if __name__ == "__main__":  # a program: patch before anything imports sockets or sqlite
     from gevent import monkey
+
     monkey.patch_all()
 
 import argparse  # noqa: E402
@@ -48,18 +50,18 @@ EXTRA_FAULTS = ("refuse", "slow")
 class Settings:
     rounds: int = 8
     seed: int = 1
-    round_seconds: float = 3.0      # real seconds of traffic per round, the fault somewhere inside
-    time_scale: float = 0.02        # simulated seconds run 50x faster
+    round_seconds: float = 3.0  # real seconds of traffic per round, the fault somewhere inside
+    time_scale: float = 0.02  # simulated seconds run 50x faster
     clients: int = 20
     queues: int = 3
     heartbeat_timeout: float = 3.0  # the daemon's; the simulator beats every 20 simulated s (0.4 s real)
-    silence: float = 4.5            # real seconds the switch stays silent: longer than heartbeat_timeout
-    lock_hold: float = 1.0          # real seconds another process holds the SQLite write lock
-    epsilon: float = 0.5            # real seconds a claim already in flight may still originate after a stop/DNC
-    recovery: float = 40.0          # real seconds the daemon gets to reconnect after a fault
-    drain: float = 120.0            # real seconds for the final drain
-    daily_cap: int = 4              # the daemon's; re-imports and a second queue push people to it
-    faults: tuple = FAULTS          # the cycle each run of len(faults) rounds goes through
+    silence: float = 4.5  # real seconds the switch stays silent: longer than heartbeat_timeout
+    lock_hold: float = 1.0  # real seconds another process holds the SQLite write lock
+    epsilon: float = 0.5  # real seconds a claim already in flight may still originate after a stop/DNC
+    recovery: float = 40.0  # real seconds the daemon gets to reconnect after a fault
+    drain: float = 120.0  # real seconds for the final drain
+    daily_cap: int = 4  # the daemon's; re-imports and a second queue push people to it
+    faults: tuple = FAULTS  # the cycle each run of len(faults) rounds goes through
 
 
 @dataclasses.dataclass
@@ -85,8 +87,14 @@ def scenario(seed: int) -> dict:
         ],
         "random": {
             "seed": seed,
-            "weights": {"answer": 45, "busy": 15, "no_answer": 15, "decline": 10, "no_user_response": 5,
-                        "unreachable": 5},
+            "weights": {
+                "answer": 45,
+                "busy": 15,
+                "no_answer": 15,
+                "decline": 10,
+                "no_user_response": 5,
+                "unreachable": 5,
+            },
             "answer": {"answer_after": [0.5, 6.0], "hangup_after": [1.0, 50.0]},
         },
     }
@@ -99,10 +107,15 @@ class ApiServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(workdir / "api.log", "a")
-        env = {**os.environ, "AUTOCALL_DB": str(db_path), "AUTOCALL_API_TOKENS": TOKEN,
-               "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "api.server"], cwd=REPO, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        env = {
+            **os.environ,
+            "AUTOCALL_DB": str(db_path),
+            "AUTOCALL_API_TOKENS": TOKEN,
+            "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api.server"], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         wait_until(self._answers, 20)
 
     def _answers(self) -> bool:
@@ -128,8 +141,15 @@ class Daemon:
 
     def __init__(self, workdir: Path, sim, settings: Settings):
         # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
-        self.proc = DaemonProcess(workdir, sim, recall_delay=0.4, originate_timeout=10, max_call_seconds=30,
-                                  daily_cap=settings.daily_cap, drain_timeout=5)
+        self.proc = DaemonProcess(
+            workdir,
+            sim,
+            recall_delay=0.4,
+            originate_timeout=10,
+            max_call_seconds=30,
+            daily_cap=settings.daily_cap,
+            drain_timeout=5,
+        )
         esl = f"[esl]\nheartbeat_timeout = {settings.heartbeat_timeout}\n"
         self.proc.config.write_text(self.proc.config.read_text().replace("[esl]\n", esl))
         self.db_path = self.proc.db_path
@@ -176,7 +196,7 @@ class Campaign:
             cycle = list(self.settings.faults)
             self.rng.shuffle(cycle)
             faults += cycle
-        return faults[:self.settings.rounds]
+        return faults[: self.settings.rounds]
 
     def _start(self):
         s = self.settings
@@ -184,8 +204,16 @@ class Campaign:
         self.daemon = Daemon(self.workdir, self.sim, s)
         self.api = ApiServer(self.workdir, self.daemon.db_path)
         queues = [f"SOAK-{i}" for i in range(1, s.queues + 1)]
-        self.traffic = Traffic(self.api.url, TOKEN, self.daemon.db_path, queues, self.journal, self.sim.clock.now,
-                               rng=self.rng, clients=s.clients)
+        self.traffic = Traffic(
+            self.api.url,
+            TOKEN,
+            self.daemon.db_path,
+            queues,
+            self.journal,
+            self.sim.clock.now,
+            rng=self.rng,
+            clients=s.clients,
+        )
         self.traffic.create_queues(self.rng)
         self.daemon.start(s.recovery)
         self.traffic.start()
@@ -236,22 +264,26 @@ class Campaign:
 
     def _fault_db_lock(self):
         """Another process takes the write lock (BEGIN IMMEDIATE), holds it, commits."""
-        code = ("import sqlite3, sys, time\n"
-                "c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)\n"
-                "c.execute('BEGIN IMMEDIATE')\n"
-                "time.sleep(float(sys.argv[2]))\n"
-                "c.execute('COMMIT')\n")
-        held = subprocess.run([sys.executable, "-c", code, str(self.daemon.db_path), str(self.settings.lock_hold)],
-                              timeout=60)
+        code = (
+            "import sqlite3, sys, time\n"
+            "c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "time.sleep(float(sys.argv[2]))\n"
+            "c.execute('COMMIT')\n"
+        )
+        held = subprocess.run(
+            [sys.executable, "-c", code, str(self.daemon.db_path), str(self.settings.lock_hold)], timeout=60
+        )
         assert held.returncode == 0, "the lock holder failed"
 
     # --- checks ---
 
     def _check(self, round_no: int) -> checks.Snapshot:
         snap = checks.take_snapshot(self.sim, self.daemon.db_path, self.journal.restarts)
-        found = checks.check(snap, self.journal, round_no, self.settings.epsilon / self.settings.time_scale,
-                             self.settings.daily_cap)
-        errors = self.journal.api_errors[self._api_seen:]
+        found = checks.check(
+            snap, self.journal, round_no, self.settings.epsilon / self.settings.time_scale, self.settings.daily_cap
+        )
+        errors = self.journal.api_errors[self._api_seen :]
         self._api_seen = len(self.journal.api_errors)
         found += [checks.Violation(round_no, "api", text) for text in errors]
         found = [v for v in found if (v.rule, v.detail) not in self._reported]  # each once, when first seen
@@ -259,8 +291,14 @@ class Campaign:
         for v in found:
             log.error("VIOLATION %s", v)
         self.violations += found
-        log.info("round %d: %d customers, %d attempts, %d simulator calls, %d violations", round_no,
-                 len(snap.customers), len(snap.attempts), len(snap.calls), len(found))
+        log.info(
+            "round %d: %d customers, %d attempts, %d simulator calls, %d violations",
+            round_no,
+            len(snap.customers),
+            len(snap.attempts),
+            len(snap.calls),
+            len(found),
+        )
         return snap
 
     def _finish(self, round_no: int):
@@ -289,7 +327,8 @@ class Campaign:
             for outcome, n in conn.execute("SELECT COALESCE(outcome, 'open'), COUNT(*) FROM attempt GROUP BY 1"):
                 self.journal.counts[f"outcome_{outcome}"] = n
             self.journal.counts["call_lost"] = conn.execute(
-                "SELECT COUNT(*) FROM attempt WHERE hangup_cause = 'CALL_LOST'").fetchone()[0]
+                "SELECT COUNT(*) FROM attempt WHERE hangup_cause = 'CALL_LOST'"
+            ).fetchone()[0]
         finally:
             conn.close()
         self.journal.counts["re_attached"] = self.daemon.proc.read_log().count("re-attached call")
@@ -309,10 +348,12 @@ def _unfinished(db_path) -> int:
     """Customers and attempts not finished, leaving out those put off until tomorrow (daily cap)."""
     conn = sqlite3.connect(db_path, timeout=30)
     try:
-        return conn.execute("SELECT (SELECT COUNT(*) FROM customer WHERE state = 'calling'"
-                            " OR (state = 'pending' AND next_call_at < ?))"
-                            " + (SELECT COUNT(*) FROM attempt WHERE state != 'done')",
-                            (checks.tomorrow(),)).fetchone()[0]
+        return conn.execute(
+            "SELECT (SELECT COUNT(*) FROM customer WHERE state = 'calling'"
+            " OR (state = 'pending' AND next_call_at < ?))"
+            " + (SELECT COUNT(*) FROM attempt WHERE state != 'done')",
+            (checks.tomorrow(),),
+        ).fetchone()[0]
     finally:
         conn.close()
 
@@ -323,10 +364,12 @@ def run(settings: Settings, workdir: Path) -> Result:
 
 
 def summary(result: Result) -> str:
-    lines = [f"rounds run: {result.rounds}; faults: {', '.join(result.faults)}",
-             f"traffic: {', '.join(f'{k}={v}' for k, v in sorted(result.counts.items()))}",
-             f"runtime: {result.seconds:.1f}s",
-             f"violations: {len(result.violations)}"]
+    lines = [
+        f"rounds run: {result.rounds}; faults: {', '.join(result.faults)}",
+        f"traffic: {', '.join(f'{k}={v}' for k, v in sorted(result.counts.items()))}",
+        f"runtime: {result.seconds:.1f}s",
+        f"violations: {len(result.violations)}",
+    ]
     lines += [f"  {v}" for v in result.violations]
     return "\n".join(lines)
 
@@ -337,12 +380,23 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--round-seconds", type=float, default=Settings.round_seconds)
     parser.add_argument("--clients", type=int, default=Settings.clients)
-    parser.add_argument("--faults", default=",".join(FAULTS),
-                        help=f"comma-separated, from {', '.join(FAULTS + EXTRA_FAULTS)} (default: %(default)s)")
-    parser.add_argument("--heartbeat-timeout", type=float, default=Settings.heartbeat_timeout,
-                        help="the daemon's esl.heartbeat_timeout in real seconds (default: %(default)s)")
-    parser.add_argument("--daily-cap", type=int, default=Settings.daily_cap,
-                        help="the daemon's dialer.daily_cap, checked per id and per number (default: %(default)s)")
+    parser.add_argument(
+        "--faults",
+        default=",".join(FAULTS),
+        help=f"comma-separated, from {', '.join(FAULTS + EXTRA_FAULTS)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=Settings.heartbeat_timeout,
+        help="the daemon's esl.heartbeat_timeout in real seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--daily-cap",
+        type=int,
+        default=Settings.daily_cap,
+        help="the daemon's dialer.daily_cap, checked per id and per number (default: %(default)s)",
+    )
     parser.add_argument("--workdir", help="keep logs and the database here (default: a fresh temp dir)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser.parse_args(argv)
@@ -350,8 +404,9 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("simulator").setLevel(logging.WARNING)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="autocall-faults-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -361,8 +416,15 @@ def main(argv=None) -> int:
     if unknown:
         print(f"unknown faults: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    settings = Settings(rounds=args.rounds, seed=args.seed, round_seconds=args.round_seconds, clients=args.clients,
-                        faults=faults, heartbeat_timeout=args.heartbeat_timeout, daily_cap=args.daily_cap)
+    settings = Settings(
+        rounds=args.rounds,
+        seed=args.seed,
+        round_seconds=args.round_seconds,
+        clients=args.clients,
+        faults=faults,
+        heartbeat_timeout=args.heartbeat_timeout,
+        daily_cap=args.daily_cap,
+    )
     result = run(settings, workdir)
     print(summary(result), flush=True)
     return 1 if result.violations else 0

@@ -4,6 +4,7 @@ Pure functions: `take_snapshot()` reads the simulator (no yield in between, so i
 and live channels agree) and then the SQLite file in one read transaction; `check()`
 returns every broken rule as a `Violation`. Nothing here knows how the faults were made.
 """
+
 from __future__ import annotations
 
 import collections
@@ -24,7 +25,7 @@ TIMEZONE = "Asia/Ho_Chi_Minh"  # the daemon's default dialer.timezone: its day f
 @dataclasses.dataclass(frozen=True)
 class Violation:
     round: int
-    rule: str       # states / overlap / number_overlap / daily_cap / after_stop / after_dnc / no_attempt / stuck / api
+    rule: str  # states / overlap / number_overlap / daily_cap / after_stop / after_dnc / no_attempt / stuck / api
     detail: str
 
     def __str__(self):
@@ -34,6 +35,7 @@ class Violation:
 @dataclasses.dataclass(frozen=True)
 class SimCall:
     """One originate the simulator saw: simulated start and end (INF while live)."""
+
     uuid: str
     start: float
     end: float
@@ -49,6 +51,7 @@ class Journal:
     times (a call it dropped ended then); walls: simulated ack time -> real wall time, to say
     when the daemon claimed a late call relative to the ack.
     """
+
     accepted: set = dataclasses.field(default_factory=set)
     dnc: dict = dataclasses.field(default_factory=dict)
     stopped: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
@@ -60,14 +63,14 @@ class Journal:
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    calls: list               # [SimCall]
-    customers: dict           # customer row id -> (queue code, ext_id, state)
-    attempts: dict            # uuid -> (customer row id, attempt state, outcome)
-    dnc: set                  # (queue code, ext_id) on a DNC list
+    calls: list  # [SimCall]
+    customers: dict  # customer row id -> (queue code, ext_id, state)
+    attempts: dict  # uuid -> (customer row id, attempt state, outcome)
+    dnc: set  # (queue code, ext_id) on a DNC list
     claimed: dict = dataclasses.field(default_factory=dict)  # uuid -> attempt.started_at (daemon wall clock)
     numbers: dict = dataclasses.field(default_factory=dict)  # uuid -> the number the attempt dialled
-    retired: frozenset = frozenset()    # customer row ids of deleted queues (kept for their attempts)
-    today: list = dataclasses.field(default_factory=list)    # (ext_id, number) of each counted call today
+    retired: frozenset = frozenset()  # customer row ids of deleted queues (kept for their attempts)
+    today: list = dataclasses.field(default_factory=list)  # (ext_id, number) of each counted call today
     waiting: dict = dataclasses.field(default_factory=dict)  # pending customer id put off past today -> numbers
 
 
@@ -102,10 +105,13 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
     conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
     try:
         conn.execute("BEGIN")  # one read transaction: a consistent view however writers race
-        rows = conn.execute("SELECT c.id, q.code, c.ext_id, c.state, q.state, c.next_call_at, c.mobiles"
-                            " FROM customer c JOIN queue q ON q.id = c.queue_id").fetchall()
+        rows = conn.execute(
+            "SELECT c.id, q.code, c.ext_id, c.state, q.state, c.next_call_at, c.mobiles"
+            " FROM customer c JOIN queue q ON q.id = c.queue_id"
+        ).fetchall()
         attempt_rows = conn.execute(
-            "SELECT uuid, customer_id, state, outcome, started_at, number FROM attempt").fetchall()
+            "SELECT uuid, customer_id, state, outcome, started_at, number FROM attempt"
+        ).fetchall()
         dnc = set(conn.execute("SELECT queue_code, ext_id FROM dnc"))
         conn.execute("COMMIT")
     finally:
@@ -113,13 +119,28 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
     customers = {cid: (code, ext, state) for cid, code, ext, state, *_ in rows}
     retired = frozenset(cid for cid, _, _, _, queue_state, *_ in rows if queue_state == DELETED)
     later = tomorrow(now)
-    waiting = {cid: json.loads(mobiles) for cid, _, _, state, _, next_call, mobiles in rows
-               if state == PENDING and next_call >= later}
+    waiting = {
+        cid: json.loads(mobiles)
+        for cid, _, _, state, _, next_call, mobiles in rows
+        if state == PENDING and next_call >= later
+    }
     attempts = {uuid: (cid, state, result) for uuid, cid, state, result, *_ in attempt_rows}
-    today = [(customers[cid][1], number) for _, cid, _, result, started, number in attempt_rows
-             if started >= since and result not in outcome.NOT_COUNTED]
-    return Snapshot(calls, customers, attempts, dnc, {row[0]: row[4] for row in attempt_rows},
-                    {row[0]: row[5] for row in attempt_rows}, retired, today, waiting)
+    today = [
+        (customers[cid][1], number)
+        for _, cid, _, result, started, number in attempt_rows
+        if started >= since and result not in outcome.NOT_COUNTED
+    ]
+    return Snapshot(
+        calls,
+        customers,
+        attempts,
+        dnc,
+        {row[0]: row[4] for row in attempt_rows},
+        {row[0]: row[5] for row in attempt_rows},
+        retired,
+        today,
+        waiting,
+    )
 
 
 def check(snap: Snapshot, journal: Journal, round_no: int, epsilon: float, daily_cap: int = 0) -> list[Violation]:
@@ -161,18 +182,30 @@ def check_states(snap: Snapshot, journal: Journal):
 def check_overlaps(snap: Snapshot):
     """2a. No person in two simulator calls at once: the same customer id in any queue (a
     deleted one included)."""
+
     def queue_of(uuid):
         return snap.customers[snap.attempts[uuid][0]][0]
+
     for ext, call, latest in _overlapping(snap, lambda uuid: snap.customers[snap.attempts[uuid][0]][1]):
-        yield "overlap", (f"customer {ext}: call {call.uuid} of {queue_of(call.uuid)} started at {call.start:.2f}"
-                          f" while {latest.uuid} of {queue_of(latest.uuid)} ran until {latest.end:.2f}")
+        yield (
+            "overlap",
+            (
+                f"customer {ext}: call {call.uuid} of {queue_of(call.uuid)} started at {call.start:.2f}"
+                f" while {latest.uuid} of {queue_of(latest.uuid)} ran until {latest.end:.2f}"
+            ),
+        )
 
 
 def check_number_overlaps(snap: Snapshot):
     """2b. No number in two simulator calls at once, whichever customers and queues dialled it."""
     for number, call, latest in _overlapping(snap, snap.numbers.get):
-        yield "number_overlap", (f"number {number}: call {call.uuid} started at {call.start:.2f}"
-                                 f" while {latest.uuid} ran until {latest.end:.2f}")
+        yield (
+            "number_overlap",
+            (
+                f"number {number}: call {call.uuid} started at {call.start:.2f}"
+                f" while {latest.uuid} ran until {latest.end:.2f}"
+            ),
+        )
 
 
 def _overlapping(snap: Snapshot, key_of):
@@ -205,8 +238,10 @@ def check_daily_cap(snap: Snapshot, daily_cap: int):
 
 
 def _calls_today(snap: Snapshot):
-    return (("customer", collections.Counter(ext for ext, _ in snap.today)),
-            ("number", collections.Counter(number for _, number in snap.today)))
+    return (
+        ("customer", collections.Counter(ext for ext, _ in snap.today)),
+        ("number", collections.Counter(number for _, number in snap.today)),
+    )
 
 
 def _call_keys(snap: Snapshot):
@@ -222,9 +257,14 @@ def check_after_stop(snap: Snapshot, journal: Journal, epsilon: float):
     for call, queue, ext in _call_keys(snap):
         for stopped_at, started_at in journal.stopped.get(queue, ()):
             if stopped_at + epsilon < call.start < (started_at if started_at is not None else INF):
-                yield "after_stop", (f"{queue}/{ext} call {call.uuid} originated {call.start - stopped_at:.2f}s"
-                                     " (simulated) after the queue's stop was acknowledged"
-                                     + _claimed(snap, journal, call.uuid, stopped_at))
+                yield (
+                    "after_stop",
+                    (
+                        f"{queue}/{ext} call {call.uuid} originated {call.start - stopped_at:.2f}s"
+                        " (simulated) after the queue's stop was acknowledged"
+                        + _claimed(snap, journal, call.uuid, stopped_at)
+                    ),
+                )
 
 
 def check_after_dnc(snap: Snapshot, journal: Journal, epsilon: float):
@@ -232,8 +272,13 @@ def check_after_dnc(snap: Snapshot, journal: Journal, epsilon: float):
     for call, queue, ext in _call_keys(snap):
         at = journal.dnc.get((queue, ext))
         if at is not None and call.start > at + epsilon:
-            yield "after_dnc", (f"{queue}/{ext} call {call.uuid} originated {call.start - at:.2f}s"
-                                " (simulated) after its DNC was acknowledged" + _claimed(snap, journal, call.uuid, at))
+            yield (
+                "after_dnc",
+                (
+                    f"{queue}/{ext} call {call.uuid} originated {call.start - at:.2f}s"
+                    " (simulated) after its DNC was acknowledged" + _claimed(snap, journal, call.uuid, at)
+                ),
+            )
 
 
 def _claimed(snap: Snapshot, journal: Journal, uuid: str, ack: float) -> str:
@@ -258,13 +303,22 @@ def check_drained(snap: Snapshot, round_no: int, live_channels: int, daily_cap: 
 
     def capped(cid):
         ext = snap.customers[cid][1]
-        return daily_cap and cid in snap.waiting and (
-            by_id[ext] >= daily_cap or any(by_number[n] >= daily_cap for n in snap.waiting[cid]))
-    found = [Violation(round_no, "stuck", f"customer {q}/{ext} still {state}")
-             for cid, (q, ext, state) in snap.customers.items()
-             if state == CALLING or (state == PENDING and not capped(cid))]
-    found += [Violation(round_no, "stuck", f"attempt {uuid} still {state}")
-              for uuid, (_, state, _) in snap.attempts.items() if state != "done"]
+        return (
+            daily_cap
+            and cid in snap.waiting
+            and (by_id[ext] >= daily_cap or any(by_number[n] >= daily_cap for n in snap.waiting[cid]))
+        )
+
+    found = [
+        Violation(round_no, "stuck", f"customer {q}/{ext} still {state}")
+        for cid, (q, ext, state) in snap.customers.items()
+        if state == CALLING or (state == PENDING and not capped(cid))
+    ]
+    found += [
+        Violation(round_no, "stuck", f"attempt {uuid} still {state}")
+        for uuid, (_, state, _) in snap.attempts.items()
+        if state != "done"
+    ]
     if live_channels:
         found.append(Violation(round_no, "stuck", f"{live_channels} simulator channels still live"))
     return found

@@ -10,6 +10,7 @@ Two moves aim at the person rules (docs/daemon.md, "The same person"): a queue s
 deleted and imported again at once with the same customers while their calls are up, and
 customers of one queue imported into another with the same ids and numbers.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,15 +32,25 @@ log = logging.getLogger(__name__)
 # Number prefixes the campaign's scenario maps to a callee behaviour (see campaign.scenario()).
 PREFIXES = ("0903", "0904", "0905", "0906", "0907", "0908", "0909", "0981", "0982", "0983")
 FIELDS = {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
-BACKLOG = 40        # pending customers per queue above which clients stop adding more
-TIMEOUT = 60        # seconds for one HTTP request (a held write lock must not fail it)
+BACKLOG = 40  # pending customers per queue above which clients stop adding more
+TIMEOUT = 60  # seconds for one HTTP request (a held write lock must not fail it)
 
 
 class Traffic:
     """`clients` greenlets hammering the API until `stop()`; what they were told goes to `journal`."""
 
-    def __init__(self, url: str, token: str, db_path, queues: list[str], journal: Journal, clock, *,
-                 rng: random.Random, clients: int = 20):
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        db_path,
+        queues: list[str],
+        journal: Journal,
+        clock,
+        *,
+        rng: random.Random,
+        clients: int = 20,
+    ):
         self.url, self.db_path, self.queues, self.journal, self.clock = url, db_path, queues, journal, clock
         self.headers = {"Authorization": f"Bearer {token}"}
         self.seeds = [rng.randrange(2**32) for _ in range(clients)]
@@ -74,9 +85,16 @@ class Traffic:
 
     def _client(self, rng: random.Random):
         session = requests.Session()
-        actions = [(30, self._import_new), (15, self._reimport_finished), (8, self._dnc),
-                   (6, self._stop_one), (12, self._start_one), (10, self._read),
-                   (1, self._delete_and_reimport), (6, self._import_elsewhere)]
+        actions = [
+            (30, self._import_new),
+            (15, self._reimport_finished),
+            (8, self._dnc),
+            (6, self._stop_one),
+            (12, self._start_one),
+            (10, self._read),
+            (1, self._delete_and_reimport),
+            (6, self._import_elsewhere),
+        ]
         weights = [w for w, _ in actions]
         while not self._stop.is_set():
             _, action = rng.choices(actions, weights=weights)[0]
@@ -100,9 +118,13 @@ class Traffic:
     def _reimport_finished_of(self, session, rng, queue):
         if self._pending(queue) >= BACKLOG:
             return
-        rows = self._rows("SELECT c.ext_id, c.mobiles FROM customer c JOIN queue q ON q.id = c.queue_id"
-                          " WHERE q.code = ? AND q.state != 'deleted' AND c.state IN ('success', 'failed')"
-                          " ORDER BY random() LIMIT ?", queue, rng.randint(1, 4))
+        rows = self._rows(
+            "SELECT c.ext_id, c.mobiles FROM customer c JOIN queue q ON q.id = c.queue_id"
+            " WHERE q.code = ? AND q.state != 'deleted' AND c.state IN ('success', 'failed')"
+            " ORDER BY random() LIMIT ?",
+            queue,
+            rng.randint(1, 4),
+        )
         if rows:
             self._import(session, rng, queue, [{"id": ext, "mobiles": json.loads(m), **FIELDS} for ext, m in rows])
 
@@ -112,9 +134,12 @@ class Traffic:
             self._dnc_of(session, rng, queue)
 
     def _dnc_of(self, session, rng, queue):
-        rows = self._rows("SELECT c.ext_id FROM customer c JOIN queue q ON q.id = c.queue_id"
-                          " WHERE q.code = ? AND q.state != 'deleted' ORDER BY random() LIMIT ?",
-                          queue, rng.randint(1, 2))
+        rows = self._rows(
+            "SELECT c.ext_id FROM customer c JOIN queue q ON q.id = c.queue_id"
+            " WHERE q.code = ? AND q.state != 'deleted' ORDER BY random() LIMIT ?",
+            queue,
+            rng.randint(1, 2),
+        )
         ids = [ext for (ext,) in rows]
         if not ids:
             return
@@ -200,9 +225,14 @@ class Traffic:
         return customers
 
     def _import(self, session, rng, queue, customers):
-        body = {"queue_code": queue, "template": "IVR-1", "customers": customers,
-                "concurrent_call": rng.randint(4, 8), "max_recall_count": rng.randint(1, 2),
-                "min_recall_duration": 3}
+        body = {
+            "queue_code": queue,
+            "template": "IVR-1",
+            "customers": customers,
+            "concurrent_call": rng.randint(4, 8),
+            "max_recall_count": rng.randint(1, 2),
+            "min_recall_duration": 3,
+        }
         reply = self._post(session, "/queue", body)
         if reply is not None:
             success = reply["data"]["success"]
@@ -230,15 +260,22 @@ class Traffic:
 
     def _pending(self, queue) -> int:
         """Pending customers of the queue due today (those at the daily cap wait for tomorrow)."""
-        return self._rows("SELECT COUNT(*) FROM customer c JOIN queue q ON q.id = c.queue_id"
-                          " WHERE q.code = ? AND q.state != 'deleted' AND c.state = 'pending' AND c.next_call_at < ?",
-                          queue, tomorrow())[0][0]
+        return self._rows(
+            "SELECT COUNT(*) FROM customer c JOIN queue q ON q.id = c.queue_id"
+            " WHERE q.code = ? AND q.state != 'deleted' AND c.state = 'pending' AND c.next_call_at < ?",
+            queue,
+            tomorrow(),
+        )[0][0]
 
     def _live_customers(self, queue, *, limit) -> list:
         """(id, mobiles JSON) of customers of the live queue `queue`, calls in progress first."""
-        return self._rows("SELECT c.ext_id, c.mobiles FROM customer c JOIN queue q ON q.id = c.queue_id"
-                          " WHERE q.code = ? AND q.state != 'deleted'"
-                          " ORDER BY c.state = 'calling' DESC, random() LIMIT ?", queue, limit)
+        return self._rows(
+            "SELECT c.ext_id, c.mobiles FROM customer c JOIN queue q ON q.id = c.queue_id"
+            " WHERE q.code = ? AND q.state != 'deleted'"
+            " ORDER BY c.state = 'calling' DESC, random() LIMIT ?",
+            queue,
+            limit,
+        )
 
     def _rows(self, sql, *params):
         conn = sqlite3.connect(self.db_path, timeout=30)

@@ -13,7 +13,6 @@ import os
 import random
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,9 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from daemon.store.schema import open_database  # noqa: E402
+from api_rig import TOKEN, free_port, start_api  # noqa: E402
 
-TOKEN = "bench-token-000000000000"
+from daemon.store.schema import open_database  # noqa: E402
 
 
 def make_customers(n, rng):
@@ -43,39 +42,6 @@ def make_customers(n, rng):
         }
         for i in range(n)
     ]
-
-
-def start_api(db_path, port):
-    env = {
-        **os.environ,
-        "AUTOCALL_DB": str(db_path),
-        "AUTOCALL_API_TOKENS": TOKEN,
-        "AUTOCALL_API_LISTEN": f"127.0.0.1:{port}",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.server", "--log-level", "WARNING"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"autocall-api did not start: {proc.stderr.read()}")
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def via_api(body: bytes, workdir: Path) -> float:

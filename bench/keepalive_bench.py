@@ -13,22 +13,18 @@ was 44 ms against 3 ms: Nagle + delayed ACK).
 import argparse
 import http.client
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from api_rig import TOKEN, free_port, start_api  # noqa: E402
 from queued_db import machine  # noqa: E402
 
-TOKEN = "bench-token-000000000000"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 SEED = {
     "queue_code": "Autocall-Q1",
@@ -43,37 +39,6 @@ SEED = {
         }
     ],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_api(db_path: Path, port: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "AUTOCALL_DB": str(db_path),
-        "AUTOCALL_API_TOKENS": TOKEN,
-        "AUTOCALL_API_LISTEN": f"127.0.0.1:{port}",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.server", "--log-level", "WARNING"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"autocall-api did not start: {proc.stderr.read()}")
 
 
 def one_request(conn: http.client.HTTPConnection, i: int):

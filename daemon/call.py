@@ -111,7 +111,8 @@ class Call:
         self.job_failure: str | None = None
         self.unplayable: str | None = None  # a file FreeSWITCH answered FILE NOT FOUND for
         self._menus = 0
-        self._barge_in: bool | None = None  # what playback_terminators says; None: not known
+        self._barge_in: bool | None = None
+        self._keys_heard = 0  # DTMF events seen when the last application ended  # what playback_terminators says; None: not known
 
     # --- events, from the ESL reader greenlet: record and signal only ---
 
@@ -216,6 +217,7 @@ class Call:
     def _run_ivr(self):
         deadline = self.clock() + self.settings.max_call_seconds
         step_id = self.script.start
+        self._keys_heard = len(self.keys)  # a key before the first prompt answers nothing
         while step_id is not None and not self.gone.is_set() and self.unplayable is None:
             if self.clock() > deadline:
                 log.warning("call %s: longer than %ds; hanging up", self.claim.uuid, self.settings.max_call_seconds)
@@ -237,17 +239,26 @@ class Call:
         """Play one step. When it leads into a barge-in menu, a key stops it and the keys
         pressed are returned for that menu (the key is consumed by playback: we pass it on)."""
         barge_in = step.barge_into is not None
-        if self._barge_in is not barge_in and self._execute("set", commands.playback_terminators_arg(barge_in)):
-            self._barge_in = barge_in
-        done = self._execute("playback", commands.playback_arg(step.files))
-        # playback clears playback_terminator_used when it starts: the value is this execution's.
-        first = done.get("variable_playback_terminator_used") if done is not None and barge_in else None
+        before = self._keys_heard
+        first = None if barge_in and len(self.keys) > before else self._play_files(step, barge_in)
+        if barge_in and not first and len(self.keys) > before:
+            # A key came while no application ran (before this prompt started): park dropped it
+            # and only its DTMF event tells. It answers the menu as if it had stopped the prompt.
+            first = self.keys[before]
         if not first:
             return None
         assert self.script is not None and step.barge_into is not None  # _run_ivr runs only with a script
         menu = self.script.steps[step.barge_into]
         rest = self._collect(menu, lambda m, var: commands.rest_of_menu_arg(m, first, var))
         return first + (rest or "")
+
+    def _play_files(self, step: ivr.Play, barge_in: bool) -> str | None:
+        """playback of the step, a key stopping it when `barge_in`; the key that did, or None."""
+        if self._barge_in is not barge_in and self._execute("set", commands.playback_terminators_arg(barge_in)):
+            self._barge_in = barge_in
+        done = self._execute("playback", commands.playback_arg(step.files))
+        # playback clears playback_terminator_used when it starts: the value is this execution's.
+        return done.get("variable_playback_terminator_used") if done is not None and barge_in else None
 
     def _collect(self, menu: ivr.Menu, build) -> str | None:
         """Run play_and_get_digits with the argument `build(menu, var)` into a fresh variable;
@@ -312,6 +323,7 @@ class Call:
                 log.warning("call %s: %s refused: %s", self.claim.uuid, app, e)
             return None
         self._wait(future, self.gone, timeout=self.settings.max_call_seconds)
+        self._keys_heard = len(self.keys)  # keys from now on came after this application
         if future.ready() and future.successful():
             self._completed(app, arg, future.value)
             return future.value

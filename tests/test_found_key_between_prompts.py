@@ -1,4 +1,4 @@
-"""Found by attack9: a key pressed between two barge-in prompts is lost.
+"""Found by attack9: a key pressed between two barge-in prompts was lost.
 
 Between one application's end and the next `sendmsg execute`, the channel sits in park, and
 switch_ivr_park dequeues a DTMF and drops it (no input callback): only the DTMF event tells of
@@ -54,11 +54,6 @@ hangup = true
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Call._play ignores DTMF events that arrive between two barge-in "
-    "prompts (park eats the key); only playback_terminator_used is read",
-)
 def test_a_key_pressed_between_the_greeting_and_the_information_answers_the_menu(tmp_path):
     with wave.open(str(GREETING)) as w:
         greeting = w.getnframes() / w.getframerate()

@@ -111,8 +111,8 @@ class Call:
         self.job_failure: str | None = None
         self.unplayable: str | None = None  # a file FreeSWITCH answered FILE NOT FOUND for
         self._menus = 0
-        self._barge_in: bool | None = None
-        self._keys_heard = 0  # DTMF events seen when the last application ended  # what playback_terminators says; None: not known
+        self._barge_in: bool | None = None  # what playback_terminators says; None: not known
+        self._keys_heard = 0  # DTMF events seen when the last application ended
 
     # --- events, from the ESL reader greenlet: record and signal only ---
 

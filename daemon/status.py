@@ -12,10 +12,24 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-# Re-exported: `autocall status` opens and reads through this module.
-from daemon.store.reports import CallOutcome, QueueStatus  # noqa: F401
-from daemon.store.schema import StoreError as StatusError  # noqa: F401
+from daemon.store.reports import CallOutcome, QueueStatus
+from daemon.store.reports import queue_statuses as read
+from daemon.store.schema import StoreError as StatusError
+from daemon.store.schema import open_readonly
 from daemon.store.states import CALLING, DELETED, DNC, FAILED, PENDING, SUCCESS
+
+# Re-exported: `autocall status` opens and reads through this module.
+__all__ = [
+    "CallOutcome",
+    "QueueStatus",
+    "StatusError",
+    "open_readonly",
+    "read",
+    "render",
+    "render_block",
+    "render_line",
+    "watch",
+]
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 _BAR_WIDTH = 30

@@ -25,9 +25,7 @@ TIME_SCALE = 0.02  # 50 simulated seconds per real second
 
 
 def start_simulator(scenario: dict, time_scale: float = TIME_SCALE) -> Simulator:
-    # the daemon still sends its first execute on CHANNEL_ANSWER and would lose the answer/park
-    # race now and then; drop this default once it waits for CHANNEL_PARK (issue 9, daemon half)
-    scenario = {"originate_completes_after": 0, **scenario}
+    # The simulator's own default answer/park gap stays on: every daemon test runs the race.
     return Simulator(
         from_dict(scenario), listen=("127.0.0.1", 0), time_scale=time_scale, heartbeat=20.0, sound_dir=str(REPO)
     ).start()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 
 import gevent
 import gevent.event
@@ -24,7 +23,6 @@ from daemon import ivr
 from daemon.esl import commands
 from daemon.ledger import CallReport, Claim
 from daemon.playable import SwitchFiles
-from daemon.store.states import FAILED, PENDING
 
 log = logging.getLogger("autocall.call")
 
@@ -34,37 +32,6 @@ PARK_AFTER_JOB = 2.0  # ...and after the originate's +OK; then play anyway, with
 
 class Detached(Exception):
     """The ESL connection died: the call's fate is left to reconciliation after reconnect."""
-
-
-class Unprepared(Exception):
-    """A claim that cannot be called: what `ledger.abandon` records for it."""
-
-    def __init__(self, cause: str, *, customer_state: str = PENDING, stop_reason: str | None = None):
-        super().__init__(stop_reason or cause)
-        self.cause, self.customer_state, self.stop_reason = cause, customer_state, stop_reason
-
-
-def prepare(claim: Claim, templates: ivr.TemplateLoader, unplayable=lambda template: []) -> ivr.Script:
-    """The claim's rendered script, once every file it may play exists and `unplayable(template)`
-    (the files FreeSWITCH cannot play) is empty. Raises Unprepared: a customer whose fields
-    cannot be spoken ends failed; a broken template or a missing file stops the queue."""
-    try:
-        template = templates.get(claim.template)
-        script = template.render(claim.fields)
-    except ivr.RenderError as e:
-        raise Unprepared(f"TEMPLATE: {e}", customer_state=FAILED) from None
-    except ivr.TemplateError as e:
-        raise Unprepared("TEMPLATE_ERROR", stop_reason=f"template {claim.template}: {e}") from None
-    missing = [path for path in script.files() if not os.path.exists(path)]
-    if missing:
-        raise Unprepared("SOUND_FILE_MISSING", stop_reason=f"sound files missing: {', '.join(missing[:5])}")
-    cannot = unplayable(template)
-    if cannot:
-        raise Unprepared(
-            "SOUND_FILE_UNPLAYABLE",
-            stop_reason=f"template {claim.template}: FreeSWITCH cannot play {', '.join(cannot[:5])}",
-        )
-    return script
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,13 +23,13 @@ import gevent.event
 
 from daemon import esl as esl_mod
 from daemon import ivr, reconcile
-from daemon.call import Call, CallSettings, Detached, Unprepared, prepare
+from daemon.call import Call, CallSettings, Detached
 from daemon.config import Config, DialerConfig
 from daemon.esl import commands
 from daemon.ledger import CallReport, Claim, QueueInfo
 from daemon.link import Link
 from daemon.pacing import CallingWindow, WallWatch, bucket_for
-from daemon.playable import TemplateCheck
+from daemon.playable import TemplateCheck, Unprepared, prepare
 from daemon.store.states import FAILED
 
 log = logging.getLogger("autocall.dialer")

@@ -4,6 +4,7 @@ The switch runs as another user than the daemon: a file the daemon reads may sit
 the switch cannot enter, and then `playback` answers FILE NOT FOUND while `file_string://`
 skips it without a word. So the files of a template are checked as FreeSWITCH sees them
 (mod_commands' file_exists stats the path as the switch's user), once per version of a file.
+`prepare(claim, ...)` is the gate every call passes: its script rendered, every file there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 
 from daemon import ivr
 from daemon.esl import ESLError, ESLTimeout, commands
+from daemon.store.records import Claim
+from daemon.store.states import FAILED, PENDING
 
 log = logging.getLogger("autocall.playable")
 
@@ -104,3 +107,34 @@ def _version(path: str):
     except OSError:
         return None
     return (path, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+class Unprepared(Exception):
+    """A claim that cannot be called: what `ledger.abandon` records for it."""
+
+    def __init__(self, cause: str, *, customer_state: str = PENDING, stop_reason: str | None = None):
+        super().__init__(stop_reason or cause)
+        self.cause, self.customer_state, self.stop_reason = cause, customer_state, stop_reason
+
+
+def prepare(claim: Claim, templates: ivr.TemplateLoader, unplayable=lambda template: []) -> ivr.Script:
+    """The claim's rendered script, once every file it may play exists and `unplayable(template)`
+    (the files FreeSWITCH cannot play) is empty. Raises Unprepared: a customer whose fields
+    cannot be spoken ends failed; a broken template or a missing file stops the queue."""
+    try:
+        template = templates.get(claim.template)
+        script = template.render(claim.fields)
+    except ivr.RenderError as e:
+        raise Unprepared(f"TEMPLATE: {e}", customer_state=FAILED) from None
+    except ivr.TemplateError as e:
+        raise Unprepared("TEMPLATE_ERROR", stop_reason=f"template {claim.template}: {e}") from None
+    missing = [path for path in script.files() if not os.path.exists(path)]
+    if missing:
+        raise Unprepared("SOUND_FILE_MISSING", stop_reason=f"sound files missing: {', '.join(missing[:5])}")
+    cannot = unplayable(template)
+    if cannot:
+        raise Unprepared(
+            "SOUND_FILE_UNPLAYABLE",
+            stop_reason=f"template {claim.template}: FreeSWITCH cannot play {', '.join(cannot[:5])}",
+        )
+    return script

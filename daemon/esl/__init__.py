@@ -8,7 +8,8 @@
 The names callers use are re-exported here: `from daemon import esl; esl.ESLClient`.
 """
 
-from daemon.esl.client import DEFAULT_EVENTS, REQUIRED_EVENTS, ESLClient
+from daemon.esl.client import ESLClient
+from daemon.esl.commands import DEFAULT_EVENTS, REQUIRED_EVENTS
 from daemon.esl.errors import (
     ESLAuthError,
     ESLChannelGone,

@@ -33,24 +33,9 @@ from daemon.esl.errors import (
     ESLTimeout,
     ESLUnsafeArgument,
 )
-from daemon.esl.wire import EVENT_PARSERS, JobResult, check_token, check_wire_value, parse_event, read_message
+from daemon.esl.wire import EVENT_PARSERS, JobResult, check_wire_value, parse_event, read_message
 
 logger = logging.getLogger("autocall.esl")
-
-# What the dialer reads; every event more is parsed for nothing (CHANNEL_HANGUP is
-# followed within milliseconds by CHANNEL_HANGUP_COMPLETE, which carries the CDR fields).
-# CHANNEL_PARK (one per call) says the channel runs CS_EXECUTE: the first execute waits for it.
-DEFAULT_EVENTS = (
-    'CHANNEL_ANSWER',
-    'CHANNEL_PARK',
-    'CHANNEL_HANGUP_COMPLETE',
-    'CHANNEL_EXECUTE_COMPLETE',
-    'DTMF',
-    'BACKGROUND_JOB',
-    'HEARTBEAT',
-)
-# The client itself needs these three, whatever the caller asks for.
-REQUIRED_EVENTS = ('BACKGROUND_JOB', 'CHANNEL_EXECUTE_COMPLETE', 'HEARTBEAT')
 
 # --- the client ---
 
@@ -75,7 +60,7 @@ class ESLClient(InboundESL):
         port,
         password,
         *,
-        events=DEFAULT_EVENTS,
+        events=commands.DEFAULT_EVENTS,
         timeout=5.0,
         heartbeat_timeout=60.0,
         clock=time.monotonic,
@@ -84,7 +69,7 @@ class ESLClient(InboundESL):
         super().__init__(host, port, check_wire_value(password, 'password'), timeout=timeout)
         if not heartbeat_timeout > 0 or not timeout > 0:
             raise ValueError('timeout and heartbeat_timeout must be positive seconds')
-        self.events = _subscription(events)
+        self.events = commands.subscription(events)
         self.heartbeat_timeout = heartbeat_timeout
         self.on_unowned_event = on_unowned_event
         self.dead = gevent.event.Event()
@@ -417,13 +402,3 @@ class ESLClient(InboundESL):
         except OSError:
             pass  # already closed by the peer
         sock.close()
-
-
-def _subscription(events):
-    """The event names to subscribe to: the caller's, plus the ones the client needs."""
-    names = []
-    for name in list(events) + list(REQUIRED_EVENTS):
-        check_token(name, 'event name')
-        if name not in names:
-            names.append(name)
-    return tuple(names)

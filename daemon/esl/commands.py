@@ -26,6 +26,32 @@ _UNSAFE_IN_ARG = re.compile(r'[\s!{}\'"\\$,;`]|[^\x21-\x7e]')
 _DIAL_SAFE = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-@:+')
 
 
+# What the dialer reads; every event more is parsed for nothing (CHANNEL_HANGUP is
+# followed within milliseconds by CHANNEL_HANGUP_COMPLETE, which carries the CDR fields).
+# CHANNEL_PARK (one per call) says the channel runs CS_EXECUTE: the first execute waits for it.
+DEFAULT_EVENTS = (
+    'CHANNEL_ANSWER',
+    'CHANNEL_PARK',
+    'CHANNEL_HANGUP_COMPLETE',
+    'CHANNEL_EXECUTE_COMPLETE',
+    'DTMF',
+    'BACKGROUND_JOB',
+    'HEARTBEAT',
+)
+# The client itself needs these three, whatever the caller asks for.
+REQUIRED_EVENTS = ('BACKGROUND_JOB', 'CHANNEL_EXECUTE_COMPLETE', 'HEARTBEAT')
+
+
+def subscription(events):
+    """The event names to subscribe to: the caller's, plus the ones the client needs."""
+    names = []
+    for name in list(events) + list(REQUIRED_EVENTS):
+        check_token(name, 'event name')
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
 # --- ESL commands: the text of one command, without its closing blank line ---------------
 
 

@@ -7,3 +7,6 @@ monkey.patch_all()
 
 # The API fixtures (config -> app -> db, client), shared by every API test module.
 from tests.api_fixtures import app, client, config, db  # noqa: E402,F401
+
+# A simulator and a real autocall-daemon process, shared by the daemon test modules.
+from tests.daemon_fixtures import run  # noqa: E402,F401

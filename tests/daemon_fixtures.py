@@ -11,6 +11,7 @@ import wave
 from pathlib import Path
 
 import gevent
+import pytest
 
 from daemon import ivr
 from daemon.config import QueueDefaults
@@ -156,3 +157,20 @@ def overlapping_calls(records, customer_of: dict) -> list:
         if r["event"] == "originate" and r["uuid"] in customer_of
     )
     return [(a, b) for a, b in zip(calls, calls[1:]) if a[0] == b[0] and b[1] < a[2]]
+
+
+@pytest.fixture
+def run(tmp_path):
+    """run(scenario, **dialer) -> (simulator, daemon); both stopped after the test."""
+    started = []
+
+    def start(scenario, time_scale=TIME_SCALE, **dialer):
+        sim = start_simulator({"gateways": ["carrier"], **scenario}, time_scale)
+        daemon = DaemonProcess(tmp_path, sim, **dialer)
+        started.append((sim, daemon))
+        return sim, daemon
+
+    yield start
+    for sim, daemon in started:
+        daemon.stop_quietly()
+        sim.stop()

@@ -23,7 +23,6 @@ from daemon.ledger import Claim
 from tests.daemon_fixtures import (
     REPO,
     TIME_SCALE,
-    DaemonProcess,
     all_final,
     import_customers,
     menu_offset,
@@ -258,22 +257,6 @@ def test_file_not_found_reports_a_configuration_error_naming_the_file(call_on, c
     failed = next(i for i, (kind, e) in enumerate(wire) if kind == "event" and _response(e) == "FILE NOT FOUND")
     assert [text.split(" ", 2)[:2] for kind, text in wire[failed:] if kind == "sent"] == [["api", "uuid_kill"]]
     assert [r for r in caplog.records if r.levelno == logging.ERROR and GREETING in r.getMessage()]
-
-
-@pytest.fixture
-def run(tmp_path):
-    started = []
-
-    def start(scenario, time_scale=TIME_SCALE, **dialer):
-        sim = start_simulator({"gateways": ["carrier"], **scenario}, time_scale)
-        daemon = DaemonProcess(tmp_path, sim, **dialer)
-        started.append((sim, daemon))
-        return sim, daemon
-
-    yield start
-    for sim, daemon in started:
-        daemon.stop_quietly()
-        sim.stop()
 
 
 def observe(sim):

@@ -10,35 +10,15 @@ import pytest
 from daemon.store import queue_state
 from daemon.store.schema import open_database
 from tests.daemon_fixtures import (
-    TIME_SCALE,
-    DaemonProcess,
     all_final,
     import_customers,
     menu_offset,
     overlapping_calls,
     query,
-    start_simulator,
     wait_until,
 )
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def run(tmp_path):
-    """run(scenario, **dialer) -> (simulator, daemon); both stopped after the test."""
-    started = []
-
-    def start(scenario, time_scale=TIME_SCALE, **dialer):
-        sim = start_simulator({"gateways": ["carrier"], **scenario}, time_scale)
-        daemon = DaemonProcess(tmp_path, sim, **dialer)
-        started.append((sim, daemon))
-        return sim, daemon
-
-    yield start
-    for sim, daemon in started:
-        daemon.stop_quietly()
-        sim.stop()
 
 
 def customer_of(db_path):

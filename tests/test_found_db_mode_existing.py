@@ -7,25 +7,15 @@ login shell's umask (docs/install.md says to chmod it; a careless operator does 
 import os
 import stat
 
-import requests
-
-from tests.api_fixtures import ApiProcess
+from tests.test_operator_messages import assert_database_files_0640_after_api_start
 
 
 def test_an_existing_world_readable_database_is_made_0640(tmp_path):
-    old = os.umask(0o022)
-    try:
+    def world_readable_file():
         (tmp_path / "autocall.sqlite3").touch(mode=0o644)
         os.chmod(tmp_path / "autocall.sqlite3", 0o644)
-        server = ApiProcess(tmp_path)
-    finally:
-        os.umask(old)
-    try:
-        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
-        for name in ("autocall.sqlite3", "autocall.sqlite3-wal", "autocall.sqlite3-shm"):
-            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
-    finally:
-        server.stop()
+
+    assert_database_files_0640_after_api_start(tmp_path, world_readable_file)
 
 
 def test_a_stricter_mode_is_left_alone(tmp_path):

@@ -74,18 +74,25 @@ def test_a_blank_database_path_is_refused_and_creates_no_file(tmp_path):
     assert not (tmp_path / " ").exists()
 
 
-def test_outside_systemd_the_database_and_its_wal_are_created_0640(tmp_path):
-    old = os.umask(0o022)  # a login shell's umask: it would give 0644
+def assert_database_files_0640_after_api_start(folder, prepare=lambda: None):
+    """Start the API under a login shell's umask (it would give 0644), after `prepare()`, and
+    check the database and its -wal and -shm files are 0640."""
+    old = os.umask(0o022)
     try:
-        server = ApiProcess(tmp_path)
+        prepare()
+        server = ApiProcess(folder)
     finally:
         os.umask(old)
     try:
         assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
         for name in ("autocall.sqlite3", "autocall.sqlite3-wal", "autocall.sqlite3-shm"):
-            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
+            assert stat.S_IMODE((folder / name).stat().st_mode) == 0o640, name
     finally:
         server.stop()
+
+
+def test_outside_systemd_the_database_and_its_wal_are_created_0640(tmp_path):
+    assert_database_files_0640_after_api_start(tmp_path)
 
 
 # --- the API's settings ---

@@ -116,10 +116,12 @@ class Dialer:
         wall = self.clock()
         jump = self._wall.step(wall, now)
         if jump is not None:
+            moved = self.ledger.follow_wall_step(expected=wall - jump, jump=jump, wall=wall)
             log.warning(
                 "the wall clock stepped %+.0fs; pacing goes on by the monotonic clock, the calling "
-                "window and stored times by the new wall time",
+                "window by the new wall time; %d waiting customers keep the wait they had",
                 jump,
+                moved,
             )
         if not self.link.up:
             return self._connect(now)

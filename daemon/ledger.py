@@ -15,7 +15,7 @@ import gevent.event
 import gevent.threadpool
 import peewee as pw
 
-from daemon.store import customers, reports
+from daemon.store import customers, reports, schedule
 from daemon.store.records import CallReport, Claim, QueueInfo
 from daemon.store.states import PENDING
 
@@ -72,6 +72,11 @@ class Ledger:
             customers.abandon(
                 self.db, claim, cause=cause, now=now, customer_state=customer_state, stop_reason=stop_reason
             )
+
+    def follow_wall_step(self, *, expected: float, jump: float, wall: float) -> int:
+        """schedule.follow_wall_step in one transaction."""
+        with self.db.atomic():
+            return schedule.follow_wall_step(self.db, expected=expected, jump=jump, wall=wall)
 
     def open_attempts(self) -> list[Claim]:
         return reports.open_attempts(self.db)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 import gevent
 import gevent.event
@@ -59,10 +60,12 @@ class Call:
         settings: CallSettings,
         clock,
         *,
+        monotonic=time.monotonic,
         answered_at: float | None = None,
         parked: bool = False,
     ):
         self.claim, self.esl, self.script, self.settings, self.clock = claim, client, script, settings, clock
+        self.monotonic = monotonic  # what the call's own limits are measured on
         self.answered = gevent.event.Event()
         self.ended = gevent.event.Event()  # CHANNEL_HANGUP_COMPLETE arrived
         self.gone = gevent.event.Event()  # no IVR possible: ended, hung up, or the originate failed
@@ -182,11 +185,11 @@ class Call:
             )
 
     def _run_ivr(self):
-        deadline = self.clock() + self.settings.max_call_seconds
+        deadline = self.monotonic() + self.settings.max_call_seconds
         step_id = self.script.start
         self._keys_heard = len(self.keys)  # a key before the first prompt answers nothing
         while step_id is not None and not self.gone.is_set() and self.unplayable is None:
-            if self.clock() > deadline:
+            if self.monotonic() > deadline:
                 log.warning("call %s: longer than %ds; hanging up", self.claim.uuid, self.settings.max_call_seconds)
                 return
             step = self.script.steps[step_id]

@@ -121,6 +121,12 @@ class LedgerThread:
         self._pending.set()
         return done.get()
 
+    def follow_wall_step(self, *, expected: float, jump: float, wall: float) -> int:
+        """Ledger.follow_wall_step, after the results read before the step (their times are
+        of the old reckoning, which the step moves)."""
+        self._write_pending()
+        return self.pool.apply(self.ledger.follow_wall_step, (), {"expected": expected, "jump": jump, "wall": wall})
+
     def _write_loop(self):
         while True:
             self._pending.wait()

@@ -25,7 +25,7 @@ from daemon.store import records
 from daemon.store.schema import open_database
 from simulator import Simulator
 from simulator.scenario import from_dict
-from tests.daemon_fixtures import REPO, query
+from tests.daemon_fixtures import REPO, query, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -306,6 +306,22 @@ def _crash_mid_call(r):
 
 
 LISTENS = {"default": {"outcome": "answer", "answer_after": 0.5, "hangup_after": "never"}}  # we hang up
+
+
+def test_a_wall_clock_step_forward_does_not_cut_a_call_at_its_length_limit(rig, caplog):
+    r = rig(LISTENS, max_call_seconds=300)
+    r.import_customers([("A", ["0901000001"])])
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    [active] = dialer.calls.values()
+    # The IVR has begun (its length limit is counted from there) when the first prompt plays.
+    wait_until(lambda: any(rec["event"] == "app" for rec in r.sim.records), 10)
+    caplog.set_level(logging.WARNING, logger="autocall.call")
+    r.clock.wall += 3600
+    settle(dialer)
+    assert not [rec for rec in caplog.records if "longer than" in rec.getMessage()]
+    assert r.customers() == {"A": "success"}
 
 
 def test_a_restarted_dialer_reattaches_the_live_call_and_dials_nobody_twice(rig):

@@ -37,10 +37,11 @@ from tests.api_fixtures import TOKEN, free_port  # noqa: E402
 from tests.daemon_fixtures import REPO, DaemonProcess, menu_offset, start_simulator, wait_until  # noqa: E402
 from tests.soak import checks  # noqa: E402
 from tests.soak.traffic import Traffic  # noqa: E402
+from tests.soak.wallclock import WallClock  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("kill9", "drop", "silence", "restart", "db_lock")
+FAULTS = ("kill9", "drop", "silence", "restart", "db_lock", "clock_step")
 # Not in the default cycle: `refuse` (connection dropped, reconnects refused for 2 s) and `slow`
 # (every ESL reply held 1.5 s for 3 s; replies queue up behind each other, as on a stalled switch).
 EXTRA_FAULTS = ("refuse", "slow")
@@ -103,7 +104,7 @@ def scenario(seed: int) -> dict:
 class ApiServer:
     """`autocall-api` as a process on a free loopback port, logging to a file (never a pipe that fills)."""
 
-    def __init__(self, workdir: Path, db_path: Path):
+    def __init__(self, workdir: Path, db_path: Path, clock: WallClock):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(workdir / "api.log", "a")
@@ -112,6 +113,7 @@ class ApiServer:
             "AUTOCALL_DB": str(db_path),
             "AUTOCALL_API_TOKENS": TOKEN,
             "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
+            **clock.env,
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api.server"], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
@@ -139,7 +141,7 @@ class Daemon:
     """The daemon process (tests.daemon_fixtures.DaemonProcess) with a short heartbeat timeout,
     knowing how many times it has connected to the switch."""
 
-    def __init__(self, workdir: Path, sim, settings: Settings):
+    def __init__(self, workdir: Path, sim, settings: Settings, clock: WallClock):
         # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
         self.proc = DaemonProcess(
             workdir,
@@ -152,6 +154,7 @@ class Daemon:
         )
         esl = f"[esl]\nheartbeat_timeout = {settings.heartbeat_timeout}\n"
         self.proc.config.write_text(self.proc.config.read_text().replace("[esl]\n", esl))
+        self.proc.env = clock.env
         self.db_path = self.proc.db_path
 
     def connects(self) -> int:
@@ -173,7 +176,7 @@ class Campaign:
         self.rng = random.Random(settings.seed)
         self.journal = checks.Journal()
         self.violations: list = []
-        self.sim = self.api = self.daemon = self.traffic = None
+        self.sim = self.api = self.daemon = self.traffic = self.clock = None
         self._api_seen = 0
         self._reported = set()
 
@@ -201,8 +204,9 @@ class Campaign:
     def _start(self):
         s = self.settings
         self.sim = start_simulator(scenario(s.seed), s.time_scale)
-        self.daemon = Daemon(self.workdir, self.sim, s)
-        self.api = ApiServer(self.workdir, self.daemon.db_path)
+        self.clock = WallClock(self.workdir)
+        self.daemon = Daemon(self.workdir, self.sim, s, self.clock)
+        self.api = ApiServer(self.workdir, self.daemon.db_path, self.clock)
         queues = [f"SOAK-{i}" for i in range(1, s.queues + 1)]
         self.traffic = Traffic(
             self.api.url,
@@ -275,6 +279,17 @@ class Campaign:
             [sys.executable, "-c", code, str(self.daemon.db_path), str(self.settings.lock_hold)], timeout=60
         )
         assert held.returncode == 0, "the lock holder failed"
+
+    def _fault_clock_step(self):
+        """The host's wall clock steps 10 minutes back, or (when it is back) forward again. Near
+        local midnight it is left alone: a step there moves the day that the daily cap counts."""
+        now = time.time() + self.clock.offset
+        midnight = checks.day_start(now)
+        if min(now - midnight, midnight + 86400 - now) < 1200:
+            log.info("clock step skipped: too near midnight")
+            return
+        self.clock.step(-600 if self.clock.offset == 0 else -self.clock.offset)
+        gevent.sleep(1.2)  # libfaketime looks at its file once a second
 
     # --- checks ---
 

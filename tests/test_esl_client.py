@@ -296,19 +296,18 @@ def test_stock_greenswitch_lets_the_same_bytes_forge_a_header():
         switch.stop()
 
 
-@pytest.mark.parametrize('name', ['register_handle', 'unregister_handle', 'process_events', 'start_event_handlers'])
-def test_greenswitch_handler_entry_points_do_not_exist_to_be_called_by_mistake(name):
-    client = ESLClient('127.0.0.1', 1, 'ClueCon')  # never connected: nothing to ask a switch
-    assert not isinstance(client, greenswitch.esl.ESLProtocol)
-    with pytest.raises(AttributeError):
-        getattr(client, name)  # a handler registered there would never run
-
-
-def test_a_command_before_connect_fails_as_not_connected():
-    client = ESLClient('127.0.0.1', 1, 'ClueCon')
-    with pytest.raises(ESLConnectionLost, match='not connected'):
-        client.api('version')
-    assert not client.is_alive()
+@pytest.mark.parametrize(
+    'call, instead',
+    [
+        (lambda c: c.register_handle('CHANNEL_ANSWER', print), 'subscribe_channel'),
+        (lambda c: c.unregister_handle('CHANNEL_ANSWER', print), 'unsubscribe_channel'),
+        (lambda c: c.process_events(), 'receive_events'),
+    ],
+)
+def test_greenswitch_handler_entry_points_refuse_and_name_what_to_use(call, instead):
+    client = ESLClient('127.0.0.1', 1, 'ClueCon')  # never connected: the refusal needs no switch
+    with pytest.raises(NotImplementedError, match=instead):
+        call(client)
 
 
 # --- 3. the client replaying real sessions ---

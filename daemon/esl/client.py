@@ -1,13 +1,12 @@
-"""The connection: our inbound ESL client.
+"""The connection: our inbound ESL client, built on greenswitch's `InboundESL`.
 
-It does what greenswitch 0.0.19's `InboundESL` does, without its defects (docs/esl.md lists
-them), and holds its own socket, reader and waiters instead of inheriting from it: messages
-are framed from bytes (`wire`), sends are `sendall` under a lock with a timeout, replies are
-matched to commands in order, and any EOF, parser error, disconnect notice or heartbeat
-silence marks the connection dead and fails every pending waiter at once with
-`ESLConnectionLost`. The text of every command comes from `commands`. There is no
-greenswitch handler machinery (`register_handle`, `process_events`) to call by mistake:
-events go to `subscribe_channel` and `on_unowned_event`.
+greenswitch 0.0.19 stays the dependency, but the parts of it that are broken are
+replaced here (docs/esl.md lists them): messages are framed from bytes (`wire`), sends are
+`sendall` under a lock with a timeout, replies are matched to commands in order, and any
+EOF, parser error, disconnect notice or heartbeat silence marks the connection dead and
+fails every pending waiter at once with `ESLConnectionLost`. The text of every command
+comes from `commands`. greenswitch's own handler machinery (`register_handle`,
+`process_events`...) is not ours: calling it raises NotImplementedError.
 
 One object is one TCP connection. Reconnecting means building a new `ESLClient`.
 """
@@ -21,6 +20,7 @@ import gevent
 import gevent.event
 import gevent.lock
 import gevent.socket
+from greenswitch.esl import InboundESL
 
 from daemon.esl import commands
 from daemon.esl.errors import (
@@ -40,7 +40,7 @@ logger = logging.getLogger("autocall.esl")
 # --- the client ---
 
 
-class ESLClient:
+class ESLClient(InboundESL):
     """One inbound ESL connection to FreeSWITCH.
 
     Build it, `connect()` once, use `api` / `bgapi` / `execute` from any greenlet
@@ -66,10 +66,9 @@ class ESLClient:
         clock=time.monotonic,
         on_unowned_event=None,
     ):
-        self._password = check_wire_value(password, 'password')
+        super().__init__(host, port, check_wire_value(password, 'password'), timeout=timeout)
         if not heartbeat_timeout > 0 or not timeout > 0:
             raise ValueError('timeout and heartbeat_timeout must be positive seconds')
-        self.host, self.port, self.timeout = host, port, timeout
         self.events = commands.subscription(events)
         self.heartbeat_timeout = heartbeat_timeout
         self.on_unowned_event = on_unowned_event
@@ -82,8 +81,6 @@ class ESLClient:
         self._apps = {}
         self._channels = {}
         self._send_lock = gevent.lock.Semaphore()
-        self._auth_request = gevent.event.Event()
-        self._sock = None
         self._rfile = None
         self._reader = None
         self._connect_started = False
@@ -102,18 +99,18 @@ class ESLClient:
             raise ESLError('connect() runs once per ESLClient; build a new client to reconnect')
         self._connect_started = True
         try:
-            self._sock = gevent.socket.create_connection((self.host, self.port), timeout=self.timeout)
+            self.sock = gevent.socket.create_connection((self.host, self.port), timeout=self.timeout)
         except OSError as exc:
             self._die('cannot connect to %s:%s: %s' % (self.host, self.port, exc))
             raise ESLConnectionLost(self.dead_reason) from exc
-        self._sock.settimeout(None)
-        self._rfile = self._sock.makefile('rb')
+        self.sock.settimeout(None)
+        self._rfile = self.sock.makefile('rb')
+        self.connected = True
         self.last_heartbeat = self._clock()
-        self._reader = gevent.spawn(self._read_events)
-        gevent.spawn(self._watch_heartbeat)
+        self.start_event_handlers()
         try:
             self._wait_auth_request()
-            self._authenticate()
+            self.authenticate()
             self._expect_ok(self._command(commands.subscribe(self.events)), 'event subscription')
         except ESLError as exc:
             self._die('connect failed: %s' % exc)
@@ -121,17 +118,22 @@ class ESLClient:
         self._ready = True
         logger.info('ESL connected to %s:%s, events: %s', self.host, self.port, ' '.join(self.events))
 
+    def start_event_handlers(self):
+        """Start the reader and the heartbeat watchdog (replaces greenswitch's pair)."""
+        self._reader = gevent.spawn(self.receive_events)
+        gevent.spawn(self._watch_heartbeat)
+
     def _wait_auth_request(self):
-        gevent.wait([self._auth_request, self.dead], timeout=self.timeout, count=1)
+        gevent.wait([self._auth_request_event, self.dead], timeout=self.timeout, count=1)
         if self.dead.is_set():
             raise ESLConnectionLost(self.dead_reason)
-        if not self._auth_request.is_set():
+        if not self._auth_request_event.is_set():
             self._die('no auth/request within %.1fs' % self.timeout)
             raise ESLConnectionLost(self.dead_reason)
 
-    def _authenticate(self):
+    def authenticate(self):
         """Send `auth <password>`; raise ESLAuthError (and close) if refused."""
-        reply = self._command(commands.auth(self._password))
+        reply = self._command(commands.auth(self.password))
         text = reply.get('Reply-Text', '')
         if not text.startswith('+OK'):
             self._die('authentication refused: %s' % text)
@@ -144,6 +146,10 @@ class ESLClient:
     def close(self):
         """Close the socket. Idempotent; pending waiters raise ESLConnectionLost."""
         self._die('closed by client', level=logging.INFO)
+
+    def stop(self):
+        """greenswitch's name for close()."""
+        self.close()
 
     # -- commands
 
@@ -207,8 +213,8 @@ class ESLClient:
         return reply
 
     def send(self, data, timeout=None):
-        """Send one raw command (header lines allowed, no blank line, no CR or NUL) and
-        return its reply ESLEvent. Prefer api/bgapi/execute."""
+        """greenswitch's raw send, made safe: one command (header lines allowed, no blank
+        line, no CR or NUL); returns the reply ESLEvent. Prefer api/bgapi/execute."""
         for line in data.split('\n'):
             if not line.strip():
                 raise ESLUnsafeArgument('raw command contains a blank line: %r' % data[:80])
@@ -235,7 +241,7 @@ class ESLClient:
         timer = gevent.Timeout(timeout)
         try:
             with timer:
-                self._sock.sendall(data)
+                self.sock.sendall(data)
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
@@ -249,7 +255,7 @@ class ESLClient:
     def _raise_if_dead(self):
         if self.dead.is_set():
             raise ESLConnectionLost(self.dead_reason)
-        if self._sock is None:
+        if not self.connected:
             raise ESLConnectionLost('not connected')
 
     # -- channel ownership
@@ -266,9 +272,29 @@ class ESLClient:
                 del self._apps[app_uuid]
                 future.set_exception(ESLChannelGone('channel %s unsubscribed before %s completed' % (uuid, app_uuid)))
 
+    # -- greenswitch's handler machinery, replaced: fail loudly instead of never running
+
+    def register_handle(self, name, handler):
+        """Not supported: events are dispatched by channel, in the reader greenlet."""
+        raise NotImplementedError(
+            'ESLClient does not run greenswitch handlers; use subscribe_channel(uuid, '
+            'handler) for a channel, or ESLClient(on_unowned_event=handler) for the rest'
+        )
+
+    def unregister_handle(self, name, handler):
+        """Not supported: see register_handle."""
+        raise NotImplementedError('ESLClient does not run greenswitch handlers; use unsubscribe_channel(uuid)')
+
+    def process_events(self):
+        """Not supported: there is no event queue; the reader (`receive_events`) dispatches."""
+        raise NotImplementedError(
+            'ESLClient has no event queue to process: receive_events() dispatches each '
+            'event as it is read (subscribe_channel, on_unowned_event)'
+        )
+
     # -- reader side
 
-    def _read_events(self):
+    def receive_events(self):
         """Reader greenlet: frame messages until EOF or error, then mark the connection dead."""
         try:
             while not self.dead.is_set():
@@ -276,7 +302,7 @@ class ESLClient:
                 if message is None:
                     self._die('FreeSWITCH closed the connection')
                     return
-                self._route(message)
+                self.handle_event(message)
         except ESLConnectionLost as exc:
             self._die(str(exc))
         except (ESLError, OSError, ValueError) as exc:
@@ -287,11 +313,11 @@ class ESLClient:
         finally:
             self._rfile.close()
 
-    def _route(self, message):
+    def handle_event(self, message):
         """Route one framed message by Content-Type."""
         kind = message.content_type
         if kind == 'auth/request':
-            self._auth_request.set()
+            self._auth_request_event.set()
         elif kind in ('command/reply', 'api/response'):
             self._resolve_reply(message)
         elif kind in EVENT_PARSERS:
@@ -353,6 +379,8 @@ class ESLClient:
         if self.dead_reason is not None:
             return
         self.dead_reason = reason
+        self.connected = False
+        self._run = False
         logger.log(level, 'ESL connection to %s:%s is dead: %s', self.host, self.port, reason)
         waiters = list(self._commands_sent) + list(self._jobs.values())
         waiters += [future for _, future in self._apps.values()]
@@ -366,10 +394,11 @@ class ESLClient:
         self.dead.set()
 
     def _close_socket(self):
-        if self._sock is None:
+        sock = getattr(self, 'sock', None)
+        if sock is None:
             return
         try:
-            self._sock.shutdown(gevent.socket.SHUT_RDWR)  # wakes the reader with EOF; it closes its file
+            sock.shutdown(gevent.socket.SHUT_RDWR)  # wakes the reader with EOF; it closes its file
         except OSError:
             pass  # already closed by the peer
-        self._sock.close()
+        sock.close()

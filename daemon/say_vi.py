@@ -141,6 +141,36 @@ def say(kind, value, var=NORTH):
     raise SayError(f'unknown way to say a value {kind!r}: use one of {", ".join(KINDS)}')
 
 
+def problem(kind, value):
+    """None when ``say(kind, value)`` would speak `value`, else the message of the SayError it
+    would raise. Cheap for the usual values (no slugs are built): the import checks every
+    customer with it."""
+    if _plainly_sayable(kind, value):
+        return None
+    try:
+        say(kind, value)
+    except SayError as exc:
+        return str(exc)
+    return None
+
+
+_PLAIN_CODE = re.compile(r'[ ./_-]*[0-9A-Za-zĐđ][0-9A-Za-zĐđ ./_-]*')
+
+
+def _plainly_sayable(kind, value):
+    """True for values `say` certainly speaks (a subset of what it accepts, never more)."""
+    kind_of = type(value)
+    if kind_of is int:
+        return 0 <= value <= MAX_NUMBER and kind != 'date'
+    if kind_of is not str:
+        return False
+    if kind == 'date':
+        return values.parse_date(value) is not None
+    if kind == 'digits':
+        return _PLAIN_CODE.fullmatch(value) is not None
+    return value.isascii() and value.isdigit() and len(value) <= 18
+
+
 def possible_slugs(kind, var=NORTH):
     """Every slug `say(kind, ..., var)` may return, for checking that the files exist."""
     if kind not in KINDS:

@@ -3,6 +3,7 @@
     script.py    the rendered call: Script, its steps, menu actions and effects (data, no I/O)
     flow.py      next_step: where the call goes after a step and the keys pressed (pure)
     template.py  a checked Template and its render(customer) into a Script
+    speakable.py FieldCheck (template.check): which customers a template can speak to, cheaply
     parse.py     TOML → Template, collecting every problem (check, load)
     graph.py     the checks that need the whole flow (reachable, no trap, the no-key path)
     loader.py    TemplateLoader: by name, hot reload, last good version; from_config(config)
@@ -38,6 +39,7 @@ from daemon.ivr.script import (
     TransferCall,
     TransferStep,
 )
+from daemon.ivr.speakable import FieldCheck, Tally
 from daemon.ivr.template import Template
 
 __all__ = [
@@ -55,6 +57,8 @@ __all__ = [
     'check',
     'load',
     'Template',
+    'FieldCheck',
+    'Tally',
     'EndCall',
     'Goto',
     'Hangup',

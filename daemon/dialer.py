@@ -300,7 +300,7 @@ class Dialer:
             self.template_check.forget(claim.template)
         result, state = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
         calls_log.info(
-            "call queue=%s customer=%s number=%s uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "
+            "call queue=%r customer=%r number=%r uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "
             "outcome=%s customer_state=%s%s",
             claim.queue_code,
             claim.ext_id,

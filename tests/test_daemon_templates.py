@@ -99,9 +99,7 @@ def test_a_reimport_switching_the_template_stops_the_queue_instead_of_failing_th
     assert query(daemon.db_path, "SELECT state, COUNT(*) FROM customer GROUP BY state") == [("success", 30)]
 
 
-def test_an_edit_that_speaks_a_field_the_customers_lack_stops_the_queue_and_a_fix_resumes_it(
-    run, tmp_path, templates
-):
+def test_an_edit_that_speaks_a_field_the_customers_lack_stops_the_queue_and_a_fix_resumes_it(run, tmp_path, templates):
     sim, daemon = run(CALLEE)
     _use(daemon, templates)
     import_customers(daemon.db_path, _customers(30), concurrent_call=2, min_recall_duration=0)
@@ -129,9 +127,7 @@ def test_an_edit_that_speaks_a_field_the_customers_lack_stops_the_queue_and_a_fi
     assert query(daemon.db_path, "SELECT state, COUNT(*) FROM customer GROUP BY state") == [("success", 30)]
 
 
-def test_a_template_broken_on_disk_at_start_holds_its_queue_back_says_why_and_refuses_imports(
-    run, tmp_path, templates
-):
+def test_a_template_broken_on_disk_at_start_holds_its_queue_back_says_why_and_refuses_imports(run, tmp_path, templates):
     sim, daemon = run(CALLEE)
     _use(daemon, templates)
     import_customers(daemon.db_path, _customers(4), min_recall_duration=0)

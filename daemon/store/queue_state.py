@@ -117,7 +117,7 @@ def stop_by_dialer(db: pw.Database, queue_id: int, code: str, reason: str, *, no
         "UPDATE queue SET state = ?, stop_reason = ?, updated_at = ? WHERE id = ? AND state = ?",
         (STOPPED, reason[:1000], now, queue_id, RUNNING),
     )
-    log.error("queue %s stopped: %s", code, reason)
+    log.error("queue %r stopped: %s", code, reason)
 
 
 def mark_deleted(db: pw.Database, queue_id: int, *, now: float):

@@ -4,7 +4,7 @@ An in-process simulator (FreeSWITCH), the API and the daemon as real processes o
 file, `clients` HTTP clients importing, re-importing, DNC-ing, stopping and starting queues
 all along. Each round one fault strikes at a random moment (kill -9 of the daemon, the event
 socket dropped, the switch silent with its socket open, the switch restarted, another
-process holding the SQLite write lock); then the invariants of `tests.soak.checks` are
+process holding the SQLite write lock, an operator editing the template); then the invariants of `tests.soak.checks` are
 checked. At the end faults stop, every queue is started and the campaign drains: nobody may
 be left pending or calling. Seeded, bounded in rounds and time, loopback only.
 
@@ -23,6 +23,7 @@ import dataclasses  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import shutil  # noqa: E402
 import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -40,7 +41,7 @@ from tests.soak.traffic import Traffic  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("kill9", "drop", "silence", "restart", "db_lock")
+FAULTS = ("kill9", "drop", "silence", "restart", "db_lock", "template_edit")
 # Not in the default cycle: `refuse` (connection dropped, reconnects refused for 2 s) and `slow`
 # (every ESL reply held 1.5 s for 3 s; replies queue up behind each other, as on a stalled switch).
 EXTRA_FAULTS = ("refuse", "slow")
@@ -61,6 +62,7 @@ class Settings:
     recovery: float = 40.0  # real seconds the daemon gets to reconnect after a fault
     drain: float = 120.0  # real seconds for the final drain
     daily_cap: int = 4  # the daemon's; re-imports and a second queue push people to it
+    template_hold: float = 1.5  # real seconds each version of an edited template stays: over the loaders' 1 s
     faults: tuple = FAULTS  # the cycle each run of len(faults) rounds goes through
 
 
@@ -100,10 +102,32 @@ def scenario(seed: int) -> dict:
     }
 
 
+# The operator's edits of IVR-1 (`template_edit`): valid, but it speaks a field the campaign's
+# customers lack (the dialer stops each queue that claims one of them); then broken.
+SPEAKS_DPD = ('[[step]]\nid = "info"', '[[step]]\nid = "overdue"\nplay = [{ number = "dpd" }]\n\n[[step]]\nid = "info"')
+BROKEN = ('no_key = "goto goodbye"', 'no_key = "goto nowhere"')
+
+
+def copy_templates(workdir: Path) -> Path:
+    """The shipped templates in `workdir`, for the faults to edit (the sound files stay shared)."""
+    templates = workdir / "templates"
+    templates.mkdir(exist_ok=True)
+    for name in ("IVR-1", "IVR-OVERDUE"):
+        shutil.copy(REPO / "ivr_templates" / f"{name}.toml", templates)
+    return templates
+
+
+def rewrite(path: Path, text: str):
+    """Replace the file at once, as an editor saving it does: a reader never sees half of it."""
+    part = path.with_suffix(".part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
+
+
 class ApiServer:
     """`autocall-api` as a process on a free loopback port, logging to a file (never a pipe that fills)."""
 
-    def __init__(self, workdir: Path, db_path: Path):
+    def __init__(self, workdir: Path, db_path: Path, templates: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(workdir / "api.log", "a")
@@ -112,6 +136,7 @@ class ApiServer:
             "AUTOCALL_DB": str(db_path),
             "AUTOCALL_API_TOKENS": TOKEN,
             "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
+            "AUTOCALL_TEMPLATES": str(templates),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api.server"], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
@@ -139,7 +164,7 @@ class Daemon:
     """The daemon process (tests.daemon_fixtures.DaemonProcess) with a short heartbeat timeout,
     knowing how many times it has connected to the switch."""
 
-    def __init__(self, workdir: Path, sim, settings: Settings):
+    def __init__(self, workdir: Path, sim, settings: Settings, templates: Path):
         # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
         self.proc = DaemonProcess(
             workdir,
@@ -151,7 +176,8 @@ class Daemon:
             drain_timeout=5,
         )
         esl = f"[esl]\nheartbeat_timeout = {settings.heartbeat_timeout}\n"
-        self.proc.config.write_text(self.proc.config.read_text().replace("[esl]\n", esl))
+        config = self.proc.config.read_text().replace("[esl]\n", esl) + f'[templates]\ndir = "{templates}"\n'
+        self.proc.config.write_text(config)
         self.db_path = self.proc.db_path
 
     def connects(self) -> int:
@@ -201,8 +227,9 @@ class Campaign:
     def _start(self):
         s = self.settings
         self.sim = start_simulator(scenario(s.seed), s.time_scale)
-        self.daemon = Daemon(self.workdir, self.sim, s)
-        self.api = ApiServer(self.workdir, self.daemon.db_path)
+        self.templates = copy_templates(self.workdir)
+        self.daemon = Daemon(self.workdir, self.sim, s, self.templates)
+        self.api = ApiServer(self.workdir, self.daemon.db_path, self.templates)
         queues = [f"SOAK-{i}" for i in range(1, s.queues + 1)]
         self.traffic = Traffic(
             self.api.url,
@@ -261,6 +288,26 @@ class Campaign:
         self.sim.delay(1500)
         gevent.sleep(3.0)
         self.sim.delay(0)
+
+    def _fault_template_edit(self):
+        """An operator edits IVR-1 while queues run: a valid change that speaks a field the
+        customers lack (each queue that claims one stops, saying how many lack it; nobody
+        fails), then a broken one (the API refuses imports naming it, the dialer keeps the last
+        good version) and a restart of the daemon meanwhile (no good version: the queues wait),
+        then the file as it was; the queues the dialer stopped are started again."""
+        path, hold = self.templates / "IVR-1.toml", self.settings.template_hold
+        good = path.read_text(encoding="utf-8")
+        rewrite(path, good.replace(*SPEAKS_DPD, 1))
+        gevent.sleep(hold)
+        self.traffic.template_broken = True
+        rewrite(path, good.replace(*BROKEN, 1))
+        gevent.sleep(hold)
+        self._fault_kill9()
+        gevent.sleep(hold / 2)
+        rewrite(path, good)
+        gevent.sleep(hold)  # the API and the daemon have looked at the file again
+        self.traffic.template_broken = False
+        self.journal.counts["template_stops_restarted"] += self.traffic.start_stopped_by_dialer()
 
     def _fault_db_lock(self):
         """Another process takes the write lock (BEGIN IMMEDIATE), holds it, commits."""

@@ -149,7 +149,7 @@ def import_request(body, templates: ivr.TemplateLoader) -> tuple[ImportRequest, 
         if ext_id in repeated:
             continue
         try:
-            accepted.append(_customer(ext_id, raw, template.check, warnings))
+            accepted.append(_customer(ext_id, raw, template.speakable, warnings))
         except CustomerRejected as e:
             rejected.append({"id": ext_id, "reason": str(e)})
     return ImportRequest(code, template.name, settings, accepted), rejected, warnings

@@ -79,7 +79,7 @@ class Ledger:
             queue_state.set_waiting(self.db, queue_id, code, reason, now=now)
 
     def tally_pending(self, queue_id: int, check):
-        """`check.tally` (an ivr.FieldCheck) over the queue's pending customers: read and
+        """`check.tally` (an ivr.FieldCheck, `template.speakable`) over the queue's pending customers: read and
         counted here, off the loop that carries the calls."""
         return check.tally(reports.pending_fields(self.db, queue_id))
 

@@ -15,6 +15,7 @@ import os
 from daemon import ivr
 from daemon.esl import ESLError, ESLTimeout, commands
 from daemon.store.records import Claim
+from daemon.template_gate import template_unusable
 
 log = logging.getLogger("autocall.playable")
 
@@ -100,14 +101,6 @@ class TemplateCheck:
         return unplayable
 
 
-def template_unusable(name: str, error: ivr.TemplateError) -> str:
-    """Why a queue of template `name` waits while the template cannot be loaded (its read says so)."""
-    return (
-        f"waiting: template {name} cannot be used ({error}); nobody of this queue is called"
-        " until the file is fixed (see: autocall templates check)"
-    )
-
-
 def _version(path: str):
     try:
         st = os.stat(path)
@@ -118,9 +111,9 @@ def _version(path: str):
 
 class Unprepared(Exception):
     """A claim that cannot be called: what `ledger.abandon` records for it, the customer kept
-    in its place (pending). `stop_reason` stops the queue;
-    `wait_reason` holds it back until the cause is gone; `unspeakable` is the template that
-    cannot speak to this customer (the dialer counts who else it cannot speak to, and stops)."""
+    in its place (pending). `stop_reason` stops the queue; `wait_reason` holds it back until
+    the cause is gone; `unspeakable` is the template that cannot speak to this customer (the
+    dialer counts who else it cannot speak to, and stops the queue: daemon/template_gate.py)."""
 
     def __init__(
         self,

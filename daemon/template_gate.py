@@ -12,8 +12,15 @@ that change under a queue"), so that no template change fails customers in bulk:
 from __future__ import annotations
 
 from daemon import ivr
-from daemon.playable import template_unusable
 from daemon.store.records import QueueInfo
+
+
+def template_unusable(name: str, error: ivr.TemplateError) -> str:
+    """Why a queue of template `name` waits while the template cannot be loaded (its read says so)."""
+    return (
+        f"waiting: template {name} cannot be used ({error}); nobody of this queue is called"
+        " until the file is fixed (see: autocall templates check)"
+    )
 
 
 class TemplateGate:
@@ -46,7 +53,7 @@ class TemplateGate:
     def stop(self, queue: QueueInfo, template: ivr.Template):
         """Stop the queue: `template` cannot speak to a customer claimed (now pending again),
         and the reason says to how many of its pending customers, field by field."""
-        tally = self.ledger.tally_pending(queue.id, template.check)
+        tally = self.ledger.tally_pending(queue.id, template.speakable)
         reason = (
             f"template {template.name} cannot speak to {tally.unspeakable} of {tally.total} pending customers"
             f" ({tally.summary()}); they keep their place: re-import them with what is missing, or fix the"

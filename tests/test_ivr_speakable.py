@@ -1,4 +1,4 @@
-"""FieldCheck (template.check): which customers a template can speak to, agreeing with render."""
+"""FieldCheck (template.speakable): which customers a template can speak to, agreeing with render."""
 
 import datetime
 import os
@@ -99,7 +99,7 @@ def _renders(template, fields):
 @pytest.mark.parametrize('value', VALUES, ids=repr)
 def test_the_check_agrees_with_render(template, field, value):
     fields = {**GOOD, field: value}
-    assert (template.check.problem(fields) is None) == _renders(template, fields)
+    assert (template.speakable.problem(fields) is None) == _renders(template, fields)
 
 
 @pytest.mark.parametrize(
@@ -113,18 +113,18 @@ def test_the_check_agrees_with_render(template, field, value):
     ],
 )
 def test_a_value_that_cannot_be_said_aloud_is_named_with_the_reason(template, fee, reason):
-    problem = template.check.problem({**GOOD, 'fee': fee})
+    problem = template.speakable.problem({**GOOD, 'fee': fee})
     assert problem.startswith('template EXTRA ') and reason in problem
 
 
 def test_the_check_looks_only_at_the_fields_the_template_speaks_each_way_once(template):
-    assert template.check.says == (('fee', 'money'), ('visits', 'number'), ('paid_on', 'date'), ('code', 'digits'))
-    assert template.check.problem({**GOOD, 'unspoken': -5, 'contract_number': None}) is None
+    assert template.speakable.says == (('fee', 'money'), ('visits', 'number'), ('paid_on', 'date'), ('code', 'digits'))
+    assert template.speakable.problem({**GOOD, 'unspoken': -5, 'contract_number': None}) is None
 
 
 def test_a_tally_counts_customers_and_each_problem(template):
     many = [GOOD, {**GOOD, 'fee': None}, {**GOOD, 'fee': None, 'visits': -1}, {**GOOD, 'code': '?'}]
-    tally = template.check.tally(many)
+    tally = template.speakable.tally(many)
     assert (tally.total, tally.unspeakable) == (4, 3)
     assert (
         tally.summary()

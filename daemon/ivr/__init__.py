@@ -3,7 +3,7 @@
     script.py    the rendered call: Script, its steps, menu actions and effects (data, no I/O)
     flow.py      next_step: where the call goes after a step and the keys pressed (pure)
     template.py  a checked Template and its render(customer) into a Script
-    speakable.py FieldCheck (template.check): which customers a template can speak to, cheaply
+    speakable.py FieldCheck (template.speakable): which customers a template can speak to, cheaply
     parse.py     TOML → Template, collecting every problem (check, load)
     graph.py     the checks that need the whole flow (reachable, no trap, the no-key path)
     loader.py    TemplateLoader: by name, hot reload, last good version; from_config(config)

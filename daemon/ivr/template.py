@@ -68,7 +68,7 @@ class Template:
         return list(dict.fromkeys(paths))
 
     @functools.cached_property
-    def check(self):
+    def speakable(self):
         """The FieldCheck of this version: which customers it can speak to (agrees with render)."""
         says = (
             (part.field, part.kind) for draft in self.drafts.values() for part in draft.parts if isinstance(part, Say)

@@ -39,6 +39,7 @@ class FieldCheck:
     def __init__(self, template: str, says):
         self.template = template
         self.says = tuple(dict.fromkeys(says))  # (field, kind) in the order the call says them
+        self._tests = tuple((field, kind, say_vi.plainly_sayable(kind)) for field, kind in self.says)
 
     @property
     def fields(self) -> frozenset:
@@ -47,8 +48,11 @@ class FieldCheck:
     def problem(self, fields) -> str | None:
         """Why this template cannot speak to a customer with `fields` (the first problem, as
         one sentence), or None when it can."""
-        for field, kind, why in self._problems(fields):
-            return f'template {self.template} says {field!r} as {kind}: {why}'
+        for field, kind, plain in self._tests:
+            if not plain(fields.get(field)):  # the usual value passes here, without a look at say_vi
+                why = _why(kind, fields.get(field))
+                if why is not None:
+                    return f'template {self.template} says {field!r} as {kind}: {why}'
         return None
 
     def tally(self, many_fields) -> Tally:
@@ -63,14 +67,15 @@ class FieldCheck:
         return tally
 
     def _problems(self, fields):
-        for field, kind in self.says:
+        for field, kind, plain in self._tests:
             value = fields.get(field)
-            if value is None or value == '':
-                yield field, kind, 'missing or empty'
-                continue
-            why = say_vi.problem(kind, value)
+            why = None if plain(value) else _why(kind, value)
             if why is not None:
                 yield field, kind, why
+
+
+def _why(kind: str, value) -> str | None:
+    return 'missing or empty' if value is None or value == '' else say_vi.problem(kind, value)
 
 
 def _short(field: str, kind: str, why: str) -> str:

@@ -34,16 +34,13 @@ class Tally:
 
 
 class FieldCheck:
-    """The customer fields `template` speaks and how; see the module's docstring."""
+    """What template `template` (its name) says of a customer: the (field, kind) pairs in `says`,
+    each with its fast test; see the module's docstring."""
 
     def __init__(self, template: str, says):
         self.template = template
         self.says = tuple(dict.fromkeys(says))  # (field, kind) in the order the call says them
         self._tests = tuple((field, kind, say_vi.plainly_sayable(kind)) for field, kind in self.says)
-
-    @property
-    def fields(self) -> frozenset:
-        return frozenset(field for field, _kind in self.says)
 
     def problem(self, fields) -> str | None:
         """Why this template cannot speak to a customer with `fields` (the first problem, as

@@ -4,9 +4,10 @@ An in-process simulator (FreeSWITCH), the API and the daemon as real processes o
 file, `clients` HTTP clients importing, re-importing, DNC-ing, stopping and starting queues
 all along. Each round one fault strikes at a random moment (kill -9 of the daemon, the event
 socket dropped, the switch silent with its socket open, the switch restarted, another
-process holding the SQLite write lock, an operator editing the template); then the invariants of `tests.soak.checks` are
-checked. At the end faults stop, every queue is started and the campaign drains: nobody may
-be left pending or calling. Seeded, bounded in rounds and time, loopback only.
+process holding the SQLite write lock, an operator editing the template); then the
+invariants of `tests.soak.checks` are checked. The processes and files are `tests.soak.rig`'s.
+At the end faults stop, every queue is started and the campaign drains: nobody may be left
+pending or calling. Seeded, bounded in rounds and time, loopback only.
 
     python -m tests.soak.campaign --rounds 50
 
@@ -21,9 +22,7 @@ if __name__ == "__main__":  # a program: patch before anything imports sockets o
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import logging  # noqa: E402
-import os  # noqa: E402
 import random  # noqa: E402
-import shutil  # noqa: E402
 import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -32,11 +31,11 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
-import requests  # noqa: E402
 
-from tests.api_fixtures import TOKEN, free_port  # noqa: E402
-from tests.daemon_fixtures import REPO, DaemonProcess, menu_offset, start_simulator, wait_until  # noqa: E402
+from tests.api_fixtures import TOKEN  # noqa: E402
+from tests.daemon_fixtures import start_simulator, wait_until  # noqa: E402
 from tests.soak import checks  # noqa: E402
+from tests.soak.rig import BROKEN, SPEAKS_DPD, ApiServer, Daemon, copy_templates, rewrite, scenario  # noqa: E402
 from tests.soak.traffic import Traffic  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -75,124 +74,6 @@ class Result:
     counts: dict
 
 
-def scenario(seed: int) -> dict:
-    """Callees by number prefix: short hang-ups, key presses (9 = promise, 2 = agent), dead
-    numbers; everyone else drawn from a seeded mix of answer / busy / no answer / decline."""
-    press_at = menu_offset() + 3.0
-    return {
-        "gateways": ["carrier"],
-        "numbers": [
-            {"glob": "0903*", "outcome": "answer", "answer_after": 1, "hangup_after": 1},
-            {"glob": "0904*", "outcome": "answer", "answer_after": 1, "hangup_after": 120, "keys": [[press_at, "9"]]},
-            {"glob": "0905*", "outcome": "answer", "answer_after": 2, "hangup_after": 60, "keys": [[press_at, "2"]]},
-            {"glob": "0906*", "outcome": "unallocated"},
-        ],
-        "random": {
-            "seed": seed,
-            "weights": {
-                "answer": 45,
-                "busy": 15,
-                "no_answer": 15,
-                "decline": 10,
-                "no_user_response": 5,
-                "unreachable": 5,
-            },
-            "answer": {"answer_after": [0.5, 6.0], "hangup_after": [1.0, 50.0]},
-        },
-    }
-
-
-# The operator's edits of IVR-1 (`template_edit`): valid, but it speaks a field the campaign's
-# customers lack (the dialer stops each queue that claims one of them); then broken.
-SPEAKS_DPD = ('[[step]]\nid = "info"', '[[step]]\nid = "overdue"\nplay = [{ number = "dpd" }]\n\n[[step]]\nid = "info"')
-BROKEN = ('no_key = "goto goodbye"', 'no_key = "goto nowhere"')
-
-
-def copy_templates(workdir: Path) -> Path:
-    """The shipped templates in `workdir`, for the faults to edit (the sound files stay shared)."""
-    templates = workdir / "templates"
-    templates.mkdir(exist_ok=True)
-    for name in ("IVR-1", "IVR-OVERDUE"):
-        shutil.copy(REPO / "ivr_templates" / f"{name}.toml", templates)
-    return templates
-
-
-def rewrite(path: Path, text: str):
-    """Replace the file at once, as an editor saving it does: a reader never sees half of it."""
-    part = path.with_suffix(".part")
-    part.write_text(text, encoding="utf-8")
-    os.replace(part, path)
-
-
-class ApiServer:
-    """`autocall-api` as a process on a free loopback port, logging to a file (never a pipe that fills)."""
-
-    def __init__(self, workdir: Path, db_path: Path, templates: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(workdir / "api.log", "a")
-        env = {
-            **os.environ,
-            "AUTOCALL_DB": str(db_path),
-            "AUTOCALL_API_TOKENS": TOKEN,
-            "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
-            "AUTOCALL_TEMPLATES": str(templates),
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.server"], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        wait_until(self._answers, 20)
-
-    def _answers(self) -> bool:
-        assert self.proc.poll() is None, "autocall-api exited at start"
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except OSError:
-            return False
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-class Daemon:
-    """The daemon process (tests.daemon_fixtures.DaemonProcess) with a short heartbeat timeout,
-    knowing how many times it has connected to the switch."""
-
-    def __init__(self, workdir: Path, sim, settings: Settings, templates: Path):
-        # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
-        self.proc = DaemonProcess(
-            workdir,
-            sim,
-            recall_delay=0.4,
-            originate_timeout=10,
-            max_call_seconds=30,
-            daily_cap=settings.daily_cap,
-            drain_timeout=5,
-        )
-        esl = f"[esl]\nheartbeat_timeout = {settings.heartbeat_timeout}\n"
-        config = self.proc.config.read_text().replace("[esl]\n", esl) + f'[templates]\ndir = "{templates}"\n'
-        self.proc.config.write_text(config)
-        self.db_path = self.proc.db_path
-
-    def connects(self) -> int:
-        return self.proc.read_log().count("connected to FreeSWITCH")
-
-    def start(self, timeout: float):
-        before = self.connects()
-        self.proc.start()
-        self.wait_connected(before, timeout)
-
-    def wait_connected(self, before: int, timeout: float):
-        wait_until(lambda: self.connects() > before or self.proc.proc.poll() is not None, timeout, 0.1)
-        assert self.proc.proc.poll() is None, "daemon exited:\n" + self.proc.read_log()[-3000:]
-
-
 class Campaign:
     def __init__(self, settings: Settings, workdir: Path):
         self.settings, self.workdir = settings, workdir
@@ -228,7 +109,9 @@ class Campaign:
         s = self.settings
         self.sim = start_simulator(scenario(s.seed), s.time_scale)
         self.templates = copy_templates(self.workdir)
-        self.daemon = Daemon(self.workdir, self.sim, s, self.templates)
+        self.daemon = Daemon(
+            self.workdir, self.sim, self.templates, daily_cap=s.daily_cap, heartbeat_timeout=s.heartbeat_timeout
+        )
         self.api = ApiServer(self.workdir, self.daemon.db_path, self.templates)
         queues = [f"SOAK-{i}" for i in range(1, s.queues + 1)]
         self.traffic = Traffic(

@@ -1,0 +1,133 @@
+"""What the fault campaign runs (tests/soak/campaign.py): the simulator's callees, the API and
+the daemon as processes on the campaign's files, and the template files an operator edits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.api_fixtures import TOKEN, free_port
+from tests.daemon_fixtures import REPO, DaemonProcess, menu_offset, wait_until
+
+
+def scenario(seed: int) -> dict:
+    """Callees by number prefix: short hang-ups, key presses (9 = promise, 2 = agent), dead
+    numbers; everyone else drawn from a seeded mix of answer / busy / no answer / decline."""
+    press_at = menu_offset() + 3.0
+    return {
+        "gateways": ["carrier"],
+        "numbers": [
+            {"glob": "0903*", "outcome": "answer", "answer_after": 1, "hangup_after": 1},
+            {"glob": "0904*", "outcome": "answer", "answer_after": 1, "hangup_after": 120, "keys": [[press_at, "9"]]},
+            {"glob": "0905*", "outcome": "answer", "answer_after": 2, "hangup_after": 60, "keys": [[press_at, "2"]]},
+            {"glob": "0906*", "outcome": "unallocated"},
+        ],
+        "random": {
+            "seed": seed,
+            "weights": {
+                "answer": 45,
+                "busy": 15,
+                "no_answer": 15,
+                "decline": 10,
+                "no_user_response": 5,
+                "unreachable": 5,
+            },
+            "answer": {"answer_after": [0.5, 6.0], "hangup_after": [1.0, 50.0]},
+        },
+    }
+
+
+# The operator's edits of IVR-1 (`template_edit`): valid, but it speaks a field the campaign's
+# customers lack (the dialer stops each queue that claims one of them); then broken.
+SPEAKS_DPD = ('[[step]]\nid = "info"', '[[step]]\nid = "overdue"\nplay = [{ number = "dpd" }]\n\n[[step]]\nid = "info"')
+BROKEN = ('no_key = "goto goodbye"', 'no_key = "goto nowhere"')
+
+
+def copy_templates(workdir: Path) -> Path:
+    """The shipped templates in `workdir`, for the faults to edit (the sound files stay shared)."""
+    templates = workdir / "templates"
+    templates.mkdir(exist_ok=True)
+    for name in ("IVR-1", "IVR-OVERDUE"):
+        shutil.copy(REPO / "ivr_templates" / f"{name}.toml", templates)
+    return templates
+
+
+def rewrite(path: Path, text: str):
+    """Replace the file at once, as an editor saving it does: a reader never sees half of it."""
+    part = path.with_suffix(".part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
+
+
+class ApiServer:
+    """`autocall-api` as a process on a free loopback port, logging to a file (never a pipe that fills)."""
+
+    def __init__(self, workdir: Path, db_path: Path, templates: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(workdir / "api.log", "a")
+        env = {
+            **os.environ,
+            "AUTOCALL_DB": str(db_path),
+            "AUTOCALL_API_TOKENS": TOKEN,
+            "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
+            "AUTOCALL_TEMPLATES": str(templates),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api.server"], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        wait_until(self._answers, 20)
+
+    def _answers(self) -> bool:
+        assert self.proc.poll() is None, "autocall-api exited at start"
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class Daemon:
+    """The daemon process (tests.daemon_fixtures.DaemonProcess) with a short heartbeat timeout,
+    knowing how many times it has connected to the switch."""
+
+    def __init__(self, workdir: Path, sim, templates: Path, *, daily_cap: int, heartbeat_timeout: float):
+        # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
+        self.proc = DaemonProcess(
+            workdir,
+            sim,
+            recall_delay=0.4,
+            originate_timeout=10,
+            max_call_seconds=30,
+            daily_cap=daily_cap,
+            drain_timeout=5,
+        )
+        esl = f"[esl]\nheartbeat_timeout = {heartbeat_timeout}\n"
+        config = self.proc.config.read_text().replace("[esl]\n", esl) + f'[templates]\ndir = "{templates}"\n'
+        self.proc.config.write_text(config)
+        self.db_path = self.proc.db_path
+
+    def connects(self) -> int:
+        return self.proc.read_log().count("connected to FreeSWITCH")
+
+    def start(self, timeout: float):
+        before = self.connects()
+        self.proc.start()
+        self.wait_connected(before, timeout)
+
+    def wait_connected(self, before: int, timeout: float):
+        wait_until(lambda: self.connects() > before or self.proc.proc.poll() is not None, timeout, 0.1)
+        assert self.proc.proc.poll() is None, "daemon exited:\n" + self.proc.read_log()[-3000:]

@@ -82,7 +82,7 @@ def apply(client, claims: list[Claim], now: float, *, follow, close) -> None:
         close(claim, report)
     for item in reattach:
         log.info(
-            "re-attached call %s (customer %s of %s, %s)",
+            "re-attached call %s (customer %r of %r, %s)",
             item.claim.uuid,
             item.claim.ext_id,
             item.claim.queue_code,

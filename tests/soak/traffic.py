@@ -29,7 +29,7 @@ from tests.soak.checks import Journal, tomorrow
 
 log = logging.getLogger(__name__)
 
-# Number prefixes the campaign's scenario maps to a callee behaviour (see campaign.scenario()).
+# Number prefixes the campaign's scenario maps to a callee behaviour (see processes.scenario()).
 PREFIXES = ("0903", "0904", "0905", "0906", "0907", "0908", "0909", "0981", "0982", "0983")
 FIELDS = {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
 BACKLOG = 40  # pending customers per queue above which clients stop adding more

@@ -40,8 +40,8 @@ from daemon.store.schema import open_database  # noqa: E402
 log = logging.getLogger("autocall.daemon")
 
 REPORT_EVERY = 2.0  # seconds between two rewrites of the state file (and systemd pings at most)
-# At stop, how long writes still waiting for an unavailable database may take: with the
-# drain (dialer.drain_timeout, 30 s) and the hang-ups, within the unit's TimeoutStopSec=60.
+# At stop, how long writes still waiting for an unavailable database may take (at most
+# dialer.drain_timeout): with the drain (30 s) and the hang-ups, within TimeoutStopSec=60.
 FLUSH_TIMEOUT = 10.0
 
 
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     finally:
         supervisor.kill()
         sdnotify.notify("STOPPING=1")
-        unwritten = ledger.close(FLUSH_TIMEOUT)
+        unwritten = ledger.close(min(FLUSH_TIMEOUT, dialer.dialer_config.drain_timeout))
     if unwritten:
         log.error(
             "autocall-daemon stopped with %d writes unwritten (%s): the next start reconciles their "

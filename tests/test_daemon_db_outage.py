@@ -25,7 +25,7 @@ BUSY_TIMEOUT = 0.3  # the daemon's database.busy_timeout here: every fault outla
 # Every callee answers at once and talks 100 simulated seconds (2 s real), long enough for the
 # fault to begin while the calls are up; min_recall_duration is 3 s, so each call succeeds.
 TALKS = {"default": {"outcome": "answer", "answer_after": 1, "hangup_after": 100}}
-HOLD = 3.0  # real seconds each fault lasts at least: ten busy timeouts
+HOLD = 2.0  # real seconds each fault lasts at least: several busy timeouts
 PAUSED = "dialing paused"
 RESUMED = re.compile(r"database writable again after [\d.]+s: (\d+) writes that waited in memory are written")
 

@@ -17,7 +17,7 @@ import sys
 import time
 
 from daemon import config as config_mod
-from daemon import ivr, status
+from daemon import ivr, statefile, status
 from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
 from daemon.playable import SwitchFiles
@@ -170,7 +170,8 @@ def _status(args, out, err):
         def draw():
             now = time.time()
             queues = status.read(conn, now=now, queue=args.queue, recent=args.recent)
-            return status.render(queues, now=now, tz=config.tz, source=str(db_path))
+            dialer = statefile.read(db_path)
+            return status.render(queues, now=now, tz=config.tz, source=str(db_path), dialer=dialer)
 
         if args.queue is not None and not status.read(conn, now=time.time(), queue=args.queue):
             print(f'autocall: no live queue {args.queue!r} in {db_path}', file=err)

@@ -100,6 +100,9 @@ class DialerConfig:
 @dataclasses.dataclass(frozen=True)
 class Config:
     db_path: Path = Path("var/autocall.sqlite3")
+    # Seconds a write waits for another connection's write lock before it counts as failed
+    # (the dialer then pauses and retries; docs/daemon.md, "The database unavailable").
+    db_busy_timeout: float = 30.0
     api: ApiConfig = ApiConfig()
     templates: TemplatesConfig = TemplatesConfig()
     esl: EslConfig = EslConfig()
@@ -129,7 +132,14 @@ def load(path: str | os.PathLike | None = None, environ=None) -> Config:
 def restart_only_changes(running: Config, loaded: Config) -> list[str]:
     """Keys that differ between `running` and `loaded` but that SIGHUP cannot apply: the
     dialer holds its database, event socket and template loader from start-up."""
-    changed = ["database.path"] if running.db_path != loaded.db_path else []
+    changed = [
+        key
+        for key, old, new in (
+            ("database.path", running.db_path, loaded.db_path),
+            ("database.busy_timeout", running.db_busy_timeout, loaded.db_busy_timeout),
+        )
+        if old != new
+    ]
     for section in ("esl", "templates"):
         old, new = getattr(running, section), getattr(loaded, section)
         changed += [
@@ -182,6 +192,7 @@ def _build(raw: dict, base: Path, origins: dict) -> Config:
     d = Config()
     db = _Section(raw, "database", origins)
     db_path = db.take("path", d.db_path, lambda v: _path(v, base))
+    db_busy_timeout = db.take("busy_timeout", d.db_busy_timeout, _float_in(0.05, 600))
     db.done()
 
     a = _Section(raw, "api", origins)
@@ -249,7 +260,15 @@ def _build(raw: dict, base: Path, origins: dict) -> Config:
 
     if raw:
         raise ConfigError(f"{sorted(raw)[0]}: unknown section")
-    return Config(db_path, api, templates, esl, dialer, queue_defaults)
+    return Config(
+        db_path=db_path,
+        db_busy_timeout=db_busy_timeout,
+        api=api,
+        templates=templates,
+        esl=esl,
+        dialer=dialer,
+        queue_defaults=queue_defaults,
+    )
 
 
 # --- converters: each raises ValueError with a sentence that follows the key name ---

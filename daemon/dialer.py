@@ -8,6 +8,11 @@ CPS token bucket, calling window, daily cap) and gives each claim its own `Call`
 On stop it drains: no new calls, calls in progress get `drain_timeout` to finish, the rest
 are hung up and recorded as interrupted.
 
+While the database is unavailable (`DatabaseOutage`: a claim or a write failed for a reason that
+may pass) no customer is claimed; calls in progress go on and the ledger keeps their results
+until they can be written. Once those are written (or, with none waiting, a claim lands
+again: tried every DB_RECHECK seconds) dialing resumes.
+
 The clock rule: `now` is monotonic (pacing, rechecks, backoff, the watchdog); wall time
 (`clock`) is only for the calling window, the day and what is stored.
 """
@@ -27,8 +32,9 @@ from daemon import ivr, reconcile
 from daemon.call import Call, CallSettings, Detached
 from daemon.config import Config, DialerConfig
 from daemon.esl import commands
-from daemon.ledger import CallReport, Claim, QueueInfo
+from daemon.ledger import CallReport, Claim, QueueInfo, StoreUnavailable
 from daemon.link import Link
+from daemon.outage import DatabaseOutage
 from daemon.pacing import CallingWindow, WallWatch, bucket_for
 from daemon.playable import TemplateCheck, Unprepared, prepare
 from daemon.template_gate import TemplateGate
@@ -39,7 +45,8 @@ calls_log = logging.getLogger("autocall.calls")
 QUEUE_REFRESH = 1.0  # seconds between looks at which queues run (the API changes them)
 IDLE_RECHECK = 1.0  # a queue with nobody due is asked again after this long
 CLAIM_BATCH = 32  # customers claimed per transaction (one worker-thread trip each)
-# The loop never waits longer than 30 s by itself, nor on SQLite's busy timeout (30 s):
+DB_RECHECK = 1.0  # seconds between claims tried while the database is unavailable and nothing waits
+# The loop never waits longer than 30 s by itself, nor on SQLite's (database.busy_timeout, 30 s):
 # not coming round for this long means it is stuck (the systemd watchdog asks).
 STALL_LIMIT = 90.0
 
@@ -52,7 +59,8 @@ class _Active:
 
 class Dialer:
     """The dialing loop. `connect()` returns a connected ESL client (a new one each time);
-    `clock` is wall time, `monotonic` the clock of every wait."""
+    `clock` is wall time, `monotonic` the clock of every wait; `outage` is shared with the
+    ledger, which keeps its count of writes waiting."""
 
     def __init__(
         self,
@@ -63,9 +71,12 @@ class Dialer:
         *,
         clock=time.time,
         monotonic=time.monotonic,
+        outage: DatabaseOutage | None = None,
     ):
         self.ledger, self.templates, self.monotonic = ledger, templates, monotonic
         self._read_wall = clock
+        self.outage = outage or DatabaseOutage(monotonic=monotonic, clock=clock)
+        self._probe_at = float("-inf")  # monotonic time of the next claim tried in an outage
         self.link = Link(connect, config.esl.heartbeat_timeout)
         self.calls: dict[int, _Active] = {}
         self.per_queue: dict[int, int] = {}
@@ -142,9 +153,9 @@ class Dialer:
             return
         log.warning(
             "the wall clock stepped %+.0fs; pacing goes on by the monotonic clock, the calling "
-            "window by the new wall time; %d waiting customers keep the wait they had",
+            "window by the new wall time; %s waiting customers keep the wait they had",
             jump,
-            moved,
+            "the" if moved is None else moved,  # None: written once the database takes writes
         )
 
     def stop(self):
@@ -182,10 +193,16 @@ class Dialer:
 
     def _recover(self, client, now: float):
         """Reconcile the store's live calls with the switch's channels, then ask it about the
-        templates' files (start-up and after every reconnect)."""
+        templates' files (start-up and after every reconnect). A database that cannot be read
+        raises StoreUnavailable: the link tries again later."""
+        try:
+            open_attempts = self.ledger.open_attempts()
+        except StoreUnavailable as e:
+            self.outage.failed(e)
+            raise
         reconcile.apply(
             client,
-            self.ledger.open_attempts(),
+            open_attempts,
             self.clock(),
             follow=self._follow,
             close=lambda claim, report: self._record(claim, report, reattached=True),
@@ -228,6 +245,16 @@ class Dialer:
         """Start as many calls as the limits allow now; return how long to sleep."""
         if not self.window.is_open(wall):
             return min(self.window.next_open(wall) - wall, 30.0)
+        if self.outage.active and (self.outage.waiting or now < self._probe_at):
+            return DB_RECHECK  # the results that wait land first; then a claim may try
+        try:
+            return self._claim_some(now, wall)
+        except StoreUnavailable as e:
+            self.outage.failed(e)
+            self._probe_at = now + DB_RECHECK
+            return DB_RECHECK
+
+    def _claim_some(self, now: float, wall: float) -> float:
         if now - self._queues_at >= QUEUE_REFRESH:
             self.queues, self._queues_at = self.ledger.running_queues(), now
         while len(self.calls) < self.dialer_config.channel_limit and not self._stopping.is_set():
@@ -254,6 +281,8 @@ class Dialer:
                 daily_cap=self.dialer_config.daily_cap,
             )
             now, wall = self.monotonic(), self.clock()
+            if claims:
+                self.outage.landed()  # a claim wrote: the database takes writes again
             if len(claims) < tokens:
                 self.bucket.give_back(tokens - len(claims))
                 self._idle_until[queue.id] = now + IDLE_RECHECK
@@ -328,7 +357,8 @@ class Dialer:
     def _record(self, claim: Claim, report: CallReport, reattached: bool = False):
         if report.cause == "FILE_NOT_FOUND":  # the switch said otherwise than file_exists did: ask again
             self.template_check.forget(claim.template)
-        result, state = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
+        written = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
+        result, state = written or ("-", "- (waits for the database)")
         calls_log.info(
             "call queue=%r customer=%r number=%r uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "
             "outcome=%s customer_state=%s%s",

@@ -2,9 +2,11 @@
 
 The snapshot is `daemon.store.reports.queue_statuses`, read through a database opened with
 `open_readonly` (SQLite's `mode=ro`: the view can never write nor take a write lock, so it is
-safe while the API and the daemon run). `render(...)` and `render_line(...)` turn snapshots
-into text and do no I/O, so they are tested without a database. `watch(...)` is the redraw
-loop behind `autocall status --watch`.
+safe while the API and the daemon run). The dialer's own state (dialing, or paused while the
+database is unavailable) comes from the small file it keeps beside the database
+(`daemon.statefile`). `render(...)` and `render_line(...)` turn snapshots into text and do no
+I/O, so they are tested without a database. `watch(...)` is the redraw loop behind
+`autocall status --watch`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from daemon.statefile import STALE_AFTER
 from daemon.store.reports import CallOutcome, QueueStatus
 from daemon.store.reports import queue_statuses as read
 from daemon.store.schema import StoreError as StatusError
@@ -27,6 +30,7 @@ __all__ = [
     "read",
     "render",
     "render_block",
+    "render_dialer",
     "render_line",
     "watch",
 ]
@@ -42,15 +46,35 @@ def progress_bar(done: int, total: int, width: int = _BAR_WIDTH) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {percent:3d}%"
 
 
-def render(statuses: list[QueueStatus], *, now: float, tz: dt.tzinfo | None = None, source: str = "") -> str:
-    """The full view: a header line, then one block per queue, or a line saying there is none."""
+def render(
+    statuses: list[QueueStatus],
+    *,
+    now: float,
+    tz: dt.tzinfo | None = None,
+    source: str = "",
+    dialer: dict | None = None,
+) -> str:
+    """The full view: a header line, the dialer's line (`dialer`: its state file, if any), then
+    one block per queue, or a line saying there is none."""
     stamp = dt.datetime.fromtimestamp(now, tz).strftime("%Y-%m-%d %H:%M:%S")
     lines = [f"autocall status {stamp}" + (f"  ({source})" if source else "")]
+    lines += render_dialer(dialer, now=now)
     if not statuses:
         lines += ["", "no live queue"]
     for status in statuses:
         lines += [""] + render_block(status, tz=tz)
     return "\n".join(lines) + "\n"
+
+
+def render_dialer(state: dict | None, *, now: float) -> list[str]:
+    """The dialer's line from its state file (daemon.main writes it every 2 s): what it does, or
+    that it has not been heard from; none when no dialer ever ran beside this database."""
+    if not state:
+        return []
+    age = now - float(state.get("at", 0))
+    if age > STALE_AFTER:
+        return [f"dialer: not heard from for {age:.0f}s (pid {state.get('pid')}): is autocall-daemon running?"]
+    return [f"dialer: {state.get('status', '?')}"]
 
 
 def render_block(s: QueueStatus, *, tz: dt.tzinfo | None = None) -> list[str]:

@@ -3,7 +3,9 @@
 `open_database(path)` returns a peewee database with WAL, foreign keys and a busy timeout,
 every write transaction taken with BEGIN IMMEDIATE (so two writers queue up on the busy
 timeout instead of failing on a lock upgrade), and the schema created or migrated to
-`SCHEMA_VERSION` (kept in `PRAGMA user_version`). `open_readonly(path)` opens it with
+`SCHEMA_VERSION` (kept in `PRAGMA user_version`); a current schema is only read. Its failures
+are `StoreError`s: `store_error` tells those that may pass (`StoreUnavailable`, `StoreBusy`)
+from those that will not. `open_readonly(path)` opens it with
 SQLite's `mode=ro` for views that must never write or take a write lock.
 
 The models declare the tables and are never bound to a database: two databases open in one
@@ -38,8 +40,30 @@ class StoreError(AutocallError):
     """The database file cannot be used (newer schema, unreadable, not autocall's, ...)."""
 
 
-class StoreBusy(StoreError, Unavailable):
+class StoreUnavailable(StoreError, Unavailable):
+    """The database cannot be written (or read) right now: locked past the busy timeout, read-only,
+    a full disk, an I/O error, a file SQLite cannot open. Trying again later may work."""
+
+
+class StoreBusy(StoreUnavailable):
     """Another connection holds the database's write lock past the busy timeout: retry later."""
+
+
+_NO_TRANSACTION = "no transaction is active"  # peewee's rollback after SQLite's own
+
+
+def store_error(error: pw.DatabaseError, what: str) -> StoreError:
+    """`error` as the store's own: StoreBusy for a lock held past the busy timeout,
+    StoreUnavailable for the other operational failures (SQLite's OperationalError: read-only,
+    full, I/O error, cannot open), StoreError for a file that is not a sound database."""
+    reason: BaseException = error
+    while _NO_TRANSACTION in str(reason) and reason.__context__ is not None:
+        reason = reason.__context__  # SQLite rolled back by itself (a full disk): its own error says why
+    text = f"{what}: {reason}"
+    if not isinstance(error, pw.OperationalError):
+        return StoreError(text)  # not a database, corrupt, a constraint: trying again will not help
+    locked = "locked" in str(reason) or "busy" in str(reason)
+    return StoreBusy(text) if locked else StoreUnavailable(text)
 
 
 class JSONField(pw.TextField):
@@ -208,24 +232,33 @@ def open_database(path: str | Path, *, busy_timeout: float = 30.0) -> pw.SqliteD
         db.connect(reuse_if_open=True)
         _migrate(db, path)
     except pw.DatabaseError as e:
-        busy = isinstance(e, pw.OperationalError) and ("locked" in str(e) or "busy" in str(e))
-        raise (StoreBusy if busy else StoreError)(f"database {path}: {e}") from None
+        db.close()
+        raise store_error(e, f"database {path}") from None
     return db
 
 
 def _migrate(db: pw.SqliteDatabase, path: Path):
+    """Bring the schema to SCHEMA_VERSION. A current schema is only read: no write lock is
+    taken, so a start-up on a locked, read-only or full database goes on (and waits to write)."""
+    if _version(db, path) == SCHEMA_VERSION:
+        return
     with db.atomic():
-        version = db.execute_sql("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"database {path} has schema version {version}; this autocall knows up to "
-                f"{SCHEMA_VERSION}: upgrade autocall"
-            )
+        version = _version(db, path)  # another process may have migrated it meanwhile
         for number in range(version, SCHEMA_VERSION):
             log.info("migrating %s to schema version %d", path, number + 1)
             MIGRATIONS[number](db)
         if version != SCHEMA_VERSION:
             db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _version(db: pw.SqliteDatabase, path: Path) -> int:
+    version = db.execute_sql("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"database {path} has schema version {version}; this autocall knows up to "
+            f"{SCHEMA_VERSION}: upgrade autocall"
+        )
+    return version
 
 
 def open_readonly(path: str | Path) -> pw.SqliteDatabase:

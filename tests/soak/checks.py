@@ -25,7 +25,8 @@ TIMEZONE = "Asia/Ho_Chi_Minh"  # the daemon's default dialer.timezone: its day f
 @dataclasses.dataclass(frozen=True)
 class Violation:
     round: int
-    # states / overlap / number_overlap / daily_cap / after_stop / after_dnc / no_attempt / template / stuck / api
+    # states / overlap / number_overlap / daily_cap / after_stop / after_dnc / no_attempt / template
+    # / result_lost / stuck / api
     rule: str
     detail: str
 
@@ -74,6 +75,8 @@ class Snapshot:
     today: list = dataclasses.field(default_factory=list)  # (ext_id, number) of each counted call today
     waiting: dict = dataclasses.field(default_factory=dict)  # pending customer id put off past today -> numbers
     unspoken: dict = dataclasses.field(default_factory=dict)  # failed customer id -> its cause, a template's
+    sim_now: float | None = None  # the simulator's clock when the snapshot was taken
+    lost: frozenset = frozenset()  # uuids of the attempts closed CALL_LOST
 
 
 def sim_calls(records, channels, restarts) -> list[SimCall]:
@@ -102,6 +105,7 @@ def tomorrow(now: float | None = None, tz: str = TIMEZONE) -> float:
 
 
 def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> Snapshot:
+    sim_now = sim.clock.now()
     calls = sim_calls(list(sim.records), list(sim.channels.values()), list(restarts))
     since = day_start(now)
     conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
@@ -115,6 +119,7 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
             "SELECT uuid, customer_id, state, outcome, started_at, number FROM attempt"
         ).fetchall()
         dnc = set(conn.execute("SELECT queue_code, ext_id FROM dnc"))
+        lost = frozenset(uuid for (uuid,) in conn.execute("SELECT uuid FROM attempt WHERE hangup_cause = 'CALL_LOST'"))
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -146,11 +151,16 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
         today,
         waiting,
         unspoken,
+        sim_now,
+        lost,
     )
 
 
-def check(snap: Snapshot, journal: Journal, round_no: int, epsilon: float, daily_cap: int = 0) -> list[Violation]:
-    """Rules 1-4 of docs/faults.md. `epsilon`: simulated seconds a claim in flight may lag a stop/DNC."""
+def check(
+    snap: Snapshot, journal: Journal, round_no: int, epsilon: float, daily_cap: int = 0, grace: float = INF
+) -> list[Violation]:
+    """Rules 1-4 and 6 of docs/faults.md. `epsilon`: simulated seconds a claim in flight may lag a
+    stop/DNC; `grace`: simulated seconds a call's result may take to be written once it ended."""
     found = []
     found += check_states(snap, journal)
     found += check_overlaps(snap)
@@ -160,6 +170,7 @@ def check(snap: Snapshot, journal: Journal, round_no: int, epsilon: float, daily
     found += check_after_dnc(snap, journal, epsilon)
     found += check_attempt_rows(snap)
     found += check_templates(snap)
+    found += check_results_recorded(snap, grace)
     return [Violation(round_no, rule, detail) for rule, detail in found]
 
 
@@ -309,6 +320,31 @@ def check_templates(snap: Snapshot):
     for cid, cause in snap.unspoken.items():
         queue, ext, _ = snap.customers[cid]
         yield "template", f"customer {queue}/{ext} failed without a call: {cause[:200]}"
+
+
+def check_results_recorded(snap: Snapshot, grace: float):
+    """6a. Every call the simulator ended more than `grace` ago has its attempt closed: its result
+    was written (or, after a lost connection, the call was reconciled), not dropped."""
+    if snap.sim_now is None:
+        return
+    for call in snap.calls:
+        state = snap.attempts.get(call.uuid, (None, "done"))[1]
+        if state != "done" and call.end < snap.sim_now - grace:
+            yield (
+                "result_lost",
+                f"simulator call {call.uuid} ended {snap.sim_now - call.end:.0f}s (simulated) ago; its attempt is"
+                f" still {state}",
+            )
+
+
+def check_none_lost(snap: Snapshot, before: frozenset, fault: str, round_no: int) -> list[Violation]:
+    """6b. A fault that leaves the daemon connected to the switch (the database's) closes no call
+    as CALL_LOST: the calls' results wait for the database, they are not given up."""
+    new = sorted(snap.lost - before)
+    if not new:
+        return []
+    detail = f"{len(new)} calls closed CALL_LOST in a {fault} round, which never cut the daemon off the switch"
+    return [Violation(round_no, "result_lost", f"{detail}: {', '.join(new[:3])}")]
 
 
 def check_drained(snap: Snapshot, round_no: int, live_channels: int, daily_cap: int = 0) -> list[Violation]:

@@ -103,11 +103,21 @@ class ApiServer:
 
 
 class Daemon:
-    """The daemon process (tests.daemon_fixtures.DaemonProcess) with a short heartbeat timeout,
-    knowing how many times it has connected to the switch."""
+    """The daemon process (tests.daemon_fixtures.DaemonProcess) with short heartbeat and busy
+    timeouts, knowing how many times it has connected to the switch and whether it is in a
+    database outage."""
 
     def __init__(
-        self, workdir: Path, sim, templates: Path, clock: WallClock, *, daily_cap: int, heartbeat_timeout: float
+        self,
+        workdir: Path,
+        sim,
+        templates: Path,
+        clock: WallClock,
+        db_path: Path,
+        *,
+        daily_cap: int,
+        heartbeat_timeout: float,
+        busy_timeout: float,
     ):
         # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
         self.proc = DaemonProcess(
@@ -116,6 +126,8 @@ class Daemon:
             recall_delay=0.4,
             originate_timeout=10,
             max_call_seconds=30,
+            database={"busy_timeout": busy_timeout},
+            db_path=db_path,
             daily_cap=daily_cap,
             drain_timeout=5,
         )
@@ -136,3 +148,8 @@ class Daemon:
     def wait_connected(self, before: int, timeout: float):
         wait_until(lambda: self.connects() > before or self.proc.proc.poll() is not None, timeout, 0.1)
         assert self.proc.proc.poll() is None, "daemon exited:\n" + self.proc.read_log()[-3000:]
+
+    def paused(self) -> bool:
+        """In a database outage the daemon said began and not yet that it ended."""
+        log = self.proc.read_log()
+        return log.count("dialing paused;") > log.count("database writable again")

@@ -265,12 +265,16 @@ class Traffic:
         return reply is not None
 
     def _post(self, session, path, body):
-        """The JSON reply of a 200, else None (and the answer is recorded as an API error)."""
+        """The JSON reply of a 200, else None: a 503 with Retry-After is the API saying "not now"
+        (its database unavailable) and is counted; any other answer is an API error."""
         reply = session.post(f"{self.url}/v2/autocall{path}", json=body, headers=self.headers, timeout=TIMEOUT)
         if reply.status_code == 200:
             return reply.json()
         if self.template_broken and path == "/queue" and _refused_for_template(reply):
             self.journal.counts["refused_template"] += 1
+            return None
+        if reply.status_code == 503 and reply.headers.get("Retry-After"):
+            self.journal.counts["api_503"] += 1
             return None
         self._api_error(f"POST {path}: {reply.status_code} {reply.text[:200]}")
         return None

@@ -3,7 +3,7 @@
 The channel greenlet owns the call's timeline (ringing, answer, the applications sent to it,
 the callee's scripted keys and hangup). Other greenlets talk to it only through its inbox,
 except for `hangup()`, which fires CHANNEL_HANGUP at once as FreeSWITCH does inside uuid_kill.
-The ring phase (before the answer) is `simulator.ringing`.
+The ring phase (before the answer) is `simulator.ringing`; the hangup hook `simulator.hook`.
 """
 
 import logging
@@ -15,6 +15,7 @@ import gevent
 from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 
+from simulator import hook
 from simulator import sequences as seq
 from simulator.apps import APPS, Hangup, OriginateCompleted
 from simulator.events import url_encode
@@ -382,4 +383,7 @@ class Channel(Ringing):
         for key in keys:
             if key in _HANGUP_STATES:
                 fields['hangup_us'] = usec(self.ended)
+                fire(key, fields)
+                hook.run(self)  # CS_HANGUP: after the HANGUP call state, before HANGUP_COMPLETE
+                continue
             fire(key, fields)

@@ -39,24 +39,39 @@ class Ledger:
         return claims[0] if claims else None
 
     def claim_many(
-        self, queue: QueueInfo, limit: int, *, now: float, day_start: float, next_day: float, daily_cap: int
+        self,
+        queue: QueueInfo,
+        limit: int,
+        *,
+        now: float,
+        day_start: float,
+        next_day: float,
+        daily_cap: int,
+        slots: list[int] | None = None,
     ) -> list[Claim]:
         """customers.claim_many in one transaction: a stop or DNC committed before it is honoured."""
         with self.db.atomic():
             return customers.claim_many(
-                self.db, queue, limit, now=now, day_start=day_start, next_day=next_day, daily_cap=daily_cap
+                self.db, queue, limit, now=now, day_start=day_start, next_day=next_day, daily_cap=daily_cap, slots=slots
             )
 
     def mark_answered(self, attempt_id: int, at: float):
         with self.db.atomic():
             customers.mark_answered(self.db, attempt_id, at)
 
-    def record_many(self, answered: list, finished: list) -> list[tuple[str, str]]:
-        """mark_answered for each (attempt_id, at) and finish for each (claim, report,
-        recall_delay), in one transaction; returns finish's results in order."""
+    def mark_step(self, attempt_id: int, step: str, result: str | None):
+        with self.db.atomic():
+            customers.mark_step(self.db, attempt_id, step, result)
+
+    def record_many(self, answered: list, finished: list, steps: tuple | list = ()) -> list[tuple[str, str]]:
+        """mark_answered for each (attempt_id, at), mark_step for each (attempt_id, step,
+        result) and finish for each (claim, report, recall_delay), in one transaction; returns
+        finish's results in order."""
         with self.db.atomic():
             for attempt_id, at in answered:
                 customers.mark_answered(self.db, attempt_id, at)
+            for attempt_id, step, result in steps:
+                customers.mark_step(self.db, attempt_id, step, result)
             return [customers.finish(self.db, claim, report, recall_delay=delay) for claim, report, delay in finished]
 
     def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
@@ -83,8 +98,8 @@ class Ledger:
 class LedgerThread:
     """Runs Ledger methods on one OS thread; callers (greenlets) wait without blocking the loop.
 
-    `mark_answered` and `finish` are gathered while the thread is busy and written
-    together in one transaction per trip: at hundreds of calls a second, one trip per
+    `mark_answered`, `mark_step` and `finish` are gathered while the thread is busy and
+    written together in one transaction per trip: at hundreds of calls a second, one trip per
     call is what would keep claims waiting.
     """
 
@@ -92,6 +107,7 @@ class LedgerThread:
         self.ledger = ledger
         self.pool = gevent.threadpool.ThreadPool(1)
         self._answered: list = []
+        self._steps: list = []
         self._finished: list = []
         self._pending = gevent.event.Event()
         self._writer = gevent.spawn(self._write_loop)
@@ -109,6 +125,16 @@ class LedgerThread:
         self._answered.append((attempt_id, at))
         self._pending.set()
 
+    def mark_step(self, attempt_id: int, step: str, result: str | None):
+        """Record the IVR step soon; returns at once."""
+        self._steps.append((attempt_id, step, result))
+        self._pending.set()
+
+    def open_attempts(self) -> list[Claim]:
+        """Ledger.open_attempts, after what is waiting is written (a call's last step with it)."""
+        self._write_pending()
+        return self.pool.apply(self.ledger.open_attempts)
+
     def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
         """Ledger.finish, written with whatever else is waiting; returns its result."""
         done = gevent.event.AsyncResult()
@@ -124,11 +150,12 @@ class LedgerThread:
     def _write_pending(self):
         self._pending.clear()
         answered, self._answered = self._answered, []
+        steps, self._steps = self._steps, []
         finished, self._finished = self._finished, []
-        if not (answered or finished):
+        if not (answered or steps or finished):
             return
         try:
-            results = self.pool.apply(self.ledger.record_many, (answered, [item[:3] for item in finished]))
+            results = self.pool.apply(self.ledger.record_many, (answered, [item[:3] for item in finished], steps))
         except Exception as e:  # noqa: BLE001 - every waiter must hear of it
             log.exception("writing %d call results failed", len(finished))
             for *_, done in finished:

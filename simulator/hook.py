@@ -46,18 +46,22 @@ def expand(text, lookup):
     return _EXPANSION.sub(value, text)
 
 
-def hangup_variables(channel):
-    """The variables switch_core_session_hangup_state sets before the hook runs, by name."""
+def hangup_variable(channel, name):
+    """A variable switch_core_session_hangup_state sets before the hook runs, else the channel's
+    own; None when unset."""
     fields = channel.fields
-    names = {name[2:]: unquote(value) for name, value in fields.items() if name.startswith('t_')}
-    names.update(
-        hangup_cause=channel.hangup_cause,
-        hangup_cause_q850=fields['q850'],
-        digits_dialed=channel.digits_dialed or 'none',
-    )
-    if fields['sip_status']:
-        names['sip_term_status'] = fields['sip_status']
-    return names
+    if name == 'hangup_cause':
+        return channel.hangup_cause
+    if name == 'hangup_cause_q850':
+        return fields['q850']
+    if name == 'digits_dialed':
+        return channel.digits_dialed or 'none'
+    if name == 'sip_term_status' and fields['sip_status']:
+        return fields['sip_status']
+    if 't_' + name in fields:  # the CDR times: *_epoch, *_uepoch, *_stamp, billsec, duration...
+        return unquote(fields['t_' + name])
+    found = channel.getvar(name)
+    return None if found == '_undef_' else found
 
 
 def run(channel):
@@ -65,15 +69,7 @@ def run(channel):
     hook = channel.getvar(VARIABLE)
     if hook == '_undef_' or not hook:
         return
-    hangup = hangup_variables(channel)
-
-    def lookup(name):
-        if name in hangup:
-            return hangup[name]
-        found = channel.getvar(name)
-        return None if found == '_undef_' else found
-
     command, argument = split(hook)
-    expanded = expand(argument, lookup)
+    expanded = expand(argument, lambda name: hangup_variable(channel, name))
     reply = channel.switch.api(command, expanded)
     logger.debug('Hangup Command with no Session %s(%s):\n%s', command, expanded, reply)

@@ -11,10 +11,19 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
+# Debian packages the tests use: libfaketime steps the wall clock in the fault campaign.
+SYSTEM_PACKAGES = faketime
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(VENV)/.system-packages:
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
+	@mkdir -p $(VENV) && touch $@
+
 demo: $(BIN)/.installed
 	$(BIN)/python -m demo
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed $(VENV)/.system-packages
 	$(BIN)/pytest
 
 # One dialect (ruff format + ruff check, settings in pyproject.toml) and types on the product.
@@ -30,7 +39,7 @@ bench: $(BIN)/.installed
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 # The long fault campaign (docs/faults.md): 50 rounds per seed, about 4 minutes each.
-soak: $(BIN)/.installed
+soak: $(BIN)/.installed $(VENV)/.system-packages
 	$(BIN)/python -m tests.soak.campaign --rounds 50 --seed 1
 	$(BIN)/python -m tests.soak.campaign --rounds 50 --seed 2
 

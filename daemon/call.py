@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 import gevent
 import gevent.event
@@ -48,11 +49,10 @@ class CallSettings:
 class Call:
     """Drives one claimed attempt to a CallReport. Create, then `run()` in a greenlet.
 
-    A re-attached call passes what reconciliation learnt: `answered_at` (else the claim's)
-    and `parked` (the originate is known to be done), and `reattached`: its IVR resumes at the
-    claim's step with the claim's result, and its keys are all the channel heard. Without a
-    script (re-attached, and `prepare` refused it) the call is only hung up and recorded
-    interrupted."""
+    A re-attached call passes what reconciliation learnt: `answered_at` (else the claim's),
+    `parked` (the originate is known done) and `reattached` (the IVR resumes at the claim's step
+    and result; its keys are all the channel heard). Without a script (re-attached, and
+    `prepare` refused it) the call is only hung up and recorded interrupted."""
 
     def __init__(
         self,
@@ -62,11 +62,13 @@ class Call:
         settings: CallSettings,
         clock,
         *,
+        monotonic=time.monotonic,
         answered_at: float | None = None,
         parked: bool = False,
         reattached: bool = False,
     ):
         self.claim, self.esl, self.script, self.settings, self.clock = claim, client, script, settings, clock
+        self.monotonic = monotonic  # what the call's own limits are measured on
         self.answered = gevent.event.Event()
         self.ended = gevent.event.Event()  # CHANNEL_HANGUP_COMPLETE arrived
         self.gone = gevent.event.Event()  # no IVR possible: ended, hung up, or the originate failed
@@ -116,8 +118,7 @@ class Call:
     def run(self, *, originate: bool = True, on_answer=None, on_step=None) -> CallReport:
         """Drive the call to its end; `on_step(step, result)` hears of each IVR step entered.
         Raises Detached if the ESL connection dies first."""
-        if on_step is not None:
-            self._on_step = on_step
+        self._on_step = on_step or self._on_step
         self.esl.subscribe_channel(self.claim.uuid, self.on_event)
         if self.answered_at is not None:
             self.answered.set()  # re-attached to a call answered before a restart
@@ -192,11 +193,11 @@ class Call:
             )
 
     def _run_ivr(self):
-        deadline = self.clock() + self.settings.max_call_seconds
+        deadline = self.monotonic() + self.settings.max_call_seconds
         step_id = self._first_step()
         self._keys_heard = len(self.keys)  # a key before the first prompt answers nothing
         while step_id is not None and not self.gone.is_set() and self.unplayable is None:
-            if self.clock() > deadline:
+            if self.monotonic() > deadline:
                 log.warning("call %s: longer than %ds; hanging up", self.claim.uuid, self.settings.max_call_seconds)
                 return
             step = self.script.steps[step_id]

@@ -20,6 +20,7 @@ import time
 
 import gevent
 import gevent.event
+import gevent.lock
 
 from daemon import esl as esl_mod
 from daemon import ivr, reconcile
@@ -63,7 +64,8 @@ class Dialer:
         clock=time.time,
         monotonic=time.monotonic,
     ):
-        self.ledger, self.templates, self.clock, self.monotonic = ledger, templates, clock, monotonic
+        self.ledger, self.templates, self.monotonic = ledger, templates, monotonic
+        self._read_wall = clock
         self.link = Link(connect, config.esl.heartbeat_timeout)
         self.calls: dict[int, _Active] = {}
         self.per_queue: dict[int, int] = {}
@@ -77,6 +79,7 @@ class Dialer:
         self.last_tick = monotonic()  # the loop came round (wedged() reads it)
         self.template_check = TemplateCheck()
         self._wall = WallWatch()
+        self._wall_lock = gevent.lock.Semaphore()
         self.apply_config(config)
 
     # --- settings ---
@@ -114,17 +117,34 @@ class Dialer:
         is due; a call's end comes sooner (run() also waits for it)."""
         self.last_tick = now
         wall = self.clock()
-        jump = self._wall.step(wall, now)
-        if jump is not None:
-            log.warning(
-                "the wall clock stepped %+.0fs; pacing goes on by the monotonic clock, the calling "
-                "window and stored times by the new wall time",
-                jump,
-            )
         if not self.link.up:
             return self._connect(now)
         pause = self._dial_some(now, wall)
         return pause if self.link.up else 0.0  # lost while dialing: reconnect at once
+
+    def clock(self) -> float:
+        """Wall time. Every reading of the daemon's goes through here, so a step of the clock is
+        noticed at the first reading after it, and the stored schedule follows the step before
+        anything read after it is written."""
+        with self._wall_lock:  # while a step is followed, nobody reads the new time
+            wall = self._read_wall()
+            jump = self._wall.step(wall, self.monotonic())
+            if jump is not None:
+                self._follow_wall_step(wall, jump)
+        return wall
+
+    def _follow_wall_step(self, wall: float, jump: float):
+        try:
+            moved = self.ledger.follow_wall_step(expected=wall - jump, jump=jump, wall=wall)
+        except Exception:  # noqa: BLE001 - a stale schedule is a late call, not a reason to stop
+            log.exception("the wall clock stepped %+.0fs; moving the waiting customers' times failed", jump)
+            return
+        log.warning(
+            "the wall clock stepped %+.0fs; pacing goes on by the monotonic clock, the calling "
+            "window by the new wall time; %d waiting customers keep the wait they had",
+            jump,
+            moved,
+        )
 
     def stop(self):
         """Stop dialing and drain (SIGTERM). Safe from a signal handler."""
@@ -189,6 +209,7 @@ class Dialer:
             script,
             self.call_settings,
             self.clock,
+            monotonic=self.monotonic,
             answered_at=item.answered_at,
             parked=item.parked,
             reattached=True,
@@ -272,7 +293,10 @@ class Dialer:
             if e.customer_state == FAILED:
                 calls_log.warning("customer %s of %s not called: %s", claim.ext_id, claim.queue_code, e)
             return
-        self._launch(Call(claim, self.link.client, script, self.call_settings, self.clock), originate=True)
+        self._launch(
+            Call(claim, self.link.client, script, self.call_settings, self.clock, monotonic=self.monotonic),
+            originate=True,
+        )
 
     def _launch(self, call: Call, *, originate: bool):
         active = _Active(call)

@@ -15,7 +15,7 @@ import gevent.event
 import gevent.threadpool
 import peewee as pw
 
-from daemon.store import customers, reports
+from daemon.store import customers, reports, schedule
 from daemon.store.records import CallReport, Claim, QueueInfo
 from daemon.store.states import PENDING
 
@@ -88,6 +88,11 @@ class Ledger:
                 self.db, claim, cause=cause, now=now, customer_state=customer_state, stop_reason=stop_reason
             )
 
+    def follow_wall_step(self, *, expected: float, jump: float, wall: float) -> int:
+        """schedule.follow_wall_step in one transaction."""
+        with self.db.atomic():
+            return schedule.follow_wall_step(self.db, expected=expected, jump=jump, wall=wall)
+
     def open_attempts(self) -> list[Claim]:
         return reports.open_attempts(self.db)
 
@@ -141,6 +146,12 @@ class LedgerThread:
         self._finished.append((claim, report, recall_delay, done))
         self._pending.set()
         return done.get()
+
+    def follow_wall_step(self, *, expected: float, jump: float, wall: float) -> int:
+        """Ledger.follow_wall_step, after the results read before the step (their times are
+        of the old reckoning, which the step moves)."""
+        self._write_pending()
+        return self.pool.apply(self.ledger.follow_wall_step, (), {"expected": expected, "jump": jump, "wall": wall})
 
     def _write_loop(self):
         while True:

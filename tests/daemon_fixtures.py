@@ -55,6 +55,7 @@ class DaemonProcess:
         self.config = tmp_path / "autocall.toml"
         self.config.write_text("\n".join(lines) + "\n")
         self.log_path = tmp_path / "daemon.log"
+        self.env: dict = {}  # added to the environment it starts with
         self.proc = None
 
     def start(self):
@@ -62,6 +63,7 @@ class DaemonProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daemon.main", "--config", str(self.config)],
             cwd=REPO,
+            env={**os.environ, **self.env},
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -25,7 +25,7 @@ from daemon.store import records
 from daemon.store.schema import open_database
 from simulator import Simulator
 from simulator.scenario import from_dict
-from tests.daemon_fixtures import REPO, query
+from tests.daemon_fixtures import REPO, query, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -83,15 +83,15 @@ class Rig:
         self.dialers = []
         self.password = "ClueCon"  # the simulator's
 
-    def import_customers(self, customers, **settings):
-        """[(id, [numbers])], due since an hour before the clock's now."""
+    def import_customers(self, customers, *, at=-3600, **settings):
+        """[(id, [numbers])], imported `at` seconds from the clock's now (due since an hour)."""
         request = records.ImportRequest(
             "Q",
             "IVR-1",
             settings,
             [records.NewCustomer(ext_id, list(numbers), FIELDS) for ext_id, numbers in customers],
         )
-        store_customers.import_customers(self.db, request, QueueDefaults(), now=lambda: self.clock.wall - 3600)
+        store_customers.import_customers(self.db, request, QueueDefaults(), now=lambda: self.clock.wall + at)
 
     def connect(self):
         client = ESLClient(*self.sim.address, self.password, timeout=5.0, heartbeat_timeout=60.0)
@@ -221,6 +221,37 @@ def test_dialing_goes_on_when_the_wall_clock_steps_back_600_seconds(rig, caplog)
     settle(dialer)
 
 
+def test_customers_imported_just_before_the_wall_clock_steps_back_are_dialed_at_once(rig):
+    r = rig(BUSY, cps=200)
+    r.import_customers([(f"C{i}", [f"090100000{i}"]) for i in range(3)], at=-1)
+    dialer = r.dialer()
+    r.step(dialer)
+    r.clock.wall -= 600
+    r.clock.advance(0.1)
+    r.step(dialer)
+    settle(dialer)
+    assert len(r.attempts()) == 3
+
+
+@pytest.mark.parametrize("step", [-600, +3600])  # back: would wait 660 s; forward: would come at once
+def test_a_recall_waits_its_delay_by_the_clock_that_did_not_step(rig, step):
+    r = rig(BUSY, recall_delay=60)
+    r.import_customers([("A", ["0901000001"])], max_recall_count=1)
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    settle(dialer)
+    assert len(r.attempts()) == 1
+    r.clock.wall += step
+    r.clock.advance(59)
+    r.step(dialer)
+    assert len(r.attempts()) == 1
+    r.clock.advance(2)
+    r.step(dialer)
+    settle(dialer)
+    assert len(r.attempts()) == 2
+
+
 def test_a_reloaded_cps_paces_the_very_next_step(rig):
     r = rig(BUSY, cps=200)
     r.import_customers([(f"C{i}", [f"090100000{i}"]) for i in range(5)])
@@ -275,6 +306,22 @@ def _crash_mid_call(r):
 
 
 LISTENS = {"default": {"outcome": "answer", "answer_after": 0.5, "hangup_after": "never"}}  # we hang up
+
+
+def test_a_wall_clock_step_forward_does_not_cut_a_call_at_its_length_limit(rig, caplog):
+    r = rig(LISTENS, max_call_seconds=300)
+    r.import_customers([("A", ["0901000001"])])
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    [active] = dialer.calls.values()
+    # The IVR has begun (its length limit is counted from there) when the first prompt plays.
+    wait_until(lambda: any(rec["event"] == "app" for rec in r.sim.records), 10)
+    caplog.set_level(logging.WARNING, logger="autocall.call")
+    r.clock.wall += 3600
+    settle(dialer)
+    assert not [rec for rec in caplog.records if "longer than" in rec.getMessage()]
+    assert r.customers() == {"A": "success"}
 
 
 def test_a_restarted_dialer_reattaches_the_live_call_and_dials_nobody_twice(rig):

@@ -402,6 +402,17 @@ def test_check_reports_missing_word_files(tmp_path):
     assert found[0].endswith(': trieu.wav')
 
 
+def test_check_refuses_sound_paths_freeswitch_would_misread(tmp_path):
+    sounds = tmp_path / 'my sounds'  # a space splits a playback argument in two
+    shutil.copytree(SOUNDS, sounds)
+    path = write(tmp_path, 'S', '[[step]]\nid = "a"\nplay = ["xin_chao", { money = "upcoming_amount" }]\n')
+    found = [str(p) for p in ivr.check(path, str(sounds))]
+    assert found == [
+        f"S: step 'a': sound file path {sounds}/vi/prompts/xin_chao.wav has spaces or characters FreeSWITCH misreads",
+        f"S: step 'a': word folder {sounds}/vi/words has spaces or characters FreeSWITCH misreads",
+    ]
+
+
 def test_declared_extra_fields_can_be_spoken(tmp_path):
     path = write(
         tmp_path,

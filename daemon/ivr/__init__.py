@@ -4,7 +4,8 @@
     flow.py      next_step: where the call goes after a step and the keys pressed (pure)
     template.py  a checked Template and its render(customer) into a Script
     parse.py     TOML → Template, collecting every problem (check, load)
-    graph.py     the checks that need the whole flow (reachable, no trap, the no-key path)
+    graph.py     what needs the whole flow: its checks (reachable, no trap, the no-key path), barge-in
+    sounds.py    the sound checks: every file a call may play exists, at a path FreeSWITCH reads
     loader.py    TemplateLoader: by name, hot reload, last good version; from_config(config)
     errors.py    TemplateError and its kinds, Problem
 

@@ -1,4 +1,7 @@
-"""The checks of a template's flow that need the whole graph of steps."""
+"""What needs a template's whole graph of steps: the flow checks (`Graph`) and the barge-in
+marking (`with_barge_in`)."""
+
+from dataclasses import replace
 
 from daemon.ivr.script import Goto, Menu, Play, Repeat, SetResult
 
@@ -88,3 +91,23 @@ class Graph:
                 step_id = self._action_target(step.on_no_input, step.id)
             else:
                 step_id = None
+
+
+def with_barge_in(drafts):
+    """The drafts, each Play step marked with the barge-in menu it leads into (if any)."""
+    steps = {step_id: draft.step for step_id, draft in drafts.items()}
+    marked = {}
+    for step_id, draft in drafts.items():
+        menu = _menu_ahead(steps, step_id) if isinstance(draft.step, Play) else None
+        marked[step_id] = replace(draft, step=replace(draft.step, barge_into=menu)) if menu else draft
+    return marked
+
+
+def _menu_ahead(steps, step_id):
+    """The menu reached from `step_id` through Play steps only, if it takes barge-in."""
+    seen = set()
+    while isinstance(steps.get(step_id), Play) and step_id not in seen:
+        seen.add(step_id)
+        step_id = steps[step_id].next
+    step = steps.get(step_id)
+    return step.id if isinstance(step, Menu) and step.barge_in else None

@@ -1,21 +1,21 @@
 """TOML → Template: read the file operators edit and check it, collecting every problem.
 
 `check(path, sounds_dir)` lists what is wrong (empty: good); `load` returns the Template or
-raises TemplateInvalid with every problem. The format is documented for operators in
+raises TemplateInvalid with every problem. The checks that need the whole flow are in `graph`,
+those of the sound files in `sounds`. The format is documented for operators in
 `ivr_templates/README.md`.
 """
 
 import os
 import re
 import tomllib
-from dataclasses import replace
 from types import MappingProxyType
 
 from daemon import say_vi
-from daemon.esl import commands
 from daemon.ivr.errors import Problem, TemplateInvalid
-from daemon.ivr.graph import Graph
+from daemon.ivr.graph import Graph, with_barge_in
 from daemon.ivr.script import EndCall, Goto, Hangup, Menu, Play, Repeat, SetResult, TransferCall, TransferStep
+from daemon.ivr.sounds import sound_problems
 from daemon.ivr.template import Draft, Prompt, Say, Template
 
 KNOWN_FIELDS = frozenset(
@@ -130,14 +130,16 @@ class _Parser:
             return None
         if len(drafts) == len(tables):
             Graph(self, drafts, start).check()
-        self._check_sounds(drafts)
+        words_dir = os.path.join(self.sounds_dir, WORDS_DIR)
+        for step_id, message in sound_problems(drafts, words_dir, self.var):
+            self.problem(step_id, message)
         return Template(
             self.name,
             path,
             str(head.get('description', '')),
             start,
-            MappingProxyType(_with_barge_in(drafts)),
-            os.path.join(self.sounds_dir, WORDS_DIR),
+            MappingProxyType(with_barge_in(drafts)),
+            words_dir,
             self.var,
             frozenset(self.fields - KNOWN_FIELDS),
         )
@@ -361,52 +363,3 @@ class _Parser:
             )
             return None
         return Say(field_name, kind)
-
-    def _check_sounds(self, drafts):
-        for step_id, draft in drafts.items():
-            paths = [part.path for part in draft.parts if isinstance(part, Prompt)]
-            paths += [draft.step.invalid_file] if getattr(draft.step, 'invalid_file', None) else []
-            for path in paths:
-                if not commands.plain_arg(path):
-                    self.problem(step_id, f'sound file path {path} has spaces or characters FreeSWITCH misreads')
-                elif not os.path.isfile(path):
-                    self.problem(step_id, f'missing sound file {path}')
-            for part in draft.parts:
-                if isinstance(part, Say):
-                    self._check_words(step_id, part)
-
-    def _check_words(self, step_id, part):
-        words_dir = os.path.join(self.sounds_dir, WORDS_DIR)
-        missing = sorted(
-            slug
-            for slug in say_vi.possible_slugs(part.kind, self.var)
-            if not os.path.isfile(os.path.join(words_dir, slug + '.wav'))
-        )
-        if missing:
-            self.problem(
-                step_id,
-                f"saying field '{part.field}' as {part.kind} needs word files missing from "
-                f"{words_dir}: {', '.join(slug + '.wav' for slug in missing)}",
-            )
-        if not commands.plain_arg(words_dir):
-            self.problem(step_id, f'word folder {words_dir} has spaces or characters FreeSWITCH misreads')
-
-
-def _with_barge_in(drafts):
-    """The drafts, each Play step marked with the barge-in menu it leads into (if any)."""
-    steps = {step_id: draft.step for step_id, draft in drafts.items()}
-    marked = {}
-    for step_id, draft in drafts.items():
-        menu = _menu_ahead(steps, step_id) if isinstance(draft.step, Play) else None
-        marked[step_id] = replace(draft, step=replace(draft.step, barge_into=menu)) if menu else draft
-    return marked
-
-
-def _menu_ahead(steps, step_id):
-    """The menu reached from `step_id` through Play steps only, if it takes barge-in."""
-    seen = set()
-    while isinstance(steps.get(step_id), Play) and step_id not in seen:
-        seen.add(step_id)
-        step_id = steps[step_id].next
-    step = steps.get(step_id)
-    return step.id if isinstance(step, Menu) and step.barge_in else None

@@ -1,7 +1,7 @@
 """The fault campaign: the whole product under traffic and faults; nothing lost, nobody double-called.
 
 An in-process simulator (FreeSWITCH), the API and the daemon as real processes on one SQLite
-file, `clients` HTTP clients importing, re-importing, DNC-ing, stopping and starting queues
+file (`tests.soak.rig`), `clients` HTTP clients importing, re-importing, DNC-ing, stopping and starting queues
 all along. Each round one fault strikes at a random moment (kill -9 of the daemon, the event
 socket dropped, the switch silent with its socket open, the switch restarted, another
 process holding the SQLite write lock); then the invariants of `tests.soak.checks` are
@@ -21,7 +21,6 @@ if __name__ == "__main__":  # a program: patch before anything imports sockets o
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import logging  # noqa: E402
-import os  # noqa: E402
 import random  # noqa: E402
 import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
@@ -31,16 +30,17 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
-import requests  # noqa: E402
 
-from tests.api_fixtures import TOKEN, free_port  # noqa: E402
-from tests.daemon_fixtures import REPO, DaemonProcess, menu_offset, start_simulator, wait_until  # noqa: E402
+from tests.api_fixtures import TOKEN  # noqa: E402
+from tests.daemon_fixtures import start_simulator, wait_until  # noqa: E402
 from tests.soak import checks  # noqa: E402
+from tests.soak.rig import ApiServer, Daemon, scenario  # noqa: E402
 from tests.soak.traffic import Traffic  # noqa: E402
+from tests.soak.wallclock import WallClock  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("kill9", "drop", "silence", "restart", "db_lock")
+FAULTS = ("kill9", "drop", "silence", "restart", "db_lock", "clock_step")
 # Not in the default cycle: `refuse` (connection dropped, reconnects refused for 2 s) and `slow`
 # (every ESL reply held 1.5 s for 3 s; replies queue up behind each other, as on a stalled switch).
 EXTRA_FAULTS = ("refuse", "slow")
@@ -73,107 +73,13 @@ class Result:
     counts: dict
 
 
-def scenario(seed: int) -> dict:
-    """Callees by number prefix: short hang-ups, key presses (9 = promise, 2 = agent), dead
-    numbers; everyone else drawn from a seeded mix of answer / busy / no answer / decline."""
-    press_at = menu_offset() + 3.0
-    return {
-        "gateways": ["carrier"],
-        "numbers": [
-            {"glob": "0903*", "outcome": "answer", "answer_after": 1, "hangup_after": 1},
-            {"glob": "0904*", "outcome": "answer", "answer_after": 1, "hangup_after": 120, "keys": [[press_at, "9"]]},
-            {"glob": "0905*", "outcome": "answer", "answer_after": 2, "hangup_after": 60, "keys": [[press_at, "2"]]},
-            {"glob": "0906*", "outcome": "unallocated"},
-        ],
-        "random": {
-            "seed": seed,
-            "weights": {
-                "answer": 45,
-                "busy": 15,
-                "no_answer": 15,
-                "decline": 10,
-                "no_user_response": 5,
-                "unreachable": 5,
-            },
-            "answer": {"answer_after": [0.5, 6.0], "hangup_after": [1.0, 50.0]},
-        },
-    }
-
-
-class ApiServer:
-    """`autocall-api` as a process on a free loopback port, logging to a file (never a pipe that fills)."""
-
-    def __init__(self, workdir: Path, db_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(workdir / "api.log", "a")
-        env = {
-            **os.environ,
-            "AUTOCALL_DB": str(db_path),
-            "AUTOCALL_API_TOKENS": TOKEN,
-            "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.server"], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        wait_until(self._answers, 20)
-
-    def _answers(self) -> bool:
-        assert self.proc.poll() is None, "autocall-api exited at start"
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except OSError:
-            return False
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-class Daemon:
-    """The daemon process (tests.daemon_fixtures.DaemonProcess) with a short heartbeat timeout,
-    knowing how many times it has connected to the switch."""
-
-    def __init__(self, workdir: Path, sim, settings: Settings):
-        # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
-        self.proc = DaemonProcess(
-            workdir,
-            sim,
-            recall_delay=0.4,
-            originate_timeout=10,
-            max_call_seconds=30,
-            daily_cap=settings.daily_cap,
-            drain_timeout=5,
-        )
-        esl = f"[esl]\nheartbeat_timeout = {settings.heartbeat_timeout}\n"
-        self.proc.config.write_text(self.proc.config.read_text().replace("[esl]\n", esl))
-        self.db_path = self.proc.db_path
-
-    def connects(self) -> int:
-        return self.proc.read_log().count("connected to FreeSWITCH")
-
-    def start(self, timeout: float):
-        before = self.connects()
-        self.proc.start()
-        self.wait_connected(before, timeout)
-
-    def wait_connected(self, before: int, timeout: float):
-        wait_until(lambda: self.connects() > before or self.proc.proc.poll() is not None, timeout, 0.1)
-        assert self.proc.proc.poll() is None, "daemon exited:\n" + self.proc.read_log()[-3000:]
-
-
 class Campaign:
     def __init__(self, settings: Settings, workdir: Path):
         self.settings, self.workdir = settings, workdir
         self.rng = random.Random(settings.seed)
         self.journal = checks.Journal()
         self.violations: list = []
-        self.sim = self.api = self.daemon = self.traffic = None
+        self.sim = self.api = self.daemon = self.traffic = self.clock = None
         self._api_seen = 0
         self._reported = set()
 
@@ -201,8 +107,11 @@ class Campaign:
     def _start(self):
         s = self.settings
         self.sim = start_simulator(scenario(s.seed), s.time_scale)
-        self.daemon = Daemon(self.workdir, self.sim, s)
-        self.api = ApiServer(self.workdir, self.daemon.db_path)
+        self.clock = WallClock(self.workdir)
+        self.daemon = Daemon(
+            self.workdir, self.sim, self.clock, heartbeat_timeout=s.heartbeat_timeout, daily_cap=s.daily_cap
+        )
+        self.api = ApiServer(self.workdir, self.daemon.db_path, self.clock)
         queues = [f"SOAK-{i}" for i in range(1, s.queues + 1)]
         self.traffic = Traffic(
             self.api.url,
@@ -275,6 +184,17 @@ class Campaign:
             [sys.executable, "-c", code, str(self.daemon.db_path), str(self.settings.lock_hold)], timeout=60
         )
         assert held.returncode == 0, "the lock holder failed"
+
+    def _fault_clock_step(self):
+        """The host's wall clock steps 10 minutes back, or (when it is back) forward again. Near
+        local midnight it is left alone: a step there moves the day that the daily cap counts."""
+        now = time.time() + self.clock.offset
+        midnight = checks.day_start(now)
+        if min(now - midnight, midnight + 86400 - now) < 1200:
+            log.info("clock step skipped: too near midnight")
+            return
+        self.clock.step(-600 if self.clock.offset == 0 else -self.clock.offset)
+        gevent.sleep(1.2)  # libfaketime looks at its file once a second
 
     # --- checks ---
 

@@ -1,0 +1,109 @@
+"""What the fault campaign runs: the simulator's callees, `autocall-api` and `autocall-daemon`
+as real processes on one SQLite file, each logging to a file in the work directory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.api_fixtures import TOKEN, free_port
+from tests.daemon_fixtures import REPO, DaemonProcess, menu_offset, wait_until
+from tests.soak.wallclock import WallClock
+
+
+def scenario(seed: int) -> dict:
+    """Callees by number prefix: short hang-ups, key presses (9 = promise, 2 = agent), dead
+    numbers; everyone else drawn from a seeded mix of answer / busy / no answer / decline."""
+    press_at = menu_offset() + 3.0
+    return {
+        "gateways": ["carrier"],
+        "numbers": [
+            {"glob": "0903*", "outcome": "answer", "answer_after": 1, "hangup_after": 1},
+            {"glob": "0904*", "outcome": "answer", "answer_after": 1, "hangup_after": 120, "keys": [[press_at, "9"]]},
+            {"glob": "0905*", "outcome": "answer", "answer_after": 2, "hangup_after": 60, "keys": [[press_at, "2"]]},
+            {"glob": "0906*", "outcome": "unallocated"},
+        ],
+        "random": {
+            "seed": seed,
+            "weights": {
+                "answer": 45,
+                "busy": 15,
+                "no_answer": 15,
+                "decline": 10,
+                "no_user_response": 5,
+                "unreachable": 5,
+            },
+            "answer": {"answer_after": [0.5, 6.0], "hangup_after": [1.0, 50.0]},
+        },
+    }
+
+
+class ApiServer:
+    """`autocall-api` as a process on a free loopback port, logging to a file (never a pipe that fills)."""
+
+    def __init__(self, workdir: Path, db_path: Path, clock: WallClock):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(workdir / "api.log", "a")
+        env = {
+            **os.environ,
+            "AUTOCALL_DB": str(db_path),
+            "AUTOCALL_API_TOKENS": TOKEN,
+            "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
+            **clock.env,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api.server"], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        wait_until(self._answers, 20)
+
+    def _answers(self) -> bool:
+        assert self.proc.poll() is None, "autocall-api exited at start"
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class Daemon:
+    """The daemon process (tests.daemon_fixtures.DaemonProcess) with a short heartbeat timeout,
+    knowing how many times it has connected to the switch."""
+
+    def __init__(self, workdir: Path, sim, clock: WallClock, *, heartbeat_timeout: float, daily_cap: int):
+        # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
+        self.proc = DaemonProcess(
+            workdir,
+            sim,
+            recall_delay=0.4,
+            originate_timeout=10,
+            max_call_seconds=30,
+            daily_cap=daily_cap,
+            drain_timeout=5,
+        )
+        esl = f"[esl]\nheartbeat_timeout = {heartbeat_timeout}\n"
+        self.proc.config.write_text(self.proc.config.read_text().replace("[esl]\n", esl))
+        self.proc.env = clock.env
+        self.db_path = self.proc.db_path
+
+    def connects(self) -> int:
+        return self.proc.read_log().count("connected to FreeSWITCH")
+
+    def start(self, timeout: float):
+        before = self.connects()
+        self.proc.start()
+        self.wait_connected(before, timeout)
+
+    def wait_connected(self, before: int, timeout: float):
+        wait_until(lambda: self.connects() > before or self.proc.proc.poll() is not None, timeout, 0.1)
+        assert self.proc.proc.poll() is None, "daemon exited:\n" + self.proc.read_log()[-3000:]

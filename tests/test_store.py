@@ -235,7 +235,8 @@ def test_only_store_customers_writes_a_customer_state():
         path.relative_to(REPO).as_posix()
         for path in SOURCES
         if re.search(
-            r"UPDATE customer SET[^\"]*\bstate = |INSERT INTO customer\b|Customer\.(update|insert)", path.read_text()
+            r"UPDATE customer SET(?:(?!WHERE)[^\"])*\bstate = |INSERT INTO customer\b|Customer\.(update|insert)",
+            path.read_text(),
         )
     }
     assert writers == {"daemon/store/customers.py"}

@@ -281,7 +281,7 @@ class Call:
         if missing:
             self.unplayable = missing[0]
             log.error(
-                "call %s: FreeSWITCH cannot open %s of menu %s; hanging up and stopping queue %s",
+                "call %s: FreeSWITCH cannot open %s of menu %s; hanging up and stopping queue %r",
                 self.claim.uuid,
                 missing[0],
                 menu.id,
@@ -334,7 +334,7 @@ class Call:
         elif response == "FILE NOT FOUND":
             self.unplayable = arg
             log.error(
-                "call %s: FreeSWITCH cannot play %s (FILE NOT FOUND); hanging up and stopping queue %s",
+                "call %s: FreeSWITCH cannot play %s (FILE NOT FOUND); hanging up and stopping queue %r",
                 self.claim.uuid,
                 arg,
                 self.claim.queue_code,

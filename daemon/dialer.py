@@ -31,7 +31,7 @@ from daemon.ledger import CallReport, Claim, QueueInfo
 from daemon.link import Link
 from daemon.pacing import CallingWindow, WallWatch, bucket_for
 from daemon.playable import TemplateCheck, Unprepared, prepare
-from daemon.store.states import FAILED
+from daemon.template_gate import TemplateGate
 
 log = logging.getLogger("autocall.dialer")
 calls_log = logging.getLogger("autocall.calls")
@@ -78,6 +78,7 @@ class Dialer:
         self.ready = gevent.event.Event()  # set once connected and reconciled
         self.last_tick = monotonic()  # the loop came round (wedged() reads it)
         self.template_check = TemplateCheck()
+        self.gate = TemplateGate(templates, ledger, self.clock)
         self._wall = WallWatch()
         self._wall_lock = gevent.lock.Semaphore()
         self.apply_config(config)
@@ -234,6 +235,9 @@ class Dialer:
             queue = self._next_queue(now)
             if queue is None:
                 break
+            if not self.gate.ready(queue):
+                self._idle_until[queue.id] = now + IDLE_RECHECK
+                continue
             room = min(
                 self.dialer_config.channel_limit - len(self.calls),
                 queue.concurrent_call - self.per_queue.get(queue.id, 0),
@@ -255,8 +259,13 @@ class Dialer:
             if len(claims) < tokens:
                 self.bucket.give_back(tokens - len(claims))
                 self._idle_until[queue.id] = now + IDLE_RECHECK
+            unspeakable = None
             for claim in claims:
-                self._start(claim)
+                why = self._start(claim)
+                if why is not None and why.unspeakable is not None:
+                    unspeakable = why.unspeakable
+            if unspeakable is not None:  # counted once the batch's claims are all pending again
+                self.gate.stop(queue, unspeakable)
         return IDLE_RECHECK
 
     def _next_queue(self, now: float) -> QueueInfo | None:
@@ -283,20 +292,23 @@ class Dialer:
             slot += 1
         return free
 
-    def _start(self, claim: Claim):
+    def _start(self, claim: Claim) -> Unprepared | None:
+        """Call the claimed customer; or, when that cannot be, close the claim (the customer
+        keeps its place) and return why."""
         try:
             script = prepare(claim, self.templates, self._unplayable)
         except Unprepared as e:
-            self.ledger.abandon(
-                claim, cause=e.cause, now=self.clock(), customer_state=e.customer_state, stop_reason=e.stop_reason
-            )
-            if e.customer_state == FAILED:
-                calls_log.warning("customer %s of %s not called: %s", claim.ext_id, claim.queue_code, e)
-            return
+            self.ledger.abandon(claim, cause=e.cause, now=self.clock(), stop_reason=e.stop_reason)
+            if e.wait_reason:
+                self.ledger.set_waiting(claim.queue_id, claim.queue_code, e.wait_reason, now=self.clock())
+            if e.unspeakable:
+                calls_log.warning("customer %r of %r not called: %s", claim.ext_id, claim.queue_code, e)
+            return e
         self._launch(
             Call(claim, self.link.client, script, self.call_settings, self.clock, monotonic=self.monotonic),
             originate=True,
         )
+        return None
 
     def _launch(self, call: Call, *, originate: bool):
         active = _Active(call)
@@ -337,7 +349,7 @@ class Dialer:
             self.template_check.forget(claim.template)
         result, state = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
         calls_log.info(
-            "call queue=%s customer=%s number=%s uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "
+            "call queue=%r customer=%r number=%r uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "
             "outcome=%s customer_state=%s%s",
             claim.queue_code,
             claim.ext_id,

@@ -15,7 +15,7 @@ import gevent.event
 import gevent.threadpool
 import peewee as pw
 
-from daemon.store import customers, reports, schedule
+from daemon.store import customers, queue_state, reports, schedule
 from daemon.store.records import CallReport, Claim, QueueInfo
 from daemon.store.states import PENDING
 
@@ -92,6 +92,21 @@ class Ledger:
         """schedule.follow_wall_step in one transaction."""
         with self.db.atomic():
             return schedule.follow_wall_step(self.db, expected=expected, jump=jump, wall=wall)
+
+    def set_waiting(self, queue_id: int, code: str, reason: str | None, *, now: float):
+        """queue_state.set_waiting in one transaction: why the running queue is held back (None: it is not)."""
+        with self.db.atomic():
+            queue_state.set_waiting(self.db, queue_id, code, reason, now=now)
+
+    def tally_pending(self, queue_id: int, check):
+        """`check.tally` (an ivr.FieldCheck, `template.speakable`) over the queue's pending customers: read and
+        counted here, off the loop that carries the calls."""
+        return check.tally(reports.pending_fields(self.db, queue_id))
+
+    def stop_queue(self, queue_id: int, code: str, reason: str, *, now: float):
+        """queue_state.stop_by_dialer in one transaction."""
+        with self.db.atomic():
+            queue_state.stop_by_dialer(self.db, queue_id, code, reason, now=now)
 
     def open_attempts(self) -> list[Claim]:
         return reports.open_attempts(self.db)

@@ -92,7 +92,7 @@ def apply(client, claims: list[Claim], now: float, *, follow, close) -> None:
         client.unsubscribe_channel(claim.uuid)
         if claim.uuid in records:
             log.info(
-                "call %s (customer %s of %s) ended while the event socket was down: %s, talk %.1fs, keys %s",
+                "call %s (customer %r of %r) ended while the event socket was down: %s, talk %.1fs, keys %s",
                 claim.uuid,
                 claim.ext_id,
                 claim.queue_code,
@@ -103,7 +103,7 @@ def apply(client, claims: list[Claim], now: float, *, follow, close) -> None:
         close(claim, report)
     for item in reattach:
         log.info(
-            "re-attached call %s (customer %s of %s, %s, step %s)",
+            "re-attached call %s (customer %r of %r, %s, step %s)",
             item.claim.uuid,
             item.claim.ext_id,
             item.claim.queue_code,

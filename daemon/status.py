@@ -55,10 +55,10 @@ def render(statuses: list[QueueStatus], *, now: float, tz: dt.tzinfo | None = No
 
 def render_block(s: QueueStatus, *, tz: dt.tzinfo | None = None) -> list[str]:
     """One queue's lines: state, progress, counts, pace, last outcomes."""
-    state = s.state + (f" — {s.stop_reason}" if s.stop_reason else "")
+    state = s.state + (f" — {_escaped(s.stop_reason)}" if s.stop_reason else "")
     c = s.counts
     lines = [
-        f"queue {s.code}  template {s.template}  {state}",
+        f"queue {s.code!r}  template {s.template!r}  {state}",
         f"  {progress_bar(s.finished, s.total)} finished",
         f"  dialed {s.dialed}  in call {c[CALLING]}/{s.concurrent_call}  calls/min {s.calls_last_minute}",
         f"  succeeded {c[SUCCESS]}  failed {c[FAILED]}  dnc {c[DNC]}  deleted {c[DELETED]}",
@@ -74,7 +74,7 @@ def render_line(s: QueueStatus) -> str:
     """The queue on one line, for logs and output that is not a terminal."""
     c = s.counts
     return (
-        f"{s.code:<16} {s.state:<8} {progress_bar(s.finished, s.total, width=20):<38}"
+        f"{s.code!r:<16} {s.state:<8} {progress_bar(s.finished, s.total, width=20):<38}"
         f"in call {c[CALLING]:>3}  ok {c[SUCCESS]:>4}  failed {c[FAILED]:>4}  "
         f"waiting {c[PENDING]:>4}  dialed {s.dialed:>5}  {s.calls_last_minute}/min"
     )
@@ -84,9 +84,15 @@ def _outcome_line(o: CallOutcome, tz) -> str:
     at = dt.datetime.fromtimestamp(o.ended_at, tz).strftime("%H:%M:%S") if o.ended_at else "--:--:--"
     result = f" → {o.result}" if o.result else ""
     return (
-        f"{at} {o.customer} {o.number} {o.cause or '-'} talk {o.talk_seconds:.0f}s "
+        f"{at} {o.customer!r} {o.number!r} {o.cause or '-'} talk {o.talk_seconds:.0f}s "
         f"keys {o.keys or '-'} {o.outcome}{result}"
     )
+
+
+def _escaped(text: str) -> str:
+    """Our sentence as it is, but a character that could break the line or the terminal
+    (a newline, an escape) written as its Python escape, as the quoted customer text is."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def watch(draw, out, *, interval: float, clear: bool, sleep=time.sleep, rounds: int | None = None):

@@ -13,7 +13,7 @@ INF = float("inf")
 
 @pytest.mark.timeout(150)
 def test_short_campaign_with_every_fault_loses_nobody_and_double_calls_nobody(tmp_path):
-    result = campaign.run(campaign.Settings(rounds=6, seed=7, round_seconds=2.5), tmp_path)
+    result = campaign.run(campaign.Settings(rounds=len(campaign.FAULTS), seed=7, round_seconds=2.5), tmp_path)
 
     assert [str(v) for v in result.violations] == []
     assert set(result.faults) == set(campaign.FAULTS)
@@ -23,6 +23,10 @@ def test_short_campaign_with_every_fault_loses_nobody_and_double_calls_nobody(tm
     assert result.counts["stop"] > 0 and result.counts["dnc"] > 0 and result.counts["accepted"] > 50
     # The person rules were put to the test: queues deleted and imported again, people in two queues.
     assert result.counts["delete"] > 0 and result.counts["imported_elsewhere"] > 0
+    # The operator's broken edit of the template was refused by the API while it was on disk.
+    assert result.counts["refused_template"] > 0
+    # The daemon saw the wall clock step (unless the round fell near midnight and was skipped).
+    assert result.counts["wall_steps_logged"] + result.counts.get("clock_step_skipped", 0) > 0
 
 
 # --- each check fails when its rule is broken ---
@@ -122,6 +126,12 @@ def test_inconsistent_customer_states_are_reported(customers, attempts, dnc):
 def test_an_accepted_customer_missing_from_the_database_is_reported():
     journal = checks.Journal(accepted={("Q", "A"), ("Q", "Z")})
     assert rules(snapshot(), journal) == ["states"]
+
+
+def test_a_customer_failed_because_its_template_could_not_speak_to_it_is_reported():
+    snap = snapshot([], {1: ("Q", "A", "failed"), 2: ("Q", "B", "failed")}, {})
+    snap = dataclasses.replace(snap, unspoken={1: "TEMPLATE: template IVR-1 step 'overdue': customer field 'dpd'"})
+    assert rules(snap) == ["template"]
 
 
 def test_a_call_dropped_by_a_switch_restart_ends_at_the_restart():

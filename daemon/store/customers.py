@@ -15,6 +15,7 @@ one. None does I/O but SQL.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid as uuid_mod
@@ -199,8 +200,11 @@ def claim_many(
     """
     _require_transaction(db)
     claims: list[Claim] = []
-    if queue_state.state_of(db, queue.id) != RUNNING:
+    state, template = execute(db, "SELECT state, template FROM queue WHERE id = ?", (queue.id,)).fetchone()
+    if state != RUNNING:
         return claims
+    # The template as of this transaction: an import may have switched it since `queue` was read.
+    queue = dataclasses.replace(queue, template=template)
     rows = execute(
         db,
         "SELECT id, ext_id, mobiles, fields, number_index, round, dead_numbers FROM customer"

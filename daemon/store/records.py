@@ -36,6 +36,7 @@ class QueueInfo:
     concurrent_call: int
     max_recall_count: int
     min_recall_duration: int
+    waiting: str | None = None  # why the dialer holds this running queue back (queue_state.set_waiting)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,11 +25,17 @@ def running_queues(db: pw.Database) -> list[QueueInfo]:
     """Queues the dialer may call for, oldest first."""
     rows = execute(
         db,
-        "SELECT id, code, template, concurrent_call, max_recall_count, min_recall_duration"
+        "SELECT id, code, template, concurrent_call, max_recall_count, min_recall_duration, stop_reason"
         " FROM queue WHERE state = ? ORDER BY id",
         (RUNNING,),
     ).fetchall()
     return [QueueInfo(*row) for row in rows]
+
+
+def pending_fields(db: pw.Database, queue_id: int) -> list[dict]:
+    """The fields of every pending customer of the queue (what its template must be able to say)."""
+    rows = execute(db, "SELECT fields FROM customer WHERE queue_id = ? AND state = ?", (queue_id, PENDING))
+    return [json.loads(fields) for (fields,) in rows]
 
 
 def open_attempts(db: pw.Database) -> list[Claim]:

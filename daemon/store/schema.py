@@ -62,7 +62,8 @@ class Queue(BaseModel):
     max_recall_count = pw.IntegerField()
     min_recall_duration = pw.IntegerField()
     state = pw.TextField(default=RUNNING)
-    # Why the dialer stopped this queue by itself (e.g. a gateway that does not exist).
+    # Why the dialer stopped this queue by itself (e.g. a gateway that does not exist); on a
+    # running queue, why it holds it back (a template that cannot be loaded).
     stop_reason = pw.TextField(null=True)
     created_at = pw.FloatField()
     updated_at = pw.FloatField()

@@ -4,9 +4,10 @@ An in-process simulator (FreeSWITCH), the API and the daemon as real processes o
 file (`tests.soak.rig`), `clients` HTTP clients importing, re-importing, DNC-ing, stopping and starting queues
 all along. Each round one fault strikes at a random moment (kill -9 of the daemon, the event
 socket dropped, the switch silent with its socket open, the switch restarted, another
-process holding the SQLite write lock); then the invariants of `tests.soak.checks` are
-checked. At the end faults stop, every queue is started and the campaign drains: nobody may
-be left pending or calling. Seeded, bounded in rounds and time, loopback only.
+process holding the SQLite write lock, an operator editing the template); then the
+invariants of `tests.soak.checks` are checked. The processes and files are `tests.soak.rig`'s.
+At the end faults stop, every queue is started and the campaign drains: nobody may be left
+pending or calling. Seeded, bounded in rounds and time, loopback only.
 
     python -m tests.soak.campaign --rounds 50
 
@@ -34,13 +35,13 @@ import gevent  # noqa: E402
 from tests.api_fixtures import TOKEN  # noqa: E402
 from tests.daemon_fixtures import start_simulator, wait_until  # noqa: E402
 from tests.soak import checks  # noqa: E402
-from tests.soak.rig import ApiServer, Daemon, scenario  # noqa: E402
+from tests.soak.rig import BROKEN, SPEAKS_DPD, ApiServer, Daemon, copy_templates, rewrite, scenario  # noqa: E402
 from tests.soak.traffic import Traffic  # noqa: E402
 from tests.soak.wallclock import WallClock  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("kill9", "drop", "silence", "restart", "db_lock", "clock_step")
+FAULTS = ("kill9", "drop", "silence", "restart", "db_lock", "clock_step", "template_edit")
 # Not in the default cycle: `refuse` (connection dropped, reconnects refused for 2 s) and `slow`
 # (every ESL reply held 1.5 s for 3 s; replies queue up behind each other, as on a stalled switch).
 EXTRA_FAULTS = ("refuse", "slow")
@@ -61,6 +62,7 @@ class Settings:
     recovery: float = 40.0  # real seconds the daemon gets to reconnect after a fault
     drain: float = 120.0  # real seconds for the final drain
     daily_cap: int = 4  # the daemon's; re-imports and a second queue push people to it
+    template_hold: float = 1.5  # real seconds each version of an edited template stays: over the loaders' 1 s
     faults: tuple = FAULTS  # the cycle each run of len(faults) rounds goes through
 
 
@@ -107,11 +109,17 @@ class Campaign:
     def _start(self):
         s = self.settings
         self.sim = start_simulator(scenario(s.seed), s.time_scale)
+        self.templates = copy_templates(self.workdir)
         self.clock = WallClock(self.workdir)
         self.daemon = Daemon(
-            self.workdir, self.sim, self.clock, heartbeat_timeout=s.heartbeat_timeout, daily_cap=s.daily_cap
+            self.workdir,
+            self.sim,
+            self.templates,
+            self.clock,
+            daily_cap=s.daily_cap,
+            heartbeat_timeout=s.heartbeat_timeout,
         )
-        self.api = ApiServer(self.workdir, self.daemon.db_path, self.clock)
+        self.api = ApiServer(self.workdir, self.daemon.db_path, self.templates, self.clock)
         queues = [f"SOAK-{i}" for i in range(1, s.queues + 1)]
         self.traffic = Traffic(
             self.api.url,
@@ -171,6 +179,26 @@ class Campaign:
         gevent.sleep(3.0)
         self.sim.delay(0)
 
+    def _fault_template_edit(self):
+        """An operator edits IVR-1 while queues run: a valid change that speaks a field the
+        customers lack (each queue that claims one stops, saying how many lack it; nobody
+        fails), then a broken one (the API refuses imports naming it, the dialer keeps the last
+        good version) and a restart of the daemon meanwhile (no good version: the queues wait),
+        then the file as it was; the queues the dialer stopped are started again."""
+        path, hold = self.templates / "IVR-1.toml", self.settings.template_hold
+        good = path.read_text(encoding="utf-8")
+        rewrite(path, good.replace(*SPEAKS_DPD, 1))
+        gevent.sleep(hold)
+        self.traffic.template_broken = True
+        rewrite(path, good.replace(*BROKEN, 1))
+        gevent.sleep(hold)
+        self._fault_kill9()
+        gevent.sleep(hold / 2)
+        rewrite(path, good)
+        gevent.sleep(hold)  # the API and the daemon have looked at the file again
+        self.traffic.template_broken = False
+        self.journal.counts["template_stops_restarted"] += self.traffic.start_stopped_by_dialer()
+
     def _fault_db_lock(self):
         """Another process takes the write lock (BEGIN IMMEDIATE), holds it, commits."""
         code = (
@@ -192,6 +220,7 @@ class Campaign:
         midnight = checks.day_start(now)
         if min(now - midnight, midnight + 86400 - now) < 1200:
             log.info("clock step skipped: too near midnight")
+            self.journal.counts["clock_step_skipped"] += 1
             return
         self.clock.step(-600 if self.clock.offset == 0 else -self.clock.offset)
         gevent.sleep(1.2)  # libfaketime looks at its file once a second
@@ -251,7 +280,9 @@ class Campaign:
             ).fetchone()[0]
         finally:
             conn.close()
-        self.journal.counts["re_attached"] = self.daemon.proc.read_log().count("re-attached call")
+        daemon_log = self.daemon.proc.read_log()
+        self.journal.counts["re_attached"] = daemon_log.count("re-attached call")
+        self.journal.counts["wall_steps_logged"] = daemon_log.count("the wall clock stepped")
 
     def _stop_all(self):
         if self.traffic is not None:

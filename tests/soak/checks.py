@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from daemon import outcome
-from daemon.store.states import CALLING, CUSTOMER_STATES, DELETED, PENDING
+from daemon.store.states import CALLING, CUSTOMER_STATES, DELETED, FAILED, PENDING
 
 INF = float("inf")
 TIMEZONE = "Asia/Ho_Chi_Minh"  # the daemon's default dialer.timezone: its day for the daily cap
@@ -25,7 +25,8 @@ TIMEZONE = "Asia/Ho_Chi_Minh"  # the daemon's default dialer.timezone: its day f
 @dataclasses.dataclass(frozen=True)
 class Violation:
     round: int
-    rule: str  # states / overlap / number_overlap / daily_cap / after_stop / after_dnc / no_attempt / stuck / api
+    # states / overlap / number_overlap / daily_cap / after_stop / after_dnc / no_attempt / template / stuck / api
+    rule: str
     detail: str
 
     def __str__(self):
@@ -72,6 +73,7 @@ class Snapshot:
     retired: frozenset = frozenset()  # customer row ids of deleted queues (kept for their attempts)
     today: list = dataclasses.field(default_factory=list)  # (ext_id, number) of each counted call today
     waiting: dict = dataclasses.field(default_factory=dict)  # pending customer id put off past today -> numbers
+    unspoken: dict = dataclasses.field(default_factory=dict)  # failed customer id -> its cause, a template's
 
 
 def sim_calls(records, channels, restarts) -> list[SimCall]:
@@ -106,7 +108,7 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
     try:
         conn.execute("BEGIN")  # one read transaction: a consistent view however writers race
         rows = conn.execute(
-            "SELECT c.id, q.code, c.ext_id, c.state, q.state, c.next_call_at, c.mobiles"
+            "SELECT c.id, q.code, c.ext_id, c.state, q.state, c.next_call_at, c.mobiles, c.last_cause"
             " FROM customer c JOIN queue q ON q.id = c.queue_id"
         ).fetchall()
         attempt_rows = conn.execute(
@@ -121,8 +123,11 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
     later = tomorrow(now)
     waiting = {
         cid: json.loads(mobiles)
-        for cid, _, _, state, _, next_call, mobiles in rows
+        for cid, _, _, state, _, next_call, mobiles, _ in rows
         if state == PENDING and next_call >= later
+    }
+    unspoken = {
+        cid: cause for cid, _, _, state, *_, cause in rows if state == FAILED and (cause or "").startswith("TEMPLATE")
     }
     attempts = {uuid: (cid, state, result) for uuid, cid, state, result, *_ in attempt_rows}
     today = [
@@ -140,6 +145,7 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
         retired,
         today,
         waiting,
+        unspoken,
     )
 
 
@@ -153,6 +159,7 @@ def check(snap: Snapshot, journal: Journal, round_no: int, epsilon: float, daily
     found += check_after_stop(snap, journal, epsilon)
     found += check_after_dnc(snap, journal, epsilon)
     found += check_attempt_rows(snap)
+    found += check_templates(snap)
     return [Violation(round_no, rule, detail) for rule, detail in found]
 
 
@@ -294,6 +301,14 @@ def check_attempt_rows(snap: Snapshot):
     for call in snap.calls:
         if call.uuid not in snap.attempts:
             yield "no_attempt", f"simulator call {call.uuid} at {call.start:.2f} has no attempt row"
+
+
+def check_templates(snap: Snapshot):
+    """5. Nobody ends failed, never called, because a template could not speak to it: the import
+    checked it, and a template changed since stops the queue instead (docs/daemon.md)."""
+    for cid, cause in snap.unspoken.items():
+        queue, ext, _ = snap.customers[cid]
+        yield "template", f"customer {queue}/{ext} failed without a call: {cause[:200]}"
 
 
 def check_drained(snap: Snapshot, round_no: int, live_channels: int, daily_cap: int = 0) -> list[Violation]:

@@ -230,6 +230,7 @@ class Dialer:
             monotonic=self.monotonic,
             answered_at=item.answered_at,
             parked=item.parked,
+            reattached=True,
         )
         for event in heard:  # what came while reconciliation listed the channels
             call.on_event(event)
@@ -279,6 +280,7 @@ class Dialer:
                 day_start=self.window.day_start(wall),
                 next_day=self.window.next_day_open(wall),
                 daily_cap=self.dialer_config.daily_cap,
+                slots=self._free_slots(tokens),
             )
             now, wall = self.monotonic(), self.clock()
             if claims:
@@ -305,6 +307,19 @@ class Dialer:
                 self._rr = (self._rr + step + 1) % count
                 return queue
         return None
+
+    def _free_slots(self, count: int) -> list[int]:
+        """The `count` lowest record slots no call in progress holds: each call's hangup hook
+        writes its end into its own slot in the switch, so a slot is reused only after its last
+        call is recorded, and the switch never keeps more records than calls ran at once."""
+        held = {active.call.claim.slot for active in self.calls.values()}
+        free: list[int] = []
+        slot = 0
+        while len(free) < count:
+            if slot not in held:
+                free.append(slot)
+            slot += 1
+        return free
 
     def _start(self, claim: Claim) -> Unprepared | None:
         """Call the claimed customer; or, when that cannot be, close the claim (the customer
@@ -334,7 +349,11 @@ class Dialer:
         claim = call.claim
         report = None
         try:
-            report = call.run(originate=originate, on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at))
+            report = call.run(
+                originate=originate,
+                on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at),
+                on_step=lambda step, result: self.ledger.mark_step(claim.attempt_id, step, result),
+            )
         except Detached as e:
             log.info("call %s detached (%s); it is reconciled after reconnect", claim.uuid, e)
         except Exception:

@@ -38,6 +38,7 @@ WRITES: dict[str, Callable] = {
     "mark_answered": customers.mark_answered,
     "finish": customers.finish,
     "abandon": customers.abandon,
+    "mark_step": customers.mark_step,
     "follow_wall_step": schedule.follow_wall_step,
 }
 
@@ -73,17 +74,29 @@ class Ledger:
         return claims[0] if claims else None
 
     def claim_many(
-        self, queue: QueueInfo, limit: int, *, now: float, day_start: float, next_day: float, daily_cap: int
+        self,
+        queue: QueueInfo,
+        limit: int,
+        *,
+        now: float,
+        day_start: float,
+        next_day: float,
+        daily_cap: int,
+        slots: list[int] | None = None,
     ) -> list[Claim]:
         """customers.claim_many in one transaction: a stop or DNC committed before it is honoured."""
         with self._sqlite():
             return customers.claim_many(
-                self.db, queue, limit, now=now, day_start=day_start, next_day=next_day, daily_cap=daily_cap
+                self.db, queue, limit, now=now, day_start=day_start, next_day=next_day, daily_cap=daily_cap, slots=slots
             )
 
     def mark_answered(self, attempt_id: int, at: float):
         with self._sqlite():
             customers.mark_answered(self.db, attempt_id, at)
+
+    def mark_step(self, attempt_id: int, step: str, result: str | None):
+        with self._sqlite():
+            customers.mark_step(self.db, attempt_id, step, result)
 
     def write_many(self, writes: list[tuple[str, tuple, dict]]) -> list:
         """Each (name, args, kwargs) of WRITES, in order, in one transaction; their results in order."""
@@ -184,6 +197,10 @@ class LedgerThread:
         """Record the answer soon; returns at once."""
         self._put(_Write("mark_answered", (attempt_id, at), {}))
 
+    def mark_step(self, attempt_id: int, step: str, result: str | None):
+        """Record the IVR step soon; returns at once."""
+        self._put(_Write("mark_step", (attempt_id, step, result), {}))
+
     def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str] | None:
         """Ledger.finish, written with whatever else is waiting: its result, or None when the
         database is unavailable and the write waits in memory."""
@@ -194,13 +211,16 @@ class LedgerThread:
         self._put(_Write("abandon", (claim,), kwargs, claim.attempt_id)).get()
 
     def open_attempts(self) -> list[Claim]:
-        """Ledger.open_attempts, less the attempts whose closing write waits in memory: they are
-        over, whatever the file says until the write lands."""
+        """Ledger.open_attempts as the writes waiting in memory will leave them: less the attempts
+        they close (over, whatever the file says until the write lands), with the answer and the
+        IVR step they record (a re-attached call resumes at its last step)."""
 
         def unwritten():  # on the ledger thread, so no batch lands between the read and the filter
-            claims = self.ledger.open_attempts()
-            closing = {w.closes for w in list(self._queue)}
-            return [c for c in claims if c.attempt_id not in closing]
+            claims, waiting = self.ledger.open_attempts(), list(self._queue)
+            closing = {w.closes for w in waiting}
+            answered = {w.args[0]: w.args[1] for w in waiting if w.name == "mark_answered"}
+            steps = {w.args[0]: w.args[1:] for w in waiting if w.name == "mark_step"}
+            return [_with_waiting(c, answered, steps) for c in claims if c.attempt_id not in closing]
 
         return self._run(unwritten)
 
@@ -273,6 +293,16 @@ class LedgerThread:
         self.pool.apply(self.ledger.db.close)
         self.pool.kill()
         return left
+
+
+def _with_waiting(claim: Claim, answered: dict, steps: dict) -> Claim:
+    changes: dict = {}
+    if claim.answered_at is None and claim.attempt_id in answered:
+        changes["answered_at"] = answered[claim.attempt_id]
+    if claim.attempt_id in steps:
+        step, result = steps[claim.attempt_id]
+        changes.update(step=step, result=result if result is not None else claim.result)
+    return dataclasses.replace(claim, **changes) if changes else claim
 
 
 def _capture(fn, args, kwargs):

@@ -135,8 +135,8 @@ def main(argv=None) -> int:
         unwritten = ledger.close(min(FLUSH_TIMEOUT, dialer.dialer_config.drain_timeout))
     if unwritten:
         log.error(
-            "autocall-daemon stopped with %d writes unwritten (%s): the next start reconciles their "
-            "calls with FreeSWITCH; those it no longer has are closed CALL_LOST and called again",
+            "autocall-daemon stopped with %d writes unwritten (%s): the next start reads their "
+            "calls' ends back from FreeSWITCH (those it has no record of are recalled)",
             unwritten,
             outage.reason or "database unavailable",
         )

@@ -183,6 +183,7 @@ def claim_many(
     next_day: float,
     daily_cap: int,
     busy_retry: float = BUSY_RETRY,
+    slots: list[int] | None = None,
 ) -> list[Claim]:
     """Take up to `limit` of the queue's due customers into calls, in due order.
 
@@ -194,7 +195,8 @@ def claim_many(
     whose numbers left in this round all had, moves to `next_day`; a number at its cap or on
     the DNC number list is skipped. One with no live number left ends `failed`, one whose live
     numbers are all on the DNC number list ends `dnc`. Each claim gets an attempt row with
-    fresh uuids.
+    fresh uuids and, when `slots` are given, the next one of them (the dialer's: free slots
+    of the switch's hangup records, at least `limit`).
     """
     _require_transaction(db)
     claims: list[Claim] = []
@@ -210,7 +212,8 @@ def claim_many(
         (queue.id, PENDING, now, limit + CANDIDATES),
     ).fetchall()
     for row in rows:
-        claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry)
+        slot = slots[len(claims)] if slots else None
+        claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry, slot)
         if claim is not None:
             claims.append(claim)
             if len(claims) == limit:
@@ -218,7 +221,7 @@ def claim_many(
     return claims
 
 
-def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry) -> Claim | None:
+def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry, slot) -> Claim | None:
     cid, ext_id, mobiles, fields, index, rnd, dead = row
     mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
     if _next_number(mobiles, dead, index) is None:
@@ -252,9 +255,9 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_r
     call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
     attempt_id = insert(
         db,
-        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')",
-        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now),
+        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys, slot)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?)",
+        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now, slot),
     )
     return Claim(
         attempt_id,
@@ -268,6 +271,7 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_r
         queue.code,
         queue.template,
         queue.min_recall_duration,
+        slot=slot,
     )
 
 
@@ -295,6 +299,16 @@ def mark_answered(db: pw.Database, attempt_id: int, at: float):
         db,
         "UPDATE attempt SET state = ?, answered_at = ? WHERE id = ? AND state = ?",
         (ANSWERED, at, attempt_id, DIALING),
+    )
+
+
+def mark_step(db: pw.Database, attempt_id: int, step: str, result: str | None):
+    """The call's IVR entered `step` with `result` recorded so far (an open attempt only), so a
+    call re-attached after a restart resumes there and a call that ends meanwhile keeps it."""
+    execute(
+        db,
+        "UPDATE attempt SET step = ?, result = COALESCE(?, result) WHERE id = ? AND state != ?",
+        (step, result, attempt_id, DONE),
     )
 
 

@@ -55,6 +55,9 @@ class Claim:
     template: str
     min_talk: int
     answered_at: float | None = None
+    slot: int | None = None  # the switch's record of its hangup (daemon/hangup.py); None: none kept
+    step: str | None = None  # the IVR step it was last in, for a re-attached call
+    result: str | None = None  # the IVR result recorded so far
 
 
 @dataclasses.dataclass(frozen=True)

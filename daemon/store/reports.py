@@ -43,8 +43,8 @@ def open_attempts(db: pw.Database) -> list[Claim]:
     rows = execute(
         db,
         "SELECT a.id, a.uuid, a.job_uuid, a.number, c.id, c.ext_id, c.fields, q.id, q.code, q.template,"
-        " q.min_recall_duration, a.answered_at FROM attempt a JOIN customer c ON c.id = a.customer_id"
-        " JOIN queue q ON q.id = a.queue_id WHERE a.state != ? ORDER BY a.id",
+        " q.min_recall_duration, a.answered_at, a.slot, a.step, a.result FROM attempt a"
+        " JOIN customer c ON c.id = a.customer_id JOIN queue q ON q.id = a.queue_id WHERE a.state != ? ORDER BY a.id",
         (DONE,),
     ).fetchall()
     return [
@@ -61,6 +61,9 @@ def open_attempts(db: pw.Database) -> list[Claim]:
             template,
             min_talk,
             answered_at,
+            slot,
+            step,
+            result,
         )
         for (
             attempt_id,
@@ -75,6 +78,9 @@ def open_attempts(db: pw.Database) -> list[Claim]:
             template,
             min_talk,
             answered_at,
+            slot,
+            step,
+            result,
         ) in rows
     ]
 

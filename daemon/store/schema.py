@@ -125,7 +125,9 @@ class Attempt(BaseModel):
     talk_seconds = pw.FloatField(null=True)
     keys = pw.TextField(default="")
     outcome = pw.TextField(null=True)  # success / retry / dead_number / config_error / ...
-    result = pw.TextField(null=True)  # named IVR result of this call
+    result = pw.TextField(null=True)  # named IVR result of this call (so far, while it is open)
+    slot = pw.IntegerField(null=True)  # where the switch keeps this call's hangup record (daemon/hangup.py)
+    step = pw.TextField(null=True)  # the IVR step the call is in (a re-attached call resumes there)
 
 
 class Dnc(BaseModel):
@@ -207,8 +209,17 @@ def _v2(db: pw.Database):
         db.execute_sql(sql)
 
 
+def _v3(db: pw.Database):
+    """Recovering a call's real result: the slot of the record the switch's hangup hook writes,
+    and the IVR step the call is in (with its result so far, in `result`)."""
+    have = {row[1] for row in db.execute_sql("PRAGMA table_info(attempt)")}
+    for column, kind in (("slot", "INTEGER"), ("step", "TEXT")):
+        if column not in have:  # a new file has them already: _v1 creates the tables from the models
+            db.execute_sql(f"ALTER TABLE attempt ADD COLUMN {column} {kind}")
+
+
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2)
+MIGRATIONS = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

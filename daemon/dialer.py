@@ -25,7 +25,6 @@ import time
 
 import gevent
 import gevent.event
-import gevent.lock
 
 from daemon import esl as esl_mod
 from daemon import ivr, reconcile
@@ -35,9 +34,10 @@ from daemon.esl import commands
 from daemon.ledger import CallReport, Claim, QueueInfo, StoreUnavailable
 from daemon.link import Link
 from daemon.outage import DatabaseOutage
-from daemon.pacing import CallingWindow, WallWatch, bucket_for
+from daemon.pacing import CallingWindow, bucket_for
 from daemon.playable import TemplateCheck, Unprepared, prepare
 from daemon.template_gate import TemplateGate
+from daemon.wallclock import WallClock
 
 log = logging.getLogger("autocall.dialer")
 calls_log = logging.getLogger("autocall.calls")
@@ -74,7 +74,8 @@ class Dialer:
         outage: DatabaseOutage | None = None,
     ):
         self.ledger, self.templates, self.monotonic = ledger, templates, monotonic
-        self._read_wall = clock
+        self.wall = WallClock(ledger, clock, monotonic)
+        self.clock = self.wall.now  # every wall reading of the daemon's goes through it
         self.outage = outage or DatabaseOutage(monotonic=monotonic, clock=clock)
         self._probe_at = float("-inf")  # monotonic time of the next claim tried in an outage
         self.link = Link(connect, config.esl.heartbeat_timeout)
@@ -90,8 +91,6 @@ class Dialer:
         self.last_tick = monotonic()  # the loop came round (wedged() reads it)
         self.template_check = TemplateCheck()
         self.gate = TemplateGate(templates, ledger, self.clock)
-        self._wall = WallWatch()
-        self._wall_lock = gevent.lock.Semaphore()
         self.apply_config(config)
 
     # --- settings ---
@@ -129,34 +128,11 @@ class Dialer:
         is due; a call's end comes sooner (run() also waits for it)."""
         self.last_tick = now
         wall = self.clock()
+        self.wall.tick(now, wall)
         if not self.link.up:
             return self._connect(now)
         pause = self._dial_some(now, wall)
         return pause if self.link.up else 0.0  # lost while dialing: reconnect at once
-
-    def clock(self) -> float:
-        """Wall time. Every reading of the daemon's goes through here, so a step of the clock is
-        noticed at the first reading after it, and the stored schedule follows the step before
-        anything read after it is written."""
-        with self._wall_lock:  # while a step is followed, nobody reads the new time
-            wall = self._read_wall()
-            jump = self._wall.step(wall, self.monotonic())
-            if jump is not None:
-                self._follow_wall_step(wall, jump)
-        return wall
-
-    def _follow_wall_step(self, wall: float, jump: float):
-        try:
-            moved = self.ledger.follow_wall_step(expected=wall - jump, jump=jump, wall=wall)
-        except Exception:  # noqa: BLE001 - a stale schedule is a late call, not a reason to stop
-            log.exception("the wall clock stepped %+.0fs; moving the waiting customers' times failed", jump)
-            return
-        log.warning(
-            "the wall clock stepped %+.0fs; pacing goes on by the monotonic clock, the calling "
-            "window by the new wall time; %s waiting customers keep the wait they had",
-            jump,
-            "the" if moved is None else moved,  # None: written once the database takes writes
-        )
 
     def stop(self):
         """Stop dialing and drain (SIGTERM). Safe from a signal handler."""

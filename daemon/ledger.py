@@ -40,6 +40,7 @@ WRITES: dict[str, Callable] = {
     "abandon": customers.abandon,
     "mark_step": customers.mark_step,
     "follow_wall_step": schedule.follow_wall_step,
+    "bring_due_down": schedule.bring_due_down,
 }
 
 
@@ -121,6 +122,11 @@ class Ledger:
         """schedule.follow_wall_step in one transaction."""
         with self._sqlite():
             return schedule.follow_wall_step(self.db, expected=expected, jump=jump, wall=wall)
+
+    def bring_due_down(self, *, wall: float) -> int:
+        """schedule.bring_due_down in one transaction."""
+        with self._sqlite():
+            return schedule.bring_due_down(self.db, wall=wall)
 
     def set_waiting(self, queue_id: int, code: str, reason: str | None, *, now: float):
         """queue_state.set_waiting in one transaction: why the running queue is held back (None: it is not)."""
@@ -238,6 +244,10 @@ class LedgerThread:
         are of the old reckoning, which the step moves); returns as finish does."""
         write = _Write("follow_wall_step", (), {"expected": expected, "jump": jump, "wall": wall})
         return self._put(write).get()
+
+    def bring_due_down(self, *, wall: float) -> int | None:
+        """Ledger.bring_due_down, queued with the other writes; returns as finish does."""
+        return self._put(_Write("bring_due_down", (), {"wall": wall})).get()
 
     def _write_loop(self):
         delay, solo = RETRY_FIRST, 0

@@ -233,6 +233,27 @@ def test_customers_imported_just_before_the_wall_clock_steps_back_are_dialed_at_
     assert len(r.attempts()) == 3
 
 
+def test_an_import_stamped_before_a_step_back_and_written_after_it_is_due_a_few_seconds_later(rig, caplog):
+    r = rig(BUSY, cps=200)
+    r.import_customers([("A", ["0901000001"])], at=-1)
+    dialer = r.dialer()
+    r.step(dialer)
+    r.clock.wall -= 600
+    r.clock.advance(0.1)
+    r.step(dialer)  # the step is noticed and followed; then an import in flight lands
+    r.import_customers([("B", ["0902000001"])], at=+600 - 0.2)
+    r.clock.advance(1)
+    r.step(dialer)
+    assert len(r.attempts()) == 1  # B's stamp lies ten minutes ahead of the new wall time
+    caplog.set_level(logging.INFO, logger="autocall.dialer")
+    r.clock.advance(5)
+    r.step(dialer)
+    r.step(dialer)
+    settle(dialer)
+    assert len(r.attempts()) == 2
+    assert any("1 customers imported as the wall clock stepped back" in rec.getMessage() for rec in caplog.records)
+
+
 @pytest.mark.parametrize("step", [-600, +3600])  # back: would wait 660 s; forward: would come at once
 def test_a_recall_waits_its_delay_by_the_clock_that_did_not_step(rig, step):
     r = rig(BUSY, recall_delay=60)

@@ -31,9 +31,15 @@ def follow_wall_step(db: pw.Database, *, expected: float, jump: float, wall: flo
         " WHERE state = ? AND next_call_at > updated_at AND next_call_at > ?",
         (jump, jump, PENDING, expected),
     ).rowcount
-    due = execute(
+    return waits + bring_due_down(db, wall=wall)
+
+
+def bring_due_down(db: pw.Database, *, wall: float) -> int:
+    """Due stamps ahead of `wall` brought down to it: after a step back, an API request that read
+    the clock before the step may commit after `follow_wall_step` (the dialer looks again a few
+    seconds later). Returns how many moved."""
+    return execute(
         db,
         "UPDATE customer SET next_call_at = ? WHERE state = ? AND next_call_at <= updated_at AND next_call_at > ?",
         (wall, PENDING, wall),
     ).rowcount
-    return waits + due

@@ -1,6 +1,6 @@
 """The store on real SQLite files: every customer transition as a function, databases that
-do not share their models, and the rule that only `store/customers.py` writes a customer's
-state."""
+do not share their models, and the rule that only `store/customers.py` and `store/commands.py`
+write a customer's state."""
 
 import re
 from pathlib import Path
@@ -238,7 +238,7 @@ def test_only_store_customers_writes_a_customer_state():
             r"UPDATE customer SET[^\"]*\bstate = |INSERT INTO customer\b|Customer\.(update|insert)", path.read_text()
         )
     }
-    assert writers == {"daemon/store/customers.py"}
+    assert writers == {"daemon/store/customers.py", "daemon/store/commands.py"}
 
 
 def test_no_state_word_is_written_inside_sql_text():

@@ -11,6 +11,7 @@ from flask import Blueprint, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import schema
+from api.jsonbody import BODY_KEY
 from api.replies import invalid, reply
 from api.services import services
 from daemon.store.customers import block, delete_queue, import_customers
@@ -23,10 +24,13 @@ bp = Blueprint("commands", __name__, url_prefix="/v2/autocall")
 
 
 def _checked(check, *args):
-    """`check(body, *args)` on the request's JSON body, both off the hub (api/db.py: a big
-    body takes a while); schema.Invalid if the body is unreadable or wrong."""
-    raw = request.get_data(cache=False)
-    return services().workers.compute(lambda: check(schema.parse_json(raw), *args))
+    """`check(body, *args)` on the request's raw body, off the hub (api/db.py: a big body
+    takes a while to read and check); schema.Invalid if the body is unreadable or wrong."""
+    # autocall-api's server hands the body over whole (api/http.py); Flask's copy is for others.
+    raw = request.environ.get(BODY_KEY)
+    if raw is None:
+        raw = request.get_data(cache=False)
+    return services().workers.compute(check, raw, *args)
 
 
 @bp.post("/queue")
@@ -39,19 +43,19 @@ def import_queue():
         try:
             req, rejected, warnings = _checked(schema.import_request, s.templates)
         except schema.Invalid as e:
-            return reply(400, "import fail", data=empty, errors=e.errors)
+            return reply(400, "import fail", data=empty, errors=e.errors, error_count=e.total)
         except RequestEntityTooLarge:
             reason = f"body larger than {config.api.max_body_bytes} bytes; split the import"
-            return reply(400, "import fail", data=empty, errors=[{"field": "body", "reason": reason}])
+            return reply(400, "import fail", data=empty, errors=[{"field": "body", "reason": reason}], error_count=1)
         result = import_customers(s.db, req, config.queue_defaults, chunk=config.api.import_chunk, run=s.workers.write)
-    rejected += result.rejected
-    warnings += result.warnings
+    rejected.extend(result.rejected)
+    warnings.extend(result.warnings)
     log.info("import into %r: %d accepted, %d rejected", req.queue_code, len(result.success), len(rejected))
-    # The seed's shape, plus reasons only when there is something to say.
-    extra = {"errors": rejected} if rejected else {}
+    # The seed's shape, plus reasons (the first 1,000, and how many) only when there is something to say.
+    extra = {"errors": rejected.listed, "error_count": rejected.total} if rejected else {}
     if warnings:
-        extra["warnings"] = warnings
-    return reply(200, "successfully", data={"fail": [r["id"] for r in rejected], "success": result.success}, **extra)
+        extra |= {"warnings": warnings.listed, "warning_count": warnings.total}
+    return reply(200, "successfully", data={"fail": rejected.ids, "success": result.success}, **extra)
 
 
 @contextlib.contextmanager
@@ -75,7 +79,7 @@ def _command(action):
         code = _checked(schema.queue_code)
         s.workers.write(action, s.db, code)
     except schema.Invalid as e:
-        return invalid(e.errors)
+        return invalid(e.errors, e.total)
     except QueueNotFound:
         return reply(404, "queue not found")
     except QueueRunning:
@@ -96,7 +100,7 @@ def dnc():
     try:
         code, ids = _checked(schema.dnc_request)
     except schema.Invalid as e:
-        return invalid(e.errors)
+        return invalid(e.errors, e.total)
     s = services()
     live = block(s.db, code, ids, chunk=s.config.api.import_chunk, run=s.workers.write)
     log.info("dnc on %r: %d ids%s", code, len(ids), "" if live else " (no such queue yet: kept)")
@@ -111,7 +115,7 @@ def dnc_numbers():
     try:
         numbers = _checked(schema.dnc_numbers_request)
     except schema.Invalid as e:
-        return invalid(e.errors)
+        return invalid(e.errors, e.total)
     s = services()
     block_numbers(s.db, numbers, chunk=s.config.api.import_chunk, run=s.workers.write)
     log.info("dnc: %d numbers", len(numbers))

@@ -32,7 +32,6 @@ relied on: no connection crosses threads.
 
 from __future__ import annotations
 
-import logging
 import math
 import sqlite3
 import time
@@ -42,8 +41,6 @@ import gevent.threadpool
 import peewee as pw
 
 from daemon.errors import Unavailable
-
-log = logging.getLogger("autocall.api.db")
 
 # One: under the GIL more threads would check bodies no faster, and the template loader that
 # checks consult (daemon.ivr.TemplateLoader) is not made for several threads at once.
@@ -98,11 +95,11 @@ class Workers:
         return _outcome(result.get())
 
     def _job(self, deadline: float, fn, args, kwargs):
-        """On a worker thread: open its connection if needed, give SQLite what is left of
-        the budget, run `fn`; a database error that is weather becomes DatabaseUnavailable."""
         return _caught(self._run, (deadline, fn, args, kwargs), {})
 
     def _run(self, deadline: float, fn, args, kwargs):
+        """On a worker thread: open its connection if needed, give SQLite what is left of
+        the budget, run `fn`; a database error that is weather becomes DatabaseUnavailable."""
         db = self.db
         try:
             db.connect(reuse_if_open=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 
 import peewee as pw
 
@@ -192,21 +191,6 @@ def _customer_dict(row, attempts: list[dict]) -> dict:
         "result": result,
         "attempts": attempts,
     }
-
-
-def iter_attempts(db: pw.Database, code: str, *, batch: int = 1000) -> Iterator[tuple[str, dict]]:
-    """(customer ext_id, attempt as ATTEMPT_COLUMNS) for every call of the queue, oldest first,
-    read `batch` at a time. QueueNotFound is raised here, before the first row is read."""
-    queue_id, _ = live_queue(db, code)
-    return _attempt_rows(db, queue_id, batch)
-
-
-def _attempt_rows(db, queue_id: int, batch: int):
-    last = 0
-    while rows := attempt_page(db, queue_id, last, batch):
-        for _, ext_id, *values in rows:
-            yield ext_id, dict(zip(ATTEMPT_COLUMNS, values))
-        last = rows[-1][0]
 
 
 def attempt_page(db: pw.Database, queue_id: int, after: int, limit: int) -> list[tuple]:

@@ -22,7 +22,7 @@ from api.services import Services
 from daemon.config import Config
 from daemon.errors import ConfigError
 from daemon.ivr import TemplateLoader
-from daemon.store.schema import open_database
+from daemon.store.schema import database, open_database
 
 log = logging.getLogger("autocall.api")
 
@@ -72,8 +72,13 @@ def create_app(config: Config, db=None) -> Flask:
     app.json = JSONProvider(app)
     if db is None:
         db = open_database(config.db_path, busy_timeout=config.api.lock_timeout)
-        db.close()  # the connection that migrated it; the workers open their own
-    workers = Workers(db, readers=config.api.read_threads, lock_timeout=config.api.lock_timeout)
+        db.close()  # the connection that migrated it: the worker threads have their own
+    path, budget = db.database, config.api.lock_timeout
+    workers = Workers(
+        lambda: database(path, busy_timeout=budget, one_thread=True),
+        readers=config.api.read_threads,
+        lock_timeout=budget,
+    )
     Services(config=config, db=db, templates=TemplateLoader.from_config(config), workers=workers).install(app)
     tokens = [t.encode() for t in config.api.tokens]
 

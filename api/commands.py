@@ -77,7 +77,7 @@ def _command(action):
     s = services()
     try:
         code = _checked(schema.queue_code)
-        s.workers.write(action, s.db, code)
+        s.workers.write(action, code)
     except schema.Invalid as e:
         return invalid(e.errors, e.total)
     except QueueNotFound:

@@ -4,8 +4,8 @@ The hub serves every connection; a statement run on it stops them all while it w
 the write lock another process holds, say, or through a long export). So no statement of
 a request runs there:
 
-- `Workers.read(fn, *args)` runs `fn(*args)` on one of `readers` threads: the report reads,
-  `/healthz`, each page of a CSV export.
+- `Workers.read(fn, *args)` runs `fn(db, *args)` on one of `readers` threads: the report
+  reads, `/healthz`, each page of a CSV export.
 - `Workers.write(fn, *args)` runs it on the one writer thread. The API's own writes queue
   there in order instead of racing for SQLite's lock (its busy handler sleeps and retries, so
   racing writers wait longer than the lock is held). The store's chunked commands hand it one
@@ -20,14 +20,16 @@ Past it, or when the disk is full, the file read-only or failing, the job raises
 `DatabaseUnavailable` with a sentence for the client and a Retry-After; the transaction it
 was in is rolled back, so that job wrote nothing (the app answers 503: docs/api.md).
 
-Connections: an SQLite connection is used only on the thread that opened it. peewee keeps
-one connection per thread (its connection state is a `threading.local`: after gevent's
-monkey patching a gevent local, which is per OS thread here because each worker thread runs
-its own greenlet). Each worker opens its connection on its first job and keeps it while the
-thread lives (the pools never retire idle threads); after an error that may mean the file
-changed under it (read-only, I/O error, moved) the connection is closed, and the next job
-opens a fresh one. The hub holds none. `check_same_thread=False` (store.schema) is not
-relied on: no connection crosses threads.
+Connections: an SQLite connection is used only on the thread that opened it, and nothing
+of a worker thread's database work may wait on a gevent lock (a native thread blocked on one
+can miss its wake-up: two workers connecting at once hung that way). So each worker thread
+has a peewee database object of its own, made by `open_one` for the same file with
+`one_thread=True` (store.schema.database): no lock of peewee's, no connection state shared
+with any other thread, and sqlite3's own check that no other thread uses it. `fn` gets that
+object as `db`. It connects on its thread's first job and stays open while the thread
+lives (the pools never retire idle threads); after an error that may mean the file changed
+under it (read-only, I/O error) it is closed, and the next job opens a fresh one. The hub
+holds none.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
+from collections.abc import Callable
 
 import gevent
+import gevent.monkey
 import gevent.threadpool
 import peewee as pw
 
@@ -62,19 +66,20 @@ class _QueueWait(Exception):
 class Workers:
     """The threads that run the API's database work (see the module docstring)."""
 
-    def __init__(self, db: pw.Database, *, readers: int = 4, lock_timeout: float = 5.0):
-        self.db = db
+    def __init__(self, open_one: Callable[[], pw.Database], *, readers: int = 4, lock_timeout: float = 5.0):
+        self.open_one = open_one
         self.lock_timeout = lock_timeout
+        self._databases: dict[int, pw.Database] = {}  # OS thread id -> that thread's own
         self._readers = gevent.threadpool.ThreadPool(readers)
         self._writer = gevent.threadpool.ThreadPool(1)
         self._compute = gevent.threadpool.ThreadPool(COMPUTE_THREADS)
 
     def read(self, fn, *args, **kwargs):
-        """`fn(*args, **kwargs)` on a reader thread, with this thread's connection open."""
+        """`fn(db, *args, **kwargs)` on a reader thread, `db` that thread's own, connected."""
         return self._submit(self._readers, "read", fn, args, kwargs)
 
     def write(self, fn, *args, **kwargs):
-        """`fn(*args, **kwargs)` on the writer thread, after the writes sent before it."""
+        """`fn(db, *args, **kwargs)` on the writer thread, after the writes sent before it."""
         return self._submit(self._writer, "write", fn, args, kwargs)
 
     def compute(self, fn, *args, **kwargs):
@@ -82,6 +87,7 @@ class Workers:
         return _outcome(self._compute.apply(_caught, (fn, args, kwargs)))
 
     def close(self):
+        """Stop the threads (their connections close as the threads end)."""
         for pool in (self._readers, self._writer, self._compute):
             pool.kill()
 
@@ -100,12 +106,14 @@ class Workers:
     def _run(self, deadline: float, fn, args, kwargs):
         """On a worker thread: open its connection if needed, give SQLite what is left of
         the budget, run `fn`; a database error that is weather becomes DatabaseUnavailable."""
-        db = self.db
+        db = self._databases.get(_thread_id())
+        if db is None:
+            db = self._databases[_thread_id()] = self.open_one()
         try:
             db.connect(reuse_if_open=True)
             left = max(1, int((deadline - time.monotonic()) * 1000))
             db.execute_sql(f"PRAGMA busy_timeout = {left}")
-            return fn(*args, **kwargs)
+            return fn(db, *args, **kwargs)
         except pw.DatabaseError as e:
             unavailable = self._unavailable(e)
             if unavailable is None:
@@ -126,6 +134,9 @@ class Workers:
         if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return self._busy("its write lock was not free")
         return None if code is None else DatabaseUnavailable(_REASONS[code], retry_after=30)
+
+
+_thread_id = gevent.monkey.get_original("_thread", "get_ident")  # the OS thread's, not the greenlet's
 
 
 def _caught(fn, args, kwargs) -> tuple:

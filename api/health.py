@@ -13,6 +13,5 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz():
     """Liveness without a token: the process answers and a reader thread can read the database."""
-    db = services().db
-    services().workers.read(lambda: db.execute_sql("SELECT 1 FROM queue LIMIT 1").fetchone())
+    services().workers.read(lambda db: db.execute_sql("SELECT 1 FROM queue LIMIT 1").fetchone())
     return reply(200, "ok")

@@ -36,7 +36,7 @@ def customers(code):
         return invalid(errors)
     try:
         s = services()
-        data = s.workers.read(list_customers, s.db, code, state=state, page=page, per_page=per_page)
+        data = s.workers.read(list_customers, code, state=state, page=page, per_page=per_page)
     except QueueNotFound:
         return reply(404, "queue not found")
     return reply(200, "successfully", data=data)
@@ -50,7 +50,7 @@ def attempts_csv(code):
     sends one page while others wait their turn, so an export of any size holds up nobody."""
     s = services()
     try:
-        queue_id, _ = s.workers.read(live_queue, s.db, code)
+        queue_id, _ = s.workers.read(live_queue, code)
     except QueueNotFound:
         return reply(404, "queue not found")
     tz = s.config.tz
@@ -59,7 +59,7 @@ def attempts_csv(code):
         yield _csv_text([("customer_id",) + ATTEMPT_COLUMNS])
         after = 0
         while True:
-            text, after = s.workers.read(_csv_page, s.db, queue_id, after, tz)
+            text, after = s.workers.read(_csv_page, queue_id, after, tz)
             if not text:
                 return
             yield text
@@ -101,7 +101,7 @@ def queue(code):
     """The queue's settings, state and customer counts per state."""
     try:
         s = services()
-        return reply(200, "successfully", data=s.workers.read(queue_summary, s.db, code))
+        return reply(200, "successfully", data=s.workers.read(queue_summary, code))
     except QueueNotFound:
         return reply(404, "queue not found")
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from api.db import DatabaseUnavailable, Workers
-from daemon.store.schema import open_database
+from daemon.store.schema import database, open_database
 from tests.api_fixtures import AUTH, ApiProcess, customer, seed_import
 
 LOCK_TIMEOUT = 1.0
@@ -217,21 +217,18 @@ def test_a_full_disk_gets_503_with_its_reason_and_the_api_recovers_when_space_re
 # --- the workers themselves ---
 
 
-def test_no_connection_crosses_threads(tmp_path):
-    # sqlite3's own check, on: a connection used on any thread but its own raises.
+def test_fresh_threads_connect_at_once_without_hanging_and_never_share_a_connection(tmp_path):
+    # sqlite3's own check, on: a connection used on any thread but its own raises. Every
+    # thread's first job connects at once (with one shared peewee database, a worker blocked
+    # on peewee's lock, a gevent lock, and never woke).
     open_database(tmp_path / "a.sqlite3").close()
-    db = pw.SqliteDatabase(str(tmp_path / "a.sqlite3"), check_same_thread=True, pragmas={"journal_mode": "wal"})
-    workers = Workers(db, readers=3)
+    workers = Workers(lambda: database(tmp_path / "a.sqlite3", one_thread=True), readers=4)
+    count = "SELECT COUNT(*) FROM queue"
     try:
-        jobs = [
-            gevent.spawn(workers.read, lambda: db.execute_sql("SELECT COUNT(*) FROM queue").fetchone())
-            for _ in range(30)
-        ]
-        jobs += [
-            gevent.spawn(workers.write, lambda: db.execute_sql("UPDATE queue SET state = state")) for _ in range(10)
-        ]
-        gevent.joinall(jobs, raise_error=True)
-        assert db.is_closed()  # the hub opened none
+        for _ in range(20):
+            jobs = [gevent.spawn(workers.read, lambda db: db.execute_sql(count).fetchone()) for _ in range(8)]
+            jobs += [gevent.spawn(workers.write, lambda db: db.execute_sql("UPDATE queue SET state = state"))]
+            assert len(gevent.joinall(jobs, timeout=10, raise_error=True)) == len(jobs)
     finally:
         workers.close()
 
@@ -239,12 +236,11 @@ def test_no_connection_crosses_threads(tmp_path):
 def test_a_read_only_database_is_unavailable_with_its_reason(tmp_path):
     path = tmp_path / "a.sqlite3"
     open_database(path).close()
-    db = pw.SqliteDatabase(path.resolve().as_uri() + "?mode=ro", uri=True)
-    workers = Workers(db)
+    workers = Workers(lambda: pw.SqliteDatabase(path.resolve().as_uri() + "?mode=ro", uri=True))
     try:
-        assert workers.read(lambda: db.execute_sql("SELECT COUNT(*) FROM queue").fetchone()) == (0,)
+        assert workers.read(lambda db: db.execute_sql("SELECT COUNT(*) FROM queue").fetchone()) == (0,)
         with pytest.raises(DatabaseUnavailable, match="read-only") as caught:
-            workers.write(lambda: db.execute_sql("DELETE FROM queue"))
+            workers.write(lambda db: db.execute_sql("DELETE FROM queue"))
         assert caught.value.retry_after >= 1
     finally:
         workers.close()

@@ -3,9 +3,10 @@ dnc) and delete (pending, calling → deleted). With `customers.py` (the dialer'
 the only writers of `customer.state` (DESIGN §2; the diagram is in customers.py).
 
 Each is a series of short transactions, chunked where the input is large, so the dialer is
-never locked out for long. `run(step, *args)` runs each transaction; by default at once, and
-the API passes its writer thread (api/db.py), so other writes are served between two chunks.
-None does I/O but SQL.
+never locked out for long. `run(step, *args)` runs each one as `step(db, *args)`: by default
+at once on `db`; the API passes its writer thread (api/db.py), which runs it on that thread's
+own connection to the same file, and serves other writes between two chunks. None does I/O
+but SQL.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import peewee as pw
 
 from daemon.store import dnc, queue_state
+from daemon.store.dnc import at_once
 from daemon.store.records import ImportRequest, ImportResult, NewCustomer
 from daemon.store.schema import execute, executemany, marks
 from daemon.store.states import CALLING, DELETED, DNC, PENDING, STOPPED
@@ -23,12 +25,8 @@ from daemon.store.states import CALLING, DELETED, DNC, PENDING, STOPPED
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _at_once(step, *args):
-    return step(*args)
-
-
 def import_customers(
-    db: pw.Database, request: ImportRequest, defaults, *, chunk: int = 2000, now=time.time, run=_at_once
+    db: pw.Database, request: ImportRequest, defaults, *, chunk: int = 2000, now=time.time, run=None
 ) -> ImportResult:
     """Create or merge the queue, then add or refresh its customers `chunk` at a time.
 
@@ -38,11 +36,12 @@ def import_customers(
     rejected with the reason. Numbers on the DNC number list are dropped (a warning);
     a customer left with none is rejected.
     """
-    queue_id = run(_open_queue, db, request, defaults, now)
+    run = run or at_once(db)
+    queue_id = run(_open_queue, request, defaults, now)
     result = ImportResult()
     customers = request.customers
     for start in range(0, len(customers), chunk):
-        run(_import_chunk, db, queue_id, customers[start : start + chunk], result, now)
+        run(_import_chunk, queue_id, customers[start : start + chunk], result, now)
     return result
 
 
@@ -125,7 +124,7 @@ def _barred_numbers(db, chunk: list[NewCustomer]) -> set[str]:
     return dnc.listed_numbers(db, {n for c in chunk for n in c.mobiles})
 
 
-def block(db: pw.Database, code: str, ext_ids: list[str], *, chunk: int = 2000, now=time.time, run=_at_once) -> bool:
+def block(db: pw.Database, code: str, ext_ids: list[str], *, chunk: int = 2000, now=time.time, run=None) -> bool:
     """Put these ids on the DNC list of queue `code`: pending ones end `dnc` and are never
     dialed; later imports of them into a queue of this code are refused, after a delete and
     re-import too. Returns whether a live queue has this code; when none has, the ids are
@@ -134,9 +133,10 @@ def block(db: pw.Database, code: str, ext_ids: list[str], *, chunk: int = 2000, 
     Customers in a call finish that call (`finish` sees the DNC row before any recall).
     Finished customers keep their result.
     """
+    run = run or at_once(db)
     live = False
     for start in range(0, len(ext_ids), chunk):
-        live |= run(_block_chunk, db, code, ext_ids[start : start + chunk], now())
+        live |= run(_block_chunk, code, ext_ids[start : start + chunk], now())
     return live
 
 

@@ -43,16 +43,18 @@ def is_listed(db: pw.Database, code: str, ext_id: str) -> bool:
     return execute(db, "SELECT 1 FROM dnc WHERE queue_code = ? AND ext_id = ?", (code, ext_id)).fetchone() is not None
 
 
-def _at_once(step, *args):
-    return step(*args)
+def at_once(db: pw.Database):
+    """The default `run` of the chunked commands: `step(db, *args)`, here and now."""
+    return lambda step, *args: step(db, *args)
 
 
-def block_numbers(db: pw.Database, numbers: list[str], *, chunk: int = 2000, now=time.time, run=_at_once):
+def block_numbers(db: pw.Database, numbers: list[str], *, chunk: int = 2000, now=time.time, run=None):
     """Put `numbers` (national form) on the DNC number list, `chunk` per transaction: from each
     commit on, no claim dials them and imports drop them. `run(step, *args)` runs each
-    transaction (by default at once; the API passes its writer thread)."""
+    transaction as `step(db, *args)` (store.commands: by default at once on `db`)."""
+    run = run or at_once(db)
     for start in range(0, len(numbers), chunk):
-        run(_add_numbers, db, numbers[start : start + chunk], now())
+        run(_add_numbers, numbers[start : start + chunk], now())
 
 
 def _add_numbers(db, numbers: list[str], at: float):

@@ -11,17 +11,18 @@ import logging
 import re
 from urllib.parse import quote
 
-from flask import Flask, g, request
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter, UnicodeConverter
 
 from api import commands, health, reports
+from api.db import DatabaseUnavailable, Workers
 from api.replies import JSONProvider, reply
-from api.services import Services, services
+from api.services import Services
 from daemon.config import Config
 from daemon.errors import ConfigError
 from daemon.ivr import TemplateLoader
-from daemon.store.schema import open_database
+from daemon.store.schema import database, open_database
 
 log = logging.getLogger("autocall.api")
 
@@ -69,11 +70,16 @@ def create_app(config: Config, db=None) -> Flask:
     app.url_map.merge_slashes = False  # its redirect would be an HTML page, and "//" may be in a queue code
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
     app.json = JSONProvider(app)
-    Services(
-        config=config,
-        db=db if db is not None else open_database(config.db_path),
-        templates=TemplateLoader.from_config(config),
-    ).install(app)
+    if db is None:
+        db = open_database(config.db_path, busy_timeout=config.api.lock_timeout)
+        db.close()  # the connection that migrated it: the worker threads have their own
+    path, budget = db.database, config.api.lock_timeout
+    workers = Workers(
+        lambda: database(path, busy_timeout=budget, one_thread=True),
+        readers=config.api.read_threads,
+        lock_timeout=budget,
+    )
+    Services(config=config, db=db, templates=TemplateLoader.from_config(config), workers=workers).install(app)
     tokens = [t.encode() for t in config.api.tokens]
 
     @app.before_request
@@ -91,16 +97,12 @@ def create_app(config: Config, db=None) -> Flask:
             return reply(401, "unauthorized")
         return None
 
-    @app.before_request
-    def connect_db():
-        g.db = services(app).db
-        g.db.connect(reuse_if_open=True)
-
-    @app.teardown_request
-    def close_db(exc):
-        db_ = g.pop("db", None)
-        if db_ is not None and not db_.is_closed():
-            db_.close()
+    @app.errorhandler(DatabaseUnavailable)
+    def database_unavailable(e: DatabaseUnavailable):
+        log.warning("%s %s: database unavailable: %s", request.method, request.path, e.reason)
+        response = reply(503, "database unavailable", errors=[{"reason": e.reason}])
+        response.headers["Retry-After"] = str(e.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):

@@ -7,10 +7,11 @@ import contextlib
 import gc
 import logging
 
-from flask import Blueprint, g, request
+from flask import Blueprint, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import schema
+from api.jsonbody import BODY_KEY
 from api.replies import invalid, reply
 from api.services import services
 from daemon.store.customers import block, delete_queue, import_customers
@@ -22,33 +23,39 @@ log = logging.getLogger("autocall.api")
 bp = Blueprint("commands", __name__, url_prefix="/v2/autocall")
 
 
-def _body():
-    """The request's JSON body; schema.Invalid if unreadable."""
-    return schema.parse_json(request.get_data(cache=False))
+def _checked(check, *args):
+    """`check(body, *args)` on the request's raw body, off the hub (api/db.py: a big body
+    takes a while to read and check); schema.Invalid if the body is unreadable or wrong."""
+    # autocall-api's server hands the body over whole (api/http.py); Flask's copy is for others.
+    raw = request.environ.get(BODY_KEY)
+    if raw is None:
+        raw = request.get_data(cache=False)
+    return services().workers.compute(check, raw, *args)
 
 
 @bp.post("/queue")
 def import_queue():
     """Import customers into a queue (created if new, merged if not)."""
     empty = {"fail": [], "success": []}
-    config = services().config
+    s = services()
+    config = s.config
     with _collector_paused():
         try:
-            req, rejected, warnings = schema.import_request(_body(), services().templates)
+            req, rejected, warnings = _checked(schema.import_request, s.templates)
         except schema.Invalid as e:
-            return reply(400, "import fail", data=empty, errors=e.errors)
+            return reply(400, "import fail", data=empty, errors=e.errors, error_count=e.total)
         except RequestEntityTooLarge:
             reason = f"body larger than {config.api.max_body_bytes} bytes; split the import"
-            return reply(400, "import fail", data=empty, errors=[{"field": "body", "reason": reason}])
-        result = import_customers(g.db, req, config.queue_defaults, chunk=config.api.import_chunk)
-    rejected += result.rejected
-    warnings += result.warnings
+            return reply(400, "import fail", data=empty, errors=[{"field": "body", "reason": reason}], error_count=1)
+        result = import_customers(s.db, req, config.queue_defaults, chunk=config.api.import_chunk, run=s.workers.write)
+    rejected.extend(result.rejected)
+    warnings.extend(result.warnings)
     log.info("import into %r: %d accepted, %d rejected", req.queue_code, len(result.success), len(rejected))
-    # The seed's shape, plus reasons only when there is something to say.
-    extra = {"errors": rejected} if rejected else {}
+    # The seed's shape, plus reasons (the first 1,000, and how many) only when there is something to say.
+    extra = {"errors": rejected.listed, "error_count": rejected.total} if rejected else {}
     if warnings:
-        extra["warnings"] = warnings
-    return reply(200, "successfully", data={"fail": [r["id"] for r in rejected], "success": result.success}, **extra)
+        extra |= {"warnings": warnings.listed, "warning_count": warnings.total}
+    return reply(200, "successfully", data={"fail": rejected.ids, "success": result.success}, **extra)
 
 
 @contextlib.contextmanager
@@ -65,12 +72,14 @@ def _collector_paused():
 
 
 def _command(action):
-    """Run `action(code)` for a {"queue_code"} body; 404 when the queue is unknown."""
+    """Run `action(db, code)` on the writer thread for a {"queue_code"} body; 404 when the
+    queue is unknown."""
+    s = services()
     try:
-        code = schema.queue_code(_body())
-        action(code)
+        code = _checked(schema.queue_code)
+        s.workers.write(action, code)
     except schema.Invalid as e:
-        return invalid(e.errors)
+        return invalid(e.errors, e.total)
     except QueueNotFound:
         return reply(404, "queue not found")
     except QueueRunning:
@@ -89,10 +98,11 @@ def dnc():
     """Put customers of a queue on its do-not-call list (kept for the queue code, even before
     the queue exists: the seed's 404 then says so in `note`)."""
     try:
-        code, ids = schema.dnc_request(_body())
+        code, ids = _checked(schema.dnc_request)
     except schema.Invalid as e:
-        return invalid(e.errors)
-    live = block(g.db, code, ids, chunk=services().config.api.import_chunk)
+        return invalid(e.errors, e.total)
+    s = services()
+    live = block(s.db, code, ids, chunk=s.config.api.import_chunk, run=s.workers.write)
     log.info("dnc on %r: %d ids%s", code, len(ids), "" if live else " (no such queue yet: kept)")
     if not live:
         return reply(404, "queue not found", note=UNKNOWN_QUEUE_NOTE)
@@ -103,10 +113,11 @@ def dnc():
 def dnc_numbers():
     """Put numbers on the do-not-call list of every queue: never dialled again."""
     try:
-        numbers = schema.dnc_numbers_request(_body())
+        numbers = _checked(schema.dnc_numbers_request)
     except schema.Invalid as e:
-        return invalid(e.errors)
-    block_numbers(g.db, numbers, chunk=services().config.api.import_chunk)
+        return invalid(e.errors, e.total)
+    s = services()
+    block_numbers(s.db, numbers, chunk=s.config.api.import_chunk, run=s.workers.write)
     log.info("dnc: %d numbers", len(numbers))
     return reply(200, "successfully")
 
@@ -114,16 +125,16 @@ def dnc_numbers():
 @bp.post("/queue/stop")
 def stop():
     """Pause a queue: no new call of it is originated once this answers."""
-    return _command(lambda code: set_running(g.db, code, False))
+    return _command(lambda db, code: set_running(db, code, False))
 
 
 @bp.post("/queue/start")
 def start():
     """Resume a paused queue."""
-    return _command(lambda code: set_running(g.db, code, True))
+    return _command(lambda db, code: set_running(db, code, True))
 
 
 @bp.post("/queue/delete")
 def delete():
     """Withdraw a stopped queue; unfinished customers end `deleted`."""
-    return _command(lambda code: delete_queue(g.db, code))
+    return _command(delete_queue)

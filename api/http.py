@@ -15,7 +15,8 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
   read (else anyone who can connect makes the server hold `max_body_bytes` per connection).
 - The body is read here, whole, before the application runs: over `max_body_bytes`
   (by Content-Length or, chunked, by what arrives) is `413`; the application gets the
-  exact bytes and a Content-Length.
+  exact bytes and a Content-Length, and the same bytes object as `environ["autocall.body"]`
+  (so a large body is not copied again on its way to the JSON reader).
 - Every answer the server produces itself (400, 401, 408, 413, 414, 431, 500, 503) is JSON with
   `code` and `content`, like the application's.
 - `TCP_NODELAY` on every connection, and a response's headers go out in one send with the
@@ -30,7 +31,6 @@ import errno
 import hmac
 import http.client
 import io
-import json
 import logging
 import re
 import socket
@@ -46,6 +46,8 @@ from gevent.pywsgi import (
     _InvalidClientInput,  # what its chunk parser raises on bad framing
 )
 
+from api.http_errors import Refusal, error_response, parse_error_reason
+from api.jsonbody import BODY_KEY
 from daemon.config import ApiConfig
 
 log = logging.getLogger("autocall.api.http")
@@ -60,42 +62,6 @@ MAX_HEADER_BYTES = 65536  # a request's header lines in all (gevent limits only 
 
 class _Deadline(Exception):
     """A header or body deadline passed (raised by gevent.Timeout inside a read)."""
-
-
-class Refusal(Exception):
-    """A request the server answers itself: an HTTP status, a sentence, a reason."""
-
-    def __init__(self, code: int, content: str, reason: str = ""):
-        super().__init__(content)
-        self.code, self.content, self.reason = code, content, reason
-
-
-_STATUS = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
-
-def error_response(code: int, content: str, reason: str = "", extra_headers=()) -> bytes:
-    """A complete HTTP/1.1 response with the API's JSON body; the connection closes after it."""
-    body = {"code": code, "content": content}
-    if reason:
-        body["errors"] = [{"reason": reason}]
-    data = json.dumps(body, ensure_ascii=False).encode()
-    head = [
-        f"HTTP/1.1 {code} {_STATUS[code]}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(data)}",
-        "Connection: close",
-        *extra_headers,
-    ]
-    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data
 
 
 _BUSY = error_response(503, "server busy", "too many connections; try again", ("Retry-After: 1",))
@@ -182,7 +148,7 @@ class ApiHandler(WSGIHandler):
         except ValueError as e:
             if "Line too long" in str(e):  # gevent's word for a header line over 64 KiB
                 raise Refusal(431, "request header too large", "a header line is longer than 65536 bytes") from None
-            raise Refusal(400, "bad request", _reason(e)) from None
+            raise Refusal(400, "bad request", parse_error_reason(e)) from None
         coding = self.headers.get("transfer-encoding")
         if coding is not None and coding.lower() != "chunked":
             raise Refusal(400, "bad request", f"unsupported Transfer-Encoding {coding!r}")
@@ -234,7 +200,8 @@ class ApiHandler(WSGIHandler):
 
     def _give_body(self, body: bytes):
         env = self.environ
-        env["wsgi.input"] = io.BytesIO(body)
+        env["wsgi.input"] = io.BytesIO(body)  # shares `body`: no copy until written to
+        env[BODY_KEY] = body
         env["wsgi.input_terminated"] = True
         env.pop("HTTP_TRANSFER_ENCODING", None)
         if body or "CONTENT_LENGTH" in env:
@@ -396,10 +363,3 @@ def _read_waiting(sock):
             pass
     except BlockingIOError:
         pass
-
-
-def _reason(error: ValueError) -> str:
-    text = getattr(error, "formatted_message", None) or str(error)
-    if "Content-Length" in text or "invalid literal for int()" in text:
-        return "Content-Length must be a whole number of bytes"
-    return text.splitlines()[0][:200] if text else "malformed request"

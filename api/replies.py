@@ -28,6 +28,7 @@ def reply(code: int, content: str, **extra):
     return response
 
 
-def invalid(errors: list[dict]):
-    """400 for a request whose fields are wrong, with a reason for each."""
-    return reply(400, "invalid request", errors=errors)
+def invalid(errors: list[dict], total: int | None = None):
+    """400 for a request whose fields are wrong, with a reason for each (the first 1,000 of
+    `total`: api/problems.py)."""
+    return reply(400, "invalid request", errors=errors, error_count=len(errors) if total is None else total)

@@ -8,17 +8,19 @@ import datetime as dt
 import io
 from importlib import resources
 
-from flask import Blueprint, Response, g, request, stream_with_context
+from flask import Blueprint, Response, request
 
 from api.replies import invalid, reply
 from api.services import services
-from daemon.store.queue_state import QueueNotFound
-from daemon.store.reports import ATTEMPT_COLUMNS, iter_attempts, list_customers, queue_summary
+from daemon.store.queue_state import QueueNotFound, live_queue
+from daemon.store.reports import ATTEMPT_COLUMNS, attempt_page, list_customers, queue_summary
 from daemon.store.states import CUSTOMER_STATES
 
 bp = Blueprint("reports", __name__, url_prefix="/v2/autocall")
 
 MAX_PER_PAGE = 500
+CSV_PAGE = 2000  # calls per read of an export: one short job on a reader thread each
+_TIMES = tuple(i for i, name in enumerate(ATTEMPT_COLUMNS) if name in ("started_at", "answered_at", "ended_at"))
 
 
 @bp.get("/queue/<path:code>/customers")
@@ -33,7 +35,8 @@ def customers(code):
     if errors:
         return invalid(errors)
     try:
-        data = list_customers(g.db, code, state=state, page=page, per_page=per_page)
+        s = services()
+        data = s.workers.read(list_customers, code, state=state, page=page, per_page=per_page)
     except QueueNotFound:
         return reply(404, "queue not found")
     return reply(200, "successfully", data=data)
@@ -41,35 +44,45 @@ def customers(code):
 
 @bp.get("/queue/<path:code>/attempts.csv")
 def attempts_csv(code):
-    """Every call of the queue as CSV, oldest first, times in the configured time zone."""
-    db = g.db
+    """Every call of the queue as CSV, oldest first, times in the configured time zone.
+
+    Streamed a page at a time, each page read and formatted on a reader thread: the hub
+    sends one page while others wait their turn, so an export of any size holds up nobody."""
+    s = services()
     try:
-        attempts = iter_attempts(db, code)
+        queue_id, _ = s.workers.read(live_queue, code)
     except QueueNotFound:
         return reply(404, "queue not found")
-    tz = services().config.tz
+    tz = s.config.tz
 
-    def rows():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(("customer_id",) + ATTEMPT_COLUMNS)
-        with db.connection_context():
-            for ext_id, values in attempts:
-                for name in ("started_at", "answered_at", "ended_at"):
-                    values[name] = _local_time(values[name], tz)
-                writer.writerow([_cell(ext_id), *map(_cell, values.values())])
-                if buffer.tell() > 65536:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
+    def pages():
+        yield _csv_text([("customer_id",) + ATTEMPT_COLUMNS])
+        after = 0
+        while True:
+            text, after = s.workers.read(_csv_page, queue_id, after, tz)
+            if not text:
+                return
+            yield text
 
     filename = f"attempts-{_safe_filename(code)}.csv"
-    return Response(
-        stream_with_context(rows()),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return Response(pages(), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _csv_page(db, queue_id: int, after: int, tz) -> tuple[str, int]:
+    """The CSV lines of the calls after attempt id `after`, and the last id in them ("" at the end)."""
+    rows = attempt_page(db, queue_id, after, CSV_PAGE)
+    lines = []
+    for _, ext_id, *values in rows:
+        for i in _TIMES:
+            values[i] = _local_time(values[i], tz)
+        lines.append([ext_id, *values])
+    return _csv_text(lines), rows[-1][0] if rows else after
+
+
+def _csv_text(lines) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([_cell(value) for value in line] for line in lines)
+    return buffer.getvalue()
 
 
 # OWASP's CSV-injection rule: a spreadsheet runs a cell starting with one of these as a formula.
@@ -87,7 +100,8 @@ def _cell(value):
 def queue(code):
     """The queue's settings, state and customer counts per state."""
     try:
-        return reply(200, "successfully", data=queue_summary(g.db, code))
+        s = services()
+        return reply(200, "successfully", data=s.workers.read(queue_summary, code))
     except QueueNotFound:
         return reply(404, "queue not found")
 

@@ -3,21 +3,29 @@
 Two levels, as DESIGN §2 says: a problem with the request itself raises `Invalid`
 (the endpoint answers 400 and changes nothing); a problem with one customer of an
 import rejects only that customer, with a reason, and the others still import.
+
+Bodies are read by api/jsonbody.py: the list of a request (customers, ids, numbers) item by
+item, each checked as it is read and kept small, so memory follows the body's size; at most
+MAX_ITEMS items per request. Every check runs before anything is written. Reasons are
+counted in full but only the first MAX_LISTED are kept and listed (api/problems.py).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 
+from api import jsonbody
+from api.problems import MAX_LISTED, UNLISTED, Problems, Rejections
 from daemon import ivr, phone, values
 from daemon.errors import AutocallError
 from daemon.store.records import ImportRequest, NewCustomer
 
+MAX_ITEMS = 200_000  # customers, ids or numbers in one request
 MAX_MOBILES = 10
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 1024
@@ -37,29 +45,38 @@ RESERVED_FIELDS = ("id", "mobiles")
 
 
 class Invalid(AutocallError):
-    """The request as a whole is unacceptable; `errors` lists every reason found."""
+    """The request as a whole is unacceptable; `errors` lists the first MAX_LISTED reasons
+    found, `total` counts them all."""
 
-    def __init__(self, errors: list[dict]):
+    def __init__(self, errors):
+        errors = errors if isinstance(errors, Problems) else Problems(errors)
         super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
-        self.errors = errors
+        self.errors, self.total = errors.listed, errors.total
 
 
-def parse_json(raw: bytes):
-    """Decode a JSON body strictly (UTF-8, no NaN/Infinity) or raise Invalid."""
+def parse_json(raw: bytes, streams=None):
+    """Decode a JSON body strictly (UTF-8, no NaN/Infinity) with bounded memory, handing the
+    arrays of `streams` item by item (api/jsonbody.py); Invalid if it cannot be read."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise Invalid([{"field": "body", "reason": "body is not UTF-8"}]) from None
+        return jsonbody.read(raw, streams or {}, MAX_ITEMS)
+    except jsonbody.BodyError as e:
+        raise Invalid([{"field": e.field, "reason": e.reason}]) from None
     except (ValueError, RecursionError) as e:
         raise Invalid([{"field": "body", "reason": f"body is not valid JSON: {e}"}]) from None
 
 
-def _reject_constant(name):
-    raise ValueError(f"{name} is not allowed")
+def _listed(body, key: str) -> int:
+    """How many items the array `key` of `body` had (0 if it was no array)."""
+    value = body.get(key)
+    return value.count if isinstance(value, jsonbody.Streamed) else 0
 
 
-def queue_code(body) -> str:
+def queue_code(raw: bytes) -> str:
     """The `queue_code` of a command body, or Invalid."""
+    return _command_code(parse_json(raw))
+
+
+def _command_code(body) -> str:
     if not isinstance(body, dict):
         raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
     errors: list[dict] = []
@@ -69,55 +86,62 @@ def queue_code(body) -> str:
     return code
 
 
-def dnc_request(body) -> tuple[str, list[str]]:
+def dnc_request(raw: bytes) -> tuple[str, list[str]]:
     """(queue_code, customer ids) of a DNC body, or Invalid."""
-    code = queue_code(body)
-    customers = body.get("customers")
-    if not isinstance(customers, list) or not customers:
-        raise Invalid([{"field": "customers", "reason": "expected a non-empty list of {\"id\": ...}"}])
     ids: list[str] = []
-    errors: list[dict] = []
-    for i, item in enumerate(customers):
+    errors = Problems()
+
+    def add(i, item, _head):
         ext_id = _customer_id(item, f"customers[{i}]", errors)
         if ext_id is not None:
             reason = _id_problem(ext_id)
             if reason:
                 errors.append({"field": f"customers[{i}].id", "reason": reason})
             ids.append(ext_id)
+
+    body = parse_json(raw, {"customers": add})
+    code = _command_code(body)
+    if not _listed(body, "customers"):
+        raise Invalid([{"field": "customers", "reason": "expected a non-empty list of {\"id\": ...}"}])
     if errors:
         raise Invalid(errors)
     return code, list(dict.fromkeys(ids))
 
 
-def dnc_numbers_request(body) -> list[str]:
+def dnc_numbers_request(raw: bytes) -> list[str]:
     """The numbers of a `{"mobiles": [...]}` body in national form, each once, or Invalid
     (one bad number refuses the whole list: a DNC must not be half taken)."""
-    if not isinstance(body, dict):
-        raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
-    mobiles = body.get("mobiles")
-    if not isinstance(mobiles, list) or not mobiles:
-        raise Invalid([{"field": "mobiles", "reason": "expected a non-empty list of phone numbers"}])
-    numbers, errors = [], []
-    for i, item in enumerate(mobiles):
+    numbers: list[str] = []
+    errors = Problems()
+
+    def add(i, item, _head):
         try:
             numbers.append(phone.normalize(item))
         except phone.InvalidPhone as e:
             errors.append({"field": f"mobiles[{i}]", "reason": str(e)})
+
+    body = parse_json(raw, {"mobiles": add})
+    if not isinstance(body, dict):
+        raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
+    if not _listed(body, "mobiles"):
+        raise Invalid([{"field": "mobiles", "reason": "expected a non-empty list of phone numbers"}])
     if errors:
         raise Invalid(errors)
     return list(dict.fromkeys(numbers))
 
 
-def import_request(body, templates: ivr.TemplateLoader) -> tuple[ImportRequest, list[dict], list[dict]]:
-    """Validate an import body.
+def import_request(raw: bytes, templates: ivr.TemplateLoader) -> tuple[ImportRequest, Rejections, Problems]:
+    """Validate an import body, every customer of it, before anything is written.
 
     Returns the request holding only the acceptable customers, the rejected ones and the
     warnings about accepted ones (a mobile dropped as invalid), each as
-    ``[{"id": ..., "reason": ...}]``. Raises Invalid for request-level problems.
+    ``{"id": ..., "reason": ...}``. Raises Invalid for request-level problems.
     """
+    items = _ImportItems(templates)
+    body = parse_json(raw, {"customers": items.add})
     if not isinstance(body, dict):
         raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
-    errors: list[dict] = []
+    errors = Problems()
     code = _queue_code(body.get("queue_code"), errors)
     template = _template(body.get("template"), templates, errors)
     settings = {}
@@ -130,29 +154,82 @@ def import_request(body, templates: ivr.TemplateLoader) -> tuple[ImportRequest, 
                 errors.append({"field": name, "reason": f"must be between {low} and {high}"})
             else:
                 settings[name] = value
-    raw_customers = body.get("customers")
-    if not isinstance(raw_customers, list) or not raw_customers:
+    if not _listed(body, "customers"):
         errors.append({"field": "customers", "reason": "expected a non-empty list of customers"})
-        raw_customers = []
-    found = [_customer_id(c, f"customers[{i}]", errors) for i, c in enumerate(raw_customers)]
+    errors.merge(items.errors)
     if errors or code is None or template is None:
         raise Invalid(errors)
-    ids = [ext_id for ext_id in found if ext_id is not None]  # all of them: a missing id is an error
-
-    repeated = {ext_id: n for ext_id, n in Counter(ids).items() if n > 1}  # in request order
-    accepted: list[NewCustomer] = []
-    rejected: list[dict] = []
-    warnings: list[dict] = []
-    for ext_id in repeated:
-        rejected.append({"id": ext_id, "reason": "the same id appears more than once in this request"})
-    for ext_id, raw in zip(ids, raw_customers):
-        if ext_id in repeated:
-            continue
-        try:
-            accepted.append(_customer(ext_id, raw, template.speakable, warnings))
-        except CustomerRejected as e:
-            rejected.append({"id": ext_id, "reason": str(e)})
+    accepted, rejected, warnings = items.sorted(template.speakable)
     return ImportRequest(code, template.name, settings, accepted), rejected, warnings
+
+
+class _ImportItems:
+    """The customers of an import as they are read, each checked at once and kept small: its
+    id, and its NewCustomer or the reason it is refused (kept for the first MAX_LISTED). When
+    the template came before the customers, as in the seed, what it reads aloud is checked
+    at once too (`template.speakable`: what the call would say, checked now rather than failed
+    later), so a refused customer never stays whole in memory."""
+
+    def __init__(self, templates: ivr.TemplateLoader):
+        self.templates = templates
+        self.speakable: ivr.FieldCheck | None = None  # known once the template is
+        self.errors = Problems()  # items that are no customer at all: the request is refused
+        self.ids: list[str] = []
+        self.checked: list[NewCustomer | str | None] = []
+        self.warnings: dict[int, list[str]] = {}  # item -> its dropped mobiles
+        self._reasons = 0
+
+    def add(self, i: int, item, head: dict):
+        if i == 0:
+            self.speakable = self._speakable(head.get("template"))
+        ext_id = _customer_id(item, f"customers[{i}]", self.errors)
+        if ext_id is None:
+            return
+        dropped: list[str] = []
+        try:
+            customer = _customer(ext_id, item, dropped)
+            checked: NewCustomer | str | None = customer
+            if self.speakable is not None:
+                checked = self.speakable.problem(customer.fields) or customer
+        except CustomerRejected as e:
+            checked = str(e)
+        if isinstance(checked, NewCustomer):
+            if dropped:
+                self.warnings[len(self.ids)] = dropped
+        else:
+            self._reasons += 1
+            checked = checked if self._reasons <= MAX_LISTED else None
+        self.ids.append(ext_id)
+        self.checked.append(checked)
+
+    def _speakable(self, name) -> ivr.FieldCheck | None:
+        """What template `name` (valid on disk now) reads aloud, if it can be had (else
+        import_request says why)."""
+        if not isinstance(name, str) or not ivr.valid_template_name(name):
+            return None
+        try:
+            return self.templates.get_current(name).speakable
+        except (ivr.UnknownTemplate, ivr.TemplateInvalid):
+            return None
+
+    def sorted(self, speakable: ivr.FieldCheck) -> tuple[list[NewCustomer], Rejections, Problems]:
+        """(accepted, rejected, warnings) once the template is known."""
+        repeated = {ext_id: n for ext_id, n in Counter(self.ids).items() if n > 1}  # in request order
+        accepted: list[NewCustomer] = []
+        rejected, warnings = Rejections(), Problems()
+        for ext_id in repeated:
+            rejected.append({"id": ext_id, "reason": "the same id appears more than once in this request"})
+        for n, (ext_id, checked) in enumerate(zip(self.ids, self.checked)):
+            if ext_id in repeated:
+                continue
+            if isinstance(checked, NewCustomer) and self.speakable is None:
+                checked = speakable.problem(checked.fields) or checked
+            if isinstance(checked, NewCustomer):
+                accepted.append(checked)
+                warnings.extend({"id": ext_id, "reason": reason} for reason in self.warnings.get(n, ()))
+            else:
+                rejected.append({"id": ext_id, "reason": checked or UNLISTED})
+        return accepted, rejected, warnings
 
 
 class CustomerRejected(AutocallError):
@@ -226,22 +303,23 @@ def _hidden_character(text: str, categories: frozenset) -> str | None:
     return None
 
 
-def _customer(ext_id: str, raw: dict, speakable: ivr.FieldCheck, warnings: list) -> NewCustomer:
+def _customer(ext_id: str, raw: dict, dropped: list) -> NewCustomer:
     problem = _id_problem(ext_id)
     if problem:
         raise CustomerRejected(problem)
-    mobiles, dropped = _mobiles(raw.get("mobiles"))
-    warnings.extend({"id": ext_id, "reason": f"mobile dropped: {reason}"} for reason in dropped)
-    fields = {name: _field(name, value) for name, value in raw.items() if name not in RESERVED_FIELDS}
-    unspeakable = speakable.problem(fields)  # what the call would say, checked now rather than failed later
-    if unspeakable:
-        raise CustomerRejected(unspeakable)
+    mobiles, problems = _mobiles(raw.get("mobiles"))
+    dropped.extend(f"mobile dropped: {reason}" for reason in problems)
+    fields = {_field_name(name): _field(name, value) for name, value in raw.items() if name not in RESERVED_FIELDS}
     return NewCustomer(ext_id, mobiles, fields)
 
 
 @functools.lru_cache(maxsize=1024)  # the same few field names on every customer
-def _field_name_ok(name: str) -> bool:
-    return _FIELD_NAME.fullmatch(name) is not None
+def _field_name(name: str) -> str:
+    """`name` if it may name a field, as the one string object kept for it (the cache's:
+    customers read one by one would each hold their own copy)."""
+    if _FIELD_NAME.fullmatch(name) is None:
+        raise CustomerRejected(f"field name {name[:80]!r} is not an identifier")
+    return name
 
 
 def _mobiles(value) -> tuple[list[str], list[str]]:
@@ -264,8 +342,6 @@ def _mobiles(value) -> tuple[list[str], list[str]]:
 
 
 def _field(name: str, value):
-    if not _field_name_ok(name):
-        raise CustomerRejected(f"field name {name[:80]!r} is not an identifier")
     kind = type(value)
     if kind is str:
         if len(value) > MAX_TEXT_LENGTH:
@@ -297,6 +373,7 @@ def _whole_number(name, value):
     return number
 
 
+@functools.lru_cache(maxsize=4096)  # due dates repeat across customers: one string kept for each
 def _date(name, value) -> str:
     """Accept the dates say_vi can read; keep the ISO form."""
     day = values.parse_date(value) if isinstance(value, str) else None
@@ -306,7 +383,7 @@ def _date(name, value) -> str:
 
 
 # Known customer fields and how each must look (DESIGN §2: all other scalars are extra variables).
-_KNOWN_FIELDS = {
+_KNOWN_FIELDS: dict[str, Callable[[str, object], object]] = {
     "contract_number": _contract_number,
     "upcoming_amount": _whole_number,
     "total_ovd_amount": _whole_number,

@@ -7,6 +7,7 @@ import dataclasses
 import peewee as pw
 from flask import Flask, current_app
 
+from api.db import Workers
 from daemon.config import Config
 from daemon.ivr import TemplateLoader
 
@@ -18,6 +19,7 @@ class Services:
     config: Config
     db: pw.Database  # the store's database (daemon.store.schema.open_database)
     templates: TemplateLoader
+    workers: Workers  # where every statement on `db` runs (api/db.py), never on the hub
 
     def install(self, app: Flask):
         app.extensions[EXTENSION] = self

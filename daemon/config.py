@@ -62,6 +62,10 @@ class ApiConfig:
     body_timeout: float = 60.0
     keepalive_timeout: float = 30.0
     max_connections: int = 200
+    # Database work (api/db.py): seconds a request may wait for a thread and the write lock
+    # (then 503), and the threads that run reads.
+    lock_timeout: float = 5.0
+    read_threads: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +209,8 @@ def _build(raw: dict, base: Path, origins: dict) -> Config:
         body_timeout=a.take("body_timeout", d.api.body_timeout, _float_in(0.1, 3600)),
         keepalive_timeout=a.take("keepalive_timeout", d.api.keepalive_timeout, _float_in(0.1, 3600)),
         max_connections=a.take("max_connections", d.api.max_connections, _int_in(1, 100_000)),
+        lock_timeout=a.take("lock_timeout", d.api.lock_timeout, _float_in(0.1, 600)),
+        read_threads=a.take("read_threads", d.api.read_threads, _int_in(1, 64)),
     )
     a.done()
 

@@ -78,7 +78,9 @@ def config(tmp_path):
 
 @pytest.fixture
 def app(config):
-    return create_app(config)
+    app = create_app(config)
+    yield app
+    services(app).workers.close()  # its threads, and with them their SQLite connections
 
 
 @pytest.fixture

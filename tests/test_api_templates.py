@@ -101,7 +101,7 @@ def test_a_template_broken_on_disk_refuses_imports_naming_it_though_a_good_versi
     path.write_text(good.replace('"goto goodbye"', '"goto nowhere"'), encoding="utf-8")
     clock.now += 1.0
     r = post(client, "/queue", seed_import())
-    assert r.status_code == 400 and r.get_json() | {"errors": None} == IMPORT_FAIL | {"errors": None}
+    assert r.status_code == 400 and r.get_json() | {"errors": None} == IMPORT_FAIL | {"errors": None, "error_count": 1}
     [error] = r.get_json()["errors"]
     assert error["field"] == "template" and "IVR-1" in error["reason"] and "'nowhere'" in error["reason"]
     db = services(client.application).db

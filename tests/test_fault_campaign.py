@@ -17,10 +17,7 @@ def test_short_campaign_with_every_fault_loses_nobody_and_double_calls_nobody(tm
     settings = campaign.Settings(rounds=len(campaign.FAULTS), seed=7, round_seconds=2.5, lock_long=3.0, disk_full=3.0)
     result = campaign.run(settings, tmp_path)
 
-    # Until the API answers a full disk with 503 + Retry-After (issue 12 item 2, the API's side of
-    # database faults), its 500s then are the one exception allowed: tighten to == [] with it.
-    api_on_full_disk = [v for v in result.violations if v.rule == "api" and result.faults[v.round - 1] == "disk_full"]
-    assert [str(v) for v in result.violations if v not in api_on_full_disk] == []
+    assert [str(v) for v in result.violations] == []
     assert result.results_lost == 0
     assert set(result.faults) == set(campaign.FAULTS) - (set() if Tmpfs.available() else {"disk_full"})
     # The database faults made the daemon pause and resume, without losing a call.

@@ -1,6 +1,6 @@
 """The store on real SQLite files: every customer transition as a function, databases that
-do not share their models, and the rule that only `store/customers.py` writes a customer's
-state."""
+do not share their models, and the rule that only `store/customers.py` and `store/commands.py`
+write a customer's state."""
 
 import re
 from pathlib import Path
@@ -197,16 +197,17 @@ def test_the_api_the_live_view_and_the_ledger_count_customers_alike(db):
     assert Ledger(db).counts() == expected
 
 
-def test_list_customers_and_iter_attempts_read_json_columns_and_attempts(db):
+def test_list_customers_and_attempt_pages_read_json_columns_and_attempts(db):
     add(db, ("A", ["0901000001"]), ("B", ["0901000002"]))
     [c] = claim(db)
     page = reports.list_customers(db, "Q", state=None, page=1, per_page=1)
     assert (page["total"], [x["id"] for x in page["customers"]]) == (2, ["A"])
     assert page["customers"][0]["mobiles"] == ["0901000001"] and page["customers"][0]["fields"] == {"n": "A"}
     assert [a["uuid"] for a in page["customers"][0]["attempts"]] == [c.uuid]
-    assert [(ext_id, a["state"]) for ext_id, a in reports.iter_attempts(db, "Q", batch=1)] == [("A", "dialing")]
-    with pytest.raises(queue_state.QueueNotFound):
-        reports.iter_attempts(db, "nope")
+    queue_id, _ = queue_state.live_queue(db, "Q")
+    [(attempt_id, ext_id, number, uuid, *_)] = reports.attempt_page(db, queue_id, 0, 10)
+    assert (ext_id, number, uuid) == ("A", "0901000001", c.uuid)
+    assert reports.attempt_page(db, queue_id, attempt_id, 10) == []
 
 
 def test_tallies_count_live_queues_only_and_leave_out_empty_cells(db):
@@ -239,7 +240,7 @@ def test_only_store_customers_writes_a_customer_state():
             path.read_text(),
         )
     }
-    assert writers == {"daemon/store/customers.py"}
+    assert writers == {"daemon/store/customers.py", "daemon/store/commands.py"}
 
 
 def test_no_state_word_is_written_inside_sql_text():

@@ -1,13 +1,13 @@
-"""Every change of a customer's state, one function per transition; the only writer of
-`customer.state` (DESIGN §2, §3).
+"""Every change of a customer's state, one function per transition; with `commands.py` (the
+API's import, block and delete) the only writer of `customer.state` (DESIGN §2, §3).
 
     new ──import──▶ pending ──claim_many──▶ calling ──finish──▶ pending (recall) | final
     pending ──claim_many──▶ failed (no live number)     calling ──abandon──▶ pending | failed
     pending ──block──▶ dnc        pending, calling ──delete_queue──▶ deleted
     success, failed ──import (re-arm)──▶ pending
 
-The API's commands (`import_customers`, `block`, `delete_queue`) are short transactions of
-their own, chunked where the input is large. The dialer's transitions (`claim_many`,
+The API's commands (`import_customers`, `block`, `delete_queue`) live in `commands.py` and
+are re-exported here. The dialer's transitions (`claim_many`,
 `mark_answered`, `finish`, `abandon`) run inside the caller's transaction, so the ledger can
 write a batch of them in one; `claim_many`, `finish` and `abandon` refuse to run outside
 one. None does I/O but SQL.
@@ -17,157 +17,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import uuid as uuid_mod
 
 import peewee as pw
 
 from daemon import outcome
 from daemon.store import dnc, people, queue_state
-from daemon.store.records import CallReport, Claim, ImportRequest, ImportResult, NewCustomer, QueueInfo
-from daemon.store.schema import execute, executemany, insert, marks
-from daemon.store.states import ANSWERED, CALLING, DELETED, DIALING, DNC, DONE, FAILED, PENDING, RUNNING, STOPPED
+from daemon.store.commands import block, delete_queue, import_customers
+from daemon.store.records import CallReport, Claim, QueueInfo
+from daemon.store.schema import execute, insert
+from daemon.store.states import ANSWERED, CALLING, DIALING, DNC, DONE, FAILED, PENDING, RUNNING
+
+__all__ = [  # the API's commands, re-exported for the callers that know them from here
+    "abandon",
+    "block",
+    "claim_many",
+    "delete_queue",
+    "finish",
+    "import_customers",
+    "mark_answered",
+]
 
 CANDIDATES = 8  # customers looked at per claim when some are over their daily cap
 BUSY_RETRY = 1.0  # seconds a customer whose person is in another call waits before the next look
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-# --- the API's commands -------------------------------------------------------------------
-
-
-def import_customers(
-    db: pw.Database, request: ImportRequest, defaults, *, chunk: int = 2000, now=time.time
-) -> ImportResult:
-    """Create or merge the queue, then add or refresh its customers `chunk` at a time.
-
-    A new queue starts `running`. An existing one takes the template and the settings
-    the request gave and keeps its state. Per customer: new → pending; pending → data
-    refreshed; finished → armed again for a new round; in a call or on the DNC list →
-    rejected with the reason. Numbers on the DNC number list are dropped (a warning);
-    a customer left with none is rejected.
-    """
-    with db.atomic():
-        queue_id = queue_state.upsert(db, request, defaults, now())
-    result = ImportResult()
-    customers = request.customers
-    for start in range(0, len(customers), chunk):
-        with db.atomic():
-            _import_chunk(db, queue_id, customers[start : start + chunk], result, now())
-    return result
-
-
-_INSERT = (
-    "INSERT INTO customer (queue_id, ext_id, mobiles, fields, state, round, number_index,"
-    " dead_numbers, next_call_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, '[]', ?, ?, ?)"
-)
-# New numbers start the round's number list over; the same ones keep its place.
-_REFRESH = (
-    "UPDATE customer SET number_index = CASE WHEN mobiles = ? THEN number_index ELSE 0 END,"
-    " dead_numbers = CASE WHEN mobiles = ? THEN dead_numbers ELSE '[]' END,"
-    " mobiles = ?, fields = ?, updated_at = ? WHERE id = ?"
-)
-_REARM = (
-    "UPDATE customer SET mobiles = ?, fields = ?, state = ?, round = 0, number_index = 0,"
-    " dead_numbers = '[]', next_call_at = ?, last_cause = NULL, result = NULL, updated_at = ? WHERE id = ?"
-)
-
-
-def _import_chunk(db, queue_id: int, chunk: list[NewCustomer], result: ImportResult, at: float):
-    if queue_state.state_of(db, queue_id) == DELETED:
-        result.rejected.extend({"id": c.ext_id, "reason": "the queue was deleted during the import"} for c in chunk)
-        return
-    ids = [c.ext_id for c in chunk]
-    existing = {
-        ext_id: (row_id, state)
-        for ext_id, row_id, state in execute(
-            db,
-            f"SELECT ext_id, id, state FROM customer WHERE queue_id = ? AND ext_id IN ({marks(ids)})",
-            [queue_id, *ids],
-        )
-    }
-    blocked = dnc.listed_ids(db, queue_state.code_of(db, queue_id), ids)
-    barred = _barred_numbers(db, chunk)
-    inserts, refreshes, rearms = [], [], []
-    for c in chunk:
-        if c.ext_id in blocked:
-            result.rejected.append({"id": c.ext_id, "reason": "on this queue's DNC list"})
-            continue
-        numbers = [n for n in c.mobiles if n not in barred] if barred else c.mobiles
-        if not numbers:
-            result.rejected.append({"id": c.ext_id, "reason": "every mobile is on the DNC number list"})
-            continue
-        result.warnings.extend(
-            {"id": c.ext_id, "reason": f"mobile dropped: {n} is on the DNC number list"}
-            for n in c.mobiles
-            if n in barred
-        )
-        # Numbers are digits only (daemon.phone), so their JSON needs no escaping.
-        mobiles, fields = '["' + '","'.join(numbers) + '"]', _dumps(c.fields)
-        row_id, state = existing.get(c.ext_id, (None, None))
-        if row_id is None:
-            inserts.append((queue_id, c.ext_id, mobiles, fields, PENDING, at, at, at))
-        elif state == CALLING:
-            result.rejected.append({"id": c.ext_id, "reason": "in a call right now; send it again later"})
-            continue
-        elif state == PENDING:
-            refreshes.append((mobiles, mobiles, mobiles, fields, at, row_id))
-        else:
-            rearms.append((mobiles, fields, PENDING, at, at, row_id))
-        result.success.append(c.ext_id)
-    executemany(db, _INSERT, inserts)
-    executemany(db, _REFRESH, refreshes)
-    executemany(db, _REARM, rearms)
-
-
-def _barred_numbers(db, chunk: list[NewCustomer]) -> set[str]:
-    if execute(db, "SELECT 1 FROM dnc_number LIMIT 1").fetchone() is None:
-        return set()  # the usual case: nobody ever sent a number
-    return dnc.listed_numbers(db, {n for c in chunk for n in c.mobiles})
-
-
-def block(db: pw.Database, code: str, ext_ids: list[str], *, chunk: int = 2000, now=time.time) -> bool:
-    """Put these ids on the DNC list of queue `code`: pending ones end `dnc` and are never
-    dialed; later imports of them into a queue of this code are refused, after a delete and
-    re-import too. Returns whether a live queue has this code; when none has, the ids are
-    kept all the same, for the queue when it comes.
-
-    Customers in a call finish that call (`finish` sees the DNC row before any recall).
-    Finished customers keep their result.
-    """
-    live = False
-    for start in range(0, len(ext_ids), chunk):
-        part = ext_ids[start : start + chunk]
-        at = now()
-        with db.atomic():
-            dnc.add_ids(db, code, part, at)
-            # The queue is looked up in each chunk: an import may create it meanwhile.
-            queue_id = queue_state.live_queue_id(db, code)
-            if queue_id is not None:
-                live = True
-                execute(
-                    db,
-                    f"UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state = ?"
-                    f" AND ext_id IN ({marks(part)})",
-                    (DNC, at, queue_id, PENDING, *part),
-                )
-    return live
-
-
-def delete_queue(db: pw.Database, code: str, *, now=time.time):
-    """Withdraw a stopped queue (else QueueRunning): unfinished customers end `deleted`,
-    results stay for reports."""
-    at = now()
-    with db.atomic():
-        queue_id, state = queue_state.live_queue(db, code)
-        if state != STOPPED:
-            raise queue_state.QueueRunning(code)
-        execute(
-            db,
-            "UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state IN (?, ?)",
-            (DELETED, at, queue_id, PENDING, CALLING),
-        )
-        queue_state.mark_deleted(db, queue_id, now=at)
 
 
 # --- the dialer's transitions (inside the caller's transaction) ---------------------------

@@ -43,17 +43,27 @@ def is_listed(db: pw.Database, code: str, ext_id: str) -> bool:
     return execute(db, "SELECT 1 FROM dnc WHERE queue_code = ? AND ext_id = ?", (code, ext_id)).fetchone() is not None
 
 
-def block_numbers(db: pw.Database, numbers: list[str], *, chunk: int = 2000, now=time.time):
+def at_once(db: pw.Database):
+    """The default `run` of the chunked commands: `step(db, *args)`, here and now."""
+    return lambda step, *args: step(db, *args)
+
+
+def block_numbers(db: pw.Database, numbers: list[str], *, chunk: int = 2000, now=time.time, run=None):
     """Put `numbers` (national form) on the DNC number list, `chunk` per transaction: from each
-    commit on, no claim dials them and imports drop them."""
+    commit on, no claim dials them and imports drop them. `run(step, *args)` runs each
+    transaction as `step(db, *args)` (store.commands: by default at once on `db`)."""
+    run = run or at_once(db)
     for start in range(0, len(numbers), chunk):
-        at = now()
-        with db.atomic():
-            executemany(
-                db,
-                "INSERT INTO dnc_number (number, created_at) VALUES (?, ?) ON CONFLICT (number) DO NOTHING",
-                [(n, at) for n in numbers[start : start + chunk]],
-            )
+        run(_add_numbers, numbers[start : start + chunk], now())
+
+
+def _add_numbers(db, numbers: list[str], at: float):
+    with db.atomic():
+        executemany(
+            db,
+            "INSERT INTO dnc_number (number, created_at) VALUES (?, ?) ON CONFLICT (number) DO NOTHING",
+            [(n, at) for n in numbers],
+        )
 
 
 def listed_numbers(db: pw.Database, numbers) -> set[str]:

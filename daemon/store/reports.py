@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 
 import peewee as pw
 
@@ -206,28 +205,17 @@ def _customer_dict(row, attempts: list[dict]) -> dict:
     }
 
 
-def iter_attempts(db: pw.Database, code: str, *, batch: int = 1000) -> Iterator[tuple[str, dict]]:
-    """(customer ext_id, attempt as ATTEMPT_COLUMNS) for every call of the queue, oldest first,
-    read `batch` at a time. QueueNotFound is raised here, before the first row is read."""
-    queue_id, _ = live_queue(db, code)
-    return _attempt_rows(db, queue_id, batch)
-
-
-def _attempt_rows(db, queue_id: int, batch: int):
+def attempt_page(db: pw.Database, queue_id: int, after: int, limit: int) -> list[tuple]:
+    """Up to `limit` calls of the queue with an attempt id above `after`, oldest first, each
+    as (attempt id, customer ext_id, *ATTEMPT_COLUMNS): one short read, so an export of any
+    size is a series of them."""
     columns = ", ".join(f"a.{name}" for name in ATTEMPT_COLUMNS)
-    last = 0
-    while True:
-        rows = execute(
-            db,
-            f"SELECT a.id, c.ext_id, {columns} FROM attempt a JOIN customer c ON c.id = a.customer_id"
-            " WHERE a.queue_id = ? AND a.id > ? ORDER BY a.id LIMIT ?",
-            (queue_id, last, batch),
-        ).fetchall()
-        if not rows:
-            return
-        for _, ext_id, *values in rows:
-            yield ext_id, dict(zip(ATTEMPT_COLUMNS, values))
-        last = rows[-1][0]
+    return execute(
+        db,
+        f"SELECT a.id, c.ext_id, {columns} FROM attempt a JOIN customer c ON c.id = a.customer_id"
+        " WHERE a.queue_id = ? AND a.id > ? ORDER BY a.id LIMIT ?",
+        (queue_id, after, limit),
+    ).fetchall()
 
 
 # --- the live view (`autocall status`, the demo) -------------------------------------------

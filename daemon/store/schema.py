@@ -227,18 +227,7 @@ def open_database(path: str | Path, *, busy_timeout: float = 30.0) -> pw.SqliteD
     """Open (creating if needed) the autocall database at `path`, migrated to SCHEMA_VERSION."""
     path = Path(path)
     dbfile.create(path)  # directory and file with their modes, or one clear error
-    db = pw.SqliteDatabase(
-        str(path),
-        timeout=busy_timeout,
-        lock_type="IMMEDIATE",
-        check_same_thread=False,
-        pragmas={
-            "journal_mode": "wal",
-            "foreign_keys": 1,
-            "synchronous": "normal",
-            "busy_timeout": int(busy_timeout * 1000),
-        },
-    )
+    db = database(path, busy_timeout=busy_timeout)
     try:
         db.connect(reuse_if_open=True)
         _migrate(db, path)
@@ -246,6 +235,25 @@ def open_database(path: str | Path, *, busy_timeout: float = 30.0) -> pw.SqliteD
         db.close()
         raise store_error(e, f"database {path}") from None
     return db
+
+
+def database(path: str | Path, *, busy_timeout: float = 30.0, one_thread: bool = False) -> pw.SqliteDatabase:
+    """The database at `path` as open_database sets it up, not yet connected nor migrated.
+    `one_thread`: for a database object only one OS thread ever uses (api/db.py gives each
+    worker thread its own): no lock of peewee's, and sqlite3 refuses any other thread."""
+    return pw.SqliteDatabase(
+        str(path),
+        timeout=busy_timeout,
+        lock_type="IMMEDIATE",
+        check_same_thread=one_thread,
+        thread_safe=not one_thread,
+        pragmas={
+            "journal_mode": "wal",
+            "foreign_keys": 1,
+            "synchronous": "normal",
+            "busy_timeout": int(busy_timeout * 1000),
+        },
+    )
 
 
 def _migrate(db: pw.SqliteDatabase, path: Path):

@@ -183,6 +183,7 @@ class Dialer:
             follow=self._follow,
             close=lambda claim, report: self._record(claim, report, reattached=True),
         )
+        log.info("reconciled %d open calls with FreeSWITCH; dialing", len(open_attempts))
         # Maybe another switch, or this one restarted: what it could read before says nothing now.
         self.template_check.forget()
         self.template_check.check_all(client, self.templates, now)

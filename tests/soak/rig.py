@@ -138,7 +138,9 @@ class Daemon:
         self.db_path = self.proc.db_path
 
     def connects(self) -> int:
-        return self.proc.read_log().count("connected to FreeSWITCH")
+        """How many times it has connected to the switch and reconciled its open calls (their
+        results written): a fault is over for the checks only then."""
+        return self.proc.read_log().count("open calls with FreeSWITCH; dialing")
 
     def start(self, timeout: float):
         before = self.connects()

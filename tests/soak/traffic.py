@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # Number prefixes the campaign's scenario maps to a callee behaviour (see rig.scenario()).
 PREFIXES = ("0903", "0904", "0905", "0906", "0907", "0908", "0909", "0981", "0982", "0983")
 FIELDS = {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
+DONE, LATER, FAILED = "done", "later", "failed"  # what became of an import
 BACKLOG = 40  # pending customers per queue above which clients stop adding more
 TIMEOUT = 60  # seconds for one HTTP request (a held write lock must not fail it)
 
@@ -212,10 +213,9 @@ class Traffic:
             self.running[queue] = True
             customers = [{"id": ext, "mobiles": json.loads(m), **FIELDS} for ext, m in rows]
             body = customers or self._new_customers(rng, 3)
-            # A broken edit of the template that came meanwhile refuses it: again once fixed.
-            while not self._import(session, rng, queue, body):
-                if not self.template_broken:
-                    break
+            # Refused for now (a broken edit of the template, the database unavailable): the queue
+            # is gone meanwhile, so again until it is taken.
+            while self._import(session, rng, queue, body) == LATER:
                 gevent.sleep(0.2)
             self.journal.counts["reimported_after_delete"] += len(customers)
 
@@ -246,8 +246,8 @@ class Traffic:
             customers.append({"id": f"K{self._next_id:06}", "mobiles": numbers, **FIELDS})
         return customers
 
-    def _import(self, session, rng, queue, customers) -> bool:
-        """Import `customers` into `queue`; whether the API answered 200."""
+    def _import(self, session, rng, queue, customers) -> str:
+        """Import `customers` into `queue`: DONE (200), LATER (refused for now) or FAILED."""
         body = {
             "queue_code": queue,
             "template": "IVR-1",
@@ -256,28 +256,34 @@ class Traffic:
             "max_recall_count": rng.randint(1, 2),
             "min_recall_duration": 3,
         }
-        reply = self._post(session, "/queue", body)
-        if reply is not None:
-            success = reply["data"]["success"]
-            self.journal.accepted.update((queue, ext) for ext in success)
-            self.journal.counts["accepted"] += len(success)
-            self.journal.counts["refused"] += len(reply["data"]["fail"])
-        return reply is not None
+        reply, later = self._post_reply(session, "/queue", body)
+        if reply is None:
+            return LATER if later else FAILED
+        success = reply["data"]["success"]
+        self.journal.accepted.update((queue, ext) for ext in success)
+        self.journal.counts["accepted"] += len(success)
+        self.journal.counts["refused"] += len(reply["data"]["fail"])
+        return DONE
 
     def _post(self, session, path, body):
-        """The JSON reply of a 200, else None: a 503 with Retry-After is the API saying "not now"
-        (its database unavailable) and is counted; any other answer is an API error."""
+        """The JSON reply of a 200, else None."""
+        return self._post_reply(session, path, body)[0]
+
+    def _post_reply(self, session, path, body) -> tuple[dict | None, bool]:
+        """(the JSON reply of a 200 or None, whether it was refused for now): a 503 with
+        Retry-After (the database unavailable) or, while the template is broken on disk, an
+        import refused naming it, is counted; any other answer is an API error."""
         reply = session.post(f"{self.url}/v2/autocall{path}", json=body, headers=self.headers, timeout=TIMEOUT)
         if reply.status_code == 200:
-            return reply.json()
+            return reply.json(), False
         if self.template_broken and path == "/queue" and _refused_for_template(reply):
             self.journal.counts["refused_template"] += 1
-            return None
+            return None, True
         if reply.status_code == 503 and reply.headers.get("Retry-After"):
             self.journal.counts["api_503"] += 1
-            return None
+            return None, True
         self._api_error(f"POST {path}: {reply.status_code} {reply.text[:200]}")
-        return None
+        return None, False
 
     def _ack(self) -> float:
         """The simulator's time now, remembered with the wall clock's (the daemon's attempt times)."""

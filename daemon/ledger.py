@@ -27,7 +27,7 @@ log = logging.getLogger("autocall.ledger")
 class Ledger:
     """The daemon's transactions on `db`, a database from store.schema.open_database."""
 
-    def __init__(self, db: pw.SqliteDatabase):
+    def __init__(self, db: pw.Database):
         self.db = db
 
     def running_queues(self) -> list[QueueInfo]:

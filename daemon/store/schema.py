@@ -1,20 +1,18 @@
-"""The tables, their versions, and the two ways to open the file.
+"""The tables, their versions, and the two ways to open the database.
 
-`open_database(path)` returns a peewee database with WAL, foreign keys and a busy timeout,
-every write transaction taken with BEGIN IMMEDIATE (so two writers queue up on the busy
-timeout instead of failing on a lock upgrade), and the schema created or migrated to
-`SCHEMA_VERSION` (kept in `PRAGMA user_version`). `open_readonly(path)` opens it with
-SQLite's `mode=ro` for views that must never write or take a write lock.
+`open_database(where)` opens the autocall database (an SQLite file, or a PostgreSQL
+database: daemon/store/url.py) with the schema created or migrated to `SCHEMA_VERSION`.
+`open_readonly(where)` opens it for views that must never write nor take a write lock.
 
 The models declare the tables and are never bound to a database: two databases open in one
 process do not interfere, and every store function names the database it works on.
 
-Everything that knows the backend is SQLite lives in this module: the PRAGMAs, the version
-counter, the placeholder, the id of an inserted row and how a read snapshot begins. The SQL text elsewhere in the store
-is the subset SQLite and PostgreSQL share, with `?` placeholders that `execute` and
-`executemany` adapt to the backend's parameter style.
+The SQL text everywhere in the store is the subset SQLite and PostgreSQL share, with `?`
+placeholders; `execute`, `executemany`, `insert` and `read_snapshot` below hand it to the
+database's `Dialect` (daemon/store/dialect.py), which says the rest its own way. The
+migrations are the same on both backends.
 
-Times are Unix epoch seconds (REAL). JSON columns hold what the API accepted, already
+Times are Unix epoch seconds (floating point). JSON columns hold what the API accepted, already
 validated and normalised.
 """
 
@@ -23,23 +21,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from pathlib import Path
 
 import peewee as pw
 
-from daemon import dbfile
-from daemon.errors import AutocallError, Unavailable
+from daemon.store import postgres, sqlite
+from daemon.store import url as url_mod
+from daemon.store.dialect import Dialect, StoreBusy, StoreError
 from daemon.store.states import DELETED, DIALING, DONE, PENDING, RUNNING
 
 log = logging.getLogger("autocall.store")
-
-
-class StoreError(AutocallError):
-    """The database file cannot be used (newer schema, unreadable, not autocall's, ...)."""
-
-
-class StoreBusy(StoreError, Unavailable):
-    """Another connection holds the database's write lock past the busy timeout: retry later."""
+_driver_errors = getattr(pw, "__exception_wrapper__")  # noqa: B009 - not in peewee's type stubs
 
 
 class JSONField(pw.TextField):
@@ -155,9 +146,10 @@ def _v1(db: pw.Database):
 def _v2(db: pw.Database):
     """The person is the unit of safety: DNC by queue code (kept across delete and re-import),
     a DNC list of numbers, and the indexes the claim's checks on a person need."""
+    d = dialect_of(db)
     db.execute_sql(
-        "CREATE TABLE dnc_v2 (id INTEGER NOT NULL PRIMARY KEY, queue_code TEXT NOT NULL,"
-        " ext_id TEXT NOT NULL, created_at REAL NOT NULL)"
+        f"CREATE TABLE dnc_v2 (id {d.id_column}, queue_code TEXT NOT NULL,"
+        f" ext_id TEXT NOT NULL, created_at {d.real_column} NOT NULL)"
     )
     db.execute_sql(
         "INSERT INTO dnc_v2 (queue_code, ext_id, created_at) SELECT q.code, d.ext_id, MIN(d.created_at)"
@@ -166,7 +158,7 @@ def _v2(db: pw.Database):
     db.execute_sql("DROP TABLE dnc")
     db.execute_sql("ALTER TABLE dnc_v2 RENAME TO dnc")
     db.execute_sql(
-        "CREATE TABLE dnc_number (id INTEGER NOT NULL PRIMARY KEY, number TEXT NOT NULL, created_at REAL NOT NULL)"
+        f"CREATE TABLE dnc_number (id {d.id_column}, number TEXT NOT NULL, created_at {d.real_column} NOT NULL)"
     )
     for sql in (
         "CREATE UNIQUE INDEX dnc_code_ext ON dnc(queue_code, ext_id)",
@@ -187,70 +179,64 @@ MIGRATIONS = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def open_database(path: str | Path, *, busy_timeout: float = 30.0) -> pw.SqliteDatabase:
-    """Open (creating if needed) the autocall database at `path`, migrated to SCHEMA_VERSION."""
-    path = Path(path)
-    dbfile.create(path)  # directory and file with their modes, or one clear error
-    db = pw.SqliteDatabase(
-        str(path),
-        timeout=busy_timeout,
-        lock_type="IMMEDIATE",
-        check_same_thread=False,
-        pragmas={
-            "journal_mode": "wal",
-            "foreign_keys": 1,
-            "synchronous": "normal",
-            "busy_timeout": int(busy_timeout * 1000),
-        },
-    )
+def dialect_of(db: pw.Database) -> Dialect:
+    """The Dialect of `db`, a database from `open_database` or `open_readonly`."""
+    return postgres.DIALECT if isinstance(db, pw.PostgresqlDatabase) else sqlite.DIALECT
+
+
+def _backend(location: url_mod.DatabaseUrl):
+    """The module that opens `location`'s kind of database."""
+    return postgres if location.backend == url_mod.POSTGRESQL else sqlite
+
+
+def open_database(where, *, busy_timeout: float = 30.0) -> pw.Database:
+    """Open (creating if needed) the autocall database `where` (a DatabaseUrl, a URL, or the
+    path of an SQLite file), migrated to SCHEMA_VERSION. A write lock held by another
+    connection is waited for up to `busy_timeout` seconds."""
+    location = url_mod.of(where)
+    backend = _backend(location)
     try:
-        db.connect(reuse_if_open=True)
-        _migrate(db, path)
+        db = backend.connect(location, busy_timeout=busy_timeout)
+        _migrate(db, location)
     except pw.DatabaseError as e:
-        busy = isinstance(e, pw.OperationalError) and ("locked" in str(e) or "busy" in str(e))
-        raise (StoreBusy if busy else StoreError)(f"database {path}: {e}") from None
+        raise (StoreBusy if backend.DIALECT.is_busy(e) else StoreError)(f"database {location}: {e}") from None
     return db
 
 
-def _migrate(db: pw.SqliteDatabase, path: Path):
+def _migrate(db: pw.Database, where):
+    d = dialect_of(db)
     with db.atomic():
-        version = db.execute_sql("PRAGMA user_version").fetchone()[0]
+        version = d.schema_version(db)
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"database {path} has schema version {version}; this autocall knows up to "
+                f"database {where} has schema version {version}; this autocall knows up to "
                 f"{SCHEMA_VERSION}: upgrade autocall"
             )
         for number in range(version, SCHEMA_VERSION):
-            log.info("migrating %s to schema version %d", path, number + 1)
+            log.info("migrating %s to schema version %d", where, number + 1)
             MIGRATIONS[number](db)
         if version != SCHEMA_VERSION:
-            db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            d.set_schema_version(db, SCHEMA_VERSION)
 
 
-def open_readonly(path: str | Path) -> pw.SqliteDatabase:
-    """The autocall database at `path` opened read-only (SQLite's `mode=ro`): it can never write
-    nor take a write lock, so it is safe while the services run. StoreError says why not."""
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"no database at {path}")
-    db = pw.SqliteDatabase(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
-    try:
-        version = db.execute_sql("PRAGMA user_version").fetchone()[0]
-    except pw.DatabaseError as e:
-        db.close()
-        raise StoreError(f"{path}: cannot read it as an SQLite database: {e}") from None
+def open_readonly(where) -> pw.Database:
+    """The autocall database `where` opened read-only (SQLite's `mode=ro`, a PostgreSQL session
+    whose transactions are all read-only): it can never write nor take a write lock, so it is
+    safe while the services run. StoreError says why not."""
+    location = url_mod.of(where)
+    db, version = _backend(location).connect_readonly(location)
     if version == 0:
         db.close()
-        raise StoreError(f"{path} is not an autocall database (no schema yet)")
+        raise StoreError(f"{location} is not an autocall database (no schema yet)")
     if version != SCHEMA_VERSION:
         db.close()
-        raise StoreError(f"{path} has schema version {version}; this autocall reads version {SCHEMA_VERSION}")
+        raise StoreError(f"{location} has schema version {version}; this autocall reads version {SCHEMA_VERSION}")
     return db
 
 
 def _adapt(db: pw.Database, sql: str) -> str:
     """`sql` with its `?` placeholders in the backend's parameter style."""
-    return sql if db.param == "?" else sql.replace("?", db.param)
+    return dialect_of(db).adapt(sql)
 
 
 def execute(db: pw.Database, sql: str, params=()):
@@ -261,20 +247,20 @@ def execute(db: pw.Database, sql: str, params=()):
 def executemany(db: pw.Database, sql: str, rows):
     """Run one statement once per row of parameters."""
     if rows:
-        db.cursor().executemany(_adapt(db, sql), rows)
+        with _driver_errors:  # raised as peewee's classes, as execute_sql's are
+            db.cursor().executemany(_adapt(db, sql), rows)
 
 
 def insert(db: pw.Database, sql: str, params) -> int:
     """Run an INSERT of one row; returns the new row's id."""
-    # SQLite reports it on the cursor; PostgreSQL will append RETURNING id here.
-    return execute(db, sql, params).lastrowid
+    return dialect_of(db).insert(db, _adapt(db, sql), params)
 
 
 @contextlib.contextmanager
 def read_snapshot(db: pw.Database):
     """A read transaction, so every read inside it sees the same moment; it writes nothing
-    and takes no write lock (a plain BEGIN, not the IMMEDIATE of `db.atomic()`)."""
-    db.execute_sql("BEGIN")
+    and takes no write lock (not the write transaction of `db.atomic()`)."""
+    db.execute_sql(dialect_of(db).snapshot_begin)
     try:
         yield
     finally:
@@ -282,5 +268,6 @@ def read_snapshot(db: pw.Database):
 
 
 def marks(values) -> str:
-    """`?, ?, ?` for an IN list of `values`."""
-    return ", ".join("?" * len(values))
+    """`?, ?, ?` for an IN list of `values`; `NULL` (matching nothing) for none, which both
+    backends accept where an empty list would be an error."""
+    return ", ".join("?" * len(values)) or "NULL"

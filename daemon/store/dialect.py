@@ -1,0 +1,51 @@
+"""What differs between the two backends, named once: `Dialect`, and the store's errors.
+
+The store's SQL text is the subset SQLite and PostgreSQL share, written with `?`
+placeholders. Whatever cannot be said that way is a method or attribute of a `Dialect`:
+`daemon/store/sqlite.py` and `daemon/store/postgres.py` each hold one, beside the code that
+opens that backend's database. Nothing else in the store knows which backend it is on.
+"""
+
+from __future__ import annotations
+
+import peewee as pw
+
+from daemon.errors import AutocallError, Unavailable
+
+
+class StoreError(AutocallError):
+    """The database cannot be used (newer schema, unreadable, not autocall's, ...)."""
+
+
+class StoreBusy(StoreError, Unavailable):
+    """The database is not there or not free right now (its write lock held past the busy
+    timeout, a server that does not answer): retry later."""
+
+
+class Dialect:
+    """The SQL one backend says its own way. Instances hold no state."""
+
+    name = ""
+    id_column = ""  # DDL of an integer primary key the database numbers itself
+    real_column = ""  # DDL of a floating-point column that holds epoch seconds to the microsecond
+
+    def adapt(self, sql: str) -> str:
+        """`sql` with its `?` placeholders in the driver's parameter style."""
+        return sql
+
+    def insert(self, db: pw.Database, sql: str, params) -> int:
+        """Run an INSERT of one row into a table with an `id` column; returns the new id."""
+        raise NotImplementedError
+
+    snapshot_begin = "BEGIN"  # starts a read-only transaction whose every read sees one moment
+
+    def schema_version(self, db: pw.Database) -> int:
+        """The version the migrations have reached (0: none ran)."""
+        raise NotImplementedError
+
+    def set_schema_version(self, db: pw.Database, version: int):
+        raise NotImplementedError
+
+    def is_busy(self, error: pw.DatabaseError) -> bool:
+        """Whether `error` says "not now" (a lock, a server away) rather than "never"."""
+        raise NotImplementedError

@@ -61,7 +61,7 @@ class EncodedPathConverter(PathConverter):
 
 
 def create_app(config: Config, db=None) -> Flask:
-    """Build the API for `config`; `db` defaults to opening `config.db_path`."""
+    """Build the API for `config`; `db` defaults to opening `config.database`."""
     if not config.api.tokens:
         raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
     app = Flask(__name__)
@@ -71,7 +71,7 @@ def create_app(config: Config, db=None) -> Flask:
     app.json = JSONProvider(app)
     Services(
         config=config,
-        db=db if db is not None else open_database(config.db_path),
+        db=db if db is not None else open_database(config.database),
         templates=TemplateLoader.from_config(config),
     ).install(app)
     tokens = [t.encode() for t in config.api.tokens]

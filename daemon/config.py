@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.errors import ConfigError
 from daemon.esl import commands
+from daemon.store import url as db_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +100,7 @@ class DialerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    db_path: Path = Path("var/autocall.sqlite3")
+    database: db_url.DatabaseUrl = db_url.DatabaseUrl.sqlite("var/autocall.sqlite3")
     api: ApiConfig = ApiConfig()
     templates: TemplatesConfig = TemplatesConfig()
     esl: EslConfig = EslConfig()
@@ -110,6 +111,11 @@ class Config:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.dialer.timezone)
 
+    @property
+    def db_path(self) -> Path | None:
+        """The SQLite file, or None when the database is PostgreSQL."""
+        return self.database.path
+
 
 def load(path: str | os.PathLike | None = None, environ=None) -> Config:
     """Read `path` (or $AUTOCALL_CONFIG, or nothing) and apply the environment overrides."""
@@ -119,17 +125,22 @@ def load(path: str | os.PathLike | None = None, environ=None) -> Config:
     base = Path(path).resolve().parent if path else Path.cwd()
     origins = {}
     for env_name, key in ENV_KEYS.items():
-        if environ.get(env_name) not in (None, ""):
+        value = environ.get(env_name)
+        if value not in (None, ""):
+            if env_name == "AUTOCALL_DB":  # a path or a URL, in place of either in the file
+                key = "database.url" if db_url.is_url(value) else "database.path"
+                if isinstance(raw.get("database"), dict):
+                    raw["database"] = {k: v for k, v in raw["database"].items() if k not in ("path", "url")}
             section, name = key.split(".")
-            raw.setdefault(section, {})[name] = environ[env_name]
+            raw.setdefault(section, {})[name] = value
             origins[key] = env_name
-    return _build(raw, base, origins)
+    return _build(raw, base, origins, environ.get(db_url.PASSWORD_ENV) or None)
 
 
 def restart_only_changes(running: Config, loaded: Config) -> list[str]:
     """Keys that differ between `running` and `loaded` but that SIGHUP cannot apply: the
     dialer holds its database, event socket and template loader from start-up."""
-    changed = ["database.path"] if running.db_path != loaded.db_path else []
+    changed = ["database"] if running.database != loaded.database else []
     for section in ("esl", "templates"):
         old, new = getattr(running, section), getattr(loaded, section)
         changed += [
@@ -177,11 +188,15 @@ class _Section:
             raise ConfigError(f"{self.name}.{sorted(self.table)[0]}: unknown key")
 
 
-def _build(raw: dict, base: Path, origins: dict) -> Config:
+def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None) -> Config:
     raw = dict(raw)
     d = Config()
     db = _Section(raw, "database", origins)
-    db_path = db.take("path", d.db_path, lambda v: _path(v, base))
+    if "path" in db.table and "url" in db.table:
+        raise ConfigError("database.path and database.url: give one of them")
+    database = db.take("url", None, lambda v: db_url.parse(v, base=base, password=db_password))
+    if database is None:
+        database = db.take("path", d.database, lambda v: db_url.DatabaseUrl.sqlite(_path(v, base)))
     db.done()
 
     a = _Section(raw, "api", origins)
@@ -249,7 +264,7 @@ def _build(raw: dict, base: Path, origins: dict) -> Config:
 
     if raw:
         raise ConfigError(f"{sorted(raw)[0]}: unknown section")
-    return Config(db_path, api, templates, esl, dialer, queue_defaults)
+    return Config(database, api, templates, esl, dialer, queue_defaults)
 
 
 # --- converters: each raises ValueError with a sentence that follows the key name ---

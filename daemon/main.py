@@ -39,7 +39,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="autocall-daemon",
         description="The autocall dialer: calls the customers of running queues through FreeSWITCH's "
-        "event socket, plays their IVR template and records every call in the SQLite file "
+        "event socket, plays their IVR template and records every call in the database "
         "it shares with autocall-api. Settings: the config file and the AUTOCALL_* "
         "environment variables (see docs/autocall.example.toml).",
         epilog="Signals: TERM/INT stop dialing and drain calls in progress (dialer.drain_timeout); "
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     faulthandler.enable()  # if the watchdog's SIGABRT ever fires, the journal shows where we were stuck
     try:
         config = config_mod.load(args.config)
-        db = open_database(config.db_path)
+        db = open_database(config.database)
     except AutocallError as e:
         print(f"autocall-daemon: {e}", file=sys.stderr)
         return exit_code(e)
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     supervisor = gevent.spawn(_tell_systemd, dialer)
     log.info(
         "autocall-daemon starting: database %s, FreeSWITCH %s, templates %s",
-        config.db_path,
+        config.database,
         config.esl.address,
         config.templates.dir,
     )

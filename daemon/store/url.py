@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from daemon.errors import ConfigError
+
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 PASSWORD_ENV = "AUTOCALL_DB_PASSWORD"
 _PG_SCHEMES = ("postgresql://", "postgres://")
@@ -83,11 +85,14 @@ def _postgres_dsn(value: str) -> str:
 
 def of(target) -> DatabaseUrl:
     """A DatabaseUrl from what a caller holds: one already, a URL string (its password from
-    $AUTOCALL_DB_PASSWORD), or the path of an SQLite file."""
+    $AUTOCALL_DB_PASSWORD; ConfigError if it is not a good one), or the path of an SQLite file."""
     if isinstance(target, DatabaseUrl):
         return target
     if isinstance(target, str) and is_url(target):
-        return parse(target, base=Path.cwd(), password=os.environ.get(PASSWORD_ENV))
+        try:
+            return parse(target, base=Path.cwd(), password=os.environ.get(PASSWORD_ENV))
+        except ValueError as e:
+            raise ConfigError(f"database URL: {e}") from None
     if isinstance(target, str | os.PathLike):
         return DatabaseUrl.sqlite(target)
     raise TypeError(f"expected a database URL or the path of an SQLite file, got {target!r}")

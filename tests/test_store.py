@@ -262,3 +262,20 @@ def test_placeholders_follow_the_backends_parameter_style():
     assert postgres.DIALECT.adapt(sql) == "SELECT 1 FROM queue WHERE id = %s AND code LIKE '5%%' AND state IN (%s, %s)"
     assert schema.marks([1, 2, 3]) == "?, ?, ?"
     assert schema.marks([]) == "NULL"  # `IN ()` is an error on PostgreSQL; `IN (NULL)` matches nothing
+
+
+SQLITE_ONLY = re.compile(
+    r"\bPRAGMA\b|INSERT OR |\bjson_extract\b|\browid\b|\blastrowid\b|\bAUTOINCREMENT\b|sqlite_master|\bGLOB\b"
+    r"|\bIFNULL\b|datetime\('now"
+)
+
+
+def test_no_sqlite_only_sql_outside_the_sqlite_dialect():
+    found = [
+        (path.relative_to(REPO).as_posix(), line.strip())
+        for path in SOURCES
+        if path.relative_to(REPO).as_posix() != "daemon/store/sqlite.py"
+        for line in path.read_text().splitlines()
+        if SQLITE_ONLY.search(line)
+    ]
+    assert found == []

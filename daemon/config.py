@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import os
 import re
+import socket
 import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,6 +31,7 @@ ENV_KEYS = {
     "AUTOCALL_SOUNDS": "templates.sounds",
     "AUTOCALL_ESL": "esl.address",
     "AUTOCALL_ESL_PASSWORD": "esl.password",
+    "AUTOCALL_NODE": "dialer.node",
 }
 
 
@@ -96,6 +98,9 @@ class DialerConfig:
     # Where a menu's "transfer" sends a call; the shipped templates transfer to "agents".
     transfer_destinations: tuple[tuple[str, str], ...] = (("agents", "1000 XML default"),)
     drain_timeout: float = 30.0
+    # This daemon's name among the dialers sharing one database: its attempts carry it, and
+    # after a restart it reconciles only those (docs/daemon.md, "Nodes").
+    node: str = dataclasses.field(default_factory=socket.gethostname)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +151,8 @@ def restart_only_changes(running: Config, loaded: Config) -> list[str]:
         changed += [
             f"{section}.{f.name}" for f in dataclasses.fields(old) if getattr(old, f.name) != getattr(new, f.name)
         ]
+    if running.dialer.node != loaded.dialer.node:
+        changed.append("dialer.node")
     old_names = [name for name, _ in running.dialer.transfer_destinations]
     if old_names != [name for name, _ in loaded.dialer.transfer_destinations]:
         changed.append("dialer.transfer_destinations (names)")
@@ -245,6 +252,7 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         caller_id=r.take("caller_id", dd.caller_id, _caller_id),
         transfer_destinations=r.take("transfer_destinations", dd.transfer_destinations, _destinations),
         drain_timeout=r.take("drain_timeout", dd.drain_timeout, _float_in(0, 3600)),
+        node=r.take("node", dd.node, _node_name),
     )
     r.done()
     if dialer.window_start == dialer.window_end:
@@ -376,6 +384,15 @@ def _dial_string(value) -> str:
         raise ValueError("expected a dial string containing {number} once")
     if not commands.dial_safe(value.replace("{number}", "")):
         raise ValueError("may hold only letters, digits and / . _ - @ : + besides {number}")
+    return value
+
+
+_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _node_name(value) -> str:
+    if not isinstance(value, str) or not _NODE.fullmatch(value):
+        raise ValueError(f"expected a name of letters, digits and . _ - (at most 63), got {value!r}")
     return value
 
 

@@ -25,10 +25,12 @@ log = logging.getLogger("autocall.ledger")
 
 
 class Ledger:
-    """The daemon's transactions on `db`, a database from store.schema.open_database."""
+    """The daemon's transactions on `db`, a database from store.schema.open_database, as the
+    dialer `node` (None: the one dialer of its database)."""
 
-    def __init__(self, db: pw.Database):
+    def __init__(self, db: pw.Database, node: str | None = None):
         self.db = db
+        self.node = node
 
     def running_queues(self) -> list[QueueInfo]:
         return reports.running_queues(self.db)
@@ -44,7 +46,14 @@ class Ledger:
         """customers.claim_many in one transaction: a stop or DNC committed before it is honoured."""
         with self.db.atomic():
             return customers.claim_many(
-                self.db, queue, limit, now=now, day_start=day_start, next_day=next_day, daily_cap=daily_cap
+                self.db,
+                queue,
+                limit,
+                now=now,
+                day_start=day_start,
+                next_day=next_day,
+                daily_cap=daily_cap,
+                node=self.node,
             )
 
     def mark_answered(self, attempt_id: int, at: float):
@@ -79,7 +88,8 @@ class Ledger:
             return schedule.follow_wall_step(self.db, expected=expected, jump=jump, wall=wall)
 
     def open_attempts(self) -> list[Claim]:
-        return reports.open_attempts(self.db)
+        """The calls this node left open (every open call when it has no name)."""
+        return reports.open_attempts(self.db, self.node)
 
     def counts(self) -> dict:
         return reports.state_totals(self.db)

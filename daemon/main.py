@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         print(f"autocall-daemon: {e}", file=sys.stderr)
         return exit_code(e)
     templates = ivr.TemplateLoader.from_config(config)
-    ledger = LedgerThread(Ledger(db))
+    ledger = LedgerThread(Ledger(db, node=config.dialer.node))
     dialer = Dialer(config, ledger, templates, esl_factory(config))
 
     def reload():
@@ -107,7 +107,8 @@ def main(argv=None) -> int:
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
     supervisor = gevent.spawn(_tell_systemd, dialer)
     log.info(
-        "autocall-daemon starting: database %s, FreeSWITCH %s, templates %s",
+        "autocall-daemon starting: node %s, database %s, FreeSWITCH %s, templates %s",
+        config.dialer.node,
         config.database,
         config.esl.address,
         config.templates.dir,

@@ -218,6 +218,20 @@ def test_open_attempts_lists_calls_not_closed(db, ledger):
     )
 
 
+def test_each_node_records_its_calls_and_reconciles_only_those(db):
+    import_(db, ("A", ["0901000001"]), ("B", ["0901000002"]), ("C", ["0901000003"]))
+    pbx1, pbx2, unnamed = Ledger(db, node="pbx1"), Ledger(db, node="pbx2"), Ledger(db)
+    a, b, c = claim(pbx1), claim(pbx2), claim(unnamed)  # C: as a daemon before nodes had names
+    assert execute(db, "SELECT uuid, node FROM attempt ORDER BY id").fetchall() == [
+        (a.uuid, "pbx1"),
+        (b.uuid, "pbx2"),
+        (c.uuid, None),
+    ]
+    assert [x.uuid for x in pbx1.open_attempts()] == [a.uuid, c.uuid]
+    assert [x.uuid for x in pbx2.open_attempts()] == [b.uuid, c.uuid]
+    assert [x.uuid for x in unnamed.open_attempts()] == [a.uuid, b.uuid, c.uuid]
+
+
 def test_claim_many_takes_a_batch_in_due_order_in_one_transaction(db, ledger):
     import_(db, *[(f"C{i}", [f"09010000{i:02}"]) for i in range(10)])
     claims = ledger.claim_many(queue_info(ledger), 4, now=NOW, daily_cap=5, **DAY)

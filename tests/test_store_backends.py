@@ -133,6 +133,43 @@ def test_opening_again_migrates_nothing_and_keeps_the_rows(store_db, store_url):
         close(again)
 
 
+def test_a_schema_2_database_gains_the_attempt_node_column_and_keeps_its_calls(store_url):
+    old = schema._backend(store_url).connect(store_url, busy_timeout=5.0)  # nothing migrated yet
+    for migration in schema.MIGRATIONS[:2]:
+        migration(old)
+    execute(old, "ALTER TABLE attempt DROP COLUMN node")  # _v1 made it from today's model
+    schema.dialect_of(old).set_schema_version(old, 2)
+    add(old, "A")
+    execute(
+        old,
+        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys)"
+        " SELECT id, queue_id, 0, '0901000001', 'u1', 'j1', 'dialing', 0, '' FROM customer",
+    )
+    close(old)
+    db = schema.open_database(store_url)
+    try:
+        assert execute(db, "SELECT uuid, node FROM attempt").fetchall() == [("u1", None)]
+        assert [c.uuid for c in reports.open_attempts(db, "pbx1")] == ["u1"]
+    finally:
+        close(db)
+
+
+def test_on_postgresql_the_claim_passes_over_a_customer_another_transaction_holds(pg_cluster):
+    location = pg_cluster.fresh()
+    db = schema.open_database(location, busy_timeout=2.0)
+    add(db, "A", "B")
+    import psycopg
+
+    # A plain connection, outside the store's write lock: what another node's claim will be.
+    with psycopg.connect(location.dsn, password=location.password) as other:
+        other.execute("SELECT id FROM customer WHERE ext_id = 'A' FOR UPDATE")
+        [queue] = reports.running_queues(db)
+        with db.atomic():
+            claims = customers.claim_many(db, queue, 2, now=NOW + 1, day_start=0, next_day=NOW + 86400, daily_cap=5)
+        assert [c.ext_id for c in claims] == ["B"]
+    close(db)
+
+
 # --- the guarantees the transactions rely on ----------------------------------------------
 
 

@@ -24,7 +24,7 @@ import peewee as pw
 from daemon import outcome
 from daemon.store import dnc, people, queue_state
 from daemon.store.records import CallReport, Claim, ImportRequest, ImportResult, NewCustomer, QueueInfo
-from daemon.store.schema import execute, executemany, insert, marks
+from daemon.store.schema import dialect_of, execute, executemany, insert, marks
 from daemon.store.states import ANSWERED, CALLING, DELETED, DIALING, DNC, DONE, FAILED, PENDING, RUNNING, STOPPED
 
 CANDIDATES = 8  # customers looked at per claim when some are over their daily cap
@@ -182,6 +182,7 @@ def claim_many(
     next_day: float,
     daily_cap: int,
     busy_retry: float = BUSY_RETRY,
+    node: str | None = None,
 ) -> list[Claim]:
     """Take up to `limit` of the queue's due customers into calls, in due order.
 
@@ -193,7 +194,8 @@ def claim_many(
     whose numbers left in this round all had, moves to `next_day`; a number at its cap or on
     the DNC number list is skipped. One with no live number left ends `failed`, one whose live
     numbers are all on the DNC number list ends `dnc`. Each claim gets an attempt row with
-    fresh uuids.
+    fresh uuids, made by `node`. On PostgreSQL a due customer another transaction holds is
+    passed over, not waited for (`FOR UPDATE SKIP LOCKED`).
     """
     _require_transaction(db)
     claims: list[Claim] = []
@@ -202,11 +204,12 @@ def claim_many(
     rows = execute(
         db,
         "SELECT id, ext_id, mobiles, fields, number_index, round, dead_numbers FROM customer"
-        " WHERE queue_id = ? AND state = ? AND next_call_at <= ? ORDER BY next_call_at, id LIMIT ?",
+        " WHERE queue_id = ? AND state = ? AND next_call_at <= ? ORDER BY next_call_at, id LIMIT ?"
+        + dialect_of(db).skip_locked,
         (queue.id, PENDING, now, limit + CANDIDATES),
     ).fetchall()
     for row in rows:
-        claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry)
+        claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry, node)
         if claim is not None:
             claims.append(claim)
             if len(claims) == limit:
@@ -214,7 +217,7 @@ def claim_many(
     return claims
 
 
-def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry) -> Claim | None:
+def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry, node) -> Claim | None:
     cid, ext_id, mobiles, fields, index, rnd, dead = row
     mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
     if _next_number(mobiles, dead, index) is None:
@@ -248,9 +251,9 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_r
     call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
     attempt_id = insert(
         db,
-        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')",
-        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now),
+        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys, node)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?)",
+        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now, node),
     )
     return Claim(
         attempt_id,

@@ -38,6 +38,8 @@ class Dialect:
         raise NotImplementedError
 
     snapshot_begin = "BEGIN"  # starts a read-only transaction whose every read sees one moment
+    # Ends the claim's SELECT of due customers: rows another transaction holds are passed over.
+    skip_locked = ""
 
     def schema_version(self, db: pw.Database) -> int:
         """The version the migrations have reached (0: none ran)."""

@@ -36,6 +36,7 @@ class PostgresDialect(Dialect):
     id_column = "SERIAL PRIMARY KEY"
     real_column = "DOUBLE PRECISION"
     snapshot_begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def adapt(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")

@@ -92,6 +92,7 @@ class Attempt(BaseModel):
     keys = pw.TextField(default="")
     outcome = pw.TextField(null=True)  # success / retry / dead_number / config_error / ...
     result = pw.TextField(null=True)  # named IVR result of this call
+    node = pw.TextField(null=True)  # the daemon that made it (dialer.node); NULL: before nodes had names
 
 
 class Dnc(BaseModel):
@@ -174,8 +175,22 @@ def _v2(db: pw.Database):
         db.execute_sql(sql)
 
 
+def _attempt_node(db: pw.Database):
+    """Each attempt names the daemon that made it, so that a node reconciles only its own calls."""
+    _add_columns(db, "attempt", ("node", "TEXT"))
+
+
+def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
+    """ALTER TABLE … ADD COLUMN for each (name, type) the table lacks: `_v1` builds a new
+    database from the models as they are now, so it may have them already."""
+    have = {column.name for column in db.get_columns(table)}
+    for name, kind in columns:
+        if name not in have:
+            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2)
+MIGRATIONS = (_v1, _v2, _attempt_node)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -170,6 +170,28 @@ def test_on_postgresql_the_claim_passes_over_a_customer_another_transaction_hold
     close(db)
 
 
+def test_a_dnc_list_and_an_import_past_postgresqls_65535_parameters_go_through_in_one_chunk(pg_cluster):
+    location = pg_cluster.fresh()
+    db = schema.open_database(location)
+    add(db, "K0")
+    ids = [f"K{i}" for i in range(70_000)]
+    assert customers.block(db, "Q", ids, chunk=70_000) is True
+    request = ImportRequest("Q", "IVR-1", {}, [NewCustomer(x, ["0901000001"], {}) for x in ids])
+    result = customers.import_customers(db, request, QueueDefaults(), chunk=70_000, now=lambda: NOW)
+    assert (len(result.success), len(result.rejected)) == (0, 70_000)
+    assert execute(db, "SELECT state, COUNT(*) FROM customer GROUP BY state").fetchall() == [("dnc", 1)]
+    close(db)
+
+
+def test_on_postgresql_a_large_import_leaves_the_planner_knowing_the_customer_table(pg_cluster):
+    location = pg_cluster.fresh()
+    db = schema.open_database(location)
+    add(db, *[f"K{i}" for i in range(customers.BULK)])
+    reltuples = "SELECT reltuples FROM pg_class WHERE oid = to_regclass('customer')"
+    assert execute(db, reltuples).fetchone()[0] == customers.BULK  # not -1: "never analysed"
+    close(db)
+
+
 # --- the guarantees the transactions rely on ----------------------------------------------
 
 

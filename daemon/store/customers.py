@@ -24,11 +24,12 @@ import peewee as pw
 from daemon import outcome
 from daemon.store import dnc, people, queue_state
 from daemon.store.records import CallReport, Claim, ImportRequest, ImportResult, NewCustomer, QueueInfo
-from daemon.store.schema import dialect_of, execute, executemany, insert, marks
+from daemon.store.schema import dialect_of, execute, executemany, in_parts, insert, marks
 from daemon.store.states import ANSWERED, CALLING, DELETED, DIALING, DNC, DONE, FAILED, PENDING, RUNNING, STOPPED
 
 CANDIDATES = 8  # customers looked at per claim when some are over their daily cap
 BUSY_RETRY = 1.0  # seconds a customer whose person is in another call waits before the next look
+BULK = 5000  # customers in one import from which the backend is told the table changed a lot
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -53,6 +54,8 @@ def import_customers(
     for start in range(0, len(customers), chunk):
         with db.atomic():
             _import_chunk(db, queue_id, customers[start : start + chunk], result, now())
+    if len(customers) >= BULK:
+        dialect_of(db).after_bulk_write(db, "customer")
     return result
 
 
@@ -79,10 +82,11 @@ def _import_chunk(db, queue_id: int, chunk: list[NewCustomer], result: ImportRes
     ids = [c.ext_id for c in chunk]
     existing = {
         ext_id: (row_id, state)
+        for part in in_parts(ids)
         for ext_id, row_id, state in execute(
             db,
-            f"SELECT ext_id, id, state FROM customer WHERE queue_id = ? AND ext_id IN ({marks(ids)})",
-            [queue_id, *ids],
+            f"SELECT ext_id, id, state FROM customer WHERE queue_id = ? AND ext_id IN ({marks(part)})",
+            [queue_id, *part],
         )
     }
     blocked = dnc.listed_ids(db, queue_state.code_of(db, queue_id), ids)
@@ -144,12 +148,13 @@ def block(db: pw.Database, code: str, ext_ids: list[str], *, chunk: int = 2000, 
             queue_id = queue_state.live_queue_id(db, code)
             if queue_id is not None:
                 live = True
-                execute(
-                    db,
-                    f"UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state = ?"
-                    f" AND ext_id IN ({marks(part)})",
-                    (DNC, at, queue_id, PENDING, *part),
-                )
+                for ids in in_parts(part):
+                    execute(
+                        db,
+                        f"UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state = ?"
+                        f" AND ext_id IN ({marks(ids)})",
+                        (DNC, at, queue_id, PENDING, *ids),
+                    )
     return live
 
 

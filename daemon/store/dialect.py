@@ -48,6 +48,9 @@ class Dialect:
     def set_schema_version(self, db: pw.Database, version: int):
         raise NotImplementedError
 
+    def after_bulk_write(self, db: pw.Database, table: str):
+        """Let the planner know `table` just grew or changed a lot (an import of thousands)."""
+
     def is_busy(self, error: pw.DatabaseError) -> bool:
         """Whether `error` says "not now" (a lock, a server away) rather than "never"."""
         raise NotImplementedError

@@ -55,6 +55,11 @@ class PostgresDialect(Dialect):
         db.execute_sql("DELETE FROM autocall_schema")
         db.execute_sql("INSERT INTO autocall_schema (version) VALUES (%s)", (int(version),))
 
+    def after_bulk_write(self, db, table: str):
+        # Until autovacuum gets to it (a minute or more), the planner takes a fresh import for a
+        # handful of rows and walks every pending customer for each IN list of a DNC or import.
+        db.execute_sql(f"ANALYZE {table}")
+
     def is_busy(self, error) -> bool:
         cause = error.args[0] if error.args else None
         state = getattr(cause, "sqlstate", None)

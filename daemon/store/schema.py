@@ -282,6 +282,15 @@ def read_snapshot(db: pw.Database):
         db.rollback()
 
 
+IN_LIST = 500  # values per IN (...) list, far under PostgreSQL's 65,535 parameters per statement
+
+
+def in_parts(values: list):
+    """`values` in slices of IN_LIST, for IN lists of any length."""
+    for start in range(0, len(values), IN_LIST):
+        yield values[start : start + IN_LIST]
+
+
 def marks(values) -> str:
     """`?, ?, ?` for an IN list of `values`; `NULL` (matching nothing) for none, which both
     backends accept where an empty list would be an error."""

@@ -60,7 +60,9 @@ class PgCluster:
     """A throw-away PostgreSQL server: `start()`, `url(name)` per test, `stop()`."""
 
     def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="autocall-pg-"))
+        # In /tmp, not $TMPDIR or pytest's 0700 base: the server's user must reach it, and the
+        # socket's path must stay under 107 bytes.
+        self.dir = Path(tempfile.mkdtemp(prefix="autocall-pg-", dir="/tmp" if os.path.isdir("/tmp") else None))
         self.data = self.dir / "data"
         self.password = secrets.token_urlsafe(16)
         self.port = 0

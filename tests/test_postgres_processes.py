@@ -1,13 +1,17 @@
-"""autocall-daemon as a real process on PostgreSQL: the same calls and results as on SQLite,
-its password from the environment, and a stop honoured from the next claim on."""
+"""autocall-daemon and autocall-api as real processes on one PostgreSQL: the same calls and
+results as on SQLite, the password from the environment and never in a log, a stop honoured
+from the next claim on, and two API processes whose concurrent writers lose nothing."""
 
 import time
 
+import gevent
 import pytest
+import requests
 
 from daemon.config import QueueDefaults
 from daemon.store import customers, queue_state, records, schema, url
 from daemon.store.schema import execute
+from tests.api_fixtures import AUTH, ApiProcess, customer, seed_import
 from tests.daemon_fixtures import overlapping_calls, wait_until
 from tests.pg_fixtures import close
 
@@ -85,3 +89,32 @@ def test_the_daemon_on_postgresql_dials_nothing_after_a_stop_commits(run, pg):
     time.sleep(1.0)
     assert rows(db, "SELECT COUNT(*) FROM attempt WHERE started_at > ?", stopped_at) == [(0,)]
     assert daemon.terminate() == 0
+
+
+def test_two_api_processes_on_postgresql_lose_no_customer_under_concurrent_writers(tmp_path, pg):
+    location, db = pg
+    env = {"AUTOCALL_DB": location.dsn, url.PASSWORD_ENV: location.password}
+    servers = [ApiProcess(tmp_path, **env), ApiProcess(tmp_path, **env)]
+    session, failures = requests.Session(), []
+
+    def writer(n):
+        base = servers[n % 2].url + "/v2/autocall"
+        for batch in range(3):
+            body = seed_import()
+            body["customers"] = [customer(f"W{n:02}-{batch}-{i:02}") for i in range(20)]
+            r = session.post(f"{base}/queue", json=body, headers=AUTH, timeout=60)
+            if r.status_code != 200 or r.json()["data"]["fail"]:
+                failures.append((n, r.status_code, r.text[:200]))
+            command = ("/queue/dnc", {"queue_code": "Autocall-Q1", "customers": [{"id": f"DNC-{n}-{batch}"}]})
+            if session.post(base + command[0], json=command[1], headers=AUTH, timeout=60).status_code != 200:
+                failures.append((n, "dnc"))
+
+    try:
+        gevent.joinall([gevent.spawn(writer, n) for n in range(10)], raise_error=True, timeout=120)
+    finally:
+        logs = "".join(server.stop() for server in servers)
+    assert failures == []
+    assert rows(db, "SELECT COUNT(DISTINCT ext_id), COUNT(*) FROM customer") == [(600, 600)]
+    assert rows(db, "SELECT COUNT(*) FROM queue") == [(1,)] and rows(db, "SELECT COUNT(*) FROM dnc") == [(30,)]
+    assert "Traceback" not in logs and location.password not in logs
+    assert f"(database {location.dsn})" in logs

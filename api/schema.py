@@ -149,7 +149,7 @@ def import_request(body, templates: ivr.TemplateLoader) -> tuple[ImportRequest, 
         if ext_id in repeated:
             continue
         try:
-            accepted.append(_customer(ext_id, raw, template.spoken_fields, warnings))
+            accepted.append(_customer(ext_id, raw, template.speakable, warnings))
         except CustomerRejected as e:
             rejected.append({"id": ext_id, "reason": str(e)})
     return ImportRequest(code, template.name, settings, accepted), rejected, warnings
@@ -179,7 +179,7 @@ def _template(value, templates: ivr.TemplateLoader, errors) -> ivr.Template | No
         errors.append({"field": "template", "reason": "a template name holds only letters, digits, '_', '-' and '.'"})
     else:
         try:
-            return templates.get(value)
+            return templates.get_current(value)  # valid on disk now, not only the last good version
         except ivr.UnknownTemplate:
             errors.append({"field": "template", "reason": f"no template named {value!r}"})
         except ivr.TemplateInvalid as e:
@@ -226,16 +226,16 @@ def _hidden_character(text: str, categories: frozenset) -> str | None:
     return None
 
 
-def _customer(ext_id: str, raw: dict, spoken: frozenset, warnings: list) -> NewCustomer:
+def _customer(ext_id: str, raw: dict, speakable: ivr.FieldCheck, warnings: list) -> NewCustomer:
     problem = _id_problem(ext_id)
     if problem:
         raise CustomerRejected(problem)
     mobiles, dropped = _mobiles(raw.get("mobiles"))
     warnings.extend({"id": ext_id, "reason": f"mobile dropped: {reason}"} for reason in dropped)
     fields = {name: _field(name, value) for name, value in raw.items() if name not in RESERVED_FIELDS}
-    missing = [name for name in spoken if fields.get(name) in (None, "")]
-    if missing:
-        raise CustomerRejected(f"the template reads {', '.join(sorted(missing))} aloud: missing or empty")
+    unspeakable = speakable.problem(fields)  # what the call would say, checked now rather than failed later
+    if unspeakable:
+        raise CustomerRejected(unspeakable)
     return NewCustomer(ext_id, mobiles, fields)
 
 

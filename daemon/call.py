@@ -20,7 +20,7 @@ import gevent
 import gevent.event
 
 from daemon import esl as esl_mod
-from daemon import ivr
+from daemon import hangup, ivr
 from daemon.esl import commands
 from daemon.ledger import CallReport, Claim
 from daemon.playable import SwitchFiles
@@ -29,6 +29,7 @@ log = logging.getLogger("autocall.call")
 
 PARK_AFTER_ANSWER = 10.0  # seconds from answer to wait for CHANNEL_PARK (or the job's +OK)
 PARK_AFTER_JOB = 2.0  # ...and after the originate's +OK; then play anyway, with a warning
+TRANSFERRED = "-transferred"  # the step recorded once the call is the agents' (no template step has a "-")
 
 
 class Detached(Exception):
@@ -48,8 +49,9 @@ class CallSettings:
 class Call:
     """Drives one claimed attempt to a CallReport. Create, then `run()` in a greenlet.
 
-    A re-attached call passes what reconciliation learnt: `answered_at` (else the claim's)
-    and `parked` (the originate is known to be done). Without a script (re-attached, and
+    A re-attached call passes what reconciliation learnt: `answered_at` (else the claim's),
+    `parked` (the originate is known done) and `reattached` (the IVR resumes at the claim's step
+    and result; its keys are all the channel heard). Without a script (re-attached, and
     `prepare` refused it) the call is only hung up and recorded interrupted."""
 
     def __init__(
@@ -63,6 +65,7 @@ class Call:
         monotonic=time.monotonic,
         answered_at: float | None = None,
         parked: bool = False,
+        reattached: bool = False,
     ):
         self.claim, self.esl, self.script, self.settings, self.clock = claim, client, script, settings, clock
         self.monotonic = monotonic  # what the call's own limits are measured on
@@ -76,13 +79,15 @@ class Call:
         self.answered_at = claim.answered_at if answered_at is None else answered_at
         self.hangup_event = None
         self.keys: list[str] = []
-        self.result: str | None = None
+        self.reattached = reattached
+        self.result: str | None = claim.result if reattached else None
         self.interrupted = script is None
         self.job_failure: str | None = None
         self.unplayable: str | None = None  # a file FreeSWITCH answered FILE NOT FOUND for
         self._menus = 0
         self._barge_in: bool | None = None  # what playback_terminators says; None: not known
         self._keys_heard = 0  # DTMF events seen when the last application ended
+        self._on_step = lambda step, result: None
 
     # --- events, from the ESL reader greenlet: record and signal only ---
 
@@ -110,8 +115,10 @@ class Call:
 
     # --- the call ---
 
-    def run(self, *, originate: bool = True, on_answer=None) -> CallReport:
-        """Drive the call to its end. Raises Detached if the ESL connection dies first."""
+    def run(self, *, originate: bool = True, on_answer=None, on_step=None) -> CallReport:
+        """Drive the call to its end; `on_step(step, result)` hears of each IVR step entered.
+        Raises Detached if the ESL connection dies first."""
+        self._on_step = on_step or self._on_step
         self.esl.subscribe_channel(self.claim.uuid, self.on_event)
         if self.answered_at is not None:
             self.answered.set()  # re-attached to a call answered before a restart
@@ -145,6 +152,7 @@ class Call:
                 caller_id=s.caller_id,
                 originate_timeout=s.originate_timeout,
                 park_timeout=s.max_call_seconds,
+                slot=claim.slot,
             )
             job = self.esl.bgapi(command, job_uuid=claim.job_uuid)
         except esl_mod.ESLConnectionLost as e:
@@ -186,13 +194,14 @@ class Call:
 
     def _run_ivr(self):
         deadline = self.monotonic() + self.settings.max_call_seconds
-        step_id = self.script.start
+        step_id = self._first_step()
         self._keys_heard = len(self.keys)  # a key before the first prompt answers nothing
         while step_id is not None and not self.gone.is_set() and self.unplayable is None:
             if self.monotonic() > deadline:
                 log.warning("call %s: longer than %ds; hanging up", self.claim.uuid, self.settings.max_call_seconds)
                 return
             step = self.script.steps[step_id]
+            self._on_step(step_id, self.result)
             digits = None
             if isinstance(step, ivr.Play):
                 digits = self._play(step)
@@ -203,7 +212,21 @@ class Call:
                 if isinstance(effect, ivr.RecordResult):
                     self.result = effect.name
                 elif isinstance(effect, ivr.TransferCall):
+                    self._on_step(TRANSFERRED, self.result)
                     self._transfer(effect.destination)
+
+    def _first_step(self) -> str | None:
+        """The template's start, or for a re-attached call the step it was in (from its start:
+        what the callee did there while we were away is not known); None once it is the agents'."""
+        assert self.script is not None
+        at = self.claim.step if self.reattached else None
+        if at == TRANSFERRED:
+            self._wait(self.ended, timeout=self.settings.max_call_seconds)
+            return None
+        if at is not None and at not in self.script.steps:
+            log.warning("call %s: step %s is not in %s now; it starts over", self.claim.uuid, at, self.script.template)
+            at = None
+        return self.script.start if at is None else at
 
     def _play(self, step: ivr.Play) -> str | None:
         """Play one step. When it leads into a barge-in menu, a key stops it and the keys
@@ -258,7 +281,7 @@ class Call:
         if missing:
             self.unplayable = missing[0]
             log.error(
-                "call %s: FreeSWITCH cannot open %s of menu %s; hanging up and stopping queue %s",
+                "call %s: FreeSWITCH cannot open %s of menu %s; hanging up and stopping queue %r",
                 self.claim.uuid,
                 missing[0],
                 menu.id,
@@ -311,7 +334,7 @@ class Call:
         elif response == "FILE NOT FOUND":
             self.unplayable = arg
             log.error(
-                "call %s: FreeSWITCH cannot play %s (FILE NOT FOUND); hanging up and stopping queue %s",
+                "call %s: FreeSWITCH cannot play %s (FILE NOT FOUND); hanging up and stopping queue %r",
                 self.claim.uuid,
                 arg,
                 self.claim.queue_code,
@@ -347,7 +370,7 @@ class Call:
             return CallReport(
                 self.answered_at,
                 now,
-                self._talk(None, now),
+                hangup.talk_seconds(None, self.answered_at, now),
                 self.job_failure or "UNKNOWN",
                 keys="".join(self.keys),
                 result=self.result,
@@ -355,7 +378,7 @@ class Call:
             )
         cause = event.get("Hangup-Cause") or event.get("variable_hangup_cause")
         sip = event.get("variable_sip_term_status") or event.get("variable_sip_invite_failure_status")
-        answered = self.answered_at is not None or _epoch(event, "answer") > 0
+        answered = self.answered_at is not None or hangup.epoch(event, "answer") > 0
         answered_at = self.answered_at if self.answered_at is not None else (now if answered else None)
         stop_reason = None
         if self.unplayable is not None:
@@ -367,28 +390,11 @@ class Call:
         return CallReport(
             answered_at,
             now,
-            self._talk(event, now) if answered else 0.0,
+            hangup.talk_seconds(event, self.answered_at, now) if answered else 0.0,
             cause,
             sip,
-            "".join(self.keys),
+            hangup.dialed(event) if self.reattached else "".join(self.keys),
             self.result,
             self.interrupted,
             stop_reason,
         )
-
-    def _talk(self, event, now: float) -> float:
-        """Talk time as FreeSWITCH measured it (answer -> end), else our own clock's."""
-        if event is not None:
-            answer, end = _epoch(event, "answer"), _epoch(event, "end")
-            if answer > 0 and end >= answer:
-                return end - answer
-        return max(0.0, now - self.answered_at) if self.answered_at is not None else 0.0
-
-
-def _epoch(event, which: str) -> float:
-    """`variable_<which>_uepoch` (µs) as seconds, else `_epoch`, else 0."""
-    micro = event.get(f"variable_{which}_uepoch")
-    if micro and micro.isdigit():
-        return int(micro) / 1e6
-    whole = event.get(f"variable_{which}_epoch")
-    return float(whole) if whole and whole.isdigit() else 0.0

@@ -17,10 +17,11 @@ import sys
 import time
 
 from daemon import config as config_mod
-from daemon import ivr, status
+from daemon import ivr, statefile, status
 from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
 from daemon.playable import SwitchFiles
+from daemon.store import url as db_url
 
 
 def main(argv=None):
@@ -164,7 +165,7 @@ def _count(text):
 def _status(args, out, err):
     try:
         config = config_mod.load(args.config)
-        db_path = args.db or config.database
+        db_path = db_url.of(args.db or config.database)
         conn = status.open_readonly(db_path)
     except (ConfigError, status.StatusError) as exc:
         print(f'autocall: {exc}', file=err)
@@ -174,7 +175,8 @@ def _status(args, out, err):
         def draw():
             now = time.time()
             queues = status.read(conn, now=now, queue=args.queue, recent=args.recent)
-            return status.render(queues, now=now, tz=config.tz, source=str(db_path))
+            dialer = statefile.read(db_path.path) if db_path.path else None  # the file beside SQLite's
+            return status.render(queues, now=now, tz=config.tz, source=str(db_path), dialer=dialer)
 
         if args.queue is not None and not status.read(conn, now=time.time(), queue=args.queue):
             print(f'autocall: no live queue {args.queue!r} in {db_path}', file=err)

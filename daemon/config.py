@@ -106,6 +106,9 @@ class DialerConfig:
 @dataclasses.dataclass(frozen=True)
 class Config:
     database: db_url.DatabaseUrl = db_url.DatabaseUrl.sqlite("var/autocall.sqlite3")
+    # Seconds a write waits for another connection's write lock before it counts as failed
+    # (the dialer then pauses and retries; docs/daemon.md, "The database unavailable").
+    db_busy_timeout: float = 30.0
     api: ApiConfig = ApiConfig()
     templates: TemplatesConfig = TemplatesConfig()
     esl: EslConfig = EslConfig()
@@ -145,7 +148,14 @@ def load(path: str | os.PathLike | None = None, environ=None) -> Config:
 def restart_only_changes(running: Config, loaded: Config) -> list[str]:
     """Keys that differ between `running` and `loaded` but that SIGHUP cannot apply: the
     dialer holds its database, event socket and template loader from start-up."""
-    changed = ["database"] if running.database != loaded.database else []
+    changed = [
+        key
+        for key, old, new in (
+            ("database", running.database, loaded.database),
+            ("database.busy_timeout", running.db_busy_timeout, loaded.db_busy_timeout),
+        )
+        if old != new
+    ]
     for section in ("esl", "templates"):
         old, new = getattr(running, section), getattr(loaded, section)
         changed += [
@@ -204,6 +214,7 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
     database = db.take("url", None, lambda v: db_url.parse(v, base=base, password=db_password))
     if database is None:
         database = db.take("path", d.database, lambda v: db_url.DatabaseUrl.sqlite(_path(v, base)))
+    db_busy_timeout = db.take("busy_timeout", d.db_busy_timeout, _float_in(0.05, 600))
     db.done()
 
     a = _Section(raw, "api", origins)
@@ -272,7 +283,15 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
 
     if raw:
         raise ConfigError(f"{sorted(raw)[0]}: unknown section")
-    return Config(database, api, templates, esl, dialer, queue_defaults)
+    return Config(
+        database=database,
+        db_busy_timeout=db_busy_timeout,
+        api=api,
+        templates=templates,
+        esl=esl,
+        dialer=dialer,
+        queue_defaults=queue_defaults,
+    )
 
 
 # --- converters: each raises ValueError with a sentence that follows the key name ---

@@ -8,6 +8,11 @@ CPS token bucket, calling window, daily cap) and gives each claim its own `Call`
 On stop it drains: no new calls, calls in progress get `drain_timeout` to finish, the rest
 are hung up and recorded as interrupted.
 
+While the database is unavailable (`DatabaseOutage`: a claim or a write failed for a reason that
+may pass) no customer is claimed; calls in progress go on and the ledger keeps their results
+until they can be written. Once those are written (or, with none waiting, a claim lands
+again: tried every DB_RECHECK seconds) dialing resumes.
+
 The clock rule: `now` is monotonic (pacing, rechecks, backoff, the watchdog); wall time
 (`clock`) is only for the calling window, the day and what is stored.
 """
@@ -27,11 +32,12 @@ from daemon import ivr, reconcile
 from daemon.call import Call, CallSettings, Detached
 from daemon.config import Config, DialerConfig
 from daemon.esl import commands
-from daemon.ledger import CallReport, Claim, QueueInfo
+from daemon.ledger import CallReport, Claim, QueueInfo, StoreUnavailable
 from daemon.link import Link
+from daemon.outage import DatabaseOutage
 from daemon.pacing import CallingWindow, WallWatch, bucket_for
 from daemon.playable import TemplateCheck, Unprepared, prepare
-from daemon.store.states import FAILED
+from daemon.template_gate import TemplateGate
 
 log = logging.getLogger("autocall.dialer")
 calls_log = logging.getLogger("autocall.calls")
@@ -39,7 +45,8 @@ calls_log = logging.getLogger("autocall.calls")
 QUEUE_REFRESH = 1.0  # seconds between looks at which queues run (the API changes them)
 IDLE_RECHECK = 1.0  # a queue with nobody due is asked again after this long
 CLAIM_BATCH = 32  # customers claimed per transaction (one worker-thread trip each)
-# The loop never waits longer than 30 s by itself, nor on SQLite's busy timeout (30 s):
+DB_RECHECK = 1.0  # seconds between claims tried while the database is unavailable and nothing waits
+# The loop never waits longer than 30 s by itself, nor on SQLite's (database.busy_timeout, 30 s):
 # not coming round for this long means it is stuck (the systemd watchdog asks).
 STALL_LIMIT = 90.0
 
@@ -52,7 +59,8 @@ class _Active:
 
 class Dialer:
     """The dialing loop. `connect()` returns a connected ESL client (a new one each time);
-    `clock` is wall time, `monotonic` the clock of every wait."""
+    `clock` is wall time, `monotonic` the clock of every wait; `outage` is shared with the
+    ledger, which keeps its count of writes waiting."""
 
     def __init__(
         self,
@@ -63,9 +71,12 @@ class Dialer:
         *,
         clock=time.time,
         monotonic=time.monotonic,
+        outage: DatabaseOutage | None = None,
     ):
         self.ledger, self.templates, self.monotonic = ledger, templates, monotonic
         self._read_wall = clock
+        self.outage = outage or DatabaseOutage(monotonic=monotonic, clock=clock)
+        self._probe_at = float("-inf")  # monotonic time of the next claim tried in an outage
         self.link = Link(connect, config.esl.heartbeat_timeout)
         self.calls: dict[int, _Active] = {}
         self.per_queue: dict[int, int] = {}
@@ -78,6 +89,7 @@ class Dialer:
         self.ready = gevent.event.Event()  # set once connected and reconciled
         self.last_tick = monotonic()  # the loop came round (wedged() reads it)
         self.template_check = TemplateCheck()
+        self.gate = TemplateGate(templates, ledger, self.clock)
         self._wall = WallWatch()
         self._wall_lock = gevent.lock.Semaphore()
         self.apply_config(config)
@@ -141,9 +153,9 @@ class Dialer:
             return
         log.warning(
             "the wall clock stepped %+.0fs; pacing goes on by the monotonic clock, the calling "
-            "window by the new wall time; %d waiting customers keep the wait they had",
+            "window by the new wall time; %s waiting customers keep the wait they had",
             jump,
-            moved,
+            "the" if moved is None else moved,  # None: written once the database takes writes
         )
 
     def stop(self):
@@ -181,10 +193,16 @@ class Dialer:
 
     def _recover(self, client, now: float):
         """Reconcile the store's live calls with the switch's channels, then ask it about the
-        templates' files (start-up and after every reconnect)."""
+        templates' files (start-up and after every reconnect). A database that cannot be read
+        raises StoreUnavailable: the link tries again later."""
+        try:
+            open_attempts = self.ledger.open_attempts()
+        except StoreUnavailable as e:
+            self.outage.failed(e)
+            raise
         reconcile.apply(
             client,
-            self.ledger.open_attempts(),
+            open_attempts,
             self.clock(),
             follow=self._follow,
             close=lambda claim, report: self._record(claim, report, reattached=True),
@@ -212,6 +230,7 @@ class Dialer:
             monotonic=self.monotonic,
             answered_at=item.answered_at,
             parked=item.parked,
+            reattached=True,
         )
         for event in heard:  # what came while reconciliation listed the channels
             call.on_event(event)
@@ -227,12 +246,25 @@ class Dialer:
         """Start as many calls as the limits allow now; return how long to sleep."""
         if not self.window.is_open(wall):
             return min(self.window.next_open(wall) - wall, 30.0)
+        if self.outage.active and (self.outage.waiting or now < self._probe_at):
+            return DB_RECHECK  # the results that wait land first; then a claim may try
+        try:
+            return self._claim_some(now, wall)
+        except StoreUnavailable as e:
+            self.outage.failed(e)
+            self._probe_at = now + DB_RECHECK
+            return DB_RECHECK
+
+    def _claim_some(self, now: float, wall: float) -> float:
         if now - self._queues_at >= QUEUE_REFRESH:
             self.queues, self._queues_at = self.ledger.running_queues(), now
         while len(self.calls) < self.dialer_config.channel_limit and not self._stopping.is_set():
             queue = self._next_queue(now)
             if queue is None:
                 break
+            if not self.gate.ready(queue):
+                self._idle_until[queue.id] = now + IDLE_RECHECK
+                continue
             room = min(
                 self.dialer_config.channel_limit - len(self.calls),
                 queue.concurrent_call - self.per_queue.get(queue.id, 0),
@@ -248,13 +280,21 @@ class Dialer:
                 day_start=self.window.day_start(wall),
                 next_day=self.window.next_day_open(wall),
                 daily_cap=self.dialer_config.daily_cap,
+                slots=self._free_slots(tokens),
             )
             now, wall = self.monotonic(), self.clock()
+            if claims:
+                self.outage.landed()  # a claim wrote: the database takes writes again
             if len(claims) < tokens:
                 self.bucket.give_back(tokens - len(claims))
                 self._idle_until[queue.id] = now + IDLE_RECHECK
+            unspeakable = None
             for claim in claims:
-                self._start(claim)
+                why = self._start(claim)
+                if why is not None and why.unspeakable is not None:
+                    unspeakable = why.unspeakable
+            if unspeakable is not None:  # counted once the batch's claims are all pending again
+                self.gate.stop(queue, unspeakable)
         return IDLE_RECHECK
 
     def _next_queue(self, now: float) -> QueueInfo | None:
@@ -268,20 +308,36 @@ class Dialer:
                 return queue
         return None
 
-    def _start(self, claim: Claim):
+    def _free_slots(self, count: int) -> list[int]:
+        """The `count` lowest record slots no call in progress holds: each call's hangup hook
+        writes its end into its own slot in the switch, so a slot is reused only after its last
+        call is recorded, and the switch never keeps more records than calls ran at once."""
+        held = {active.call.claim.slot for active in self.calls.values()}
+        free: list[int] = []
+        slot = 0
+        while len(free) < count:
+            if slot not in held:
+                free.append(slot)
+            slot += 1
+        return free
+
+    def _start(self, claim: Claim) -> Unprepared | None:
+        """Call the claimed customer; or, when that cannot be, close the claim (the customer
+        keeps its place) and return why."""
         try:
             script = prepare(claim, self.templates, self._unplayable)
         except Unprepared as e:
-            self.ledger.abandon(
-                claim, cause=e.cause, now=self.clock(), customer_state=e.customer_state, stop_reason=e.stop_reason
-            )
-            if e.customer_state == FAILED:
-                calls_log.warning("customer %s of %s not called: %s", claim.ext_id, claim.queue_code, e)
-            return
+            self.ledger.abandon(claim, cause=e.cause, now=self.clock(), stop_reason=e.stop_reason)
+            if e.wait_reason:
+                self.ledger.set_waiting(claim.queue_id, claim.queue_code, e.wait_reason, now=self.clock())
+            if e.unspeakable:
+                calls_log.warning("customer %r of %r not called: %s", claim.ext_id, claim.queue_code, e)
+            return e
         self._launch(
             Call(claim, self.link.client, script, self.call_settings, self.clock, monotonic=self.monotonic),
             originate=True,
         )
+        return None
 
     def _launch(self, call: Call, *, originate: bool):
         active = _Active(call)
@@ -293,7 +349,11 @@ class Dialer:
         claim = call.claim
         report = None
         try:
-            report = call.run(originate=originate, on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at))
+            report = call.run(
+                originate=originate,
+                on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at),
+                on_step=lambda step, result: self.ledger.mark_step(claim.attempt_id, step, result),
+            )
         except Detached as e:
             log.info("call %s detached (%s); it is reconciled after reconnect", claim.uuid, e)
         except Exception:
@@ -316,9 +376,10 @@ class Dialer:
     def _record(self, claim: Claim, report: CallReport, reattached: bool = False):
         if report.cause == "FILE_NOT_FOUND":  # the switch said otherwise than file_exists did: ask again
             self.template_check.forget(claim.template)
-        result, state = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
+        written = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
+        result, state = written or ("-", "- (waits for the database)")
         calls_log.info(
-            "call queue=%s customer=%s number=%s uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "
+            "call queue=%r customer=%r number=%r uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "
             "outcome=%s customer_state=%s%s",
             claim.queue_code,
             claim.ext_id,

@@ -1,27 +1,46 @@
 """The dialer's transactions, run where a write lock held by the API cannot freeze a call.
 
 `Ledger` opens one short IMMEDIATE transaction per call of it and does the work with the
-store's functions (`daemon.store.customers`, `daemon.store.reports`). `LedgerThread` runs
-those on one worker thread, so a lock held by the API process stalls that thread, never the
-gevent loop that carries every call's audio commands; answers and call results that arrive
-while it is busy are written together in one transaction.
+store's functions (`daemon.store.customers`, `daemon.store.reports`); SQLite's operational
+errors come out as `StoreUnavailable` (`StoreBusy` for a lock held past the busy timeout).
+`LedgerThread` runs those on one worker thread, so a lock held by the API process stalls that
+thread, never the gevent loop that carries every call's audio commands. Its writes (answers,
+call results, abandoned claims) are queued in order and written together, one transaction
+per trip; while the database is unavailable they stay queued and are tried again until they
+land, in order (docs/daemon.md, "The database unavailable").
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+from collections.abc import Callable
 
+import gevent
 import gevent.event
 import gevent.threadpool
 import peewee as pw
 
-from daemon.store import customers, reports, schedule
+from daemon.outage import DatabaseOutage
+from daemon.store import customers, queue_state, reports, schedule
 from daemon.store.records import CallReport, Claim, QueueInfo
+from daemon.store.schema import StoreBusy, StoreUnavailable, store_error
 from daemon.store.states import PENDING
 
-__all__ = ["CallReport", "Claim", "Ledger", "LedgerThread", "QueueInfo"]
+__all__ = ["CallReport", "Claim", "Ledger", "LedgerThread", "QueueInfo", "StoreUnavailable"]
 
 log = logging.getLogger("autocall.ledger")
+
+RETRY_FIRST, RETRY_MAX = 0.25, 2.0  # seconds between tries of a write the database refused
+# What `write_many` may run: the dialer's transitions that record what happened.
+WRITES: dict[str, Callable] = {
+    "mark_answered": customers.mark_answered,
+    "finish": customers.finish,
+    "abandon": customers.abandon,
+    "mark_step": customers.mark_step,
+    "follow_wall_step": schedule.follow_wall_step,
+}
 
 
 class Ledger:
@@ -32,8 +51,24 @@ class Ledger:
         self.db = db
         self.node = node
 
+    @contextlib.contextmanager
+    def _sqlite(self, transaction: bool = True):
+        """Run the block (in one transaction), SQLite's operational errors raised as
+        StoreUnavailable. After any but a lock the connection is closed, so the next use opens
+        the file afresh: SQLite keeps a connection that found the file read-only read-only."""
+        try:
+            with self.db.atomic() if transaction else contextlib.nullcontext():
+                yield
+        except pw.OperationalError as e:
+            error = store_error(e, f"database {self.db.database}")
+            if not isinstance(error, StoreBusy):
+                with contextlib.suppress(pw.DatabaseError):
+                    self.db.close()
+            raise error from None
+
     def running_queues(self) -> list[QueueInfo]:
-        return reports.running_queues(self.db)
+        with self._sqlite(transaction=False):
+            return reports.running_queues(self.db)
 
     def claim(self, queue: QueueInfo, *, now: float, day_start: float, next_day: float, daily_cap: int) -> Claim | None:
         """The queue's next due customer taken into a call, or None (see claim_many)."""
@@ -41,10 +76,18 @@ class Ledger:
         return claims[0] if claims else None
 
     def claim_many(
-        self, queue: QueueInfo, limit: int, *, now: float, day_start: float, next_day: float, daily_cap: int
+        self,
+        queue: QueueInfo,
+        limit: int,
+        *,
+        now: float,
+        day_start: float,
+        next_day: float,
+        daily_cap: int,
+        slots: list[int] | None = None,
     ) -> list[Claim]:
         """customers.claim_many in one transaction: a stop or DNC committed before it is honoured."""
-        with self.db.atomic():
+        with self._sqlite():
             return customers.claim_many(
                 self.db,
                 queue,
@@ -53,113 +96,228 @@ class Ledger:
                 day_start=day_start,
                 next_day=next_day,
                 daily_cap=daily_cap,
+                slots=slots,
                 node=self.node,
             )
 
     def mark_answered(self, attempt_id: int, at: float):
-        with self.db.atomic():
+        with self._sqlite():
             customers.mark_answered(self.db, attempt_id, at)
 
-    def record_many(self, answered: list, finished: list) -> list[tuple[str, str]]:
-        """mark_answered for each (attempt_id, at) and finish for each (claim, report,
-        recall_delay), in one transaction; returns finish's results in order."""
-        with self.db.atomic():
-            for attempt_id, at in answered:
-                customers.mark_answered(self.db, attempt_id, at)
-            return [customers.finish(self.db, claim, report, recall_delay=delay) for claim, report, delay in finished]
+    def mark_step(self, attempt_id: int, step: str, result: str | None):
+        with self._sqlite():
+            customers.mark_step(self.db, attempt_id, step, result)
+
+    def write_many(self, writes: list[tuple[str, tuple, dict]]) -> list:
+        """Each (name, args, kwargs) of WRITES, in order, in one transaction; their results in order."""
+        with self._sqlite():
+            return [WRITES[name](self.db, *args, **kwargs) for name, args, kwargs in writes]
 
     def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
         """customers.finish in one transaction: (attempt outcome, customer state)."""
-        with self.db.atomic():
+        with self._sqlite():
             return customers.finish(self.db, claim, report, recall_delay=recall_delay)
 
     def abandon(
         self, claim: Claim, *, cause: str, now: float, customer_state: str = PENDING, stop_reason: str | None = None
     ):
         """customers.abandon in one transaction: close an attempt that was never dialed."""
-        with self.db.atomic():
+        with self._sqlite():
             customers.abandon(
                 self.db, claim, cause=cause, now=now, customer_state=customer_state, stop_reason=stop_reason
             )
 
     def follow_wall_step(self, *, expected: float, jump: float, wall: float) -> int:
         """schedule.follow_wall_step in one transaction."""
-        with self.db.atomic():
+        with self._sqlite():
             return schedule.follow_wall_step(self.db, expected=expected, jump=jump, wall=wall)
+
+    def set_waiting(self, queue_id: int, code: str, reason: str | None, *, now: float):
+        """queue_state.set_waiting in one transaction: why the running queue is held back (None: it is not)."""
+        with self._sqlite():
+            queue_state.set_waiting(self.db, queue_id, code, reason, now=now)
+
+    def tally_pending(self, queue_id: int, check):
+        """`check.tally` (an ivr.FieldCheck, `template.speakable`) over the queue's pending customers: read and
+        counted here, off the loop that carries the calls."""
+        with self._sqlite(transaction=False):
+            return check.tally(reports.pending_fields(self.db, queue_id))
+
+    def stop_queue(self, queue_id: int, code: str, reason: str, *, now: float):
+        """queue_state.stop_by_dialer in one transaction."""
+        with self._sqlite():
+            queue_state.stop_by_dialer(self.db, queue_id, code, reason, now=now)
 
     def open_attempts(self) -> list[Claim]:
         """The calls this node left open (every open call when it has no name)."""
-        return reports.open_attempts(self.db, self.node)
+        with self._sqlite(transaction=False):
+            return reports.open_attempts(self.db, self.node)
 
     def counts(self) -> dict:
-        return reports.state_totals(self.db)
+        with self._sqlite(transaction=False):
+            return reports.state_totals(self.db)
+
+
+@dataclasses.dataclass
+class _Write:
+    name: str  # a key of WRITES
+    args: tuple
+    kwargs: dict
+    closes: int | None = None  # the attempt it closes (finish, abandon)
+    done: gevent.event.AsyncResult = dataclasses.field(default_factory=gevent.event.AsyncResult)
 
 
 class LedgerThread:
     """Runs Ledger methods on one OS thread; callers (greenlets) wait without blocking the loop.
 
-    `mark_answered` and `finish` are gathered while the thread is busy and written
-    together in one transaction per trip: at hundreds of calls a second, one trip per
-    call is what would keep claims waiting.
+    `mark_answered`, `finish` and `abandon` are queued and written together in one transaction
+    per trip: at hundreds of calls a second, one trip per call is what would keep claims
+    waiting. A caller of `finish` or `abandon` waits until its write landed, or, while the
+    database is unavailable (`outage`), only until it is safely queued: then `finish` returns
+    None and the write lands later, in order, however long the outage lasts.
     """
 
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Ledger, outage: DatabaseOutage | None = None, *, sleep=gevent.sleep):
         self.ledger = ledger
+        self.outage = outage or DatabaseOutage()
+        self.sleep = sleep
         self.pool = gevent.threadpool.ThreadPool(1)
-        self._answered: list = []
-        self._finished: list = []
+        self._queue: list[_Write] = []  # not yet written, in arrival order
         self._pending = gevent.event.Event()
+        self._empty = gevent.event.Event()
+        self._empty.set()
         self._writer = gevent.spawn(self._write_loop)
 
     def __getattr__(self, name):
         method = getattr(self.ledger, name)
 
         def run(*args, **kwargs):
-            return self.pool.apply(method, args, kwargs)
+            return self._run(method, *args, **kwargs)
 
         return run
 
+    def _run(self, fn, *args, **kwargs):
+        """`fn` on the ledger thread; what it raises is raised here (gevent's pool would also
+        print every exception, the weather of an outage included, as a crash)."""
+        value, error = self.pool.apply(_capture, (fn, args, kwargs))
+        if error is not None:
+            raise error
+        return value
+
     def mark_answered(self, attempt_id: int, at: float):
         """Record the answer soon; returns at once."""
-        self._answered.append((attempt_id, at))
-        self._pending.set()
+        self._put(_Write("mark_answered", (attempt_id, at), {}))
 
-    def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
-        """Ledger.finish, written with whatever else is waiting; returns its result."""
-        done = gevent.event.AsyncResult()
-        self._finished.append((claim, report, recall_delay, done))
-        self._pending.set()
-        return done.get()
+    def mark_step(self, attempt_id: int, step: str, result: str | None):
+        """Record the IVR step soon; returns at once."""
+        self._put(_Write("mark_step", (attempt_id, step, result), {}))
 
-    def follow_wall_step(self, *, expected: float, jump: float, wall: float) -> int:
-        """Ledger.follow_wall_step, after the results read before the step (their times are
-        of the old reckoning, which the step moves)."""
-        self._write_pending()
-        return self.pool.apply(self.ledger.follow_wall_step, (), {"expected": expected, "jump": jump, "wall": wall})
+    def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str] | None:
+        """Ledger.finish, written with whatever else is waiting: its result, or None when the
+        database is unavailable and the write waits in memory."""
+        return self._put(_Write("finish", (claim, report), {"recall_delay": recall_delay}, claim.attempt_id)).get()
+
+    def abandon(self, claim: Claim, **kwargs):
+        """Ledger.abandon, queued with the other writes (returns as finish does)."""
+        self._put(_Write("abandon", (claim,), kwargs, claim.attempt_id)).get()
+
+    def open_attempts(self) -> list[Claim]:
+        """Ledger.open_attempts as the writes waiting in memory will leave them: less the attempts
+        they close (over, whatever the file says until the write lands), with the answer and the
+        IVR step they record (a re-attached call resumes at its last step)."""
+
+        def unwritten():  # on the ledger thread, so no batch lands between the read and the filter
+            claims, waiting = self.ledger.open_attempts(), list(self._queue)
+            closing = {w.closes for w in waiting}
+            answered = {w.args[0]: w.args[1] for w in waiting if w.name == "mark_answered"}
+            steps = {w.args[0]: w.args[1:] for w in waiting if w.name == "mark_step"}
+            return [_with_waiting(c, answered, steps) for c in claims if c.attempt_id not in closing]
+
+        return self._run(unwritten)
+
+    def _put(self, write: _Write) -> gevent.event.AsyncResult:
+        self._queue.append(write)
+        self.outage.waiting = len(self._queue)
+        self._empty.clear()
+        self._pending.set()
+        if self.outage.active:
+            write.done.set(None)  # nobody waits out an outage: the write lands when it ends
+        return write.done
+
+    def follow_wall_step(self, *, expected: float, jump: float, wall: float) -> int | None:
+        """Ledger.follow_wall_step, queued behind the results read before the step (their times
+        are of the old reckoning, which the step moves); returns as finish does."""
+        write = _Write("follow_wall_step", (), {"expected": expected, "jump": jump, "wall": wall})
+        return self._put(write).get()
 
     def _write_loop(self):
+        delay, solo = RETRY_FIRST, 0
         while True:
             self._pending.wait()
-            self._write_pending()
+            self._pending.clear()
+            while self._queue:
+                batch = self._queue[:1] if solo else list(self._queue)
+                try:
+                    results = self._run(self.ledger.write_many, [(w.name, w.args, w.kwargs) for w in batch])
+                except StoreUnavailable as e:
+                    self.outage.failed(e)
+                    for write in batch:
+                        if not write.done.ready():
+                            write.done.set(None)
+                    self.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
+                    continue
+                except Exception as e:  # noqa: BLE001 - a bug: its waiter must hear of it
+                    if len(batch) > 1:  # write them one by one, so only the bad one fails
+                        solo = len(batch)
+                        continue
+                    log.exception("writing %s of attempt %s failed", batch[0].name, batch[0].closes)
+                    self._settle(batch, [e])
+                    solo = max(0, solo - 1)
+                    continue
+                delay, solo = RETRY_FIRST, max(0, solo - 1)
+                self.outage.landed(self._settle(batch, results))
 
-    def _write_pending(self):
-        self._pending.clear()
-        answered, self._answered = self._answered, []
-        finished, self._finished = self._finished, []
-        if not (answered or finished):
-            return
-        try:
-            results = self.pool.apply(self.ledger.record_many, (answered, [item[:3] for item in finished]))
-        except Exception as e:  # noqa: BLE001 - every waiter must hear of it
-            log.exception("writing %d call results failed", len(finished))
-            for *_, done in finished:
-                done.set_exception(e)
-            return
-        for (*_, done), result in zip(finished, results):
-            done.set(result)
+    def _settle(self, batch: list[_Write], results: list) -> int:
+        """Take `batch` off the queue and tell its waiters; returns how many had stopped waiting
+        (their writes waited out an outage in memory)."""
+        del self._queue[: len(batch)]  # only ever appended to meanwhile
+        self.outage.waiting = len(self._queue)
+        if not self._queue:
+            self._empty.set()
+        waited = 0
+        for write, result in zip(batch, results):
+            if write.done.ready():
+                waited += 1
+            elif isinstance(result, Exception):
+                write.done.set_exception(result)
+            else:
+                write.done.set(result)
+        return waited
 
-    def close(self):
+    def close(self, timeout: float = 10.0) -> int:
+        """Write what waits (giving an unavailable database up to `timeout` seconds), then close
+        the database. Returns how many writes were left unwritten."""
+        self._empty.wait(timeout)
         self._writer.kill()
-        self._write_pending()
+        left = len(self._queue)
         self.pool.apply(self.ledger.db.close)
         self.pool.kill()
+        return left
+
+
+def _with_waiting(claim: Claim, answered: dict, steps: dict) -> Claim:
+    changes: dict = {}
+    if claim.answered_at is None and claim.attempt_id in answered:
+        changes["answered_at"] = answered[claim.attempt_id]
+    if claim.attempt_id in steps:
+        step, result = steps[claim.attempt_id]
+        changes.update(step=step, result=result if result is not None else claim.result)
+    return dataclasses.replace(claim, **changes) if changes else claim
+
+
+def _capture(fn, args, kwargs):
+    try:
+        return fn(*args, **kwargs), None
+    except Exception as e:  # noqa: BLE001 - handed to the caller, who raises it
+        return None, e

@@ -2,7 +2,8 @@
 
 `Link` holds at most one connected client. When it is down, `open(now, then)` makes one try
 (a new client object each time, as greenswitch needs) and runs `then(client)` on it (the
-dialer reconciles there); a failure of either schedules the next try with a doubling backoff.
+dialer reconciles there); a failure of either (`then` raising daemon.errors.Unavailable
+included) schedules the next try with a doubling backoff.
 Time is the caller's monotonic `now`, so tests step the backoff without sleeping.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from daemon import esl as esl_mod
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, Unavailable
 
 log = logging.getLogger("autocall.link")
 
@@ -61,6 +62,9 @@ class Link:
             return self._failed(now)
         except (esl_mod.ESLError, OSError) as e:
             log.warning("FreeSWITCH not reachable (%s); no calls until it is; retrying in %.1fs", e, self._backoff)
+            return self._failed(now)
+        except Unavailable as e:  # `then` lacks something else (the database): said where it failed
+            log.debug("connected, but %s; retrying in %.1fs", e, self._backoff)
             return self._failed(now)
         self._backoff, self._refusals = BACKOFF_FIRST, 0
         return self.client

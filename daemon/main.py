@@ -4,8 +4,9 @@ Config is loaded and checked once here and passed down. Signals only set flags:
 SIGTERM/SIGINT drain and exit, SIGHUP re-reads the config and applies what can change
 while running (pacing, calling window, caps, dial string). systemd hears READY=1 once
 the event socket is authenticated and subscribed, and WATCHDOG=1 while the dialer's loop
-comes round (also while FreeSWITCH is away). Exit status: 0 stopped, 2 bad configuration
-(ESL password refused included), 75 something unavailable right now (systemd restarts it).
+comes round (also while FreeSWITCH is away or the database unavailable). Exit status: 0
+stopped, 2 bad configuration (ESL password refused included), 75 something unavailable right
+now (the database at start-up, or still at stop with writes unwritten; systemd restarts it).
 """
 
 from gevent import monkey
@@ -15,8 +16,10 @@ monkey.patch_all()
 import argparse  # noqa: E402  (after patching, as every entry point does)
 import faulthandler  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 
 import gevent  # noqa: E402
 
@@ -25,14 +28,21 @@ from daemon import (  # noqa: E402
     ivr,
     logs,  # noqa: E402
     sdnotify,
+    statefile,
 )
 from daemon.dialer import Dialer  # noqa: E402
-from daemon.errors import AutocallError, exit_code  # noqa: E402
+from daemon.errors import EX_TEMPFAIL, AutocallError, exit_code  # noqa: E402
 from daemon.esl import DEFAULT_EVENTS, ESLClient  # noqa: E402
 from daemon.ledger import Ledger, LedgerThread  # noqa: E402
+from daemon.outage import DatabaseOutage  # noqa: E402
 from daemon.store.schema import open_database  # noqa: E402
 
 log = logging.getLogger("autocall.daemon")
+
+REPORT_EVERY = 2.0  # seconds between two rewrites of the state file (and systemd pings at most)
+# At stop, how long writes still waiting for an unavailable database may take (at most
+# dialer.drain_timeout): with the drain (30 s) and the hang-ups, within TimeoutStopSec=60.
+FLUSH_TIMEOUT = 10.0
 
 
 def parse_args(argv):
@@ -77,13 +87,14 @@ def main(argv=None) -> int:
     faulthandler.enable()  # if the watchdog's SIGABRT ever fires, the journal shows where we were stuck
     try:
         config = config_mod.load(args.config)
-        db = open_database(config.database)
+        db = open_database(config.database, busy_timeout=config.db_busy_timeout)
     except AutocallError as e:
         print(f"autocall-daemon: {e}", file=sys.stderr)
         return exit_code(e)
     templates = ivr.TemplateLoader.from_config(config)
-    ledger = LedgerThread(Ledger(db, node=config.dialer.node))
-    dialer = Dialer(config, ledger, templates, esl_factory(config))
+    outage = DatabaseOutage()
+    ledger = LedgerThread(Ledger(db, node=config.dialer.node), outage)
+    dialer = Dialer(config, ledger, templates, esl_factory(config), outage=outage)
 
     def reload():
         try:
@@ -105,7 +116,9 @@ def main(argv=None) -> int:
     gevent.signal_handler(signal.SIGTERM, dialer.stop)
     gevent.signal_handler(signal.SIGINT, dialer.stop)
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
-    supervisor = gevent.spawn(_tell_systemd, dialer)
+    # Beside an SQLite file only; on PostgreSQL the node's state waits for its heartbeat row (issue 13).
+    state_file = statefile.StateFile(config.db_path) if config.db_path else None
+    supervisor = gevent.spawn(_report, dialer, state_file)
     log.info(
         "autocall-daemon starting: node %s, database %s, FreeSWITCH %s, templates %s",
         config.dialer.node,
@@ -113,34 +126,60 @@ def main(argv=None) -> int:
         config.esl.address,
         config.templates.dir,
     )
+    code = 0
     try:
         dialer.run()
     except AutocallError as e:  # e.g. FreeSWITCH keeps refusing the ESL password
         log.error("autocall-daemon stopped: %s", e)
-        return exit_code(e)
+        code = exit_code(e)
     finally:
         supervisor.kill()
         sdnotify.notify("STOPPING=1")
-        ledger.close()
-    log.info("autocall-daemon stopped")
-    return 0
+        unwritten = ledger.close(min(FLUSH_TIMEOUT, dialer.dialer_config.drain_timeout))
+    if unwritten:
+        log.error(
+            "autocall-daemon stopped with %d writes unwritten (%s): the next start reads their "
+            "calls' ends back from FreeSWITCH (those it has no record of are recalled)",
+            unwritten,
+            outage.reason or "database unavailable",
+        )
+        return code or EX_TEMPFAIL
+    if code == 0:
+        log.info("autocall-daemon stopped")
+    return code
 
 
-def _tell_systemd(dialer: Dialer):
-    """READY=1 once connected; WATCHDOG=1 unless the dialer's own loop is stuck (waiting for
-    FreeSWITCH is not stuck: systemd must not kill us during its outage); STATUS= for
-    `systemctl status`."""
-    dialer.ready.wait()
-    sdnotify.notify("READY=1", "STATUS=connected to FreeSWITCH")
-    period = sdnotify.watchdog_period() or 5.0
+def _report(dialer: Dialer, state_file: statefile.StateFile | None):
+    """The state file for `autocall status`, every REPORT_EVERY s; to systemd READY=1 once
+    connected, then WATCHDOG=1 unless the dialer's own loop is stuck (waiting for FreeSWITCH
+    or the database is not stuck: systemd must not kill us during their outage) and STATUS=
+    for `systemctl status`."""
+    period = min(sdnotify.watchdog_period() or REPORT_EVERY, REPORT_EVERY)
+    told_ready = False
     while True:
-        gevent.sleep(period)
-        states = [] if dialer.wedged() else ["WATCHDOG=1"]
-        if dialer.healthy():
-            states.append(f"STATUS={len(dialer.calls)} calls in progress")
-        else:
-            states.append("STATUS=FreeSWITCH event socket down or silent; reconnecting")
-        sdnotify.notify(*states)
+        if told_ready:
+            gevent.sleep(period)
+        elif dialer.ready.wait(period):
+            sdnotify.notify("READY=1", "STATUS=connected to FreeSWITCH")
+            told_ready = True
+        state = _state(dialer)
+        if state_file is not None:
+            state_file.write(state)
+        if told_ready:
+            sdnotify.notify(*([] if dialer.wedged() else ["WATCHDOG=1"]), f"STATUS={state['status']}")
+
+
+def _state(dialer: Dialer) -> dict:
+    """What `autocall status` shows of the dialer (daemon.status.render_dialer)."""
+    outage, database = dialer.outage, None
+    if outage.active:
+        status = outage.describe()
+        database = {"since": outage.since_wall, "reason": outage.reason[:300], "waiting": outage.waiting}
+    elif not dialer.healthy():
+        status = "FreeSWITCH event socket down or silent; reconnecting"
+    else:
+        status = f"{len(dialer.calls)} calls in progress"
+    return {"pid": os.getpid(), "at": time.time(), "status": status, "calls": len(dialer.calls), "database": database}
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import os
 from daemon import ivr
 from daemon.esl import ESLError, ESLTimeout, commands
 from daemon.store.records import Claim
-from daemon.store.states import FAILED, PENDING
+from daemon.template_gate import template_unusable
 
 log = logging.getLogger("autocall.playable")
 
@@ -110,24 +110,37 @@ def _version(path: str):
 
 
 class Unprepared(Exception):
-    """A claim that cannot be called: what `ledger.abandon` records for it."""
+    """A claim that cannot be called: what `ledger.abandon` records for it, the customer kept
+    in its place (pending). `stop_reason` stops the queue; `wait_reason` holds it back until
+    the cause is gone; `unspeakable` is the template that cannot speak to this customer (the
+    dialer counts who else it cannot speak to, and stops the queue: daemon/template_gate.py)."""
 
-    def __init__(self, cause: str, *, customer_state: str = PENDING, stop_reason: str | None = None):
-        super().__init__(stop_reason or cause)
-        self.cause, self.customer_state, self.stop_reason = cause, customer_state, stop_reason
+    def __init__(
+        self,
+        cause: str,
+        *,
+        stop_reason: str | None = None,
+        wait_reason: str | None = None,
+        unspeakable: ivr.Template | None = None,
+    ):
+        super().__init__(stop_reason or wait_reason or cause)
+        self.cause = cause
+        self.stop_reason, self.wait_reason, self.unspeakable = stop_reason, wait_reason, unspeakable
 
 
 def prepare(claim: Claim, templates: ivr.TemplateLoader, unplayable=lambda template: []) -> ivr.Script:
     """The claim's rendered script, once every file it may play exists and `unplayable(template)`
-    (the files FreeSWITCH cannot play) is empty. Raises Unprepared: a customer whose fields
-    cannot be spoken ends failed; a broken template or a missing file stops the queue."""
+    (the files FreeSWITCH cannot play) is empty. Raises Unprepared, the customer always kept
+    pending: fields the template cannot say (it changed since the import checked them), a
+    template that cannot be loaded (the queue waits), a missing file (the queue stops)."""
     try:
         template = templates.get(claim.template)
+    except ivr.TemplateError as e:
+        raise Unprepared("TEMPLATE_ERROR", wait_reason=template_unusable(claim.template, e)) from None
+    try:
         script = template.render(claim.fields)
     except ivr.RenderError as e:
-        raise Unprepared(f"TEMPLATE: {e}", customer_state=FAILED) from None
-    except ivr.TemplateError as e:
-        raise Unprepared("TEMPLATE_ERROR", stop_reason=f"template {claim.template}: {e}") from None
+        raise Unprepared(f"TEMPLATE_CHANGED: {e}", unspeakable=template) from None
     missing = [path for path in script.files() if not os.path.exists(path)]
     if missing:
         raise Unprepared("SOUND_FILE_MISSING", stop_reason=f"sound files missing: {', '.join(missing[:5])}")

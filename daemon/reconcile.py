@@ -1,10 +1,12 @@
 """Recovering calls after a restart or a lost connection: the store's live attempts against
 FreeSWITCH's channels (rq's `StartedJobRegistry.cleanup`, for calls).
 
-`plan` is pure: which attempts to follow again (re-attach) and which to close as lost.
-`apply` is the thin part that asks the switch, builds the re-attached `Call`s and records
-the lost ones. It runs at start-up and after every reconnect, so `kill -9` of the daemon
-loses nobody and double-dials nobody.
+`plan` is pure: which attempts to follow again (re-attach) and which to close, with the
+outcome the switch recorded for a call that ended while we were away (`daemon/hangup.py`), or
+as lost when it kept nothing. `apply` is the thin part that asks the switch, builds the
+re-attached `Call`s and records the ended ones. It runs at start-up and after every reconnect,
+so `kill -9` of the daemon loses nobody, double-dials nobody, and recalls nobody whose call in
+fact succeeded.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import json
 import logging
 
 from daemon import esl as esl_mod
+from daemon import hangup
 from daemon.esl import commands
 from daemon.store.records import CallReport, Claim
 
 log = logging.getLogger("autocall.reconcile")
 
-LOST = "CALL_LOST"  # cause recorded when the dialer lost a call FreeSWITCH no longer has
+LOST = "CALL_LOST"  # cause recorded for a call FreeSWITCH no longer has and kept no record of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,23 +37,29 @@ class Reattach:
 
 
 def plan(
-    open_attempts: list[Claim], channels: dict[str, dict], now: float
+    open_attempts: list[Claim], channels: dict[str, dict], now: float, records: dict | None = None
 ) -> tuple[list[Reattach], list[tuple[Claim, CallReport]]]:
-    """(re-attach, lost): each open attempt whose uuid is a key of `channels` (uuid -> row of
-    `show channels as json`) is re-attached; each other one is lost, with the report that
-    closes it as CALL_LOST, interrupted (the customer is recalled after the recall delay)."""
-    reattach, lost = [], []
+    """(re-attach, ended): each open attempt whose uuid is a key of `channels` (uuid -> row of
+    `show channels as json`) is re-attached; each other one ended, with the report that closes
+    it: from its hangup record in `records` (uuid -> HangupRecord) when the switch kept one,
+    judged by the recall rules like any call; else CALL_LOST, interrupted (nobody knows how it
+    went: the customer is recalled after the recall delay)."""
+    reattach, ended = [], []
     for claim in open_attempts:
         row = channels.get(claim.uuid)
+        record = (records or {}).get(claim.uuid)
+        if row is None and record is not None:
+            ended.append((claim, hangup.recorded_report(record, claim, now)))
+            continue
         if row is None:
-            lost.append((claim, CallReport(claim.answered_at, now, 0.0, LOST, interrupted=True)))
+            ended.append((claim, CallReport(claim.answered_at, now, 0.0, LOST, interrupted=True)))
             continue
         state = row.get("callstate", "")
         newly = claim.answered_at is None and state == "ACTIVE"
         reattach.append(
             Reattach(claim, state, now if newly else claim.answered_at, newly, bool(row.get("application")))
         )
-    return reattach, lost
+    return reattach, ended
 
 
 def channel_rows(body: str) -> dict[str, dict]:
@@ -64,9 +73,10 @@ def channel_rows(body: str) -> dict[str, dict]:
 
 
 def apply(client, claims: list[Claim], now: float, *, follow, close) -> None:
-    """Ask `client` for its channels and carry out `plan`: `follow(reattach, events)` for each
-    call to re-attach (`events`: what arrived for it while we listed), `close(claim, report)`
-    for each lost one. ESLError from the listing passes through."""
+    """Ask `client` for its channels, and for the hangup records of the calls it no longer has,
+    and carry out `plan`: `follow(reattach, events)` for each call to re-attach (`events`: what
+    arrived for it while we listed), `close(claim, report)` for each ended one. ESLError from
+    the switch passes through."""
     if not claims:
         return
     heard: dict[str, list] = {claim.uuid: [] for claim in claims}
@@ -76,17 +86,29 @@ def apply(client, claims: list[Claim], now: float, *, follow, close) -> None:
     for claim in claims:
         if claim.uuid not in channels and _hung_up(heard[claim.uuid]):
             channels[claim.uuid] = {}  # gone while we listed: follow it to its recorded end
-    reattach, lost = plan(claims, channels, now)
-    for claim, report in lost:
+    records = hangup.read_records(client, [claim for claim in claims if claim.uuid not in channels])
+    reattach, ended = plan(claims, channels, now, records)
+    for claim, report in ended:
         client.unsubscribe_channel(claim.uuid)
+        if claim.uuid in records:
+            log.info(
+                "call %s (customer %r of %r) ended while the event socket was down: %s, talk %.1fs, keys %s",
+                claim.uuid,
+                claim.ext_id,
+                claim.queue_code,
+                report.cause,
+                report.talk_seconds,
+                report.keys or "-",
+            )
         close(claim, report)
     for item in reattach:
         log.info(
-            "re-attached call %s (customer %s of %s, %s)",
+            "re-attached call %s (customer %r of %r, %s, step %s)",
             item.claim.uuid,
             item.claim.ext_id,
             item.claim.queue_code,
             item.state,
+            item.claim.step or "-",
         )
         follow(item, heard[item.claim.uuid])
 

@@ -2,9 +2,11 @@
 
 The snapshot is `daemon.store.reports.queue_statuses`, read through a database opened with
 `open_readonly` (SQLite's `mode=ro`, or a read-only PostgreSQL session: the view can never
-write nor take a write lock, so it is safe while the API and the daemon run). `render(...)`
-and `render_line(...)` turn snapshots into text and do no I/O, so they are tested without a
-database. `watch(...)` is the redraw loop behind `autocall status --watch`.
+write nor take a write lock, so it is safe while the API and the daemon run). The dialer's
+own state (dialing, or paused while the database is unavailable) comes from the small file it
+keeps beside the database (`daemon.statefile`). `render(...)` and `render_line(...)` turn
+snapshots into text and do no I/O, so they are tested without a database. `watch(...)` is the
+redraw loop behind `autocall status --watch`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from daemon.statefile import STALE_AFTER
 from daemon.store.reports import CallOutcome, QueueStatus
 from daemon.store.reports import queue_statuses as read
 from daemon.store.schema import StoreError as StatusError
@@ -27,6 +30,7 @@ __all__ = [
     "read",
     "render",
     "render_block",
+    "render_dialer",
     "render_line",
     "watch",
 ]
@@ -42,10 +46,19 @@ def progress_bar(done: int, total: int, width: int = _BAR_WIDTH) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {percent:3d}%"
 
 
-def render(statuses: list[QueueStatus], *, now: float, tz: dt.tzinfo | None = None, source: str = "") -> str:
-    """The full view: a header line, then one block per queue, or a line saying there is none."""
+def render(
+    statuses: list[QueueStatus],
+    *,
+    now: float,
+    tz: dt.tzinfo | None = None,
+    source: str = "",
+    dialer: dict | None = None,
+) -> str:
+    """The full view: a header line, the dialer's line (`dialer`: its state file, if any), then
+    one block per queue, or a line saying there is none."""
     stamp = dt.datetime.fromtimestamp(now, tz).strftime("%Y-%m-%d %H:%M:%S")
     lines = [f"autocall status {stamp}" + (f"  ({source})" if source else "")]
+    lines += render_dialer(dialer, now=now)
     if not statuses:
         lines += ["", "no live queue"]
     for status in statuses:
@@ -53,12 +66,23 @@ def render(statuses: list[QueueStatus], *, now: float, tz: dt.tzinfo | None = No
     return "\n".join(lines) + "\n"
 
 
+def render_dialer(state: dict | None, *, now: float) -> list[str]:
+    """The dialer's line from its state file (daemon.main writes it every 2 s): what it does, or
+    that it has not been heard from; none when no dialer ever ran beside this database."""
+    if not state:
+        return []
+    age = now - float(state.get("at", 0))
+    if age > STALE_AFTER:
+        return [f"dialer: not heard from for {age:.0f}s (pid {state.get('pid')}): is autocall-daemon running?"]
+    return [f"dialer: {state.get('status', '?')}"]
+
+
 def render_block(s: QueueStatus, *, tz: dt.tzinfo | None = None) -> list[str]:
     """One queue's lines: state, progress, counts, pace, last outcomes."""
-    state = s.state + (f" — {s.stop_reason}" if s.stop_reason else "")
+    state = s.state + (f" — {_escaped(s.stop_reason)}" if s.stop_reason else "")
     c = s.counts
     lines = [
-        f"queue {s.code}  template {s.template}  {state}",
+        f"queue {s.code!r}  template {s.template!r}  {state}",
         f"  {progress_bar(s.finished, s.total)} finished",
         f"  dialed {s.dialed}  in call {c[CALLING]}/{s.concurrent_call}  calls/min {s.calls_last_minute}",
         f"  succeeded {c[SUCCESS]}  failed {c[FAILED]}  dnc {c[DNC]}  deleted {c[DELETED]}",
@@ -74,7 +98,7 @@ def render_line(s: QueueStatus) -> str:
     """The queue on one line, for logs and output that is not a terminal."""
     c = s.counts
     return (
-        f"{s.code:<16} {s.state:<8} {progress_bar(s.finished, s.total, width=20):<38}"
+        f"{s.code!r:<16} {s.state:<8} {progress_bar(s.finished, s.total, width=20):<38}"
         f"in call {c[CALLING]:>3}  ok {c[SUCCESS]:>4}  failed {c[FAILED]:>4}  "
         f"waiting {c[PENDING]:>4}  dialed {s.dialed:>5}  {s.calls_last_minute}/min"
     )
@@ -84,9 +108,15 @@ def _outcome_line(o: CallOutcome, tz) -> str:
     at = dt.datetime.fromtimestamp(o.ended_at, tz).strftime("%H:%M:%S") if o.ended_at else "--:--:--"
     result = f" → {o.result}" if o.result else ""
     return (
-        f"{at} {o.customer} {o.number} {o.cause or '-'} talk {o.talk_seconds:.0f}s "
+        f"{at} {o.customer!r} {o.number!r} {o.cause or '-'} talk {o.talk_seconds:.0f}s "
         f"keys {o.keys or '-'} {o.outcome}{result}"
     )
+
+
+def _escaped(text: str) -> str:
+    """Our sentence as it is, but a character that could break the line or the terminal
+    (a newline, an escape) written as its Python escape, as the quoted customer text is."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def watch(draw, out, *, interval: float, clear: bool, sleep=time.sleep, rounds: int | None = None):

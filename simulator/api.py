@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 import gevent
 
+from simulator import kv
 from simulator import sequences as seq
 from simulator.events import format_local, plain_to_json, uptime_text
 from simulator.switch import ExecRequest
@@ -196,6 +197,14 @@ def file_exists(sim, args):
     return 'true' if args and sim.media.exists(args) else 'false'
 
 
+def hash_command(sim, args):
+    return kv.hash_api(sim.hash_store, args)
+
+
+def db_command(sim, args):
+    return kv.db_api(sim.db_store, args)
+
+
 def version(sim, args):
     return VERSION
 
@@ -247,6 +256,8 @@ _HANDLERS = {
     'status': status,
     'version': version,
     'file_exists': file_exists,
+    'hash': hash_command,
+    'db': db_command,
     'shutdown': shutdown,
     'sim_fault': sim_fault,
     'sim_restart': sim_restart,

@@ -3,6 +3,7 @@
 The channel greenlet owns the call's timeline (ringing, answer, the applications sent to it,
 the callee's scripted keys and hangup). Other greenlets talk to it only through its inbox,
 except for `hangup()`, which fires CHANNEL_HANGUP at once as FreeSWITCH does inside uuid_kill.
+The ring phase (before the answer) is `simulator.ringing`; the hangup hook `simulator.hook`.
 """
 
 import logging
@@ -14,10 +15,12 @@ import gevent
 from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 
+from simulator import hook
 from simulator import sequences as seq
 from simulator.apps import APPS, Hangup, OriginateCompleted
 from simulator.events import url_encode
-from simulator.fields import Q850, initial_fields, peer_lines, times, usec, variable_lines
+from simulator.fields import Q850, initial_fields, times, usec, variable_lines
+from simulator.ringing import Ringing
 from simulator.scenario import REFUSALS
 from simulator.templates import EVENTS
 
@@ -32,7 +35,7 @@ _HANGUP_STATES = {
 DIGIT_GAP = 0.3  # seconds between the digits of one scripted key press
 
 
-class Channel:
+class Channel(Ringing):
     """A simulated outbound channel. Created by the simulator on originate; `start()` runs it."""
 
     def __init__(self, switch, uuid, target, variables, behaviour, job=None, origin_arg=''):
@@ -133,98 +136,6 @@ class Channel:
             self._cancel_timers()
             self.state = 'destroyed'
             self.switch.gone(self)
-
-    def _ring_phase(self, outcome):
-        behaviour = self.behaviour
-        if outcome in REFUSALS:
-            if behaviour.ring > 0:
-                self._ringing()
-                self._wait_until(self.created + behaviour.ring)
-            self._refuse(outcome)
-            return
-        self._ringing()
-        timeout = float(self.variables.get('originate_timeout', 60) or 60)
-        # originate_timeout counts whole seconds of the clock, so it fires up to 1 s early
-        deadline = math.floor(self.created) + timeout
-        answer_at = self.created + behaviour.answer_after if outcome == 'answer' else None
-        ends_ringing = min(answer_at or deadline, deadline)
-        if behaviour.early_media is not None and self.created + behaviour.early_media < ends_ringing:
-            self._wait_until(self.created + behaviour.early_media)
-            if self._early_media(answer_at, deadline):
-                return
-        if answer_at is not None and answer_at < deadline:
-            self._wait_until(answer_at)
-            self._answer()
-        else:
-            self._wait_until(deadline)
-            self._no_answer()
-
-    def _early_media(self, answer_at, deadline):
-        """183 with SDP. Unless ignore_early_media=true it completes the originate: the job says
-        +OK, &park() runs, apps play into the early media; True then (answer or end comes later)."""
-        self.progress_media = self.switch.clock.now()
-        self.fields['progress_media_us'] = usec(self.progress_media)
-        self.switch.fire(seq.PROGRESS_MEDIA, self.fields)
-        if self.variables.get('ignore_early_media') == 'true':
-            return False
-        self.state = 'early'
-        self._job_result('+OK %s\n' % self.uuid)
-        self._park()
-        now = self.switch.clock.now()
-        if answer_at is not None:
-            self._later(answer_at - now, self.inbox.put, ('answer',))
-        else:  # the callee never answers: the far end gives up when the originate would have
-            self._later(deadline - now, self.hangup, 'NO_ANSWER', True)
-        return True
-
-    def _ringing(self):
-        self.progress = self.switch.clock.now()
-        self.fields['progress_us'] = usec(self.progress)
-        self.fields['_peer'] = peer_lines(self.target, self.switch.scenario)
-        self._fire_all(seq.RINGING)
-
-    def _refuse(self, outcome):
-        cause, q850, status, phrase, tag = REFUSALS[outcome]
-        self.hangup_cause = cause
-        self.ended = self.switch.clock.now()
-        self._set_cause(cause, q850)
-        self.fields.update(
-            disposition='recv_refuse',
-            sip_status=str(status),
-            sip_proto='sip%%3A%d' % status,
-            sip_fail_status=str(status),
-            sip_phrase=url_encode(phrase),
-            sip_term_cause=str(q850),
-        )
-        self._set_times()
-        before, after = seq.REFUSED[tag]
-        if self.varied:  # the job result right after CHANNEL_HANGUP, as capture 04 had it
-            before, after = before[:1], before[1:] + after
-        self._fire_all(before)
-        self._job_result('-ERR %s\n' % cause)
-        self._fire_all(after)
-
-    def _no_answer(self):
-        self.hangup_cause = 'NO_ANSWER'
-        self.ended = self.switch.clock.now()
-        self._set_cause('NO_ANSWER', 19)
-        self.fields.update(disposition='send_cancel', sip_fail_status='487', sip_phrase='CANCEL')
-        self._fire_all(seq.NO_ANSWER[0])
-        self._finish_unanswered()
-
-    def _cancelled(self):
-        """Hung up by us while ringing: CHANNEL_HANGUP already went out from hangup()."""
-        self.fields.update(sip_fail_status='487', sip_phrase='CANCEL')
-        self._finish_unanswered()
-
-    def _finish_unanswered(self):
-        self._set_times()
-        rest = seq.NO_ANSWER[1]
-        if self.varied:  # the job result after CHANNEL_HANGUP_COMPLETE, as captures 03 and 05 had it
-            self._fire_all(rest[:4])
-            rest = rest[4:]
-        self._job_result('-ERR %s\n' % self.hangup_cause)
-        self._fire_all(rest)
 
     def _answer(self):
         self._fire_all(seq.MEDIA)
@@ -472,4 +383,7 @@ class Channel:
         for key in keys:
             if key in _HANGUP_STATES:
                 fields['hangup_us'] = usec(self.ended)
+                fire(key, fields)
+                hook.run(self)  # CS_HANGUP: after the HANGUP call state, before HANGUP_COMPLETE
+                continue
             fire(key, fields)

@@ -1,9 +1,12 @@
 """Parse an originate argument: `{a=b,c=d}sofia/<profile>/<user>@<host>[:port] &park()` or
 `sofia/gateway/<gw>/<user>`, and name the channel as mod_sofia does."""
 
+import logging
 import re
 from dataclasses import dataclass, replace
 
+logger = logging.getLogger(__name__)
+_VARIABLE = re.compile(r'\$\\*\{')  # switch_string_var_check_const: backslashes between do not escape it
 USAGE = (
     '-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] '
     '[<cid_name>] [<cid_num>] [<timeout_sec>]\n'
@@ -42,12 +45,39 @@ def parse_originate(arg):
     url = parts[0]
     variables = ()
     if url.startswith('{'):
-        end = url.find('}')
+        end = _end_paren(url)
         if end < 0:
             return None
-        variables = tuple(_variables(url[1:end]))
+        variables = _checked(tuple(_variables(url[1:end])), arg)
         url = url[end + 1 :]
     return Originate(variables, url, _target(url))
+
+
+def _end_paren(text):
+    """Where the `{` at text[0] closes, nested braces counted (switch_find_end_paren,
+    switch_utils.c), so a `${var}` inside a value does not end the block; -1 if it never does."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += char == '{'
+        depth -= char == '}'
+        if depth == 0:
+            return i
+    return -1
+
+
+def _checked(variables, arg):
+    """The variables the switch installs on the channel: a value holding `${` is refused
+    (switch_channel_set_variable_var_check, switch_channel.c:1502-1508, logged CRIT) unless
+    the originate says origination_nested_vars=true (switch_ivr_originate.c:2269-2273)."""
+    nested = 'origination_nested_vars=true' in arg.lower() or any(
+        name == 'origination_nested_vars' and value.lower() == 'true' for name, value in variables
+    )
+    if nested:
+        return variables
+    for name, value in variables:
+        if _VARIABLE.search(value):
+            logger.warning('Invalid data (${%s} contains a variable)', name)
+    return tuple((name, value) for name, value in variables if not _VARIABLE.search(value))
 
 
 def _variables(text):

@@ -73,6 +73,8 @@ class Simulator:
         self.sessions_total = 0
         self.sessions_peak = 0
         self.delay_ms = 0
+        self.hash_store = {}  # mod_hash's: lives in memory, so a restart empties it
+        self.db_store = {}  # mod_db's: in the core SQLite file, so it outlives a restart
         self._listen = listen
         self._record_file = open(record_path, 'a', encoding='utf-8') if record_path else None
         self._silent_until = 0.0
@@ -170,12 +172,14 @@ class Simulator:
         self.media.set_unreadable(patterns)
 
     def restart(self):
-        """As a FreeSWITCH restart: every channel gone without events, every connection dropped,
-        a new Core-UUID. The listener stays up."""
+        """As a FreeSWITCH restart: every channel gone without events (no hangup hook runs),
+        every connection dropped, mod_hash's store emptied (mod_db's kept), a new Core-UUID. The
+        listener stays up."""
         for channel in list(self.channels.values()):
             channel.kill_silently()
             self._forget(channel, 'lost')
         self.drop_connections()
+        self.hash_store.clear()
         self._new_core()
 
     # ---- used by connections ---------------------------------------------------------------------------
@@ -258,6 +262,7 @@ class Simulator:
             record_app=self.record_app,
             job_done=self.job_done,
             gone=self.channel_gone,
+            api=self.api,
             session_id=self.next_session_id(),
         )
 

@@ -28,4 +28,5 @@ class Switch:
     record_app: Callable  # record_app(channel, request)
     job_done: Callable  # job_done(job, command, args, result)
     gone: Callable  # gone(channel): its life is over
+    api: Callable  # api(command, args) -> reply: an api command run by the channel (its hangup hook)
     session_id: int  # this channel's session number (the switch counts them)

@@ -33,10 +33,12 @@ def start_simulator(scenario: dict, time_scale: float = TIME_SCALE) -> Simulator
 
 
 class DaemonProcess:
-    """`autocall-daemon` with a config file in `tmp_path`; its log goes to `daemon.log`."""
+    """`autocall-daemon` with a config file in `tmp_path`; its log goes to `daemon.log`.
+    `database` adds keys to the config's [database] (e.g. busy_timeout); `db_path` puts the
+    database elsewhere than in `tmp_path`."""
 
-    def __init__(self, tmp_path: Path, sim: Simulator, **dialer):
-        self.tmp_path, self.db_path = tmp_path, tmp_path / "autocall.sqlite3"
+    def __init__(self, tmp_path: Path, sim: Simulator, *, database=None, db_path=None, **dialer):
+        self.tmp_path, self.db_path = tmp_path, Path(db_path or tmp_path / "autocall.sqlite3")
         settings = {
             "dial_string": "sofia/gateway/carrier/{number}",
             "window_start": "00:00",
@@ -47,11 +49,12 @@ class DaemonProcess:
             "drain_timeout": 5,
             **dialer,
         }
-        lines = [
-            f'[database]\npath = "{self.db_path}"',
-            f'[esl]\naddress = "127.0.0.1:{sim.address[1]}"',
-            "[dialer]",
-        ] + [f"{k} = {_toml(v)}" for k, v in settings.items()]
+        lines = (
+            [f'[database]\npath = "{self.db_path}"']
+            + [f"{k} = {_toml(v)}" for k, v in (database or {}).items()]
+            + [f'[esl]\naddress = "127.0.0.1:{sim.address[1]}"', "[dialer]"]
+            + [f"{k} = {_toml(v)}" for k, v in settings.items()]
+        )
         self.config = tmp_path / "autocall.toml"
         self.config.write_text("\n".join(lines) + "\n")
         self.log_path = tmp_path / "daemon.log"

@@ -89,8 +89,8 @@ def test_every_customer_ends_final_with_a_complete_attempt_per_call(run):
     assert all(r["variables"]["ignore_early_media"] == "true" for r in originates.values())
     assert overlapping_calls(sim.records, customer_of(daemon.db_path)) == []
     log = daemon.read_log()
-    assert log.count("autocall.calls: call queue=Q") == len(attempts)
-    assert "customer=A number=0901000001" in log and "result=promise_to_pay" in log
+    assert log.count("autocall.calls: call queue='Q'") == len(attempts)
+    assert "customer='A' number='0901000001'" in log and "result=promise_to_pay" in log
 
 
 def test_no_originate_after_a_stop_is_acknowledged(run):
@@ -129,7 +129,7 @@ def test_an_unknown_gateway_stops_the_queue_and_says_why(run):
     # Only the first burst (up to concurrent_call) went out before the first answer came back.
     assert len([r for r in sim.records if r["event"] == "originate"]) <= 5
     assert query(daemon.db_path, "SELECT state, round, COUNT(*) FROM customer GROUP BY state") == [("pending", 0, 5)]
-    assert "queue Q stopped" in daemon.read_log()
+    assert "queue 'Q' stopped" in daemon.read_log()
 
 
 def test_outside_the_calling_window_nobody_is_called(run):

@@ -16,7 +16,7 @@ import pytest
 
 from api.app import create_app
 from daemon import config as config_mod
-from daemon.errors import ConfigError
+from daemon.errors import EX_TEMPFAIL, ConfigError
 from daemon.store import url as db_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -180,6 +180,19 @@ def test_daemon_reloads_with_sighup_and_follows_freeswitch_without_requiring_it(
 def test_a_bad_config_is_not_restarted_forever(name):
     # Both entry points exit 2 on a ConfigError.
     assert value(unit(name), "Service", "RestartPreventExitStatus") == "2"
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_exit_75_unavailable_now_is_restarted_for_as_long_as_it_takes(name):
+    # 75 (EX_TEMPFAIL): a database locked, read-only, full or failing at start-up, a port in use.
+    sections = unit(name)
+    assert value(sections, "Service", "Restart") == "on-failure"  # any status but 0 restarts...
+    assert str(EX_TEMPFAIL) not in value(sections, "Service", "RestartPreventExitStatus").split()  # ...75 too
+    assert not [v for k, v in sections["Service"] if k == "SuccessExitStatus" and str(EX_TEMPFAIL) in v.split()]
+    # systemd gives up after StartLimitBurst (5) starts within StartLimitIntervalSec (10 s): the
+    # pause between two starts keeps the retries under it, however long the outage lasts.
+    assert not [k for k, _ in sections["Unit"] if k.startswith("StartLimit")]
+    assert timespan_seconds(value(sections, "Service", "RestartSec")) * 5 > 10
 
 
 @pytest.mark.parametrize("name", UNITS)

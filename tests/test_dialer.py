@@ -338,6 +338,24 @@ def test_a_restarted_dialer_reattaches_the_live_call_and_dials_nobody_twice(rig)
     assert r.customers() == {"A": "success"}
 
 
+def test_a_new_call_takes_the_lowest_record_slot_no_call_in_progress_holds(rig):
+    r = rig({"default": {"outcome": "busy"}, "numbers": [{"number": "0902000001", **LISTENS["default"]}]})
+    r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"])])
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    [a] = [x.greenlet for x in dialer.calls.values() if x.call.claim.ext_id == "A"]
+    gevent.joinall([a], timeout=10)  # A was busy and is recorded; B is still up in slot 1
+    r.import_customers([("C", ["0903000001"])])
+    r.step(dialer)
+    slots = dict(query(r.db_path, "SELECT c.ext_id, a.slot FROM attempt a JOIN customer c ON c.id = a.customer_id"))
+    assert slots == {"A": 0, "B": 1, "C": 0}
+    [c] = [x.greenlet for x in dialer.calls.values() if x.call.claim.ext_id == "C"]
+    gevent.joinall([c], timeout=10)
+    hooks = [r["variables"].get("api_hangup_hook", "") for r in r.sim.records if r["event"] == "originate"]
+    assert [hook.split("/")[2] for hook in hooks] == ["0", "0"]  # A's and C's calls wrote slot 0
+
+
 def test_a_reattached_call_whose_sound_file_the_switch_cannot_play_is_hung_up_not_played(rig):
     r = rig(LISTENS)
     r.import_customers([("A", ["0901000001"])])

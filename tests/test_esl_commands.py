@@ -37,6 +37,30 @@ def test_originate_without_caller_id_sets_none():
     assert 'origination_caller_id_number' not in text
 
 
+def test_originate_with_a_slot_carries_the_hangup_hook_that_records_the_end():
+    text = commands.originate(
+        uuid='5b1c',
+        number='1',
+        attempt_id=1,
+        queue_id=1,
+        dial_string='loopback/{number}',
+        caller_id='',
+        originate_timeout=5,
+        park_timeout=5,
+        slot=12,
+    )
+    assert text.endswith(
+        ',origination_nested_vars=true,api_hangup_hook=hash::insert/autocall/12/5b1c:${hangup_cause}:'
+        '${answer_uepoch}:${end_uepoch}:${sip_term_status}:${digits_dialed:0:64}}loopback/1 &park()'
+    )
+    hook = commands.hangup_hook(12, '5b1c')
+    # one word (the originate splits on spaces), no , or quote (its {...} splits on them)
+    assert ' ' not in hook and ',' not in hook and "'" not in hook and '\\' not in hook
+    assert commands.hangup_record(12) == 'hash select/autocall/12'
+    with pytest.raises(ESLUnsafeArgument):
+        commands.hangup_hook(1, 'a b')
+
+
 def test_execute_is_one_sendmsg_with_event_lock_and_our_event_uuid():
     assert commands.execute('u1', 'playback', '/s/a.wav', 'e1') == (
         'sendmsg u1\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: /s/a.wav\n'

@@ -6,23 +6,35 @@ import dataclasses
 import pytest
 
 from tests.daemon_fixtures import DaemonProcess, all_final, import_customers, start_simulator, wait_until
+from tests.db_faults import Tmpfs
 from tests.soak import campaign, checks
 
 INF = float("inf")
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_short_campaign_with_every_fault_loses_nobody_and_double_calls_nobody(tmp_path):
-    result = campaign.run(campaign.Settings(rounds=6, seed=7, round_seconds=2.5), tmp_path)
+    settings = campaign.Settings(rounds=len(campaign.FAULTS), seed=7, round_seconds=2.5, lock_long=3.0, disk_full=3.0)
+    result = campaign.run(settings, tmp_path)
 
-    assert [str(v) for v in result.violations] == []
-    assert set(result.faults) == set(campaign.FAULTS)
+    # Until the API answers a full disk with 503 + Retry-After (issue 12 item 2, the API's side of
+    # database faults), its 500s then are the one exception allowed: tighten to == [] with it.
+    api_on_full_disk = [v for v in result.violations if v.rule == "api" and result.faults[v.round - 1] == "disk_full"]
+    assert [str(v) for v in result.violations if v not in api_on_full_disk] == []
+    assert result.results_lost == 0
+    assert set(result.faults) == set(campaign.FAULTS) - (set() if Tmpfs.available() else {"disk_full"})
+    # The database faults made the daemon pause and resume, without losing a call.
+    assert result.counts["db_pauses"] > 0
     # The faults hit calls in flight, and the daemon had to reconcile them.
     assert result.counts["calls_live_at_faults"] > 0
     assert result.counts["re_attached"] + result.counts["call_lost"] > 0
     assert result.counts["stop"] > 0 and result.counts["dnc"] > 0 and result.counts["accepted"] > 50
     # The person rules were put to the test: queues deleted and imported again, people in two queues.
     assert result.counts["delete"] > 0 and result.counts["imported_elsewhere"] > 0
+    # The operator's broken edit of the template was refused by the API while it was on disk.
+    assert result.counts["refused_template"] > 0
+    # The daemon saw the wall clock step (unless the round fell near midnight and was skipped).
+    assert result.counts["wall_steps_logged"] + result.counts.get("clock_step_skipped", 0) > 0
 
 
 # --- each check fails when its rule is broken ---
@@ -124,9 +136,29 @@ def test_an_accepted_customer_missing_from_the_database_is_reported():
     assert rules(snapshot(), journal) == ["states"]
 
 
+def test_a_customer_failed_because_its_template_could_not_speak_to_it_is_reported():
+    snap = snapshot([], {1: ("Q", "A", "failed"), 2: ("Q", "B", "failed")}, {})
+    snap = dataclasses.replace(snap, unspoken={1: "TEMPLATE: template IVR-1 step 'overdue': customer field 'dpd'"})
+    assert rules(snap) == ["template"]
+
+
 def test_a_call_dropped_by_a_switch_restart_ends_at_the_restart():
     records = [{"event": "originate", "uuid": "u1", "time": 10.0, "end_time": None}]
     assert checks.sim_calls(records, [], [5.0, 50.0]) == [checks.SimCall("u1", 10.0, 50.0)]
+
+
+def test_a_call_that_ended_with_its_attempt_still_open_is_a_lost_result():
+    attempts = {"u1": (1, "answered", None), "u2": (1, "done", "retry")}
+    calls = [checks.SimCall("u1", 10, 20), checks.SimCall("u2", 30, 40)]
+    snap = dataclasses.replace(snapshot(calls, {1: ("Q", "A", "calling")}, attempts), sim_now=100.0)
+    assert [v.rule for v in checks.check(snap, checks.Journal(), 1, 1.0, grace=50)] == ["result_lost"]
+    assert checks.check(snap, checks.Journal(), 1, 1.0, grace=90) == []  # within the grace: may be on its way
+
+
+def test_a_call_closed_lost_in_a_round_that_left_the_switch_connected_is_a_lost_result():
+    snap = dataclasses.replace(snapshot(), lost=frozenset({"u1", "u2"}))
+    assert checks.check_none_lost(snap, frozenset({"u1"}), "disk_full", 3)[0].rule == "result_lost"
+    assert checks.check_none_lost(snap, frozenset({"u1", "u2"}), "disk_full", 3) == []
 
 
 def test_after_the_drain_anyone_pending_or_any_open_attempt_is_stuck():

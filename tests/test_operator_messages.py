@@ -33,6 +33,7 @@ def run_entry(module: str, tmp_path: Path, *args, timeout=60, **env) -> subproce
         "PATH": os.environ["PATH"],
         "AUTOCALL_DB": str(tmp_path / "db" / "autocall.sqlite3"),
         "AUTOCALL_API_TOKENS": TOKEN,
+        "AUTOCALL_API_LISTEN": f"127.0.0.1:{free_port()}",  # not 8080: another program may hold it
         **env,
     }
     return subprocess.run(

@@ -188,14 +188,14 @@ def test_open_readonly_of_a_file_that_is_not_autocall_names_the_problem(tmp_path
 
 def test_render_shows_state_progress_counts_and_last_calls(db_path):
     text = status.render(list(read(db_path).values()), now=NOW, tz=UTC)
-    block_a = text.split('queue Q-B')[0]
-    assert 'queue Q-A  template IVR-1  running' in block_a
+    block_a = text.split("queue 'Q-B'")[0]
+    assert "queue 'Q-A'  template 'IVR-1'  running" in block_a
     assert '4/10  40%' in block_a
     assert 'dialed 5  in call 2/7  calls/min 4' in block_a
     assert 'succeeded 2  failed 1  dnc 1  deleted 0' in block_a
     assert 'waiting 4: due now 2, recall later 2' in block_a
-    assert '07:50:10 KH0000 0900000000 NORMAL_CLEARING talk 42s keys 9 success → promise_to_pay' in block_a
-    assert 'queue Q-B  template IVR-1  stopped' in text
+    assert "07:50:10 'KH0000' '0900000000' NORMAL_CLEARING talk 42s keys 9 success → promise_to_pay" in block_a
+    assert "queue 'Q-B'  template 'IVR-1'  stopped" in text
 
 
 def test_render_gives_the_reason_the_dialer_stopped_a_queue(db_path):
@@ -205,7 +205,7 @@ def test_render_gives_the_reason_the_dialer_stopped_a_queue(db_path):
     )
     db.close()
     text = status.render(list(read(db_path).values()), now=NOW, tz=UTC)
-    assert 'queue Q-A  template IVR-1  stopped — gateway carrier9 does not exist' in text
+    assert "queue 'Q-A'  template 'IVR-1'  stopped — gateway carrier9 does not exist" in text
 
 
 def test_render_of_no_queue_says_so():
@@ -255,15 +255,15 @@ def test_watch_stops_quietly_on_ctrl_c():
 def test_cli_status_prints_the_numbers(db_path):
     result = autocall('status', '--db', str(db_path))
     assert result.returncode == 0, result.stderr
-    assert 'queue Q-A  template IVR-1  running' in result.stdout
+    assert "queue 'Q-A'  template 'IVR-1'  running" in result.stdout
     assert 'succeeded 2  failed 1  dnc 1  deleted 0' in result.stdout
-    assert 'queue Q-B' in result.stdout
+    assert "queue 'Q-B'" in result.stdout
 
 
 def test_cli_status_finds_the_database_through_the_environment_like_the_services(db_path):
     result = autocall('status', '--queue', 'Q-B', env={'AUTOCALL_DB': str(db_path)})
     assert result.returncode == 0, result.stderr
-    assert 'queue Q-B' in result.stdout and 'queue Q-A' not in result.stdout
+    assert "queue 'Q-B'" in result.stdout and "queue 'Q-A'" not in result.stdout
 
 
 def test_cli_status_reads_the_database_path_from_a_config_file(db_path, tmp_path):
@@ -271,7 +271,7 @@ def test_cli_status_reads_the_database_path_from_a_config_file(db_path, tmp_path
     config.write_text(f'[database]\npath = "{db_path.name}"\n', encoding='utf-8')
     result = autocall('status', '--config', str(config))
     assert result.returncode == 0, result.stderr
-    assert 'queue Q-A' in result.stdout
+    assert "queue 'Q-A'" in result.stdout
 
 
 def test_cli_status_of_a_missing_database_is_a_clear_error_with_exit_2(tmp_path):
@@ -294,7 +294,7 @@ def test_cli_status_watch_redraws_until_interrupted(db_path):
     )
     seen = 0
     for line in proc.stdout:
-        seen += line.startswith('queue Q-A')
+        seen += line.startswith("queue 'Q-A'")
         if seen == 3:
             break
     proc.send_signal(2)

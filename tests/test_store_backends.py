@@ -111,7 +111,7 @@ def test_a_wrong_password_is_a_configuration_error_that_does_not_show_it(pg_clus
 
 def test_a_server_that_is_not_there_is_unavailable_not_misconfigured():
     location = db_url.DatabaseUrl("postgresql", dsn=f"postgresql://autocall@127.0.0.1:{free_port()}/autocall")
-    with pytest.raises(schema.StoreBusy) as error:
+    with pytest.raises(schema.StoreUnavailable) as error:
         schema.open_database(location)
     assert exit_code(error.value) == EX_TEMPFAIL
 
@@ -261,4 +261,4 @@ def test_autocall_status_reads_either_backend_from_db(store_db, store_url, monke
     where = str(store_url.path) if store_url.backend == "sqlite" else store_url.dsn
     assert cli.main(["status", "--db", where]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "queue Autocall-Q1" in out and "waiting 1" in out
+    assert "Autocall-Q1" in out and "waiting 1" in out

@@ -1,7 +1,8 @@
 """Every string FreeSWITCH reads from us, built by pure functions (switchio's `commands.py`).
 
 ESL commands (`auth`, `event plain`, `api`, `bgapi`, `sendmsg ... execute`), the api commands
-the dialer runs (`originate`, `uuid_kill`, `show channels`, `file_exists`), the arguments of
+the dialer runs (`originate` with its hangup hook, `uuid_kill`, `show channels`, `file_exists`,
+`hash select`), the arguments of
 the dialplan applications a call executes (`playback`, `set`, `play_and_get_digits`), and the
 character rules that keep free-form text off the wire. FreeSWITCH's escaping has holes
 (`}` cannot be escaped, `${` is refused), so the rule is: nothing free-form goes in; anything
@@ -90,9 +91,12 @@ def execute(uuid, app, arg, app_uuid):
 # --- api commands -----------------------------------------------------------------------
 
 
-def originate(*, uuid, number, attempt_id, queue_id, dial_string, caller_id, originate_timeout, park_timeout):
+def originate(
+    *, uuid, number, attempt_id, queue_id, dial_string, caller_id, originate_timeout, park_timeout, slot=None
+):
     """The originate for bgapi. Only safe tokens: uuids, integers, digits, validated config
-    (`dial_string` holds `{number}` once, see `dial_safe`); customer data never goes in."""
+    (`dial_string` holds `{number}` once, see `dial_safe`); customer data never goes in.
+    With a `slot`, the channel also carries the hangup hook that records its end (`hangup_hook`)."""
     variables = [
         f"origination_uuid={uuid}",
         "ignore_early_media=true",
@@ -106,6 +110,10 @@ def originate(*, uuid, number, attempt_id, queue_id, dial_string, caller_id, ori
     ]
     if caller_id:
         variables.append(f"origination_caller_id_number={caller_id}")
+    if slot is not None:
+        # `${` in an originate variable is refused unless the originate allows it
+        # (switch_channel.c:1502-1508; switch_ivr_originate.c:2269-2273); nothing else we set has one.
+        variables += ["origination_nested_vars=true", "api_hangup_hook=" + hangup_hook(slot, uuid)]
     target = dial_string.replace("{number}", number)
     return "originate {%s}%s &park()" % (",".join(variables), target)
 
@@ -119,6 +127,32 @@ def file_exists(path):
 
 
 SHOW_CHANNELS = 'show channels as json'  # {"row_count": 0} with no "rows" key when empty
+
+# --- the hangup record: what the switch keeps of a call's end while we are away -------------
+
+RECORD_REALM = 'autocall'
+RECORD_KEYS = 64  # keys kept of digits_dialed; a record stays one short line
+# The facts of the end, `:`-separated after our uuid (daemon/hangup.py reads them back). Each
+# is set before the hook runs (switch_core_state_machine.c:839-844, switch_channel.c:4488-4800).
+_RECORD_FACTS = ':'.join(
+    '${%s}' % name
+    for name in ('hangup_cause', 'answer_uepoch', 'end_uepoch', 'sip_term_status', 'digits_dialed:0:%d' % RECORD_KEYS)
+)
+
+
+def hangup_hook(slot, uuid):
+    """The `api_hangup_hook` of a call: on hangup the switch itself stores the call's end under
+    `autocall_<slot>` in mod_hash (`hash insert`, mod_hash.c:493-504), expanded from the
+    channel's variables (api_hook, switch_core_state_machine.c:752-790). `::` splits command
+    from argument, so the text has no space; it has no `,` or quote either (the originate's
+    `{...}` splits on `,`, switch_event.c:1664; `${...}` nests there, switch_utils.c:794)."""
+    check_token(uuid, 'channel uuid')
+    return 'hash::insert/%s/%d/%s:%s' % (RECORD_REALM, int(slot), uuid, _RECORD_FACTS)
+
+
+def hangup_record(slot):
+    """`hash select/autocall/<slot>`: the record's text, or nothing when none was written."""
+    return 'hash select/%s/%d' % (RECORD_REALM, int(slot))
 
 
 def dial_safe(text):

@@ -3,6 +3,7 @@
     script.py    the rendered call: Script, its steps, menu actions and effects (data, no I/O)
     flow.py      next_step: where the call goes after a step and the keys pressed (pure)
     template.py  a checked Template and its render(customer) into a Script
+    speakable.py FieldCheck (template.speakable): which customers a template can speak to, cheaply
     parse.py     TOML → Template, collecting every problem (check, load)
     graph.py     what needs the whole flow: its checks (reachable, no trap, the no-key path), barge-in
     sounds.py    the sound checks: every file a call may play exists, at a path FreeSWITCH reads
@@ -39,6 +40,7 @@ from daemon.ivr.script import (
     TransferCall,
     TransferStep,
 )
+from daemon.ivr.speakable import FieldCheck, Tally
 from daemon.ivr.template import Template
 
 __all__ = [
@@ -56,6 +58,8 @@ __all__ = [
     'check',
     'load',
     'Template',
+    'FieldCheck',
+    'Tally',
     'EndCall',
     'Goto',
     'Hangup',

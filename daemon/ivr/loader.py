@@ -59,6 +59,7 @@ class TemplateLoader:
         self._clock, self._recheck = clock, recheck_seconds
         self._good = {}  # name -> (stamp, Template)
         self._failed = {}  # name -> (error class, args) while it has no good version
+        self._broken = {}  # name -> (stamp, problems) while the file on disk is not the good version
         self._checked = {}  # name -> clock time of the last look at the file
         self._reported = {}  # name -> stamp of the broken version already logged
 
@@ -102,9 +103,23 @@ class TemplateLoader:
         error, args = self._failed[name]
         raise error(*args)
 
+    def get_current(self, name):
+        """The Template `name` as its file is now. Like `get`, but while the file on disk is
+        broken TemplateInvalid (gone: UnknownTemplate), even though `get` still serves the last
+        good version: the API accepts customers only for a template that is valid now."""
+        template = self.get(name)
+        broken = self._broken.get(name)
+        if broken is None:
+            return template
+        stamp, problems = broken
+        if stamp is None:
+            raise UnknownTemplate(f'no template {name}: {template_path(self.templates_dir, name)} does not exist')
+        raise TemplateInvalid(name, problems)
+
     def _refresh(self, name, path):
         stamp, good = _stamp(path), self._good.get(name)
         if good and good[0] == stamp:
+            self._broken.pop(name, None)
             return
         if stamp is None and not good:
             self._failed[name] = (UnknownTemplate, (f'no template {name}: {path} does not exist',))
@@ -113,12 +128,14 @@ class TemplateLoader:
             template = load(path, self.sounds_dir, variant=self.variant, destinations=self.destinations)
         except TemplateInvalid as exc:
             self._failed[name] = (TemplateInvalid, (name, exc.problems))
+            self._broken[name] = (stamp, exc.problems)
             self._report_once(name, path, stamp, exc.problems, bool(good))
             return
         if good:
             log.info('template %s reloaded from %s', name, path)
         self._good[name] = (stamp, template)
         self._failed.pop(name, None)
+        self._broken.pop(name, None)
         self._reported.pop(name, None)
 
     def _report_once(self, name, path, stamp, problems, have_good):

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from daemon import say_vi
 from daemon.ivr.errors import RenderError
 from daemon.ivr.script import Menu, Play, Script
+from daemon.ivr.speakable import FieldCheck
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,12 @@ class Template:
         return list(dict.fromkeys(paths))
 
     @functools.cached_property
-    def spoken_fields(self):
-        """Customer fields this template says aloud: a customer must have every one."""
-        return frozenset(part.field for draft in self.drafts.values() for part in draft.parts if isinstance(part, Say))
+    def speakable(self):
+        """The FieldCheck of this version: which customers it can speak to (agrees with render)."""
+        says = (
+            (part.field, part.kind) for draft in self.drafts.values() for part in draft.parts if isinstance(part, Say)
+        )
+        return FieldCheck(self.name, says)
 
     def render(self, customer):
         """The Script for one customer's fields; RenderError naming the field if one cannot be said."""

@@ -15,6 +15,7 @@ one. None does I/O but SQL.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid as uuid_mod
@@ -187,6 +188,7 @@ def claim_many(
     next_day: float,
     daily_cap: int,
     busy_retry: float = BUSY_RETRY,
+    slots: list[int] | None = None,
     node: str | None = None,
 ) -> list[Claim]:
     """Take up to `limit` of the queue's due customers into calls, in due order.
@@ -199,13 +201,18 @@ def claim_many(
     whose numbers left in this round all had, moves to `next_day`; a number at its cap or on
     the DNC number list is skipped. One with no live number left ends `failed`, one whose live
     numbers are all on the DNC number list ends `dnc`. Each claim gets an attempt row with
-    fresh uuids, made by `node`. On PostgreSQL a due customer another transaction holds is
-    passed over, not waited for (`FOR UPDATE SKIP LOCKED`).
+    fresh uuids, made by `node`, and, when `slots` are given, the next one of them (the
+    dialer's: free slots of the switch's hangup records, at least `limit`). On PostgreSQL a
+    due customer another transaction holds is passed over, not waited for (`FOR UPDATE SKIP
+    LOCKED`).
     """
     _require_transaction(db)
     claims: list[Claim] = []
-    if queue_state.state_of(db, queue.id) != RUNNING:
+    state, template = execute(db, "SELECT state, template FROM queue WHERE id = ?", (queue.id,)).fetchone()
+    if state != RUNNING:
         return claims
+    # The template as of this transaction: an import may have switched it since `queue` was read.
+    queue = dataclasses.replace(queue, template=template)
     rows = execute(
         db,
         "SELECT id, ext_id, mobiles, fields, number_index, round, dead_numbers FROM customer"
@@ -214,7 +221,8 @@ def claim_many(
         (queue.id, PENDING, now, limit + CANDIDATES),
     ).fetchall()
     for row in rows:
-        claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry, node)
+        slot = slots[len(claims)] if slots else None
+        claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry, slot, node)
         if claim is not None:
             claims.append(claim)
             if len(claims) == limit:
@@ -222,7 +230,7 @@ def claim_many(
     return claims
 
 
-def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry, node) -> Claim | None:
+def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry, slot, node) -> Claim | None:
     cid, ext_id, mobiles, fields, index, rnd, dead = row
     mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
     if _next_number(mobiles, dead, index) is None:
@@ -256,9 +264,9 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_r
     call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
     attempt_id = insert(
         db,
-        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys, node)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?)",
-        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now, node),
+        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys, slot,"
+        " node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
+        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now, slot, node),
     )
     return Claim(
         attempt_id,
@@ -272,6 +280,7 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_r
         queue.code,
         queue.template,
         queue.min_recall_duration,
+        slot=slot,
     )
 
 
@@ -299,6 +308,16 @@ def mark_answered(db: pw.Database, attempt_id: int, at: float):
         db,
         "UPDATE attempt SET state = ?, answered_at = ? WHERE id = ? AND state = ?",
         (ANSWERED, at, attempt_id, DIALING),
+    )
+
+
+def mark_step(db: pw.Database, attempt_id: int, step: str, result: str | None):
+    """The call's IVR entered `step` with `result` recorded so far (an open attempt only), so a
+    call re-attached after a restart resumes there and a call that ends meanwhile keeps it."""
+    execute(
+        db,
+        "UPDATE attempt SET step = ?, result = COALESCE(?, result) WHERE id = ? AND state != ?",
+        (step, result, attempt_id, DONE),
     )
 
 

@@ -14,12 +14,26 @@ from daemon.errors import AutocallError, Unavailable
 
 
 class StoreError(AutocallError):
-    """The database cannot be used (newer schema, unreadable, not autocall's, ...)."""
+    """The database cannot be used (newer schema, unreadable, not autocall's, a password refused, ...)."""
 
 
-class StoreBusy(StoreError, Unavailable):
-    """The database is not there or not free right now (its write lock held past the busy
-    timeout, a server that does not answer): retry later."""
+class StoreUnavailable(StoreError, Unavailable):
+    """The database cannot be written (or read) right now: locked past the busy timeout, read-only,
+    a full disk, an I/O error, a file SQLite cannot open, a server that does not answer or is
+    starting up. Trying again later may work."""
+
+
+class StoreBusy(StoreUnavailable):
+    """Another connection holds the database's write lock past the busy timeout: retry later."""
+
+
+def driver_error(error: pw.DatabaseError) -> BaseException | None:
+    """The driver's own exception behind peewee's `error` (its first argument, or the one it
+    was raised from), or None."""
+    for candidate in (error.args[0] if error.args else None, error.__context__):
+        if isinstance(candidate, BaseException) and not isinstance(candidate, pw.PeeweeException):
+            return candidate
+    return None
 
 
 class Dialect:
@@ -51,6 +65,7 @@ class Dialect:
     def after_bulk_write(self, db: pw.Database, table: str):
         """Let the planner know `table` just grew or changed a lot (an import of thousands)."""
 
-    def is_busy(self, error: pw.DatabaseError) -> bool:
-        """Whether `error` says "not now" (a lock, a server away) rather than "never"."""
+    def error_class(self, error: pw.DatabaseError, reason: str) -> type[StoreError]:
+        """StoreBusy, StoreUnavailable or StoreError for `error` (`reason`: its text, or that of
+        the error behind it): a lock, something that may pass, or something that will not."""
         raise NotImplementedError

@@ -21,14 +21,17 @@ from typing import Any
 import peewee as pw
 from playhouse.pool import PooledPostgresqlDatabase
 
-from daemon.store.dialect import Dialect, StoreError
+from daemon.store.dialect import Dialect, StoreBusy, StoreError, StoreUnavailable, driver_error
 from daemon.store.url import DatabaseUrl
 
 POOL_SIZE = 20  # connections one process keeps at most (the server's max_connections is shared)
 CONNECT_TIMEOUT = 10  # seconds to reach the server before "unavailable"
 WRITE_LOCK = 0x6175_746F_6361_6C6C  # pg_advisory_xact_lock's key for the store's write transactions
-# SQLSTATE classes and codes that mean "not now": connection, resources, shutdown, lock wait.
-_BUSY_STATES = ("08", "53", "57P", "55P03", "40001", "40P01")
+# SQLSTATEs that mean "not now": a lock waited for too long (or a deadlock, a serialisation
+# failure), and what may pass: connection lost, out of resources, shutting down or starting up,
+# a read-only server (a standby), a full disk, an I/O error.
+_BUSY_STATES = ("55P03", "40001", "40P01")
+_UNAVAILABLE_STATES = ("08", "53", "57P", "25006", "58")
 
 
 class PostgresDialect(Dialect):
@@ -60,16 +63,16 @@ class PostgresDialect(Dialect):
         # handful of rows and walks every pending customer for each IN list of a DNC or import.
         db.execute_sql(f"ANALYZE {table}")
 
-    def is_busy(self, error) -> bool:
-        cause = error.args[0] if error.args else None
-        state = getattr(cause, "sqlstate", None)
+    def error_class(self, error, reason: str) -> type[StoreError]:
+        state = getattr(driver_error(error), "sqlstate", None)
         if state is not None:
-            return state.startswith(_BUSY_STATES)
+            if state.startswith(_BUSY_STATES):
+                return StoreBusy
+            return StoreUnavailable if state.startswith(_UNAVAILABLE_STATES) else StoreError
         # No SQLSTATE: the client could not reach or keep the server, unless it said who we are is wrong.
-        text = str(error)
-        return isinstance(error, pw.OperationalError | pw.InterfaceError) and not (
-            "authentication" in text or "does not exist" in text or "no password" in text
-        )
+        refused = "authentication" in reason or "does not exist" in reason or "no password" in reason
+        reached = isinstance(error, pw.OperationalError | pw.InterfaceError)
+        return StoreError if refused or not reached else StoreUnavailable
 
 
 DIALECT = PostgresDialect()

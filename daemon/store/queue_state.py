@@ -1,5 +1,6 @@
 """A queue's own row: its settings, its state (running / stopped / deleted) and the reason the
-dialer stopped it by itself. The only writer of the `queue` table.
+dialer stopped it by itself (or, on a running queue, holds it back). The only writer of the
+`queue` table.
 
 Functions run inside the caller's transaction, except `set_running`, an API command that is
 one transaction of its own.
@@ -91,6 +92,23 @@ def set_running(db: pw.Database, code: str, running: bool, *, now=time.time):
         )
 
 
+def set_waiting(db: pw.Database, queue_id: int, code: str, reason: str | None, *, now: float):
+    """Why the dialer holds a running queue back without stopping it (its template cannot be
+    loaded), kept in `stop_reason` while the queue stays running; None clears it. The queue
+    goes on by itself once the cause is gone; a start or stop clears it too."""
+    reason = None if reason is None else reason[:1000]
+    cursor = execute(
+        db,
+        "UPDATE queue SET stop_reason = ?, updated_at = ? WHERE id = ? AND state = ?"
+        " AND COALESCE(stop_reason, '') != COALESCE(?, '')",
+        (reason, now, queue_id, RUNNING, reason),
+    )
+    if cursor.rowcount and reason is not None:
+        log.error("queue %r %s", code, reason)
+    elif cursor.rowcount:
+        log.info("queue %r is not waiting any more", code)
+
+
 def stop_by_dialer(db: pw.Database, queue_id: int, code: str, reason: str, *, now: float):
     """The dialer stops a running queue by itself (a gateway that does not exist, a broken
     template), with `reason` for the operator; a queue already stopped keeps its reason."""
@@ -99,7 +117,7 @@ def stop_by_dialer(db: pw.Database, queue_id: int, code: str, reason: str, *, no
         "UPDATE queue SET state = ?, stop_reason = ?, updated_at = ? WHERE id = ? AND state = ?",
         (STOPPED, reason[:1000], now, queue_id, RUNNING),
     )
-    log.error("queue %s stopped: %s", code, reason)
+    log.error("queue %r stopped: %s", code, reason)
 
 
 def mark_deleted(db: pw.Database, queue_id: int, *, now: float):

@@ -36,6 +36,7 @@ class QueueInfo:
     concurrent_call: int
     max_recall_count: int
     min_recall_duration: int
+    waiting: str | None = None  # why the dialer holds this running queue back (queue_state.set_waiting)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,9 @@ class Claim:
     template: str
     min_talk: int
     answered_at: float | None = None
+    slot: int | None = None  # the switch's record of its hangup (daemon/hangup.py); None: none kept
+    step: str | None = None  # the IVR step it was last in, for a re-attached call
+    result: str | None = None  # the IVR result recorded so far
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,11 +25,17 @@ def running_queues(db: pw.Database) -> list[QueueInfo]:
     """Queues the dialer may call for, oldest first."""
     rows = execute(
         db,
-        "SELECT id, code, template, concurrent_call, max_recall_count, min_recall_duration"
+        "SELECT id, code, template, concurrent_call, max_recall_count, min_recall_duration, stop_reason"
         " FROM queue WHERE state = ? ORDER BY id",
         (RUNNING,),
     ).fetchall()
     return [QueueInfo(*row) for row in rows]
+
+
+def pending_fields(db: pw.Database, queue_id: int) -> list[dict]:
+    """The fields of every pending customer of the queue (what its template must be able to say)."""
+    rows = execute(db, "SELECT fields FROM customer WHERE queue_id = ? AND state = ?", (queue_id, PENDING))
+    return [json.loads(fields) for (fields,) in rows]
 
 
 def open_attempts(db: pw.Database, node: str | None = None) -> list[Claim]:
@@ -37,8 +43,8 @@ def open_attempts(db: pw.Database, node: str | None = None) -> list[Claim]:
     only those that daemon made, and those made before attempts named their node."""
     sql = (
         "SELECT a.id, a.uuid, a.job_uuid, a.number, c.id, c.ext_id, c.fields, q.id, q.code, q.template,"
-        " q.min_recall_duration, a.answered_at FROM attempt a JOIN customer c ON c.id = a.customer_id"
-        " JOIN queue q ON q.id = a.queue_id WHERE a.state != ?"
+        " q.min_recall_duration, a.answered_at, a.slot, a.step, a.result FROM attempt a"
+        " JOIN customer c ON c.id = a.customer_id JOIN queue q ON q.id = a.queue_id WHERE a.state != ?"
     )
     params: list = [DONE]
     if node is not None:
@@ -59,6 +65,9 @@ def open_attempts(db: pw.Database, node: str | None = None) -> list[Claim]:
             template,
             min_talk,
             answered_at,
+            slot,
+            step,
+            result,
         )
         for (
             attempt_id,
@@ -73,6 +82,9 @@ def open_attempts(db: pw.Database, node: str | None = None) -> list[Claim]:
             template,
             min_talk,
             answered_at,
+            slot,
+            step,
+            result,
         ) in rows
     ]
 

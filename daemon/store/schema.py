@@ -1,8 +1,10 @@
 """The tables, their versions, and the two ways to open the database.
 
 `open_database(where)` opens the autocall database (an SQLite file, or a PostgreSQL
-database: daemon/store/url.py) with the schema created or migrated to `SCHEMA_VERSION`.
-`open_readonly(where)` opens it for views that must never write nor take a write lock.
+database: daemon/store/url.py) with the schema created or migrated to `SCHEMA_VERSION`; a
+current schema is only read. Its failures are `StoreError`s: `store_error` tells those that
+may pass (`StoreUnavailable`, `StoreBusy`) from those that will not. `open_readonly(where)`
+opens it for views that must never write nor take a write lock.
 
 The models declare the tables and are never bound to a database: two databases open in one
 process do not interfere, and every store function names the database it works on.
@@ -26,7 +28,13 @@ import peewee as pw
 
 from daemon.store import postgres, sqlite
 from daemon.store import url as url_mod
-from daemon.store.dialect import Dialect, StoreBusy, StoreError
+from daemon.store.dialect import (  # noqa: F401 - the errors, re-exported
+    Dialect,
+    StoreBusy,
+    StoreError,
+    StoreUnavailable,
+    driver_error,
+)
 from daemon.store.states import DELETED, DIALING, DONE, PENDING, RUNNING
 
 log = logging.getLogger("autocall.store")
@@ -53,7 +61,8 @@ class Queue(BaseModel):
     max_recall_count = pw.IntegerField()
     min_recall_duration = pw.IntegerField()
     state = pw.TextField(default=RUNNING)
-    # Why the dialer stopped this queue by itself (e.g. a gateway that does not exist).
+    # Why the dialer stopped this queue by itself (e.g. a gateway that does not exist); on a
+    # running queue, why it holds it back (a template that cannot be loaded).
     stop_reason = pw.TextField(null=True)
     created_at = pw.FloatField()
     updated_at = pw.FloatField()
@@ -91,7 +100,9 @@ class Attempt(BaseModel):
     talk_seconds = pw.FloatField(null=True)
     keys = pw.TextField(default="")
     outcome = pw.TextField(null=True)  # success / retry / dead_number / config_error / ...
-    result = pw.TextField(null=True)  # named IVR result of this call
+    result = pw.TextField(null=True)  # named IVR result of this call (so far, while it is open)
+    slot = pw.IntegerField(null=True)  # where the switch keeps this call's hangup record (daemon/hangup.py)
+    step = pw.TextField(null=True)  # the IVR step the call is in (a re-attached call resumes there)
     node = pw.TextField(null=True)  # the daemon that made it (dialer.node); NULL: before nodes had names
 
 
@@ -175,14 +186,20 @@ def _v2(db: pw.Database):
         db.execute_sql(sql)
 
 
-def _attempt_node(db: pw.Database):
+def _v3(db: pw.Database):
+    """Recovering a call's real result: the slot of the record the switch's hangup hook writes,
+    and the IVR step the call is in (with its result so far, in `result`)."""
+    _add_columns(db, "attempt", ("slot", "INTEGER"), ("step", "TEXT"))
+
+
+def _v4(db: pw.Database):
     """Each attempt names the daemon that made it, so that a node reconciles only its own calls."""
     _add_columns(db, "attempt", ("node", "TEXT"))
 
 
 def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
     """ALTER TABLE … ADD COLUMN for each (name, type) the table lacks: `_v1` builds a new
-    database from the models as they are now, so it may have them already."""
+    database from the models as they are now, so it has them already."""
     have = {column.name for column in db.get_columns(table)}
     for name, kind in columns:
         if name not in have:
@@ -190,7 +207,7 @@ def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
 
 
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2, _attempt_node)
+MIGRATIONS = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -204,34 +221,60 @@ def _backend(location: url_mod.DatabaseUrl):
     return postgres if location.backend == url_mod.POSTGRESQL else sqlite
 
 
+_NO_TRANSACTION = "no transaction is active"  # peewee's rollback after SQLite's own
+
+
+def store_error(error: pw.DatabaseError, what: str) -> StoreError:
+    """`error` as the store's own: StoreBusy for a lock held past the busy timeout,
+    StoreUnavailable for the other failures that may pass (a full disk, a server away),
+    StoreError for what will not (not a database, corrupt, a password refused), as the
+    backend that raised it tells them apart (`Dialect.error_class`)."""
+    reason: BaseException = error
+    while _NO_TRANSACTION in str(reason) and reason.__context__ is not None:
+        reason = reason.__context__  # SQLite rolled back by itself (a full disk): its own error says why
+    driver = type(driver_error(error)).__module__
+    dialect = postgres.DIALECT if driver.startswith("psycopg") else sqlite.DIALECT
+    return dialect.error_class(error, str(reason))(f"{what}: {reason}")
+
+
 def open_database(where, *, busy_timeout: float = 30.0) -> pw.Database:
     """Open (creating if needed) the autocall database `where` (a DatabaseUrl, a URL, or the
     path of an SQLite file), migrated to SCHEMA_VERSION. A write lock held by another
     connection is waited for up to `busy_timeout` seconds."""
     location = url_mod.of(where)
-    backend = _backend(location)
+    db = None
     try:
-        db = backend.connect(location, busy_timeout=busy_timeout)
+        db = _backend(location).connect(location, busy_timeout=busy_timeout)
         _migrate(db, location)
     except pw.DatabaseError as e:
-        raise (StoreBusy if backend.DIALECT.is_busy(e) else StoreError)(f"database {location}: {e}") from None
+        if db is not None:
+            db.close()
+        raise store_error(e, f"database {location}") from None
     return db
 
 
 def _migrate(db: pw.Database, where):
-    d = dialect_of(db)
+    """Bring the schema to SCHEMA_VERSION. A current schema is only read: no write lock is
+    taken, so a start-up on a locked, read-only or full database goes on (and waits to write)."""
+    if _version(db, where) == SCHEMA_VERSION:
+        return
     with db.atomic():
-        version = d.schema_version(db)
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"database {where} has schema version {version}; this autocall knows up to "
-                f"{SCHEMA_VERSION}: upgrade autocall"
-            )
+        version = _version(db, where)  # another process may have migrated it meanwhile
         for number in range(version, SCHEMA_VERSION):
             log.info("migrating %s to schema version %d", where, number + 1)
             MIGRATIONS[number](db)
         if version != SCHEMA_VERSION:
-            d.set_schema_version(db, SCHEMA_VERSION)
+            dialect_of(db).set_schema_version(db, SCHEMA_VERSION)
+
+
+def _version(db: pw.Database, where) -> int:
+    version = dialect_of(db).schema_version(db)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"database {where} has schema version {version}; this autocall knows up to "
+            f"{SCHEMA_VERSION}: upgrade autocall"
+        )
+    return version
 
 
 def open_readonly(where) -> pw.Database:

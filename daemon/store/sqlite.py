@@ -14,7 +14,7 @@ from pathlib import Path
 import peewee as pw
 
 from daemon import dbfile
-from daemon.store.dialect import Dialect, StoreError
+from daemon.store.dialect import Dialect, StoreBusy, StoreError, StoreUnavailable
 from daemon.store.url import DatabaseUrl
 
 
@@ -32,8 +32,11 @@ class SqliteDialect(Dialect):
     def set_schema_version(self, db, version: int):
         db.execute_sql(f"PRAGMA user_version = {int(version)}")
 
-    def is_busy(self, error) -> bool:
-        return isinstance(error, pw.OperationalError) and ("locked" in str(error) or "busy" in str(error))
+    def error_class(self, error, reason: str) -> type[StoreError]:
+        if not isinstance(error, pw.OperationalError):
+            return StoreError  # not a database, corrupt, a constraint: trying again will not help
+        # SQLite's OperationalError: locked, read-only, full, an I/O error, cannot open.
+        return StoreBusy if "locked" in reason or "busy" in reason else StoreUnavailable
 
 
 DIALECT = SqliteDialect()

@@ -4,9 +4,11 @@ An in-process simulator (FreeSWITCH), the API and the daemon as real processes o
 file (`tests.soak.rig`), `clients` HTTP clients importing, re-importing, DNC-ing, stopping and starting queues
 all along. Each round one fault strikes at a random moment (kill -9 of the daemon, the event
 socket dropped, the switch silent with its socket open, the switch restarted, another
-process holding the SQLite write lock); then the invariants of `tests.soak.checks` are
-checked. At the end faults stop, every queue is started and the campaign drains: nobody may
-be left pending or calling. Seeded, bounded in rounds and time, loopback only.
+process holding the SQLite write lock for a second or past every timeout, the disk under the
+database full for ten seconds, the wall clock stepped, an operator editing the template); then
+the invariants of `tests.soak.checks` are checked. The processes and files are `tests.soak.rig`'s.
+At the end faults stop, every queue is started and the campaign drains: nobody may be left
+pending or calling. Seeded, bounded in rounds and time, loopback only.
 
     python -m tests.soak.campaign --rounds 50
 
@@ -33,14 +35,16 @@ import gevent  # noqa: E402
 
 from tests.api_fixtures import TOKEN  # noqa: E402
 from tests.daemon_fixtures import start_simulator, wait_until  # noqa: E402
+from tests.db_faults import Tmpfs, full_disk, write_lock  # noqa: E402
 from tests.soak import checks  # noqa: E402
-from tests.soak.rig import ApiServer, Daemon, scenario  # noqa: E402
+from tests.soak.rig import BROKEN, SPEAKS_DPD, ApiServer, Daemon, copy_templates, rewrite, scenario  # noqa: E402
 from tests.soak.traffic import Traffic  # noqa: E402
 from tests.soak.wallclock import WallClock  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("kill9", "drop", "silence", "restart", "db_lock", "clock_step")
+FAULTS = ("kill9", "drop", "silence", "restart", "db_lock", "db_lock_long", "disk_full", "clock_step", "template_edit")
+DB_FAULTS = ("db_lock", "db_lock_long", "disk_full")  # the switch stays connected: no call may be lost
 # Not in the default cycle: `refuse` (connection dropped, reconnects refused for 2 s) and `slow`
 # (every ESL reply held 1.5 s for 3 s; replies queue up behind each other, as on a stalled switch).
 EXTRA_FAULTS = ("refuse", "slow")
@@ -57,10 +61,16 @@ class Settings:
     heartbeat_timeout: float = 3.0  # the daemon's; the simulator beats every 20 simulated s (0.4 s real)
     silence: float = 4.5  # real seconds the switch stays silent: longer than heartbeat_timeout
     lock_hold: float = 1.0  # real seconds another process holds the SQLite write lock
+    busy_timeout: float = 2.0  # the daemon's database.busy_timeout: db_lock stays inside it
+    lock_long: float = 8.0  # real seconds of db_lock_long: four of the daemon's busy timeouts
+    disk_full: float = 10.0  # real seconds the disk under the database stays full
+    disk_size: int = 256 << 20  # bytes of the tmpfs the database lives on (for disk_full)
     epsilon: float = 0.5  # real seconds a claim already in flight may still originate after a stop/DNC
+    result_grace: float = 3.0  # real seconds a call's result may take to be written once it ended
     recovery: float = 40.0  # real seconds the daemon gets to reconnect after a fault
     drain: float = 120.0  # real seconds for the final drain
     daily_cap: int = 4  # the daemon's; re-imports and a second queue push people to it
+    template_hold: float = 1.5  # real seconds each version of an edited template stays: over the loaders' 1 s
     faults: tuple = FAULTS  # the cycle each run of len(faults) rounds goes through
 
 
@@ -72,6 +82,10 @@ class Result:
     seconds: float
     counts: dict
 
+    @property
+    def results_lost(self) -> int:
+        return sum(1 for v in self.violations if v.rule == "result_lost")
+
 
 class Campaign:
     def __init__(self, settings: Settings, workdir: Path):
@@ -82,6 +96,12 @@ class Campaign:
         self.sim = self.api = self.daemon = self.traffic = self.clock = None
         self._api_seen = 0
         self._reported = set()
+        self.disk = None  # the tmpfs under the database, for disk_full
+        self._lost_seen: frozenset = frozenset()  # attempts closed CALL_LOST by the last check
+        self.faults = settings.faults
+        if "disk_full" in self.faults and not Tmpfs.available():
+            log.warning("disk_full left out: mounting a tmpfs needs root (CAP_SYS_ADMIN) on this machine")
+            self.faults = tuple(f for f in self.faults if f != "disk_full")
 
     def run(self) -> Result:
         began = time.monotonic()
@@ -99,7 +119,7 @@ class Campaign:
         """Every fault once per cycle of len(faults) rounds, in a seeded order."""
         faults = []
         while len(faults) < self.settings.rounds:
-            cycle = list(self.settings.faults)
+            cycle = list(self.faults)
             self.rng.shuffle(cycle)
             faults += cycle
         return faults[: self.settings.rounds]
@@ -107,11 +127,19 @@ class Campaign:
     def _start(self):
         s = self.settings
         self.sim = start_simulator(scenario(s.seed), s.time_scale)
+        self.templates = copy_templates(self.workdir)
         self.clock = WallClock(self.workdir)
         self.daemon = Daemon(
-            self.workdir, self.sim, self.clock, heartbeat_timeout=s.heartbeat_timeout, daily_cap=s.daily_cap
+            self.workdir,
+            self.sim,
+            self.templates,
+            self.clock,
+            self._db_path(),
+            daily_cap=s.daily_cap,
+            heartbeat_timeout=s.heartbeat_timeout,
+            busy_timeout=s.busy_timeout,
         )
-        self.api = ApiServer(self.workdir, self.daemon.db_path, self.clock)
+        self.api = ApiServer(self.workdir, self.daemon.db_path, self.templates, self.clock)
         queues = [f"SOAK-{i}" for i in range(1, s.queues + 1)]
         self.traffic = Traffic(
             self.api.url,
@@ -136,7 +164,7 @@ class Campaign:
         self.journal.counts["calls_live_at_faults"] += len(self.sim.channels)
         getattr(self, f"_fault_{fault}")()
         gevent.sleep(max(0.0, s.round_seconds - before))
-        self._check(round_no)
+        self._check(round_no, fault)
 
     # --- faults: each returns once the daemon works again ---
 
@@ -171,6 +199,51 @@ class Campaign:
         gevent.sleep(3.0)
         self.sim.delay(0)
 
+    def _fault_template_edit(self):
+        """An operator edits IVR-1 while queues run: a valid change that speaks a field the
+        customers lack (each queue that claims one stops, saying how many lack it; nobody
+        fails), then a broken one (the API refuses imports naming it, the dialer keeps the last
+        good version) and a restart of the daemon meanwhile (no good version: the queues wait),
+        then the file as it was; the queues the dialer stopped are started again."""
+        path, hold = self.templates / "IVR-1.toml", self.settings.template_hold
+        good = path.read_text(encoding="utf-8")
+        rewrite(path, good.replace(*SPEAKS_DPD, 1))
+        gevent.sleep(hold)
+        self.traffic.template_broken = True
+        rewrite(path, good.replace(*BROKEN, 1))
+        gevent.sleep(hold)
+        self._fault_kill9()
+        gevent.sleep(hold / 2)
+        rewrite(path, good)
+        gevent.sleep(hold)  # the API and the daemon have looked at the file again
+        self.traffic.template_broken = False
+        self.journal.counts["template_stops_restarted"] += self.traffic.start_stopped_by_dialer()
+
+    def _fault_db_lock_long(self):
+        """An operator's `sqlite3` left in BEGIN IMMEDIATE, past every timeout of the daemon's:
+        it pauses dialing and keeps its results until the lock goes, then writes them."""
+        with write_lock(self.daemon.db_path):
+            gevent.sleep(self.settings.lock_long)
+        self._wait_resumed()
+
+    def _fault_disk_full(self):
+        """The disk under the database fills (its WAL cut first, so the next commit needs room)."""
+        with full_disk(self.disk.path, self.daemon.db_path):
+            gevent.sleep(self.settings.disk_full)
+        self._wait_resumed()
+
+    def _wait_resumed(self):
+        if self.daemon.paused():
+            self.journal.counts["db_pauses"] += 1
+        wait_until(lambda: not self.daemon.paused(), self.settings.recovery, 0.1)
+
+    def _db_path(self) -> Path:
+        """Where the database lives: on a tmpfs of its own when disk_full is in the cycle."""
+        if "disk_full" not in self.faults:
+            return self.workdir / "autocall.sqlite3"
+        self.disk = Tmpfs(self.workdir / "disk", self.settings.disk_size)
+        return self.disk.path / "autocall.sqlite3"
+
     def _fault_db_lock(self):
         """Another process takes the write lock (BEGIN IMMEDIATE), holds it, commits."""
         code = (
@@ -192,17 +265,22 @@ class Campaign:
         midnight = checks.day_start(now)
         if min(now - midnight, midnight + 86400 - now) < 1200:
             log.info("clock step skipped: too near midnight")
+            self.journal.counts["clock_step_skipped"] += 1
             return
         self.clock.step(-600 if self.clock.offset == 0 else -self.clock.offset)
         gevent.sleep(1.2)  # libfaketime looks at its file once a second
 
     # --- checks ---
 
-    def _check(self, round_no: int) -> checks.Snapshot:
+    def _check(self, round_no: int, fault: str | None = None) -> checks.Snapshot:
+        s = self.settings
         snap = checks.take_snapshot(self.sim, self.daemon.db_path, self.journal.restarts)
         found = checks.check(
-            snap, self.journal, round_no, self.settings.epsilon / self.settings.time_scale, self.settings.daily_cap
+            snap, self.journal, round_no, s.epsilon / s.time_scale, s.daily_cap, s.result_grace / s.time_scale
         )
+        if fault in DB_FAULTS:
+            found += checks.check_none_lost(snap, self._lost_seen, fault, round_no)
+        self._lost_seen = snap.lost
         errors = self.journal.api_errors[self._api_seen :]
         self._api_seen = len(self.journal.api_errors)
         found += [checks.Violation(round_no, "api", text) for text in errors]
@@ -251,7 +329,9 @@ class Campaign:
             ).fetchone()[0]
         finally:
             conn.close()
-        self.journal.counts["re_attached"] = self.daemon.proc.read_log().count("re-attached call")
+        daemon_log = self.daemon.proc.read_log()
+        self.journal.counts["re_attached"] = daemon_log.count("re-attached call")
+        self.journal.counts["wall_steps_logged"] = daemon_log.count("the wall clock stepped")
 
     def _stop_all(self):
         if self.traffic is not None:
@@ -262,6 +342,20 @@ class Campaign:
             self.api.stop()
         if self.sim is not None:
             self.sim.stop()
+        if self.disk is not None:
+            self._keep_database()
+
+    def _keep_database(self):
+        """Copy the database off its tmpfs into the work directory, then unmount it."""
+        try:
+            source = sqlite3.connect(self.disk.path / "autocall.sqlite3")
+            kept = sqlite3.connect(self.workdir / "autocall.sqlite3")
+            with source, kept:
+                source.backup(kept)
+            source.close()
+            kept.close()
+        finally:
+            self.disk.unmount()
 
 
 def _unfinished(db_path) -> int:
@@ -288,6 +382,7 @@ def summary(result: Result) -> str:
         f"rounds run: {result.rounds}; faults: {', '.join(result.faults)}",
         f"traffic: {', '.join(f'{k}={v}' for k, v in sorted(result.counts.items()))}",
         f"runtime: {result.seconds:.1f}s",
+        f"results lost: {result.results_lost}",
         f"violations: {len(result.violations)}",
     ]
     lines += [f"  {v}" for v in result.violations]

@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from daemon import outcome
-from daemon.store.states import CALLING, CUSTOMER_STATES, DELETED, PENDING
+from daemon.store.states import CALLING, CUSTOMER_STATES, DELETED, FAILED, PENDING
 
 INF = float("inf")
 TIMEZONE = "Asia/Ho_Chi_Minh"  # the daemon's default dialer.timezone: its day for the daily cap
@@ -25,7 +25,9 @@ TIMEZONE = "Asia/Ho_Chi_Minh"  # the daemon's default dialer.timezone: its day f
 @dataclasses.dataclass(frozen=True)
 class Violation:
     round: int
-    rule: str  # states / overlap / number_overlap / daily_cap / after_stop / after_dnc / no_attempt / stuck / api
+    # states / overlap / number_overlap / daily_cap / after_stop / after_dnc / no_attempt / template
+    # / result_lost / stuck / api
+    rule: str
     detail: str
 
     def __str__(self):
@@ -72,6 +74,9 @@ class Snapshot:
     retired: frozenset = frozenset()  # customer row ids of deleted queues (kept for their attempts)
     today: list = dataclasses.field(default_factory=list)  # (ext_id, number) of each counted call today
     waiting: dict = dataclasses.field(default_factory=dict)  # pending customer id put off past today -> numbers
+    unspoken: dict = dataclasses.field(default_factory=dict)  # failed customer id -> its cause, a template's
+    sim_now: float | None = None  # the simulator's clock when the snapshot was taken
+    lost: frozenset = frozenset()  # uuids of the attempts closed CALL_LOST
 
 
 def sim_calls(records, channels, restarts) -> list[SimCall]:
@@ -100,19 +105,21 @@ def tomorrow(now: float | None = None, tz: str = TIMEZONE) -> float:
 
 
 def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> Snapshot:
+    sim_now = sim.clock.now()
     calls = sim_calls(list(sim.records), list(sim.channels.values()), list(restarts))
     since = day_start(now)
     conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
     try:
         conn.execute("BEGIN")  # one read transaction: a consistent view however writers race
         rows = conn.execute(
-            "SELECT c.id, q.code, c.ext_id, c.state, q.state, c.next_call_at, c.mobiles"
+            "SELECT c.id, q.code, c.ext_id, c.state, q.state, c.next_call_at, c.mobiles, c.last_cause"
             " FROM customer c JOIN queue q ON q.id = c.queue_id"
         ).fetchall()
         attempt_rows = conn.execute(
             "SELECT uuid, customer_id, state, outcome, started_at, number FROM attempt"
         ).fetchall()
         dnc = set(conn.execute("SELECT queue_code, ext_id FROM dnc"))
+        lost = frozenset(uuid for (uuid,) in conn.execute("SELECT uuid FROM attempt WHERE hangup_cause = 'CALL_LOST'"))
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -121,8 +128,11 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
     later = tomorrow(now)
     waiting = {
         cid: json.loads(mobiles)
-        for cid, _, _, state, _, next_call, mobiles in rows
+        for cid, _, _, state, _, next_call, mobiles, _ in rows
         if state == PENDING and next_call >= later
+    }
+    unspoken = {
+        cid: cause for cid, _, _, state, *_, cause in rows if state == FAILED and (cause or "").startswith("TEMPLATE")
     }
     attempts = {uuid: (cid, state, result) for uuid, cid, state, result, *_ in attempt_rows}
     today = [
@@ -140,11 +150,17 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
         retired,
         today,
         waiting,
+        unspoken,
+        sim_now,
+        lost,
     )
 
 
-def check(snap: Snapshot, journal: Journal, round_no: int, epsilon: float, daily_cap: int = 0) -> list[Violation]:
-    """Rules 1-4 of docs/faults.md. `epsilon`: simulated seconds a claim in flight may lag a stop/DNC."""
+def check(
+    snap: Snapshot, journal: Journal, round_no: int, epsilon: float, daily_cap: int = 0, grace: float = INF
+) -> list[Violation]:
+    """Rules 1-4 and 6 of docs/faults.md. `epsilon`: simulated seconds a claim in flight may lag a
+    stop/DNC; `grace`: simulated seconds a call's result may take to be written once it ended."""
     found = []
     found += check_states(snap, journal)
     found += check_overlaps(snap)
@@ -153,6 +169,8 @@ def check(snap: Snapshot, journal: Journal, round_no: int, epsilon: float, daily
     found += check_after_stop(snap, journal, epsilon)
     found += check_after_dnc(snap, journal, epsilon)
     found += check_attempt_rows(snap)
+    found += check_templates(snap)
+    found += check_results_recorded(snap, grace)
     return [Violation(round_no, rule, detail) for rule, detail in found]
 
 
@@ -294,6 +312,39 @@ def check_attempt_rows(snap: Snapshot):
     for call in snap.calls:
         if call.uuid not in snap.attempts:
             yield "no_attempt", f"simulator call {call.uuid} at {call.start:.2f} has no attempt row"
+
+
+def check_templates(snap: Snapshot):
+    """5. Nobody ends failed, never called, because a template could not speak to it: the import
+    checked it, and a template changed since stops the queue instead (docs/daemon.md)."""
+    for cid, cause in snap.unspoken.items():
+        queue, ext, _ = snap.customers[cid]
+        yield "template", f"customer {queue}/{ext} failed without a call: {cause[:200]}"
+
+
+def check_results_recorded(snap: Snapshot, grace: float):
+    """6a. Every call the simulator ended more than `grace` ago has its attempt closed: its result
+    was written (or, after a lost connection, the call was reconciled), not dropped."""
+    if snap.sim_now is None:
+        return
+    for call in snap.calls:
+        state = snap.attempts.get(call.uuid, (None, "done"))[1]
+        if state != "done" and call.end < snap.sim_now - grace:
+            yield (
+                "result_lost",
+                f"simulator call {call.uuid} ended {snap.sim_now - call.end:.0f}s (simulated) ago; its attempt is"
+                f" still {state}",
+            )
+
+
+def check_none_lost(snap: Snapshot, before: frozenset, fault: str, round_no: int) -> list[Violation]:
+    """6b. A fault that leaves the daemon connected to the switch (the database's) closes no call
+    as CALL_LOST: the calls' results wait for the database, they are not given up."""
+    new = sorted(snap.lost - before)
+    if not new:
+        return []
+    detail = f"{len(new)} calls closed CALL_LOST in a {fault} round, which never cut the daemon off the switch"
+    return [Violation(round_no, "result_lost", f"{detail}: {', '.join(new[:3])}")]
 
 
 def check_drained(snap: Snapshot, round_no: int, live_channels: int, daily_cap: int = 0) -> list[Violation]:

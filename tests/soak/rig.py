@@ -1,7 +1,10 @@
-"""What the fault campaign runs: the simulator's callees, `autocall-api` and `autocall-daemon`
-as real processes on one SQLite file, each logging to a file in the work directory."""
+"""What the fault campaign runs (tests/soak/campaign.py): the simulator's callees, the API and
+the daemon as processes on the campaign's files, and the template files an operator edits."""
+
+from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,10 +43,32 @@ def scenario(seed: int) -> dict:
     }
 
 
+# The operator's edits of IVR-1 (`template_edit`): valid, but it speaks a field the campaign's
+# customers lack (the dialer stops each queue that claims one of them); then broken.
+SPEAKS_DPD = ('[[step]]\nid = "info"', '[[step]]\nid = "overdue"\nplay = [{ number = "dpd" }]\n\n[[step]]\nid = "info"')
+BROKEN = ('no_key = "goto goodbye"', 'no_key = "goto nowhere"')
+
+
+def copy_templates(workdir: Path) -> Path:
+    """The shipped templates in `workdir`, for the faults to edit (the sound files stay shared)."""
+    templates = workdir / "templates"
+    templates.mkdir(exist_ok=True)
+    for name in ("IVR-1", "IVR-OVERDUE"):
+        shutil.copy(REPO / "ivr_templates" / f"{name}.toml", templates)
+    return templates
+
+
+def rewrite(path: Path, text: str):
+    """Replace the file at once, as an editor saving it does: a reader never sees half of it."""
+    part = path.with_suffix(".part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
+
+
 class ApiServer:
     """`autocall-api` as a process on a free loopback port, logging to a file (never a pipe that fills)."""
 
-    def __init__(self, workdir: Path, db_path: Path, clock: WallClock):
+    def __init__(self, workdir: Path, db_path: Path, templates: Path, clock: WallClock):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(workdir / "api.log", "a")
@@ -53,6 +78,7 @@ class ApiServer:
             "AUTOCALL_API_TOKENS": TOKEN,
             "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
             **clock.env,
+            "AUTOCALL_TEMPLATES": str(templates),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api.server"], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
@@ -77,10 +103,22 @@ class ApiServer:
 
 
 class Daemon:
-    """The daemon process (tests.daemon_fixtures.DaemonProcess) with a short heartbeat timeout,
-    knowing how many times it has connected to the switch."""
+    """The daemon process (tests.daemon_fixtures.DaemonProcess) with short heartbeat and busy
+    timeouts, knowing how many times it has connected to the switch and whether it is in a
+    database outage."""
 
-    def __init__(self, workdir: Path, sim, clock: WallClock, *, heartbeat_timeout: float, daily_cap: int):
+    def __init__(
+        self,
+        workdir: Path,
+        sim,
+        templates: Path,
+        clock: WallClock,
+        db_path: Path,
+        *,
+        daily_cap: int,
+        heartbeat_timeout: float,
+        busy_timeout: float,
+    ):
         # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
         self.proc = DaemonProcess(
             workdir,
@@ -88,11 +126,14 @@ class Daemon:
             recall_delay=0.4,
             originate_timeout=10,
             max_call_seconds=30,
+            database={"busy_timeout": busy_timeout},
+            db_path=db_path,
             daily_cap=daily_cap,
             drain_timeout=5,
         )
         esl = f"[esl]\nheartbeat_timeout = {heartbeat_timeout}\n"
-        self.proc.config.write_text(self.proc.config.read_text().replace("[esl]\n", esl))
+        config = self.proc.config.read_text().replace("[esl]\n", esl) + f'[templates]\ndir = "{templates}"\n'
+        self.proc.config.write_text(config)
         self.proc.env = clock.env
         self.db_path = self.proc.db_path
 
@@ -107,3 +148,8 @@ class Daemon:
     def wait_connected(self, before: int, timeout: float):
         wait_until(lambda: self.connects() > before or self.proc.proc.poll() is not None, timeout, 0.1)
         assert self.proc.proc.poll() is None, "daemon exited:\n" + self.proc.read_log()[-3000:]
+
+    def paused(self) -> bool:
+        """In a database outage the daemon said began and not yet that it ended."""
+        log = self.proc.read_log()
+        return log.count("dialing paused;") > log.count("database writable again")

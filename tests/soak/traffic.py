@@ -29,7 +29,7 @@ from tests.soak.checks import Journal, tomorrow
 
 log = logging.getLogger(__name__)
 
-# Number prefixes the campaign's scenario maps to a callee behaviour (see campaign.scenario()).
+# Number prefixes the campaign's scenario maps to a callee behaviour (see rig.scenario()).
 PREFIXES = ("0903", "0904", "0905", "0906", "0907", "0908", "0909", "0981", "0982", "0983")
 FIELDS = {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
 BACKLOG = 40  # pending customers per queue above which clients stop adding more
@@ -58,6 +58,9 @@ class Traffic:
         self.gates = {q: _Gate() for q in queues}
         self.running = {q: True for q in queues}
         self._next_id = 0
+        # Set while an operator's broken edit of the template is (or was, less than the API's
+        # look-again interval ago) on disk: imports naming it are refused then, as they must be.
+        self.template_broken = False
         self._stop = gevent.event.Event()
         self._greenlets = []
 
@@ -74,6 +77,18 @@ class Traffic:
         self._stop.set()
         gevent.joinall(self._greenlets, timeout=TIMEOUT + 5)
         gevent.killall(self._greenlets)
+
+    def start_stopped_by_dialer(self) -> int:
+        """Start every queue the dialer stopped by itself while the clients hold it running (a
+        template that could not speak to its customers, since fixed), as the operator would;
+        under the queue's lock, so no client's stop is undone. Returns how many."""
+        session, started = requests.Session(), 0
+        for queue in self.queues:
+            with self.locks[queue]:
+                state = self._rows("SELECT state FROM queue WHERE code = ? AND state != 'deleted'", queue)
+                if self.running[queue] and state == [("stopped",)]:
+                    started += self._post(session, "/queue/start", {"queue_code": queue}) is not None
+        return started
 
     def start_all(self):
         """Start every queue (the end of the campaign: let everything finish)."""
@@ -177,6 +192,8 @@ class Traffic:
         """Stop, delete and import again the same customers at once: calls in progress go on
         (the first queue's), and the new queue must not dial those people meanwhile."""
         queue = rng.choice(self.queues)
+        if self.template_broken:
+            return  # the re-import would be refused, and the queue gone
         with self.locks[queue], self.gates[queue].exclusive():
             rows = self._live_customers(queue, limit=BACKLOG)
             if self.running[queue]:
@@ -194,7 +211,12 @@ class Traffic:
             self.journal.stopped[queue][-1][1] = self.clock()
             self.running[queue] = True
             customers = [{"id": ext, "mobiles": json.loads(m), **FIELDS} for ext, m in rows]
-            self._import(session, rng, queue, customers or self._new_customers(rng, 3))
+            body = customers or self._new_customers(rng, 3)
+            # A broken edit of the template that came meanwhile refuses it: again once fixed.
+            while not self._import(session, rng, queue, body):
+                if not self.template_broken:
+                    break
+                gevent.sleep(0.2)
             self.journal.counts["reimported_after_delete"] += len(customers)
 
     def _import_elsewhere(self, session, rng):
@@ -224,7 +246,8 @@ class Traffic:
             customers.append({"id": f"K{self._next_id:06}", "mobiles": numbers, **FIELDS})
         return customers
 
-    def _import(self, session, rng, queue, customers):
+    def _import(self, session, rng, queue, customers) -> bool:
+        """Import `customers` into `queue`; whether the API answered 200."""
         body = {
             "queue_code": queue,
             "template": "IVR-1",
@@ -239,12 +262,20 @@ class Traffic:
             self.journal.accepted.update((queue, ext) for ext in success)
             self.journal.counts["accepted"] += len(success)
             self.journal.counts["refused"] += len(reply["data"]["fail"])
+        return reply is not None
 
     def _post(self, session, path, body):
-        """The JSON reply of a 200, else None (and the answer is recorded as an API error)."""
+        """The JSON reply of a 200, else None: a 503 with Retry-After is the API saying "not now"
+        (its database unavailable) and is counted; any other answer is an API error."""
         reply = session.post(f"{self.url}/v2/autocall{path}", json=body, headers=self.headers, timeout=TIMEOUT)
         if reply.status_code == 200:
             return reply.json()
+        if self.template_broken and path == "/queue" and _refused_for_template(reply):
+            self.journal.counts["refused_template"] += 1
+            return None
+        if reply.status_code == 503 and reply.headers.get("Retry-After"):
+            self.journal.counts["api_503"] += 1
+            return None
         self._api_error(f"POST {path}: {reply.status_code} {reply.text[:200]}")
         return None
 
@@ -283,6 +314,11 @@ class Traffic:
             return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
+
+
+def _refused_for_template(reply) -> bool:
+    errors = reply.json().get("errors") if reply.status_code == 400 else None
+    return bool(errors) and errors[0].get("field") == "template"
 
 
 class _Gate:

@@ -1,0 +1,70 @@
+"""The dialer's own state beside its database (`<database>-daemon`), read by `autocall status`.
+
+When the database is what fails, the dialer cannot say so inside it; this small JSON file next
+to it can. It is rewritten in place at a fixed size (SIZE bytes, reserved when it is made), so a
+full disk never refuses it, and a file already open is written whatever its mode becomes.
+Created 0640 like the database. A write that fails is skipped (logged at DEBUG): it is a report,
+never a reason to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("autocall.statefile")
+
+SIZE = 1024
+FILE_MODE = 0o640
+STALE_AFTER = 15.0  # seconds without a rewrite after which `autocall status` calls it old
+
+
+def path_for(db_path: str | os.PathLike) -> Path:
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + "-daemon")
+
+
+class StateFile:
+    """`write(state)` puts the dict `state` (with its `at` time) in the file next to `db_path`."""
+
+    def __init__(self, db_path: str | os.PathLike):
+        self.path = path_for(db_path)
+        self._fd: int | None = None
+
+    def write(self, state: dict) -> bool:
+        data = json.dumps(state, separators=(",", ":")).encode()
+        if len(data) >= SIZE:
+            raise ValueError(f"a state of {len(data)} bytes does not fit in {SIZE}")  # the caller's bug
+        try:
+            if self._fd is None:
+                self._fd = _open(self.path)
+            os.pwrite(self._fd, data.ljust(SIZE - 1) + b"\n", 0)
+        except OSError as e:
+            log.debug("cannot write %s: %s", self.path, e)
+            return False
+        return True
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _open(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        if os.fstat(fd).st_size < SIZE:
+            os.posix_fallocate(fd, 0, SIZE)  # the blocks, reserved now, are there when the disk fills
+    except OSError as e:
+        log.debug("cannot reserve %s: %s", path, e)
+    return fd
+
+
+def read(db_path: str | os.PathLike) -> dict | None:
+    """The dialer's last state next to `db_path`, or None (no dialer has run there, unreadable)."""
+    try:
+        return json.loads(path_for(db_path).read_bytes())
+    except (OSError, ValueError):
+        return None

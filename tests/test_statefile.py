@@ -1,0 +1,71 @@
+"""The dialer's state file beside the database and its line in `autocall status`: written in place
+at a fixed size (a full disk does not refuse it), read back, shown, and called old when the
+dialer stopped writing it."""
+
+import os
+import stat
+
+import pytest
+
+from daemon import statefile, status
+from tests.db_faults import Tmpfs, full_disk
+
+NOW = 1_800_000_000.0
+PAUSED = {
+    "pid": 4242,
+    "at": NOW - 1,
+    "status": "database unavailable since 10:00:00 (database is locked): dialing paused, 3 writes waiting",
+    "calls": 0,
+    "database": {"since": NOW - 60, "reason": "database is locked", "waiting": 3},
+}
+
+
+def test_the_state_file_is_beside_the_database_fixed_in_size_and_0640(tmp_path):
+    db = tmp_path / "autocall.sqlite3"
+    state = statefile.StateFile(db)
+    old = os.umask(0o022)  # a login shell's: it would give 0644
+    try:
+        assert state.write({"pid": 1, "at": NOW, "status": "a longer status than the next one", "calls": 3})
+    finally:
+        os.umask(old)
+    assert state.write({"pid": 1, "at": NOW, "status": "short", "calls": 0})
+    path = tmp_path / "autocall.sqlite3-daemon"
+    assert path.stat().st_size == statefile.SIZE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert statefile.read(db) == {"pid": 1, "at": NOW, "status": "short", "calls": 0}
+    state.close()
+
+
+def test_no_state_file_or_a_broken_one_reads_as_none(tmp_path):
+    db = tmp_path / "autocall.sqlite3"
+    assert statefile.read(db) is None
+    (tmp_path / "autocall.sqlite3-daemon").write_text("{not json")
+    assert statefile.read(db) is None
+
+
+def test_the_state_file_is_still_written_when_the_disk_is_full(tmp_path):
+    if not Tmpfs.available():
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN) on this machine")
+    fs = Tmpfs(tmp_path / "disk", 1 << 20)
+    try:
+        state = statefile.StateFile(fs.path / "autocall.sqlite3")
+        assert state.write({"at": NOW, "status": "dialing"})
+        with full_disk(fs.path):
+            assert state.write(PAUSED)  # in place, in the blocks it reserved
+            assert statefile.read(fs.path / "autocall.sqlite3") == PAUSED
+        state.close()
+    finally:
+        fs.unmount()
+
+
+def test_status_shows_the_dialer_paused_and_why():
+    text = status.render([], now=NOW, dialer=PAUSED)
+    assert text.splitlines()[1] == f"dialer: {PAUSED['status']}"
+
+
+def test_status_calls_a_state_the_dialer_stopped_writing_old():
+    old = {**PAUSED, "at": NOW - 600}
+    assert status.render_dialer(old, now=NOW) == [
+        "dialer: not heard from for 600s (pid 4242): is autocall-daemon running?"
+    ]
+    assert status.render_dialer(None, now=NOW) == []

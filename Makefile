@@ -11,13 +11,15 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-# Debian packages the tests use: libfaketime steps the wall clock in the fault campaign.
-SYSTEM_PACKAGES = faketime
+# Debian packages the tests use: libfaketime steps the wall clock in the fault campaign;
+# postgresql gives initdb and pg_ctl, with which the tests start a server of their own
+# (tests/pg_fixtures.py: the package's own cluster is not used).
+SYSTEM_PACKAGES = faketime postgresql
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(VENV)/.system-packages:
+$(VENV)/.system-packages: Makefile
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 	@mkdir -p $(VENV) && touch $@
 
 demo: $(BIN)/.installed

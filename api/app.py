@@ -62,7 +62,7 @@ class EncodedPathConverter(PathConverter):
 
 
 def create_app(config: Config, db=None) -> Flask:
-    """Build the API for `config`; `db` defaults to opening `config.db_path`."""
+    """Build the API for `config`; `db` defaults to opening `config.database`."""
     if not config.api.tokens:
         raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
     app = Flask(__name__)
@@ -70,12 +70,12 @@ def create_app(config: Config, db=None) -> Flask:
     app.url_map.merge_slashes = False  # its redirect would be an HTML page, and "//" may be in a queue code
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
     app.json = JSONProvider(app)
+    where, budget = config.database if db is None else db.database, config.api.lock_timeout
     if db is None:
-        db = open_database(config.db_path, busy_timeout=config.api.lock_timeout)
+        db = open_database(where, busy_timeout=budget)
         db.close()  # the connection that migrated it: the worker threads have their own
-    path, budget = db.database, config.api.lock_timeout
     workers = Workers(
-        lambda: database(path, busy_timeout=budget, one_thread=True),
+        lambda: database(where, busy_timeout=budget, one_thread=True),
         readers=config.api.read_threads,
         lock_timeout=budget,
     )

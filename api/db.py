@@ -45,6 +45,8 @@ import gevent.threadpool
 import peewee as pw
 
 from daemon.errors import Unavailable
+from daemon.store.dialect import driver_error
+from daemon.store.schema import StoreBusy, StoreUnavailable, dialect_of, store_error
 
 # One: under the GIL more threads would check bodies no faster, and the template loader that
 # checks consult (daemon.ivr.TemplateLoader) is not made for several threads at once.
@@ -112,7 +114,7 @@ class Workers:
         try:
             db.connect(reuse_if_open=True)
             left = max(1, int((deadline - time.monotonic()) * 1000))
-            db.execute_sql(f"PRAGMA busy_timeout = {left}")
+            dialect_of(db).set_lock_wait(db, left)
             return fn(db, *args, **kwargs)
         except pw.DatabaseError as e:
             unavailable = self._unavailable(e)
@@ -133,7 +135,14 @@ class Workers:
         code = _weather_code(error)
         if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return self._busy("its write lock was not free")
-        return None if code is None else DatabaseUnavailable(_REASONS[code], retry_after=30)
+        if code is not None:
+            return DatabaseUnavailable(_REASONS[code], retry_after=30)
+        if isinstance(driver_error(error), sqlite3.Error):
+            return None  # SQLite's other errors are not weather (a missing table: a bug)
+        kind = store_error(error, "database")  # another backend's: as its dialect tells them apart
+        if isinstance(kind, StoreBusy):
+            return self._busy("a lock it needs was not free")
+        return DatabaseUnavailable(str(kind), retry_after=30) if isinstance(kind, StoreUnavailable) else None
 
 
 _thread_id = gevent.monkey.get_original("_thread", "get_ident")  # the OS thread's, not the greenlet's

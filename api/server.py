@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     server = ApiServer(listener, app, config.api, log=None, error_log=logging.getLogger("autocall.api.wsgi"))
     server.start()
     host, port = server.address[:2]
-    log.info("listening on http://%s:%d (database %s)", host, port, config.db_path)
+    log.info("listening on http://%s:%d (database %s)", host, port, config.database)
     print(f"autocall-api listening on {host}:{port}", file=sys.stderr, flush=True)
     stop = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)

@@ -21,6 +21,7 @@ from daemon import ivr, statefile, status
 from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
 from daemon.playable import SwitchFiles
+from daemon.store import url as db_url
 
 
 def main(argv=None):
@@ -107,21 +108,25 @@ def _add_status_command(commands):
     parser = commands.add_parser(
         'status',
         help='live view of the queues: progress, calls in progress, last outcomes',
-        description='Show every live queue from the SQLite file the API and the dialer share: state, '
+        description='Show every live queue from the database the API and the dialer share: state, '
         'progress (finished/total customers), calls made, customers in a call, succeeded, '
         'failed, dnc, deleted, waiting (due now or waiting for a recall), calls started in '
-        'the last minute and the last call outcomes. The file is opened read-only, so this '
+        'the last minute and the last call outcomes. The database is opened read-only, so this '
         'is safe while autocall-api and autocall-daemon run.',
         epilog='Examples: autocall status --config /etc/autocall/autocall.toml --watch; '
         'autocall status --db var/autocall.sqlite3 --queue Autocall-Q1. '
         'Exit status 1 if --queue names no live queue, 2 if the database cannot be read.',
     )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument('--db', metavar='PATH', help='the SQLite file to read')
+    where.add_argument(
+        '--db',
+        metavar='PATH|URL',
+        help='the SQLite file to read, or a postgresql:// URL (password from $AUTOCALL_DB_PASSWORD)',
+    )
     where.add_argument(
         '--config',
         metavar='PATH',
-        help='take the database path from this config file (default: $AUTOCALL_CONFIG '
+        help='take the database from this config file (default: $AUTOCALL_CONFIG '
         'and $AUTOCALL_DB, as autocall-api and autocall-daemon do)',
     )
     parser.add_argument('--queue', metavar='CODE', help='show only this queue')
@@ -160,7 +165,7 @@ def _count(text):
 def _status(args, out, err):
     try:
         config = config_mod.load(args.config)
-        db_path = args.db or config.db_path
+        db_path = db_url.of(args.db or config.database)
         conn = status.open_readonly(db_path)
     except (ConfigError, status.StatusError) as exc:
         print(f'autocall: {exc}', file=err)
@@ -170,7 +175,7 @@ def _status(args, out, err):
         def draw():
             now = time.time()
             queues = status.read(conn, now=now, queue=args.queue, recent=args.recent)
-            dialer = statefile.read(db_path)
+            dialer = statefile.read(db_path.path) if db_path.path else None  # the file beside SQLite's
             return status.render(queues, now=now, tz=config.tz, source=str(db_path), dialer=dialer)
 
         if args.queue is not None and not status.read(conn, now=time.time(), queue=args.queue):

@@ -11,12 +11,14 @@ import dataclasses
 import datetime as dt
 import os
 import re
+import socket
 import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.errors import ConfigError
 from daemon.esl import commands
+from daemon.store import url as db_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +31,7 @@ ENV_KEYS = {
     "AUTOCALL_SOUNDS": "templates.sounds",
     "AUTOCALL_ESL": "esl.address",
     "AUTOCALL_ESL_PASSWORD": "esl.password",
+    "AUTOCALL_NODE": "dialer.node",
 }
 
 
@@ -99,11 +102,14 @@ class DialerConfig:
     # Where a menu's "transfer" sends a call; the shipped templates transfer to "agents".
     transfer_destinations: tuple[tuple[str, str], ...] = (("agents", "1000 XML default"),)
     drain_timeout: float = 30.0
+    # This daemon's name among the dialers sharing one database: its attempts carry it, and
+    # after a restart it reconciles only those (docs/daemon.md, "Nodes").
+    node: str = dataclasses.field(default_factory=socket.gethostname)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    db_path: Path = Path("var/autocall.sqlite3")
+    database: db_url.DatabaseUrl = db_url.DatabaseUrl.sqlite("var/autocall.sqlite3")
     # Seconds a write waits for another connection's write lock before it counts as failed
     # (the dialer then pauses and retries; docs/daemon.md, "The database unavailable").
     db_busy_timeout: float = 30.0
@@ -117,6 +123,11 @@ class Config:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.dialer.timezone)
 
+    @property
+    def db_path(self) -> Path | None:
+        """The SQLite file, or None when the database is PostgreSQL."""
+        return self.database.path
+
 
 def load(path: str | os.PathLike | None = None, environ=None) -> Config:
     """Read `path` (or $AUTOCALL_CONFIG, or nothing) and apply the environment overrides."""
@@ -126,11 +137,16 @@ def load(path: str | os.PathLike | None = None, environ=None) -> Config:
     base = Path(path).resolve().parent if path else Path.cwd()
     origins = {}
     for env_name, key in ENV_KEYS.items():
-        if environ.get(env_name) not in (None, ""):
+        value = environ.get(env_name)
+        if value not in (None, ""):
+            if env_name == "AUTOCALL_DB":  # a path or a URL, in place of either in the file
+                key = "database.url" if db_url.is_url(value) else "database.path"
+                if isinstance(raw.get("database"), dict):
+                    raw["database"] = {k: v for k, v in raw["database"].items() if k not in ("path", "url")}
             section, name = key.split(".")
-            raw.setdefault(section, {})[name] = environ[env_name]
+            raw.setdefault(section, {})[name] = value
             origins[key] = env_name
-    return _build(raw, base, origins)
+    return _build(raw, base, origins, environ.get(db_url.PASSWORD_ENV) or None)
 
 
 def restart_only_changes(running: Config, loaded: Config) -> list[str]:
@@ -139,7 +155,7 @@ def restart_only_changes(running: Config, loaded: Config) -> list[str]:
     changed = [
         key
         for key, old, new in (
-            ("database.path", running.db_path, loaded.db_path),
+            ("database", running.database, loaded.database),
             ("database.busy_timeout", running.db_busy_timeout, loaded.db_busy_timeout),
         )
         if old != new
@@ -149,6 +165,8 @@ def restart_only_changes(running: Config, loaded: Config) -> list[str]:
         changed += [
             f"{section}.{f.name}" for f in dataclasses.fields(old) if getattr(old, f.name) != getattr(new, f.name)
         ]
+    if running.dialer.node != loaded.dialer.node:
+        changed.append("dialer.node")
     old_names = [name for name, _ in running.dialer.transfer_destinations]
     if old_names != [name for name, _ in loaded.dialer.transfer_destinations]:
         changed.append("dialer.transfer_destinations (names)")
@@ -191,11 +209,15 @@ class _Section:
             raise ConfigError(f"{self.name}.{sorted(self.table)[0]}: unknown key")
 
 
-def _build(raw: dict, base: Path, origins: dict) -> Config:
+def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None) -> Config:
     raw = dict(raw)
     d = Config()
     db = _Section(raw, "database", origins)
-    db_path = db.take("path", d.db_path, lambda v: _path(v, base))
+    if "path" in db.table and "url" in db.table:
+        raise ConfigError("database.path and database.url: give one of them")
+    database = db.take("url", None, lambda v: db_url.parse(v, base=base, password=db_password))
+    if database is None:
+        database = db.take("path", d.database, lambda v: db_url.DatabaseUrl.sqlite(_path(v, base)))
     db_busy_timeout = db.take("busy_timeout", d.db_busy_timeout, _float_in(0.05, 600))
     db.done()
 
@@ -247,6 +269,7 @@ def _build(raw: dict, base: Path, origins: dict) -> Config:
         caller_id=r.take("caller_id", dd.caller_id, _caller_id),
         transfer_destinations=r.take("transfer_destinations", dd.transfer_destinations, _destinations),
         drain_timeout=r.take("drain_timeout", dd.drain_timeout, _float_in(0, 3600)),
+        node=r.take("node", dd.node, _node_name),
     )
     r.done()
     if dialer.window_start == dialer.window_end:
@@ -267,7 +290,7 @@ def _build(raw: dict, base: Path, origins: dict) -> Config:
     if raw:
         raise ConfigError(f"{sorted(raw)[0]}: unknown section")
     return Config(
-        db_path=db_path,
+        database=database,
         db_busy_timeout=db_busy_timeout,
         api=api,
         templates=templates,
@@ -386,6 +409,15 @@ def _dial_string(value) -> str:
         raise ValueError("expected a dial string containing {number} once")
     if not commands.dial_safe(value.replace("{number}", "")):
         raise ValueError("may hold only letters, digits and / . _ - @ : + besides {number}")
+    return value
+
+
+_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _node_name(value) -> str:
+    if not isinstance(value, str) or not _NODE.fullmatch(value):
+        raise ValueError(f"expected a name of letters, digits and . _ - (at most 63), got {value!r}")
     return value
 
 

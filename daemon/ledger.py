@@ -45,10 +45,12 @@ WRITES: dict[str, Callable] = {
 
 
 class Ledger:
-    """The daemon's transactions on `db`, a database from store.schema.open_database."""
+    """The daemon's transactions on `db`, a database from store.schema.open_database, as the
+    dialer `node` (None: the one dialer of its database)."""
 
-    def __init__(self, db: pw.SqliteDatabase):
+    def __init__(self, db: pw.Database, node: str | None = None):
         self.db = db
+        self.node = node
 
     @contextlib.contextmanager
     def _sqlite(self, transaction: bool = True):
@@ -88,7 +90,15 @@ class Ledger:
         """customers.claim_many in one transaction: a stop or DNC committed before it is honoured."""
         with self._sqlite():
             return customers.claim_many(
-                self.db, queue, limit, now=now, day_start=day_start, next_day=next_day, daily_cap=daily_cap, slots=slots
+                self.db,
+                queue,
+                limit,
+                now=now,
+                day_start=day_start,
+                next_day=next_day,
+                daily_cap=daily_cap,
+                slots=slots,
+                node=self.node,
             )
 
     def mark_answered(self, attempt_id: int, at: float):
@@ -145,8 +155,9 @@ class Ledger:
             queue_state.stop_by_dialer(self.db, queue_id, code, reason, now=now)
 
     def open_attempts(self) -> list[Claim]:
+        """The calls this node left open (every open call when it has no name)."""
         with self._sqlite(transaction=False):
-            return reports.open_attempts(self.db)
+            return reports.open_attempts(self.db, self.node)
 
     def counts(self) -> dict:
         with self._sqlite(transaction=False):

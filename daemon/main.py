@@ -49,7 +49,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="autocall-daemon",
         description="The autocall dialer: calls the customers of running queues through FreeSWITCH's "
-        "event socket, plays their IVR template and records every call in the SQLite file "
+        "event socket, plays their IVR template and records every call in the database "
         "it shares with autocall-api. Settings: the config file and the AUTOCALL_* "
         "environment variables (see docs/autocall.example.toml).",
         epilog="Signals: TERM/INT stop dialing and drain calls in progress (dialer.drain_timeout); "
@@ -87,13 +87,13 @@ def main(argv=None) -> int:
     faulthandler.enable()  # if the watchdog's SIGABRT ever fires, the journal shows where we were stuck
     try:
         config = config_mod.load(args.config)
-        db = open_database(config.db_path, busy_timeout=config.db_busy_timeout)
+        db = open_database(config.database, busy_timeout=config.db_busy_timeout)
     except AutocallError as e:
         print(f"autocall-daemon: {e}", file=sys.stderr)
         return exit_code(e)
     templates = ivr.TemplateLoader.from_config(config)
     outage = DatabaseOutage()
-    ledger = LedgerThread(Ledger(db), outage)
+    ledger = LedgerThread(Ledger(db, node=config.dialer.node), outage)
     dialer = Dialer(config, ledger, templates, esl_factory(config), outage=outage)
 
     def reload():
@@ -116,10 +116,13 @@ def main(argv=None) -> int:
     gevent.signal_handler(signal.SIGTERM, dialer.stop)
     gevent.signal_handler(signal.SIGINT, dialer.stop)
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
-    supervisor = gevent.spawn(_report, dialer, statefile.StateFile(config.db_path))
+    # Beside an SQLite file only; on PostgreSQL the node's state waits for its heartbeat row (issue 13).
+    state_file = statefile.StateFile(config.db_path) if config.db_path else None
+    supervisor = gevent.spawn(_report, dialer, state_file)
     log.info(
-        "autocall-daemon starting: database %s, FreeSWITCH %s, templates %s",
-        config.db_path,
+        "autocall-daemon starting: node %s, database %s, FreeSWITCH %s, templates %s",
+        config.dialer.node,
+        config.database,
         config.esl.address,
         config.templates.dir,
     )
@@ -146,7 +149,7 @@ def main(argv=None) -> int:
     return code
 
 
-def _report(dialer: Dialer, state_file: statefile.StateFile):
+def _report(dialer: Dialer, state_file: statefile.StateFile | None):
     """The state file for `autocall status`, every REPORT_EVERY s; to systemd READY=1 once
     connected, then WATCHDOG=1 unless the dialer's own loop is stuck (waiting for FreeSWITCH
     or the database is not stuck: systemd must not kill us during their outage) and STATUS=
@@ -160,7 +163,8 @@ def _report(dialer: Dialer, state_file: statefile.StateFile):
             sdnotify.notify("READY=1", "STATUS=connected to FreeSWITCH")
             told_ready = True
         state = _state(dialer)
-        state_file.write(state)
+        if state_file is not None:
+            state_file.write(state)
         if told_ready:
             sdnotify.notify(*([] if dialer.wedged() else ["WATCHDOG=1"]), f"STATUS={state['status']}")
 

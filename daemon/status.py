@@ -1,12 +1,12 @@
 """The live view of the dialer as text: what each queue is doing, drawn from one snapshot.
 
 The snapshot is `daemon.store.reports.queue_statuses`, read through a database opened with
-`open_readonly` (SQLite's `mode=ro`: the view can never write nor take a write lock, so it is
-safe while the API and the daemon run). The dialer's own state (dialing, or paused while the
-database is unavailable) comes from the small file it keeps beside the database
-(`daemon.statefile`). `render(...)` and `render_line(...)` turn snapshots into text and do no
-I/O, so they are tested without a database. `watch(...)` is the redraw loop behind
-`autocall status --watch`.
+`open_readonly` (SQLite's `mode=ro`, or a read-only PostgreSQL session: the view can never
+write nor take a write lock, so it is safe while the API and the daemon run). The dialer's
+own state (dialing, or paused while the database is unavailable) comes from the small file it
+keeps beside the database (`daemon.statefile`). `render(...)` and `render_line(...)` turn
+snapshots into text and do no I/O, so they are tested without a database. `watch(...)` is the
+redraw loop behind `autocall status --watch`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import pytest
 from api.app import create_app
 from api.services import services
 from daemon import config as config_mod
+from daemon.store.schema import execute
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -100,7 +101,7 @@ def post(client, path, body, headers=AUTH):
 
 def rows(db, sql, *params):
     with db.connection_context():
-        return db.execute_sql(sql, params).fetchall()
+        return execute(db, sql, params).fetchall()
 
 
 def customer_states(db, code="Autocall-Q1") -> dict:

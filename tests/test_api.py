@@ -1,11 +1,14 @@
-"""The five commands of the seed over the real Flask app and real SQLite files."""
+"""The five commands of the seed over the real Flask app, on each backend (a real SQLite file,
+a real PostgreSQL server)."""
 
+import dataclasses
 import json
 
 import pytest
 
 from api.app import create_app
 from api.services import services
+from daemon.store.schema import execute
 from tests.api_fixtures import (
     AUTH,
     REPO,
@@ -24,9 +27,15 @@ COMMAND_OK = {"code": 200, "content": "successfully"}
 NOT_FOUND = {"code": 404, "content": "queue not found"}
 
 
+@pytest.fixture
+def config(tmp_path, store_url):
+    """The API's config with a fresh store on each backend (tests/pg_fixtures.py)."""
+    return dataclasses.replace(make_config(tmp_path), database=store_url)
+
+
 def set_state(db, ext_id, state):
     with db.connection_context():
-        db.execute_sql("UPDATE customer SET state = ? WHERE ext_id = ?", (state, ext_id))
+        execute(db, "UPDATE customer SET state = ? WHERE ext_id = ?", (state, ext_id))
 
 
 # --- the seed's samples, field for field ---
@@ -118,7 +127,7 @@ def test_unknown_route_and_wrong_method_answer_json(client):
 
 def test_an_unexpected_error_is_a_json_500(client, db):
     with db.connection_context():
-        db.execute_sql("DROP TABLE dnc")
+        execute(db, "DROP TABLE dnc")
     post(client, "/queue", seed_import())
     r = post(client, "/queue/dnc", SEED_DNC)
     assert (r.status_code, r.get_json()) == (500, {"code": 500, "content": "internal error"})
@@ -346,7 +355,7 @@ def test_reimport_refreshes_pending_and_rearms_finished_and_refuses_calling(clie
     set_state(db, "F", "failed")
     set_state(db, "C", "calling")
     with db.connection_context():
-        db.execute_sql("UPDATE customer SET round = 2, last_cause = 'USER_BUSY' WHERE ext_id = 'F'")
+        execute(db, "UPDATE customer SET round = 2, last_cause = 'USER_BUSY' WHERE ext_id = 'F'")
     body["customers"] = [customer(x, mobile="0912345678", upcoming_amount=7) for x in "PSFC"]
     body["concurrent_call"] = 9
     reply = post(client, "/queue", body).get_json()
@@ -487,7 +496,7 @@ def test_every_date_the_voice_can_read_is_accepted_and_stored_as_iso(client, db,
     body = seed_import()
     body["customers"][0]["upcoming_due_date"] = written
     assert post(client, "/queue", body).get_json() == SEED_OK
-    stored = db.execute_sql("SELECT fields FROM customer").fetchone()[0]
+    stored = execute(db, "SELECT fields FROM customer").fetchone()[0]
     assert '"upcoming_due_date": "2021-07-05"' in stored.replace('":"', '": "')
 
 

@@ -105,6 +105,9 @@ def test_autocall_config_names_the_file(tmp_path):
         ('[dialer]\ndial_string = "sofia/gateway/x/"', "dialer.dial_string"),
         ('[dialer]\ndial_string = "sofia/{number},x=${y}"', "dialer.dial_string"),
         ('[dialer]\ncaller_id = "abc"', "dialer.caller_id"),
+        ('[dialer]\nnode = "pbx 1"', "dialer.node"),
+        ('[dialer]\nnode = ""', "dialer.node"),
+        ('[database]\nurl = "postgresql://u:pw@h/db"', "database.url"),
         ('[templates]\nvariant = "west"', "templates.variant"),
         ('[esl]\npassword = ""', "esl.password"),
         ('[dialer]\nspeed = 3', "dialer.speed"),
@@ -118,6 +121,16 @@ def test_a_bad_value_is_one_error_naming_the_key(tmp_path, text, key):
         config.load(write(tmp_path, text), environ={})
     assert str(e.value).startswith(key) or key in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_the_node_is_the_host_name_unless_named_and_only_a_restart_changes_it(tmp_path):
+    import socket
+
+    assert config.load(None, environ={}).dialer.node == socket.gethostname()
+    named = config.load(write(tmp_path, '[dialer]\nnode = "pbx1"'), environ={})
+    assert named.dialer.node == "pbx1"
+    assert config.load(None, environ={"AUTOCALL_NODE": "pbx2.dc-a"}).dialer.node == "pbx2.dc-a"
+    assert config.restart_only_changes(named, config.load(None, environ={"AUTOCALL_NODE": "pbx2"})) == ["dialer.node"]
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path):

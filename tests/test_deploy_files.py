@@ -17,6 +17,7 @@ import pytest
 from api.app import create_app
 from daemon import config as config_mod
 from daemon.errors import EX_TEMPFAIL, ConfigError
+from daemon.store import url as db_url
 
 REPO = Path(__file__).resolve().parent.parent
 UNITS = {name: REPO / "systemd" / f"{name}.service" for name in ("autocall-daemon", "autocall-api")}
@@ -230,12 +231,12 @@ def test_unit_is_sandboxed(name):
 def test_env_example_lists_every_override_the_config_reads():
     text = ENV_EXAMPLE.read_text()
     mentioned = set(re.findall(r"^#?(AUTOCALL_[A-Z_]+)=", text, flags=re.M))
-    assert mentioned == set(config_mod.ENV_KEYS)
+    assert mentioned == set(config_mod.ENV_KEYS) | {db_url.PASSWORD_ENV}
 
 
 def test_env_example_as_shipped_holds_only_the_secrets_and_the_api_will_not_start_on_it():
     env = parse_env_file(ENV_EXAMPLE.read_text())
-    assert env == {"AUTOCALL_API_TOKENS": "", "AUTOCALL_ESL_PASSWORD": ""}
+    assert env == {"AUTOCALL_API_TOKENS": "", "AUTOCALL_ESL_PASSWORD": "", "AUTOCALL_DB_PASSWORD": ""}
     loaded = config_mod.load(None, environ=env)
     assert loaded.esl.password == DEFAULTS.esl.password
     with pytest.raises(ConfigError, match="AUTOCALL_API_TOKENS"):

@@ -153,6 +153,6 @@ def test_a_schema_2_file_gains_the_slot_and_step_columns(tmp_path):
     old.execute_sql("PRAGMA user_version = 2")
     old.close()
     db = schema.open_database(path)
-    assert db.execute_sql("PRAGMA user_version").fetchone() == (3,)
+    assert db.execute_sql("PRAGMA user_version").fetchone() == (schema.SCHEMA_VERSION,)
     columns = [r[1] for r in db.execute_sql("PRAGMA table_info(attempt)")]
-    assert columns[-3:] == ["result", "slot", "step"]
+    assert columns[-2:] == ["slot", "step"]

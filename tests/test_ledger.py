@@ -9,15 +9,16 @@ from daemon.config import QueueDefaults
 from daemon.ledger import CallReport, Ledger
 from daemon.store import queue_state, records
 from daemon.store.customers import block, delete_queue, import_customers
-from daemon.store.schema import open_database
+from daemon.store.schema import execute
 
 NOW = 1_800_000_000.0
 DAY = dict(day_start=NOW - 3600, next_day=NOW + 86400)
 
 
 @pytest.fixture
-def db(tmp_path):
-    return open_database(tmp_path / "ledger.sqlite3")
+def db(store_db):
+    """A fresh store on each backend (tests/pg_fixtures.py)."""
+    return store_db
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def claim(ledger, code="Q", cap=5, now=NOW):
 
 
 def state_of(db, ext_id):
-    return db.execute_sql("SELECT state FROM customer WHERE ext_id = ?", (ext_id,)).fetchone()[0]
+    return execute(db, "SELECT state FROM customer WHERE ext_id = ?", (ext_id,)).fetchone()[0]
 
 
 def answered(talk, cause="NORMAL_CLEARING"):
@@ -60,7 +61,7 @@ def test_claim_takes_customers_in_import_order_into_a_call(db, ledger):
     first = claim(ledger)
     assert (first.ext_id, first.number, first.min_talk, first.template) == ("A", "0901000001", 3, "IVR-1")
     assert state_of(db, "A") == "calling"
-    row = db.execute_sql("SELECT uuid, job_uuid, state, number FROM attempt").fetchone()
+    row = execute(db, "SELECT uuid, job_uuid, state, number FROM attempt").fetchone()
     assert row == (first.uuid, first.job_uuid, "dialing", "0901000001")
     assert claim(ledger).ext_id == "B"
     assert claim(ledger) is None
@@ -83,7 +84,7 @@ def test_a_customer_at_its_daily_cap_waits_for_tomorrow_across_all_its_numbers(d
     for i in range(2):
         ledger.finish(claim(ledger, cap=2, now=NOW + 5 * i), refused("USER_BUSY"), recall_delay=0)
     assert claim(ledger, cap=2, now=NOW + 20) is None
-    assert db.execute_sql("SELECT next_call_at FROM customer").fetchone()[0] == DAY["next_day"]
+    assert execute(db, "SELECT next_call_at FROM customer").fetchone()[0] == DAY["next_day"]
 
 
 def test_finish_applies_the_recall_rules_across_numbers_and_rounds(db, ledger):
@@ -101,9 +102,9 @@ def test_finish_applies_the_recall_rules_across_numbers_and_rounds(db, ledger):
     )
     c = claim(ledger, now=NOW + 121)
     assert ledger.finish(c, refused("CALL_REJECTED", "603"), recall_delay=60) == ("retry", "failed")
-    row = db.execute_sql("SELECT state, round, last_cause FROM customer").fetchone()
+    row = execute(db, "SELECT state, round, last_cause FROM customer").fetchone()
     assert row == ("failed", 2, "CALL_REJECTED")
-    attempts = db.execute_sql("SELECT number, hangup_cause, outcome, state FROM attempt ORDER BY id").fetchall()
+    attempts = execute(db, "SELECT number, hangup_cause, outcome, state FROM attempt ORDER BY id").fetchall()
     assert attempts == [
         ("0901000001", "USER_BUSY", "retry", "done"),
         ("0901000002", "NORMAL_CLEARING", "short", "done"),
@@ -117,11 +118,11 @@ def test_success_records_talk_time_keys_and_result(db, ledger):
     c = claim(ledger)
     report = CallReport(NOW, NOW + 20, 20.0, "NORMAL_CLEARING", "200", keys="19", result="promise_to_pay")
     assert ledger.finish(c, report, recall_delay=60) == ("success", "success")
-    assert db.execute_sql("SELECT state, result FROM customer").fetchone() == ("success", "promise_to_pay")
-    assert db.execute_sql("SELECT talk_seconds, keys, result FROM attempt").fetchone() == (20.0, "19", "promise_to_pay")
+    assert execute(db, "SELECT state, result FROM customer").fetchone() == ("success", "promise_to_pay")
+    assert execute(db, "SELECT talk_seconds, keys, result FROM attempt").fetchone() == (20.0, "19", "promise_to_pay")
     # Finishing twice changes nothing (a late duplicate after reconciliation).
     assert ledger.finish(c, refused("USER_BUSY"), recall_delay=60) == ("retry", "unchanged")
-    assert db.execute_sql("SELECT hangup_cause FROM attempt").fetchone() == ("NORMAL_CLEARING",)
+    assert execute(db, "SELECT hangup_cause FROM attempt").fetchone() == ("NORMAL_CLEARING",)
 
 
 def test_a_dead_number_is_never_dialed_again(db, ledger):
@@ -131,16 +132,16 @@ def test_a_dead_number_is_never_dialed_again(db, ledger):
         c = claim(ledger, now=NOW + 10 + i, cap=0)
         assert c.number == "0901000002"
         ledger.finish(c, refused("USER_BUSY"), recall_delay=0)
-    assert json.loads(db.execute_sql("SELECT dead_numbers FROM customer").fetchone()[0]) == ["0909000001"]
+    assert json.loads(execute(db, "SELECT dead_numbers FROM customer").fetchone()[0]) == ["0909000001"]
 
 
 def test_an_invalid_gateway_stops_the_queue_with_a_reason_and_keeps_the_customer(db, ledger):
     import_(db, ("A", ["0901000001"]), ("B", ["0901000002"]))
     c = claim(ledger)
     assert ledger.finish(c, refused("INVALID_GATEWAY", None), recall_delay=60) == ("config_error", "pending")
-    state, reason = db.execute_sql("SELECT state, stop_reason FROM queue").fetchone()
+    state, reason = execute(db, "SELECT state, stop_reason FROM queue").fetchone()
     assert state == "stopped" and "INVALID_GATEWAY" in reason
-    assert db.execute_sql("SELECT state, round, number_index FROM customer WHERE ext_id='A'").fetchone() == (
+    assert execute(db, "SELECT state, round, number_index FROM customer WHERE ext_id='A'").fetchone() == (
         "pending",
         0,
         0,
@@ -148,7 +149,7 @@ def test_an_invalid_gateway_stops_the_queue_with_a_reason_and_keeps_the_customer
     assert ledger.running_queues() == []
     # Not counted against the customer's daily cap.
     queue_state.set_running(db, "Q", True)
-    assert db.execute_sql("SELECT stop_reason FROM queue").fetchone() == (None,)
+    assert execute(db, "SELECT stop_reason FROM queue").fetchone() == (None,)
     assert claim(ledger, cap=1).ext_id == "A"
 
 
@@ -164,11 +165,11 @@ def test_an_answered_call_the_switch_could_not_play_is_a_config_error_not_short(
         stop_reason="FreeSWITCH cannot play /s/xin_chao.wav (FILE NOT FOUND)",
     )
     assert ledger.finish(c, report, recall_delay=60) == ("config_error", "pending")
-    assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == (
+    assert execute(db, "SELECT state, stop_reason FROM queue").fetchone() == (
         "stopped",
         "FreeSWITCH cannot play /s/xin_chao.wav (FILE NOT FOUND)",
     )
-    assert db.execute_sql("SELECT outcome, hangup_cause FROM attempt").fetchone() == ("config_error", "FILE_NOT_FOUND")
+    assert execute(db, "SELECT outcome, hangup_cause FROM attempt").fetchone() == ("config_error", "FILE_NOT_FOUND")
     queue_state.set_running(db, "Q", True)
     assert claim(ledger, cap=1).ext_id == "A"  # neither a round nor the daily cap was used
 
@@ -187,7 +188,7 @@ def test_a_queue_deleted_during_a_call_keeps_the_attempt_and_the_deleted_state(d
     queue_state.set_running(db, "Q", False)
     delete_queue(db, "Q")
     assert ledger.finish(c, answered(30), recall_delay=0) == ("success", "deleted")
-    assert db.execute_sql("SELECT outcome FROM attempt").fetchone() == ("success",)
+    assert execute(db, "SELECT outcome FROM attempt").fetchone() == ("success",)
 
 
 def test_abandon_returns_a_never_dialed_customer_or_fails_it(db, ledger):
@@ -196,11 +197,11 @@ def test_abandon_returns_a_never_dialed_customer_or_fails_it(db, ledger):
     ledger.abandon(a, cause="SOUND_FILE_MISSING", now=NOW, stop_reason="sound files missing: x.wav")
     ledger.abandon(b, cause="TEMPLATE: field upcoming_amount", now=NOW, customer_state="failed")
     assert (state_of(db, "A"), state_of(db, "B")) == ("pending", "failed")
-    assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == (
+    assert execute(db, "SELECT state, stop_reason FROM queue").fetchone() == (
         "stopped",
         "sound files missing: x.wav",
     )
-    assert db.execute_sql("SELECT outcome FROM attempt").fetchall() == [("not_dialed",), ("not_dialed",)]
+    assert execute(db, "SELECT outcome FROM attempt").fetchall() == [("not_dialed",), ("not_dialed",)]
 
 
 def test_open_attempts_lists_calls_not_closed(db, ledger):
@@ -217,12 +218,26 @@ def test_open_attempts_lists_calls_not_closed(db, ledger):
     )
 
 
+def test_each_node_records_its_calls_and_reconciles_only_those(db):
+    import_(db, ("A", ["0901000001"]), ("B", ["0901000002"]), ("C", ["0901000003"]))
+    pbx1, pbx2, unnamed = Ledger(db, node="pbx1"), Ledger(db, node="pbx2"), Ledger(db)
+    a, b, c = claim(pbx1), claim(pbx2), claim(unnamed)  # C: as a daemon before nodes had names
+    assert execute(db, "SELECT uuid, node FROM attempt ORDER BY id").fetchall() == [
+        (a.uuid, "pbx1"),
+        (b.uuid, "pbx2"),
+        (c.uuid, None),
+    ]
+    assert [x.uuid for x in pbx1.open_attempts()] == [a.uuid, c.uuid]
+    assert [x.uuid for x in pbx2.open_attempts()] == [b.uuid, c.uuid]
+    assert [x.uuid for x in unnamed.open_attempts()] == [a.uuid, b.uuid, c.uuid]
+
+
 def test_claim_many_takes_a_batch_in_due_order_in_one_transaction(db, ledger):
     import_(db, *[(f"C{i}", [f"09010000{i:02}"]) for i in range(10)])
     claims = ledger.claim_many(queue_info(ledger), 4, now=NOW, daily_cap=5, **DAY)
     assert [c.ext_id for c in claims] == ["C0", "C1", "C2", "C3"]
     assert len({c.uuid for c in claims}) == 4
-    assert db.execute_sql("SELECT COUNT(*) FROM customer WHERE state = 'calling'").fetchone() == (4,)
+    assert execute(db, "SELECT COUNT(*) FROM customer WHERE state = 'calling'").fetchone() == (4,)
     rest = ledger.claim_many(queue_info(ledger), 100, now=NOW, daily_cap=5, **DAY)
     assert [c.ext_id for c in rest] == [f"C{i}" for i in range(4, 10)]
 
@@ -244,9 +259,9 @@ def test_the_ledger_thread_writes_concurrent_results_together_and_answers_each_c
         assert [job.value for job in jobs] == [("success", "success")] * 3 + [("retry", "pending")] * 3
     finally:
         thread.close()
-    assert db.execute_sql(
-        "SELECT COUNT(*) FROM attempt WHERE state = 'done' AND answered_at = ?", (NOW,)
-    ).fetchone() == (3,)
+    assert execute(db, "SELECT COUNT(*) FROM attempt WHERE state = 'done' AND answered_at = ?", (NOW,)).fetchone() == (
+        3,
+    )
 
 
 def test_daily_cap_0_turns_the_cap_off(db, ledger):

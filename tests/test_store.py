@@ -9,8 +9,9 @@ import pytest
 
 from daemon.config import QueueDefaults
 from daemon.ledger import Ledger
-from daemon.store import customers, queue_state, reports, schema
+from daemon.store import customers, postgres, queue_state, reports, schema, sqlite
 from daemon.store.records import CallReport, ImportRequest, NewCustomer
+from daemon.store.schema import execute
 from daemon.store.states import CALLING, CUSTOMER_STATES, DNC, FAILED, PENDING, SUCCESS
 
 NOW = 1_800_000_000.0
@@ -19,8 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def db(tmp_path):
-    return schema.open_database(tmp_path / "store.sqlite3")
+def db(store_db):
+    """A fresh store on each backend (tests/pg_fixtures.py)."""
+    return store_db
 
 
 def add(db, *people, code="Q", **settings):
@@ -32,7 +34,7 @@ def add(db, *people, code="Q", **settings):
 
 
 def row(db, ext_id, columns="state, round, number_index, last_cause"):
-    return db.execute_sql(f"SELECT {columns} FROM customer WHERE ext_id = ?", (ext_id,)).fetchone()
+    return execute(db, f"SELECT {columns} FROM customer WHERE ext_id = ?", (ext_id,)).fetchone()
 
 
 def claim(db, code="Q", limit=1, now=NOW):
@@ -53,8 +55,8 @@ def test_two_databases_in_one_process_each_keep_their_own_rows(tmp_path):
     b = schema.open_database(tmp_path / "b.sqlite3")
     assert add(a, ("A1", ["0901000001"])).success == ["A1"]
     add(b, ("B1", ["0901000002"]), ("B2", ["0901000003"]), code="QB")
-    assert a.execute_sql("SELECT code FROM queue").fetchall() == [("Q",)]
-    assert b.execute_sql("SELECT code FROM queue").fetchall() == [("QB",)]
+    assert execute(a, "SELECT code FROM queue").fetchall() == [("Q",)]
+    assert execute(b, "SELECT code FROM queue").fetchall() == [("QB",)]
     assert [c.ext_id for c in Ledger(a).claim_many(reports.running_queues(a)[0], 5, now=NOW, **DAY)] == ["A1"]
     assert reports.customer_counts(b)[1][PENDING] == 2
 
@@ -70,8 +72,8 @@ def test_two_apps_in_one_process_write_their_own_files(tmp_path):
     assert post(first.test_client(), "/queue", seed_import()).status_code == 200
     db_a, db_b = (services(app).db for app in (first, second))
     with db_a.connection_context(), db_b.connection_context():
-        assert db_a.execute_sql("SELECT COUNT(*) FROM customer").fetchone() == (1,)
-        assert db_b.execute_sql("SELECT COUNT(*) FROM customer").fetchone() == (0,)
+        assert execute(db_a, "SELECT COUNT(*) FROM customer").fetchone() == (1,)
+        assert execute(db_b, "SELECT COUNT(*) FROM customer").fetchone() == (0,)
 
 
 # --- the API's transitions ----------------------------------------------------------------
@@ -86,9 +88,9 @@ def test_import_adds_refreshes_rearms_and_refuses_by_state(db):
         ("DONE", ["0901000006"]),
         ("CALL", ["0901000007"]),
     )
-    db.execute_sql("UPDATE customer SET number_index = 1 WHERE ext_id IN ('SAME', 'MOVED')")
-    db.execute_sql("UPDATE customer SET state = ?, round = 2, last_cause = 'X' WHERE ext_id = 'DONE'", (FAILED,))
-    db.execute_sql("UPDATE customer SET state = ? WHERE ext_id = 'CALL'", (CALLING,))
+    execute(db, "UPDATE customer SET number_index = 1 WHERE ext_id IN ('SAME', 'MOVED')")
+    execute(db, "UPDATE customer SET state = ?, round = 2, last_cause = 'X' WHERE ext_id = 'DONE'", (FAILED,))
+    execute(db, "UPDATE customer SET state = ? WHERE ext_id = 'CALL'", (CALLING,))
     result = add(
         db,
         ("SAME", ["0901000002", "0901000003"]),
@@ -107,8 +109,8 @@ def test_import_adds_refreshes_rearms_and_refuses_by_state(db):
 
 def test_block_ends_pending_customers_dnc_and_remembers_ids_not_yet_imported(db):
     add(db, ("P", ["0901000001"]), ("C", ["0901000002"]), ("S", ["0901000003"]))
-    db.execute_sql("UPDATE customer SET state = ? WHERE ext_id = 'C'", (CALLING,))
-    db.execute_sql("UPDATE customer SET state = ? WHERE ext_id = 'S'", (SUCCESS,))
+    execute(db, "UPDATE customer SET state = ? WHERE ext_id = 'C'", (CALLING,))
+    execute(db, "UPDATE customer SET state = ? WHERE ext_id = 'S'", (SUCCESS,))
     assert customers.block(db, "Q", ["P", "C", "S", "LATER"]) is True
     customers.block(db, "Q", ["LATER"])  # twice is harmless
     assert [row(db, x)[0] for x in ("P", "C", "S")] == [DNC, CALLING, SUCCESS]
@@ -117,8 +119,8 @@ def test_block_ends_pending_customers_dnc_and_remembers_ids_not_yet_imported(db)
 
 def test_delete_queue_needs_a_stopped_queue_and_closes_only_unfinished_customers(db):
     add(db, ("P", ["0901000001"]), ("C", ["0901000002"]), ("S", ["0901000003"]))
-    db.execute_sql("UPDATE customer SET state = ? WHERE ext_id = 'C'", (CALLING,))
-    db.execute_sql("UPDATE customer SET state = ? WHERE ext_id = 'S'", (SUCCESS,))
+    execute(db, "UPDATE customer SET state = ? WHERE ext_id = 'C'", (CALLING,))
+    execute(db, "UPDATE customer SET state = ? WHERE ext_id = 'S'", (SUCCESS,))
     with pytest.raises(queue_state.QueueRunning):
         customers.delete_queue(db, "Q")
     queue_state.set_running(db, "Q", False)
@@ -133,12 +135,12 @@ def test_delete_queue_needs_a_stopped_queue_and_closes_only_unfinished_customers
 
 def test_claim_many_takes_due_customers_and_fails_one_without_a_live_number(db):
     add(db, ("DEAD", ["0901000001"]), ("LIVE", ["0901000002"]))
-    db.execute_sql("UPDATE customer SET dead_numbers = '[\"0901000001\"]' WHERE ext_id = 'DEAD'")
+    execute(db, "UPDATE customer SET dead_numbers = '[\"0901000001\"]' WHERE ext_id = 'DEAD'")
     [c] = claim(db, limit=5)
     assert (c.ext_id, c.number) == ("LIVE", "0901000002")
     assert row(db, "DEAD") == (FAILED, 0, 0, "NO_LIVE_NUMBER")
     assert row(db, "LIVE")[0] == CALLING
-    assert db.execute_sql("SELECT id, uuid, state FROM attempt").fetchall() == [(c.attempt_id, c.uuid, "dialing")]
+    assert execute(db, "SELECT id, uuid, state FROM attempt").fetchall() == [(c.attempt_id, c.uuid, "dialing")]
 
 
 def test_the_dialer_transitions_refuse_to_run_outside_a_transaction(db):
@@ -157,7 +159,7 @@ def test_finish_moves_the_customer_by_the_recall_rules_once(db):
         assert customers.finish(db, c, busy(), recall_delay=60) == ("retry", PENDING)
         assert customers.finish(db, c, busy(), recall_delay=60) == ("retry", "unchanged")
     assert row(db, "A", "state, number_index, next_call_at") == (PENDING, 1, NOW + 1)
-    assert db.execute_sql("SELECT state, answered_at, outcome FROM attempt").fetchone() == ("done", NOW + 0.5, "retry")
+    assert execute(db, "SELECT state, answered_at, outcome FROM attempt").fetchone() == ("done", NOW + 0.5, "retry")
     [c] = claim(db, now=NOW + 2)
     with db.atomic():
         assert customers.finish(db, c, busy(NOW + 3), recall_delay=60) == ("retry", FAILED)
@@ -173,7 +175,7 @@ def test_abandon_puts_the_customer_back_or_fails_it_and_may_stop_the_queue(db):
             customers.abandon(db, b, cause="X", now=NOW, customer_state=SUCCESS)
     assert row(db, "A") == (PENDING, 0, 0, "SOUND_FILE_MISSING")
     assert row(db, "B") == (FAILED, 0, 0, "TEMPLATE: no amount")
-    assert db.execute_sql("SELECT state, stop_reason FROM queue").fetchone() == (
+    assert execute(db, "SELECT state, stop_reason FROM queue").fetchone() == (
         "stopped",
         "sound files missing: x.wav",
     )
@@ -256,10 +258,25 @@ def test_no_state_word_is_written_inside_sql_text():
 
 
 def test_placeholders_follow_the_backends_parameter_style():
-    class Postgres:
-        param = "%s"
-
-    assert schema._adapt(Postgres(), "SELECT 1 FROM queue WHERE id = ? AND code = ?") == (
-        "SELECT 1 FROM queue WHERE id = %s AND code = %s"
-    )
+    sql = "SELECT 1 FROM queue WHERE id = ? AND code LIKE '5%' AND state IN (?, ?)"
+    assert sqlite.DIALECT.adapt(sql) == sql
+    assert postgres.DIALECT.adapt(sql) == "SELECT 1 FROM queue WHERE id = %s AND code LIKE '5%%' AND state IN (%s, %s)"
     assert schema.marks([1, 2, 3]) == "?, ?, ?"
+    assert schema.marks([]) == "NULL"  # `IN ()` is an error on PostgreSQL; `IN (NULL)` matches nothing
+
+
+SQLITE_ONLY = re.compile(
+    r"\bPRAGMA\b|INSERT OR |\bjson_extract\b|\browid\b|\blastrowid\b|\bAUTOINCREMENT\b|sqlite_master|\bGLOB\b"
+    r"|\bIFNULL\b|datetime\('now"
+)
+
+
+def test_no_sqlite_only_sql_outside_the_sqlite_dialect():
+    found = [
+        (path.relative_to(REPO).as_posix(), line.strip())
+        for path in SOURCES
+        if path.relative_to(REPO).as_posix() != "daemon/store/sqlite.py"
+        for line in path.read_text().splitlines()
+        if SQLITE_ONLY.search(line)
+    ]
+    assert found == []

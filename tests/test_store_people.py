@@ -6,21 +6,23 @@ over the daily cap, or after a DNC, with ordinary API commands only.
 
 import json
 
-import peewee as pw
 import pytest
 
 from daemon.config import QueueDefaults
 from daemon.store import customers, dnc, queue_state, reports, schema
 from daemon.store.records import CallReport, ImportRequest, NewCustomer
+from daemon.store.schema import execute
 from daemon.store.states import DELETED, DNC, PENDING
+from tests.pg_fixtures import close
 
 NOW = 1_800_000_000.0
 DAY_START, NEXT_DAY = NOW - 3600, NOW + 86400
 
 
 @pytest.fixture
-def db(tmp_path):
-    return schema.open_database(tmp_path / "store.sqlite3")
+def db(store_db):
+    """A fresh store on each backend (tests/pg_fixtures.py)."""
+    return store_db
 
 
 def add(db, *people, code="Q", **settings):
@@ -49,7 +51,8 @@ def stop_delete(db, code="Q"):
 
 
 def customer(db, code, ext_id, columns="c.state, c.next_call_at"):
-    return db.execute_sql(
+    return execute(
+        db,
         f"SELECT {columns} FROM customer c JOIN queue q ON q.id = c.queue_id"
         " WHERE q.code = ? AND q.state != ? AND c.ext_id = ?",
         (code, DELETED, ext_id),
@@ -144,9 +147,10 @@ def test_a_number_at_its_cap_is_skipped_for_the_customers_next_one(db):
 
 def test_calls_before_today_and_calls_never_dialed_do_not_count(db):
     _burn(db, "A", "K1", "0901000001", 2)
-    db.execute_sql("UPDATE attempt SET started_at = ?", (DAY_START - 1,))  # yesterday
+    execute(db, "UPDATE attempt SET started_at = ?", (DAY_START - 1,))  # yesterday
     add(db, ("K1", ["0901000001"]), code="B")
-    db.execute_sql(
+    execute(
+        db,
         "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at,"
         " ended_at, keys, outcome) SELECT id, queue_id, 0, '0901000001', 'x', 'y', 'done', ?, ?, '',"
         " 'not_dialed' FROM customer WHERE ext_id = 'K1' LIMIT 1",
@@ -201,40 +205,59 @@ def test_a_number_listed_after_the_import_is_never_dialled(db):
     assert again.number == "0902000002"
 
 
-def test_schema_1_migrates_its_dnc_rows_to_queue_codes(tmp_path):
-    path = tmp_path / "old.sqlite3"
-    old = pw.SqliteDatabase(str(path))
-    schema.MIGRATIONS[0](old)  # a file as schema version 1 left it
-    old.execute_sql("PRAGMA user_version = 1")
+def test_schema_1_migrates_its_dnc_rows_to_queue_codes(store_url):
+    old = schema._backend(store_url).connect(store_url, busy_timeout=5.0)  # connected, nothing migrated
+    schema.MIGRATIONS[0](old)  # a database as schema version 1 left it
+    schema.dialect_of(old).set_schema_version(old, 1)
     old.execute_sql(
         "INSERT INTO queue (id, code, template, concurrent_call, max_recall_count, min_recall_duration,"
         " state, created_at, updated_at) VALUES (7, 'Q', 'IVR-1', 5, 3, 3, 'deleted', 0, 0)"
     )
     old.execute_sql("INSERT INTO dnc (queue_id, ext_id, created_at) VALUES (7, 'K1', 0), (7, 'K2', 0)")
-    old.close()
-    db = schema.open_database(path)
-    assert db.execute_sql("PRAGMA user_version").fetchone() == (schema.SCHEMA_VERSION,)
-    assert sorted(db.execute_sql("SELECT queue_code, ext_id FROM dnc").fetchall()) == [("Q", "K1"), ("Q", "K2")]
-    assert [r["id"] for r in add(db, ("K1", ["0901000001"])).rejected] == ["K1"]
+    close(old)
+    db = schema.open_database(store_url)
+    try:
+        assert schema.dialect_of(db).schema_version(db) == schema.SCHEMA_VERSION
+        assert sorted(execute(db, "SELECT queue_code, ext_id FROM dnc").fetchall()) == [("Q", "K1"), ("Q", "K2")]
+        assert [r["id"] for r in add(db, ("K1", ["0901000001"])).rejected] == ["K1"]
+    finally:
+        close(db)
 
 
 def test_the_models_declare_the_tables_the_migrations_made(db):
     for model in schema.MODELS:
-        columns = [r[1] for r in db.execute_sql(f"PRAGMA table_info({model._meta.table_name})")]
+        columns = [c.name for c in db.get_columns(model._meta.table_name)]
         assert columns == [f.column_name for f in model._meta.sorted_fields]
+
+
+def test_times_keep_their_microseconds_on_every_backend(db):
+    add(db, ("K1", ["0901000001"]))
+    [c] = claim(db, now=NOW + 0.123456)
+    assert execute(db, "SELECT started_at FROM attempt").fetchone() == (NOW + 0.123456,)
+
+
+def _plan(db, sql, params) -> str:
+    """How the backend runs `sql`; PostgreSQL told to avoid a full scan wherever an index serves."""
+    if schema.dialect_of(db).name == "sqlite":
+        return " ".join(r[-1] for r in execute(db, "EXPLAIN QUERY PLAN " + sql, params))
+    with db.atomic():
+        execute(db, "SET LOCAL enable_seqscan = off")
+        return " ".join(r[0] for r in execute(db, "EXPLAIN " + sql, params))
 
 
 def test_the_claims_checks_are_answered_by_indexes(db):
     add(db, ("K1", ["0901000001"]))
     claim(db)
-    plans = []
-    for sql, params in [
-        ("SELECT 1 FROM attempt a WHERE a.number IN (?) AND a.ended_at IS NULL", ("0901000001",)),
-        ("SELECT COUNT(*) FROM attempt a WHERE a.number IN (?) AND a.started_at >= ?", ("0901000001", 0)),
-        (
-            "SELECT 1 FROM customer c JOIN attempt a ON a.customer_id = c.id WHERE c.ext_id = ? AND a.ended_at IS NULL",
-            ("K1",),
-        ),
-    ]:
-        plans.append(" ".join(r[-1] for r in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)))
-    assert all("SCAN" not in plan for plan in plans), plans
+    plans = [
+        _plan(db, sql, params)
+        for sql, params in [
+            ("SELECT 1 FROM attempt a WHERE a.number IN (?) AND a.ended_at IS NULL", ("0901000001",)),
+            ("SELECT COUNT(*) FROM attempt a WHERE a.number IN (?) AND a.started_at >= ?", ("0901000001", 0)),
+            (
+                "SELECT 1 FROM customer c JOIN attempt a ON a.customer_id = c.id"
+                " WHERE c.ext_id = ? AND a.ended_at IS NULL",
+                ("K1",),
+            ),
+        ]
+    ]
+    assert all("SCAN" not in plan and "Seq Scan" not in plan for plan in plans), plans

@@ -19,8 +19,10 @@ import peewee as pw
 from daemon.store import dnc, queue_state
 from daemon.store.dnc import at_once
 from daemon.store.records import ImportRequest, ImportResult, NewCustomer
-from daemon.store.schema import execute, executemany, marks
+from daemon.store.schema import dialect_of, execute, executemany, in_parts, marks
 from daemon.store.states import CALLING, DELETED, DNC, PENDING, STOPPED
+
+BULK = 5000  # customers in one import from which the backend is told the table changed a lot
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -42,7 +44,13 @@ def import_customers(
     customers = request.customers
     for start in range(0, len(customers), chunk):
         run(_import_chunk, queue_id, customers[start : start + chunk], result, now)
+    if len(customers) >= BULK:
+        run(_after_bulk_write)
     return result
+
+
+def _after_bulk_write(db):
+    dialect_of(db).after_bulk_write(db, "customer")
 
 
 def _open_queue(db, request: ImportRequest, defaults, now) -> int:
@@ -78,10 +86,11 @@ def _import_rows(db, queue_id: int, chunk: list[NewCustomer], result: ImportResu
     ids = [c.ext_id for c in chunk]
     existing = {
         ext_id: (row_id, state)
+        for part in in_parts(ids)
         for ext_id, row_id, state in execute(
             db,
-            f"SELECT ext_id, id, state FROM customer WHERE queue_id = ? AND ext_id IN ({marks(ids)})",
-            [queue_id, *ids],
+            f"SELECT ext_id, id, state FROM customer WHERE queue_id = ? AND ext_id IN ({marks(part)})",
+            [queue_id, *part],
         )
     }
     blocked = dnc.listed_ids(db, queue_state.code_of(db, queue_id), ids)
@@ -147,12 +156,13 @@ def _block_chunk(db, code: str, part: list[str], at: float) -> bool:
         queue_id = queue_state.live_queue_id(db, code)
         if queue_id is None:
             return False
-        execute(
-            db,
-            f"UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state = ?"
-            f" AND ext_id IN ({marks(part)})",
-            (DNC, at, queue_id, PENDING, *part),
-        )
+        for ids in in_parts(part):
+            execute(
+                db,
+                f"UPDATE customer SET state = ?, updated_at = ? WHERE queue_id = ? AND state = ?"
+                f" AND ext_id IN ({marks(ids)})",
+                (DNC, at, queue_id, PENDING, *ids),
+            )
         return True
 
 

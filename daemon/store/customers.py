@@ -25,7 +25,7 @@ from daemon import outcome
 from daemon.store import dnc, people, queue_state
 from daemon.store.commands import block, delete_queue, import_customers
 from daemon.store.records import CallReport, Claim, QueueInfo
-from daemon.store.schema import execute, insert
+from daemon.store.schema import dialect_of, execute, insert
 from daemon.store.states import ANSWERED, CALLING, DIALING, DNC, DONE, FAILED, PENDING, RUNNING
 
 __all__ = [  # the API's commands, re-exported for the callers that know them from here
@@ -56,6 +56,7 @@ def claim_many(
     daily_cap: int,
     busy_retry: float = BUSY_RETRY,
     slots: list[int] | None = None,
+    node: str | None = None,
 ) -> list[Claim]:
     """Take up to `limit` of the queue's due customers into calls, in due order.
 
@@ -67,8 +68,10 @@ def claim_many(
     whose numbers left in this round all had, moves to `next_day`; a number at its cap or on
     the DNC number list is skipped. One with no live number left ends `failed`, one whose live
     numbers are all on the DNC number list ends `dnc`. Each claim gets an attempt row with
-    fresh uuids and, when `slots` are given, the next one of them (the dialer's: free slots
-    of the switch's hangup records, at least `limit`).
+    fresh uuids, made by `node`, and, when `slots` are given, the next one of them (the
+    dialer's: free slots of the switch's hangup records, at least `limit`). On PostgreSQL a
+    due customer another transaction holds is passed over, not waited for (`FOR UPDATE SKIP
+    LOCKED`).
     """
     _require_transaction(db)
     claims: list[Claim] = []
@@ -80,12 +83,13 @@ def claim_many(
     rows = execute(
         db,
         "SELECT id, ext_id, mobiles, fields, number_index, round, dead_numbers FROM customer"
-        " WHERE queue_id = ? AND state = ? AND next_call_at <= ? ORDER BY next_call_at, id LIMIT ?",
+        " WHERE queue_id = ? AND state = ? AND next_call_at <= ? ORDER BY next_call_at, id LIMIT ?"
+        + dialect_of(db).skip_locked,
         (queue.id, PENDING, now, limit + CANDIDATES),
     ).fetchall()
     for row in rows:
         slot = slots[len(claims)] if slots else None
-        claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry, slot)
+        claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry, slot, node)
         if claim is not None:
             claims.append(claim)
             if len(claims) == limit:
@@ -93,7 +97,7 @@ def claim_many(
     return claims
 
 
-def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry, slot) -> Claim | None:
+def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry, slot, node) -> Claim | None:
     cid, ext_id, mobiles, fields, index, rnd, dead = row
     mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
     if _next_number(mobiles, dead, index) is None:
@@ -127,9 +131,9 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_r
     call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
     attempt_id = insert(
         db,
-        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys, slot)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?)",
-        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now, slot),
+        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys, slot,"
+        " node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
+        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now, slot, node),
     )
     return Claim(
         attempt_id,

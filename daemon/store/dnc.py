@@ -12,9 +12,7 @@ import time
 
 import peewee as pw
 
-from daemon.store.schema import execute, executemany, marks
-
-_IN_LIST = 500  # values per IN (...) list, well under any backend's parameter limit
+from daemon.store.schema import execute, executemany, in_parts, marks
 
 
 def add_ids(db: pw.Database, code: str, ext_ids: list[str], at: float):
@@ -32,7 +30,7 @@ def listed_ids(db: pw.Database, code: str, ext_ids: list[str]) -> set[str]:
         return set()  # the usual case, answered by the index alone
     return {
         row[0]
-        for part in _parts(ext_ids)
+        for part in in_parts(ext_ids)
         for row in execute(
             db, f"SELECT ext_id FROM dnc WHERE queue_code = ? AND ext_id IN ({marks(part)})", [code, *part]
         )
@@ -71,11 +69,6 @@ def listed_numbers(db: pw.Database, numbers) -> set[str]:
     numbers = list(numbers)
     return {
         row[0]
-        for part in _parts(numbers)
+        for part in in_parts(numbers)
         for row in execute(db, f"SELECT number FROM dnc_number WHERE number IN ({marks(part)})", part)
     }
-
-
-def _parts(values: list):
-    for start in range(0, len(values), _IN_LIST):
-        yield values[start : start + _IN_LIST]

@@ -37,15 +37,19 @@ def pending_fields(db: pw.Database, queue_id: int) -> list[dict]:
     return [json.loads(fields) for (fields,) in rows]
 
 
-def open_attempts(db: pw.Database) -> list[Claim]:
-    """Attempts not closed: calls the store thinks are live (for reconciliation)."""
-    rows = execute(
-        db,
+def open_attempts(db: pw.Database, node: str | None = None) -> list[Claim]:
+    """Attempts not closed: calls the store thinks are live (for reconciliation). With `node`,
+    only those that daemon made, and those made before attempts named their node."""
+    sql = (
         "SELECT a.id, a.uuid, a.job_uuid, a.number, c.id, c.ext_id, c.fields, q.id, q.code, q.template,"
         " q.min_recall_duration, a.answered_at, a.slot, a.step, a.result FROM attempt a"
-        " JOIN customer c ON c.id = a.customer_id JOIN queue q ON q.id = a.queue_id WHERE a.state != ? ORDER BY a.id",
-        (DONE,),
-    ).fetchall()
+        " JOIN customer c ON c.id = a.customer_id JOIN queue q ON q.id = a.queue_id WHERE a.state != ?"
+    )
+    params: list = [DONE]
+    if node is not None:
+        sql += " AND (a.node = ? OR a.node IS NULL)"
+        params.append(node)
+    rows = execute(db, sql + " ORDER BY a.id", params).fetchall()
     return [
         Claim(
             attempt_id,

@@ -1,22 +1,20 @@
-"""The tables, their versions, and the two ways to open the file.
+"""The tables, their versions, and the two ways to open the database.
 
-`open_database(path)` returns a peewee database with WAL, foreign keys and a busy timeout,
-every write transaction taken with BEGIN IMMEDIATE (so two writers queue up on the busy
-timeout instead of failing on a lock upgrade), and the schema created or migrated to
-`SCHEMA_VERSION` (kept in `PRAGMA user_version`); a current schema is only read. Its failures
-are `StoreError`s: `store_error` tells those that may pass (`StoreUnavailable`, `StoreBusy`)
-from those that will not. `open_readonly(path)` opens it with
-SQLite's `mode=ro` for views that must never write or take a write lock.
+`open_database(where)` opens the autocall database (an SQLite file, or a PostgreSQL
+database: daemon/store/url.py) with the schema created or migrated to `SCHEMA_VERSION`; a
+current schema is only read. Its failures are `StoreError`s: `store_error` tells those that
+may pass (`StoreUnavailable`, `StoreBusy`) from those that will not. `open_readonly(where)`
+opens it for views that must never write nor take a write lock.
 
 The models declare the tables and are never bound to a database: two databases open in one
 process do not interfere, and every store function names the database it works on.
 
-Everything that knows the backend is SQLite lives in this module: the PRAGMAs, the version
-counter, the placeholder, the id of an inserted row and how a read snapshot begins. The SQL text elsewhere in the store
-is the subset SQLite and PostgreSQL share, with `?` placeholders that `execute` and
-`executemany` adapt to the backend's parameter style.
+The SQL text everywhere in the store is the subset SQLite and PostgreSQL share, with `?`
+placeholders; `execute`, `executemany`, `insert` and `read_snapshot` below hand it to the
+database's `Dialect` (daemon/store/dialect.py), which says the rest its own way. The
+migrations are the same on both backends.
 
-Times are Unix epoch seconds (REAL). JSON columns hold what the API accepted, already
+Times are Unix epoch seconds (floating point). JSON columns hold what the API accepted, already
 validated and normalised.
 """
 
@@ -25,45 +23,22 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from pathlib import Path
 
 import peewee as pw
 
-from daemon import dbfile
-from daemon.errors import AutocallError, Unavailable
+from daemon.store import postgres, sqlite
+from daemon.store import url as url_mod
+from daemon.store.dialect import (  # noqa: F401 - the errors, re-exported
+    Dialect,
+    StoreBusy,
+    StoreError,
+    StoreUnavailable,
+    driver_error,
+)
 from daemon.store.states import DELETED, DIALING, DONE, PENDING, RUNNING
 
 log = logging.getLogger("autocall.store")
-
-
-class StoreError(AutocallError):
-    """The database file cannot be used (newer schema, unreadable, not autocall's, ...)."""
-
-
-class StoreUnavailable(StoreError, Unavailable):
-    """The database cannot be written (or read) right now: locked past the busy timeout, read-only,
-    a full disk, an I/O error, a file SQLite cannot open. Trying again later may work."""
-
-
-class StoreBusy(StoreUnavailable):
-    """Another connection holds the database's write lock past the busy timeout: retry later."""
-
-
-_NO_TRANSACTION = "no transaction is active"  # peewee's rollback after SQLite's own
-
-
-def store_error(error: pw.DatabaseError, what: str) -> StoreError:
-    """`error` as the store's own: StoreBusy for a lock held past the busy timeout,
-    StoreUnavailable for the other operational failures (SQLite's OperationalError: read-only,
-    full, I/O error, cannot open), StoreError for a file that is not a sound database."""
-    reason: BaseException = error
-    while _NO_TRANSACTION in str(reason) and reason.__context__ is not None:
-        reason = reason.__context__  # SQLite rolled back by itself (a full disk): its own error says why
-    text = f"{what}: {reason}"
-    if not isinstance(error, pw.OperationalError):
-        return StoreError(text)  # not a database, corrupt, a constraint: trying again will not help
-    locked = "locked" in str(reason) or "busy" in str(reason)
-    return StoreBusy(text) if locked else StoreUnavailable(text)
+_driver_errors = getattr(pw, "__exception_wrapper__")  # noqa: B009 - not in peewee's type stubs
 
 
 class JSONField(pw.TextField):
@@ -128,6 +103,7 @@ class Attempt(BaseModel):
     result = pw.TextField(null=True)  # named IVR result of this call (so far, while it is open)
     slot = pw.IntegerField(null=True)  # where the switch keeps this call's hangup record (daemon/hangup.py)
     step = pw.TextField(null=True)  # the IVR step the call is in (a re-attached call resumes there)
+    node = pw.TextField(null=True)  # the daemon that made it (dialer.node); NULL: before nodes had names
 
 
 class Dnc(BaseModel):
@@ -182,9 +158,10 @@ def _v1(db: pw.Database):
 def _v2(db: pw.Database):
     """The person is the unit of safety: DNC by queue code (kept across delete and re-import),
     a DNC list of numbers, and the indexes the claim's checks on a person need."""
+    d = dialect_of(db)
     db.execute_sql(
-        "CREATE TABLE dnc_v2 (id INTEGER NOT NULL PRIMARY KEY, queue_code TEXT NOT NULL,"
-        " ext_id TEXT NOT NULL, created_at REAL NOT NULL)"
+        f"CREATE TABLE dnc_v2 (id {d.id_column}, queue_code TEXT NOT NULL,"
+        f" ext_id TEXT NOT NULL, created_at {d.real_column} NOT NULL)"
     )
     db.execute_sql(
         "INSERT INTO dnc_v2 (queue_code, ext_id, created_at) SELECT q.code, d.ext_id, MIN(d.created_at)"
@@ -193,7 +170,7 @@ def _v2(db: pw.Database):
     db.execute_sql("DROP TABLE dnc")
     db.execute_sql("ALTER TABLE dnc_v2 RENAME TO dnc")
     db.execute_sql(
-        "CREATE TABLE dnc_number (id INTEGER NOT NULL PRIMARY KEY, number TEXT NOT NULL, created_at REAL NOT NULL)"
+        f"CREATE TABLE dnc_number (id {d.id_column}, number TEXT NOT NULL, created_at {d.real_column} NOT NULL)"
     )
     for sql in (
         "CREATE UNIQUE INDEX dnc_code_ext ON dnc(queue_code, ext_id)",
@@ -212,98 +189,120 @@ def _v2(db: pw.Database):
 def _v3(db: pw.Database):
     """Recovering a call's real result: the slot of the record the switch's hangup hook writes,
     and the IVR step the call is in (with its result so far, in `result`)."""
-    have = {row[1] for row in db.execute_sql("PRAGMA table_info(attempt)")}
-    for column, kind in (("slot", "INTEGER"), ("step", "TEXT")):
-        if column not in have:  # a new file has them already: _v1 creates the tables from the models
-            db.execute_sql(f"ALTER TABLE attempt ADD COLUMN {column} {kind}")
+    _add_columns(db, "attempt", ("slot", "INTEGER"), ("step", "TEXT"))
+
+
+def _v4(db: pw.Database):
+    """Each attempt names the daemon that made it, so that a node reconciles only its own calls."""
+    _add_columns(db, "attempt", ("node", "TEXT"))
+
+
+def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
+    """ALTER TABLE … ADD COLUMN for each (name, type) the table lacks: `_v1` builds a new
+    database from the models as they are now, so it has them already."""
+    have = {column.name for column in db.get_columns(table)}
+    for name, kind in columns:
+        if name not in have:
+            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2, _v3)
+MIGRATIONS = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def open_database(path: str | Path, *, busy_timeout: float = 30.0) -> pw.SqliteDatabase:
-    """Open (creating if needed) the autocall database at `path`, migrated to SCHEMA_VERSION."""
-    path = Path(path)
-    dbfile.create(path)  # directory and file with their modes, or one clear error
-    db = database(path, busy_timeout=busy_timeout)
+def dialect_of(db: pw.Database) -> Dialect:
+    """The Dialect of `db`, a database from `open_database` or `open_readonly`."""
+    return postgres.DIALECT if isinstance(db, pw.PostgresqlDatabase) else sqlite.DIALECT
+
+
+def _backend(location: url_mod.DatabaseUrl):
+    """The module that opens `location`'s kind of database."""
+    return postgres if location.backend == url_mod.POSTGRESQL else sqlite
+
+
+_NO_TRANSACTION = "no transaction is active"  # peewee's rollback after SQLite's own
+
+
+def store_error(error: pw.DatabaseError, what: str) -> StoreError:
+    """`error` as the store's own: StoreBusy for a lock held past the busy timeout,
+    StoreUnavailable for the other failures that may pass (a full disk, a server away),
+    StoreError for what will not (not a database, corrupt, a password refused), as the
+    backend that raised it tells them apart (`Dialect.error_class`)."""
+    reason: BaseException = error
+    while _NO_TRANSACTION in str(reason) and reason.__context__ is not None:
+        reason = reason.__context__  # SQLite rolled back by itself (a full disk): its own error says why
+    driver = type(driver_error(error)).__module__
+    dialect = postgres.DIALECT if driver.startswith("psycopg") else sqlite.DIALECT
+    return dialect.error_class(error, str(reason))(f"{what}: {reason}")
+
+
+def database(where, *, busy_timeout: float = 30.0, one_thread: bool = False) -> pw.Database:
+    """The database `where` names (as open_database takes it), set up as open_database does,
+    not yet connected nor migrated; `one_thread`: for a database object only one OS thread
+    ever uses (api/db.py gives each worker thread its own)."""
+    location = url_mod.of(where)
+    return _backend(location).database(location, busy_timeout=busy_timeout, one_thread=one_thread)
+
+
+def open_database(where, *, busy_timeout: float = 30.0) -> pw.Database:
+    """Open (creating if needed) the autocall database `where` (a DatabaseUrl, a URL, or the
+    path of an SQLite file), migrated to SCHEMA_VERSION. A write lock held by another
+    connection is waited for up to `busy_timeout` seconds."""
+    location = url_mod.of(where)
+    db = None
     try:
-        db.connect(reuse_if_open=True)
-        _migrate(db, path)
+        db = _backend(location).connect(location, busy_timeout=busy_timeout)
+        _migrate(db, location)
     except pw.DatabaseError as e:
-        db.close()
-        raise store_error(e, f"database {path}") from None
+        if db is not None:
+            db.close()
+        raise store_error(e, f"database {location}") from None
     return db
 
 
-def database(path: str | Path, *, busy_timeout: float = 30.0, one_thread: bool = False) -> pw.SqliteDatabase:
-    """The database at `path` as open_database sets it up, not yet connected nor migrated.
-    `one_thread`: for a database object only one OS thread ever uses (api/db.py gives each
-    worker thread its own): no lock of peewee's, and sqlite3 refuses any other thread."""
-    return pw.SqliteDatabase(
-        str(path),
-        timeout=busy_timeout,
-        lock_type="IMMEDIATE",
-        check_same_thread=one_thread,
-        thread_safe=not one_thread,
-        pragmas={
-            "journal_mode": "wal",
-            "foreign_keys": 1,
-            "synchronous": "normal",
-            "busy_timeout": int(busy_timeout * 1000),
-        },
-    )
-
-
-def _migrate(db: pw.SqliteDatabase, path: Path):
+def _migrate(db: pw.Database, where):
     """Bring the schema to SCHEMA_VERSION. A current schema is only read: no write lock is
     taken, so a start-up on a locked, read-only or full database goes on (and waits to write)."""
-    if _version(db, path) == SCHEMA_VERSION:
+    if _version(db, where) == SCHEMA_VERSION:
         return
     with db.atomic():
-        version = _version(db, path)  # another process may have migrated it meanwhile
+        version = _version(db, where)  # another process may have migrated it meanwhile
         for number in range(version, SCHEMA_VERSION):
-            log.info("migrating %s to schema version %d", path, number + 1)
+            log.info("migrating %s to schema version %d", where, number + 1)
             MIGRATIONS[number](db)
         if version != SCHEMA_VERSION:
-            db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            dialect_of(db).set_schema_version(db, SCHEMA_VERSION)
 
 
-def _version(db: pw.SqliteDatabase, path: Path) -> int:
-    version = db.execute_sql("PRAGMA user_version").fetchone()[0]
+def _version(db: pw.Database, where) -> int:
+    version = dialect_of(db).schema_version(db)
     if version > SCHEMA_VERSION:
         raise StoreError(
-            f"database {path} has schema version {version}; this autocall knows up to "
+            f"database {where} has schema version {version}; this autocall knows up to "
             f"{SCHEMA_VERSION}: upgrade autocall"
         )
     return version
 
 
-def open_readonly(path: str | Path) -> pw.SqliteDatabase:
-    """The autocall database at `path` opened read-only (SQLite's `mode=ro`): it can never write
-    nor take a write lock, so it is safe while the services run. StoreError says why not."""
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"no database at {path}")
-    db = pw.SqliteDatabase(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
-    try:
-        version = db.execute_sql("PRAGMA user_version").fetchone()[0]
-    except pw.DatabaseError as e:
-        db.close()
-        raise StoreError(f"{path}: cannot read it as an SQLite database: {e}") from None
+def open_readonly(where) -> pw.Database:
+    """The autocall database `where` opened read-only (SQLite's `mode=ro`, a PostgreSQL session
+    whose transactions are all read-only): it can never write nor take a write lock, so it is
+    safe while the services run. StoreError says why not."""
+    location = url_mod.of(where)
+    db, version = _backend(location).connect_readonly(location)
     if version == 0:
         db.close()
-        raise StoreError(f"{path} is not an autocall database (no schema yet)")
+        raise StoreError(f"{location} is not an autocall database (no schema yet)")
     if version != SCHEMA_VERSION:
         db.close()
-        raise StoreError(f"{path} has schema version {version}; this autocall reads version {SCHEMA_VERSION}")
+        raise StoreError(f"{location} has schema version {version}; this autocall reads version {SCHEMA_VERSION}")
     return db
 
 
 def _adapt(db: pw.Database, sql: str) -> str:
     """`sql` with its `?` placeholders in the backend's parameter style."""
-    return sql if db.param == "?" else sql.replace("?", db.param)
+    return dialect_of(db).adapt(sql)
 
 
 def execute(db: pw.Database, sql: str, params=()):
@@ -314,26 +313,36 @@ def execute(db: pw.Database, sql: str, params=()):
 def executemany(db: pw.Database, sql: str, rows):
     """Run one statement once per row of parameters."""
     if rows:
-        db.cursor().executemany(_adapt(db, sql), rows)
+        with _driver_errors:  # raised as peewee's classes, as execute_sql's are
+            db.cursor().executemany(_adapt(db, sql), rows)
 
 
 def insert(db: pw.Database, sql: str, params) -> int:
     """Run an INSERT of one row; returns the new row's id."""
-    # SQLite reports it on the cursor; PostgreSQL will append RETURNING id here.
-    return execute(db, sql, params).lastrowid
+    return dialect_of(db).insert(db, _adapt(db, sql), params)
 
 
 @contextlib.contextmanager
 def read_snapshot(db: pw.Database):
     """A read transaction, so every read inside it sees the same moment; it writes nothing
-    and takes no write lock (a plain BEGIN, not the IMMEDIATE of `db.atomic()`)."""
-    db.execute_sql("BEGIN")
+    and takes no write lock (not the write transaction of `db.atomic()`)."""
+    db.execute_sql(dialect_of(db).snapshot_begin)
     try:
         yield
     finally:
         db.rollback()
 
 
+IN_LIST = 500  # values per IN (...) list, far under PostgreSQL's 65,535 parameters per statement
+
+
+def in_parts(values: list):
+    """`values` in slices of IN_LIST, for IN lists of any length."""
+    for start in range(0, len(values), IN_LIST):
+        yield values[start : start + IN_LIST]
+
+
 def marks(values) -> str:
-    """`?, ?, ?` for an IN list of `values`."""
-    return ", ".join("?" * len(values))
+    """`?, ?, ?` for an IN list of `values`; `NULL` (matching nothing) for none, which both
+    backends accept where an empty list would be an error."""
+    return ", ".join("?" * len(values)) or "NULL"

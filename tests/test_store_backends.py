@@ -1,0 +1,264 @@
+"""The two backends: how the config names one, how each is opened, and the guarantees the
+store's transactions rely on (writers one at a time, a read snapshot that stands still, a
+read-only view that cannot write), proven on a real SQLite file and a real PostgreSQL server."""
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import peewee as pw
+import pytest
+
+from daemon import cli
+from daemon import config as config_mod
+from daemon.config import QueueDefaults
+from daemon.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, exit_code
+from daemon.store import commands, customers, reports, schema
+from daemon.store import url as db_url
+from daemon.store.records import ImportRequest, NewCustomer
+from daemon.store.schema import execute
+from tests.api_fixtures import free_port
+from tests.pg_fixtures import close
+
+NOW = 1_800_000_000.0
+
+
+def add(db, *ext_ids, code="Q"):
+    request = ImportRequest(code, "IVR-1", {}, [NewCustomer(x, ["0901000001"], {}) for x in ext_ids])
+    return customers.import_customers(db, request, QueueDefaults(), now=lambda: NOW)
+
+
+def count(db, table="customer") -> int:
+    return execute(db, f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+# --- naming the database ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("sqlite:///var/lib/autocall/autocall.sqlite3", Path("/var/lib/autocall/autocall.sqlite3")),
+        ("sqlite:data/autocall.sqlite3", Path("/etc/autocall/data/autocall.sqlite3")),
+    ],
+)
+def test_a_sqlite_url_names_a_file(value, expected):
+    location = db_url.parse(value, base=Path("/etc/autocall"))
+    assert (location.backend, location.path, str(location)) == ("sqlite", expected, str(expected))
+
+
+def test_a_postgresql_url_is_kept_as_libpq_reads_it_and_prints_without_the_password():
+    location = db_url.parse("postgres://dialer@db1:5433/autocall?sslmode=require", base=Path("/"), password="s3cret")
+    assert location.backend == "postgresql"
+    assert str(location) == location.dsn == "postgresql://dialer@db1:5433/autocall?sslmode=require"
+    assert "s3cret" not in repr(location)
+
+
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("postgresql://dialer:s3cret@db1/autocall", "holds a password"),
+        ("postgresql://dialer@db1/autocall?password=s3cret", "holds a password"),
+        ("postgresql://dialer@db1", "names no database"),
+        ("postgresql://dialer@db1:port/autocall", "not a valid"),
+        ("sqlite://host/file", "sqlite:///absolute/path"),
+        ("mysql://db1/autocall", "expected a sqlite: or postgresql:// URL"),
+    ],
+)
+def test_a_bad_url_is_refused_with_the_reason_and_never_the_password(tmp_path, value, reason):
+    (tmp_path / "a.toml").write_text(f'[database]\nurl = "{value}"\n')
+    with pytest.raises(ConfigError, match=reason) as error:
+        config_mod.load(tmp_path / "a.toml", environ={})
+    assert str(error.value).startswith("database.url: ") and "s3cret" not in str(error.value)
+
+
+def test_the_config_takes_the_url_from_the_file_or_autocall_db_and_the_password_from_the_environment(tmp_path):
+    (tmp_path / "a.toml").write_text('[database]\nurl = "postgresql://dialer@db1/autocall"\n')
+    loaded = config_mod.load(tmp_path / "a.toml", environ={"AUTOCALL_DB_PASSWORD": "s3cret"})
+    assert (str(loaded.database), loaded.database.password, loaded.db_path) == (
+        "postgresql://dialer@db1/autocall",
+        "s3cret",
+        None,
+    )
+    # AUTOCALL_DB takes the place of the file's choice, whichever form either has.
+    env = {"AUTOCALL_DB": str(tmp_path / "x.sqlite3")}
+    assert config_mod.load(tmp_path / "a.toml", environ=env).db_path == tmp_path / "x.sqlite3"
+    (tmp_path / "b.toml").write_text('[database]\npath = "a.sqlite3"\n')
+    env = {"AUTOCALL_DB": "postgresql://dialer@db2/autocall"}
+    assert str(config_mod.load(tmp_path / "b.toml", environ=env).database) == env["AUTOCALL_DB"]
+    assert config_mod.load(tmp_path / "b.toml", environ={}).database == db_url.DatabaseUrl.sqlite(
+        tmp_path / "a.sqlite3"
+    )
+
+
+def test_path_and_url_together_are_refused(tmp_path):
+    (tmp_path / "a.toml").write_text('[database]\npath = "a.sqlite3"\nurl = "sqlite:b.sqlite3"\n')
+    with pytest.raises(ConfigError, match="give one of them"):
+        config_mod.load(tmp_path / "a.toml", environ={})
+
+
+# --- opening ------------------------------------------------------------------------------
+
+
+def test_a_wrong_password_is_a_configuration_error_that_does_not_show_it(pg_cluster):
+    location = dataclasses.replace(pg_cluster.fresh(), password="wrong-password-x9")
+    with pytest.raises(schema.StoreError) as error:
+        schema.open_database(location)
+    assert "password authentication failed" in str(error.value)
+    assert "wrong-password-x9" not in str(error.value) and pg_cluster.password not in str(error.value)
+    assert exit_code(error.value) == EX_CONFIG
+
+
+def test_a_server_that_is_not_there_is_unavailable_not_misconfigured():
+    location = db_url.DatabaseUrl("postgresql", dsn=f"postgresql://autocall@127.0.0.1:{free_port()}/autocall")
+    with pytest.raises(schema.StoreUnavailable) as error:
+        schema.open_database(location)
+    assert exit_code(error.value) == EX_TEMPFAIL
+
+
+def test_a_database_of_a_newer_schema_is_refused(store_db, store_url):
+    schema.dialect_of(store_db).set_schema_version(store_db, schema.SCHEMA_VERSION + 1)
+    close(store_db)
+    with pytest.raises(schema.StoreError, match="upgrade autocall"):
+        schema.open_database(store_url)
+
+
+def test_opening_again_migrates_nothing_and_keeps_the_rows(store_db, store_url):
+    add(store_db, "A")
+    again = schema.open_database(store_url)
+    try:
+        assert schema.dialect_of(again).schema_version(again) == schema.SCHEMA_VERSION
+        assert count(again) == 1
+    finally:
+        close(again)
+
+
+def test_a_schema_2_database_gains_the_attempt_node_column_and_keeps_its_calls(store_url):
+    old = schema._backend(store_url).connect(store_url, busy_timeout=5.0)  # nothing migrated yet
+    for migration in schema.MIGRATIONS[:2]:
+        migration(old)
+    execute(old, "ALTER TABLE attempt DROP COLUMN node")  # _v1 made it from today's model
+    schema.dialect_of(old).set_schema_version(old, 2)
+    add(old, "A")
+    execute(
+        old,
+        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys)"
+        " SELECT id, queue_id, 0, '0901000001', 'u1', 'j1', 'dialing', 0, '' FROM customer",
+    )
+    close(old)
+    db = schema.open_database(store_url)
+    try:
+        assert execute(db, "SELECT uuid, node FROM attempt").fetchall() == [("u1", None)]
+        assert [c.uuid for c in reports.open_attempts(db, "pbx1")] == ["u1"]
+    finally:
+        close(db)
+
+
+def test_on_postgresql_the_claim_passes_over_a_customer_another_transaction_holds(pg_cluster):
+    location = pg_cluster.fresh()
+    db = schema.open_database(location, busy_timeout=2.0)
+    add(db, "A", "B")
+    import psycopg
+
+    # A plain connection, outside the store's write lock: what another node's claim will be.
+    with psycopg.connect(location.dsn, password=location.password) as other:
+        other.execute("SELECT id FROM customer WHERE ext_id = 'A' FOR UPDATE")
+        [queue] = reports.running_queues(db)
+        with db.atomic():
+            claims = customers.claim_many(db, queue, 2, now=NOW + 1, day_start=0, next_day=NOW + 86400, daily_cap=5)
+        assert [c.ext_id for c in claims] == ["B"]
+    close(db)
+
+
+def test_a_dnc_list_and_an_import_past_postgresqls_65535_parameters_go_through_in_one_chunk(pg_cluster):
+    location = pg_cluster.fresh()
+    db = schema.open_database(location)
+    add(db, "K0")
+    ids = [f"K{i}" for i in range(70_000)]
+    assert customers.block(db, "Q", ids, chunk=70_000) is True
+    request = ImportRequest("Q", "IVR-1", {}, [NewCustomer(x, ["0901000001"], {}) for x in ids])
+    result = customers.import_customers(db, request, QueueDefaults(), chunk=70_000, now=lambda: NOW)
+    assert (len(result.success), len(result.rejected)) == (0, 70_000)
+    assert execute(db, "SELECT state, COUNT(*) FROM customer GROUP BY state").fetchall() == [("dnc", 1)]
+    close(db)
+
+
+def test_on_postgresql_a_large_import_leaves_the_planner_knowing_the_customer_table(pg_cluster):
+    location = pg_cluster.fresh()
+    db = schema.open_database(location)
+    add(db, *[f"K{i}" for i in range(commands.BULK)])
+    reltuples = "SELECT reltuples FROM pg_class WHERE oid = to_regclass('customer')"
+    assert execute(db, reltuples).fetchone()[0] == commands.BULK  # not -1: "never analysed"
+    close(db)
+
+
+# --- the guarantees the transactions rely on ----------------------------------------------
+
+
+def test_writers_take_turns_and_one_that_waits_too_long_gives_up_cleanly(store_db, store_url):
+    add(store_db, "A")
+    other = schema.open_database(store_url, busy_timeout=0.3)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock():
+        with store_db.atomic():
+            execute(store_db, "UPDATE customer SET round = 1")
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    try:
+        held.wait(10)
+        with pytest.raises(pw.OperationalError):  # another table: only a lock on every write stops it
+            with other.atomic():
+                execute(other, "INSERT INTO dnc_number (number, created_at) VALUES ('0909000001', 0)")
+    finally:
+        release.set()
+        holder.join()
+    with other.atomic():  # the same connection, usable again once the lock is free
+        execute(other, "INSERT INTO dnc_number (number, created_at) VALUES ('0909000002', 0)")
+    assert execute(store_db, "SELECT number FROM dnc_number").fetchall() == [("0909000002",)]
+    assert execute(store_db, "SELECT round FROM customer").fetchone() == (1,)
+    close(other)
+
+
+def test_a_read_snapshot_does_not_see_what_commits_meanwhile(store_db, store_url):
+    add(store_db, "A")
+    writer = schema.open_database(store_url)
+    try:
+        with schema.read_snapshot(store_db):
+            assert count(store_db) == 1
+            add(writer, "B")
+            assert count(store_db) == 1
+        assert count(store_db) == 2
+    finally:
+        close(writer)
+
+
+def test_the_read_only_view_reads_the_queues_and_cannot_write(store_db, store_url):
+    add(store_db, "A")
+    view = schema.open_readonly(store_url)
+    try:
+        assert [s.counts["pending"] for s in reports.queue_statuses(view, now=NOW)] == [1]
+        with pytest.raises(pw.DatabaseError):
+            execute(view, "UPDATE customer SET round = 5")
+        assert execute(store_db, "SELECT round FROM customer").fetchone() == (0,)
+    finally:
+        close(view)
+
+
+def test_the_read_only_view_refuses_a_database_without_the_schema(store_url):
+    if store_url.backend == "sqlite":
+        store_url.path.write_bytes(b"")
+    with pytest.raises(schema.StoreError, match="not an autocall database"):
+        schema.open_readonly(store_url)
+
+
+def test_autocall_status_reads_either_backend_from_db(store_db, store_url, monkeypatch, capsys):
+    add(store_db, "A", code="Autocall-Q1")
+    monkeypatch.setenv(db_url.PASSWORD_ENV, store_url.password or "")
+    where = str(store_url.path) if store_url.backend == "sqlite" else store_url.dsn
+    assert cli.main(["status", "--db", where]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "Autocall-Q1" in out and "waiting 1" in out

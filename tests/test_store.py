@@ -182,6 +182,17 @@ def test_abandon_puts_the_customer_back_or_fails_it_and_may_stop_the_queue(db):
     assert reports.running_queues(db) == []
 
 
+def test_a_claimed_customer_whose_dnc_came_meanwhile_is_abandoned_to_dnc_not_pending(db):
+    # Found by the fault campaign: a template change makes the dialer give a claim back
+    # (not_dialed); the DNC acknowledged while it was claimed must not be undone.
+    add(db, ("A", ["0901000001"]))
+    [a] = claim(db)
+    customers.block(db, "Q", ["A"], now=lambda: NOW)
+    with db.atomic():
+        customers.abandon(db, a, cause="TEMPLATE_CHANGED", now=NOW)
+    assert row(db, "A")[0] == "dnc"
+
+
 # --- reads --------------------------------------------------------------------------------
 
 

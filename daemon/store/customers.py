@@ -280,11 +280,14 @@ def abandon(
 ):
     """Close a claimed attempt that was never dialed (a broken template or sound file).
 
-    The customer goes back to `pending` (due at once, nothing counted) or ends in
-    `customer_state` with `cause`; `stop_reason` also stops the queue, loudly."""
+    The customer goes back to `pending` (due at once, nothing counted) — `dnc` if a DNC for it
+    came while it was claimed — or ends in `customer_state` with `cause`; `stop_reason` also
+    stops the queue, loudly."""
     _require_transaction(db)
     if customer_state not in (PENDING, FAILED):
         raise ValueError(f"abandon leaves a customer pending or failed, not {customer_state!r}")
+    if customer_state == PENDING and dnc.is_listed(db, claim.queue_code, claim.ext_id):
+        customer_state = DNC
     execute(
         db,
         "UPDATE attempt SET state = ?, ended_at = ?, hangup_cause = ?, outcome = ? WHERE id = ? AND state != ?",

@@ -33,6 +33,8 @@ def test_the_daemon_quotes_ids_and_queue_codes_in_its_log_lines(run):
     db.close()
     daemon.start()
     wait_until(lambda: all_final(daemon.db_path), 30)
+    # The call's line is logged once its result is written: the file may lag the database.
+    wait_until(lambda: "autocall.calls: call " in daemon.read_log(), 10)
     log = daemon.read_log()
     [call_line] = [line for line in log.splitlines() if "autocall.calls: call " in line]
     assert f"queue={FORGED_CODE!r} customer={FORGED_ID!r} number='0901000001'" in call_line

@@ -173,13 +173,19 @@ def test_a_step_dials_every_due_customer_and_records_each_call(rig):
     assert set(r.customers().values()) == {"pending"}  # recalled after recall_delay
 
 
-def test_a_recalled_customer_is_dialed_again_once_the_recall_delay_has_passed(rig):
-    r = rig(BUSY, recall_delay=60)
+def _one_busy_call(r) -> Dialer:
+    """Customer A (one number, one recall) called once and busy; the dialer that called it."""
     r.import_customers([("A", ["0901000001"])], max_recall_count=1)
     dialer = r.dialer()
     r.step(dialer)
     r.step(dialer)
     settle(dialer)
+    return dialer
+
+
+def test_a_recalled_customer_is_dialed_again_once_the_recall_delay_has_passed(rig):
+    r = rig(BUSY, recall_delay=60)
+    dialer = _one_busy_call(r)
     r.clock.advance(59)
     r.step(dialer)
     assert not dialer.calls and len(r.attempts()) == 1
@@ -257,11 +263,7 @@ def test_an_import_stamped_before_a_step_back_and_written_after_it_is_due_a_few_
 @pytest.mark.parametrize("step", [-600, +3600])  # back: would wait 660 s; forward: would come at once
 def test_a_recall_waits_its_delay_by_the_clock_that_did_not_step(rig, step):
     r = rig(BUSY, recall_delay=60)
-    r.import_customers([("A", ["0901000001"])], max_recall_count=1)
-    dialer = r.dialer()
-    r.step(dialer)
-    r.step(dialer)
-    settle(dialer)
+    dialer = _one_busy_call(r)
     assert len(r.attempts()) == 1
     r.clock.wall += step
     r.clock.advance(59)

@@ -23,9 +23,9 @@ def test_originate_carries_only_our_tokens_in_a_fixed_order():
     )
 
 
-def test_originate_without_caller_id_sets_none():
-    text = commands.originate(
-        uuid='u',
+def _originate(**given) -> str:
+    """commands.originate with plain settings, no caller id, and `given` on top."""
+    settings = dict(
         number='1',
         attempt_id=1,
         queue_id=1,
@@ -34,21 +34,16 @@ def test_originate_without_caller_id_sets_none():
         originate_timeout=5,
         park_timeout=5,
     )
+    return commands.originate(**(settings | given))
+
+
+def test_originate_without_caller_id_sets_none():
+    text = _originate(uuid='u')
     assert 'origination_caller_id_number' not in text
 
 
 def test_originate_with_a_slot_carries_the_hangup_hook_that_records_the_end():
-    text = commands.originate(
-        uuid='5b1c',
-        number='1',
-        attempt_id=1,
-        queue_id=1,
-        dial_string='loopback/{number}',
-        caller_id='',
-        originate_timeout=5,
-        park_timeout=5,
-        slot=12,
-    )
+    text = _originate(uuid='5b1c', slot=12)
     assert text.endswith(
         ',origination_nested_vars=true,api_hangup_hook=hash::insert/autocall/12/5b1c:${hangup_cause}:'
         '${answer_uepoch}:${end_uepoch}:${sip_term_status}:${digits_dialed:0:64}}loopback/1 &park()'

@@ -265,11 +265,15 @@ class Dialer:
             if len(claims) < tokens:
                 self.bucket.give_back(tokens - len(claims))
                 self._idle_until[queue.id] = now + IDLE_RECHECK
-            unspeakable = None
+            ready, unspeakable = [], None
             for claim in claims:
-                why = self._start(claim)
-                if why is not None and why.unspeakable is not None:
-                    unspeakable = why.unspeakable
+                try:
+                    ready.append((claim, prepare(claim, self.templates, self._unplayable)))
+                except Unprepared as e:
+                    self._unprepared(claim, e)
+                    if e.unspeakable is not None:
+                        unspeakable = e.unspeakable
+            self._start(ready)
             if unspeakable is not None:  # counted once the batch's claims are all pending again
                 self.gate.stop(queue, unspeakable)
         return IDLE_RECHECK
@@ -298,23 +302,37 @@ class Dialer:
             slot += 1
         return free
 
-    def _start(self, claim: Claim) -> Unprepared | None:
-        """Call the claimed customer; or, when that cannot be, close the claim (the customer
-        keeps its place) and return why."""
+    def _start(self, ready: list[tuple[Claim, ivr.Script]]):
+        """Call the prepared claims that the store still says may be called. Asked once more
+        right before the originates go: a stop, DNC or delete acknowledged since the claim
+        committed (while the batch came back and was prepared) keeps its customer uncalled."""
+        if not ready:
+            return
         try:
-            script = prepare(claim, self.templates, self._unplayable)
-        except Unprepared as e:
-            self.ledger.abandon(claim, cause=e.cause, now=self.clock(), stop_reason=e.stop_reason)
-            if e.wait_reason:
-                self.ledger.set_waiting(claim.queue_id, claim.queue_code, e.wait_reason, now=self.clock())
-            if e.unspeakable:
-                calls_log.warning("customer %r of %r not called: %s", claim.ext_id, claim.queue_code, e)
-            return e
-        self._launch(
-            Call(claim, self.link.client, script, self.call_settings, self.clock, monotonic=self.monotonic),
-            originate=True,
-        )
-        return None
+            wanted = self.ledger.still_to_dial([claim for claim, _ in ready])
+            cause = "WITHDRAWN_BEFORE_DIAL"  # stopped, on a DNC list or deleted since the claim
+        except StoreUnavailable as e:
+            self.outage.failed(e)
+            self._probe_at = self.monotonic() + DB_RECHECK
+            wanted, cause = set(), "DATABASE_UNAVAILABLE_BEFORE_DIAL"
+        for claim, script in ready:
+            if claim.attempt_id in wanted:
+                call = Call(claim, self.link.client, script, self.call_settings, self.clock, monotonic=self.monotonic)
+                self._launch(call, originate=True)
+        withdrawn = [claim for claim, _ in ready if claim.attempt_id not in wanted]
+        if withdrawn:
+            self.bucket.give_back(len(withdrawn))
+            log.info("%d claimed customers of %r not dialed: %s", len(withdrawn), withdrawn[0].queue_code, cause)
+        for claim in withdrawn:  # after the launches: their originates go while these are written
+            self.ledger.abandon(claim, cause=cause, now=self.clock())
+
+    def _unprepared(self, claim: Claim, e: Unprepared):
+        """Close the claim that cannot be called (the customer keeps its place)."""
+        self.ledger.abandon(claim, cause=e.cause, now=self.clock(), stop_reason=e.stop_reason)
+        if e.wait_reason:
+            self.ledger.set_waiting(claim.queue_id, claim.queue_code, e.wait_reason, now=self.clock())
+        if e.unspeakable:
+            calls_log.warning("customer %r of %r not called: %s", claim.ext_id, claim.queue_code, e)
 
     def _launch(self, call: Call, *, originate: bool):
         active = _Active(call)

@@ -101,6 +101,11 @@ class Ledger:
                 node=self.node,
             )
 
+    def still_to_dial(self, claims: list[Claim]) -> set[int]:
+        """customers.still_to_dial: which of a claimed batch may be dialed now."""
+        with self._sqlite(transaction=False):
+            return customers.still_to_dial(self.db, claims)
+
     def mark_answered(self, attempt_id: int, at: float):
         with self._sqlite():
             customers.mark_answered(self.db, attempt_id, at)

@@ -14,6 +14,7 @@ import gevent.event
 import pytest
 
 from daemon import config as config_mod
+from daemon import dialer as dialer_mod
 from daemon import ivr
 from daemon.config import QueueDefaults
 from daemon.dialer import Dialer
@@ -21,7 +22,7 @@ from daemon.errors import ConfigError
 from daemon.esl import ESLClient
 from daemon.ledger import Ledger
 from daemon.store import customers as store_customers
-from daemon.store import records
+from daemon.store import dnc, queue_state, records
 from daemon.store.schema import open_database
 from simulator import Simulator
 from simulator.scenario import from_dict
@@ -404,6 +405,45 @@ def test_a_template_the_switch_cannot_play_stops_the_queue_and_dials_nobody(rig)
     [(state, reason)] = query(r.db_path, "SELECT state, stop_reason FROM queue")
     assert state == "stopped" and GREETING in reason
     assert r.customers() == {"A": "pending"} and r.originated() == []
+
+
+# What the API commits, from its own connection, in the gap between a claim and its originate.
+WITHDRAWALS = {
+    "stop": lambda db: queue_state.set_running(db, "Q", False),
+    "dnc": lambda db: store_customers.block(db, "Q", ["A"]),
+    "dnc_number": lambda db: dnc.block_numbers(db, ["0901000001"]),
+}
+
+
+@pytest.mark.parametrize("withdrawal", sorted(WITHDRAWALS))
+def test_a_stop_or_dnc_acknowledged_after_the_claim_but_before_the_originate_keeps_the_customer_uncalled(
+    rig, monkeypatch, withdrawal
+):
+    r = rig(BUSY)
+    r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"])])
+    api_db = open_database(r.db_path)
+    real_prepare = dialer_mod.prepare
+
+    def prepare_while_the_api_answers(claim, *args):
+        if claim.ext_id == "A":  # the claim is committed; the originate has not gone
+            WITHDRAWALS[withdrawal](api_db)
+        return real_prepare(claim, *args)
+
+    monkeypatch.setattr(dialer_mod, "prepare", prepare_while_the_api_answers)
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    settle(dialer)
+    api_db.close()
+    called = [rec["dial"] for rec in r.sim.records if rec["event"] == "originate"]
+    called = [dial.rsplit("/", 1)[-1] for dial in called]
+    assert "0901000001" not in called
+    [(cause, result)] = query(r.db_path, "SELECT hangup_cause, outcome FROM attempt WHERE number = '0901000001'")
+    assert (cause, result) == ("WITHDRAWN_BEFORE_DIAL", "not_dialed")
+    state = {"stop": "pending", "dnc": "dnc", "dnc_number": "pending"}[withdrawal]
+    assert r.customers()["A"] == state
+    # B, claimed in the same batch, is called unless the whole queue was stopped.
+    assert ("0902000001" in called) == (withdrawal != "stop")
 
 
 def test_after_the_connection_drops_the_next_step_reconnects_and_dialing_resumes(rig):

@@ -13,7 +13,7 @@ from daemon import cli
 from daemon import config as config_mod
 from daemon.config import QueueDefaults
 from daemon.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, exit_code
-from daemon.store import commands, customers, reports, schema
+from daemon.store import commands, customers, dnc, queue_state, reports, schema
 from daemon.store import url as db_url
 from daemon.store.records import ImportRequest, NewCustomer
 from daemon.store.schema import execute
@@ -168,6 +168,28 @@ def test_on_postgresql_the_claim_passes_over_a_customer_another_transaction_hold
             claims = customers.claim_many(db, queue, 2, now=NOW + 1, day_start=0, next_day=NOW + 86400, daily_cap=5)
         assert [c.ext_id for c in claims] == ["B"]
     close(db)
+
+
+def test_a_claimed_batch_is_looked_at_again_before_dialing_and_keeps_only_who_may_still_be_called(store_db):
+    for code, ids in (("Q", "ABC"), ("R", "E")):
+        people = [NewCustomer(x, [f"09010000{ord(x)}"], {}) for x in ids]
+        customers.import_customers(store_db, ImportRequest(code, "IVR-1", {}, people), QueueDefaults(), now=lambda: NOW)
+    with store_db.atomic():
+        claims = [
+            claim
+            for queue in reports.running_queues(store_db)
+            for claim in customers.claim_many(store_db, queue, 3, now=NOW + 1, day_start=0, next_day=NOW, daily_cap=0)
+        ]
+    attempt = {c.ext_id: c.attempt_id for c in claims}
+    assert len(attempt) == 4 and customers.still_to_dial(store_db, claims) == set(attempt.values())
+    commands.block(store_db, "Q", ["B"])
+    dnc.block_numbers(store_db, [f"09010000{ord('C')}"])
+    assert customers.still_to_dial(store_db, claims) == {attempt["A"], attempt["E"]}
+    queue_state.set_running(store_db, "Q", False)
+    assert customers.still_to_dial(store_db, claims) == {attempt["E"]}
+    commands.delete_queue(store_db, "Q")
+    assert customers.still_to_dial(store_db, claims) == {attempt["E"]}
+    assert customers.still_to_dial(store_db, []) == set()
 
 
 def test_a_dnc_list_and_an_import_past_postgresqls_65535_parameters_go_through_in_one_chunk(pg_cluster):

@@ -25,7 +25,7 @@ from daemon import outcome
 from daemon.store import dnc, people, queue_state
 from daemon.store.commands import block, delete_queue, import_customers
 from daemon.store.records import CallReport, Claim, QueueInfo
-from daemon.store.schema import dialect_of, execute, insert
+from daemon.store.schema import dialect_of, execute, insert, marks
 from daemon.store.states import ANSWERED, CALLING, DIALING, DNC, DONE, FAILED, PENDING, RUNNING
 
 __all__ = [  # the API's commands, re-exported for the callers that know them from here
@@ -36,6 +36,7 @@ __all__ = [  # the API's commands, re-exported for the callers that know them fr
     "finish",
     "import_customers",
     "mark_answered",
+    "still_to_dial",
 ]
 
 CANDIDATES = 8  # customers looked at per claim when some are over their daily cap
@@ -95,6 +96,25 @@ def claim_many(
             if len(claims) == limit:
                 break
     return claims
+
+
+def still_to_dial(db: pw.Database, claims: list[Claim]) -> set[int]:
+    """The attempt ids of `claims` that may be dialed now: the call still open, its customer
+    still `calling` in a running queue, the id not on the DNC list of the queue's code, the
+    number not on the DNC number list. The dialer reads this right before the originates go,
+    so a stop, DNC or delete acknowledged after the claim committed is honoured too."""
+    if not claims:
+        return set()
+    ids = [c.attempt_id for c in claims]
+    rows = execute(
+        db,
+        "SELECT a.id FROM attempt a JOIN customer c ON c.id = a.customer_id JOIN queue q ON q.id = c.queue_id"
+        f" WHERE a.id IN ({marks(ids)}) AND a.ended_at IS NULL AND c.state = ? AND q.state = ?"
+        " AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.queue_code = q.code AND d.ext_id = c.ext_id)"
+        " AND NOT EXISTS (SELECT 1 FROM dnc_number n WHERE n.number = a.number)",
+        (*ids, CALLING, RUNNING),
+    )
+    return {row[0] for row in rows}
 
 
 def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry, slot, node) -> Claim | None:

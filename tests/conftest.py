@@ -5,6 +5,19 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import os  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A pytest-xdist worker waits for its next test on an Event that execnet's reader thread
+    # sets; patched, that wait runs on gevent's hub, which must not find itself idle and give up.
+    import gevent  # noqa: E402
+
+    def _keep_the_hub_awake():
+        while True:
+            gevent.sleep(0.05)
+
+    gevent.spawn(_keep_the_hub_awake)
+
 # The API fixtures (config -> app -> db, client), shared by every API test module.
 from tests.api_fixtures import app, client, config, db  # noqa: E402,F401
 

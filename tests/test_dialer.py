@@ -427,6 +427,7 @@ def test_a_stop_or_dnc_acknowledged_after_the_claim_but_before_the_originate_kee
     def prepare_while_the_api_answers(claim, *args):
         if claim.ext_id == "A":  # the claim is committed; the originate has not gone
             WITHDRAWALS[withdrawal](api_db)
+            gevent.sleep(dialer_mod.FRESH_CLAIM)  # a loaded host: the batch is slow to get ready
         return real_prepare(claim, *args)
 
     monkeypatch.setattr(dialer_mod, "prepare", prepare_while_the_api_answers)

@@ -22,9 +22,10 @@ def test_short_campaign_with_every_fault_loses_nobody_and_double_calls_nobody(tm
     assert set(result.faults) == set(campaign.FAULTS) - (set() if Tmpfs.available() else {"disk_full"})
     # The database faults made the daemon pause and resume, without losing a call.
     assert result.counts["db_pauses"] > 0
-    # The faults hit calls in flight, and the daemon had to reconcile them.
+    # The faults hit calls in flight, and the daemon had to reconcile them (which way depends on
+    # how long the daemon was away: a call re-attached, found ended in its hangup record, or lost).
     assert result.counts["calls_live_at_faults"] > 0
-    assert result.counts["re_attached"] + result.counts["call_lost"] > 0
+    assert result.counts["re_attached"] + result.counts["ended_while_away"] + result.counts["call_lost"] > 0
     assert result.counts["stop"] > 0 and result.counts["dnc"] > 0 and result.counts["accepted"] > 50
     # The person rules were put to the test: queues deleted and imported again, people in two queues.
     assert result.counts["delete"] > 0 and result.counts["imported_elsewhere"] > 0

@@ -222,7 +222,8 @@ class Campaign(Faults):
             log.error("VIOLATION %s", v)
 
     def _count_outcomes(self, db_path):
-        """How the calls ended, and how many the daemon re-attached or closed as lost after a fault."""
+        """How the calls ended, and how many the daemon re-attached, found ended in their hangup
+        record, or closed as lost after a fault."""
         conn = sqlite3.connect(db_path, timeout=30)
         try:
             for outcome, n in conn.execute("SELECT COALESCE(outcome, 'open'), COUNT(*) FROM attempt GROUP BY 1"):
@@ -234,6 +235,7 @@ class Campaign(Faults):
             conn.close()
         daemon_log = self.daemon.proc.read_log()
         self.journal.counts["re_attached"] = daemon_log.count("re-attached call")
+        self.journal.counts["ended_while_away"] = daemon_log.count("ended while the event socket was down")
         self.journal.counts["wall_steps_logged"] = daemon_log.count("the wall clock stepped")
 
     def _stop_all(self):

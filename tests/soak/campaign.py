@@ -59,7 +59,9 @@ class Settings:
     clients: int = 20
     queues: int = 3
     heartbeat_timeout: float = 3.0  # the daemon's; the simulator beats every 20 simulated s (0.4 s real)
-    silence: float = 4.5  # real seconds the switch stays silent: longer than heartbeat_timeout
+    # Real seconds the switch stays silent: twice heartbeat_timeout, because a daemon behind on a
+    # loaded host reads (and stamps) the last HEARTBEAT before the silence up to a second late.
+    silence: float = 6.0
     lock_hold: float = 1.0  # real seconds another process holds the SQLite write lock
     busy_timeout: float = 2.0  # the daemon's database.busy_timeout: db_lock stays inside it
     lock_long: float = 8.0  # real seconds of db_lock_long: four of the daemon's busy timeouts

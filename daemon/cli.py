@@ -3,10 +3,11 @@
     autocall templates check [NAME ...] [--esl [HOST:PORT]]  every problem, one line each
     autocall templates render NAME --customer JSON|@FILE  what one customer's call plays
     autocall status [--db PATH | --config PATH] [--queue CODE] [--watch [SECONDS]]
+    autocall migrate-db --to URL [--from PATH|URL | --config PATH]  copy into an empty database
 
-Exit status: 0 all good, 1 a template has problems or cannot be rendered (templates) or the
-queue asked for does not exist (status), 2 wrong usage, a database that cannot be read or
-FreeSWITCH not reachable (templates check --esl).
+Exit status: 0 all good, 1 a template has problems or cannot be rendered (templates), the
+queue asked for does not exist (status) or the destination already holds rows (migrate-db),
+2 wrong usage, a database that cannot be read or FreeSWITCH not reachable (templates check --esl).
 """
 
 import argparse
@@ -16,8 +17,8 @@ import logging
 import sys
 import time
 
+from daemon import cli_migrate, ivr, statefile, status
 from daemon import config as config_mod
-from daemon import ivr, statefile, status
 from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
 from daemon.playable import SwitchFiles
@@ -33,7 +34,7 @@ def main(argv=None):
 
 
 def build_parser():
-    """The argument parser; add further commands (e.g. `status`) beside `templates`."""
+    """The argument parser: `templates`, `status` and `migrate-db`."""
     parser = argparse.ArgumentParser(
         prog='autocall',
         description='Operate the autocall IVR dialer.',
@@ -42,6 +43,7 @@ def build_parser():
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     _add_templates_commands(commands)
     _add_status_command(commands)
+    cli_migrate.add_command(commands)
     return parser
 
 

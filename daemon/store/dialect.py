@@ -69,6 +69,10 @@ class Dialect:
     def after_bulk_write(self, db: pw.Database, table: str):
         """Let the planner know `table` just grew or changed a lot (an import of thousands)."""
 
+    def continue_ids(self, db: pw.Database, table: str):
+        """After rows were written into `table` with their own ids, make the next id the
+        database gives one past the largest (SQLite does that by itself)."""
+
     def error_class(self, error: pw.DatabaseError, reason: str) -> type[StoreError]:
         """StoreBusy, StoreUnavailable or StoreError for `error` (`reason`: its text, or that of
         the error behind it): a lock, something that may pass, or something that will not."""

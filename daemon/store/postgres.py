@@ -66,6 +66,12 @@ class PostgresDialect(Dialect):
         # handful of rows and walks every pending customer for each IN list of a DNC or import.
         db.execute_sql(f"ANALYZE {table}")
 
+    def continue_ids(self, db, table: str):
+        db.execute_sql(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 1), MAX(id) IS NOT NULL)"
+            f" FROM {table}"
+        )
+
     def error_class(self, error, reason: str) -> type[StoreError]:
         state = getattr(driver_error(error), "sqlstate", None)
         if state is not None:

@@ -123,6 +123,25 @@ def test_unit_has_the_sections_and_keys_an_operator_relies_on(name):
     assert value(sections, "Service", "Restart") == "on-failure"
 
 
+def test_the_template_unit_for_several_dialers_is_the_daemon_unit_but_for_its_instance_lines():
+    plain = unit("autocall-daemon")
+    template = parse_unit((REPO / "systemd" / "autocall-daemon@.service").read_text())
+    instance_lines = {
+        ("Unit", "Description", "autocall outbound IVR dialer %i"),
+        ("Service", "ExecStart", "/opt/autocall/.venv/bin/autocall-daemon --config /etc/autocall/daemon-%i.toml"),
+        ("Service", "Environment", "AUTOCALL_NODE=%H-%i"),
+        ("Service", "EnvironmentFile", "-/etc/autocall/daemon-%i.env"),
+    }
+    lines = {section: [(k, v) for k, v in pairs] for section, pairs in template.items()}
+    for section, key, text in instance_lines:
+        lines[section].remove((key, text))
+    replaced = {("Unit", "Description"), ("Service", "ExecStart")}
+    assert lines == {
+        section: [(k, v) for k, v in pairs if (section, k) not in replaced] for section, pairs in plain.items()
+    }
+    assert "AUTOCALL_NODE" in config_mod.ENV_KEYS  # the name the unit sets is one the config reads
+
+
 @pytest.mark.parametrize("name", UNITS)
 def test_exec_start_runs_the_console_script_of_the_same_name(name):
     argv = value(unit(name), "Service", "ExecStart").split()

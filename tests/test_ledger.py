@@ -233,7 +233,7 @@ def test_each_node_records_its_calls_and_reconciles_only_those(db):
 
 
 def test_claim_many_takes_a_batch_in_due_order_in_one_transaction(db, ledger):
-    import_(db, *[(f"C{i}", [f"09010000{i:02}"]) for i in range(10)])
+    import_(db, *[(f"C{i}", [f"09010000{i:02}"]) for i in range(10)], concurrent_call=10)
     claims = ledger.claim_many(queue_info(ledger), 4, now=NOW, daily_cap=5, **DAY)
     assert [c.ext_id for c in claims] == ["C0", "C1", "C2", "C3"]
     assert len({c.uuid for c in claims}) == 4
@@ -247,7 +247,7 @@ def test_the_ledger_thread_writes_concurrent_results_together_and_answers_each_c
 
     from daemon.ledger import LedgerThread
 
-    import_(db, *[(f"C{i}", [f"09010000{i:02}"]) for i in range(6)])
+    import_(db, *[(f"C{i}", [f"09010000{i:02}"]) for i in range(6)], concurrent_call=6)
     claims = ledger.claim_many(queue_info(ledger), 6, now=NOW, daily_cap=5, **DAY)
     thread = LedgerThread(ledger)
     try:

@@ -192,6 +192,26 @@ def test_a_claimed_batch_is_looked_at_again_before_dialing_and_keeps_only_who_ma
     assert customers.still_to_dial(store_db, []) == set()
 
 
+def test_concurrent_call_holds_across_dialers_sharing_the_database(store_db):
+    people = [NewCustomer(x, [f"09010000{ord(x)}"], {}) for x in "ABCDE"]
+    request = ImportRequest("Q", "IVR-1", {"concurrent_call": 3}, people)
+    customers.import_customers(store_db, request, QueueDefaults(), now=lambda: NOW)
+    [queue] = reports.running_queues(store_db)
+
+    def claim(node, limit):
+        with store_db.atomic():
+            return customers.claim_many(
+                store_db, queue, limit, now=NOW + 1, day_start=0, next_day=NOW, daily_cap=0, node=node
+            )
+
+    assert len(claim("pbx1", 2)) == 2
+    assert len(claim("pbx2", 32)) == 1  # its own room is 32; the queue's is 3, two of them taken
+    assert claim("pbx2", 32) == []
+    with store_db.atomic():  # pbx1's first call given back: one place free again
+        customers.abandon(store_db, reports.open_attempts(store_db, "pbx1")[0], cause="X", now=NOW + 2)
+    assert len(claim("pbx2", 32)) == 1
+
+
 def test_a_dnc_list_and_an_import_past_postgresqls_65535_parameters_go_through_in_one_chunk(pg_cluster):
     location = pg_cluster.fresh()
     db = schema.open_database(location)

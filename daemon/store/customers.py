@@ -63,7 +63,8 @@ def claim_many(
 
     The queue must still be running and each customer still pending (a stop or DNC
     committed before this is honoured, and the id is looked up on the DNC list of the queue's
-    code once more). The person is the unit (`store.people`): one whose
+    code once more); no more are taken than leave the queue's customers in calls, made by any
+    dialer, at most its `concurrent_call`. The person is the unit (`store.people`): one whose
     id or any number is in an open call, in any queue, stays pending and is looked at again
     `busy_retry` seconds later; one whose id had `daily_cap` calls since `day_start`, or
     whose numbers left in this round all had, moves to `next_day`; a number at its cap or on
@@ -76,8 +77,15 @@ def claim_many(
     """
     _require_transaction(db)
     claims: list[Claim] = []
-    state, template = execute(db, "SELECT state, template FROM queue WHERE id = ?", (queue.id,)).fetchone()
+    state, template, cap = execute(
+        db, "SELECT state, template, concurrent_call FROM queue WHERE id = ?", (queue.id,)
+    ).fetchone()
     if state != RUNNING:
+        return claims
+    # concurrent_call holds across every dialer on this database, not per dialer.
+    in_calls = execute(db, "SELECT COUNT(*) FROM customer WHERE queue_id = ? AND state = ?", (queue.id, CALLING))
+    limit = min(limit, cap - in_calls.fetchone()[0])
+    if limit <= 0:
         return claims
     # The template as of this transaction: an import may have switched it since `queue` was read.
     queue = dataclasses.replace(queue, template=template)

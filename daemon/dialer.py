@@ -49,6 +49,8 @@ DB_RECHECK = 1.0  # seconds between claims tried while the database is unavailab
 # A claimed batch ready to originate within this many (real) seconds of asking for it goes at
 # once; one that took longer (a loaded host) asks the store again who may still be called.
 FRESH_CLAIM = 0.05
+# A call whose greenlet starts this many (real) seconds after that look asks once more.
+LATE_LOOK = 0.25
 # The loop never waits longer than 30 s by itself, nor on SQLite's (database.busy_timeout, 30 s):
 # not coming round for this long means it is stuck (the systemd watchdog asks).
 STALL_LIMIT = 90.0
@@ -277,7 +279,7 @@ class Dialer:
                     self._unprepared(claim, e)
                     if e.unspeakable is not None:
                         unspeakable = e.unspeakable
-            self._start(ready, fresh=time.monotonic() - asked_at < FRESH_CLAIM)
+            self._start(ready, asked_at=asked_at, fresh=time.monotonic() - asked_at < FRESH_CLAIM)
             if unspeakable is not None:  # counted once the batch's claims are all pending again
                 self.gate.stop(queue, unspeakable)
         return IDLE_RECHECK
@@ -306,13 +308,16 @@ class Dialer:
             slot += 1
         return free
 
-    def _start(self, ready: list[tuple[Claim, ivr.Script]], *, fresh: bool):
-        """Call the prepared claims. Unless the batch is `fresh`, the store is asked once more
-        right before the originates go: a stop, DNC or delete acknowledged since the claim
-        committed (while the batch came back and was prepared) keeps its customer uncalled."""
+    def _start(self, ready: list[tuple[Claim, ivr.Script]], *, asked_at: float, fresh: bool):
+        """Call the prepared claims (asked for at `asked_at`, real monotonic time). Unless the
+        batch is `fresh`, the store is asked once more right before the originates go: a stop,
+        DNC or delete acknowledged since the claim committed (while the batch came back and was
+        prepared) keeps its customer uncalled. A call whose greenlet then starts late asks
+        again (`_withdrawn_late`)."""
         if not ready:
             return
         cause = "WITHDRAWN_BEFORE_DIAL"  # stopped, on a DNC list or deleted since the claim
+        looked_at = asked_at if fresh else time.monotonic()
         try:
             wanted = {c.attempt_id for c, _ in ready} if fresh else self.ledger.still_to_dial([c for c, _ in ready])
         except StoreUnavailable as e:
@@ -322,7 +327,7 @@ class Dialer:
         for claim, script in ready:
             if claim.attempt_id in wanted:
                 call = Call(claim, self.link.client, script, self.call_settings, self.clock, monotonic=self.monotonic)
-                self._launch(call, originate=True)
+                self._launch(call, originate=True, looked_at=looked_at)
         withdrawn = [claim for claim, _ in ready if claim.attempt_id not in wanted]
         if withdrawn:
             self.bucket.give_back(len(withdrawn))
@@ -338,21 +343,22 @@ class Dialer:
         if e.unspeakable:
             calls_log.warning("customer %r of %r not called: %s", claim.ext_id, claim.queue_code, e)
 
-    def _launch(self, call: Call, *, originate: bool):
+    def _launch(self, call: Call, *, originate: bool, looked_at: float | None = None):
         active = _Active(call)
         self.calls[call.claim.attempt_id] = active
         self.per_queue[call.claim.queue_id] = self.per_queue.get(call.claim.queue_id, 0) + 1
-        active.greenlet = gevent.spawn(self._call_main, call, originate)
+        active.greenlet = gevent.spawn(self._call_main, call, originate, looked_at)
 
-    def _call_main(self, call: Call, originate: bool):
+    def _call_main(self, call: Call, originate: bool, looked_at: float | None = None):
         claim = call.claim
         report = None
         try:
-            report = call.run(
-                originate=originate,
-                on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at),
-                on_step=lambda step, result: self.ledger.mark_step(claim.attempt_id, step, result),
-            )
+            if not self._withdrawn_late(claim, looked_at):
+                report = call.run(
+                    originate=originate,
+                    on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at),
+                    on_step=lambda step, result: self.ledger.mark_step(claim.attempt_id, step, result),
+                )
         except Detached as e:
             log.info("call %s detached (%s); it is reconciled after reconnect", claim.uuid, e)
         except Exception:
@@ -371,6 +377,24 @@ class Dialer:
                 self.per_queue[claim.queue_id] -= 1
             self._idle_until.pop(claim.queue_id, None)
             self._wake.set()
+
+    def _withdrawn_late(self, claim: Claim, looked_at: float | None) -> bool:
+        """Whether the call, about to originate more than LATE_LOOK after the store's last look
+        at it (a loaded host runs its greenlet late), may no longer be dialed: then its claim is
+        closed here. The originate goes right after this returns False, with no wait between."""
+        late = 0.0 if looked_at is None else time.monotonic() - looked_at
+        if late <= LATE_LOOK:
+            return False
+        try:
+            if claim.attempt_id in self.ledger.still_to_dial([claim]):
+                return False
+            cause = "WITHDRAWN_BEFORE_DIAL"
+        except StoreUnavailable as e:
+            self.outage.failed(e)
+            cause = "DATABASE_UNAVAILABLE_BEFORE_DIAL"
+        log.info("call %s (customer %r of %r) not dialed: %s", claim.uuid, claim.ext_id, claim.queue_code, cause)
+        self.ledger.abandon(claim, cause=cause, now=self.clock())
+        return True
 
     def _record(self, claim: Claim, report: CallReport, reattached: bool = False):
         if report.cause == "FILE_NOT_FOUND":  # the switch said otherwise than file_exists did: ask again

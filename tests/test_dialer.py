@@ -447,6 +447,29 @@ def test_a_stop_or_dnc_acknowledged_after_the_claim_but_before_the_originate_kee
     assert ("0902000001" in called) == (withdrawal != "stop")
 
 
+@pytest.mark.parametrize("withdrawal", sorted(WITHDRAWALS))
+def test_a_call_whose_greenlet_starts_late_asks_again_and_honours_what_came_meanwhile(rig, monkeypatch, withdrawal):
+    r = rig(BUSY)
+    r.import_customers([("A", ["0901000001"])])
+    api_db = open_database(r.db_path)
+    real_launch = Dialer._launch
+
+    def launch_then_the_api_answers(self, call, **kwargs):
+        real_launch(self, call, **kwargs)  # spawned, its originate not yet sent
+        WITHDRAWALS[withdrawal](api_db)
+
+    monkeypatch.setattr(Dialer, "_launch", launch_then_the_api_answers)
+    monkeypatch.setattr(dialer_mod, "LATE_LOOK", -1.0)  # every greenlet starts "late"
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    settle(dialer)
+    api_db.close()
+    assert r.originated() == []
+    assert r.attempts() == [("0901000001", "done", "WITHDRAWN_BEFORE_DIAL", "not_dialed")]
+    assert r.customers()["A"] == {"stop": "pending", "dnc": "dnc", "dnc_number": "pending"}[withdrawal]
+
+
 def test_after_the_connection_drops_the_next_step_reconnects_and_dialing_resumes(rig):
     r = rig(BUSY)
     r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"])], concurrent_call=1)

@@ -66,7 +66,7 @@ class Faults:
         gevent.sleep(hold / 2)
         rewrite(path, good)
         gevent.sleep(hold)  # the API and the daemon have looked at the file again
-        self.traffic.template_broken = False
+        self.traffic.template_broken, self.traffic.template_fixed_at = False, time.monotonic()
         self.journal.counts["template_stops_restarted"] += self.traffic.start_stopped_by_dialer()
 
     def _fault_db_lock_long(self):

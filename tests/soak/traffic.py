@@ -62,6 +62,7 @@ class Traffic:
         # Set while an operator's broken edit of the template is (or was, less than the API's
         # look-again interval ago) on disk: imports naming it are refused then, as they must be.
         self.template_broken = False
+        self.template_fixed_at = float("-inf")  # monotonic time the broken template was last fixed
         self._stop = gevent.event.Event()
         self._greenlets = []
 
@@ -273,10 +274,13 @@ class Traffic:
         """(the JSON reply of a 200 or None, whether it was refused for now): a 503 with
         Retry-After (the database unavailable) or, while the template is broken on disk, an
         import refused naming it, is counted; any other answer is an API error."""
+        sent, broken = time.monotonic(), self.template_broken
         reply = session.post(f"{self.url}/v2/autocall{path}", json=body, headers=self.headers, timeout=TIMEOUT)
         if reply.status_code == 200:
             return reply.json(), False
-        if self.template_broken and path == "/queue" and _refused_for_template(reply):
+        # Sent while the file was broken: a loaded API may answer after the fix was seen.
+        broken = broken or self.template_broken or sent <= self.template_fixed_at
+        if broken and path == "/queue" and _refused_for_template(reply):
             self.journal.counts["refused_template"] += 1
             return None, True
         if reply.status_code == 503 and reply.headers.get("Retry-After"):

@@ -1,6 +1,8 @@
 """autocall-daemon and autocall-api as real processes on one PostgreSQL: the same calls and
 results as on SQLite, the password from the environment and never in a log, a stop honoured
-from the next claim on, and two API processes whose concurrent writers lose nothing."""
+from the next claim on, two API processes whose concurrent writers lose nothing, and two
+dialers, each on its own switch, that keep a queue's concurrent_call and the person rules
+between them."""
 
 import time
 
@@ -12,7 +14,7 @@ from daemon.config import QueueDefaults
 from daemon.store import customers, queue_state, records, schema, url
 from daemon.store.schema import execute
 from tests.api_fixtures import AUTH, ApiProcess, customer, seed_import
-from tests.daemon_fixtures import overlapping_calls, wait_until
+from tests.daemon_fixtures import DaemonProcess, overlapping_calls, start_simulator, wait_until
 from tests.pg_fixtures import close
 
 pytestmark = pytest.mark.timeout(120)
@@ -118,3 +120,56 @@ def test_two_api_processes_on_postgresql_lose_no_customer_under_concurrent_write
     assert rows(db, "SELECT COUNT(*) FROM queue") == [(1,)] and rows(db, "SELECT COUNT(*) FROM dnc") == [(30,)]
     assert "Traceback" not in logs and location.password not in logs
     assert f"(database {location.dsn})" in logs
+
+
+def _most_at_once(spans) -> int:
+    """The most of these (start, end) spans open at one moment."""
+    moments = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = now = 0
+    for _, step in moments:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_two_dialers_on_one_postgresql_keep_concurrent_call_and_the_person_rules_between_them(tmp_path, pg):
+    location, db = pg
+    scenario = {"gateways": ["carrier"], "default": {"outcome": "answer", "answer_after": 2, "hangup_after": 10}}
+    nodes = []
+    for name in ("pbx1", "pbx2"):
+        (tmp_path / name).mkdir()
+        sim = start_simulator(scenario)
+        daemon = on_postgresql(DaemonProcess(tmp_path / name, sim, node=name, cps=50), location)
+        nodes.append((sim, daemon))
+    # Q: 24 customers, at most 4 in calls; R: 8 of the same people (ids and numbers) again.
+    people = [(f"C{i:02}", [f"0901{i:06}"]) for i in range(24)]
+    add(db, people, concurrent_call=4, max_recall_count=0)
+    request = records.ImportRequest(
+        "R", "IVR-1", {"concurrent_call": 4}, [records.NewCustomer(x, n, FIELDS) for x, n in people[:8]]
+    )
+    customers.import_customers(db, request, QueueDefaults())
+    try:
+        for _, daemon in nodes:
+            daemon.start()
+        wait_until(lambda: all_final(db), 90)
+        for _, daemon in nodes:
+            assert daemon.terminate() == 0
+    finally:
+        for sim, daemon in nodes:
+            daemon.stop_quietly()
+            sim.stop()
+
+    by_node = dict(rows(db, "SELECT node, COUNT(*) FROM attempt GROUP BY node"))
+    assert set(by_node) == {"pbx1", "pbx2"}, by_node  # both dialed
+    queue_of = dict(rows(db, "SELECT a.uuid, q.code FROM attempt a JOIN queue q ON q.id = a.queue_id"))
+    # Wall times: the two simulators' own clocks started at different moments.
+    calls = [
+        (r["uuid"], r["dial"].rsplit("/", 1)[1], r["wall_time"], r["wall_end_time"])
+        for sim, _ in nodes
+        for r in sim.records
+        if r["event"] == "originate"
+    ]
+    assert len(calls) == sum(by_node.values())
+    assert _most_at_once([(s, e) for u, _, s, e in calls if queue_of[u] == "Q"]) == 4
+    for number in {n for _, n, _, _ in calls}:
+        assert _most_at_once([(s, e) for _, n, s, e in calls if n == number]) == 1, number

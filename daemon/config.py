@@ -105,6 +105,15 @@ class DialerConfig:
     # This daemon's name among the dialers sharing one database: its attempts carry it, and
     # after a restart it reconciles only those (docs/daemon.md, "Nodes").
     node: str = dataclasses.field(default_factory=socket.gethostname)
+    # Seconds another node's silence lasts before this one takes over its open calls; never
+    # less than `lease_grace` says (docs/scale-out.md, "When something fails").
+    node_grace: float = 60.0
+
+    @property
+    def lease_grace(self) -> float:
+        """The grace actually used: long enough that a dead node's switch has ended every call
+        it still carried (a parked call ends at its park_timeout, max_call_seconds)."""
+        return max(self.node_grace, 2 * self.max_call_seconds + self.originate_timeout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,6 +279,7 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         transfer_destinations=r.take("transfer_destinations", dd.transfer_destinations, _destinations),
         drain_timeout=r.take("drain_timeout", dd.drain_timeout, _float_in(0, 3600)),
         node=r.take("node", dd.node, _node_name),
+        node_grace=r.take("node_grace", dd.node_grace, _float_in(1, 7 * 86400)),
     )
     r.done()
     if dialer.window_start == dialer.window_end:

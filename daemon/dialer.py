@@ -31,6 +31,7 @@ from daemon import ivr, reconcile
 from daemon.call import Call, CallSettings, Detached
 from daemon.config import Config, DialerConfig
 from daemon.esl import commands
+from daemon.lease import NodeLease
 from daemon.ledger import CallReport, Claim, QueueInfo, StoreUnavailable
 from daemon.link import Link
 from daemon.outage import DatabaseOutage
@@ -96,6 +97,7 @@ class Dialer:
         self.last_tick = monotonic()  # the loop came round (wedged() reads it)
         self.template_check = TemplateCheck()
         self.gate = TemplateGate(templates, ledger, self.clock)
+        self.lease = NodeLease(ledger)
         self.apply_config(config)
 
     # --- settings ---
@@ -136,6 +138,8 @@ class Dialer:
         self.wall.tick(now, wall)
         if not self.link.up:
             return self._connect(now)
+        d = self.dialer_config
+        self.lease.tick(now, grace=d.lease_grace, recall_delay=d.recall_delay)
         pause = self._dial_some(now, wall)
         return pause if self.link.up else 0.0  # lost while dialing: reconnect at once
 

@@ -23,7 +23,7 @@ import gevent.threadpool
 import peewee as pw
 
 from daemon.outage import DatabaseOutage
-from daemon.store import customers, queue_state, reports, schedule
+from daemon.store import customers, nodes, queue_state, reports, schedule
 from daemon.store.records import CallReport, Claim, QueueInfo
 from daemon.store.schema import StoreBusy, StoreUnavailable, store_error
 from daemon.store.states import PENDING
@@ -41,6 +41,7 @@ WRITES: dict[str, Callable] = {
     "mark_step": customers.mark_step,
     "follow_wall_step": schedule.follow_wall_step,
     "bring_due_down": schedule.bring_due_down,
+    "beat": nodes.beat,
 }
 
 
@@ -142,6 +143,13 @@ class Ledger:
         """schedule.bring_due_down in one transaction."""
         with self._sqlite():
             return schedule.bring_due_down(self.db, wall=wall)
+
+    def beat(self, *, grace: float, recall_delay: float) -> dict[str, int]:
+        """nodes.beat for this node, in one transaction (nothing for the one dialer with no name)."""
+        if self.node is None:
+            return {}
+        with self._sqlite():
+            return nodes.beat(self.db, self.node, grace=grace, recall_delay=recall_delay)
 
     def set_waiting(self, queue_id: int, code: str, reason: str | None, *, now: float):
         """queue_state.set_waiting in one transaction: why the running queue is held back (None: it is not)."""
@@ -264,6 +272,13 @@ class LedgerThread:
     def bring_due_down(self, *, wall: float) -> int | None:
         """Ledger.bring_due_down, queued with the other writes; returns as finish does."""
         return self._put(_Write("bring_due_down", (), {"wall": wall})).get()
+
+    def beat(self, *, grace: float, recall_delay: float) -> dict[str, int] | None:
+        """Ledger.beat, queued with the other writes; returns as finish does."""
+        if self.ledger.node is None:
+            return {}
+        write = _Write("beat", (self.ledger.node,), {"grace": grace, "recall_delay": recall_delay})
+        return self._put(write).get()
 
     def _write_loop(self):
         delay, solo = RETRY_FIRST, 0

@@ -173,3 +173,45 @@ def test_two_dialers_on_one_postgresql_keep_concurrent_call_and_the_person_rules
     assert _most_at_once([(s, e) for u, _, s, e in calls if queue_of[u] == "Q"]) == 4
     for number in {n for _, n, _, _ in calls}:
         assert _most_at_once([(s, e) for _, n, s, e in calls if n == number]) == 1, number
+
+
+def test_a_dead_nodes_calls_are_taken_over_by_another_once_its_lease_runs_out(tmp_path, pg):
+    location, db = pg
+    scenario = {"gateways": ["carrier"], "default": {"outcome": "answer", "answer_after": 2, "hangup_after": 100}}
+    add(db, [(f"C{i:02}", [f"0901{i:06}"]) for i in range(12)], concurrent_call=4, max_recall_count=2)
+    daemons = {}
+    sims = {}
+    for name in ("pbx1", "pbx2"):
+        (tmp_path / name).mkdir()
+        sims[name] = start_simulator(scenario)
+        daemons[name] = on_postgresql(DaemonProcess(tmp_path / name, sims[name], node=name, cps=50), location)
+
+    def open_calls(node):
+        return rows(db, "SELECT COUNT(*) FROM attempt WHERE node = ? AND ended_at IS NULL", node)[0][0]
+
+    try:
+        daemons["pbx1"].start()
+        wait_until(lambda: open_calls("pbx1") == 4, 30)
+        daemons["pbx1"].kill9()  # the host goes down: the daemon and its switch
+        sims["pbx1"].stop()
+        daemons["pbx2"].start()
+        wait_until(lambda: "reconciled" in daemons["pbx2"].read_log(), 30)
+        gevent.sleep(6)  # more than a beat: pbx1's lease has not run out (its grace is 1230 s)
+        assert open_calls("pbx1") == 4  # and the queue's four places are still pbx1's
+        assert rows(db, "SELECT COUNT(*) FROM attempt WHERE node = 'pbx2'") == [(0,)]
+        execute(db, "UPDATE node SET beat_at = beat_at - 10000 WHERE name = 'pbx1'")  # 20 minutes later
+        wait_until(lambda: all_final(db), 60)
+        assert daemons["pbx2"].terminate() == 0
+    finally:
+        for name in daemons:
+            daemons[name].stop_quietly()
+            sims[name].stop()
+
+    lost = rows(db, "SELECT customer_id FROM attempt WHERE node = 'pbx1' AND hangup_cause = 'NODE_LOST'")
+    assert len(lost) == 4
+    for (customer_id,) in lost:  # each was called again, by pbx2, to its end
+        assert rows(db, "SELECT state FROM customer WHERE id = ?", customer_id) == [("success",)]
+        assert rows(db, "SELECT node FROM attempt WHERE customer_id = ? AND outcome = 'success'", customer_id) == [
+            ("pbx2",)
+        ]
+    assert "node pbx1 silent for over 1230s: its 4 open calls closed as NODE_LOST" in daemons["pbx2"].read_log()

@@ -13,7 +13,7 @@ from daemon import cli
 from daemon import config as config_mod
 from daemon.config import QueueDefaults
 from daemon.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, exit_code
-from daemon.store import commands, customers, dnc, queue_state, reports, schema
+from daemon.store import commands, customers, dnc, nodes, queue_state, reports, schema
 from daemon.store import url as db_url
 from daemon.store.records import ImportRequest, NewCustomer
 from daemon.store.schema import execute
@@ -304,3 +304,32 @@ def test_autocall_status_reads_either_backend_from_db(store_db, store_url, monke
     assert cli.main(["status", "--db", where]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "Autocall-Q1" in out and "waiting 1" in out
+
+
+def test_a_node_silent_past_the_grace_has_its_open_calls_closed_once_by_another_node(store_db):
+    people = [NewCustomer(x, [f"09010000{ord(x)}"], {}) for x in "ABC"]
+    customers.import_customers(
+        store_db, ImportRequest("Q", "IVR-1", {"concurrent_call": 5}, people), QueueDefaults(), now=lambda: NOW
+    )
+    [queue] = reports.running_queues(store_db)
+    with store_db.atomic():
+        nodes.beat(store_db, "pbx1", grace=100, recall_delay=0)
+        mine = customers.claim_many(store_db, queue, 2, now=NOW, day_start=0, next_day=NOW, daily_cap=0, node="pbx1")
+        unnamed = customers.claim_many(store_db, queue, 1, now=NOW, day_start=0, next_day=NOW, daily_cap=0)
+        customers.mark_answered(store_db, mine[0].attempt_id, NOW + 1)
+
+    def beat(name):
+        with store_db.atomic():
+            return nodes.beat(store_db, name, grace=100, recall_delay=0)
+
+    assert beat("pbx2") == {}  # pbx1 beat just now
+    execute(store_db, "UPDATE node SET beat_at = beat_at - 101 WHERE name = 'pbx1'")
+    assert beat("pbx1") == {}  # a node never takes itself over; its beat is fresh again
+    execute(store_db, "UPDATE node SET beat_at = beat_at - 101 WHERE name = 'pbx1'")
+    assert beat("pbx2") == {"pbx1": 2}
+    assert beat("pbx2") == {}  # once
+    closed = execute(store_db, "SELECT id, hangup_cause, outcome FROM attempt WHERE state = 'done' ORDER BY id")
+    assert closed.fetchall() == [(c.attempt_id, "NODE_LOST", "interrupted") for c in mine]
+    states = dict(execute(store_db, "SELECT ext_id, state FROM customer").fetchall())
+    assert states == {mine[0].ext_id: "pending", mine[1].ext_id: "pending", unnamed[0].ext_id: "calling"}
+    assert execute(store_db, "SELECT name FROM node ORDER BY name").fetchall() == [("pbx2",)]

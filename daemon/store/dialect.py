@@ -51,6 +51,7 @@ class Dialect:
         """Run an INSERT of one row into a table with an `id` column; returns the new id."""
         raise NotImplementedError
 
+    now_sql = ""  # an SQL expression: the database's own clock, in epoch seconds
     snapshot_begin = "BEGIN"  # starts a read-only transaction whose every read sees one moment
     # Ends the claim's SELECT of due customers: rows another transaction holds are passed over.
     skip_locked = ""

@@ -38,6 +38,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     id_column = "SERIAL PRIMARY KEY"
     real_column = "DOUBLE PRECISION"
+    now_sql = "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
     snapshot_begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     skip_locked = " FOR UPDATE SKIP LOCKED"
 

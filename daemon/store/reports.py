@@ -37,9 +37,9 @@ def pending_fields(db: pw.Database, queue_id: int) -> list[dict]:
     return [json.loads(fields) for (fields,) in rows]
 
 
-def open_attempts(db: pw.Database, node: str | None = None) -> list[Claim]:
+def open_attempts(db: pw.Database, node: str | None = None, *, with_unnamed: bool = True) -> list[Claim]:
     """Attempts not closed: calls the store thinks are live (for reconciliation). With `node`,
-    only those that daemon made, and those made before attempts named their node."""
+    only those that daemon made, and (`with_unnamed`) those made before attempts named their node."""
     sql = (
         "SELECT a.id, a.uuid, a.job_uuid, a.number, c.id, c.ext_id, c.fields, q.id, q.code, q.template,"
         " q.min_recall_duration, a.answered_at, a.slot, a.step, a.result FROM attempt a"
@@ -47,7 +47,7 @@ def open_attempts(db: pw.Database, node: str | None = None) -> list[Claim]:
     )
     params: list = [DONE]
     if node is not None:
-        sql += " AND (a.node = ? OR a.node IS NULL)"
+        sql += " AND (a.node = ? OR a.node IS NULL)" if with_unnamed else " AND a.node = ?"
         params.append(node)
     rows = execute(db, sql + " ORDER BY a.id", params).fetchall()
     return [

@@ -197,6 +197,13 @@ def _v4(db: pw.Database):
     _add_columns(db, "attempt", ("node", "TEXT"))
 
 
+def _v5(db: pw.Database):
+    """The node lease: each dialer's last heartbeat, by the database's clock (store/nodes.py)."""
+    db.execute_sql(
+        f"CREATE TABLE IF NOT EXISTS node (name TEXT PRIMARY KEY, beat_at {dialect_of(db).real_column} NOT NULL)"
+    )
+
+
 def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
     """ALTER TABLE … ADD COLUMN for each (name, type) the table lacks: `_v1` builds a new
     database from the models as they are now, so it has them already."""
@@ -207,7 +214,7 @@ def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
 
 
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2, _v3, _v4)
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

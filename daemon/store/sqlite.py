@@ -22,6 +22,7 @@ class SqliteDialect(Dialect):
     name = "sqlite"
     id_column = "INTEGER NOT NULL PRIMARY KEY"
     real_column = "REAL"
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def insert(self, db, sql, params) -> int:
         return db.execute_sql(sql, params).lastrowid

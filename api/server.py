@@ -17,7 +17,7 @@ import gevent.event  # noqa: E402
 
 from api.http import MAX_ACCEPT, MAX_REFUSING, ApiServer  # noqa: E402
 from daemon import config as config_mod  # noqa: E402
-from daemon import logs  # noqa: E402
+from daemon import config_values, logs  # noqa: E402
 from daemon.errors import AutocallError, ConfigError, Unavailable, exit_code  # noqa: E402
 
 FD_RESERVE = 64  # files besides connections: the database, its WAL, logs, the listener
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     logs.setup(args.log_level)
     try:
         config = config_mod.load(args.config)
-        listen = config_mod.parse_address(args.listen) if args.listen else config.api.listen
+        listen = config_values.address(args.listen) if args.listen else config.api.listen
         if not config.api.tokens:  # a configuration error, whatever the port's state (create_app says the same)
             raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
         ensure_file_limit(config.api.max_connections)

@@ -17,7 +17,7 @@ import logging
 import sys
 import time
 
-from daemon import cli_migrate, ivr, statefile, status
+from daemon import cli_migrate, config_values, ivr, statefile, status
 from daemon import config as config_mod
 from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
@@ -251,7 +251,7 @@ def _check_names(args, names, client, out):
 def _connect_esl(args, err):
     """A connected ESLClient for --esl, or None after saying why."""
     try:
-        address = config_mod.parse_address(args.esl) if args.esl else args.esl_config.address
+        address = config_values.address(args.esl) if args.esl else args.esl_config.address
     except ValueError as exc:
         print(f'autocall: --esl: {exc}', file=err)
         return None

@@ -10,14 +10,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import re
 import socket
 import tomllib
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from daemon import config_values as values
+from daemon.config_values import Address  # noqa: F401 - re-exported
 from daemon.errors import ConfigError
-from daemon.esl import commands
 from daemon.store import url as db_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,15 +33,6 @@ ENV_KEYS = {
     "AUTOCALL_ESL_PASSWORD": "esl.password",
     "AUTOCALL_NODE": "dialer.node",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Address:
-    host: str
-    port: int
-
-    def __str__(self):
-        return f"{self.host}:{self.port}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,74 +217,74 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         raise ConfigError("database.path and database.url: give one of them")
     database = db.take("url", None, lambda v: db_url.parse(v, base=base, password=db_password))
     if database is None:
-        database = db.take("path", d.database, lambda v: db_url.DatabaseUrl.sqlite(_path(v, base)))
-    db_busy_timeout = db.take("busy_timeout", d.db_busy_timeout, _float_in(0.05, 600))
+        database = db.take("path", d.database, lambda v: db_url.DatabaseUrl.sqlite(values.path(v, base)))
+    db_busy_timeout = db.take("busy_timeout", d.db_busy_timeout, values.float_in(0.05, 600))
     db.done()
 
     a = _Section(raw, "api", origins)
     api = ApiConfig(
-        listen=a.take("listen", d.api.listen, parse_address),
-        tokens=a.take("tokens", d.api.tokens, _tokens),
-        max_body_bytes=a.take("max_body_bytes", d.api.max_body_bytes, _int_in(1024, 2**31)),
-        import_chunk=a.take("import_chunk", d.api.import_chunk, _int_in(1, 100_000)),
-        header_timeout=a.take("header_timeout", d.api.header_timeout, _float_in(0.1, 3600)),
-        body_timeout=a.take("body_timeout", d.api.body_timeout, _float_in(0.1, 3600)),
-        keepalive_timeout=a.take("keepalive_timeout", d.api.keepalive_timeout, _float_in(0.1, 3600)),
-        max_connections=a.take("max_connections", d.api.max_connections, _int_in(1, 100_000)),
-        lock_timeout=a.take("lock_timeout", d.api.lock_timeout, _float_in(0.1, 600)),
-        read_threads=a.take("read_threads", d.api.read_threads, _int_in(1, 64)),
+        listen=a.take("listen", d.api.listen, values.address),
+        tokens=a.take("tokens", d.api.tokens, values.tokens),
+        max_body_bytes=a.take("max_body_bytes", d.api.max_body_bytes, values.int_in(1024, 2**31)),
+        import_chunk=a.take("import_chunk", d.api.import_chunk, values.int_in(1, 100_000)),
+        header_timeout=a.take("header_timeout", d.api.header_timeout, values.float_in(0.1, 3600)),
+        body_timeout=a.take("body_timeout", d.api.body_timeout, values.float_in(0.1, 3600)),
+        keepalive_timeout=a.take("keepalive_timeout", d.api.keepalive_timeout, values.float_in(0.1, 3600)),
+        max_connections=a.take("max_connections", d.api.max_connections, values.int_in(1, 100_000)),
+        lock_timeout=a.take("lock_timeout", d.api.lock_timeout, values.float_in(0.1, 600)),
+        read_threads=a.take("read_threads", d.api.read_threads, values.int_in(1, 64)),
     )
     a.done()
 
     t = _Section(raw, "templates", origins)
     templates = TemplatesConfig(
-        dir=t.take("dir", d.templates.dir, lambda v: _path(v, base)),
-        sounds=t.take("sounds", d.templates.sounds, lambda v: _path(v, base)),
-        variant=t.take("variant", d.templates.variant, _choice("north", "south")),
+        dir=t.take("dir", d.templates.dir, lambda v: values.path(v, base)),
+        sounds=t.take("sounds", d.templates.sounds, lambda v: values.path(v, base)),
+        variant=t.take("variant", d.templates.variant, values.choice("north", "south")),
     )
     t.done()
 
     e = _Section(raw, "esl", origins)
     esl = EslConfig(
-        address=e.take("address", d.esl.address, parse_address),
-        password=e.take("password", d.esl.password, _nonempty_str),
-        timeout=e.take("timeout", d.esl.timeout, _float_in(0.1, 600)),
-        heartbeat_timeout=e.take("heartbeat_timeout", d.esl.heartbeat_timeout, _float_in(1, 3600)),
+        address=e.take("address", d.esl.address, values.address),
+        password=e.take("password", d.esl.password, values.nonempty_str),
+        timeout=e.take("timeout", d.esl.timeout, values.float_in(0.1, 600)),
+        heartbeat_timeout=e.take("heartbeat_timeout", d.esl.heartbeat_timeout, values.float_in(1, 3600)),
     )
     e.done()
 
     r = _Section(raw, "dialer", origins)
     dd = d.dialer
     dialer = DialerConfig(
-        channel_limit=r.take("channel_limit", dd.channel_limit, _int_in(1, 100_000)),
-        cps=r.take("cps", dd.cps, _float_in(0.01, 100_000)),
-        window_start=r.take("window_start", dd.window_start, _clock_time),
-        window_end=r.take("window_end", dd.window_end, _clock_time),
-        timezone=r.take("timezone", dd.timezone, _timezone),
-        daily_cap=r.take("daily_cap", dd.daily_cap, _int_in(0, 1000)),
-        recall_delay=r.take("recall_delay", dd.recall_delay, _float_in(0, 7 * 86400)),
-        originate_timeout=r.take("originate_timeout", dd.originate_timeout, _int_in(1, 600)),
-        max_call_seconds=r.take("max_call_seconds", dd.max_call_seconds, _int_in(10, 86_400)),
-        dial_string=r.take("dial_string", dd.dial_string, _dial_string),
-        caller_id=r.take("caller_id", dd.caller_id, _caller_id),
-        transfer_destinations=r.take("transfer_destinations", dd.transfer_destinations, _destinations),
-        drain_timeout=r.take("drain_timeout", dd.drain_timeout, _float_in(0, 3600)),
-        node=r.take("node", dd.node, _node_name),
-        node_grace=r.take("node_grace", dd.node_grace, _float_in(1, 7 * 86400)),
+        channel_limit=r.take("channel_limit", dd.channel_limit, values.int_in(1, 100_000)),
+        cps=r.take("cps", dd.cps, values.float_in(0.01, 100_000)),
+        window_start=r.take("window_start", dd.window_start, values.clock_time),
+        window_end=r.take("window_end", dd.window_end, values.clock_time),
+        timezone=r.take("timezone", dd.timezone, values.timezone),
+        daily_cap=r.take("daily_cap", dd.daily_cap, values.int_in(0, 1000)),
+        recall_delay=r.take("recall_delay", dd.recall_delay, values.float_in(0, 7 * 86400)),
+        originate_timeout=r.take("originate_timeout", dd.originate_timeout, values.int_in(1, 600)),
+        max_call_seconds=r.take("max_call_seconds", dd.max_call_seconds, values.int_in(10, 86_400)),
+        dial_string=r.take("dial_string", dd.dial_string, values.dial_string),
+        caller_id=r.take("caller_id", dd.caller_id, values.caller_id),
+        transfer_destinations=r.take("transfer_destinations", dd.transfer_destinations, values.destinations),
+        drain_timeout=r.take("drain_timeout", dd.drain_timeout, values.float_in(0, 3600)),
+        node=r.take("node", dd.node, values.node_name),
+        node_grace=r.take("node_grace", dd.node_grace, values.float_in(1, 7 * 86400)),
     )
     r.done()
     if dialer.window_start == dialer.window_end:
         raise ConfigError(
-            f"dialer.window_start and dialer.window_end are both {_hhmm(dialer.window_start)}: the window "
+            f"dialer.window_start and dialer.window_end are both {values.hhmm(dialer.window_start)}: the window "
             'would never open; to call around the clock use window_start = "00:00", window_end = "24:00"'
         )
 
     q = _Section(raw, "queue_defaults")
     qd = d.queue_defaults
     queue_defaults = QueueDefaults(
-        concurrent_call=q.take("concurrent_call", qd.concurrent_call, _int_in(1, 10_000)),
-        max_recall_count=q.take("max_recall_count", qd.max_recall_count, _int_in(0, 100)),
-        min_recall_duration=q.take("min_recall_duration", qd.min_recall_duration, _int_in(0, 86_400)),
+        concurrent_call=q.take("concurrent_call", qd.concurrent_call, values.int_in(1, 10_000)),
+        max_recall_count=q.take("max_recall_count", qd.max_recall_count, values.int_in(0, 100)),
+        min_recall_duration=q.take("min_recall_duration", qd.min_recall_duration, values.int_in(0, 86_400)),
     )
     q.done()
 
@@ -308,139 +299,3 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         dialer=dialer,
         queue_defaults=queue_defaults,
     )
-
-
-# --- converters: each raises ValueError with a sentence that follows the key name ---
-
-
-def _path(value, base: Path) -> Path:
-    if not isinstance(value, str) or not value.strip() or value != value.strip() or not value.isprintable():
-        raise ValueError(f"expected a path, got {value!r}")
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else base / p
-
-
-def parse_address(value) -> Address:
-    if isinstance(value, str):
-        host, sep, port = value.rpartition(":")
-        if sep and host and port.isdigit() and int(port) < 65536:  # 0: any free port
-            return Address(host.strip("[]"), int(port))
-    raise ValueError(f"expected host:port, got {value!r}")
-
-
-MIN_TOKEN_LENGTH = 16  # about 96 bits from token_urlsafe; guessing over HTTP is hopeless
-
-
-def _tokens(value) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(t, str) for t in items):
-        raise ValueError("expected a list of strings or a comma-separated string")
-    tokens = tuple(t.strip() for t in items if t.strip())
-    for t in tokens:
-        if not t.isascii() or not t.isprintable() or " " in t:
-            raise ValueError("each token must be printable ASCII without spaces")
-        if len(t) < MIN_TOKEN_LENGTH:
-            raise ValueError(
-                f"a token of {len(t)} characters is too easy to guess; use at least "
-                f"{MIN_TOKEN_LENGTH} (python3 -c \"import secrets; print(secrets.token_urlsafe(32))\")"
-            )
-    return tokens
-
-
-def _int_in(low, high):
-    def convert(value):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected an integer, got {value!r}")
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}, got {value}")
-        return value
-
-    return convert
-
-
-def _float_in(low, high):
-    def convert(value):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"expected a number, got {value!r}")
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}, got {value}")
-        return float(value)
-
-    return convert
-
-
-def _choice(*options):
-    def convert(value):
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
-        return value
-
-    return convert
-
-
-def _nonempty_str(value) -> str:
-    if not isinstance(value, str) or not value or not value.isprintable():
-        raise ValueError("expected a non-empty printable string")
-    return value
-
-
-_CLOCK = re.compile(r"(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,6}))?)?")
-
-
-def _clock_time(value) -> dt.time:
-    """ "HH:MM" or "HH:MM:SS" from 00:00 to 24:00; "24:00" (end of day) is dt.time.max."""
-    if isinstance(value, dt.time) and value.tzinfo is None:
-        return value
-    match = _CLOCK.fullmatch(value) if isinstance(value, str) else None
-    if match:
-        hour, minute, second = (int(part or 0) for part in match.groups()[:3])
-        micro = int((match.group(4) or "0").ljust(6, "0"))
-        if (hour, minute, second, micro) == (24, 0, 0, 0):
-            return dt.time.max
-        if hour < 24 and minute < 60 and second < 60:
-            return dt.time(hour, minute, second, micro)
-    raise ValueError(f'expected a time of day "HH:MM" from 00:00 to 24:00, got {value!r}')
-
-
-def _hhmm(value: dt.time) -> str:
-    return "24:00" if value == dt.time.max else value.strftime("%H:%M:%S" if value.second else "%H:%M")
-
-
-def _timezone(value) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, TypeError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}") from None
-    return value
-
-
-def _dial_string(value) -> str:
-    if not isinstance(value, str) or value.count("{number}") != 1:
-        raise ValueError("expected a dial string containing {number} once")
-    if not commands.dial_safe(value.replace("{number}", "")):
-        raise ValueError("may hold only letters, digits and / . _ - @ : + besides {number}")
-    return value
-
-
-_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-
-
-def _node_name(value) -> str:
-    if not isinstance(value, str) or not _NODE.fullmatch(value):
-        raise ValueError(f"expected a name of letters, digits and . _ - (at most 63), got {value!r}")
-    return value
-
-
-def _caller_id(value) -> str:
-    if not isinstance(value, str) or not (value == "" or value.lstrip("+").isdigit()):
-        raise ValueError("expected digits (optionally with a leading +)")
-    return value
-
-
-def _destinations(value) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, dict):
-        raise ValueError("expected a table of name = \"extension [dialplan [context]]\"")
-    for name, target in value.items():
-        if not isinstance(target, str) or not commands.dial_safe(target.replace(" ", "")):
-            raise ValueError(f"destination {name!r} may hold only letters, digits, spaces and / . _ - @ : +")
-    return tuple(sorted(value.items()))

@@ -1,0 +1,155 @@
+"""The converters of config values: each takes what TOML (or the environment) gave and returns
+the value, or raises ValueError with a sentence that follows the key name
+(``api.listen: expected host:port, got 'x'``). `daemon.config` applies them key by key."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from daemon.esl import commands
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self):
+        return f"{self.host}:{self.port}"
+
+
+def path(value, base: Path) -> Path:
+    if not isinstance(value, str) or not value.strip() or value != value.strip() or not value.isprintable():
+        raise ValueError(f"expected a path, got {value!r}")
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def address(value) -> Address:
+    if isinstance(value, str):
+        host, sep, port = value.rpartition(":")
+        if sep and host and port.isdigit() and int(port) < 65536:  # 0: any free port
+            return Address(host.strip("[]"), int(port))
+    raise ValueError(f"expected host:port, got {value!r}")
+
+
+MIN_TOKEN_LENGTH = 16  # about 96 bits from token_urlsafe; guessing over HTTP is hopeless
+
+
+def tokens(value) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(t, str) for t in items):
+        raise ValueError("expected a list of strings or a comma-separated string")
+    tokens = tuple(t.strip() for t in items if t.strip())
+    for t in tokens:
+        if not t.isascii() or not t.isprintable() or " " in t:
+            raise ValueError("each token must be printable ASCII without spaces")
+        if len(t) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"a token of {len(t)} characters is too easy to guess; use at least "
+                f"{MIN_TOKEN_LENGTH} (python3 -c \"import secrets; print(secrets.token_urlsafe(32))\")"
+            )
+    return tokens
+
+
+def int_in(low, high):
+    def convert(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return convert
+
+
+def float_in(low, high):
+    def convert(value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return float(value)
+
+    return convert
+
+
+def choice(*options):
+    def convert(value):
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
+        return value
+
+    return convert
+
+
+def nonempty_str(value) -> str:
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise ValueError("expected a non-empty printable string")
+    return value
+
+
+_CLOCK = re.compile(r"(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,6}))?)?")
+
+
+def clock_time(value) -> dt.time:
+    """ "HH:MM" or "HH:MM:SS" from 00:00 to 24:00; "24:00" (end of day) is dt.time.max."""
+    if isinstance(value, dt.time) and value.tzinfo is None:
+        return value
+    match = _CLOCK.fullmatch(value) if isinstance(value, str) else None
+    if match:
+        hour, minute, second = (int(part or 0) for part in match.groups()[:3])
+        micro = int((match.group(4) or "0").ljust(6, "0"))
+        if (hour, minute, second, micro) == (24, 0, 0, 0):
+            return dt.time.max
+        if hour < 24 and minute < 60 and second < 60:
+            return dt.time(hour, minute, second, micro)
+    raise ValueError(f'expected a time of day "HH:MM" from 00:00 to 24:00, got {value!r}')
+
+
+def hhmm(value: dt.time) -> str:
+    return "24:00" if value == dt.time.max else value.strftime("%H:%M:%S" if value.second else "%H:%M")
+
+
+def timezone(value) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, TypeError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+def dial_string(value) -> str:
+    if not isinstance(value, str) or value.count("{number}") != 1:
+        raise ValueError("expected a dial string containing {number} once")
+    if not commands.dial_safe(value.replace("{number}", "")):
+        raise ValueError("may hold only letters, digits and / . _ - @ : + besides {number}")
+    return value
+
+
+_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def node_name(value) -> str:
+    if not isinstance(value, str) or not _NODE.fullmatch(value):
+        raise ValueError(f"expected a name of letters, digits and . _ - (at most 63), got {value!r}")
+    return value
+
+
+def caller_id(value) -> str:
+    if not isinstance(value, str) or not (value == "" or value.lstrip("+").isdigit()):
+        raise ValueError("expected digits (optionally with a leading +)")
+    return value
+
+
+def destinations(value) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ValueError("expected a table of name = \"extension [dialplan [context]]\"")
+    for name, target in value.items():
+        if not isinstance(target, str) or not commands.dial_safe(target.replace(" ", "")):
+            raise ValueError(f"destination {name!r} may hold only letters, digits, spaces and / . _ - @ : +")
+    return tuple(sorted(value.items()))

@@ -139,18 +139,22 @@ def test_two_dialers_on_one_postgresql_keep_concurrent_call_and_the_person_rules
     for name in ("pbx1", "pbx2"):
         (tmp_path / name).mkdir()
         sim = start_simulator(scenario)
-        daemon = on_postgresql(DaemonProcess(tmp_path / name, sim, node=name, cps=50), location)
+        # Four channels each, eight places in the two queues: both nodes must dial.
+        daemon = on_postgresql(DaemonProcess(tmp_path / name, sim, node=name, cps=50, channel_limit=4), location)
         nodes.append((sim, daemon))
-    # Q: 24 customers, at most 4 in calls; R: 8 of the same people (ids and numbers) again.
-    people = [(f"C{i:02}", [f"0901{i:06}"]) for i in range(24)]
-    add(db, people, concurrent_call=4, max_recall_count=0)
-    request = records.ImportRequest(
-        "R", "IVR-1", {"concurrent_call": 4}, [records.NewCustomer(x, n, FIELDS) for x, n in people[:8]]
-    )
-    customers.import_customers(db, request, QueueDefaults())
     try:
-        for _, daemon in nodes:
+        for _, daemon in nodes:  # both ready before there is anyone to call
             daemon.start()
+        for _, daemon in nodes:
+            wait_until(lambda daemon=daemon: "reconciled" in daemon.read_log(), 30)
+        # Q: 24 customers, at most 4 in calls; R: 8 of the same people (ids and numbers), 16 others.
+        people = [(f"C{i:02}", [f"0901{i:06}"]) for i in range(24)]
+        add(db, people, concurrent_call=4, max_recall_count=0)
+        others = [(f"D{i:02}", [f"0902{i:06}"]) for i in range(16)]
+        request = records.ImportRequest(
+            "R", "IVR-1", {"concurrent_call": 4}, [records.NewCustomer(x, n, FIELDS) for x, n in people[:8] + others]
+        )
+        customers.import_customers(db, request, QueueDefaults())
         wait_until(lambda: all_final(db), 90)
         for _, daemon in nodes:
             assert daemon.terminate() == 0

@@ -26,7 +26,7 @@ import logging
 
 import peewee as pw
 
-from daemon.store import postgres, sqlite
+from daemon.store import counts, postgres, sqlite
 from daemon.store import url as url_mod
 from daemon.store.dialect import (  # noqa: F401 - the errors, re-exported
     Dialect,
@@ -197,6 +197,17 @@ def _v4(db: pw.Database):
     _add_columns(db, "attempt", ("node", "TEXT"))
 
 
+def _v5(db: pw.Database):
+    """Reads at ten million customers: counts per queue and state kept by the database
+    (daemon/store/counts.py), and the indexes a page after a customer id walks (keyset
+    pagination: docs/api.md "Reads"), with or without a state."""
+    counts.create(db, dialect_of(db))
+    db.execute_sql("CREATE INDEX customer_queue_order ON customer(queue_id, id)")
+    # (queue_id, state) ended in the row id on SQLite already, not on PostgreSQL.
+    db.execute_sql("DROP INDEX customer_queue_state")
+    db.execute_sql("CREATE INDEX customer_queue_state ON customer(queue_id, state, id)")
+
+
 def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
     """ALTER TABLE … ADD COLUMN for each (name, type) the table lacks: `_v1` builds a new
     database from the models as they are now, so it has them already."""
@@ -207,7 +218,7 @@ def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
 
 
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2, _v3, _v4)
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -202,8 +202,11 @@ def _v5(db: pw.Database):
     (daemon/store/counts.py), and the indexes a page after a customer id walks (keyset
     pagination: docs/api.md "Reads"), with or without a state."""
     counts.create(db, dialect_of(db))
+    # peewee's index of the queue_id foreign key becomes (queue_id, id): on SQLite it ended in
+    # the row id already, on PostgreSQL it did not.
+    db.execute_sql("DROP INDEX customer_queue_id")
     db.execute_sql("CREATE INDEX customer_queue_order ON customer(queue_id, id)")
-    # (queue_id, state) ended in the row id on SQLite already, not on PostgreSQL.
+    # The same for (queue_id, state).
     db.execute_sql("DROP INDEX customer_queue_state")
     db.execute_sql("CREATE INDEX customer_queue_state ON customer(queue_id, state, id)")
 

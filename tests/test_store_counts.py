@@ -8,6 +8,7 @@ from daemon.store.schema import execute
 from daemon.store.states import CUSTOMER_STATES, DNC, FAILED
 from tests.pg_fixtures import close
 from tests.test_store import DAY, NOW, add, busy, claim
+from tests.test_store_backends import add_raw
 
 
 def counted(db) -> dict[int, dict[str, int]]:
@@ -79,9 +80,8 @@ def test_a_schema_4_database_gets_its_counts_from_its_rows(store_url):
     for migration in schema.MIGRATIONS[:4]:
         migration(old)
     schema.dialect_of(old).set_schema_version(old, 4)
-    add(old, ("A", ["0901000001"]), ("B", ["0901000002"]), ("C", ["0901000003"]))
-    add(old, ("D", ["0901000004"]), code="OTHER")
-    execute(old, "UPDATE customer SET state = ? WHERE ext_id = 'B'", (DNC,))
+    add_raw(old, 1, "Q", {"A": "pending", "B": DNC, "C": "pending"})  # as schema 4's import left them
+    add_raw(old, 2, "OTHER", {"D": "pending"})
     truth = counted(old)
     close(old)
     db = schema.open_database(store_url)

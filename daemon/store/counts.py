@@ -1,15 +1,20 @@
-"""Customers per queue and state, kept in the table `queue_count` by triggers on `customer`.
+"""Customers per queue and state, kept in the table `queue_count`.
 
 `GET /queue/<code>` and every page of `/customers` report counts per state; counting them
 with COUNT(*) walks one index entry per customer, about a second for a queue of ten million
-(docs/performance.md, "Issue 14: reads"). So the database keeps them itself: a trigger on
-every INSERT, DELETE and change of `state` (or `queue_id`) of a customer row adds and takes
-one, inside the statement's own transaction. A count is right whatever writes the row (the
-dialer's transitions, the API's commands, a migration, an operator's UPDATE in the sqlite3
-shell) and is read in one short look-up. Each backend writes its triggers its own way
-(`Dialect.count_triggers`); the table and its refill are the same on both.
+(docs/performance.md, "Issue 14: reads"). So the store keeps them, inside the transaction of
+each change:
+
+- a change of a customer's `state` (or `queue_id`), and a deleted customer row, by triggers
+  on `customer` (`Dialect.count_triggers`): right whatever makes the change, the dialer's
+  transitions, the API's commands or an operator's UPDATE in the sqlite3 shell;
+- new customers by the statement after the import's INSERT (`add`, one per chunk): a
+  trigger per inserted row made SQLite's bulk insert several times slower (a statement
+  journal per row), where an UPDATE's trigger costs nothing measurable.
 
 A row may hold 0 (every customer left that state); a state with no row counts 0 too.
+Whatever inserts customers by other means (bench/reads_db.py, bench/queued_db.py's raw
+build) calls `refill` after.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import peewee as pw
 
 from daemon.store.dialect import Dialect
+from daemon.store.schema import execute
 
 TABLE = (
     "CREATE TABLE queue_count (queue_id INTEGER NOT NULL, state TEXT NOT NULL,"
@@ -33,8 +39,18 @@ def create(db: pw.Database, dialect: Dialect):
         db.execute_sql(sql)
 
 
+def add(db: pw.Database, queue_id: int, state: str, n: int):
+    """`n` new customers of the queue in `state`, inside the transaction that inserted them."""
+    if n:
+        execute(
+            db,
+            "INSERT INTO queue_count (queue_id, state, n) VALUES (?, ?, ?)"
+            " ON CONFLICT (queue_id, state) DO UPDATE SET n = queue_count.n + excluded.n",
+            (queue_id, state, n),
+        )
+
+
 def refill(db: pw.Database):
-    """Count every queue's customers again, from the rows (after writes made with the
-    triggers dropped, as bench/reads_bench.py builds its database); inside a transaction."""
+    """Count every queue's customers again from the rows; inside a transaction."""
     db.execute_sql("DELETE FROM queue_count")
     db.execute_sql(_REFILL)

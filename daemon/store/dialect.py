@@ -55,7 +55,7 @@ class Dialect:
     # Ends the claim's SELECT of due customers: rows another transaction holds are passed over.
     skip_locked = ""
     # DDL of the triggers that keep `queue_count` (daemon/store/counts.py) as customer rows
-    # are inserted, deleted, or change state or queue.
+    # change state or queue, or are deleted.
     count_triggers: tuple[str, ...] = ()
 
     def schema_version(self, db: pw.Database) -> int:

@@ -26,7 +26,7 @@ import logging
 
 import peewee as pw
 
-from daemon.store import counts, postgres, sqlite
+from daemon.store import postgres, sqlite
 from daemon.store import url as url_mod
 from daemon.store.dialect import (  # noqa: F401 - the errors, re-exported
     Dialect,
@@ -201,6 +201,8 @@ def _v5(db: pw.Database):
     """Reads at ten million customers: counts per queue and state kept by the database
     (daemon/store/counts.py), and the indexes a page after a customer id walks (keyset
     pagination: docs/api.md "Reads"), with or without a state."""
+    from daemon.store import counts  # counts uses this module's execute
+
     counts.create(db, dialect_of(db))
     # peewee's index of the queue_id foreign key becomes (queue_id, id): on SQLite it ended in
     # the row id already, on PostgreSQL it did not.

@@ -23,9 +23,6 @@ class SqliteDialect(Dialect):
     id_column = "INTEGER NOT NULL PRIMARY KEY"
     real_column = "REAL"
     count_triggers = (
-        "CREATE TRIGGER customer_count_insert AFTER INSERT ON customer BEGIN"
-        " INSERT INTO queue_count (queue_id, state, n) VALUES (NEW.queue_id, NEW.state, 1)"
-        " ON CONFLICT (queue_id, state) DO UPDATE SET n = n + 1; END",
         "CREATE TRIGGER customer_count_delete AFTER DELETE ON customer BEGIN"
         " UPDATE queue_count SET n = n - 1 WHERE queue_id = OLD.queue_id AND state = OLD.state; END",
         "CREATE TRIGGER customer_count_update AFTER UPDATE OF state, queue_id ON customer"

@@ -39,7 +39,7 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 
 # Every benchmark in turn (about 10 minutes on 2 cores); each prints its own figures.
-BENCHES = import_bench queue_bench simulator_bench throughput_bench latency_bench memory_bench keepalive_bench
+BENCHES = import_bench queue_bench simulator_bench throughput_bench latency_bench memory_bench keepalive_bench reads_bench
 
 bench: $(BIN)/.installed
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done

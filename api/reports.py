@@ -12,8 +12,9 @@ from flask import Blueprint, Response, request
 
 from api.replies import invalid, reply
 from api.services import services
+from daemon.store.pages import list_customers
 from daemon.store.queue_state import QueueNotFound, live_queue
-from daemon.store.reports import ATTEMPT_COLUMNS, attempt_page, list_customers, queue_summary
+from daemon.store.reports import ATTEMPT_COLUMNS, attempt_page, queue_summary
 from daemon.store.states import CUSTOMER_STATES
 
 bp = Blueprint("reports", __name__, url_prefix="/v2/autocall")
@@ -25,21 +26,45 @@ _TIMES = tuple(i for i, name in enumerate(ATTEMPT_COLUMNS) if name in ("started_
 
 @bp.get("/queue/<path:code>/customers")
 def customers(code):
-    """A page of the queue's customers with their attempts; ?state=&page=&per_page=."""
+    """A page of the queue's customers with their attempts; ?state=&page=&per_page=, or
+    ?after= (the `next` of the page before) instead of page= for a walk of any length."""
     state = request.args.get("state") or None
     errors = []
     if state is not None and state not in CUSTOMER_STATES:
         errors.append({"field": "state", "reason": f"one of {', '.join(CUSTOMER_STATES)}"})
     page = _int_arg("page", 1, 1, 10**9, errors)
     per_page = _int_arg("per_page", 100, 1, MAX_PER_PAGE, errors)
+    after = _cursor_arg(errors)
+    if after is not None and "page" in request.args:
+        errors.append({"field": "after", "reason": "page or after, not both"})
     if errors:
         return invalid(errors)
     try:
         s = services()
-        data = s.workers.read(list_customers, code, state=state, page=page, per_page=per_page)
+        data = s.workers.read(list_customers, code, state=state, page=page, per_page=per_page, after=after)
     except QueueNotFound:
         return reply(404, "queue not found")
+    data["next"] = None if data["next"] is None else _cursor(data["next"])
     return reply(200, "successfully", data=data)
+
+
+# A cursor is opaque to clients (docs/api.md): today the last customer row id of the page, in
+# decimal; only what `_cursor` makes is taken back.
+_CURSOR_DIGITS = 18
+
+
+def _cursor(row_id: int) -> str:
+    return str(row_id)
+
+
+def _cursor_arg(errors) -> int | None:
+    raw = request.args.get("after")
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > _CURSOR_DIGITS:
+        errors.append({"field": "after", "reason": "the `next` of an earlier page, as it was given"})
+        return None
+    return int(raw)
 
 
 @bp.get("/queue/<path:code>/attempts.csv")

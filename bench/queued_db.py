@@ -100,6 +100,11 @@ def _build_raw(path, n, rng, concurrent_call, batch, at):
                 " VALUES (?, ?, ?, ?, 'pending', 0, 0, '[]', ?, ?, ?)",
                 rows,
             )
+        # New rows count themselves only through the import (daemon/store/counts.py).
+        con.execute("DELETE FROM queue_count")
+        con.execute(
+            "INSERT INTO queue_count (queue_id, state, n) SELECT queue_id, state, COUNT(*) FROM customer GROUP BY 1, 2"
+        )
         con.execute("COMMIT")
     finally:
         con.close()

@@ -127,3 +127,104 @@ def test_attempts_csv_neutralises_cells_a_spreadsheet_would_run_as_formulas(clie
     text = client.get("/v2/autocall/queue/Autocall-Q1/attempts.csv", headers=AUTH).get_data(as_text=True)
     first_column = [row["customer_id"] for row in csv.DictReader(io.StringIO(text))]
     assert first_column == ["'" + ext_id for ext_id in ids[:4]] + ["KH=1"]
+
+
+# --- pages after a cursor (keyset) and pages by number ------------------------------------
+
+
+def listing(client, query: str) -> dict:
+    r = client.get(f"/v2/autocall/queue/Autocall-Q1/customers?{query}", headers=AUTH)
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()["data"]
+
+
+def import_many(client, n: int) -> list[str]:
+    body = seed_import()
+    body["customers"] = [customer(f"C{i:02d}") for i in range(n)]
+    assert post(client, "/queue", body).get_json()["data"]["fail"] == []
+    return [f"C{i:02d}" for i in range(n)]
+
+
+def set_state(db, state, *ext_ids):
+    with db.connection_context():
+        db.execute_sql(
+            f"UPDATE customer SET state = ? WHERE ext_id IN ({', '.join('?' * len(ext_ids))})", (state, *ext_ids)
+        )
+
+
+def test_a_walk_by_cursor_lists_every_customer_once_in_order_while_states_change(client, db):
+    ids = import_many(client, 23)
+    seen, query, turn = [], "per_page=4", 0
+    while True:
+        data = listing(client, query)
+        assert "page" not in data or query == "per_page=4"
+        assert data["total"] == 23
+        seen += [c["id"] for c in data["customers"]]
+        if data["next"] is None:
+            break
+        # Between pages: customers behind and ahead of the cursor change state, by the API's
+        # DNC and as the dialer moves them.
+        turn += 1
+        post(client, "/queue/dnc", {"queue_code": "Autocall-Q1", "customers": [{"id": ids[turn]}, {"id": ids[-turn]}]})
+        set_state(db, "calling", ids[turn * 3 % 23])
+        query = f"per_page=4&after={data['next']}"
+    assert seen == ids
+
+
+def test_a_walk_by_cursor_of_one_state_skips_none_that_stayed_in_it(client, db):
+    ids = import_many(client, 20)
+    left = set()  # pending customers already listed that end dnc before the next page
+    seen, query = [], "state=pending&per_page=3"
+    while query:
+        data = listing(client, query)
+        seen += [c["id"] for c in data["customers"]]
+        assert {c["state"] for c in data["customers"]} <= {"pending"}
+        gone = [c["id"] for c in data["customers"]][:2]
+        post(client, "/queue/dnc", {"queue_code": "Autocall-Q1", "customers": [{"id": x} for x in gone]})
+        left.update(gone)
+        query = data["next"] and f"state=pending&per_page=3&after={data['next']}"
+    # With page numbers (OFFSET) each DNC would shift the rest forward and skip customers.
+    assert seen == ids
+    assert listing(client, "state=dnc")["total"] == len(left)
+
+
+def test_pages_by_number_read_from_either_end_alike(client, db):
+    ids = import_many(client, 23)
+    set_state(db, "failed", *ids[::3])
+    for state, expected in (("", ids), ("state=failed&", ids[::3])):
+        per_page = 3
+        pages = [listing(client, f"{state}per_page={per_page}&page={page}") for page in range(1, 10)]
+        assert [c["id"] for p in pages for c in p["customers"]] == expected
+        assert all(p["total"] == len(expected) and p["page"] == i + 1 for i, p in enumerate(pages))
+        full = [p for p in pages if p["customers"]]
+        # `next` of any page by number goes on with the cursor where it stopped.
+        assert [p["next"] is None for p in full] == [False] * (len(full) - 1) + [True]
+        after = listing(client, f"{state}per_page={per_page}&after={full[1]['next']}")
+        assert after["customers"] == full[2]["customers"]
+
+
+def test_a_cursor_is_checked_and_goes_alone(client):
+    import_many(client, 3)
+    for query in ("after=x", "after=-1", "after=1&page=1", "after=" + "9" * 19, "after=١"):
+        r = client.get(f"/v2/autocall/queue/Autocall-Q1/customers?{query}", headers=AUTH)
+        assert r.status_code == 400, query
+        assert [e["field"] for e in r.get_json()["errors"]] == ["after"], query
+    assert listing(client, "after=999999")["customers"] == []
+
+
+def test_attempts_csv_is_sent_while_its_later_rows_are_not_yet_read(client, db, monkeypatch):
+    import api.reports
+
+    monkeypatch.setattr(api.reports, "CSV_PAGE", 5)
+    import_many(client, 4)
+    for i in range(12):
+        add_attempt(db, f"C{i % 4:02d}", "0982596021", f"u{i:02d}")
+    r = client.get("/v2/autocall/queue/Autocall-Q1/attempts.csv", headers=AUTH, buffered=False)
+    pieces = iter(r.response)
+    header, first_page = next(pieces), next(pieces)
+    assert header.startswith(b"customer_id,") and first_page.count(b"\n") == 5
+    add_attempt(db, "C00", "0982596021", "late")  # written after the first page went out
+    rest = b"".join(pieces)
+    r.close()
+    uuids = [row["uuid"] for row in csv.DictReader(io.StringIO((header + first_page + rest).decode()))]
+    assert uuids == [f"u{i:02d}" for i in range(12)] + ["late"]

@@ -37,7 +37,10 @@ def installation(path):
 
 
 def rows(db) -> dict:
-    return {table: execute(db, f"SELECT * FROM {table} ORDER BY id").fetchall() for table in transfer.TABLES}
+    """Every row of every table, and the counts the database keeps per queue and state."""
+    tables = {table: execute(db, f"SELECT * FROM {table} ORDER BY id").fetchall() for table in transfer.TABLES}
+    counts = execute(db, "SELECT queue_id, state, n FROM queue_count WHERE n != 0 ORDER BY 1, 2").fetchall()
+    return {**tables, "queue_count": counts}
 
 
 def migrate(*argv) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from daemon.config import QueueDefaults
 from daemon.ledger import Ledger
-from daemon.store import customers, postgres, queue_state, reports, schema, sqlite
+from daemon.store import customers, pages, postgres, queue_state, reports, schema, sqlite
 from daemon.store.records import CallReport, ImportRequest, NewCustomer
 from daemon.store.schema import execute
 from daemon.store.states import CALLING, CUSTOMER_STATES, DNC, FAILED, PENDING, SUCCESS
@@ -213,7 +213,7 @@ def test_the_api_the_live_view_and_the_ledger_count_customers_alike(db):
 def test_list_customers_and_attempt_pages_read_json_columns_and_attempts(db):
     add(db, ("A", ["0901000001"]), ("B", ["0901000002"]))
     [c] = claim(db)
-    page = reports.list_customers(db, "Q", state=None, page=1, per_page=1)
+    page = pages.list_customers(db, "Q", state=None, page=1, per_page=1)
     assert (page["total"], [x["id"] for x in page["customers"]]) == (2, ["A"])
     assert page["customers"][0]["mobiles"] == ["0901000001"] and page["customers"][0]["fields"] == {"n": "A"}
     assert [a["uuid"] for a in page["customers"][0]["attempts"]] == [c.uuid]

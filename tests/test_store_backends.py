@@ -28,6 +28,23 @@ def add(db, *ext_ids, code="Q"):
     return customers.import_customers(db, request, QueueDefaults(), now=lambda: NOW)
 
 
+def add_raw(db, queue_id: int, code: str, people: dict[str, str]):
+    """Queue `code` with `people` ({ext_id: state}) by plain INSERTs, as an older schema's import left them."""
+    execute(
+        db,
+        "INSERT INTO queue (id, code, template, concurrent_call, max_recall_count, min_recall_duration, state,"
+        " created_at, updated_at) VALUES (?, ?, 'IVR-1', 5, 3, 3, 'running', 0, 0)",
+        (queue_id, code),
+    )
+    for ext_id, state in people.items():
+        execute(
+            db,
+            "INSERT INTO customer (queue_id, ext_id, mobiles, fields, state, round, number_index, dead_numbers,"
+            " next_call_at, created_at, updated_at) VALUES (?, ?, '[]', '{}', ?, 0, 0, '[]', 0, 0, 0)",
+            (queue_id, ext_id, state),
+        )
+
+
 def count(db, table="customer") -> int:
     return execute(db, f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
@@ -139,7 +156,7 @@ def test_a_schema_2_database_gains_the_attempt_node_column_and_keeps_its_calls(s
         migration(old)
     execute(old, "ALTER TABLE attempt DROP COLUMN node")  # _v1 made it from today's model
     schema.dialect_of(old).set_schema_version(old, 2)
-    add(old, "A")
+    add_raw(old, 1, "Q", {"A": "pending"})
     execute(
         old,
         "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys)"

@@ -16,7 +16,7 @@ import time
 
 import peewee as pw
 
-from daemon.store import dnc, queue_state
+from daemon.store import counts, dnc, queue_state
 from daemon.store.dnc import at_once
 from daemon.store.records import ImportRequest, ImportResult, NewCustomer
 from daemon.store.schema import dialect_of, execute, executemany, in_parts, marks
@@ -123,6 +123,7 @@ def _import_rows(db, queue_id: int, chunk: list[NewCustomer], result: ImportResu
             rearms.append((mobiles, fields, PENDING, at, at, row_id))
         result.success.append(c.ext_id)
     executemany(db, _INSERT, inserts)
+    counts.add(db, queue_id, PENDING, len(inserts))  # changes of state count themselves (store/counts.py)
     executemany(db, _REFRESH, refreshes)
     executemany(db, _REARM, rearms)
 

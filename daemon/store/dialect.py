@@ -55,6 +55,9 @@ class Dialect:
     snapshot_begin = "BEGIN"  # starts a read-only transaction whose every read sees one moment
     # Ends the claim's SELECT of due customers: rows another transaction holds are passed over.
     skip_locked = ""
+    # DDL of the triggers that keep `queue_count` (daemon/store/counts.py) as customer rows
+    # change state or queue, or are deleted.
+    count_triggers: tuple[str, ...] = ()
 
     def schema_version(self, db: pw.Database) -> int:
         """The version the migrations have reached (0: none ran)."""

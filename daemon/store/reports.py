@@ -14,7 +14,7 @@ import peewee as pw
 
 from daemon.store.queue_state import live_queue
 from daemon.store.records import Claim, QueueInfo
-from daemon.store.schema import execute, marks, read_snapshot
+from daemon.store.schema import execute, read_snapshot
 from daemon.store.states import CUSTOMER_STATES, DELETED, DONE, FINAL_STATES, PENDING, RUNNING
 
 # --- the dialer's lists -------------------------------------------------------------------
@@ -93,14 +93,15 @@ def open_attempts(db: pw.Database, node: str | None = None, *, with_unnamed: boo
 
 def customer_counts(db: pw.Database, queue_id: int | None = None) -> dict[int, dict[str, int]]:
     """Customers per state of every live queue (or of the one with `queue_id`), by queue id;
-    an empty queue counts zero everywhere."""
-    sql = "SELECT q.id, c.state, COUNT(c.id) FROM queue q LEFT JOIN customer c ON c.queue_id = q.id WHERE q.state != ?"
+    an empty queue counts zero everywhere. Read from `queue_count` (daemon/store/counts.py):
+    one look-up per queue and state, whatever the queue's size."""
+    sql = "SELECT q.id, k.state, k.n FROM queue q LEFT JOIN queue_count k ON k.queue_id = q.id WHERE q.state != ?"
     params: list = [DELETED]
     if queue_id is not None:
         sql += " AND q.id = ?"
         params.append(queue_id)
     counts: dict[int, dict[str, int]] = {}
-    for qid, state, n in execute(db, sql + " GROUP BY q.id, c.state ORDER BY q.id", params):
+    for qid, state, n in execute(db, sql + " ORDER BY q.id", params):
         per_state = counts.setdefault(qid, dict.fromkeys(CUSTOMER_STATES, 0))
         if state is not None:
             per_state[state] = n
@@ -158,54 +159,6 @@ def queue_summary(db: pw.Database, code: str) -> dict:
         "total": sum(counts.values()),
         "finished": sum(counts[s] for s in FINAL_STATES),
         "counts": counts,
-    }
-
-
-def list_customers(db: pw.Database, code: str, *, state: str | None, page: int, per_page: int) -> dict:
-    """One page of the queue's customers (by import order), each with its attempts."""
-    queue_id, _ = live_queue(db, code)
-    where = "queue_id = ?"
-    params: list[object] = [queue_id]
-    if state:
-        where += " AND state = ?"
-        params.append(state)
-    total = execute(db, f"SELECT COUNT(*) FROM customer WHERE {where}", params).fetchone()[0]
-    rows = execute(
-        db,
-        "SELECT id, ext_id, state, mobiles, fields, round, next_call_at, last_cause, result"
-        f" FROM customer WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
-        (*params, per_page, (page - 1) * per_page),
-    ).fetchall()
-    attempts: dict[int, list] = {row[0]: [] for row in rows}
-    if attempts:
-        ids = list(attempts)
-        for customer_id, *values in execute(
-            db,
-            f"SELECT customer_id, {', '.join(ATTEMPT_COLUMNS)} FROM attempt"
-            f" WHERE customer_id IN ({marks(ids)}) ORDER BY id",
-            ids,
-        ):
-            attempts[customer_id].append(dict(zip(ATTEMPT_COLUMNS, values)))
-    return {
-        "page": page,
-        "per_page": per_page,
-        "total": total,
-        "customers": [_customer_dict(row, attempts[row[0]]) for row in rows],
-    }
-
-
-def _customer_dict(row, attempts: list[dict]) -> dict:
-    _, ext_id, state, mobiles, fields, rnd, next_call_at, last_cause, result = row
-    return {
-        "id": ext_id,
-        "state": state,
-        "mobiles": json.loads(mobiles),
-        "fields": json.loads(fields),
-        "round": rnd,
-        "next_call_at": next_call_at if state == PENDING else None,
-        "last_cause": last_cause,
-        "result": result,
-        "attempts": attempts,
     }
 
 

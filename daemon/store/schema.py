@@ -198,6 +198,22 @@ def _v4(db: pw.Database):
 
 
 def _v5(db: pw.Database):
+    """Reads at ten million customers: counts per queue and state kept by the database
+    (daemon/store/counts.py), and the indexes a page after a customer id walks (keyset
+    pagination: docs/api.md "Reads"), with or without a state."""
+    from daemon.store import counts  # counts uses this module's execute
+
+    counts.create(db, dialect_of(db))
+    # peewee's index of the queue_id foreign key becomes (queue_id, id): on SQLite it ended in
+    # the row id already, on PostgreSQL it did not.
+    db.execute_sql("DROP INDEX customer_queue_id")
+    db.execute_sql("CREATE INDEX customer_queue_order ON customer(queue_id, id)")
+    # The same for (queue_id, state).
+    db.execute_sql("DROP INDEX customer_queue_state")
+    db.execute_sql("CREATE INDEX customer_queue_state ON customer(queue_id, state, id)")
+
+
+def _v6(db: pw.Database):
     """The node lease: each dialer's last heartbeat, by the database's clock (store/nodes.py)."""
     db.execute_sql(
         f"CREATE TABLE IF NOT EXISTS node (name TEXT PRIMARY KEY, beat_at {dialect_of(db).real_column} NOT NULL)"
@@ -214,7 +230,7 @@ def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
 
 
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2, _v3, _v4, _v5)
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

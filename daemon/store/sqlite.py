@@ -23,6 +23,15 @@ class SqliteDialect(Dialect):
     id_column = "INTEGER NOT NULL PRIMARY KEY"
     real_column = "REAL"
     now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+    count_triggers = (
+        "CREATE TRIGGER customer_count_delete AFTER DELETE ON customer BEGIN"
+        " UPDATE queue_count SET n = n - 1 WHERE queue_id = OLD.queue_id AND state = OLD.state; END",
+        "CREATE TRIGGER customer_count_update AFTER UPDATE OF state, queue_id ON customer"
+        " WHEN OLD.state IS NOT NEW.state OR OLD.queue_id IS NOT NEW.queue_id BEGIN"
+        " UPDATE queue_count SET n = n - 1 WHERE queue_id = OLD.queue_id AND state = OLD.state;"
+        " INSERT INTO queue_count (queue_id, state, n) VALUES (NEW.queue_id, NEW.state, 1)"
+        " ON CONFLICT (queue_id, state) DO UPDATE SET n = n + 1; END",
+    )
 
     def insert(self, db, sql, params) -> int:
         return db.execute_sql(sql, params).lastrowid

@@ -1,0 +1,101 @@
+"""Customers per queue and state kept by the database (daemon/store/counts.py), on both
+backends: right after every transition of the store's writers, and after the migration
+that brings an existing database to them."""
+
+from daemon.store import customers, queue_state, reports, schema
+from daemon.store.records import CallReport
+from daemon.store.schema import execute
+from daemon.store.states import CUSTOMER_STATES, DNC, FAILED
+from tests.pg_fixtures import close
+from tests.test_store import DAY, NOW, add, busy, claim
+from tests.test_store_backends import add_raw
+
+
+def counted(db) -> dict[int, dict[str, int]]:
+    """Every queue's counts as the rows say (deleted queues too), every state present."""
+    truth: dict[int, dict[str, int]] = {}
+    for (queue_id,) in execute(db, "SELECT id FROM queue").fetchall():
+        truth[queue_id] = dict.fromkeys(CUSTOMER_STATES, 0)
+    for queue_id, state, n in execute(db, "SELECT queue_id, state, COUNT(*) FROM customer GROUP BY 1, 2"):
+        truth[queue_id][state] = n
+    return truth
+
+
+def kept(db) -> dict[int, dict[str, int]]:
+    """What queue_count holds, in the same shape."""
+    table = {queue_id: dict.fromkeys(CUSTOMER_STATES, 0) for (queue_id,) in execute(db, "SELECT id FROM queue")}
+    for queue_id, state, n in execute(db, "SELECT queue_id, state, n FROM queue_count"):
+        table[queue_id][state] = n
+    return table
+
+
+def assert_counts_right(db):
+    truth = counted(db)
+    assert kept(db) == truth
+    live = reports.customer_counts(db)
+    assert live == {queue_id: truth[queue_id] for queue_id in live}
+
+
+def success(at=NOW + 5):
+    return CallReport(answered_at=at - 4, ended_at=at, talk_seconds=4.0, cause="NORMAL_CLEARING", keys="9")
+
+
+def test_counts_stay_right_through_every_transition(store_db):
+    db = store_db
+    add(db, *[(f"C{i}", [f"09010000{i:02d}"]) for i in range(8)], ("NOPE", ["0901999999"]), max_recall_count=0)
+    add(db, ("O1", ["0902000001"]), code="OTHER")
+    assert_counts_right(db)
+    assert reports.queue_summary(db, "Q")["counts"]["pending"] == 9
+    # A claim (pending → calling), a finish to a recall (calling → pending) and to the end.
+    first, second, third = claim(db, limit=3)
+    assert_counts_right(db)
+    with db.atomic():
+        customers.finish(db, first, busy(), recall_delay=60)
+        customers.finish(db, second, success(), recall_delay=60)
+        customers.abandon(db, third, cause="TEMPLATE: no amount", now=NOW, customer_state=FAILED)
+    assert_counts_right(db)
+    # No live number left: a claim ends the customer failed without a call.
+    execute(db, "UPDATE customer SET dead_numbers = mobiles WHERE ext_id = 'NOPE'")
+    with db.atomic():
+        queue = next(q for q in reports.running_queues(db) if q.code == "Q")
+        customers.claim_many(db, queue, 20, now=NOW + 100, **DAY)
+    assert_counts_right(db)
+    # Block, re-import (a finished customer armed again), abandon, stop and delete.
+    customers.block(db, "Q", ["C6", "C7"])
+    add(db, ("C1", ["0901000001"]), ("NEW", ["0901000077"]))
+    assert_counts_right(db)
+    queue_state.set_running(db, "Q", False)
+    customers.delete_queue(db, "Q")
+    assert_counts_right(db)
+    assert kept(db)[1]["deleted"] > 0 and reports.customer_counts(db).keys() == {2}
+    # Whatever writes the rows, an operator's UPDATE or DELETE too.
+    execute(db, "UPDATE customer SET state = ? WHERE ext_id = 'O1'", (DNC,))
+    execute(db, "DELETE FROM attempt")
+    execute(db, "DELETE FROM customer WHERE ext_id = 'C0'")
+    assert_counts_right(db)
+
+
+def test_a_schema_4_database_gets_its_counts_from_its_rows(store_url):
+    old = schema._backend(store_url).connect(store_url, busy_timeout=5.0)  # nothing migrated yet
+    for migration in schema.MIGRATIONS[:4]:
+        migration(old)
+    schema.dialect_of(old).set_schema_version(old, 4)
+    add_raw(old, 1, "Q", {"A": "pending", "B": DNC, "C": "pending"})  # as schema 4's import left them
+    add_raw(old, 2, "OTHER", {"D": "pending"})
+    truth = counted(old)
+    close(old)
+    db = schema.open_database(store_url)
+    try:
+        assert kept(db) == truth and truth[1]["pending"] == 2
+        add(db, ("E", ["0901000005"]))  # and the triggers keep them from then on
+        assert_counts_right(db)
+        columns = {index: [c.lower() for c in columns] for index, columns in _indexes(db, "customer").items()}
+        assert columns["customer_queue_order"] == ["queue_id", "id"]
+        assert columns["customer_queue_state"] == ["queue_id", "state", "id"]
+        assert "customer_queue_id" not in columns
+    finally:
+        close(db)
+
+
+def _indexes(db, table: str) -> dict[str, list[str]]:
+    return {index.name: index.columns for index in db.get_indexes(table)}

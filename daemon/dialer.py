@@ -31,6 +31,7 @@ from daemon import ivr, reconcile
 from daemon.call import Call, CallSettings, Detached
 from daemon.config import Config, DialerConfig
 from daemon.esl import commands
+from daemon.last_look import UNREADABLE, LastLook
 from daemon.lease import NodeLease
 from daemon.ledger import CallReport, Claim, QueueInfo, StoreUnavailable
 from daemon.link import Link
@@ -47,11 +48,6 @@ QUEUE_REFRESH = 1.0  # seconds between looks at which queues run (the API change
 IDLE_RECHECK = 1.0  # a queue with nobody due is asked again after this long
 CLAIM_BATCH = 32  # customers claimed per transaction (one worker-thread trip each)
 DB_RECHECK = 1.0  # seconds between claims tried while the database is unavailable and nothing waits
-# A claimed batch ready to originate within this many (real) seconds of asking for it goes at
-# once; one that took longer (a loaded host) asks the store again who may still be called.
-FRESH_CLAIM = 0.05
-# A call whose greenlet starts this many (real) seconds after that look asks once more.
-LATE_LOOK = 0.25
 # The loop never waits longer than 30 s by itself, nor on SQLite's (database.busy_timeout, 30 s):
 # not coming round for this long means it is stuck (the systemd watchdog asks).
 STALL_LIMIT = 90.0
@@ -98,6 +94,7 @@ class Dialer:
         self.template_check = TemplateCheck()
         self.gate = TemplateGate(templates, ledger, self.clock)
         self.lease = NodeLease(ledger)
+        self.look = LastLook(ledger, self.outage)
         self.apply_config(config)
 
     # --- settings ---
@@ -283,7 +280,7 @@ class Dialer:
                     self._unprepared(claim, e)
                     if e.unspeakable is not None:
                         unspeakable = e.unspeakable
-            self._start(ready, asked_at=asked_at, fresh=time.monotonic() - asked_at < FRESH_CLAIM)
+            self._start(ready, asked_at=asked_at)
             if unspeakable is not None:  # counted once the batch's claims are all pending again
                 self.gate.stop(queue, unspeakable)
         return IDLE_RECHECK
@@ -312,22 +309,14 @@ class Dialer:
             slot += 1
         return free
 
-    def _start(self, ready: list[tuple[Claim, ivr.Script]], *, asked_at: float, fresh: bool):
-        """Call the prepared claims (asked for at `asked_at`, real monotonic time). Unless the
-        batch is `fresh`, the store is asked once more right before the originates go: a stop,
-        DNC or delete acknowledged since the claim committed (while the batch came back and was
-        prepared) keeps its customer uncalled. A call whose greenlet then starts late asks
-        again (`_withdrawn_late`)."""
+    def _start(self, ready: list[tuple[Claim, ivr.Script]], *, asked_at: float):
+        """Call the prepared claims (asked for at `asked_at`, real monotonic time) that the
+        store's last look still lets through (daemon/last_look.py); close the others."""
         if not ready:
             return
-        cause = "WITHDRAWN_BEFORE_DIAL"  # stopped, on a DNC list or deleted since the claim
-        looked_at = asked_at if fresh else time.monotonic()
-        try:
-            wanted = {c.attempt_id for c, _ in ready} if fresh else self.ledger.still_to_dial([c for c, _ in ready])
-        except StoreUnavailable as e:
-            self.outage.failed(e)
+        wanted, cause, looked_at = self.look.batch([c for c, _ in ready], asked_at=asked_at)
+        if cause == UNREADABLE:
             self._probe_at = self.monotonic() + DB_RECHECK
-            wanted, cause = set(), "DATABASE_UNAVAILABLE_BEFORE_DIAL"
         for claim, script in ready:
             if claim.attempt_id in wanted:
                 call = Call(claim, self.link.client, script, self.call_settings, self.clock, monotonic=self.monotonic)
@@ -383,19 +372,11 @@ class Dialer:
             self._wake.set()
 
     def _withdrawn_late(self, claim: Claim, looked_at: float | None) -> bool:
-        """Whether the call, about to originate more than LATE_LOOK after the store's last look
-        at it (a loaded host runs its greenlet late), may no longer be dialed: then its claim is
-        closed here. The originate goes right after this returns False, with no wait between."""
-        late = 0.0 if looked_at is None else time.monotonic() - looked_at
-        if late <= LATE_LOOK:
+        """Whether the call may no longer be dialed (the third look): then its claim is closed
+        here. The originate goes right after this returns False, with no wait between."""
+        cause = self.look.late(claim, looked_at)
+        if cause is None:
             return False
-        try:
-            if claim.attempt_id in self.ledger.still_to_dial([claim]):
-                return False
-            cause = "WITHDRAWN_BEFORE_DIAL"
-        except StoreUnavailable as e:
-            self.outage.failed(e)
-            cause = "DATABASE_UNAVAILABLE_BEFORE_DIAL"
         log.info("call %s (customer %r of %r) not dialed: %s", claim.uuid, claim.ext_id, claim.queue_code, cause)
         self.ledger.abandon(claim, cause=cause, now=self.clock())
         return True

@@ -15,7 +15,7 @@ import pytest
 
 from daemon import config as config_mod
 from daemon import dialer as dialer_mod
-from daemon import ivr
+from daemon import ivr, last_look
 from daemon.config import QueueDefaults
 from daemon.dialer import Dialer
 from daemon.errors import ConfigError
@@ -427,7 +427,7 @@ def test_a_stop_or_dnc_acknowledged_after_the_claim_but_before_the_originate_kee
     def prepare_while_the_api_answers(claim, *args):
         if claim.ext_id == "A":  # the claim is committed; the originate has not gone
             WITHDRAWALS[withdrawal](api_db)
-            gevent.sleep(dialer_mod.FRESH_CLAIM)  # a loaded host: the batch is slow to get ready
+            gevent.sleep(last_look.FRESH_CLAIM)  # a loaded host: the batch is slow to get ready
         return real_prepare(claim, *args)
 
     monkeypatch.setattr(dialer_mod, "prepare", prepare_while_the_api_answers)
@@ -459,7 +459,7 @@ def test_a_call_whose_greenlet_starts_late_asks_again_and_honours_what_came_mean
         WITHDRAWALS[withdrawal](api_db)
 
     monkeypatch.setattr(Dialer, "_launch", launch_then_the_api_answers)
-    monkeypatch.setattr(dialer_mod, "LATE_LOOK", -1.0)  # every greenlet starts "late"
+    monkeypatch.setattr(last_look, "LATE_LOOK", -1.0)  # every greenlet starts "late"
     dialer = r.dialer()
     r.step(dialer)
     r.step(dialer)

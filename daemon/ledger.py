@@ -33,6 +33,11 @@ __all__ = ["CallReport", "Claim", "Ledger", "LedgerThread", "QueueInfo", "StoreU
 log = logging.getLogger("autocall.ledger")
 
 RETRY_FIRST, RETRY_MAX = 0.25, 2.0  # seconds between tries of a write the database refused
+# An answer or an IVR step, which nobody waits for, rides with the next write someone waits for
+# (a call's result, a claim withdrawn) or goes by itself after this many seconds. At a few calls
+# a second that saves most of a call's transactions; what a crash can lose of them is what a
+# re-attached call finds from the switch, or one step replayed (docs/daemon.md, "The resume rule").
+LAZY_WRITE = 1.0
 # What `write_many` may run: the dialer's transitions that record what happened.
 WRITES: dict[str, Callable] = {
     "mark_answered": customers.mark_answered,
@@ -189,11 +194,12 @@ class _Write:
 class LedgerThread:
     """Runs Ledger methods on one OS thread; callers (greenlets) wait without blocking the loop.
 
-    `mark_answered`, `finish` and `abandon` are queued and written together in one transaction
-    per trip: at hundreds of calls a second, one trip per call is what would keep claims
-    waiting. A caller of `finish` or `abandon` waits until its write landed, or, while the
-    database is unavailable (`outage`), only until it is safely queued: then `finish` returns
-    None and the write lands later, in order, however long the outage lasts.
+    `mark_answered`, `mark_step`, `finish` and `abandon` are queued and written together in one
+    transaction per trip: at hundreds of calls a second, one trip per call is what would keep
+    claims waiting. A caller of `finish` or `abandon` waits until its write landed, or, while
+    the database is unavailable (`outage`), only until it is safely queued: then `finish`
+    returns None and the write lands later, in order, however long the outage lasts. Nobody
+    waits for an answer or a step: they wait for the next trip, at most `LAZY_WRITE` seconds.
     """
 
     def __init__(self, ledger: Ledger, outage: DatabaseOutage | None = None, *, sleep=gevent.sleep):
@@ -205,6 +211,7 @@ class LedgerThread:
         self._pending = gevent.event.Event()
         self._empty = gevent.event.Event()
         self._empty.set()
+        self._lazy: gevent.Greenlet | None = None  # the timer that sends lazy writes by themselves
         self._writer = gevent.spawn(self._write_loop)
 
     def __getattr__(self, name):
@@ -224,12 +231,12 @@ class LedgerThread:
         return value
 
     def mark_answered(self, attempt_id: int, at: float):
-        """Record the answer soon; returns at once."""
-        self._put(_Write("mark_answered", (attempt_id, at), {}))
+        """Record the answer within LAZY_WRITE seconds; returns at once."""
+        self._put(_Write("mark_answered", (attempt_id, at), {}), lazy=True)
 
     def mark_step(self, attempt_id: int, step: str, result: str | None):
-        """Record the IVR step soon; returns at once."""
-        self._put(_Write("mark_step", (attempt_id, step, result), {}))
+        """Record the IVR step within LAZY_WRITE seconds; returns at once."""
+        self._put(_Write("mark_step", (attempt_id, step, result), {}), lazy=True)
 
     def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str] | None:
         """Ledger.finish, written with whatever else is waiting: its result, or None when the
@@ -254,11 +261,14 @@ class LedgerThread:
 
         return self._run(unwritten)
 
-    def _put(self, write: _Write) -> gevent.event.AsyncResult:
+    def _put(self, write: _Write, lazy: bool = False) -> gevent.event.AsyncResult:
         self._queue.append(write)
         self.outage.waiting = len(self._queue)
         self._empty.clear()
-        self._pending.set()
+        if not lazy:
+            self._pending.set()
+        elif self._lazy is None:
+            self._lazy = gevent.spawn_later(LAZY_WRITE, self._pending.set)
         if self.outage.active:
             write.done.set(None)  # nobody waits out an outage: the write lands when it ends
         return write.done
@@ -285,6 +295,9 @@ class LedgerThread:
         while True:
             self._pending.wait()
             self._pending.clear()
+            if self._lazy is not None:  # this trip takes the lazy writes too
+                self._lazy.kill(block=False)
+                self._lazy = None
             while self._queue:
                 batch = self._queue[:1] if solo else list(self._queue)
                 try:
@@ -328,6 +341,7 @@ class LedgerThread:
     def close(self, timeout: float = 10.0) -> int:
         """Write what waits (giving an unavailable database up to `timeout` seconds), then close
         the database. Returns how many writes were left unwritten."""
+        self._pending.set()  # lazy writes too, now
         self._empty.wait(timeout)
         self._writer.kill()
         left = len(self._queue)

@@ -264,6 +264,56 @@ def test_the_ledger_thread_writes_concurrent_results_together_and_answers_each_c
     )
 
 
+class TripCounter:
+    """Wraps a Ledger's write_many to count the transactions the ledger thread runs."""
+
+    def __init__(self, ledger):
+        self.trips, self._write_many = [], ledger.write_many
+        ledger.write_many = self
+
+    def __call__(self, writes):
+        self.trips.append([name for name, _, _ in writes])
+        return self._write_many(writes)
+
+
+def test_an_answer_and_a_step_ride_with_the_next_result_in_one_transaction(db, ledger):
+    import gevent
+
+    from daemon.ledger import LAZY_WRITE, LedgerThread
+
+    import_(db, ("A", ["0901000001"]), ("B", ["0902000001"]))
+    a, b = ledger.claim_many(queue_info(ledger), 2, now=NOW, daily_cap=5, **DAY)
+    trips = TripCounter(ledger)
+    thread = LedgerThread(ledger)
+    try:
+        thread.mark_answered(a.attempt_id, NOW + 1)
+        thread.mark_step(a.attempt_id, "menu", None)
+        gevent.sleep(LAZY_WRITE / 10)
+        assert trips.trips == []  # nobody waits for them: not yet
+        thread.finish(b, refused("USER_BUSY"), recall_delay=60)
+        assert trips.trips == [["mark_answered", "mark_step", "finish"]]
+        thread.mark_step(a.attempt_id, "thanks", "promise_to_pay")
+        gevent.sleep(LAZY_WRITE * 1.5)  # nothing else comes: it goes by itself
+        assert trips.trips[1:] == [["mark_step"]]
+    finally:
+        thread.close()
+    row = execute(db, "SELECT answered_at, step, result FROM attempt WHERE id = ?", (a.attempt_id,)).fetchone()
+    assert row == (NOW + 1, "thanks", "promise_to_pay")
+
+
+def test_closing_the_ledger_thread_writes_the_answers_and_steps_still_waiting(db, ledger):
+    from daemon.ledger import LedgerThread
+
+    import_(db, ("A", ["0901000001"]))
+    [a] = ledger.claim_many(queue_info(ledger), 1, now=NOW, daily_cap=5, **DAY)
+    thread = LedgerThread(ledger)
+    thread.mark_answered(a.attempt_id, NOW + 1)
+    thread.mark_step(a.attempt_id, "menu", None)
+    assert thread.close(timeout=5) == 0  # closes the connection; the next statement opens another
+    row = execute(db, "SELECT answered_at, step FROM attempt WHERE id = ?", (a.attempt_id,)).fetchone()
+    assert row == (NOW + 1, "menu")
+
+
 def test_daily_cap_0_turns_the_cap_off(db, ledger):
     import_(db, ("A", ["0901000001"]), max_recall_count=10)
     for i in range(7):  # more than the default 5 a day

@@ -242,7 +242,7 @@ class Dialer:
         if now - self._queues_at >= QUEUE_REFRESH:
             self.queues, self._queues_at = self.ledger.running_queues(), now
         while len(self.calls) < self.dialer_config.channel_limit and not self._stopping.is_set():
-            queue = self._next_queue(now)
+            queue = self._next_queue(now, wall)
             if queue is None:
                 break
             if not self.gate.ready(queue):
@@ -283,15 +283,23 @@ class Dialer:
             self._start(ready, asked_at=asked_at)
             if unspeakable is not None:  # counted once the batch's claims are all pending again
                 self.gate.stop(queue, unspeakable)
-        return IDLE_RECHECK
+        later = (q.next_due for q in self.queues if q.next_due is not None and q.next_due > wall)
+        return min(IDLE_RECHECK, min(later, default=wall + IDLE_RECHECK) - wall)
 
-    def _next_queue(self, now: float) -> QueueInfo | None:
+    def _next_queue(self, now: float, wall: float) -> QueueInfo | None:
         """Round robin over running queues with room and, maybe, someone due; each turn
-        takes a batch of at most CLAIM_BATCH, so a large queue cannot starve a small one."""
+        takes a batch of at most CLAIM_BATCH, so a large queue cannot starve a small one.
+        A queue whose first pending customer was not due when the queues were read is not
+        asked (the next read, QUEUE_REFRESH later, sees an import or a start)."""
         count = len(self.queues)
         for step in range(count):
             queue = self.queues[(self._rr + step) % count]
-            if self.per_queue.get(queue.id, 0) < queue.concurrent_call and self._idle_until.get(queue.id, 0) <= now:
+            if (
+                queue.next_due is not None
+                and queue.next_due <= wall
+                and self.per_queue.get(queue.id, 0) < queue.concurrent_call
+                and self._idle_until.get(queue.id, 0) <= now
+            ):
                 self._rr = (self._rr + step + 1) % count
                 return queue
         return None

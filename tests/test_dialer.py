@@ -287,6 +287,70 @@ def test_a_reloaded_cps_paces_the_very_next_step(rig):
     settle(dialer)
 
 
+class CountingLedger(Ledger):
+    """A Ledger that counts its claims, per queue code."""
+
+    def __init__(self, db):
+        super().__init__(db)
+        self.claims: dict[str, int] = {}
+
+    def claim_many(self, queue, limit, **kwargs):
+        self.claims[queue.code] = self.claims.get(queue.code, 0) + 1
+        return super().claim_many(queue, limit, **kwargs)
+
+
+def _queues_due_later(r, count: int, due_in: float):
+    """`count` running queues IDLE0.. of one customer each, first due `due_in` seconds from now."""
+    for i in range(count):
+        request = records.ImportRequest(
+            f"IDLE{i}", "IVR-1", {}, [records.NewCustomer(f"K{i}", [f"09020000{i:02d}"], FIELDS)]
+        )
+        store_customers.import_customers(r.db, request, QueueDefaults(), now=lambda: r.clock.wall)
+    r.db.execute_sql("UPDATE customer SET next_call_at = ?", (r.clock.wall + due_in,))
+
+
+def test_running_queues_with_nobody_due_are_not_asked_until_their_first_customer_is_due(rig):
+    r = rig(BUSY, cps=1000)
+    _queues_due_later(r, 30, due_in=10.0)
+    ledger = CountingLedger(r.db)
+    dialer = r.dialer(ledger)
+    r.step(dialer)  # connects
+    for _ in range(9):
+        assert r.step(dialer) <= 1.0  # comes round to read the queues again (an import, a start)
+        r.clock.advance(1.0)
+    assert ledger.claims == {} and r.attempts() == []
+    r.clock.advance(1.0)
+    r.step(dialer)
+    assert ledger.claims == {f"IDLE{i}": 1 for i in range(30)}
+    settle(dialer)
+    assert len(r.attempts()) == 30
+
+
+def test_the_loop_wakes_when_the_first_customer_of_a_running_queue_is_due(rig):
+    r = rig(BUSY)
+    _queues_due_later(r, 1, due_in=0.3)
+    dialer = r.dialer()
+    r.step(dialer)
+    assert r.step(dialer) == pytest.approx(0.3)
+    r.clock.advance(0.3)
+    r.step(dialer)
+    settle(dialer)
+    assert len(r.attempts()) == 1
+
+
+def test_an_import_into_a_queue_with_nobody_due_is_dialed_at_the_next_read_of_the_queues(rig):
+    r = rig(BUSY)
+    _queues_due_later(r, 1, due_in=3600.0)
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    r.import_customers([("A", ["0901000001"])])  # another queue, due at once
+    r.clock.advance(dialer_mod.QUEUE_REFRESH)
+    r.step(dialer)
+    settle(dialer)
+    assert [a[0] for a in r.attempts()] == ["0901000001"]
+
+
 def test_outside_the_calling_window_a_step_dials_nobody_and_waits_for_the_opening(rig):
     r = rig(BUSY, window_start="07:00", window_end="21:00")
     r.clock.wall = dt.datetime(2026, 12, 2, 6, 59, 50, tzinfo=TZ).timestamp()

@@ -350,3 +350,16 @@ def test_a_node_silent_past_the_grace_has_its_open_calls_closed_once_by_another_
     states = dict(execute(store_db, "SELECT ext_id, state FROM customer").fetchall())
     assert states == {mine[0].ext_id: "pending", mine[1].ext_id: "pending", unnamed[0].ext_id: "calling"}
     assert execute(store_db, "SELECT name FROM node ORDER BY name").fetchall() == [("pbx2",)]
+
+
+def test_each_running_queue_is_read_with_the_time_its_first_pending_customer_is_due(store_db):
+    for code, ids in (("Q", "ABC"), ("R", "D"), ("S", "E")):
+        people = [NewCustomer(x, [f"09010000{ord(x)}"], {}) for x in ids]
+        customers.import_customers(store_db, ImportRequest(code, "IVR-1", {}, people), QueueDefaults(), now=lambda: NOW)
+    execute(store_db, "UPDATE customer SET next_call_at = ? WHERE ext_id = 'B'", (NOW - 50,))
+    execute(store_db, "UPDATE customer SET next_call_at = ?, state = 'calling' WHERE ext_id = 'A'", (NOW - 90,))
+    execute(store_db, "UPDATE customer SET next_call_at = ? WHERE ext_id = 'C'", (NOW + 10,))
+    execute(store_db, "UPDATE customer SET state = 'success' WHERE ext_id = 'D'")
+    queue_state.set_running(store_db, "S", False)
+    due = {q.code: q.next_due for q in reports.running_queues(store_db)}
+    assert due == {"Q": NOW - 50, "R": None}  # A is in a call; R has nobody pending; S is stopped

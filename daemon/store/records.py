@@ -37,6 +37,7 @@ class QueueInfo:
     max_recall_count: int
     min_recall_duration: int
     waiting: str | None = None  # why the dialer holds this running queue back (queue_state.set_waiting)
+    next_due: float | None = None  # when its first pending customer is due, as read (None: nobody pending)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,11 +21,14 @@ from daemon.store.states import CUSTOMER_STATES, DELETED, DONE, FINAL_STATES, PE
 
 
 def running_queues(db: pw.Database) -> list[QueueInfo]:
-    """Queues the dialer may call for, oldest first."""
+    """Queues the dialer may call for, oldest first, each with the time its first pending
+    customer is due (one look per queue in the partial index `customer_due`, whose predicate
+    the literal state matches on both backends: the dialer asks no queue before that)."""
     rows = execute(
         db,
-        "SELECT id, code, template, concurrent_call, max_recall_count, min_recall_duration, stop_reason"
-        " FROM queue WHERE state = ? ORDER BY id",
+        "SELECT q.id, q.code, q.template, q.concurrent_call, q.max_recall_count, q.min_recall_duration,"
+        " q.stop_reason, (SELECT MIN(c.next_call_at) FROM customer c"
+        f" WHERE c.queue_id = q.id AND c.state = '{PENDING}') FROM queue q WHERE q.state = ? ORDER BY q.id",
         (RUNNING,),
     ).fetchall()
     return [QueueInfo(*row) for row in rows]

@@ -1,0 +1,213 @@
+"""What the daemon costs when there is little to do: idle queues, and calls at a real-life rate.
+
+    .venv/bin/python bench/quiet_bench.py [--runs 3] [--queues 3000] [--seconds 20] [--slow-calls 300]
+
+Each run measures these phases once, in an order that alternates from run to run, every
+process real (`autocall-simulator`, `autocall-daemon`) on loopback in a temp directory:
+
+* idle: --queues running queues, each with one customer who is not due for a day; the daemon's
+  CPU (utime+stime, all threads, /proc) over --seconds after it connected and settled, as % of
+  one core. Target: <= 2%.
+* empty: the same with no queue at all (the floor: heartbeats, the node's own timers).
+* full: 3,000 calls at full rate (cps 100,000, 500 in flight, time scale 0.1: what
+  throughput_bench.py runs); daemon CPU ms per call.
+* slow: --slow-calls calls at cps 10 with concurrent_call 30, time scale 1 (each call about
+  3 s: a 0.5 s prompt, the menu, key 1 at 2.5 s); daemon CPU ms per call.
+* bare full, bare slow: the same two rates driven by `bench/bare_client.py` (originate, answer,
+  uuid_kill; no database, no IVR), held 2.5 s at 10 cps: the yardstick, what this machine
+  charges any gevent ESL client per call at a low rate compared with a saturated one.
+
+Prints each run, then the medians, the slow/full cost ratio (target <= 2) beside the bare
+client's, and the idle CPU.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import call_rig as rig
+
+from daemon.store import customers, records
+from daemon.store.schema import open_database
+
+SETTLE = 3.0  # seconds after the daemon connected before the idle CPU is measured
+
+
+def idle_phase(tmp: Path, queues: int, seconds: float, profile: Path | None = None) -> float:
+    """The daemon's CPU as % of a core over `seconds` with `queues` running queues, none due."""
+    templates, sounds = rig.make_template(tmp, 0.5, 1.0)
+    scenario = rig.write_scenario(tmp / "scenario.toml", 1.0)
+    sim, port = rig.start_simulator(scenario, 1.0, sounds, log_path=tmp / "sim.log")
+    daemon = rig.Daemon(tmp / "daemon", port, templates, sounds, cps=10, channel_limit=30)
+    try:
+        _idle_queues(daemon.db_path, queues)
+        daemon.start()
+        time.sleep(SETTLE)
+        spy = rig.profile(daemon.proc.pid, profile) if profile else None
+        c0, t0 = rig.cpu_seconds(daemon.proc.pid), time.monotonic()
+        time.sleep(seconds)
+        c1, t1 = rig.cpu_seconds(daemon.proc.pid), time.monotonic()
+        if spy:
+            rig.end_profile(spy)
+        started = rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt")[0][0]
+        if started:
+            raise SystemExit(f"idle phase: the daemon started {started} calls; nobody was due")
+    finally:
+        daemon.stop()
+        rig.stop(sim)
+    return 100 * (c1 - c0) / (t1 - t0)
+
+
+def _idle_queues(db_path: Path, count: int):
+    """`count` running queues of one customer each, on the bench template, due in a day."""
+    db = open_database(db_path)
+    try:
+        for i in range(count):
+            request = records.ImportRequest(
+                f"IDLE{i:05d}",
+                rig.TEMPLATE,
+                {"concurrent_call": 5},
+                [records.NewCustomer(f"KH{i:07d}", [f"09{i:08d}"], {})],
+            )
+            customers.import_customers(db, request, rig.QueueDefaults())
+        db.execute_sql("UPDATE customer SET next_call_at = ?", (time.time() + 86400,))
+    finally:
+        db.close()
+
+
+def calls_phase(
+    tmp: Path, calls: int, *, cps: float, in_flight: int, time_scale: float, key_at: float, profile: Path | None = None
+) -> dict:
+    """`calls` calls through the bench template; the daemon's CPU ms per call and the rate."""
+    templates, sounds = rig.make_template(tmp, 0.5, 10.0)
+    scenario = rig.write_scenario(tmp / "scenario.toml", key_at)
+    sim, port = rig.start_simulator(scenario, time_scale, sounds, log_path=tmp / "sim.log")
+    daemon = rig.Daemon(tmp / "daemon", port, templates, sounds, cps=cps, channel_limit=in_flight)
+    try:
+        rig.build_queue(daemon.db_path, calls, in_flight)
+        daemon.start()
+        spy = rig.profile(daemon.proc.pid, profile) if profile else None
+        c0, t0 = rig.cpu_seconds(daemon.proc.pid), time.monotonic()
+        rig.set_running(daemon.db_path, True)
+        rig.wait_for(
+            lambda: rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'done'")[0][0] >= calls,
+            calls / min(cps, 100) * 3 + 120,
+            f"{calls} calls done",
+            interval=0.2,
+        )
+        c1, wall = rig.cpu_seconds(daemon.proc.pid), time.monotonic() - t0
+        if spy:
+            rig.end_profile(spy)
+    finally:
+        daemon.stop()
+        rig.stop(sim)
+    rows = rig.query(daemon.db_path, "SELECT ended_at, result FROM attempt")
+    return {
+        "ms": 1000 * (c1 - c0) / len(rows),
+        "rate": rig.steady_rate([r[0] for r in rows]),
+        "pressed": sum(r[1] == "pressed_one" for r in rows),
+        "calls": len(rows),
+        "cpu_pct": 100 * (c1 - c0) / wall,
+    }
+
+
+def bare_phase(tmp: Path, calls: int, *, cps: float, in_flight: int, time_scale: float, hold: float) -> float:
+    """CPU ms per call of the bare client making `calls` calls."""
+    _, sounds = rig.make_template(tmp, 0.5, 10.0)
+    scenario = tmp / "bare.toml"
+    scenario.write_text('[default]\nanswer_after = 0.0\nhangup_after = "never"\n')
+    sim, port = rig.start_simulator(scenario, time_scale, sounds, log_path=tmp / "sim.log")
+    try:
+        command = [sys.executable, str(Path(__file__).with_name("bare_client.py")), "--port", str(port)]
+        command += ["--calls", str(calls), "--concurrency", str(in_flight), "--cps", str(cps), "--hold", str(hold)]
+        out = subprocess.run(command, cwd=rig.REPO, capture_output=True, text=True, timeout=calls / cps * 3 + 120)
+    finally:
+        rig.stop(sim)
+    if out.returncode != 0:
+        raise SystemExit("bare client failed:\n" + out.stderr[-2000:])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return 1000 * result["run_cpu"] / result["completed"]
+
+
+PHASES = ["idle", "empty", "full", "slow", "bare_full", "bare_slow"]
+
+
+def one_run(run: int, args) -> dict:
+    order = PHASES if run % 2 == 0 else PHASES[::-1]
+    out = {}
+    for phase in order:
+        profile = args.profile / f"run{run + 1}-{phase}" if args.profile else None
+        with tempfile.TemporaryDirectory(prefix=f"autocall-quiet-{phase}-") as tmp:
+            tmp = Path(tmp)
+            if phase in ("idle", "empty"):
+                out[phase] = idle_phase(tmp, args.queues if phase == "idle" else 0, args.seconds, profile)
+            elif phase == "bare_full":
+                out[phase] = bare_phase(tmp, 3000, cps=100_000, in_flight=500, time_scale=0.1, hold=0.0)
+            elif phase == "bare_slow":
+                out[phase] = bare_phase(tmp, args.slow_calls, cps=10, in_flight=30, time_scale=1.0, hold=2.5)
+            elif phase == "full":
+                out[phase] = calls_phase(
+                    tmp, 3000, cps=100_000, in_flight=500, time_scale=0.1, key_at=2.0, profile=profile
+                )
+            else:
+                out[phase] = calls_phase(
+                    tmp, args.slow_calls, cps=10, in_flight=30, time_scale=1.0, key_at=2.5, profile=profile
+                )
+    f, s = out["full"], out["slow"]
+    print(
+        f"run {run + 1}: idle {args.queues} queues {out['idle']:.2f}% of a core, no queue {out['empty']:.2f}%; "
+        f"full rate {f['rate']:.0f} calls/s {f['ms']:.3f} ms/call ({f['pressed']}/{f['calls']} pressed 1); "
+        f"10 cps {s['rate']:.1f} calls/s {s['ms']:.3f} ms/call ({s['pressed']}/{s['calls']} pressed 1, "
+        f"{s['cpu_pct']:.1f}% of a core); ratio {s['ms'] / f['ms']:.2f}; bare client {out['bare_full']:.3f} vs "
+        f"{out['bare_slow']:.3f} ms/call, ratio {out['bare_slow'] / out['bare_full']:.2f}",
+        flush=True,
+    )
+    return {
+        "idle": out["idle"],
+        "empty": out["empty"],
+        "full_ms": f["ms"],
+        "slow_ms": s["ms"],
+        "ratio": s["ms"] / f["ms"],
+        "bare_full_ms": out["bare_full"],
+        "bare_slow_ms": out["bare_slow"],
+        "bare_ratio": out["bare_slow"] / out["bare_full"],
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--queues", type=int, default=3000, help="running queues in the idle phase")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each idle measurement")
+    parser.add_argument("--slow-calls", type=int, default=300, help="calls of the 10 cps phase")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy the daemon in every phase (figures of such a run are not comparable); "
+        "collapsed stacks in DIR/runN-PHASE.txt",
+    )
+    args = parser.parse_args(argv)
+    print(rig.machine())
+    runs = [one_run(i, args) for i in range(args.runs)]
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(
+        f"median: idle {args.queues} queues {med['idle']:.2f}% of a core (target <= 2%: "
+        f"{_met(med['idle'] <= 2)}), no queue {med['empty']:.2f}%; CPU per call at 10 cps "
+        f"{med['slow_ms']:.3f} ms vs full rate {med['full_ms']:.3f} ms, ratio {med['ratio']:.2f} "
+        f"(target <= 2: {_met(med['ratio'] <= 2)}); bare client {med['bare_slow_ms']:.3f} vs "
+        f"{med['bare_full_ms']:.3f} ms, ratio {med['bare_ratio']:.2f}"
+    )
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+if __name__ == "__main__":
+    main()

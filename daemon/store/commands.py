@@ -16,7 +16,7 @@ import time
 
 import peewee as pw
 
-from daemon.store import counts, dnc, queue_state
+from daemon.store import counts, dnc, outbox, queue_state
 from daemon.store.dnc import at_once
 from daemon.store.records import ImportRequest, ImportResult, NewCustomer
 from daemon.store.schema import dialect_of, execute, executemany, in_parts, marks
@@ -126,6 +126,8 @@ def _import_rows(db, queue_id: int, chunk: list[NewCustomer], result: ImportResu
     counts.add(db, queue_id, PENDING, len(inserts))  # changes of state count themselves (store/counts.py)
     executemany(db, _REFRESH, refreshes)
     executemany(db, _REARM, rearms)
+    if inserts or rearms:
+        outbox.rearm(db, queue_id)  # customers to call again: its next end is a new queue.finished
 
 
 def _barred_numbers(db, chunk: list[NewCustomer]) -> set[str]:

@@ -66,6 +66,8 @@ class Queue(BaseModel):
     stop_reason = pw.TextField(null=True)
     created_at = pw.FloatField()
     updated_at = pw.FloatField()
+    callback_url = pw.TextField(null=True)  # where its events go besides the configured webhooks
+    finished_at = pw.FloatField(null=True)  # its last customer to call ended (store/outbox.py)
 
 
 class Customer(BaseModel):
@@ -220,6 +222,16 @@ def _v6(db: pw.Database):
     )
 
 
+def _v7(db: pw.Database):
+    """Results pushed to the platform: the outbox its triggers fill, the deliveries of each event
+    (daemon/store/outbox.py), and each queue's own callback URL."""
+    from daemon.store import outbox  # outbox uses this module's execute
+
+    d = dialect_of(db)
+    _add_columns(db, "queue", ("callback_url", "TEXT"), ("finished_at", d.real_column))
+    outbox.create(db, d)
+
+
 def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
     """ALTER TABLE … ADD COLUMN for each (name, type) the table lacks: `_v1` builds a new
     database from the models as they are now, so it has them already."""
@@ -230,7 +242,7 @@ def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
 
 
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6)
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

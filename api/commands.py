@@ -41,7 +41,7 @@ def import_queue():
     config = s.config
     with _collector_paused():
         try:
-            req, rejected, warnings = _checked(schema.import_request, s.templates)
+            req, rejected, warnings = _checked(schema.import_request, s.templates, config.notifier.callback_hosts)
         except schema.Invalid as e:
             return reply(400, "import fail", data=empty, errors=e.errors, error_count=e.total)
         except RequestEntityTooLarge:

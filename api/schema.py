@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from api import jsonbody
 from api.problems import MAX_LISTED, UNLISTED, Problems, Rejections
-from daemon import ivr, phone, values
+from daemon import ivr, phone, values, webhooks
 from daemon.errors import AutocallError
 from daemon.store.records import ImportRequest, NewCustomer
 
@@ -130,12 +130,15 @@ def dnc_numbers_request(raw: bytes) -> list[str]:
     return list(dict.fromkeys(numbers))
 
 
-def import_request(raw: bytes, templates: ivr.TemplateLoader) -> tuple[ImportRequest, Rejections, Problems]:
+def import_request(
+    raw: bytes, templates: ivr.TemplateLoader, callback_hosts=()
+) -> tuple[ImportRequest, Rejections, Problems]:
     """Validate an import body, every customer of it, before anything is written.
 
     Returns the request holding only the acceptable customers, the rejected ones and the
     warnings about accepted ones (a mobile dropped as invalid), each as
-    ``{"id": ..., "reason": ...}``. Raises Invalid for request-level problems.
+    ``{"id": ..., "reason": ...}``. Raises Invalid for request-level problems. The optional
+    `callback_url` (ours, not the seed's) follows `webhooks.check_url`; null or "" clears it.
     """
     items = _ImportItems(templates)
     body = parse_json(raw, {"customers": items.add})
@@ -144,7 +147,7 @@ def import_request(raw: bytes, templates: ivr.TemplateLoader) -> tuple[ImportReq
     errors = Problems()
     code = _queue_code(body.get("queue_code"), errors)
     template = _template(body.get("template"), templates, errors)
-    settings = {}
+    settings: dict[str, int | str | None] = {}
     for name, (low, high) in SETTINGS.items():
         if name in body:
             value = body[name]
@@ -154,6 +157,14 @@ def import_request(raw: bytes, templates: ivr.TemplateLoader) -> tuple[ImportReq
                 errors.append({"field": name, "reason": f"must be between {low} and {high}"})
             else:
                 settings[name] = value
+    if "callback_url" in body:
+        url = body["callback_url"]
+        try:
+            settings["callback_url"] = (
+                None if url in (None, "") else webhooks.check_url(url, allowed_hosts=callback_hosts, callback=True)
+            )
+        except ValueError as e:
+            errors.append({"field": "callback_url", "reason": str(e)})
     if not _listed(body, "customers"):
         errors.append({"field": "customers", "reason": "expected a non-empty list of customers"})
     errors.merge(items.errors)

@@ -4,6 +4,7 @@
     autocall templates render NAME --customer JSON|@FILE  what one customer's call plays
     autocall status [--db PATH | --config PATH] [--queue CODE] [--watch [SECONDS]]
     autocall migrate-db --to URL [--from PATH|URL | --config PATH]  copy into an empty database
+    autocall webhooks list|retry|replay              the deliveries of events to the webhooks
 
 Exit status: 0 all good, 1 a template has problems or cannot be rendered (templates), the
 queue asked for does not exist (status) or the destination already holds rows (migrate-db),
@@ -17,11 +18,12 @@ import logging
 import sys
 import time
 
-from daemon import cli_migrate, config_values, ivr, statefile, status
+from daemon import cli_migrate, cli_webhooks, config_values, ivr, statefile, status
 from daemon import config as config_mod
 from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
 from daemon.playable import SwitchFiles
+from daemon.store import outbox
 from daemon.store import url as db_url
 
 
@@ -34,7 +36,7 @@ def main(argv=None):
 
 
 def build_parser():
-    """The argument parser: `templates`, `status` and `migrate-db`."""
+    """The argument parser: `templates`, `status`, `migrate-db` and `webhooks`."""
     parser = argparse.ArgumentParser(
         prog='autocall',
         description='Operate the autocall IVR dialer.',
@@ -44,6 +46,7 @@ def build_parser():
     _add_templates_commands(commands)
     _add_status_command(commands)
     cli_migrate.add_command(commands)
+    cli_webhooks.add_command(commands)
     return parser
 
 
@@ -178,7 +181,8 @@ def _status(args, out, err):
             now = time.time()
             queues = status.read(conn, now=now, queue=args.queue, recent=args.recent)
             dialer = statefile.read(db_path.path) if db_path.path else None  # the file beside SQLite's
-            return status.render(queues, now=now, tz=config.tz, source=str(db_path), dialer=dialer)
+            webhooks = outbox.backlog(conn)
+            return status.render(queues, now=now, tz=config.tz, source=str(db_path), dialer=dialer, webhooks=webhooks)
 
         if args.queue is not None and not status.read(conn, now=time.time(), queue=args.queue):
             print(f'autocall: no live queue {args.queue!r} in {db_path}', file=err)

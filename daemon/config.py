@@ -16,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from daemon import config_values as values
+from daemon import webhooks as webhooks_mod
 from daemon.config_values import Address  # noqa: F401 - re-exported
 from daemon.errors import ConfigError
 from daemon.store import url as db_url
@@ -118,6 +119,8 @@ class Config:
     esl: EslConfig = EslConfig()
     dialer: DialerConfig = DialerConfig()
     queue_defaults: QueueDefaults = QueueDefaults()
+    webhooks: tuple[webhooks_mod.Webhook, ...] = ()
+    notifier: webhooks_mod.NotifierConfig = webhooks_mod.NotifierConfig()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -288,6 +291,24 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
     )
     q.done()
 
+    try:
+        hooks = webhooks_mod.webhooks(raw.pop("webhooks")) if "webhooks" in raw else ()
+    except ValueError as e:
+        raise ConfigError(f"webhooks{e}" if str(e).startswith("[") else f"webhooks: {e}") from None
+    n = _Section(raw, "notifier", origins)
+    dn = d.notifier
+    notifier = webhooks_mod.NotifierConfig(
+        timeout=n.take("timeout", dn.timeout, values.float_in(0.5, 600)),
+        retry_for=n.take("retry_for", dn.retry_for, values.float_in(0, 30 * 86400)),
+        backoff_first=n.take("backoff_first", dn.backoff_first, values.float_in(0.1, 86400)),
+        backoff_max=n.take("backoff_max", dn.backoff_max, values.float_in(0.1, 86400)),
+        concurrency=n.take("concurrency", dn.concurrency, values.int_in(1, 256)),
+        keep=n.take("keep", dn.keep, values.float_in(60, 366 * 86400)),
+        callback_secret_env=n.take("callback_secret_env", dn.callback_secret_env, webhooks_mod.env_name),
+        callback_hosts=n.take("callback_hosts", dn.callback_hosts, webhooks_mod.hosts),
+    )
+    n.done()
+
     if raw:
         raise ConfigError(f"{sorted(raw)[0]}: unknown section")
     return Config(
@@ -298,4 +319,6 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         esl=esl,
         dialer=dialer,
         queue_defaults=queue_defaults,
+        webhooks=hooks,
+        notifier=notifier,
     )

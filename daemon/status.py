@@ -15,6 +15,7 @@ import datetime as dt
 import time
 
 from daemon.statefile import STALE_AFTER
+from daemon.store.outbox import Backlog
 from daemon.store.reports import CallOutcome, QueueStatus
 from daemon.store.reports import queue_statuses as read
 from daemon.store.schema import StoreError as StatusError
@@ -32,6 +33,7 @@ __all__ = [
     "render_block",
     "render_dialer",
     "render_line",
+    "render_webhooks",
     "watch",
 ]
 
@@ -53,12 +55,15 @@ def render(
     tz: dt.tzinfo | None = None,
     source: str = "",
     dialer: dict | None = None,
+    webhooks: Backlog | None = None,
 ) -> str:
-    """The full view: a header line, the dialer's line (`dialer`: its state file, if any), then
-    one block per queue, or a line saying there is none."""
+    """The full view: a header line, the dialer's line (`dialer`: its state file, if any), the
+    webhooks' line (`webhooks`: the outbox's backlog), then one block per queue, or a line
+    saying there is none."""
     stamp = dt.datetime.fromtimestamp(now, tz).strftime("%Y-%m-%d %H:%M:%S")
     lines = [f"autocall status {stamp}" + (f"  ({source})" if source else "")]
     lines += render_dialer(dialer, now=now)
+    lines += render_webhooks(webhooks, now=now)
     if not statuses:
         lines += ["", "no live queue"]
     for status in statuses:
@@ -75,6 +80,22 @@ def render_dialer(state: dict | None, *, now: float) -> list[str]:
     if age > STALE_AFTER:
         return [f"dialer: not heard from for {age:.0f}s (pid {state.get('pid')}): is autocall-daemon running?"]
     return [f"dialer: {state.get('status', '?')}"]
+
+
+def render_webhooks(b: Backlog | None, *, now: float) -> list[str]:
+    """How far the notifier is behind and what fails; none while nothing waits or died."""
+    if b is None or not (b.waiting or b.dead or b.undispatched):
+        return []
+    lag = f" (oldest {_ago(now - b.oldest)} ago)" if b.oldest is not None else ""
+    return [
+        f"webhooks: {b.waiting} deliveries waiting{lag}, {b.failing} of them failing, {b.dead} dead, "
+        f"{b.undispatched} events not yet dispatched" + ("; autocall webhooks list --state dead" if b.dead else "")
+    ]
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def render_block(s: QueueStatus, *, tz: dt.tzinfo | None = None) -> list[str]:

@@ -20,7 +20,9 @@ from daemon.errors import EX_TEMPFAIL, ConfigError
 from daemon.store import url as db_url
 
 REPO = Path(__file__).resolve().parent.parent
-UNITS = {name: REPO / "systemd" / f"{name}.service" for name in ("autocall-daemon", "autocall-api")}
+UNITS = {
+    name: REPO / "systemd" / f"{name}.service" for name in ("autocall-daemon", "autocall-api", "autocall-notifier")
+}
 ENV_EXAMPLE = REPO / "systemd" / "autocall.env.example"
 FS_CONF = REPO / "freeswitch_conf"
 DEFAULTS = config_mod.Config()
@@ -161,9 +163,9 @@ def test_console_script_target_is_a_callable_main(name):
 
 def test_both_units_share_user_state_directory_and_env_file():
     shared = ("User", "Group", "StateDirectory", "StateDirectoryMode", "EnvironmentFile", "UMask")
-    daemon, api = unit("autocall-daemon"), unit("autocall-api")
+    daemon, api, notifier = unit("autocall-daemon"), unit("autocall-api"), unit("autocall-notifier")
     for key in shared:
-        assert value(daemon, "Service", key) == value(api, "Service", key), key
+        assert value(daemon, "Service", key) == value(api, "Service", key) == value(notifier, "Service", key), key
     assert value(daemon, "Service", "StateDirectory") == "autocall"
     assert value(daemon, "Service", "EnvironmentFile") == "-/etc/autocall/autocall.env"
 
@@ -250,7 +252,8 @@ def test_unit_is_sandboxed(name):
 def test_env_example_lists_every_override_the_config_reads():
     text = ENV_EXAMPLE.read_text()
     mentioned = set(re.findall(r"^#?(AUTOCALL_[A-Z_]+)=", text, flags=re.M))
-    assert mentioned == set(config_mod.ENV_KEYS) | {db_url.PASSWORD_ENV}
+    webhook_secrets = {"AUTOCALL_WEBHOOK_SECRET", DEFAULTS.notifier.callback_secret_env}  # named in the config
+    assert mentioned == set(config_mod.ENV_KEYS) | {db_url.PASSWORD_ENV} | webhook_secrets
 
 
 def test_env_example_as_shipped_holds_only_the_secrets_and_the_api_will_not_start_on_it():

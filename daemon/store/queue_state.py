@@ -20,7 +20,7 @@ from daemon.store.states import DELETED, RUNNING, STOPPED
 
 log = logging.getLogger("autocall.store")
 
-SETTINGS = ("concurrent_call", "max_recall_count", "min_recall_duration")
+SETTINGS = ("concurrent_call", "max_recall_count", "min_recall_duration", "callback_url")
 
 
 class QueueNotFound(AutocallError):
@@ -63,7 +63,7 @@ def upsert(db: pw.Database, request: ImportRequest, defaults, at: float) -> int:
     try:
         queue_id, _ = live_queue(db, request.queue_code)
     except QueueNotFound:
-        values = {name: getattr(defaults, name) for name in SETTINGS} | settings
+        values = {name: getattr(defaults, name, None) for name in SETTINGS} | settings
         columns = ", ".join(values)
         return insert(
             db,

@@ -33,10 +33,10 @@ __all__ = ["CallReport", "Claim", "Ledger", "LedgerThread", "QueueInfo", "StoreU
 log = logging.getLogger("autocall.ledger")
 
 RETRY_FIRST, RETRY_MAX = 0.25, 2.0  # seconds between tries of a write the database refused
-# An answer or an IVR step, which nobody waits for, rides with the next write someone waits for
-# (a call's result, a claim withdrawn) or goes by itself after this many seconds. At a few calls
-# a second that saves most of a call's transactions; what a crash can lose of them is what a
-# re-attached call finds from the switch, or one step replayed (docs/daemon.md, "The resume rule").
+# An IVR step, which nobody waits for, rides with the next write someone waits for (a call's
+# result, a claim withdrawn) or goes by itself after this many seconds. At a few calls a second
+# that saves most of a call's transactions; a daemon killed in that second replays one step when
+# it re-attaches the call (docs/daemon.md, "The resume rule").
 LAZY_WRITE = 1.0
 # What `write_many` may run: the dialer's transitions that record what happened.
 WRITES: dict[str, Callable] = {
@@ -199,7 +199,7 @@ class LedgerThread:
     claims waiting. A caller of `finish` or `abandon` waits until its write landed, or, while
     the database is unavailable (`outage`), only until it is safely queued: then `finish`
     returns None and the write lands later, in order, however long the outage lasts. Nobody
-    waits for an answer or a step: they wait for the next trip, at most `LAZY_WRITE` seconds.
+    waits for an IVR step: it waits for the next trip, at most `LAZY_WRITE` seconds.
     """
 
     def __init__(self, ledger: Ledger, outage: DatabaseOutage | None = None, *, sleep=gevent.sleep):
@@ -231,8 +231,8 @@ class LedgerThread:
         return value
 
     def mark_answered(self, attempt_id: int, at: float):
-        """Record the answer within LAZY_WRITE seconds; returns at once."""
-        self._put(_Write("mark_answered", (attempt_id, at), {}), lazy=True)
+        """Record the answer soon (`autocall status` and a node taking over read it); returns at once."""
+        self._put(_Write("mark_answered", (attempt_id, at), {}))
 
     def mark_step(self, attempt_id: int, step: str, result: str | None):
         """Record the IVR step within LAZY_WRITE seconds; returns at once."""

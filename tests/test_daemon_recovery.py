@@ -6,6 +6,7 @@ in this process, both over a real socket."""
 import gevent
 import pytest
 
+from daemon.ledger import LAZY_WRITE
 from tests.daemon_fixtures import all_final, import_customers, query, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -114,6 +115,8 @@ def test_a_reattached_answered_call_resumes_at_its_step_not_the_greeting(run, ho
     import_customers(daemon.db_path, [("A", ["0901000001"])])
     daemon.start()
     wait_until(lambda: sim.channels and any(INFO in arg for arg in playbacks(sim, next(iter(sim.channels)))), 30)
+    # The step is written with the next result, or by itself within LAZY_WRITE: cut once it is.
+    wait_until(lambda: query(daemon.db_path, "SELECT step FROM attempt") == [("info",)], LAZY_WRITE + 5)
     [uuid] = sim.channels
     started = len(sim.records)
     cut(sim, daemon, how)

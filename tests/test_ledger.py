@@ -276,7 +276,7 @@ class TripCounter:
         return self._write_many(writes)
 
 
-def test_an_answer_and_a_step_ride_with_the_next_result_in_one_transaction(db, ledger):
+def test_an_ivr_step_rides_with_the_next_result_in_one_transaction_and_an_answer_goes_at_once(db, ledger):
     import gevent
 
     from daemon.ledger import LAZY_WRITE, LedgerThread
@@ -286,22 +286,25 @@ def test_an_answer_and_a_step_ride_with_the_next_result_in_one_transaction(db, l
     trips = TripCounter(ledger)
     thread = LedgerThread(ledger)
     try:
-        thread.mark_answered(a.attempt_id, NOW + 1)
+        thread.mark_step(a.attempt_id, "greeting", None)
         thread.mark_step(a.attempt_id, "menu", None)
         gevent.sleep(LAZY_WRITE / 10)
         assert trips.trips == []  # nobody waits for them: not yet
         thread.finish(b, refused("USER_BUSY"), recall_delay=60)
-        assert trips.trips == [["mark_answered", "mark_step", "finish"]]
+        assert trips.trips == [["mark_step", "mark_step", "finish"]]
+        thread.mark_answered(a.attempt_id, NOW + 1)
+        gevent.sleep(LAZY_WRITE / 10)
+        assert trips.trips[1:] == [["mark_answered"]]  # `autocall status` shows it at once
         thread.mark_step(a.attempt_id, "thanks", "promise_to_pay")
         gevent.sleep(LAZY_WRITE * 1.5)  # nothing else comes: it goes by itself
-        assert trips.trips[1:] == [["mark_step"]]
+        assert trips.trips[2:] == [["mark_step"]]
     finally:
         thread.close()
     row = execute(db, "SELECT answered_at, step, result FROM attempt WHERE id = ?", (a.attempt_id,)).fetchone()
     assert row == (NOW + 1, "thanks", "promise_to_pay")
 
 
-def test_closing_the_ledger_thread_writes_the_answers_and_steps_still_waiting(db, ledger):
+def test_closing_the_ledger_thread_writes_the_steps_still_waiting(db, ledger):
     from daemon.ledger import LedgerThread
 
     import_(db, ("A", ["0901000001"]))

@@ -13,8 +13,9 @@ def add_command(commands):
     parser = commands.add_parser(
         'migrate-db',
         help='copy every queue, customer, attempt and DNC entry into another, empty database',
-        description='Copy the whole database (every queue, customer, attempt and both DNC lists, '
-        'ids kept) into another database, which is created with the current schema and must be '
+        description='Copy the whole database (every queue, customer, attempt, both DNC lists, and the '
+        'events and deliveries of the webhooks, ids kept) into another database, which is created '
+        'with the current schema and must be '
         'empty. Stop autocall-api and autocall-daemon first: what they write after the copy '
         'started is not copied. The copy is one transaction: if it fails, the destination is '
         'left as empty as it was. Afterwards point [database] url at the destination and start '

@@ -2,22 +2,26 @@
 SQLite file, copied into a real PostgreSQL server (and back into a new SQLite file), every row
 equal, ids kept, and the copy going on where the old one left off."""
 
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from daemon import cli
 from daemon.config import QueueDefaults
-from daemon.store import commands, customers, dnc, queue_state, reports, schema, transfer
+from daemon.store import commands, customers, dnc, outbox, queue_state, reports, schema, transfer
 from daemon.store import url as db_url
 from daemon.store.records import CallReport, ImportRequest, NewCustomer
 from daemon.store.schema import execute
+from daemon.webhooks import Webhook
 from tests.pg_fixtures import close
 
 NOW = 1_800_000_000.0
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def installation(path):
-    """An SQLite installation with every kind of row: two queues (one deleted), calls made and
-    finished, one open, both DNC lists."""
+    """An SQLite installation with every kind of row: three queues (one deleted, one stopped),
+    calls made and finished, one open, both DNC lists, events delivered to a webhook or waiting."""
     db = schema.open_database(path)
     for code, ids in (("Q1", "ABCDE"), ("Q2", "FG")):
         people = [NewCustomer(x, [f"09010000{ord(x)}", f"09020000{ord(x)}"], {"n": ord(x), "s": "Nguyễn"}) for x in ids]
@@ -33,6 +37,11 @@ def installation(path):
     dnc.block_numbers(db, ["0909999999"], now=lambda: NOW + 7)
     queue_state.set_running(db, "Q2", False, now=lambda: NOW + 8)
     commands.delete_queue(db, "Q2", now=lambda: NOW + 9)
+    with db.atomic():  # the events so far become deliveries to one webhook; the next ones wait
+        outbox.fan_out(db, [Webhook("crm", "https://crm.example/h", "S").endpoint()], now=NOW + 10, tz=TZ)
+    people = [NewCustomer("H", ["0903000001"], {})]
+    commands.import_customers(db, ImportRequest("Q3", "IVR-1", {}, people), QueueDefaults(), now=lambda: NOW + 11)
+    queue_state.set_running(db, "Q3", False, now=lambda: NOW + 12)
     return db
 
 
@@ -58,8 +67,9 @@ def test_every_row_moves_to_postgresql_and_back_ids_kept_and_new_rows_numbered_a
 
     assert migrate("--from", str(tmp_path / "old.sqlite3"), "--to", target.dsn) == 0
     out, err = capsys.readouterr()
-    assert "copied 2 queue, 7 customer, 3 attempt, 2 dnc, 1 dnc_number" in out and target.password not in out + err
-    assert "customer: 7/7" in err
+    copied = "copied 3 queue, 8 customer, 3 attempt, 2 dnc, 1 dnc_number, 6 outbox, 5 delivery from"
+    assert copied in out and target.password not in out + err
+    assert "customer: 8/8" in err
     new = schema.open_database(target)
     try:
         assert rows(new) == before
@@ -88,7 +98,7 @@ def test_a_destination_that_holds_rows_is_refused_and_left_as_it_was(tmp_path, c
     copied = rows(schema.open_database(tmp_path / "new.sqlite3"))
     capsys.readouterr()
     assert migrate("--from", str(tmp_path / "old.sqlite3"), "--to", str(tmp_path / "new.sqlite3")) == 1
-    assert "already holds rows (2 in queue, 7 in customer" in capsys.readouterr().err
+    assert "already holds rows (3 in queue, 8 in customer" in capsys.readouterr().err
     assert rows(schema.open_database(tmp_path / "new.sqlite3")) == copied
 
 
@@ -104,7 +114,7 @@ def test_a_copy_that_fails_half_way_leaves_the_destination_empty(tmp_path, store
         with pytest.raises(schema.StoreUnavailable):
             transfer.copy_store(source, dest, progress=fail_at_attempts)
         assert not any(rows(dest).values())
-        assert transfer.copy_store(source, dest)["customer"] == 7  # and a second try goes through
+        assert transfer.copy_store(source, dest)["customer"] == 8  # and a second try goes through
     finally:
         close(dest)
         source.close()

@@ -16,8 +16,9 @@ from daemon.store import counts
 from daemon.store.dialect import StoreError
 from daemon.store.schema import MODELS, dialect_of, execute, executemany, read_snapshot
 
-# Parents before children: a customer names its queue, an attempt its customer and queue.
-TABLES = tuple(model._meta.table_name for model in MODELS)
+# Parents before children: a customer names its queue, an attempt its customer and queue; the
+# outbox's events and their deliveries (store/outbox.py) go along, so none waiting is lost.
+TABLES = tuple(model._meta.table_name for model in MODELS) + ("outbox", "delivery")
 CHUNK = 5000  # rows read and written per round trip
 
 

@@ -23,7 +23,7 @@ from daemon import config as config_mod
 from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
 from daemon.playable import SwitchFiles
-from daemon.store import outbox
+from daemon.store import nodes, outbox
 from daemon.store import url as db_url
 
 
@@ -180,9 +180,14 @@ def _status(args, out, err):
         def draw():
             now = time.time()
             queues = status.read(conn, now=now, queue=args.queue, recent=args.recent)
-            dialer = statefile.read(db_path.path) if db_path.path else None  # the file beside SQLite's
+            # Beside SQLite's file, the dialer's state file (it tells even when the database fails);
+            # on PostgreSQL, every node's heartbeat row.
+            dialer = statefile.read(db_path.path) if db_path.path else None
+            dialers = None if db_path.path else nodes.states(conn)
             webhooks = outbox.backlog(conn)
-            return status.render(queues, now=now, tz=config.tz, source=str(db_path), dialer=dialer, webhooks=webhooks)
+            return status.render(
+                queues, now=now, tz=config.tz, source=str(db_path), dialer=dialer, webhooks=webhooks, nodes=dialers
+            )
 
         if args.queue is not None and not status.read(conn, now=time.time(), queue=args.queue):
             print(f'autocall: no live queue {args.queue!r} in {db_path}', file=err)

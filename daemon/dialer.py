@@ -136,9 +136,17 @@ class Dialer:
         if not self.link.up:
             return self._connect(now)
         d = self.dialer_config
-        self.lease.tick(now, grace=d.lease_grace, recall_delay=d.recall_delay)
+        self.lease.tick(now, grace=d.lease_grace, recall_delay=d.recall_delay, status=self.describe)
         pause = self._dial_some(now, wall)
         return pause if self.link.up else 0.0  # lost while dialing: reconnect at once
+
+    def describe(self) -> str:
+        """One line on what the dialer does now (systemd's STATUS=, `autocall status`)."""
+        if self.outage.active:
+            return self.outage.describe()
+        if not self.healthy():
+            return "FreeSWITCH event socket down or silent; reconnecting"
+        return f"{len(self.calls)} calls in progress"
 
     def stop(self):
         """Stop dialing and drain (SIGTERM). Safe from a signal handler."""

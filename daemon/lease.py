@@ -17,14 +17,15 @@ class NodeLease:
         self.ledger = ledger
         self._due = float("-inf")
 
-    def tick(self, now: float, *, grace: float, recall_delay: float):
-        """Beat if one is due at monotonic `now`; an unavailable database only delays it (the
-        dialer's outage rules stop the claims meanwhile)."""
+    def tick(self, now: float, *, grace: float, recall_delay: float, status=lambda: None):
+        """Beat if one is due at monotonic `now`, with the line `status()` (what `autocall status`
+        shows of this node); an unavailable database only delays it (the dialer's outage rules
+        stop the claims meanwhile)."""
         if now < self._due:
             return
         self._due = now + BEAT
         try:
-            taken = self.ledger.beat(grace=grace, recall_delay=recall_delay)
+            taken = self.ledger.beat(grace=grace, recall_delay=recall_delay, status=status())
         except StoreUnavailable:
             return
         for node, calls in (taken or {}).items():

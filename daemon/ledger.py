@@ -149,12 +149,12 @@ class Ledger:
         with self._sqlite():
             return schedule.bring_due_down(self.db, wall=wall)
 
-    def beat(self, *, grace: float, recall_delay: float) -> dict[str, int]:
+    def beat(self, *, grace: float, recall_delay: float, status: str | None = None) -> dict[str, int]:
         """nodes.beat for this node, in one transaction (nothing for the one dialer with no name)."""
         if self.node is None:
             return {}
         with self._sqlite():
-            return nodes.beat(self.db, self.node, grace=grace, recall_delay=recall_delay)
+            return nodes.beat(self.db, self.node, grace=grace, recall_delay=recall_delay, status=status)
 
     def set_waiting(self, queue_id: int, code: str, reason: str | None, *, now: float):
         """queue_state.set_waiting in one transaction: why the running queue is held back (None: it is not)."""
@@ -283,11 +283,11 @@ class LedgerThread:
         """Ledger.bring_due_down, queued with the other writes; returns as finish does."""
         return self._put(_Write("bring_due_down", (), {"wall": wall})).get()
 
-    def beat(self, *, grace: float, recall_delay: float) -> dict[str, int] | None:
+    def beat(self, *, grace: float, recall_delay: float, status: str | None = None) -> dict[str, int] | None:
         """Ledger.beat, queued with the other writes; returns as finish does."""
         if self.ledger.node is None:
             return {}
-        write = _Write("beat", (self.ledger.node,), {"grace": grace, "recall_delay": recall_delay})
+        write = _Write("beat", (self.ledger.node,), {"grace": grace, "recall_delay": recall_delay, "status": status})
         return self._put(write).get()
 
     def _write_loop(self):

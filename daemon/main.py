@@ -173,12 +173,8 @@ def _state(dialer: Dialer) -> dict:
     """What `autocall status` shows of the dialer (daemon.status.render_dialer)."""
     outage, database = dialer.outage, None
     if outage.active:
-        status = outage.describe()
         database = {"since": outage.since_wall, "reason": outage.reason[:300], "waiting": outage.waiting}
-    elif not dialer.healthy():
-        status = "FreeSWITCH event socket down or silent; reconnecting"
-    else:
-        status = f"{len(dialer.calls)} calls in progress"
+    status = dialer.describe()
     return {"pid": os.getpid(), "at": time.time(), "status": status, "calls": len(dialer.calls), "database": database}
 
 

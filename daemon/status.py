@@ -33,6 +33,7 @@ __all__ = [
     "render_block",
     "render_dialer",
     "render_line",
+    "render_nodes",
     "render_webhooks",
     "watch",
 ]
@@ -56,6 +57,7 @@ def render(
     source: str = "",
     dialer: dict | None = None,
     webhooks: Backlog | None = None,
+    nodes: list[tuple[str, float, str | None]] | None = None,
 ) -> str:
     """The full view: a header line, the dialer's line (`dialer`: its state file, if any), the
     webhooks' line (`webhooks`: the outbox's backlog), then one block per queue, or a line
@@ -63,6 +65,7 @@ def render(
     stamp = dt.datetime.fromtimestamp(now, tz).strftime("%Y-%m-%d %H:%M:%S")
     lines = [f"autocall status {stamp}" + (f"  ({source})" if source else "")]
     lines += render_dialer(dialer, now=now)
+    lines += render_nodes(nodes or [])
     lines += render_webhooks(webhooks, now=now)
     if not statuses:
         lines += ["", "no live queue"]
@@ -80,6 +83,18 @@ def render_dialer(state: dict | None, *, now: float) -> list[str]:
     if age > STALE_AFTER:
         return [f"dialer: not heard from for {age:.0f}s (pid {state.get('pid')}): is autocall-daemon running?"]
     return [f"dialer: {state.get('status', '?')}"]
+
+
+def render_nodes(nodes: list[tuple[str, float, str | None]]) -> list[str]:
+    """Each dialer's line from its heartbeat row ((name, seconds since it beat, status): a
+    database with no state file beside it, PostgreSQL)."""
+    lines = []
+    for name, age, said in nodes:
+        if age > STALE_AFTER:
+            lines.append(f"dialer {name}: not heard from for {age:.0f}s: is autocall-daemon running there?")
+        else:
+            lines.append(f"dialer {name}: {said or '?'}")
+    return lines
 
 
 def render_webhooks(b: Backlog | None, *, now: float) -> list[str]:

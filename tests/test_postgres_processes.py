@@ -4,12 +4,14 @@ from the next claim on, two API processes whose concurrent writers lose nothing,
 dialers, each on its own switch, that keep a queue's concurrent_call and the person rules
 between them."""
 
+import re
 import time
 
 import gevent
 import pytest
 import requests
 
+from daemon import cli
 from daemon.config import QueueDefaults
 from daemon.store import customers, queue_state, records, schema, url
 from daemon.store.schema import execute
@@ -80,9 +82,9 @@ def test_the_daemon_on_postgresql_ends_every_customer_with_one_attempt_per_call(
     assert location.password not in daemon.read_log()
 
 
-def test_the_daemon_on_postgresql_dials_nothing_after_a_stop_commits(run, pg):
+def test_the_daemon_on_postgresql_dials_nothing_after_a_stop_commits(run, pg, monkeypatch, capsys):
     location, db = pg
-    sim, daemon = run({"default": {"outcome": "answer", "answer_after": 1, "hangup_after": 2}}, cps=20)
+    sim, daemon = run({"default": {"outcome": "answer", "answer_after": 1, "hangup_after": 2}}, cps=20, node="pbx7")
     add(db, [(f"C{i:03}", [f"0901{i:06}"]) for i in range(200)], concurrent_call=5)
     on_postgresql(daemon, location).start()
     wait_until(lambda: rows(db, "SELECT COUNT(*) FROM attempt")[0][0] >= 3, 30)
@@ -90,6 +92,10 @@ def test_the_daemon_on_postgresql_dials_nothing_after_a_stop_commits(run, pg):
     stopped_at = time.time()
     time.sleep(1.0)
     assert rows(db, "SELECT COUNT(*) FROM attempt WHERE started_at > ?", stopped_at) == [(0,)]
+    # No state file beside a PostgreSQL database: `autocall status` reads each node's heartbeat row.
+    monkeypatch.setenv(url.PASSWORD_ENV, location.password)
+    assert cli.main(["status", "--db", location.dsn]) == 0
+    assert re.search(r"^dialer pbx7: \d+ calls in progress$", capsys.readouterr().out, re.M)
     assert daemon.terminate() == 0
 
 

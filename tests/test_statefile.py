@@ -69,3 +69,11 @@ def test_status_calls_a_state_the_dialer_stopped_writing_old():
         "dialer: not heard from for 600s (pid 4242): is autocall-daemon running?"
     ]
     assert status.render_dialer(None, now=NOW) == []
+
+
+def test_each_node_of_a_shared_database_gets_its_line_and_a_silent_one_is_called_so():
+    lines = status.render_nodes([("pbx1", 3.0, "12 calls in progress"), ("pbx2", 95.0, "4 calls in progress")])
+    assert lines == [
+        "dialer pbx1: 12 calls in progress",
+        "dialer pbx2: not heard from for 95s: is autocall-daemon running there?",
+    ]

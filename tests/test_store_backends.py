@@ -363,3 +363,12 @@ def test_each_running_queue_is_read_with_the_time_its_first_pending_customer_is_
     queue_state.set_running(store_db, "S", False)
     due = {q.code: q.next_due for q in reports.running_queues(store_db)}
     assert due == {"Q": NOW - 50, "R": None}  # A is in a call; R has nobody pending; S is stopped
+
+
+def test_a_node_beats_with_its_status_line_and_is_read_back_with_its_age(store_db):
+    nodes.beat(store_db, "pbx1", grace=60, recall_delay=60, status="12 calls in progress")
+    nodes.beat(store_db, "pbx2", grace=60, recall_delay=60)
+    execute(store_db, "UPDATE node SET beat_at = beat_at - 100 WHERE name = 'pbx2'")
+    [(one, age1, said1), (two, age2, said2)] = nodes.states(store_db)
+    assert (one, said1, two, said2) == ("pbx1", "12 calls in progress", "pbx2", None)
+    assert 0 <= age1 < 5 and 100 <= age2 < 105

@@ -24,14 +24,16 @@ from daemon.store.schema import dialect_of, execute
 LOST = "NODE_LOST"
 
 
-def beat(db: pw.Database, name: str, *, grace: float, recall_delay: float) -> dict[str, int]:
-    """Write node `name`'s heartbeat, then take over every other node silent for more than
-    `grace` seconds; returns {dead node: calls closed} (inside the caller's transaction)."""
+def beat(db: pw.Database, name: str, *, grace: float, recall_delay: float, status: str | None = None) -> dict[str, int]:
+    """Write node `name`'s heartbeat (with its `status` line), then take over every other node
+    silent for more than `grace` seconds; returns {dead node: calls closed} (inside the
+    caller's transaction)."""
     now = execute(db, f"SELECT {dialect_of(db).now_sql}").fetchone()[0]
     execute(
         db,
-        "INSERT INTO node (name, beat_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET beat_at = excluded.beat_at",
-        (name, now),
+        "INSERT INTO node (name, beat_at, status) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET beat_at = excluded.beat_at, status = excluded.status",
+        (name, now, status),
     )
     dead = [row[0] for row in execute(db, "SELECT name FROM node WHERE name != ? AND beat_at < ?", (name, now - grace))]
     taken = {}
@@ -43,3 +45,9 @@ def beat(db: pw.Database, name: str, *, grace: float, recall_delay: float) -> di
         execute(db, "DELETE FROM node WHERE name = ?", (node,))
         taken[node] = len(claims)
     return taken
+
+
+def states(db: pw.Database) -> list[tuple[str, float, str | None]]:
+    """Every node known: (name, seconds since its last beat by the database's clock, its status)."""
+    rows = execute(db, f"SELECT name, {dialect_of(db).now_sql} - beat_at, status FROM node ORDER BY name")
+    return [(name, float(age), status) for name, age, status in rows]

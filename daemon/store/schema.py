@@ -232,6 +232,12 @@ def _v7(db: pw.Database):
     outbox.create(db, d)
 
 
+def _v8(db: pw.Database):
+    """Each node's own word on what it does, beside its heartbeat: `autocall status` on a database
+    with no state file beside it (PostgreSQL) shows every dialer's."""
+    _add_columns(db, "node", ("status", "TEXT"))
+
+
 def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
     """ALTER TABLE … ADD COLUMN for each (name, type) the table lacks: `_v1` builds a new
     database from the models as they are now, so it has them already."""
@@ -242,7 +248,7 @@ def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
 
 
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -345,7 +345,7 @@ class LedgerThread:
         self._empty.wait(timeout)
         self._writer.kill()
         left = len(self._queue)
-        self.pool.apply(self.ledger.db.close)
+        self.pool.apply(_close_all, (self.ledger.db,))
         self.pool.kill()
         return left
 
@@ -365,3 +365,14 @@ def _capture(fn, args, kwargs):
         return fn(*args, **kwargs), None
     except Exception as e:  # noqa: BLE001 - handed to the caller, who raises it
         return None, e
+
+
+def _close_all(db: pw.Database):
+    """Close this thread's connection and, on PostgreSQL, every one the pool still holds, before
+    the interpreter's exit finalizes them: once, after a server restart, a daemon that had
+    stopped cleanly died at exit with SIGSEGV (no Python frame; psycopg's extension loaded),
+    with a broken connection left in the pool. Not seen again in 8 runs since, with or without this."""
+    db.close()
+    close_all = getattr(db, "close_all", None)
+    if close_all is not None:
+        close_all()

@@ -25,6 +25,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -59,7 +60,10 @@ def _free_port() -> int:
 class PgCluster:
     """A throw-away PostgreSQL server: `start()`, `url(name)` per test, `stop()`."""
 
-    def __init__(self):
+    def __init__(self, *, durable: bool = False):
+        # `durable`: a commit acknowledged survives a crash of the server (synchronous_commit on,
+        # PostgreSQL's default); off, the usual test server is faster and loses its last commits.
+        self.durable = durable
         # In /tmp, not $TMPDIR or pytest's 0700 base: the server's user must reach it, and the
         # socket's path must stay under 107 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="autocall-pg-", dir="/tmp" if os.path.isdir("/tmp") else None))
@@ -91,32 +95,35 @@ class PgCluster:
             raise RuntimeError(f"initdb failed: {e.stderr or e.stdout}") from None
         for _ in range(3):  # a free port may be taken before the server binds it
             self.port = _free_port()
-            options = (
-                f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off"
-                " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-            )
-            log = self.dir / "server.log"
-            started = self._run(
-                _bin("pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(log),
-                "-w",
-                "-t",
-                "30",
-                "-o",
-                options,
-                "start",
-                check=False,
-            )
+            started = self._pg_ctl_start()
             if started.returncode == 0:
                 import psycopg
 
                 with psycopg.connect(self.dsn("postgres"), password=self.password, autocommit=True) as conn:
                     conn.execute(f"CREATE DATABASE {USER}")
                 return self
-        raise RuntimeError(f"pg_ctl start failed: {started.stderr}\n{log.read_text()[-2000:]}")
+        raise RuntimeError(f"pg_ctl start failed: {started.stderr}\n{(self.dir / 'server.log').read_text()[-2000:]}")
+
+    def _pg_ctl_start(self):
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off"
+            f" -c synchronous_commit={'on' if self.durable else 'off'} -c full_page_writes=off -c max_connections=300"
+        )
+        log = self.dir / "server.log"
+        return self._run(
+            _bin("pg_ctl"), "-D", str(self.data), "-l", str(log), "-w", "-t", "30", "-o", options, "start", check=False
+        )
+
+    def restart(self, down: float = 0.0):
+        """Crash the server (every connection cut; only a `durable` one keeps every commit), stay down
+        `down` seconds, start it again on the same port."""
+        if self._admin is not None:
+            self._admin.close()
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        time.sleep(down)
+        started = self._pg_ctl_start()
+        if started.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {started.stderr}")
 
     def stop(self):
         if self._admin is not None:

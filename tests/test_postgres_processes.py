@@ -17,7 +17,7 @@ from daemon.store import customers, queue_state, records, schema, url
 from daemon.store.schema import execute
 from tests.api_fixtures import AUTH, ApiProcess, customer, seed_import
 from tests.daemon_fixtures import DaemonProcess, overlapping_calls, start_simulator, wait_until
-from tests.pg_fixtures import close
+from tests.pg_fixtures import PgCluster, close
 
 pytestmark = pytest.mark.timeout(120)
 FIELDS = {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
@@ -225,3 +225,56 @@ def test_a_dead_nodes_calls_are_taken_over_by_another_once_its_lease_runs_out(tm
             ("pbx2",)
         ]
     assert "node pbx1 silent for over 1230s: its 4 open calls closed as NODE_LOST" in daemons["pbx2"].read_log()
+
+
+def test_a_postgresql_restart_mid_campaign_loses_no_customer_and_calls_nobody_twice(tmp_path):
+    # Its own server: the crash must not cut other tests' connections; durable, as production's
+    # must be (docs/scale-out.md): a claim acknowledged is a call the switch may already carry.
+    cluster = PgCluster(durable=True).start()
+    location = cluster.fresh()
+    db = schema.open_database(location)
+    scenario = {"gateways": ["carrier"], "default": {"outcome": "answer", "answer_after": 1, "hangup_after": 8}}
+    nodes = []
+    try:
+        add(db, [(f"C{i:02}", [f"0901{i:06}"]) for i in range(40)], concurrent_call=4, max_recall_count=1)
+        close(db)
+        for name in ("pbx1", "pbx2"):
+            (tmp_path / name).mkdir()
+            sim = start_simulator(scenario)
+            nodes.append((sim, on_postgresql(DaemonProcess(tmp_path / name, sim, node=name, cps=50), location)))
+            nodes[-1][1].start()
+
+        def count(sql):
+            probe = schema.open_database(location)
+            try:
+                return rows(probe, sql)[0][0]
+            finally:
+                close(probe)
+
+        wait_until(lambda: count("SELECT COUNT(*) FROM attempt WHERE state = 'done'") >= 8, 60)
+        cluster.restart(down=2.0)  # every connection cut, nothing answers for two seconds
+        wait_until(lambda: count("SELECT COUNT(*) FROM customer WHERE state IN ('pending', 'calling')") == 0, 120)
+        for _, daemon in nodes:
+            assert daemon.terminate() == 0  # both lived through it
+        db = schema.open_database(location)
+        states = dict(rows(db, "SELECT state, COUNT(*) FROM customer GROUP BY state"))
+        assert states == {"success": 40}, states
+        queue_of = dict(rows(db, "SELECT uuid, number FROM attempt"))
+    finally:
+        for sim, daemon in nodes:
+            daemon.stop_quietly()
+            sim.stop()
+        close(db)
+        cluster.stop()
+    calls = [
+        (r["uuid"], r["dial"].rsplit("/", 1)[1], r["wall_time"], r["wall_end_time"])
+        for sim, _ in nodes
+        for r in sim.records
+        if r["event"] == "originate"
+    ]
+    assert {u for u, _, _, _ in calls} == set(queue_of)  # every call the switches saw is recorded
+    assert _most_at_once([(s, e) for _, _, s, e in calls]) <= 4  # concurrent_call across both nodes
+    for number in {n for _, n, _, _ in calls}:
+        assert _most_at_once([(s, e) for _, n, s, e in calls if n == number]) == 1, number
+    logs = "".join(daemon.read_log() for _, daemon in nodes)
+    assert "dialing paused" in logs and "dialing resumes" in logs

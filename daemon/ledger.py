@@ -235,8 +235,9 @@ class LedgerThread:
         self._put(_Write("mark_answered", (attempt_id, at), {}))
 
     def mark_step(self, attempt_id: int, step: str, result: str | None):
-        """Record the IVR step within LAZY_WRITE seconds; returns at once."""
-        self._put(_Write("mark_step", (attempt_id, step, result), {}), lazy=True)
+        """Record the IVR step within LAZY_WRITE seconds, at once when it carries a result (a
+        daemon killed then must not lose `promise_to_pay`); returns at once."""
+        self._put(_Write("mark_step", (attempt_id, step, result), {}), lazy=result is None)
 
     def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str] | None:
         """Ledger.finish, written with whatever else is waiting: its result, or None when the
@@ -345,7 +346,7 @@ class LedgerThread:
         self._empty.wait(timeout)
         self._writer.kill()
         left = len(self._queue)
-        self.pool.apply(_close_all, (self.ledger.db,))
+        self.pool.apply(self.ledger.db.close)
         self.pool.kill()
         return left
 
@@ -365,14 +366,3 @@ def _capture(fn, args, kwargs):
         return fn(*args, **kwargs), None
     except Exception as e:  # noqa: BLE001 - handed to the caller, who raises it
         return None, e
-
-
-def _close_all(db: pw.Database):
-    """Close this thread's connection and, on PostgreSQL, every one the pool still holds, before
-    the interpreter's exit finalizes them: once, after a server restart, a daemon that had
-    stopped cleanly died at exit with SIGSEGV (no Python frame; psycopg's extension loaded),
-    with a broken connection left in the pool. Not seen again in 8 runs since, with or without this."""
-    db.close()
-    close_all = getattr(db, "close_all", None)
-    if close_all is not None:
-        close_all()

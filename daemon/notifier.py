@@ -31,6 +31,7 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import urllib.error  # noqa: E402
+import urllib.parse  # noqa: E402
 import urllib.request  # noqa: E402
 
 import gevent  # noqa: E402
@@ -163,13 +164,15 @@ class Notifier:
                 webhooks.SIGNATURE_HEADER: webhooks.sign(secret, int(self.clock()), body),
             }
             try:
-                status = self.post(d.url, body, headers, self.n.timeout)
-                if not 200 <= status < 300:
-                    error = f"HTTP {status}"
+                error = self._refused_host(d)
+                if error is None:
+                    status = self.post(d.url, body, headers, self.n.timeout)
+                    if not 200 <= status < 300:
+                        error = f"HTTP {status}"
             except gevent.Timeout:
                 error = f"no answer within {self.n.timeout:g}s"
-            except (OSError, ValueError) as e:  # URLError, a refused or cut connection, a bad URL
-                error = str(getattr(e, "reason", e)) or type(e).__name__
+            except Exception as e:  # noqa: BLE001 - refused, cut, malformed (http.client's own errors): a failed try
+                error = f"{type(e).__name__}: {getattr(e, 'reason', e)}"[:300]
         now = self.clock()
         try:
             if error is None:
@@ -190,6 +193,18 @@ class Notifier:
         elif d.endpoint not in self._failing:
             self._failing.add(d.endpoint)
             log.warning("endpoint %s (%s) failing: %s; retrying with backoff", d.endpoint, d.url, error)
+
+    def _refused_host(self, d: outbox.Delivery) -> str | None:
+        """Why a queue's callback may not go now: its host resolves to an internal address
+        (checked at each try, not only at import: a public name can be pointed anywhere)."""
+        if d.endpoint != outbox.CALLBACK:
+            return None
+        parts = urllib.parse.urlsplit(d.url)
+        host = (parts.hostname or "").rstrip(".")
+        if host in self.n.callback_hosts:
+            return None
+        internal = webhooks.internal_addresses(host, parts.port or 443)
+        return f"{host} resolves to internal address {internal[0]}" if internal else None
 
     def _retry_at(self, d: outbox.Delivery, now: float) -> float | None:
         wait = min(self.n.backoff_max, self.n.backoff_first * 2 ** (d.tries - 1)) * random.uniform(0.5, 1.0)
@@ -235,7 +250,9 @@ def main(argv=None) -> int:
         return exit_code(e)
     if secrets[outbox.CALLBACK] is None:
         log.warning(
-            "%s is not set: events for a queue's callback_url wait until it is", config.notifier.callback_secret_env
+            "%s is not set: deliveries to a queue's callback_url fail until it is (then: autocall webhooks "
+            "retry --dead)",
+            config.notifier.callback_secret_env,
         )
     notifier = Notifier(config, db, secrets)
     gevent.signal_handler(signal.SIGTERM, notifier.stop)

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
+import socket
 import urllib.parse
 
 from daemon.store.outbox import EVENT_TYPES, Endpoint
@@ -67,10 +68,11 @@ def verify(secret: bytes, header: str, body: bytes, *, now: float, tolerance: fl
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
         timestamp = int(parts["t"])
-    except (KeyError, ValueError):
+        given = parts.get("v1", "").encode("ascii")
+    except (KeyError, ValueError):  # UnicodeEncodeError is a ValueError
         return False
-    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
-    return abs(now - timestamp) <= tolerance and hmac.compare_digest(expected, parts.get("v1", ""))
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1].encode()
+    return abs(now - timestamp) <= tolerance and hmac.compare_digest(expected, given)
 
 
 def check_url(value, *, allowed_hosts=(), callback: bool) -> str:
@@ -93,7 +95,11 @@ def check_url(value, *, allowed_hosts=(), callback: bool) -> str:
         raise ValueError("must not hold a user or password")
     if parts.fragment:
         raise ValueError("must not have a #fragment")
-    host = parts.hostname.lower()
+    host = parts.hostname.lower().rstrip(".")
+    try:
+        host.encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError("host must be ASCII (write an international name in its xn-- form)") from None
     if callback and host not in allowed_hosts:
         if parts.scheme != "https":
             raise ValueError(f"must be https:// (or its host {host} allowed in notifier.callback_hosts)")
@@ -103,13 +109,41 @@ def check_url(value, *, allowed_hosts=(), callback: bool) -> str:
 
 
 def _internal(host: str) -> bool:
+    """Whether `host` names this machine or a private network. A host of digits, dots and hex
+    that is not a plain dotted quad (2130706433, 0x7f000001, 127.1, 0177.0.0.1) is refused as
+    well: the resolver reads such forms as addresses, `ipaddress` does not."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
+        return not ipaddress.ip_address(host.strip("[]")).is_global
     except ValueError:
-        return False
-    return not address.is_global
+        pass
+    if _NUMERIC_HOST.fullmatch(host):
+        return True
+    return False
+
+
+def internal_addresses(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to now that are not global (a callback's name checked again
+    at each delivery: a public name may point at a private address). Raises OSError if it does
+    not resolve."""
+    found = {str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+    return sorted(a for a in found if not _global(a))
+
+
+def _global(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = (
+            ip.ipv4_mapped or ip.sixtofour or (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None)
+        )
+        if embedded is not None:
+            return embedded.is_global
+    return ip.is_global
+
+
+_NUMERIC_HOST = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 # --- config ----------------------------------------------------------------------------------

@@ -26,6 +26,12 @@ def _callback(db):
         ("https://10.1.2.3/cb", "internal address 10.1.2.3"),
         ("https://localhost:8443/cb", "internal address localhost"),
         ("https://[::1]/cb", "internal address ::1"),
+        ("https://2130706433/cb", "internal address 2130706433"),
+        ("https://0x7f000001/cb", "internal address"),
+        ("https://127.1/cb", "internal address 127.1"),
+        ("https://0177.0.0.1/cb", "internal address"),
+        ("https://localhost./cb", "internal address localhost"),
+        ("https://пример.рф/cb", "must be ASCII"),
         ("https://user:pw@crm.example/cb", "must not hold a user or password"),
         ("ftp://crm.example/cb", "http:// or https:// URL"),
         ("https://crm.example/c b", "without spaces"),
@@ -65,3 +71,17 @@ def test_the_rule_is_the_same_one_the_notifier_config_uses_for_its_webhooks():
     assert webhooks.check_url("http://10.0.0.5/hook", callback=False) == "http://10.0.0.5/hook"
     with pytest.raises(ValueError, match="user or password"):
         webhooks.check_url("https://a:b@crm.example/", callback=False)
+
+
+def test_a_hostile_signature_header_is_refused_not_raised():
+    assert webhooks.verify(b"s", "t=1,v1=\u00e9", b"{}", now=1) is False
+    assert webhooks.verify(b"s", "garbage", b"{}", now=1) is False
+    good = webhooks.sign(b"s", 1, b"{}")
+    assert webhooks.verify(b"s", good, b"{}", now=1) and not webhooks.verify(b"s", good, b"{ }", now=1)
+
+
+def test_names_that_look_numeric_but_are_names_pass_and_embedded_loopbacks_do_not():
+    for url in ("https://cafe.de/cb", "https://deadbeef.example/cb", "https://1.2.3.4/cb"):
+        assert webhooks.check_url(url, callback=True) == url
+    assert webhooks.internal_addresses("localhost", 443) != []  # checked again at each delivery
+    assert not webhooks._global("64:ff9b::7f00:1") and not webhooks._global("2002:7f00:1::")

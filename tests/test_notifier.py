@@ -126,6 +126,8 @@ def test_every_result_reaches_the_receiver_through_errors_a_killed_notifier_and_
         wait_until(lambda: sum(r["mode"] == "close" for r in receiver.requests()) >= 2, 30)
         receiver.mode("half")
         wait_until(lambda: sum(r["mode"] == "half" for r in receiver.requests()) >= 2, 30)
+        receiver.mode("garbage")
+        wait_until(lambda: sum(r["mode"] == "garbage" for r in receiver.requests()) >= 2, 30)
         receiver.mode("slow")
         wait_until(lambda: any(r["mode"] == "slow" for r in receiver.requests()), 30)
         notifier.kill9()  # a POST in flight: its delivery comes back when its lease ends

@@ -146,7 +146,7 @@ def test_fan_out_gives_each_endpoint_the_events_it_wants_once_with_the_body_buil
     assert finished["customer"]["attempts"]["count"] == 1 and finished["customer"]["attempts"]["answered"] == 1
     assert finished["occurred_at"] == dt.datetime.fromtimestamp(NOW + 31, TZ).isoformat(timespec="milliseconds")
     assert json.loads(rows[0][2])["attempt"]["hangup_cause"] == "NORMAL_CLEARING"
-    assert json.loads(rows[4][2])["queue"]["customers"] == {"success": 1}
+    assert json.loads(rows[4][2])["queue"] == {"state": "running"}
 
 
 def _one_delivery(db):

@@ -6,7 +6,7 @@ Listens on a free loopback port (prints `listening PORT`), appends every request
 whole to --record as one JSON line (headers, body, the answer it gave), and answers as the
 --mode file says at that moment: `ok` (204), `500`, `slow` (waits 5 s, then 200), `close`
 (reads the request, then closes the connection without a word), `half` (sends half a
-status line, then closes). A test switches modes by rewriting the file, and
+status line, then closes), `garbage` (answers a line that is not HTTP). A test switches modes by rewriting the file, and
 takes the receiver down by killing the process.
 """
 
@@ -35,6 +35,10 @@ def main():
             with open(args.record, "a") as f:
                 f.write(json.dumps({"headers": dict(self.headers), "body": body.decode(), "mode": mode}) + "\n")
             if mode == "close":
+                self.close_connection = True
+                return
+            if mode == "garbage":  # no HTTP at all: http.client's own error, not an OSError
+                self.wfile.write(b"HELLO\r\n\r\n")
                 self.close_connection = True
                 return
             if mode == "half":

@@ -206,9 +206,8 @@ def _payload(db: pw.Database, row, tz: dt.tzinfo) -> dict:
         body["attempt"] = calls[0] if calls else None
     elif kind == "queue.stopped":
         body["queue"] = {"state": state, "stop_reason": cause}
-    else:
-        counts = dict(execute(db, "SELECT state, n FROM queue_count WHERE queue_id = ? AND n > 0", (queue_id,)))
-        body["queue"] = {"state": state, "customers": counts}
+    else:  # no counts: read at dispatch they would not be the event's (GET /queue/<code> has them)
+        body["queue"] = {"state": state}
     return body
 
 

@@ -5,7 +5,7 @@ that brings an existing database to them."""
 import json
 
 from daemon.config import QueueDefaults
-from daemon.store import customers, queue_state, reports, schema
+from daemon.store import commands, customers, queue_state, reports, schema
 from daemon.store.records import CallReport, ImportRequest, NewCustomer
 from daemon.store.schema import execute
 from daemon.store.states import CUSTOMER_STATES, DNC, FAILED
@@ -121,4 +121,24 @@ def test_an_import_whose_chunks_mix_new_and_known_customers_sorts_each_and_count
     assert states == {**{p: "pending" for p in people}, "C1": "calling"}
     fields = dict(execute(db, "SELECT ext_id, fields FROM customer WHERE ext_id IN ('P1', 'F1', 'N7')").fetchall())
     assert {k: json.loads(v) for k, v in fields.items()} == {p: {"v": p, **odd} for p in ("P1", "F1", "N7")}
+    assert_counts_right(db)
+
+
+def test_an_import_of_more_customers_than_one_insert_holds_keeps_them_all_in_request_order(store_db):
+    db = store_db
+    n = 2 * commands.ROWS_PER_INSERT + 3  # two whole statements and a rest, in one chunk and across two
+    people = [f"K{i:03d}" for i in range(n)]
+    for code, chunk in (("Q", 1000), ("R", commands.ROWS_PER_INSERT + 1)):
+        request = ImportRequest(code, "IVR-1", {}, [NewCustomer(p, ["0903000000"], {"v": p}) for p in people])
+        result = customers.import_customers(db, request, QueueDefaults(), chunk=chunk, now=lambda: NOW)
+        assert result.success == people
+        stored = execute(
+            db,
+            "SELECT c.ext_id, c.fields, c.state FROM customer c JOIN queue q ON q.id = c.queue_id"
+            " WHERE q.code = ? ORDER BY c.id",
+            (code,),
+        ).fetchall()
+        assert [(ext_id, json.loads(fields), state) for ext_id, fields, state in stored] == [
+            (p, {"v": p}, "pending") for p in people
+        ]
     assert_counts_right(db)

@@ -48,9 +48,11 @@ def import_queue():
             reason = f"body larger than {config.api.max_body_bytes} bytes; split the import"
             return reply(400, "import fail", data=empty, errors=[{"field": "body", "reason": reason}], error_count=1)
         result = import_customers(s.db, req, config.queue_defaults, chunk=config.api.import_chunk, run=s.workers.write)
+        code = req.queue_code
+        del req  # its customers freed now, before the collector is back: else its first run walks them all
     rejected.extend(result.rejected)
     warnings.extend(result.warnings)
-    log.info("import into %r: %d accepted, %d rejected", req.queue_code, len(result.success), len(rejected))
+    log.info("import into %r: %d accepted, %d rejected", code, len(result.success), len(rejected))
     # The seed's shape, plus reasons (the first 1,000, and how many) only when there is something to say.
     extra = {"errors": rejected.listed, "error_count": rejected.total} if rejected else {}
     if warnings:

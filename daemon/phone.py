@@ -15,6 +15,9 @@ _SEPARATORS = re.compile(r"[ .\-()]")
 _MOBILE = re.compile(r"0[35789][0-9]{8}")
 _LANDLINE = re.compile(r"02[0-9]{9}")
 _NATIONAL = re.compile(r"0[35789][0-9]{8}|02[0-9]{9}")
+# in_national_form(text): a match (true) when the string `text` is what normalize returns for it;
+# TypeError for anything but a string.
+in_national_form = _NATIONAL.fullmatch
 
 
 class InvalidPhone(AutocallError):

@@ -2,8 +2,11 @@
 backends: right after every transition of the store's writers, and after the migration
 that brings an existing database to them."""
 
-from daemon.store import customers, queue_state, reports, schema
-from daemon.store.records import CallReport
+import json
+
+from daemon.config import QueueDefaults
+from daemon.store import commands, customers, queue_state, reports, schema
+from daemon.store.records import CallReport, ImportRequest, NewCustomer
 from daemon.store.schema import execute
 from daemon.store.states import CUSTOMER_STATES, DNC, FAILED
 from tests.pg_fixtures import close
@@ -99,3 +102,43 @@ def test_a_schema_4_database_gets_its_counts_from_its_rows(store_url):
 
 def _indexes(db, table: str) -> dict[str, list[str]]:
     return {index.name: index.columns for index in db.get_indexes(table)}
+
+
+def test_an_import_whose_chunks_mix_new_and_known_customers_sorts_each_and_counts_right(store_db):
+    """New customers inserted, pending ones refreshed, finished ones armed again, one in a
+    call refused, in request order across chunks; the fields read back as sent."""
+    db = store_db
+    add(db, ("P1", ["0901000001"]), ("P2", ["0901000002"]), ("C1", ["0901000003"]), ("F1", ["0901000004"]))
+    execute(db, "UPDATE customer SET state = 'calling' WHERE ext_id = 'C1'")
+    execute(db, "UPDATE customer SET state = ? WHERE ext_id = 'F1'", (FAILED,))
+    people = ["N1", "N2", "N3", "P1", "N4", "C1", "F1", "N5", "N6", "P2", "N7"]
+    odd = {"big": 2**70, "float": 1e16, "tiny": -0.0, "text": 'Nguyễn "A" \\ \u2028 😀', "yes": True, "none": None}
+    request = ImportRequest("Q", "IVR-1", {}, [NewCustomer(p, ["0903000000"], {"v": p, **odd}) for p in people])
+    result = customers.import_customers(db, request, QueueDefaults(), chunk=3, now=lambda: NOW)
+    assert result.success == [p for p in people if p != "C1"]
+    assert result.rejected == [{"id": "C1", "reason": "in a call right now; send it again later"}]
+    states = dict(execute(db, "SELECT ext_id, state FROM customer").fetchall())
+    assert states == {**{p: "pending" for p in people}, "C1": "calling"}
+    fields = dict(execute(db, "SELECT ext_id, fields FROM customer WHERE ext_id IN ('P1', 'F1', 'N7')").fetchall())
+    assert {k: json.loads(v) for k, v in fields.items()} == {p: {"v": p, **odd} for p in ("P1", "F1", "N7")}
+    assert_counts_right(db)
+
+
+def test_an_import_of_more_customers_than_one_insert_holds_keeps_them_all_in_request_order(store_db):
+    db = store_db
+    n = 2 * commands.ROWS_PER_INSERT + 3  # two whole statements and a rest, in one chunk and across two
+    people = [f"K{i:03d}" for i in range(n)]
+    for code, chunk in (("Q", 1000), ("R", commands.ROWS_PER_INSERT + 1)):
+        request = ImportRequest(code, "IVR-1", {}, [NewCustomer(p, ["0903000000"], {"v": p}) for p in people])
+        result = customers.import_customers(db, request, QueueDefaults(), chunk=chunk, now=lambda: NOW)
+        assert result.success == people
+        stored = execute(
+            db,
+            "SELECT c.ext_id, c.fields, c.state FROM customer c JOIN queue q ON q.id = c.queue_id"
+            " WHERE q.code = ? ORDER BY c.id",
+            (code,),
+        ).fetchall()
+        assert [(ext_id, json.loads(fields), state) for ext_id, fields, state in stored] == [
+            (p, {"v": p}, "pending") for p in people
+        ]
+    assert_counts_right(db)

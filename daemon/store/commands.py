@@ -11,9 +11,10 @@ but SQL.
 
 from __future__ import annotations
 
-import json
 import time
+from itertools import chain
 
+import msgspec
 import peewee as pw
 
 from daemon.store import counts, dnc, outbox, queue_state
@@ -24,7 +25,9 @@ from daemon.store.states import CALLING, DELETED, DNC, PENDING, STOPPED
 
 BULK = 5000  # customers in one import from which the backend is told the table changed a lot
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# A customer's fields as JSON, five times as fast as the standard library's encoder (which
+# builds itself anew on each call); the same text but for a float's exponent ("1e16", not "1e+16").
+_dumps = msgspec.json.Encoder().encode
 
 
 def import_customers(
@@ -58,10 +61,13 @@ def _open_queue(db, request: ImportRequest, defaults, now) -> int:
         return queue_state.upsert(db, request, defaults, now())
 
 
+ROWS_PER_INSERT = 50  # new customers per INSERT: the write of 100,000 took 0.54 s, 0.71 s one row each
 _INSERT = (
     "INSERT INTO customer (queue_id, ext_id, mobiles, fields, state, round, number_index,"
-    " dead_numbers, next_call_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, '[]', ?, ?, ?)"
+    " dead_numbers, next_call_at, created_at, updated_at) VALUES "
 )
+_NEW_ROW = "(?, ?, ?, ?, ?, 0, 0, '[]', ?, ?, ?)"
+_INSERT_ONE, _INSERT_MANY = _INSERT + _NEW_ROW, _INSERT + ", ".join([_NEW_ROW] * ROWS_PER_INSERT)
 # New numbers start the round's number list over; the same ones keep its place.
 _REFRESH = (
     "UPDATE customer SET number_index = CASE WHEN mobiles = ? THEN number_index ELSE 0 END,"
@@ -104,13 +110,14 @@ def _import_rows(db, queue_id: int, chunk: list[NewCustomer], result: ImportResu
         if not numbers:
             result.rejected.append({"id": c.ext_id, "reason": "every mobile is on the DNC number list"})
             continue
-        result.warnings.extend(
-            {"id": c.ext_id, "reason": f"mobile dropped: {n} is on the DNC number list"}
-            for n in c.mobiles
-            if n in barred
-        )
+        if barred:
+            result.warnings.extend(
+                {"id": c.ext_id, "reason": f"mobile dropped: {n} is on the DNC number list"}
+                for n in c.mobiles
+                if n in barred
+            )
         # Numbers are digits only (daemon.phone), so their JSON needs no escaping.
-        mobiles, fields = '["' + '","'.join(numbers) + '"]', _dumps(c.fields)
+        mobiles, fields = '["' + '","'.join(numbers) + '"]', _dumps(c.fields).decode()
         row_id, state = existing.get(c.ext_id, (None, None))
         if row_id is None:
             inserts.append((queue_id, c.ext_id, mobiles, fields, PENDING, at, at, at))
@@ -122,12 +129,20 @@ def _import_rows(db, queue_id: int, chunk: list[NewCustomer], result: ImportResu
         else:
             rearms.append((mobiles, fields, PENDING, at, at, row_id))
         result.success.append(c.ext_id)
-    executemany(db, _INSERT, inserts)
+    _insert(db, inserts)
     counts.add(db, queue_id, PENDING, len(inserts))  # changes of state count themselves (store/counts.py)
     executemany(db, _REFRESH, refreshes)
     executemany(db, _REARM, rearms)
     if inserts or rearms:
         outbox.rearm(db, queue_id)  # customers to call again: its next end is a new queue.finished
+
+
+def _insert(db, rows: list[tuple]):
+    """INSERT the customer rows `rows`, ROWS_PER_INSERT to a statement."""
+    whole = len(rows) - len(rows) % ROWS_PER_INSERT
+    groups = range(0, whole, ROWS_PER_INSERT)
+    executemany(db, _INSERT_MANY, [tuple(chain.from_iterable(rows[i : i + ROWS_PER_INSERT])) for i in groups])
+    executemany(db, _INSERT_ONE, rows[whole:])
 
 
 def _barred_numbers(db, chunk: list[NewCustomer]) -> set[str]:

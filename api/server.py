@@ -14,8 +14,9 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
 from api.http import MAX_ACCEPT, MAX_REFUSING, ApiServer  # noqa: E402
+from api.metrics import RequestMetrics  # noqa: E402
 from daemon import config as config_mod  # noqa: E402
-from daemon import config_values, logs  # noqa: E402
+from daemon import config_values, logs, metrics  # noqa: E402
 from daemon.errors import AutocallError, ConfigError, exit_code  # noqa: E402
 from daemon.listener import bind  # noqa: E402
 
@@ -51,6 +52,8 @@ def main(argv=None) -> int:
             raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
         ensure_file_limit(config.api.max_connections)
         listener = bind(listen, "api.listen")  # before the database is opened: a wrong address changes nothing
+        metrics_at = config.metrics.api_listen
+        metrics_listener = bind(metrics_at, "metrics.api_listen") if metrics_at else None
         from api.app import create_app
 
         app = create_app(config)
@@ -60,6 +63,10 @@ def main(argv=None) -> int:
     except AutocallError as e:
         print(f"autocall-api: {e}", file=sys.stderr)
         return exit_code(e)
+    if metrics_listener is not None:
+        requests = RequestMetrics()
+        requests.install(app)
+        log.info("metrics on http://%s:%d/metrics", *metrics.serve(metrics_listener, requests.registry).address[:2])
     # Access logs are off, so tokens never reach the journal; nginx's access log has the requests.
     server = ApiServer(listener, app, config.api, log=None, error_log=logging.getLogger("autocall.api.wsgi"))
     server.start()

@@ -5,20 +5,20 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402  (after patching, as every entry point does)
-import errno  # noqa: E402
 import logging  # noqa: E402
 import resource  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
 from api.http import MAX_ACCEPT, MAX_REFUSING, ApiServer  # noqa: E402
+from api.metrics import RequestMetrics  # noqa: E402
 from daemon import config as config_mod  # noqa: E402
-from daemon import config_values, logs  # noqa: E402
-from daemon.errors import AutocallError, ConfigError, Unavailable, exit_code  # noqa: E402
+from daemon import config_values, logs, metrics  # noqa: E402
+from daemon.errors import AutocallError, ConfigError, exit_code  # noqa: E402
+from daemon.listener import bind  # noqa: E402
 
 FD_RESERVE = 64  # files besides connections: the database, its WAL, logs, the listener
 
@@ -51,7 +51,9 @@ def main(argv=None) -> int:
         if not config.api.tokens:  # a configuration error, whatever the port's state (create_app says the same)
             raise ConfigError("api.tokens: no bearer token configured (set AUTOCALL_API_TOKENS)")
         ensure_file_limit(config.api.max_connections)
-        listener = bind(listen)  # before the database is opened: a wrong address changes nothing
+        listener = bind(listen, "api.listen")  # before the database is opened: a wrong address changes nothing
+        metrics_at = config.metrics.api_listen
+        metrics_listener = bind(metrics_at, "metrics.api_listen") if metrics_at else None
         from api.app import create_app
 
         app = create_app(config)
@@ -61,6 +63,10 @@ def main(argv=None) -> int:
     except AutocallError as e:
         print(f"autocall-api: {e}", file=sys.stderr)
         return exit_code(e)
+    if metrics_listener is not None:
+        requests = RequestMetrics()
+        requests.install(app)
+        log.info("metrics on http://%s:%d/metrics", *metrics.serve(metrics_listener, requests.registry).address[:2])
     # Access logs are off, so tokens never reach the journal; nginx's access log has the requests.
     server = ApiServer(listener, app, config.api, log=None, error_log=logging.getLogger("autocall.api.wsgi"))
     server.start()
@@ -74,34 +80,6 @@ def main(argv=None) -> int:
     log.info("stopping: finishing requests in progress")
     server.stop(timeout=10)
     return 0
-
-
-def bind(listen: config_mod.Address) -> socket.socket:
-    """A listening socket; a bind error becomes ConfigError (fix api.listen) or Unavailable (retry)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in listen.host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((listen.host, listen.port))
-        sock.listen(socket.SOMAXCONN)
-    except OSError as e:
-        sock.close()
-        raise _bind_error(listen, e) from None
-    return sock
-
-
-def _bind_error(listen: config_mod.Address, e: OSError) -> AutocallError:
-    if isinstance(e, socket.gaierror):
-        return ConfigError(f"api.listen: cannot resolve {listen.host!r}: {e.strerror}")
-    if e.errno == errno.EADDRNOTAVAIL:
-        return ConfigError(f"api.listen: {listen.host} is not an address of this host")
-    if e.errno == errno.EACCES:
-        return ConfigError(
-            f"api.listen: port {listen.port} needs privileges autocall-api does not have; "
-            "use a port above 1024 behind the reverse proxy"
-        )
-    if e.errno == errno.EADDRINUSE:
-        return Unavailable(f"api.listen: {listen} is already in use by another process")
-    return Unavailable(f"api.listen: cannot listen on {listen}: {e.strerror}")
 
 
 def ensure_file_limit(connections: int):

@@ -135,9 +135,20 @@ def set_running(db_path: Path, running: bool):
 
 
 class Daemon:
-    """`autocall-daemon --config PATH` with its config, database and log in `tmp`."""
+    """`autocall-daemon --config PATH` with its config, database and log in `tmp`; with
+    `metrics_port` it serves its metrics there."""
 
-    def __init__(self, tmp: Path, port: int, templates: Path, sounds: Path, *, cps: float, channel_limit: int):
+    def __init__(
+        self,
+        tmp: Path,
+        port: int,
+        templates: Path,
+        sounds: Path,
+        *,
+        cps: float,
+        channel_limit: int,
+        metrics_port: int | None = None,
+    ):
         tmp.mkdir(parents=True, exist_ok=True)
         self.db_path, self.log_path, self.config = tmp / "autocall.sqlite3", tmp / "daemon.log", tmp / "autocall.toml"
         self.config.write_text(
@@ -146,6 +157,7 @@ class Daemon:
             f'[esl]\naddress = "127.0.0.1:{port}"\n'
             f'[dialer]\ncps = {cps}\nchannel_limit = {channel_limit}\nwindow_start = "00:00"\n'
             f'window_end = "23:59:59"\ndaily_cap = 0\nrecall_delay = 3600\ndrain_timeout = 0\n'
+            + (f'[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n' if metrics_port else "")
         )
         self.proc = None
 

@@ -1,6 +1,7 @@
 """Daemon throughput against a bare client, and the daemon's CPU cost per call.
 
     .venv/bin/python bench/throughput_bench.py [--runs 3] [--calls 5000] [--concurrency 500] [--profile DIR]
+        [--scrape SECONDS]
 
 Each run starts one `autocall-simulator` process (every callee answers at once, never hangs up,
 presses 1 two simulated seconds after answer; --time-scale 0.1) and drives it in each of these
@@ -15,7 +16,9 @@ two phases once, the order alternating from run to run:
 Throughput is completions per second between the 10th and 90th percentile of the end times:
 the daemon's from `attempt.ended_at` in its database, the bare client's from its own clock.
 Cost per call is the daemon's CPU seconds (utime+stime of the process, all threads, from /proc)
-over the calls, divided by the simulator's CPU seconds over the same interval. Targets:
+over the calls, divided by the simulator's CPU seconds over the same interval. With --scrape the
+daemon serves its metrics and the bench scrapes them every SECONDS during the daemon phase
+(Prometheus's usual interval is 15 s), and says how long the scrapes took. Targets:
 daemon/bare >= 0.5, daemon >= 300 calls/s, daemon CPU / simulator CPU <= 1.
 """
 
@@ -26,10 +29,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import call_rig as rig
+from api_rig import free_port
 
 TIME_SCALE = 0.1  # real seconds per simulated second
 INTRO_SECONDS = 0.5  # simulated
@@ -63,12 +69,43 @@ def bare_phase(sim, port: int, calls: int, concurrency: int) -> dict:
     return result
 
 
+class Scraper(threading.Thread):
+    """GET the daemon's /metrics every `every` seconds until `stop()`; `seconds` holds each scrape's time."""
+
+    def __init__(self, port: int, every: float):
+        super().__init__(daemon=True)
+        self.url, self.every, self.seconds = f"http://127.0.0.1:{port}/metrics", every, []
+        self._done = threading.Event()  # not _stop: Thread has a method of that name
+
+    def run(self):
+        while not self._done.wait(self.every):
+            t0 = time.monotonic()
+            urllib.request.urlopen(self.url, timeout=10).read()
+            self.seconds.append(time.monotonic() - t0)
+
+    def stop(self) -> list[float]:
+        self._done.set()
+        if self.ident is not None:
+            self.join()
+        return self.seconds
+
+
 def daemon_phase(
-    tmp: Path, port: int, sim, calls: int, concurrency: int, templates: Path, sounds: Path, profile: Path | None = None
+    tmp: Path,
+    port: int,
+    sim,
+    calls: int,
+    concurrency: int,
+    templates: Path,
+    sounds: Path,
+    profile: Path | None = None,
+    scrape: float = 0.0,
 ) -> dict:
-    daemon = rig.Daemon(tmp, port, templates, sounds, cps=100_000, channel_limit=concurrency)
+    metrics_port = free_port() if scrape else None
+    daemon = rig.Daemon(tmp, port, templates, sounds, cps=100_000, channel_limit=concurrency, metrics_port=metrics_port)
     rig.build_queue(daemon.db_path, calls, concurrency)
     daemon.start()
+    scraper = Scraper(metrics_port, scrape) if metrics_port else None
     spies = (
         [rig.profile(daemon.proc.pid, profile / "daemon"), rig.profile(sim.pid, profile / "simulator")]
         if profile
@@ -76,6 +113,8 @@ def daemon_phase(
     )
     try:
         d0, s0, t0 = rig.cpu_seconds(daemon.proc.pid), rig.cpu_seconds(sim.pid), time.monotonic()
+        if scraper:
+            scraper.start()
         rig.set_running(daemon.db_path, True)
         rig.wait_for(
             lambda: rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'done'")[0][0] >= calls,
@@ -85,6 +124,7 @@ def daemon_phase(
         )
         d1, s1, wall = rig.cpu_seconds(daemon.proc.pid), rig.cpu_seconds(sim.pid), time.monotonic() - t0
     finally:
+        scrapes = scraper.stop() if scraper else []
         for spy in spies:
             rig.end_profile(spy)
         daemon.stop()
@@ -98,6 +138,7 @@ def daemon_phase(
         "daemon_cpu": d1 - d0,
         "sim_cpu": s1 - s0,
         "wall": wall,
+        "scrapes": scrapes,
     }
 
 
@@ -117,7 +158,7 @@ def one_run(run: int, args) -> dict:
                 else:
                     profile = args.profile / f"run{run + 1}" if args.profile else None
                     results[phase] = daemon_phase(
-                        tmp / phase, port, sim, args.calls, args.concurrency, templates, sounds, profile
+                        tmp / phase, port, sim, args.calls, args.concurrency, templates, sounds, profile, args.scrape
                     )
         finally:
             rig.stop(sim)
@@ -131,7 +172,15 @@ def describe(name: str, d: dict) -> str:
         f"{100 * d['sim_cpu'] / d['wall']:.0f}% over {d['wall']:.1f} s; per call: daemon "
         f"{1000 * d['daemon_cpu'] / d['completed']:.2f} ms CPU, simulator "
         f"{1000 * d['sim_cpu'] / d['completed']:.2f} ms, ratio {d['daemon_cpu'] / d['sim_cpu']:.2f})"
+        + _scrapes(d["scrapes"])
     )
+
+
+def _scrapes(seconds: list[float]) -> str:
+    if not seconds:
+        return ""
+    median, worst = 1000 * statistics.median(seconds), 1000 * max(seconds)
+    return f"; {len(seconds)} scrapes of /metrics, median {median:.1f} ms, max {worst:.1f} ms"
 
 
 def report(run: int, r: dict) -> dict:
@@ -165,6 +214,13 @@ def main(argv=None):
         metavar="DIR",
         help="py-spy the daemon and the simulator during daemon phases (slows both; figures "
         "of such a run are not comparable); collapsed stacks under DIR/runN/",
+    )
+    parser.add_argument(
+        "--scrape",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="serve the daemon's metrics and scrape them this often",
     )
     args = parser.parse_args(argv)
     print(rig.machine())

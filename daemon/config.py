@@ -109,6 +109,15 @@ class DialerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetricsConfig:
+    """Where each program serves Prometheus metrics (docs/metrics.md); None: not served."""
+
+    listen: Address | None = None  # autocall-daemon
+    api_listen: Address | None = None  # autocall-api
+    allow_remote: bool = False  # metrics have no authentication: loopback only unless this is set
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     database: db_url.DatabaseUrl = db_url.DatabaseUrl.sqlite("var/autocall.sqlite3")
     # Seconds a write waits for another connection's write lock before it counts as failed
@@ -121,6 +130,7 @@ class Config:
     queue_defaults: QueueDefaults = QueueDefaults()
     webhooks: tuple[webhooks_mod.Webhook, ...] = ()
     notifier: webhooks_mod.NotifierConfig = webhooks_mod.NotifierConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -163,7 +173,7 @@ def restart_only_changes(running: Config, loaded: Config) -> list[str]:
         )
         if old != new
     ]
-    for section in ("esl", "templates"):
+    for section in ("esl", "templates", "metrics"):
         old, new = getattr(running, section), getattr(loaded, section)
         changed += [
             f"{section}.{f.name}" for f in dataclasses.fields(old) if getattr(old, f.name) != getattr(new, f.name)
@@ -308,6 +318,7 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         callback_hosts=n.take("callback_hosts", dn.callback_hosts, webhooks_mod.hosts),
     )
     n.done()
+    metrics = _metrics(_Section(raw, "metrics"))
 
     if raw:
         raise ConfigError(f"{sorted(raw)[0]}: unknown section")
@@ -321,4 +332,23 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         queue_defaults=queue_defaults,
         webhooks=hooks,
         notifier=notifier,
+        metrics=metrics,
     )
+
+
+def _metrics(m: _Section) -> MetricsConfig:
+    metrics = MetricsConfig(
+        listen=m.take("listen", None, values.address),
+        api_listen=m.take("api_listen", None, values.address),
+        allow_remote=m.take("allow_remote", False, values.boolean),
+    )
+    m.done()
+    for key in ("listen", "api_listen"):
+        address = getattr(metrics, key)
+        if address is not None and not metrics.allow_remote and not values.is_loopback(address):
+            raise ConfigError(
+                f"metrics.{key}: {address.host} is not a loopback address, and metrics are served without "
+                "authentication; use 127.0.0.1 (Prometheus on this host, or a tunnel), or set "
+                "metrics.allow_remote = true with a firewall in front"
+            )
+    return metrics

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,6 +36,22 @@ def address(value) -> Address:
         if sep and host and port.isdigit() and int(port) < 65536:  # 0: any free port
             return Address(host.strip("[]"), int(port))
     raise ValueError(f"expected host:port, got {value!r}")
+
+
+def is_loopback(address: Address) -> bool:
+    """Whether only this host can reach `address` ("localhost" or a loopback IP)."""
+    if address.host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def boolean(value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
 
 
 MIN_TOKEN_LENGTH = 16  # about 96 bits from token_urlsafe; guessing over HTTP is hopeless

@@ -27,7 +27,7 @@ import gevent
 import gevent.event
 
 from daemon import esl as esl_mod
-from daemon import ivr, reconcile
+from daemon import ivr, outcome, reconcile
 from daemon.call import Call, CallSettings, Detached
 from daemon.config import Config, DialerConfig
 from daemon.esl import commands
@@ -35,6 +35,7 @@ from daemon.last_look import UNREADABLE, LastLook
 from daemon.lease import NodeLease
 from daemon.ledger import CallReport, Claim, QueueInfo, StoreUnavailable
 from daemon.link import Link
+from daemon.metrics import DialerMetrics
 from daemon.outage import DatabaseOutage
 from daemon.pacing import CallingWindow, bucket_for
 from daemon.playable import TemplateCheck, Unprepared, prepare
@@ -62,7 +63,7 @@ class _Active:
 class Dialer:
     """The dialing loop. `connect()` returns a connected ESL client (a new one each time);
     `clock` is wall time, `monotonic` the clock of every wait; `outage` is shared with the
-    ledger, which keeps its count of writes waiting."""
+    ledger, which keeps its count of writes waiting; `metrics` hears of originates and call ends."""
 
     def __init__(
         self,
@@ -74,8 +75,10 @@ class Dialer:
         clock=time.time,
         monotonic=time.monotonic,
         outage: DatabaseOutage | None = None,
+        metrics: DialerMetrics | None = None,
     ):
         self.ledger, self.templates, self.monotonic = ledger, templates, monotonic
+        self.metrics = metrics or DialerMetrics(config.dialer.node)
         self.wall = WallClock(ledger, clock, monotonic)
         self.clock = self.wall.now  # every wall reading of the daemon's goes through it
         self.outage = outage or DatabaseOutage(monotonic=monotonic, clock=clock)
@@ -291,6 +294,7 @@ class Dialer:
             self._start(ready, asked_at=asked_at)
             if unspeakable is not None:  # counted once the batch's claims are all pending again
                 self.gate.stop(queue, unspeakable)
+                self.metrics.queue_stopped()
         later = (q.next_due for q in self.queues if q.next_due is not None and q.next_due > wall)
         return min(IDLE_RECHECK, min(later, default=wall + IDLE_RECHECK) - wall)
 
@@ -347,6 +351,8 @@ class Dialer:
     def _unprepared(self, claim: Claim, e: Unprepared):
         """Close the claim that cannot be called (the customer keeps its place)."""
         self.ledger.abandon(claim, cause=e.cause, now=self.clock(), stop_reason=e.stop_reason)
+        if e.stop_reason:
+            self.metrics.queue_stopped()
         if e.wait_reason:
             self.ledger.set_waiting(claim.queue_id, claim.queue_code, e.wait_reason, now=self.clock())
         if e.unspeakable:
@@ -363,11 +369,15 @@ class Dialer:
         report = None
         try:
             if not self._withdrawn_late(claim, looked_at):
+                if originate:
+                    self.metrics.originated()
                 report = call.run(
                     originate=originate,
                     on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at),
                     on_step=lambda step, result: self.ledger.mark_step(claim.attempt_id, step, result),
                 )
+                if call.hangup_event is not None:
+                    self.metrics.hangup_heard(call.hangup_event, time.time())
         except Detached as e:
             log.info("call %s detached (%s); it is reconciled after reconnect", claim.uuid, e)
         except Exception:
@@ -400,6 +410,7 @@ class Dialer:
     def _record(self, claim: Claim, report: CallReport, reattached: bool = False):
         if report.cause == "FILE_NOT_FOUND":  # the switch said otherwise than file_exists did: ask again
             self.template_check.forget(claim.template)
+        self.metrics.call_ended(report.cause, outcome.of_report(report, claim.min_talk))
         written = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
         result, state = written or ("-", "- (waits for the database)")
         calls_log.info(

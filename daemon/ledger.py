@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 
 import gevent
@@ -202,8 +203,11 @@ class LedgerThread:
     waits for an IVR step: it waits for the next trip, at most `LAZY_WRITE` seconds.
     """
 
-    def __init__(self, ledger: Ledger, outage: DatabaseOutage | None = None, *, sleep=gevent.sleep):
+    def __init__(
+        self, ledger: Ledger, outage: DatabaseOutage | None = None, *, sleep=gevent.sleep, on_write=lambda seconds: None
+    ):
         self.ledger = ledger
+        self.on_write = on_write  # hears how long each write transaction that committed took
         self.outage = outage or DatabaseOutage()
         self.sleep = sleep
         self.pool = gevent.threadpool.ThreadPool(1)
@@ -301,6 +305,7 @@ class LedgerThread:
                 self._lazy = None
             while self._queue:
                 batch = self._queue[:1] if solo else list(self._queue)
+                started = time.monotonic()
                 try:
                     results = self._run(self.ledger.write_many, [(w.name, w.args, w.kwargs) for w in batch])
                 except StoreUnavailable as e:
@@ -319,6 +324,7 @@ class LedgerThread:
                     self._settle(batch, [e])
                     solo = max(0, solo - 1)
                     continue
+                self.on_write(time.monotonic() - started)
                 delay, solo = RETRY_FIRST, max(0, solo - 1)
                 self.outage.landed(self._settle(batch, results))
 

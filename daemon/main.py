@@ -27,6 +27,7 @@ from daemon import config as config_mod  # noqa: E402
 from daemon import (  # noqa: E402
     ivr,
     logs,  # noqa: E402
+    metrics,
     sdnotify,
     statefile,
 )
@@ -34,6 +35,7 @@ from daemon.dialer import Dialer  # noqa: E402
 from daemon.errors import EX_TEMPFAIL, AutocallError, exit_code  # noqa: E402
 from daemon.esl import DEFAULT_EVENTS, ESLClient  # noqa: E402
 from daemon.ledger import Ledger, LedgerThread  # noqa: E402
+from daemon.listener import bind  # noqa: E402
 from daemon.outage import DatabaseOutage  # noqa: E402
 from daemon.store.schema import open_database  # noqa: E402
 
@@ -87,14 +89,20 @@ def main(argv=None) -> int:
     faulthandler.enable()  # if the watchdog's SIGABRT ever fires, the journal shows where we were stuck
     try:
         config = config_mod.load(args.config)
+        listen = config.metrics.listen
+        listener = bind(listen, "metrics.listen") if listen else None  # a wrong address stops us at once
         db = open_database(config.database, busy_timeout=config.db_busy_timeout)
     except AutocallError as e:
         print(f"autocall-daemon: {e}", file=sys.stderr)
         return exit_code(e)
     templates = ivr.TemplateLoader.from_config(config)
     outage = DatabaseOutage()
-    ledger = LedgerThread(Ledger(db, node=config.dialer.node), outage)
-    dialer = Dialer(config, ledger, templates, esl_factory(config), outage=outage)
+    counted = metrics.DialerMetrics(config.dialer.node)
+    ledger = LedgerThread(Ledger(db, node=config.dialer.node), outage, on_write=counted.db_write)
+    dialer = Dialer(config, ledger, templates, esl_factory(config), outage=outage, metrics=counted)
+    if listener is not None:
+        counted.watch(dialer)
+        log.info("metrics on http://%s:%d/metrics", *metrics.serve(listener, counted.registry).address[:2])
 
     def reload():
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from daemon.store import states
+from daemon.store.records import CallReport
 
 # Attempt outcomes.
 SUCCESS = "success"  # answered, talked long enough
@@ -88,6 +89,20 @@ def classify(
     if interrupted:
         return INTERRUPTED
     return cause_class(cause)
+
+
+def of_report(report: CallReport, min_talk: float) -> str:
+    """The outcome of a call as the dialer reported it (what `store.customers.finish` writes):
+    a call that stopped its queue (`stop_reason`) is a configuration error."""
+    if report.stop_reason:
+        return CONFIG_ERROR
+    return classify(
+        answered=report.answered_at is not None,
+        talk_seconds=report.talk_seconds,
+        cause=report.cause,
+        min_talk=min_talk,
+        interrupted=report.interrupted,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

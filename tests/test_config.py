@@ -36,6 +36,7 @@ def test_the_shipped_example_config_loads_and_equals_the_defaults_it_documents()
     assert dataclasses.replace(example.api, tokens=()) == defaults.api
     assert example.queue_defaults == defaults.queue_defaults
     assert example.db_busy_timeout == defaults.db_busy_timeout
+    assert example.metrics == defaults.metrics
     assert example.api.tokens
 
 

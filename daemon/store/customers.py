@@ -221,17 +221,7 @@ def finish(db: pw.Database, claim: Claim, report: CallReport, *, recall_delay: f
     a configuration error also stops the queue. Returns (attempt outcome, customer state).
     Idempotent: an attempt already closed is left as it is ("unchanged")."""
     _require_transaction(db)
-    result = (
-        outcome.CONFIG_ERROR
-        if report.stop_reason
-        else outcome.classify(
-            answered=report.answered_at is not None,
-            talk_seconds=report.talk_seconds,
-            cause=report.cause,
-            min_talk=claim.min_talk,
-            interrupted=report.interrupted,
-        )
-    )
+    result = outcome.of_report(report, claim.min_talk)
     cursor = execute(
         db,
         "UPDATE attempt SET state = ?, answered_at = COALESCE(?, answered_at), ended_at = ?,"

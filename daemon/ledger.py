@@ -24,7 +24,7 @@ import gevent.threadpool
 import peewee as pw
 
 from daemon.outage import DatabaseOutage
-from daemon.store import customers, nodes, queue_state, reports, schedule
+from daemon.store import customers, nodes, outbox, queue_state, reports, schedule
 from daemon.store.records import CallReport, Claim, QueueInfo
 from daemon.store.schema import StoreBusy, StoreUnavailable, store_error
 from daemon.store.states import PENDING
@@ -177,6 +177,11 @@ class Ledger:
         """The calls this node left open (every open call when it has no name)."""
         with self._sqlite(transaction=False):
             return reports.open_attempts(self.db, self.node)
+
+    def backlog(self) -> outbox.Backlog:
+        """outbox.backlog: the webhooks' deliveries waiting, failing, dead (the metrics read it)."""
+        with self._sqlite(transaction=False):
+            return outbox.backlog(self.db)
 
     def counts(self) -> dict:
         with self._sqlite(transaction=False):

@@ -21,6 +21,8 @@ import gevent.pywsgi
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 
+from daemon.store.schema import StoreUnavailable
+
 log = logging.getLogger("autocall.metrics")
 
 # FreeSWITCH's hangup causes are upper-case names (about 100 of them); what the dialer makes of
@@ -151,6 +153,27 @@ class _DialerState:
             family = GaugeMetricFamily(name, text, labels=["node"])
             family.add_metric(node, float(value))
             yield family
+        yield from _outbox(d.ledger, wall)
+
+
+def _outbox(ledger, wall: float):
+    """The webhooks' backlog (daemon/store/outbox.py), database-wide: nothing while it cannot be read."""
+    try:
+        b = ledger.backlog()
+    except StoreUnavailable:
+        return
+    for name, text, value in (
+        ("autocall_outbox_deliveries_waiting", "Webhook deliveries not yet delivered.", b.waiting),
+        (
+            "autocall_outbox_oldest_seconds",
+            "Age of the oldest delivery waiting (0: none): the webhooks' lag.",
+            wall - b.oldest if b.oldest is not None else 0.0,
+        ),
+        ("autocall_outbox_failing", "Deliveries waiting whose last try failed.", b.failing),
+        ("autocall_outbox_dead", "Deliveries given up after their retry window.", b.dead),
+        ("autocall_outbox_undispatched", "Events not yet turned into deliveries.", b.undispatched),
+    ):
+        yield GaugeMetricFamily(name, text, value=float(value))
 
 
 def serve(listener: socket.socket, registry: CollectorRegistry) -> gevent.pywsgi.WSGIServer:

@@ -67,6 +67,9 @@ def test_originates_and_outcomes_match_the_simulator_and_the_attempts(run):
     assert sum(count for _, _, count in ended) == len(originates)
     assert m["autocall_esl_connected"] == {(("node", node),): 1.0}
     assert m["autocall_db_writes_waiting"] == {(("node", node),): 0.0}
+    # No webhook configured: the events wait undispatched, none delivered, none dead.
+    assert m["autocall_outbox_undispatched"][()] > 0 and m["autocall_outbox_dead"] == {(): 0.0}
+    assert m["autocall_outbox_deliveries_waiting"] == {(): 0.0} and m["autocall_outbox_oldest_seconds"] == {(): 0.0}
     assert m["autocall_db_write_seconds_count"][(("node", node),)] >= 1
     # The hang-ups seen by their calls (the simulator's clock runs ahead: its lag reads 0).
     assert m["autocall_esl_event_lag_seconds_count"][(("node", node),)] == len(originates)

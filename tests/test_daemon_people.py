@@ -1,10 +1,12 @@
 """autocall-daemon as a real process (issue 11): one person is never in two calls at once,
 however a client shuffles queues around them."""
 
-import time
+import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from daemon.config import DialerConfig
 from daemon.store import customers as store_customers
 from daemon.store import queue_state
 from daemon.store.schema import open_database
@@ -96,7 +98,11 @@ def test_stop_delete_reimport_cycles_and_a_second_queue_never_pass_the_daily_cap
 
 
 def put_off_until_tomorrow(db_path, code) -> bool:
-    """The live queue's customer waits past today (its daily cap), after no call still open."""
+    """The live queue's customer waits past today (its daily cap), after no call still open:
+    until tomorrow's window opens, the local midnight (the window is open all day). Not "an hour
+    from now": between 23:00 and midnight, Asia/Ho_Chi_Minh, tomorrow is less than that away."""
+    local = dt.datetime.now(ZoneInfo(DialerConfig().timezone))
+    tomorrow = (local + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return (
         query(
             db_path,
@@ -104,7 +110,7 @@ def put_off_until_tomorrow(db_path, code) -> bool:
             " WHERE q.code = ? AND q.state != 'deleted' AND c.state = 'pending'"
             " AND c.next_call_at > ?",
             code,
-            time.time() + 3600,
+            tomorrow.timestamp() - 1,
         )[0][0]
         == 1
     )

@@ -262,6 +262,11 @@ def steady_rate(end_times, low: float = 0.1, high: float = 0.9) -> float:
     return (j - i) / (ends[j] - ends[i]) if ends[j] > ends[i] else float("nan")
 
 
+def met(ok: bool) -> str:
+    """How a bench prints whether a target is met."""
+    return "met" if ok else "NOT met"
+
+
 def percentile(values, fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

@@ -198,15 +198,11 @@ def main(argv=None):
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     print(
         f"median: idle {args.queues} queues {med['idle']:.2f}% of a core (target <= 2%: "
-        f"{_met(med['idle'] <= 2)}), no queue {med['empty']:.2f}%; CPU per call at 10 cps "
+        f"{rig.met(med['idle'] <= 2)}), no queue {med['empty']:.2f}%; CPU per call at 10 cps "
         f"{med['slow_ms']:.3f} ms vs full rate {med['full_ms']:.3f} ms, ratio {med['ratio']:.2f} "
-        f"(target <= 2: {_met(med['ratio'] <= 2)}); bare client {med['bare_slow_ms']:.3f} vs "
+        f"(target <= 2: {rig.met(med['ratio'] <= 2)}); bare client {med['bare_slow_ms']:.3f} vs "
         f"{med['bare_full_ms']:.3f} ms, ratio {med['bare_ratio']:.2f}"
     )
-
-
-def _met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
 
 
 if __name__ == "__main__":

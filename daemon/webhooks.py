@@ -117,10 +117,7 @@ def _internal(host: str) -> bool:
     try:
         return not ipaddress.ip_address(host.strip("[]")).is_global
     except ValueError:
-        pass
-    if _NUMERIC_HOST.fullmatch(host):
-        return True
-    return False
+        return _NUMERIC_HOST.fullmatch(host) is not None
 
 
 def internal_addresses(host: str, port: int) -> list[str]:

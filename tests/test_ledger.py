@@ -10,6 +10,7 @@ from daemon.ledger import CallReport, Ledger
 from daemon.store import queue_state, records
 from daemon.store.customers import block, delete_queue, import_customers
 from daemon.store.schema import execute
+from tests.daemon_fixtures import wait_until
 
 NOW = 1_800_000_000.0
 DAY = dict(day_start=NOW - 3600, next_day=NOW + 86400)
@@ -293,11 +294,16 @@ def test_an_ivr_step_rides_with_the_next_result_in_one_transaction_and_an_answer
         thread.finish(b, refused("USER_BUSY"), recall_delay=60)
         assert trips.trips == [["mark_step", "mark_step", "finish"]]
         thread.mark_answered(a.attempt_id, NOW + 1)
+        wait_until(lambda: len(trips.trips) == 2, LAZY_WRITE / 2)  # `autocall status` shows it at once
+        assert trips.trips[1:] == [["mark_answered"]]
+        thread.mark_step(a.attempt_id, "menu", None)
         gevent.sleep(LAZY_WRITE / 10)
-        assert trips.trips[1:] == [["mark_answered"]]  # `autocall status` shows it at once
-        thread.mark_step(a.attempt_id, "thanks", "promise_to_pay")
-        gevent.sleep(LAZY_WRITE * 1.5)  # nothing else comes: it goes by itself
+        assert len(trips.trips) == 2  # no result in it: it waits for company...
+        wait_until(lambda: len(trips.trips) == 3, LAZY_WRITE * 2)  # ...and, none coming, goes by itself
         assert trips.trips[2:] == [["mark_step"]]
+        thread.mark_step(a.attempt_id, "thanks", "promise_to_pay")  # a result: written at once
+        wait_until(lambda: len(trips.trips) == 4, LAZY_WRITE / 2)
+        assert trips.trips[3:] == [["mark_step"]]
     finally:
         thread.close()
     row = execute(db, "SELECT answered_at, step, result FROM attempt WHERE id = ?", (a.attempt_id,)).fetchone()

@@ -132,8 +132,9 @@ def test_every_result_reaches_the_receiver_through_errors_a_killed_notifier_and_
         wait_until(lambda: any(r["mode"] == "slow" for r in receiver.requests()), 30)
         notifier.kill9()  # a POST in flight: its delivery comes back when its lease ends
         receiver.kill()  # and the receiver goes down while no notifier runs
+        failing = notifier.log_path.read_text().count("failing:")
         notifier.start()
-        time.sleep(1.0)
+        wait_until(lambda: notifier.log_path.read_text().count("failing:") > failing, 30)  # refused: down
         receiver.mode("ok")
         receiver.start()  # the same port
         wait_until(lambda: _settled(daemon.db_path), 120, interval=0.2)

@@ -28,8 +28,9 @@ has a peewee database object of its own, made by `open_one` for the same file wi
 with any other thread, and sqlite3's own check that no other thread uses it. `fn` gets that
 object as `db`. It connects on its thread's first job and stays open while the thread
 lives (the pools never retire idle threads); after an error that may mean the file changed
-under it (read-only, I/O error) it is closed, and the next job opens a fresh one. The hub
-holds none.
+under it (read-only, I/O error), or on PostgreSQL after any that is weather (the server
+restarted: the connection is dead, and peewee would hand it back as open), it is closed, and
+the next job opens a fresh one. The hub holds none.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class Workers:
             if unavailable is None:
                 raise
             if _reopen_after(e) and not db.is_closed():
-                db.close()
+                db.close()  # the pool (PostgreSQL) drops a connection the server cut, and connects anew
             raise unavailable from e
 
     def _busy(self, what: str) -> DatabaseUnavailable:
@@ -192,4 +193,8 @@ def _weather_code(error: BaseException) -> int | None:
 
 
 def _reopen_after(error: BaseException) -> bool:
+    """SQLite's errors of a file that may have changed under the connection, and any weather
+    of another backend's (a server restarted or out of reach: its connection is gone)."""
+    if not isinstance(driver_error(error), sqlite3.Error):
+        return True
     return _weather_code(error) in _REOPEN

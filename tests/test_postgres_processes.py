@@ -128,6 +128,36 @@ def test_two_api_processes_on_postgresql_lose_no_customer_under_concurrent_write
     assert f"(database {location.dsn})" in logs
 
 
+def test_the_api_answers_again_as_soon_as_a_restarted_postgresql_is_back(tmp_path):
+    # Its own server: the crash must not cut other tests' connections.
+    cluster = PgCluster().start()
+    location = cluster.fresh()
+    close(schema.open_database(location))
+    server = ApiProcess(tmp_path, AUTOCALL_DB=location.dsn, **{url.PASSWORD_ENV: location.password})
+    base, session = server.url + "/v2/autocall", requests.Session()
+
+    def answers() -> list[int]:
+        """An import (the writer thread) and enough reads that every reader thread answers one."""
+        statuses = [session.post(f"{base}/queue", json=seed_import(), headers=AUTH, timeout=30).status_code]
+        readers = [gevent.spawn(session.get, f"{base}/queue/Autocall-Q1", headers=AUTH, timeout=30) for _ in range(12)]
+        gevent.joinall(readers, raise_error=True)
+        return statuses + [r.value.status_code for r in readers]
+
+    try:
+        assert set(answers()) == {200}  # every thread of the API holds a connection now
+        cluster.restart()  # each of them cut
+        began = time.monotonic()
+        wait_until(lambda: set(answers()) == {200}, 20, 0.2)
+        back_after = time.monotonic() - began
+        assert all(set(answers()) == {200} for _ in range(3))  # and it stays so
+    finally:
+        logs = server.stop()
+        cluster.stop()
+    # Each thread's dead connection answered one 503 at most, then was replaced: not for half a minute.
+    assert back_after < 5, back_after
+    assert "Traceback" not in logs
+
+
 def _most_at_once(spans) -> int:
     """The most of these (start, end) spans open at one moment."""
     moments = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])

@@ -25,11 +25,16 @@ REPO = Path(__file__).resolve().parent.parent
 TIME_SCALE = 0.02  # 50 simulated seconds per real second
 
 
-def start_simulator(scenario: dict, time_scale: float = TIME_SCALE) -> Simulator:
+def start_simulator(scenario: dict, time_scale: float = TIME_SCALE, clock=None) -> Simulator:
+    """A simulator on a free loopback port; `clock`: another simulator's, so that several
+    switches (one per node) count simulated time on one timeline."""
     # The simulator's own default answer/park gap stays on: every daemon test runs the race.
-    return Simulator(
+    sim = Simulator(
         from_dict(scenario), listen=("127.0.0.1", 0), time_scale=time_scale, heartbeat=20.0, sound_dir=str(REPO)
-    ).start()
+    )
+    if clock is not None:
+        sim.clock = clock
+    return sim.start()
 
 
 class DaemonProcess:

@@ -132,6 +132,17 @@ class PgCluster:
             self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def dump(self, location: DatabaseUrl, to: Path):
+        """`pg_dump` of `location`'s schema into the file `to` (plain SQL), for a post-mortem."""
+        name = location.dsn.rpartition("application_name=")[2]
+        subprocess.run(
+            [_bin("pg_dump"), "-n", name, "-f", str(to), self.dsn()],
+            env={**os.environ, "PGPASSWORD": self.password},
+            capture_output=True,
+            check=True,
+            timeout=300,
+        )
+
     def admin(self):
         """A psycopg connection as the superuser, in autocommit."""
         import psycopg

@@ -8,6 +8,7 @@ import pytest
 from tests.daemon_fixtures import DaemonProcess, all_final, import_customers, start_simulator, wait_until
 from tests.db_faults import Tmpfs
 from tests.soak import campaign, checks
+from tests.soak.db import Reader
 
 INF = float("inf")
 
@@ -33,6 +34,30 @@ def test_short_campaign_with_every_fault_loses_nobody_and_double_calls_nobody(tm
     assert result.counts["refused_template"] > 0
     # The daemon saw the wall clock step (unless the round fell near midnight and was skipped).
     assert result.counts["wall_steps_logged"] + result.counts.get("clock_step_skipped", 0) > 0
+
+
+@pytest.mark.timeout(300)
+def test_three_nodes_on_postgresql_through_a_daemon_killed_and_the_server_restarted(tmp_path):
+    # 3 daemons, each on its own simulator, 2 API processes, 20 clients, one PostgreSQL server.
+    faults = ("kill9", "pg_restart", "restart", "pg_lock_long", "template_edit")
+    settings = campaign.Settings(
+        backend="postgresql",
+        nodes=3,
+        apis=2,
+        rounds=len(faults),
+        faults=faults,
+        seed=5,
+        round_seconds=2.5,
+        lock_long=3.0,
+    )
+    result = campaign.run(settings, tmp_path)
+
+    assert [str(v) for v in result.violations] == []
+    assert sorted(result.faults) == sorted(faults)
+    assert result.counts["db_pauses"] > 0 and result.counts["calls_live_at_faults"] > 0
+    assert result.counts["stop"] > 0 and result.counts["dnc"] > 0 and result.counts["accepted"] > 50
+    assert result.counts["delete"] > 0 and result.counts["imported_elsewhere"] > 0
+    assert all(result.counts[f"attempts_pbx{i}"] > 0 for i in (1, 2, 3))  # every node dialed
 
 
 # --- each check fails when its rule is broken ---
@@ -85,6 +110,36 @@ def test_more_calls_today_than_the_cap_per_id_or_per_number_are_reported():
         snap = dataclasses.replace(snapshot(), today=today)
         assert [v.rule for v in checks.check(snap, checks.Journal(), 1, 1.0, daily_cap=2)] == ["daily_cap"]
         assert [v.rule for v in checks.check(snap, checks.Journal(), 1, 1.0, daily_cap=3)] == []
+
+
+def _queue_calls(n: int, start=10.0):
+    """`n` calls of queue row 7 (code Q), one customer each, all up from `start` on: the
+    simulators' calls of several nodes, summed."""
+    customers = {i: ("Q", f"K{i}", "success") for i in range(n)}
+    attempts = {f"u{i}": (i, "done", "success") for i in range(n)}
+    calls = [checks.SimCall(f"u{i}", start + i, 100.0) for i in range(n)]
+    snap = snapshot(calls, customers, attempts)
+    return dataclasses.replace(snap, queue_of={f"u{i}": 7 for i in range(n)})
+
+
+def test_more_calls_of_a_queue_at_once_than_its_concurrent_call_are_reported():
+    journal = checks.Journal()
+    journal.limits["Q"].append([0.0, 1.0, 4])
+    assert rules(_queue_calls(4), journal) == []
+    found = checks.check(_queue_calls(5), journal, 1, 1.0)
+    assert [v.detail for v in found] == ["queue Q: call u4 at 14.00 made 5 calls at once; its concurrent_call is 4"]
+
+
+def test_concurrent_call_may_be_any_import_not_surely_overtaken_when_a_call_starts():
+    journal = checks.Journal()
+    journal.limits["Q"] += [[0.0, 1.0, 4], [2.0, 50.0, 8]]  # 8 sent at 2, acknowledged at 50: maybe in force
+    assert rules(_queue_calls(6), journal) == []
+    # A 5 sent after 8's ack and acknowledged before the calls: 8 is surely overtaken.
+    journal.limits["Q"] = [[0.0, 1.0, 4], [2.0, 3.0, 8], [4.0, 5.0, 5]]
+    assert rules(_queue_calls(6), journal) == ["concurrent_call"]
+    # Acknowledged in the other order than committed: the 8 may have committed after the 5.
+    journal.limits["Q"] = [[0.0, 1.0, 4], [2.0, 6.0, 8], [4.0, 5.0, 5]]
+    assert rules(_queue_calls(6, start=20.0), journal) == []
 
 
 def test_after_the_drain_a_customer_put_off_for_its_cap_is_not_stuck_and_one_without_is():
@@ -183,7 +238,7 @@ def test_a_switch_slow_to_reply_to_an_originate_never_double_calls_the_customer(
         import_customers(daemon.db_path, [("A", ["0901000001", "0901000002"])], max_recall_count=0)
         wait_until(lambda: all_final(daemon.db_path), 60)
         # Ended and live calls alike: the first number's call must be over before the second starts.
-        assert list(checks.check_overlaps(checks.take_snapshot(sim, daemon.db_path, []))) == []
+        assert list(checks.check_overlaps(checks.take_snapshot([sim], Reader(daemon.db_path), {}))) == []
     finally:
         sim.delay(0)
         daemon.stop_quietly()

@@ -24,6 +24,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import logging  # noqa: E402
 import random  # noqa: E402
+import shutil  # noqa: E402
 import sqlite3  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -32,10 +33,13 @@ from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 
+from daemon.store import schema, url  # noqa: E402
 from tests.api_fixtures import TOKEN  # noqa: E402
 from tests.daemon_fixtures import start_simulator, wait_until  # noqa: E402
 from tests.db_faults import Tmpfs  # noqa: E402
+from tests.pg_fixtures import PgCluster, close  # noqa: E402
 from tests.soak import checks  # noqa: E402
+from tests.soak.db import Reader  # noqa: E402
 from tests.soak.faults import Faults  # noqa: E402
 from tests.soak.rig import ApiServer, Daemon, copy_templates, scenario  # noqa: E402
 from tests.soak.traffic import Traffic  # noqa: E402
@@ -44,7 +48,22 @@ from tests.soak.wallclock import WallClock  # noqa: E402
 log = logging.getLogger(__name__)
 
 FAULTS = ("kill9", "drop", "silence", "restart", "db_lock", "db_lock_long", "disk_full", "clock_step", "template_edit")
-DB_FAULTS = ("db_lock", "db_lock_long", "disk_full")  # the switch stays connected: no call may be lost
+# On PostgreSQL the database's faults are its own: the server crashing (every connection cut,
+# back two seconds later), and another session holding the store's write lock briefly or past
+# every timeout. The switch faults strike one node, drawn each round.
+PG_FAULTS = (
+    "kill9",
+    "drop",
+    "silence",
+    "restart",
+    "pg_restart",
+    "pg_lock",
+    "pg_lock_long",
+    "clock_step",
+    "template_edit",
+)
+# The switches stay connected: no call may be lost.
+DB_FAULTS = ("db_lock", "db_lock_long", "disk_full", "pg_restart", "pg_lock", "pg_lock_long")
 # Not in the default cycle: `refuse` (connection dropped, reconnects refused for 2 s) and `slow`
 # (every ESL reply held 1.5 s for 3 s; replies queue up behind each other, as on a stalled switch).
 EXTRA_FAULTS = ("refuse", "slow")
@@ -73,7 +92,11 @@ class Settings:
     drain: float = 120.0  # real seconds for the final drain
     daily_cap: int = 4  # the daemon's; re-imports and a second queue push people to it
     template_hold: float = 1.5  # real seconds each version of an edited template stays: over the loaders' 1 s
-    faults: tuple = FAULTS  # the cycle each run of len(faults) rounds goes through
+    pg_down: float = 2.0  # real seconds PostgreSQL stays down in pg_restart
+    backend: str = "sqlite"  # or "postgresql": a server of the campaign's own (tests.pg_fixtures)
+    nodes: int = 1  # daemons, each with its own simulator (more than one: PostgreSQL)
+    apis: int = 1  # API processes; the clients spread their requests over them
+    faults: tuple | None = None  # the cycle each run of len(faults) rounds goes through (None: the backend's)
 
 
 @dataclasses.dataclass
@@ -95,12 +118,18 @@ class Campaign(Faults):
         self.rng = random.Random(settings.seed)
         self.journal = checks.Journal()
         self.violations: list = []
-        self.sim = self.api = self.daemon = self.traffic = self.clock = None
+        if settings.nodes > 1 and settings.backend != "postgresql":
+            raise ValueError("several nodes need PostgreSQL (backend='postgresql')")
+        self.sims: list = []
+        self.daemons: list = []
+        self.apis: list = []
+        self.traffic = self.clock = self.reader = None
         self._api_seen = 0
         self._reported = set()
         self.disk = None  # the tmpfs under the database, for disk_full
+        self.pg = None  # the PostgreSQL server, on that backend
         self._lost_seen: frozenset = frozenset()  # attempts closed CALL_LOST by the last check
-        self.faults = settings.faults
+        self.faults = settings.faults or (PG_FAULTS if settings.backend == "postgresql" else FAULTS)
         if "disk_full" in self.faults and not Tmpfs.available():
             log.warning("disk_full left out: mounting a tmpfs needs root (CAP_SYS_ADMIN) on this machine")
             self.faults = tuple(f for f in self.faults if f != "disk_full")
@@ -128,34 +157,70 @@ class Campaign(Faults):
 
     def _start(self):
         s = self.settings
-        self.sim = start_simulator(scenario(s.seed), s.time_scale)
+        db_path, db_env = self._open_database()
+        for _ in range(s.nodes):
+            clock = self.sims[0].clock if self.sims else None  # one timeline for every switch
+            self.sims.append(start_simulator(scenario(s.seed), s.time_scale, clock))
         self.templates = copy_templates(self.workdir)
         self.clock = WallClock(self.workdir)
-        self.daemon = Daemon(
-            self.workdir,
-            self.sim,
-            self.templates,
-            self.clock,
-            self._db_path(),
-            daily_cap=s.daily_cap,
-            heartbeat_timeout=s.heartbeat_timeout,
-            busy_timeout=s.busy_timeout,
-        )
-        self.api = ApiServer(self.workdir, self.daemon.db_path, self.templates, self.clock)
+        for i, sim in enumerate(self.sims):
+            node = f"pbx{i + 1}" if s.nodes > 1 else None
+            workdir = self.workdir / node if node else self.workdir
+            workdir.mkdir(exist_ok=True)
+            self.daemons.append(
+                Daemon(
+                    workdir,
+                    sim,
+                    self.templates,
+                    self.clock,
+                    db_path,
+                    daily_cap=s.daily_cap,
+                    heartbeat_timeout=s.heartbeat_timeout,
+                    busy_timeout=s.busy_timeout,
+                    db_env=db_env if self.pg else None,
+                    node=node,
+                )
+            )
+        for i in range(s.apis):
+            name = f"api{i + 1}" if s.apis > 1 else "api"
+            self.apis.append(ApiServer(self.workdir, db_env, self.templates, self.clock, name))
         queues = [f"SOAK-{i}" for i in range(1, s.queues + 1)]
         self.traffic = Traffic(
-            self.api.url,
+            [api.url for api in self.apis],
             TOKEN,
-            self.daemon.db_path,
+            self.reader,
             queues,
             self.journal,
-            self.sim.clock.now,
+            self.sims[0].clock.now,
             rng=self.rng,
             clients=s.clients,
         )
         self.traffic.create_queues(self.rng)
-        self.daemon.start(s.recovery)
+        for daemon in self.daemons:
+            daemon.start(s.recovery)
         self.traffic.start()
+
+    def _open_database(self) -> tuple[Path, dict]:
+        """The SQLite file (on a tmpfs of its own when disk_full is in the cycle) or a fresh
+        PostgreSQL server; returns the file's path and the environment that names the database."""
+        if self.settings.backend == "postgresql":
+            # Durable, as production's must be (docs/scale-out.md): an acknowledged claim survives a crash.
+            self.pg = PgCluster(durable=True).start()
+            location = self.pg.fresh()
+            close(schema.open_database(location))  # migrated once, before the processes race to it
+            self.reader = Reader(location)
+            return self.workdir / "unused.sqlite3", {"AUTOCALL_DB": location.dsn, url.PASSWORD_ENV: location.password}
+        if "disk_full" in self.faults:
+            self.disk = Tmpfs(self.workdir / "disk", self.settings.disk_size)
+            path = self.disk.path / "autocall.sqlite3"
+        else:
+            path = self.workdir / "autocall.sqlite3"
+        self.reader = Reader(path)
+        return path, {"AUTOCALL_DB": str(path)}
+
+    def _node(self) -> int:
+        """The node a switch fault strikes: drawn each round (the only one, on one node)."""
+        return self.rng.randrange(len(self.daemons)) if len(self.daemons) > 1 else 0
 
     def _round(self, round_no: int, fault: str):
         s = self.settings
@@ -163,25 +228,23 @@ class Campaign(Faults):
         gevent.sleep(before)
         log.info("round %d: %s", round_no, fault)
         self.journal.counts[f"fault_{fault}"] += 1
-        self.journal.counts["calls_live_at_faults"] += len(self.sim.channels)
+        self.journal.counts["calls_live_at_faults"] += sum(len(sim.channels) for sim in self.sims)
         getattr(self, f"_fault_{fault}")()
         gevent.sleep(max(0.0, s.round_seconds - before))
         self._check(round_no, fault)
-
-    def _db_path(self) -> Path:
-        """Where the database lives: on a tmpfs of its own when disk_full is in the cycle."""
-        if "disk_full" not in self.faults:
-            return self.workdir / "autocall.sqlite3"
-        self.disk = Tmpfs(self.workdir / "disk", self.settings.disk_size)
-        return self.disk.path / "autocall.sqlite3"
 
     # --- checks ---
 
     def _check(self, round_no: int, fault: str | None = None) -> checks.Snapshot:
         s = self.settings
-        snap = checks.take_snapshot(self.sim, self.daemon.db_path, self.journal.restarts)
+        # On PostgreSQL the clients run while the snapshot is read (the driver yields): a customer
+        # counts as accepted if it was before the read began and still is after it, neither
+        # accepted by an import that committed after the snapshot nor forgotten for a delete.
+        accepted = set(self.journal.accepted)
+        snap = checks.take_snapshot(self.sims, self.reader, self.journal.restarts)
+        journal = dataclasses.replace(self.journal, accepted=accepted & self.journal.accepted)
         found = checks.check(
-            snap, self.journal, round_no, s.epsilon / s.time_scale, s.daily_cap, s.result_grace / s.time_scale
+            snap, journal, round_no, s.epsilon / s.time_scale, s.daily_cap, s.result_grace / s.time_scale
         )
         if fault in DB_FAULTS:
             found += checks.check_none_lost(snap, self._lost_seen, fault, round_no)
@@ -208,49 +271,64 @@ class Campaign(Faults):
         """Faults off, clients stopped, every queue started: everyone must end final."""
         self.traffic.stop()
         self.traffic.start_all()
-        db = self.daemon.db_path
+
+        def live() -> int:
+            return sum(len(sim.channels) for sim in self.sims)
+
         try:
-            wait_until(lambda: _unfinished(db) == 0 and not self.sim.channels, self.settings.drain, 0.2)
+            wait_until(lambda: _unfinished(self.reader) == 0 and not live(), self.settings.drain, 0.2)
         except AssertionError:
             log.error("the campaign did not drain within %.0fs", self.settings.drain)
         snap = self._check(round_no)
-        self._count_outcomes(db)
-        found = checks.check_drained(snap, round_no, len(self.sim.channels), self.settings.daily_cap)
-        code = self.daemon.proc.terminate()  # SIGTERM with nothing left to drain: a clean exit
-        if code != 0:
-            found.append(checks.Violation(round_no, "stuck", f"the daemon exited {code} on SIGTERM"))
+        self._count_outcomes()
+        found = checks.check_drained(snap, round_no, live(), self.settings.daily_cap)
+        for daemon in self.daemons:
+            code = daemon.proc.terminate()  # SIGTERM with nothing left to drain: a clean exit
+            if code != 0:
+                found.append(
+                    checks.Violation(round_no, "stuck", f"daemon {daemon.node or ''} exited {code} on SIGTERM")
+                )
         self.violations += found
         for v in found:
             log.error("VIOLATION %s", v)
 
-    def _count_outcomes(self, db_path):
-        """How the calls ended, and how many the daemon re-attached, found ended in their hangup
+    def _count_outcomes(self):
+        """How the calls ended, and how many the daemons re-attached, found ended in their hangup
         record, or closed as lost after a fault."""
-        conn = sqlite3.connect(db_path, timeout=30)
-        try:
-            for outcome, n in conn.execute("SELECT COALESCE(outcome, 'open'), COUNT(*) FROM attempt GROUP BY 1"):
-                self.journal.counts[f"outcome_{outcome}"] = n
-            self.journal.counts["call_lost"] = conn.execute(
-                "SELECT COUNT(*) FROM attempt WHERE hangup_cause = 'CALL_LOST'"
-            ).fetchone()[0]
-        finally:
-            conn.close()
-        daemon_log = self.daemon.proc.read_log()
-        self.journal.counts["re_attached"] = daemon_log.count("re-attached call")
-        self.journal.counts["ended_while_away"] = daemon_log.count("ended while the event socket was down")
-        self.journal.counts["wall_steps_logged"] = daemon_log.count("the wall clock stepped")
+        outcomes, (lost,), by_node = self.reader.snapshot(
+            "SELECT COALESCE(outcome, 'open'), COUNT(*) FROM attempt GROUP BY 1",
+            "SELECT COUNT(*) FROM attempt WHERE hangup_cause = 'CALL_LOST'",
+            "SELECT node, COUNT(*) FROM attempt GROUP BY 1",
+        )
+        for outcome, n in outcomes:
+            self.journal.counts[f"outcome_{outcome}"] = n
+        if len(self.daemons) > 1:
+            for node, n in by_node:
+                self.journal.counts[f"attempts_{node}"] = n
+        self.journal.counts["call_lost"] = lost[0]
+        logs = "".join(daemon.proc.read_log() for daemon in self.daemons)
+        self.journal.counts["re_attached"] = logs.count("re-attached call")
+        self.journal.counts["ended_while_away"] = logs.count("ended while the event socket was down")
+        self.journal.counts["wall_steps_logged"] = logs.count("the wall clock stepped")
+        self.journal.counts["db_pauses_logged"] = logs.count("dialing paused;")
 
     def _stop_all(self):
         if self.traffic is not None:
             self.traffic.stop()
-        if self.daemon is not None:
-            self.daemon.proc.stop_quietly()
-        if self.api is not None:
-            self.api.stop()
-        if self.sim is not None:
-            self.sim.stop()
+        for daemon in self.daemons:
+            daemon.proc.stop_quietly()
+        for api in self.apis:
+            api.stop()
+        for sim in self.sims:
+            sim.stop()
         if self.disk is not None:
             self._keep_database()
+        if self.pg is not None:  # its log and its rows stay in the work directory
+            shutil.copy(self.pg.dir / "server.log", self.workdir / "postgresql.log")
+            try:
+                self.pg.dump(self.reader.where, self.workdir / "autocall.sql")
+            finally:
+                self.pg.stop()
 
     def _keep_database(self):
         """Copy the database off its tmpfs into the work directory, then unmount it."""
@@ -265,18 +343,14 @@ class Campaign(Faults):
             self.disk.unmount()
 
 
-def _unfinished(db_path) -> int:
+def _unfinished(reader) -> int:
     """Customers and attempts not finished, leaving out those put off until tomorrow (daily cap)."""
-    conn = sqlite3.connect(db_path, timeout=30)
-    try:
-        return conn.execute(
-            "SELECT (SELECT COUNT(*) FROM customer WHERE state = 'calling'"
-            " OR (state = 'pending' AND next_call_at < ?))"
-            " + (SELECT COUNT(*) FROM attempt WHERE state != 'done')",
-            (checks.tomorrow(),),
-        ).fetchone()[0]
-    finally:
-        conn.close()
+    return reader.rows(
+        "SELECT (SELECT COUNT(*) FROM customer WHERE state = 'calling'"
+        " OR (state = 'pending' AND next_call_at < ?))"
+        " + (SELECT COUNT(*) FROM attempt WHERE state != 'done')",
+        checks.tomorrow(),
+    )[0][0]
 
 
 def run(settings: Settings, workdir: Path) -> Result:
@@ -304,9 +378,17 @@ def parse_args(argv):
     parser.add_argument("--clients", type=int, default=Settings.clients)
     parser.add_argument(
         "--faults",
-        default=",".join(FAULTS),
-        help=f"comma-separated, from {', '.join(FAULTS + EXTRA_FAULTS)} (default: %(default)s)",
+        help=f"comma-separated, from {', '.join(dict.fromkeys(FAULTS + PG_FAULTS + EXTRA_FAULTS))}"
+        f" (default on sqlite: {','.join(FAULTS)}; on postgresql: {','.join(PG_FAULTS)})",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the store: an SQLite file, or a PostgreSQL server the campaign starts (default: %(default)s)",
+    )
+    parser.add_argument("--nodes", type=int, default=1, help="daemons, each on its own simulator (>1: postgresql)")
+    parser.add_argument("--apis", type=int, default=1, help="API processes the clients share (default: %(default)s)")
     parser.add_argument(
         "--heartbeat-timeout",
         type=float,
@@ -333,10 +415,14 @@ def main(argv=None) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="autocall-faults-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"work directory: {workdir}", flush=True)
-    faults = tuple(args.faults.split(","))
-    unknown = set(faults) - set(FAULTS + EXTRA_FAULTS)
+    if args.nodes > 1 and args.backend != "postgresql":
+        print("several nodes share one database: add --backend postgresql", file=sys.stderr)
+        return 2
+    default = PG_FAULTS if args.backend == "postgresql" else FAULTS
+    faults = tuple(args.faults.split(",")) if args.faults else default
+    unknown = set(faults) - set(default + EXTRA_FAULTS)
     if unknown:
-        print(f"unknown faults: {', '.join(sorted(unknown))}", file=sys.stderr)
+        print(f"unknown faults on {args.backend}: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     settings = Settings(
         rounds=args.rounds,
@@ -346,6 +432,9 @@ def main(argv=None) -> int:
         faults=faults,
         heartbeat_timeout=args.heartbeat_timeout,
         daily_cap=args.daily_cap,
+        backend=args.backend,
+        nodes=args.nodes,
+        apis=args.apis,
     )
     result = run(settings, workdir)
     print(summary(result), flush=True)

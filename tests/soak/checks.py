@@ -10,9 +10,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import heapq
 import json
-import sqlite3
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from daemon import outcome
@@ -26,7 +25,7 @@ TIMEZONE = "Asia/Ho_Chi_Minh"  # the daemon's default dialer.timezone: its day f
 class Violation:
     round: int
     # states / overlap / number_overlap / daily_cap / after_stop / after_dnc / no_attempt / template
-    # / result_lost / stuck / api
+    # / concurrent_call / result_lost / stuck / api
     rule: str
     detail: str
 
@@ -49,15 +48,17 @@ class Journal:
 
     accepted: (queue, id) of every customer an import accepted; dnc: (queue, id) -> time
     the first DNC of it was acknowledged; stopped: queue -> [[stop acknowledged, start sent
-    or None]], intervals in which the queue was surely stopped; restarts: simulator restart
-    times (a call it dropped ended then); walls: simulated ack time -> real wall time, to say
+    or None]], intervals in which the queue was surely stopped; restarts: simulator index ->
+    its restart times (a call it dropped ended then); limits: queue -> [[import sent, its 200
+    or INF, concurrent_call]] of every import not refused; walls: simulated ack time -> real wall time, to say
     when the daemon claimed a late call relative to the ack.
     """
 
     accepted: set = dataclasses.field(default_factory=set)
     dnc: dict = dataclasses.field(default_factory=dict)
     stopped: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
-    restarts: list = dataclasses.field(default_factory=list)
+    restarts: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
+    limits: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
     walls: dict = dataclasses.field(default_factory=dict)
     api_errors: list = dataclasses.field(default_factory=list)
     counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
@@ -77,6 +78,7 @@ class Snapshot:
     unspoken: dict = dataclasses.field(default_factory=dict)  # failed customer id -> its cause, a template's
     sim_now: float | None = None  # the simulator's clock when the snapshot was taken
     lost: frozenset = frozenset()  # uuids of the attempts closed CALL_LOST
+    queue_of: dict = dataclasses.field(default_factory=dict)  # uuid -> the queue row id of its attempt
 
 
 def sim_calls(records, channels, restarts) -> list[SimCall]:
@@ -104,25 +106,23 @@ def tomorrow(now: float | None = None, tz: str = TIMEZONE) -> float:
     return day_start(now, tz) + 86400 - 1
 
 
-def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> Snapshot:
-    sim_now = sim.clock.now()
-    calls = sim_calls(list(sim.records), list(sim.channels.values()), list(restarts))
+def take_snapshot(sims, reader, restarts: dict, *, now: float | None = None) -> Snapshot:
+    """The calls of every simulator (`sims`, one per node, on one clock; `restarts`: each one's
+    restart times by its index), then the database through `reader` (tests.soak.db.Reader)."""
+    sim_now = sims[0].clock.now()
+    calls = []
+    for i, sim in enumerate(sims):
+        calls += sim_calls(list(sim.records), list(sim.channels.values()), list(restarts.get(i, ())))
     since = day_start(now)
-    conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
-    try:
-        conn.execute("BEGIN")  # one read transaction: a consistent view however writers race
-        rows = conn.execute(
-            "SELECT c.id, q.code, c.ext_id, c.state, q.state, c.next_call_at, c.mobiles, c.last_cause"
-            " FROM customer c JOIN queue q ON q.id = c.queue_id"
-        ).fetchall()
-        attempt_rows = conn.execute(
-            "SELECT uuid, customer_id, state, outcome, started_at, number FROM attempt"
-        ).fetchall()
-        dnc = set(conn.execute("SELECT queue_code, ext_id FROM dnc"))
-        lost = frozenset(uuid for (uuid,) in conn.execute("SELECT uuid FROM attempt WHERE hangup_cause = 'CALL_LOST'"))
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    rows, attempt_rows, dnc_rows, lost_rows = reader.snapshot(
+        "SELECT c.id, q.code, c.ext_id, c.state, q.state, c.next_call_at, c.mobiles, c.last_cause"
+        " FROM customer c JOIN queue q ON q.id = c.queue_id",
+        "SELECT uuid, customer_id, state, outcome, started_at, number, queue_id FROM attempt",
+        "SELECT queue_code, ext_id FROM dnc",
+        "SELECT uuid FROM attempt WHERE hangup_cause = 'CALL_LOST'",
+    )
+    dnc = {tuple(row) for row in dnc_rows}
+    lost = frozenset(uuid for (uuid,) in lost_rows)
     customers = {cid: (code, ext, state) for cid, code, ext, state, *_ in rows}
     retired = frozenset(cid for cid, _, _, _, queue_state, *_ in rows if queue_state == DELETED)
     later = tomorrow(now)
@@ -135,9 +135,10 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
         cid: cause for cid, _, _, state, *_, cause in rows if state == FAILED and (cause or "").startswith("TEMPLATE")
     }
     attempts = {uuid: (cid, state, result) for uuid, cid, state, result, *_ in attempt_rows}
+    queue_of = {row[0]: row[6] for row in attempt_rows}
     today = [
         (customers[cid][1], number)
-        for _, cid, _, result, started, number in attempt_rows
+        for _, cid, _, result, started, number, _ in attempt_rows
         if started >= since and result not in outcome.NOT_COUNTED
     ]
     return Snapshot(
@@ -153,6 +154,7 @@ def take_snapshot(sim, db_path: Path, restarts, *, now: float | None = None) -> 
         unspoken,
         sim_now,
         lost,
+        queue_of,
     )
 
 
@@ -166,6 +168,7 @@ def check(
     found += check_overlaps(snap)
     found += check_number_overlaps(snap)
     found += check_daily_cap(snap, daily_cap)
+    found += check_concurrent_calls(snap, journal, epsilon)
     found += check_after_stop(snap, journal, epsilon)
     found += check_after_dnc(snap, journal, epsilon)
     found += check_attempt_rows(snap)
@@ -253,6 +256,43 @@ def check_daily_cap(snap: Snapshot, daily_cap: int):
         for key, n in sorted(counts.items()):
             if n > daily_cap:
                 yield "daily_cap", f"{kind} {key}: {n} calls today, the cap is {daily_cap}"
+
+
+def check_concurrent_calls(snap: Snapshot, journal: Journal, epsilon: float):
+    """2d. A queue's calls in progress, counted from the simulators' own calls summed over every
+    node, never above the highest concurrent_call that may be in force as a call starts."""
+    by_queue = collections.defaultdict(list)
+    for call in snap.calls:
+        if call.uuid in snap.queue_of:
+            by_queue[snap.queue_of[call.uuid]].append(call)
+    for calls in by_queue.values():
+        code = snap.customers[snap.attempts[calls[0].uuid][0]][0]
+        imports = journal.limits.get(code, ())
+        least = min((value for *_, value in imports), default=0)
+        ends: list[float] = []
+        for call in sorted(calls, key=lambda c: c.start):
+            while ends and ends[0] <= call.start:
+                heapq.heappop(ends)
+            heapq.heappush(ends, call.end)
+            if len(ends) <= least:
+                continue
+            limit = _limit_at(imports, call.start, epsilon)
+            if limit is not None and len(ends) > limit:
+                yield (
+                    "concurrent_call",
+                    f"queue {code}: call {call.uuid} at {call.start:.2f} made {len(ends)} calls at once;"
+                    f" its concurrent_call is {limit}",
+                )
+
+
+def _limit_at(imports: list, at: float, epsilon: float) -> int | None:
+    """The highest concurrent_call that may be in force for a call that started at `at`, claimed
+    up to `epsilon` before. Each import committed somewhere between its sending and its 200,
+    and acknowledgements may come in another order than the commits: any import sent by `at`
+    may be the last one committed, unless another was surely committed after it and before the
+    claim (sent after its 200, acknowledged before `at - epsilon`)."""
+    latest_sure = max((sent for sent, acked, _ in imports if acked < at - epsilon), default=float("-inf"))
+    return max((value for sent, acked, value in imports if sent <= at and acked >= latest_sure), default=None)
 
 
 def _calls_today(snap: Snapshot):

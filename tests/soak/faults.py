@@ -1,6 +1,7 @@
 """The campaign's faults, one method each (`_fault_<name>`), mixed into `campaign.Campaign`:
-each strikes, and returns once the daemon works again. They use the campaign's `daemon`,
-`sim`, `api`, `traffic`, `journal`, `settings`, `templates`, `clock` and `disk`."""
+each strikes, and returns once the daemons work again. They use the campaign's
+`sims` and `daemons` (one each per node; a switch fault strikes the node `_node()` draws),
+`traffic`, `journal`, `settings`, `templates`, `clock`, `reader`, `disk` and `pg`."""
 
 import logging
 import subprocess
@@ -9,6 +10,7 @@ import time
 
 import gevent
 
+from daemon.store.postgres import WRITE_LOCK
 from tests.daemon_fixtures import wait_until
 from tests.db_faults import full_disk, write_lock
 from tests.soak import checks
@@ -19,35 +21,41 @@ log = logging.getLogger(__name__)
 
 class Faults:
     def _fault_kill9(self):
-        self.daemon.proc.kill9()
-        self.daemon.start(self.settings.recovery)
+        daemon = self.daemons[self._node()]
+        daemon.proc.kill9()
+        daemon.start(self.settings.recovery)
+
+    def _switch_fault(self, strike, *, restart: bool = False):
+        """`strike(sim)` on one node's switch, then wait for its daemon to connect again."""
+        i = self._node()
+        sim, daemon = self.sims[i], self.daemons[i]
+        before = daemon.connects()
+        if restart:
+            self.journal.restarts[i].append(sim.clock.now())
+        strike(sim)
+        daemon.wait_connected(before, self.settings.recovery)
 
     def _fault_drop(self):
-        before = self.daemon.connects()
-        self.sim.drop_connections()
-        self.daemon.wait_connected(before, self.settings.recovery)
+        self._switch_fault(lambda sim: sim.drop_connections())
 
     def _fault_silence(self):
-        before = self.daemon.connects()
-        self.sim.silence(self.settings.silence)
-        self.daemon.wait_connected(before, self.settings.recovery)
+        self._switch_fault(lambda sim: sim.silence(self.settings.silence))
 
     def _fault_restart(self):
-        before = self.daemon.connects()
-        self.journal.restarts.append(self.sim.clock.now())
-        self.sim.restart()
-        self.daemon.wait_connected(before, self.settings.recovery)
+        self._switch_fault(lambda sim: sim.restart(), restart=True)
 
     def _fault_refuse(self):
-        before = self.daemon.connects()
-        self.sim.refuse(2.0)
-        self.sim.drop_connections()
-        self.daemon.wait_connected(before, self.settings.recovery)
+        def refuse(sim):
+            sim.refuse(2.0)
+            sim.drop_connections()
+
+        self._switch_fault(refuse)
 
     def _fault_slow(self):
-        self.sim.delay(1500)
+        sim = self.sims[self._node()]
+        sim.delay(1500)
         gevent.sleep(3.0)
-        self.sim.delay(0)
+        sim.delay(0)
 
     def _fault_template_edit(self):
         """An operator edits IVR-1 while queues run: a valid change that speaks a field the
@@ -72,20 +80,46 @@ class Faults:
     def _fault_db_lock_long(self):
         """An operator's `sqlite3` left in BEGIN IMMEDIATE, past every timeout of the daemon's:
         it pauses dialing and keeps its results until the lock goes, then writes them."""
-        with write_lock(self.daemon.db_path):
+        with write_lock(self.daemons[0].db_path):
             gevent.sleep(self.settings.lock_long)
         self._wait_resumed()
 
     def _fault_disk_full(self):
         """The disk under the database fills (its WAL cut first, so the next commit needs room)."""
-        with full_disk(self.disk.path, self.daemon.db_path):
+        with full_disk(self.disk.path, self.daemons[0].db_path):
             gevent.sleep(self.settings.disk_full)
         self._wait_resumed()
 
     def _wait_resumed(self):
-        if self.daemon.paused():
+        if any(daemon.paused() for daemon in self.daemons):
             self.journal.counts["db_pauses"] += 1
-        wait_until(lambda: not self.daemon.paused(), self.settings.recovery, 0.1)
+        wait_until(lambda: not any(daemon.paused() for daemon in self.daemons), self.settings.recovery, 0.1)
+
+    def _fault_pg_restart(self):
+        """PostgreSQL crashes (every connection cut; a durable server keeps every commit) and
+        comes back `pg_down` seconds later on the same port."""
+        self.pg.restart(down=self.settings.pg_down)
+        self._wait_resumed()
+
+    def _fault_pg_lock(self):
+        """Another session takes the store's write lock and holds it inside the daemons' busy timeout."""
+        self._hold_pg_lock(self.settings.lock_hold)
+
+    def _fault_pg_lock_long(self):
+        """An operator's psql left in a transaction holding the store's write lock past every
+        timeout: dialing pauses and the results wait until it goes."""
+        self._hold_pg_lock(self.settings.lock_long)
+        self._wait_resumed()
+
+    def _hold_pg_lock(self, seconds: float):
+        import psycopg
+
+        location = self.reader.where
+        with psycopg.connect(location.dsn, password=location.password, autocommit=True) as conn:
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            gevent.sleep(seconds)
+            conn.execute("COMMIT")
 
     def _fault_db_lock(self):
         """Another process takes the write lock (BEGIN IMMEDIATE), holds it, commits."""
@@ -97,7 +131,7 @@ class Faults:
             "c.execute('COMMIT')\n"
         )
         held = subprocess.run(
-            [sys.executable, "-c", code, str(self.daemon.db_path), str(self.settings.lock_hold)], timeout=60
+            [sys.executable, "-c", code, str(self.daemons[0].db_path), str(self.settings.lock_hold)], timeout=60
         )
         assert held.returncode == 0, "the lock holder failed"
 

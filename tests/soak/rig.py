@@ -66,15 +66,16 @@ def rewrite(path: Path, text: str):
 
 
 class ApiServer:
-    """`autocall-api` as a process on a free loopback port, logging to a file (never a pipe that fills)."""
+    """`autocall-api` as a process on a free loopback port, logging to a file (never a pipe that
+    fills); `db_env` says where its database is (AUTOCALL_DB and, on PostgreSQL, the password)."""
 
-    def __init__(self, workdir: Path, db_path: Path, templates: Path, clock: WallClock):
+    def __init__(self, workdir: Path, db_env: dict, templates: Path, clock: WallClock, name: str = "api"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(workdir / "api.log", "a")
+        self.log = open(workdir / f"{name}.log", "a")
         env = {
             **os.environ,
-            "AUTOCALL_DB": str(db_path),
+            **db_env,
             "AUTOCALL_API_TOKENS": TOKEN,
             "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
             **clock.env,
@@ -105,7 +106,7 @@ class ApiServer:
 class Daemon:
     """The daemon process (tests.daemon_fixtures.DaemonProcess) with short heartbeat and busy
     timeouts, knowing how many times it has connected to the switch and whether it is in a
-    database outage."""
+    database outage. `db_env` overrides the SQLite file `db_path` (PostgreSQL); `node` names it."""
 
     def __init__(
         self,
@@ -118,6 +119,8 @@ class Daemon:
         daily_cap: int,
         heartbeat_timeout: float,
         busy_timeout: float,
+        db_env: dict | None = None,
+        node: str | None = None,
     ):
         # Customers at the daily cap wait for tomorrow: the drain accepts them (checks.check_drained).
         self.proc = DaemonProcess(
@@ -130,12 +133,14 @@ class Daemon:
             db_path=db_path,
             daily_cap=daily_cap,
             drain_timeout=5,
+            **({"node": node} if node else {}),
         )
         esl = f"[esl]\nheartbeat_timeout = {heartbeat_timeout}\n"
         config = self.proc.config.read_text().replace("[esl]\n", esl) + f'[templates]\ndir = "{templates}"\n'
         self.proc.config.write_text(config)
-        self.proc.env = clock.env
+        self.proc.env = {**clock.env, **(db_env or {})}
         self.db_path = self.proc.db_path
+        self.node = node
 
     def connects(self) -> int:
         """How many times it has connected to the switch and reconciled its open calls (their

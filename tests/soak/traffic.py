@@ -14,10 +14,10 @@ customers of one queue imported into another with the same ids and numbers.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import random
-import sqlite3
 import time
 
 import gevent
@@ -42,9 +42,9 @@ class Traffic:
 
     def __init__(
         self,
-        url: str,
+        urls: list[str],
         token: str,
-        db_path,
+        reader,
         queues: list[str],
         journal: Journal,
         clock,
@@ -52,7 +52,8 @@ class Traffic:
         rng: random.Random,
         clients: int = 20,
     ):
-        self.url, self.db_path, self.queues, self.journal, self.clock = url, db_path, queues, journal, clock
+        self.reader, self.queues, self.journal, self.clock = reader, queues, journal, clock
+        self._urls = itertools.cycle(urls)  # each request to the next API instance, round robin
         self.headers = {"Authorization": f"Bearer {token}"}
         self.seeds = [rng.randrange(2**32) for _ in range(clients)]
         self.locks = {q: gevent.lock.Semaphore() for q in queues}
@@ -233,8 +234,10 @@ class Traffic:
     def _read(self, session, rng):
         queue = rng.choice(self.queues)
         with self.gates[queue].shared():
-            reply = session.get(f"{self.url}/v2/autocall/queue/{queue}", headers=self.headers, timeout=TIMEOUT)
-        if reply.status_code != 200:
+            reply = session.get(f"{next(self._urls)}/v2/autocall/queue/{queue}", headers=self.headers, timeout=TIMEOUT)
+        if reply.status_code == 503 and reply.headers.get("Retry-After"):
+            self.journal.counts["api_503"] += 1  # the database unavailable (a restart of PostgreSQL's)
+        elif reply.status_code != 200:
             self._api_error(f"GET queue {queue}: {reply.status_code} {reply.text[:200]}")
 
     # --- helpers ---
@@ -257,9 +260,14 @@ class Traffic:
             "max_recall_count": rng.randint(1, 2),
             "min_recall_duration": 3,
         }
+        # The queue's concurrent_call may be this one from the moment it is sent (checks.Journal).
+        limit = [self.clock(), float("inf"), body["concurrent_call"]]
+        self.journal.limits[queue].append(limit)
         reply, later = self._post_reply(session, "/queue", body)
         if reply is None:
+            self.journal.limits[queue].remove(limit)  # refused: the settings are not in force
             return LATER if later else FAILED
+        limit[1] = self.clock()
         success = reply["data"]["success"]
         self.journal.accepted.update((queue, ext) for ext in success)
         self.journal.counts["accepted"] += len(success)
@@ -275,7 +283,7 @@ class Traffic:
         Retry-After (the database unavailable) or, while the template is broken on disk, an
         import refused naming it, is counted; any other answer is an API error."""
         sent, broken = time.monotonic(), self.template_broken
-        reply = session.post(f"{self.url}/v2/autocall{path}", json=body, headers=self.headers, timeout=TIMEOUT)
+        reply = session.post(f"{next(self._urls)}/v2/autocall{path}", json=body, headers=self.headers, timeout=TIMEOUT)
         if reply.status_code == 200:
             return reply.json(), False
         # Sent while the file was broken: a loaded API may answer after the fix was seen.
@@ -319,11 +327,7 @@ class Traffic:
         )
 
     def _rows(self, sql, *params):
-        conn = sqlite3.connect(self.db_path, timeout=30)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
+        return self.reader.rows(sql, *params)
 
 
 def _refused_for_template(reply) -> bool:

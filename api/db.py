@@ -192,7 +192,7 @@ def _weather_code(error: BaseException) -> int | None:
     return None
 
 
-def _reopen_after(error: BaseException) -> bool:
+def _reopen_after(error: pw.DatabaseError) -> bool:
     """SQLite's errors of a file that may have changed under the connection, and any weather
     of another backend's (a server restarted or out of reach: its connection is gone)."""
     if not isinstance(driver_error(error), sqlite3.Error):

@@ -25,7 +25,7 @@ from daemon import outcome
 from daemon.store import dnc, people, queue_state
 from daemon.store.commands import block, delete_queue, import_customers
 from daemon.store.records import CallReport, Claim, QueueInfo
-from daemon.store.schema import dialect_of, execute, insert, marks
+from daemon.store.schema import dialect_of, execute, executemany, marks
 from daemon.store.states import ANSWERED, CALLING, DIALING, DNC, DONE, FAILED, PENDING, RUNNING
 
 __all__ = [  # the API's commands, re-exported for the callers that know them from here
@@ -96,14 +96,32 @@ def claim_many(
         + dialect_of(db).skip_locked,
         (queue.id, PENDING, now, limit + CANDIDATES),
     ).fetchall()
+    if not rows:
+        return claims
+    # Each candidate's mobiles parsed once; the people behind them read in one statement.
+    rows = [(cid, ext_id, json.loads(mobiles), *rest) for cid, ext_id, mobiles, *rest in rows]
+    crowd = people.look_many(db, queue.code, [(row[1], row[2]) for row in rows], day_start)
+    taken: list[_Taken] = []
     for row in rows:
-        slot = slots[len(claims)] if slots else None
-        claim = _take(db, queue, row, now, day_start, next_day, daily_cap, busy_retry, slot, node)
-        if claim is not None:
-            claims.append(claim)
-            if len(claims) == limit:
+        got = _take(db, crowd, row, now, day_start, next_day, daily_cap, busy_retry)
+        if got is not None:
+            taken.append(got)
+            if len(taken) == limit:
                 break
-    return claims
+    return _open_attempts(db, queue, taken, now, slots, node)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Taken:
+    """A candidate the claim takes into a call: its row's values and the number to dial."""
+
+    customer_id: int
+    ext_id: str
+    fields: str
+    round: int
+    index: int
+    number: str
+    dead: list[str]
 
 
 def still_to_dial(db: pw.Database, claims: list[Claim]) -> set[int]:
@@ -125,13 +143,15 @@ def still_to_dial(db: pw.Database, claims: list[Claim]) -> set[int]:
     return {row[0] for row in rows}
 
 
-def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_retry, slot, node) -> Claim | None:
+def _take(db, crowd: people.Crowd, row, now, day_start, next_day, daily_cap, busy_retry) -> _Taken | None:
+    """The candidate `row` taken into a call (and counted in `crowd`), or passed over: ended or
+    put off as the person rules say (claim_many's docstring)."""
     cid, ext_id, mobiles, fields, index, rnd, dead = row
-    mobiles, dead = json.loads(mobiles), frozenset(json.loads(dead))
+    dead = frozenset(json.loads(dead))
     if _next_number(mobiles, dead, index) is None:
         _end(db, cid, FAILED, "NO_LIVE_NUMBER", now)
         return None
-    person = people.look(db, queue.code, ext_id, mobiles, day_start)
+    person = crowd.person(ext_id, mobiles)
     if person.on_dnc:  # `block` ended it already, unless the DNC came before a migration did
         _end(db, cid, DNC, None, now)
         return None
@@ -151,32 +171,52 @@ def _take(db, queue: QueueInfo, row, now, day_start, next_day, daily_cap, busy_r
     if live is None or (daily_cap and person.calls_today >= daily_cap):
         _postpone(db, cid, next_day, now)
         return None
-    execute(
+    crowd.took(ext_id, mobiles[live])
+    return _Taken(cid, ext_id, fields, rnd, live, mobiles[live], sorted(dead))
+
+
+def _open_attempts(db, queue: QueueInfo, taken: list[_Taken], now, slots, node) -> list[Claim]:
+    """Each taken customer `calling`, with its attempt row: two statements for the batch."""
+    if not taken:
+        return []
+    executemany(
         db,
         "UPDATE customer SET state = ?, number_index = ?, dead_numbers = ?, updated_at = ? WHERE id = ?",
-        (CALLING, live, json.dumps(sorted(dead)), now, cid),
+        [(CALLING, t.index, json.dumps(t.dead), now, t.customer_id) for t in taken],
     )
-    call_uuid, job_uuid = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
-    attempt_id = insert(
-        db,
-        "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys, slot,"
-        " node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
-        (cid, queue.id, rnd, mobiles[live], call_uuid, job_uuid, DIALING, now, slot, node),
+    uuids = [(str(uuid_mod.uuid4()), str(uuid_mod.uuid4())) for _ in taken]
+    slot_of = [slots[i] if slots else None for i in range(len(taken))]
+    values = [
+        (t.customer_id, queue.id, t.round, t.number, call_uuid, job_uuid, DIALING, now, slot, node)
+        for t, (call_uuid, job_uuid), slot in zip(taken, uuids, slot_of, strict=True)
+    ]
+    ids = dict(
+        execute(
+            db,
+            "INSERT INTO attempt (customer_id, queue_id, round, number, uuid, job_uuid, state, started_at, keys,"
+            " slot, node) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)"] * len(values))
+            + " RETURNING uuid, id",
+            [v for row in values for v in row],
+        ).fetchall()
     )
-    return Claim(
-        attempt_id,
-        call_uuid,
-        job_uuid,
-        mobiles[live],
-        cid,
-        ext_id,
-        json.loads(fields),
-        queue.id,
-        queue.code,
-        queue.template,
-        queue.min_recall_duration,
-        slot=slot,
-    )
+    return [
+        Claim(
+            ids[call_uuid],
+            call_uuid,
+            job_uuid,
+            t.number,
+            t.customer_id,
+            t.ext_id,
+            json.loads(t.fields),
+            queue.id,
+            queue.code,
+            queue.template,
+            queue.min_recall_duration,
+            slot=slot,
+        )
+        for t, (call_uuid, job_uuid), slot in zip(taken, uuids, slot_of, strict=True)
+    ]
 
 
 def _next_number(mobiles: list[str], skipped: frozenset, index: int) -> int | None:

@@ -18,9 +18,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_api(db_path: Path, port: int) -> subprocess.Popen:
+def start_api(db_path, port: int, **extra_env) -> subprocess.Popen:
+    """`autocall-api` on `port` with its database at `db_path` (a path or a URL; a
+    PostgreSQL password goes in `extra_env`)."""
     env = {
         **os.environ,
+        **extra_env,
         "AUTOCALL_DB": str(db_path),
         "AUTOCALL_API_TOKENS": TOKEN,
         "AUTOCALL_API_LISTEN": f"127.0.0.1:{port}",

@@ -148,14 +148,20 @@ class Daemon:
         cps: float,
         channel_limit: int,
         metrics_port: int | None = None,
+        env: dict | None = None,
+        node: str | None = None,
     ):
+        """`env` is added to its environment (AUTOCALL_DB and its password: PostgreSQL in place
+        of the SQLite file in `tmp`); `node` is its [dialer] node."""
         tmp.mkdir(parents=True, exist_ok=True)
         self.db_path, self.log_path, self.config = tmp / "autocall.sqlite3", tmp / "daemon.log", tmp / "autocall.toml"
+        self.env = env or {}
         self.config.write_text(
             f'[database]\npath = "{self.db_path}"\n'
             f'[templates]\ndir = "{templates}"\nsounds = "{sounds}"\n'
             f'[esl]\naddress = "127.0.0.1:{port}"\n'
-            f'[dialer]\ncps = {cps}\nchannel_limit = {channel_limit}\nwindow_start = "00:00"\n'
+            + (f'[dialer]\nnode = "{node}"\n' if node else "[dialer]\n")
+            + f'cps = {cps}\nchannel_limit = {channel_limit}\nwindow_start = "00:00"\n'
             f'window_end = "23:59:59"\ndaily_cap = 0\nrecall_delay = 3600\ndrain_timeout = 0\n'
             + (f'[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n' if metrics_port else "")
         )
@@ -167,6 +173,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daemon.main", "--config", str(self.config)],
             cwd=REPO,
+            env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

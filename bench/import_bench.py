@@ -1,10 +1,12 @@
 """Import benchmark: N customers in one POST /v2/autocall/queue to a real autocall-api
-process, against a raw sqlite3 `executemany` of the same rows into the same tables.
+process, against a raw sqlite3 `executemany` of the same rows into the same tables; with
+--database postgresql, into a PostgreSQL server of its own (tests/pg_fixtures.py, durable)
+against a raw `COPY` of the same rows.
 
-Prints the machine and its load, each run, then the medians and their ratio (target: API /
-raw <= 2). Runs alternate so that machine noise falls on both sides alike.
+Prints the machine and its load, each run, then the medians and their ratio (target on SQLite:
+API / raw <= 2). Runs alternate so that machine noise falls on both sides alike.
 
-    .venv/bin/python bench/import_bench.py [--customers 100000] [--runs 5]
+    .venv/bin/python bench/import_bench.py [--customers 100000] [--runs 5] [--database sqlite|postgresql]
 """
 
 import argparse
@@ -25,7 +27,9 @@ sys.path.insert(0, str(REPO))
 from api_rig import TOKEN, free_port, start_api  # noqa: E402
 from queued_db import machine  # noqa: E402
 
+from daemon.store import url  # noqa: E402
 from daemon.store.schema import open_database  # noqa: E402
+from tests.pg_fixtures import PgCluster, close  # noqa: E402
 
 
 def make_customers(n, rng):
@@ -45,9 +49,13 @@ def make_customers(n, rng):
     ]
 
 
-def via_api(body: bytes, workdir: Path) -> float:
+def via_api(body: bytes, workdir: Path, location=None) -> float:
+    """Seconds for the POST; into `location` (a PostgreSQL DatabaseUrl) or an SQLite file."""
     port = free_port()
-    proc = start_api(workdir / "api.sqlite3", port)
+    if location is None:
+        proc = start_api(workdir / "api.sqlite3", port)
+    else:
+        proc = start_api(location.dsn, port, **{url.PASSWORD_ENV: location.password})
     try:
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v2/autocall/queue",
@@ -67,11 +75,10 @@ def via_api(body: bytes, workdir: Path) -> float:
     return elapsed
 
 
-def via_raw_sqlite(customers, workdir: Path) -> float:
-    path = workdir / "raw.sqlite3"
-    open_database(path).close()  # the same schema and indexes
+def raw_rows(customers) -> list[tuple]:
+    """The customer rows of queue 1 as the import writes them, made before any clock starts."""
     known = ("id", "mobiles")
-    rows = [
+    return [
         (
             1,
             c["id"],
@@ -83,15 +90,43 @@ def via_raw_sqlite(customers, workdir: Path) -> float:
         )
         for c in customers
     ]
+
+
+QUEUE_ROW = (
+    "INSERT INTO queue (code, template, concurrent_call, max_recall_count, min_recall_duration,"
+    " state, created_at, updated_at) VALUES ('Q', 'IVR-1', 5, 3, 3, 'running', 0, 0)"
+)
+
+
+def via_raw_copy(customers, location) -> float:
+    """The same rows by one `COPY` into the same schema (its indexes and triggers) on PostgreSQL."""
+    import psycopg
+
+    close(open_database(location))  # the same schema and indexes
+    rows = raw_rows(customers)
+    with psycopg.connect(location.dsn, password=location.password) as conn:
+        t0 = time.perf_counter()
+        conn.execute(QUEUE_ROW)
+        with conn.cursor().copy(
+            "COPY customer (queue_id, ext_id, mobiles, fields, next_call_at, created_at, updated_at,"
+            " state, round, number_index, dead_numbers) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row((*row, "pending", 0, 0, "[]"))
+        conn.commit()
+        return time.perf_counter() - t0
+
+
+def via_raw_sqlite(customers, workdir: Path) -> float:
+    path = workdir / "raw.sqlite3"
+    open_database(path).close()  # the same schema and indexes
+    rows = raw_rows(customers)
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=wal")
     db.execute("PRAGMA synchronous=normal")
     t0 = time.perf_counter()
     db.execute("BEGIN IMMEDIATE")
-    db.execute(
-        "INSERT INTO queue (code, template, concurrent_call, max_recall_count, min_recall_duration,"
-        " state, created_at, updated_at) VALUES ('Q', 'IVR-1', 5, 3, 3, 'running', 0, 0)"
-    )
+    db.execute(QUEUE_ROW)
     db.executemany(
         "INSERT INTO customer (queue_id, ext_id, mobiles, fields, state, round, number_index, dead_numbers,"
         " next_call_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, 0, '[]', ?, ?, ?)",
@@ -107,7 +142,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
+    if args.database == "postgresql":
+        return main_postgresql(args)
     customers = make_customers(args.customers, random.Random(42))
     body = json.dumps({"queue_code": "BENCH", "template": "IVR-1", "customers": customers}).encode()
     print(
@@ -125,6 +163,31 @@ def main():
     print(
         f"median: api {api:.3f} s ({args.customers / api:,.0f} customers/s)   raw {raw:.3f} s   "
         f"ratio {api / raw:.2f} (target <= 2)"
+    )
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+
+
+def main_postgresql(args):
+    customers = make_customers(args.customers, random.Random(42))
+    body = json.dumps({"queue_code": "BENCH", "template": "IVR-1", "customers": customers}).encode()
+    print(f"import of {args.customers:,} customers into PostgreSQL, {args.runs} runs")
+    print(f"{machine()}; load average {os.getloadavg()[0]:.2f} at the start")
+    cluster = PgCluster(durable=True).start()
+    api_times, raw_times = [], []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for run in range(args.runs):
+                location = cluster.fresh()
+                api_times.append(via_api(body, Path(tmp), location))
+                cluster.end_connections(location)
+                raw_times.append(via_raw_copy(customers, cluster.fresh()))
+                print(f"  run {run + 1}: api {api_times[-1]:.3f} s   raw COPY {raw_times[-1]:.3f} s", flush=True)
+    finally:
+        cluster.stop()
+    api, raw = statistics.median(api_times), statistics.median(raw_times)
+    print(
+        f"median: api {api:.3f} s ({args.customers / api:,.0f} customers/s)   raw COPY {raw:.3f} s   "
+        f"ratio {api / raw:.2f} (reported; the target of 2 is the SQLite one's)"
     )
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 

@@ -72,7 +72,9 @@ def test_every_row_moves_to_postgresql_and_back_ids_kept_and_new_rows_numbered_a
 
     assert migrate("--from", str(tmp_path / "old.sqlite3"), "--to", target.dsn) == 0
     out, err = capsys.readouterr()
-    copied = "copied 3 queue, 8 customer, 3 attempt, 2 dnc, 1 dnc_number, 6 outbox, 5 delivery, 1 ui_user, 1 ui_audit from"
+    copied = (
+        "copied 3 queue, 8 customer, 3 attempt, 2 dnc, 1 dnc_number, 6 outbox, 5 delivery, 1 ui_user, 1 ui_audit from"
+    )
     assert copied in out and target.password not in out + err
     assert "customer: 8/8" in err
     new = schema.open_database(target)

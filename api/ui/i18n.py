@@ -66,6 +66,7 @@ LABELS = {
     "dnc_bad_id": ("Mã khách hàng không hợp lệ: {id}", "Not a valid customer id: {id}"),
     "by_cause": ("Cuộc gọi theo mã kết thúc", "Calls by hangup cause"),
     "by_result": ("Khách hàng theo kết quả IVR", "Customers by IVR result"),
+    "spark": ("Cuộc gọi mỗi phút (30 phút qua)", "Calls per minute (last 30 minutes)"),
     "timeline": ("Cuộc gọi mỗi phút (60 phút qua)", "Calls per minute (last 60 minutes)"),
     "customers": ("Khách hàng", "Customers"),
     "customer": ("Khách hàng", "Customer"),

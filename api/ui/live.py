@@ -51,14 +51,18 @@ def queue_rows(db, *, now: float, code: str | None = None) -> list[dict]:
 
 
 def eta_seconds(state: str, remaining: int, finished: int, dialed: int, spark: list[int]) -> float | None:
-    """Seconds until the queue's last customer ends at the rate of the last RATE_MINUTES: its
-    customers left times the calls a customer has taken so far, over the calls made a minute.
-    0 when nothing is left; None when it cannot be told (stopped, or no call lately)."""
+    """Seconds until the queue's last customer ends at the rate of the last RATE_MINUTES (from
+    its first minute with a call among them): its customers left times the calls a customer has
+    taken so far, over the calls made a minute. 0 when nothing is left; None when it cannot be
+    told (stopped, or no call lately)."""
     if remaining == 0:
         return 0.0
-    rate = sum(spark[-RATE_MINUTES:]) / RATE_MINUTES
-    if state != RUNNING or rate == 0:
+    recent = spark[-RATE_MINUTES:]
+    while recent and recent[0] == 0:
+        recent = recent[1:]  # minutes before the queue's calls began (or resumed) say nothing of its rate
+    if state != RUNNING or not recent:
         return None
+    rate = sum(recent) / len(recent)
     calls_per_customer = dialed / finished if finished else 1.0
     return remaining * calls_per_customer / rate * 60
 

@@ -8,6 +8,13 @@
     return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ".");
   }
 
+  var tz = document.body.dataset.tz;
+  var clock = new Intl.DateTimeFormat("vi-VN", { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: tz || undefined });
+
+  function hhmm(epoch) {  // a time of day in the configured zone, 24-hour, as the pages write it
+    return clock.format(new Date(epoch * 1000));
+  }
+
   function values(text) {
     return text ? text.split(",").map(Number) : [];
   }
@@ -31,11 +38,10 @@
     var ys = values(el.dataset.timeline);
     var start = Number(el.dataset.start);
     var xs = ys.map(function (_, i) { return start + 60 * i; });
-    var tz = document.body.dataset.tz;
     el.uplot = new uPlot({
       width: Math.min(720, el.clientWidth || 720), height: 200,
-      tzDate: tz ? function (ts) { return uPlot.tzDate(new Date(ts * 1e3), tz); } : undefined,
       legend: { show: false },
+      axes: [{ values: function (u, splits) { return splits.map(hhmm); } }, {}],
       scales: { y: { range: function (u, lo, hi) { return [0, Math.max(1, hi)]; } } },
       series: [{}, { label: el.getAttribute("aria-label"), stroke: "#1a5fb4", width: 2,
         fill: "rgba(26,95,180,0.2)", paths: uPlot.paths.bars({ size: [0.9] }) }]

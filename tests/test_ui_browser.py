@@ -13,16 +13,69 @@ import requests
 from api.ui import listen
 from daemon import ivr
 from tests.api_fixtures import REPO, customer
-from tests.daemon_fixtures import query
+from tests.daemon_fixtures import menu_offset, query
 from tests.ui_fixtures import login, logout, session_of, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 # Calls of about four simulated seconds, ten times faster than real time: 300 customers three at
-# a time last long enough to watch, and each call ends in well under a second.
-SCENARIO = {"default": {"outcome": "answer", "answer_after": 1, "hangup_after": 3}}
+# a time last long enough to watch, and each call ends in well under a second. Every fourth
+# customer is busy, every fourth listens to the menu and presses 9: the charts have something
+# to show.
+SCENARIO = {
+    "default": {"outcome": "answer", "answer_after": 1, "hangup_after": 3},
+    "numbers": [{"number": f"0901{i:06}", "outcome": "busy"} for i in range(1, 300, 4)]
+    + [
+        {"number": f"0901{i:06}", "hangup_after": "never", "keys": [[menu_offset() + 2, "9"]]} for i in range(2, 300, 4)
+    ],
+}
 XSS_ID = '<img src=x onerror="window.pwned=1">'
 XSS_NOTE = "<script>window.pwned=2</script>"
+
+
+# Every visible text element's contrast with the background it sits on (WCAG's formula).
+CONTRASTS = """
+const lum = (rgb) => {
+  const [r, g, b] = rgb.map((c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const rgba = (text) => text.match(/[\\d.]+/g).map(Number);
+const background = (el) => {
+  for (; el; el = el.parentElement) {
+    const c = rgba(getComputedStyle(el).backgroundColor);
+    if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+};
+const worst = [];
+for (const el of document.querySelectorAll('body *')) {
+  const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!own || !el.offsetParent || el.closest('.skip, .live-error[hidden]')) continue;
+  const fg = lum(rgba(getComputedStyle(el).color).slice(0, 3)), bg = lum(background(el));
+  const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  if (ratio < 4.5) worst.push(el.tagName + ' ' + el.textContent.trim().slice(0, 30) + ' ' + ratio.toFixed(2));
+}
+return worst;
+"""
+UNLABELLED = """
+return [...document.querySelectorAll('input:not([type=hidden]), select, textarea, audio, button')].filter((el) =>
+  !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby')
+  && !el.textContent.trim()).map((el) => el.outerHTML);
+"""
+
+
+def assert_accessible_basics(driver):
+    """Every control has a label, every text reads at 4.5:1 at least, and the keyboard's first
+    stop is the link that skips to the content."""
+    from selenium.webdriver.common.keys import Keys
+
+    assert driver.execute_script(UNLABELLED) == []
+    assert driver.execute_script(CONTRASTS) == []
+    driver.find_element("tag name", "body").send_keys(Keys.TAB)
+    first = driver.switch_to.active_element
+    assert first.get_attribute("class") == "skip" and first.is_displayed()
+    first.send_keys(Keys.ENTER)
+    assert driver.switch_to.active_element.get_attribute("id") == "main"
 
 
 def cells(driver, code: str) -> dict:
@@ -45,10 +98,12 @@ def test_an_operator_watches_a_queue_dial_stops_it_from_the_browser_and_no_origi
         ]["fail"]
         == []
     )
+    browser.get(c.url)
+    assert browser.current_url.startswith(c.url + "login?next=")
+    screenshots(browser, "login")
     login(browser, c.url, "ana")
     before = cells(browser, "Q1")
     assert before["success"] == "0" and before["state_text"] == "đang chạy"
-    screenshots(browser, "login-queues-before")
 
     c.daemon.start()
     # The numbers change on the page by themselves (the page polls), with no reload.
@@ -84,7 +139,11 @@ def test_an_operator_watches_a_queue_dial_stops_it_from_the_browser_and_no_origi
     states = dict(query(c.daemon.db_path, "SELECT ext_id, state FROM customer WHERE ext_id IN (?, ?)", *pending[:2]))
     assert states == {pending[0]: "dnc", pending[1]: "dnc"}
     assert browser.find_element("css selector", "tr[data-queue] [data-field=dnc]").text == "2"
+    assert browser.find_elements("id", "stop-queue") == [] and browser.find_elements("id", "start-queue")
+    charts = browser.find_element("css selector", ".charts").text
+    assert "NORMAL_CLEARING" in charts and "USER_BUSY" in charts and "promise_to_pay" in charts
     screenshots(browser, "queue")
+    assert_accessible_basics(browser)
 
     # Customer text is shown as text: the id and the field are on the page, nothing ran.
     search = browser.find_element("id", "search")
@@ -148,6 +207,7 @@ def test_the_listen_button_plays_the_rendered_call_and_a_viewer_cannot_act(conso
     assert duration == pytest.approx(expected_seconds(amount), abs=0.05)
     assert "mười hai triệu ba trăm bốn mươi lăm nghìn đồng" in browser.find_element("css selector", ".transcript").text
     screenshots(browser, "templates")
+    assert_accessible_basics(browser)
 
     # A viewer's stop, with its own valid session and CSRF token, is refused and changes nothing.
     cookies, csrf = session_of(c.url, "vu")

@@ -12,6 +12,7 @@ import wave
 import pytest
 import requests
 
+from api.services import services
 from api.ui import auth, i18n, listen
 from api.ui.live import eta_seconds
 from daemon import cli, ivr, passwords
@@ -302,6 +303,19 @@ def test_every_page_renders_in_both_languages(client, db, ana, queue):
     assert client.get("/ui/queue?code=nope").status_code == 404
     assert client.get(f"/ui/customer?queue={queue}&id=nobody").status_code == 404
     assert client.get("/ui/lang/fr").status_code == 404
+
+
+def test_a_database_that_cannot_answer_is_a_page_that_says_why(client, app, ana, monkeypatch):
+    from api.db import DatabaseUnavailable
+
+    def unavailable(*args, **kwargs):
+        raise DatabaseUnavailable("the disk holding the database is full", retry_after=30)
+
+    monkeypatch.setattr(services(app).workers, "read", unavailable)
+    page = client.get("/ui/system")
+    assert page.status_code == 503 and page.headers["Retry-After"] == "30"
+    text = page.get_data(as_text=True)
+    assert "the disk holding the database is full" in text and 'http-equiv="refresh"' in text
 
 
 def test_the_live_json_carries_the_queues_numbers(client, db, ana, queue):

@@ -7,10 +7,11 @@ import math
 import os
 import time
 
-from flask import Response, abort, g, render_template, request
+from flask import Response, abort, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from api import reports as api_reports
+from api.db import DatabaseUnavailable
 from api.services import services
 from api.ui import bp, i18n, listen
 from api.ui.live import labelled, queue_rows
@@ -68,6 +69,14 @@ def _error(e: HTTPException):
     else:
         message = e.description or e.name
     return render_template("error.html", code=code, message=message), code
+
+
+@bp.errorhandler(DatabaseUnavailable)
+def _database_unavailable(e: DatabaseUnavailable):
+    """The API's 503 (api/app.py), as a page that says why and reloads itself."""
+    response = current_app.make_response((render_template("error.html", code=503, message=e.reason), 503))
+    response.headers["Retry-After"] = str(e.retry_after)
+    return response
 
 
 @bp.get("/")

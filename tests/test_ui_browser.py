@@ -209,9 +209,16 @@ def test_the_listen_button_plays_the_rendered_call_and_a_viewer_cannot_act(conso
     screenshots(browser, "templates")
     assert_accessible_basics(browser)
 
-    # A viewer's stop, with its own valid session and CSRF token, is refused and changes nothing.
+    # Over plain HTTP to the same server: a viewer's stop, with its own valid session and CSRF
+    # token, is refused and changes nothing.
     cookies, csrf = session_of(c.url, "vu")
     refused = requests.post(c.url + "queue/stop", data={"csrf": csrf, "code": "Q2"}, cookies=cookies, timeout=10)
     assert refused.status_code == 403
+    # An operator's stop without the session's CSRF token (what a forged form would send) too.
+    cookies, csrf = session_of(c.url, "ana")
+    for forged in ({}, {"csrf": csrf[::-1]}):
+        refused = requests.post(c.url + "queue/stop", data={"code": "Q2", **forged}, cookies=cookies, timeout=10)
+        assert refused.status_code == 400
     assert query(c.api.db_path, "SELECT state FROM queue WHERE code = 'Q2'") == [("running",)]
+    assert query(c.api.db_path, "SELECT action FROM ui_audit WHERE action LIKE 'queue.%'") == []
     logout(browser)

@@ -113,9 +113,8 @@ def _console() -> Console:
 def _identify():
     """Attach the session (g.session) and the language (g.lang); a request without a valid
     session goes to the login page (the JSON endpoints answer 401)."""
-    g.lang = lang = request.cookies.get(LANG_COOKIE, i18n.DEFAULT)
-    if lang not in i18n.LANGUAGES:
-        g.lang = i18n.DEFAULT
+    lang = request.cookies.get(LANG_COOKIE, i18n.DEFAULT)
+    g.lang = lang if lang in i18n.LANGUAGES else i18n.DEFAULT
     g.session = None
     if request.endpoint in OPEN_ENDPOINTS:
         return None
@@ -139,11 +138,16 @@ def _valid_session(token: str) -> operators.Session | None:
         return None
     now = time.time()
     if now - found.seen_at > IDLE or now - found.created_at > MAX_AGE:
-        s.workers.write(operators.close_session, found.token_hash)
+        s.workers.write(_in_transaction, operators.close_session, found.token_hash)
         return None
-    if now - found.seen_at > TOUCH_EVERY:
-        s.workers.write(operators.touch_session, found.token_hash, now=now)
+    if now - found.seen_at > TOUCH_EVERY:  # not on every poll: one write a minute per session at most
+        s.workers.write(_in_transaction, operators.touch_session, found.token_hash, now=now)
     return found
+
+
+def _in_transaction(db, write, *args, **kwargs):
+    with db.atomic():
+        write(db, *args, **kwargs)
 
 
 def check_csrf(given: str, expected: str):

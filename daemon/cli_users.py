@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+import peewee as pw
+
 from daemon import config as config_mod
 from daemon import passwords
 from daemon.errors import ConfigError
@@ -141,12 +143,15 @@ def _write(args, err, action, said: str, out) -> int:
         try:
             with db.atomic():
                 action(db)
-        except operators.UserExists:
+        except (operators.UserExists, pw.IntegrityError):  # the second: made meanwhile by another `users add`
             print(f'autocall: an account {args.name} exists already (autocall users password {args.name})', file=err)
             return 1
         except operators.UserNotFound:
             print(f'autocall: no account {args.name} (autocall users list)', file=err)
             return 1
+        except pw.DatabaseError as exc:
+            print(f'autocall: {schema.store_error(exc, "database")}; nothing changed', file=err)
+            return 2
     print(said, file=out)
     return 0
 

@@ -54,7 +54,8 @@ def customer_page(
     db: pw.Database, code: str, *, state: str | None, search: str | None, page: int, per_page: int
 ) -> dict:
     """Page `page` of the queue's customers (import order), of `state` if given, whose id starts
-    with `search` or one of whose numbers holds it; `total` counts what matched. QueueNotFound."""
+    with `search` (in any case) or one of whose numbers holds it; `total` counts what matched.
+    QueueNotFound."""
     with read_snapshot(db):
         queue_id, _ = live_queue(db, code)
         where = "queue_id = ?"
@@ -64,7 +65,8 @@ def customer_page(
             params.append(state)
         if search:
             pattern = _like_escaped(search)
-            where += " AND (ext_id LIKE ? ESCAPE '\\' OR mobiles LIKE ? ESCAPE '\\')"
+            # LOWER on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+            where += " AND (LOWER(ext_id) LIKE LOWER(?) ESCAPE '\\' OR mobiles LIKE ? ESCAPE '\\')"
             params += [pattern + "%", "%" + pattern + "%"]
             total = execute(db, f"SELECT COUNT(*) FROM customer WHERE {where}", params).fetchone()[0]
         else:

@@ -209,6 +209,13 @@ def test_the_listen_button_plays_the_rendered_call_and_a_viewer_cannot_act(conso
     assert "mười hai triệu ba trăm bốn mươi lăm nghìn đồng" in browser.find_element("css selector", ".transcript").text
     screenshots(browser, "templates")
     assert_accessible_basics(browser)
+    # English on request, the same page and the same Vietnamese formats.
+    browser.find_element("link text", "English").click()
+    wait_for(lambda: browser.find_element("tag name", "html").get_attribute("lang") == "en", 10)
+    assert browser.find_element("css selector", "audio[data-template='IVR-1']").get_attribute("src").endswith("id=KH9")
+    assert "Listen to the call" in browser.page_source and "12.345.000 ₫" in browser.page_source
+    browser.find_element("link text", "Tiếng Việt").click()
+    wait_for(lambda: browser.find_element("tag name", "html").get_attribute("lang") == "vi", 10)
 
     # Over plain HTTP to the same server: a viewer's stop, with its own valid session and CSRF
     # token, is refused and changes nothing.

@@ -139,6 +139,10 @@ def test_an_operator_watches_a_queue_dial_stops_it_from_the_browser_and_no_origi
     assert states == {pending[0]: "dnc", pending[1]: "dnc"}
     assert browser.find_element("css selector", "tr[data-queue] [data-field=dnc]").text == "2"
     assert browser.find_elements("id", "stop-queue") == [] and browser.find_elements("id", "start-queue")
+    # The calls in progress at the stop finish normally; then the charts have every kind of end.
+    wait_for(lambda: query(c.daemon.db_path, "SELECT COUNT(*) FROM customer WHERE result = 'promise_to_pay'")[0][0], 20)
+    wait_for(lambda: query(c.daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state != 'done'") == [(0,)], 20)
+    browser.refresh()
     charts = browser.find_element("css selector", ".charts").text
     assert "NORMAL_CLEARING" in charts and "USER_BUSY" in charts and "promise_to_pay" in charts
     screenshots(browser, "queue")

@@ -13,8 +13,9 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 
 # Debian packages the tests use: libfaketime steps the wall clock in the fault campaign;
 # postgresql gives initdb and pg_ctl, with which the tests start a server of their own
-# (tests/pg_fixtures.py: the package's own cluster is not used).
-SYSTEM_PACKAGES = faketime postgresql
+# (tests/pg_fixtures.py: the package's own cluster is not used); chromium and chromium-driver
+# are the headless browser the web console's tests drive (tests/ui_fixtures.py).
+SYSTEM_PACKAGES = faketime postgresql chromium chromium-driver
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(VENV)/.system-packages: Makefile

@@ -15,7 +15,7 @@ from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter, UnicodeConverter
 
-from api import commands, health, reports
+from api import commands, health, reports, ui
 from api.db import DatabaseUnavailable, Workers
 from api.replies import JSONProvider, reply
 from api.services import Services
@@ -84,8 +84,8 @@ def create_app(config: Config, db=None) -> Flask:
 
     @app.before_request
     def authenticate():
-        if request.endpoint in ("health.healthz", None):
-            return None  # health checks, and 404/405 which get their own JSON reply
+        if request.endpoint in ("health.healthz", None) or request.blueprint == ui.NAME:
+            return None  # health checks, 404/405 (their own JSON reply), the console (its own login)
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
         given = given.strip().encode()
@@ -116,4 +116,5 @@ def create_app(config: Config, db=None) -> Flask:
 
     for blueprint in (commands.bp, reports.bp, health.bp):
         app.register_blueprint(blueprint)
+    ui.install(app)
     return app

@@ -12,7 +12,9 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
   `503` at once (with `Retry-After`) and closed, so a flood of slow clients never makes
   `/healthz` wait.
 - A request with a body and no valid bearer token is answered `401` before its body is
-  read (else anyone who can connect makes the server hold `max_body_bytes` per connection).
+  read (else anyone who can connect makes the server hold `max_body_bytes` per connection);
+  the web console's forms under `/ui/` (their own login, api/ui/) are read up to
+  `CONSOLE_MAX_BODY` bytes instead.
 - The body is read here, whole, before the application runs: over `max_body_bytes`
   (by Content-Length or, chunked, by what arrives) is `413`; the application gets the
   exact bytes and a Content-Length, and the same bytes object as `environ["autocall.body"]`
@@ -58,6 +60,10 @@ MAX_REFUSING = 64  # refused connections lingering at once; beyond that they clo
 MAX_ACCEPT = 16  # connections accepted per wake-up, before their handlers run (gevent: 100)
 ACCEPT_PAUSE = 0.1  # out of file descriptors: stop accepting this long (the backlog waits)
 MAX_HEADER_BYTES = 65536  # a request's header lines in all (gevent limits only each line, and their number)
+# The web console (api/ui/) has its own login, so its forms come without a bearer token; they
+# are small, so a body bigger than this is refused before anyone is known.
+CONSOLE_PREFIX = "/ui/"
+CONSOLE_MAX_BODY = 256 * 1024
 
 
 class _Deadline(Exception):
@@ -101,11 +107,12 @@ class ApiHandler(WSGIHandler):
                 if not self._read_head():
                     return None
             self.environ = self.get_environ()
-            if (self.content_length or self.wsgi_input.chunked_input) and not self._authorized(limits):
+            console = self.environ["PATH_INFO"].startswith(CONSOLE_PREFIX)
+            if (self.content_length or self.wsgi_input.chunked_input) and not (console or self._authorized(limits)):
                 # Not read: up to max_body_bytes held in memory for anyone who can connect.
                 raise Refusal(401, "unauthorized")
             with gevent.Timeout(limits.body_timeout, _Deadline):
-                body = self._read_body(limits.max_body_bytes)
+                body = self._read_body(CONSOLE_MAX_BODY if console else limits.max_body_bytes)
             if body is None:
                 return None
         except _Deadline:

@@ -287,6 +287,11 @@ def _customer_id(item, where, errors) -> str | None:
     return str(value)
 
 
+def customer_id_problem(ext_id: str) -> str | None:
+    """Why `ext_id` cannot be a customer id (as an import or a DNC request checks it), or None."""
+    return _id_problem(ext_id)
+
+
 def _id_problem(ext_id: str) -> str | None:
     if not ext_id.strip():
         return "id is empty" if not ext_id else "id is only spaces"

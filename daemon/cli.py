@@ -5,6 +5,7 @@
     autocall status [--db PATH | --config PATH] [--queue CODE] [--watch [SECONDS]]
     autocall migrate-db --to URL [--from PATH|URL | --config PATH]  copy into an empty database
     autocall webhooks list|retry|replay              the deliveries of events to the webhooks
+    autocall users add|list|remove|password|role     the web console's accounts (daemon/cli_users.py)
 
 Exit status: 0 all good, 1 a template has problems or cannot be rendered (templates), the
 queue asked for does not exist (status) or the destination already holds rows (migrate-db),
@@ -18,7 +19,7 @@ import logging
 import sys
 import time
 
-from daemon import cli_migrate, cli_webhooks, config_values, ivr, statefile, status
+from daemon import cli_migrate, cli_users, cli_webhooks, config_values, ivr, statefile, status
 from daemon import config as config_mod
 from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
@@ -36,7 +37,7 @@ def main(argv=None):
 
 
 def build_parser():
-    """The argument parser: `templates`, `status`, `migrate-db` and `webhooks`."""
+    """The argument parser: `templates`, `status`, `migrate-db`, `webhooks` and `users`."""
     parser = argparse.ArgumentParser(
         prog='autocall',
         description='Operate the autocall IVR dialer.',
@@ -47,6 +48,7 @@ def build_parser():
     _add_status_command(commands)
     cli_migrate.add_command(commands)
     cli_webhooks.add_command(commands)
+    cli_users.add_command(commands)
     return parser
 
 

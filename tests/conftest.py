@@ -26,3 +26,6 @@ from tests.daemon_fixtures import run  # noqa: E402,F401
 
 # A real PostgreSQL server (one per session) and a fresh store on each backend.
 from tests.pg_fixtures import pg_cluster, store_db, store_url  # noqa: E402,F401
+
+# The web console's rig: a headless Chromium, and the API + daemon + simulator it looks at.
+from tests.ui_fixtures import browser, console, screenshots  # noqa: E402,F401

@@ -80,7 +80,7 @@ def test_the_openapi_document_names_every_route_and_no_other(app):
     routes = {
         (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
         for rule in app.url_map.iter_rules()
-        if rule.endpoint != "static"
+        if rule.endpoint != "static" and not rule.endpoint.startswith("ui.")  # the console's pages: docs/ui.md
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     assert documented == routes

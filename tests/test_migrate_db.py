@@ -8,7 +8,7 @@ import pytest
 
 from daemon import cli
 from daemon.config import QueueDefaults
-from daemon.store import commands, customers, dnc, outbox, queue_state, reports, schema, transfer
+from daemon.store import commands, customers, dnc, operators, outbox, queue_state, reports, schema, transfer
 from daemon.store import url as db_url
 from daemon.store.records import CallReport, ImportRequest, NewCustomer
 from daemon.store.schema import execute
@@ -21,7 +21,8 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 def installation(path):
     """An SQLite installation with every kind of row: three queues (one deleted, one stopped),
-    calls made and finished, one open, both DNC lists, events delivered to a webhook or waiting."""
+    calls made and finished, one open, both DNC lists, events delivered to a webhook or waiting,
+    a console account with a session (not copied) and a line of its audit log."""
     db = schema.open_database(path)
     for code, ids in (("Q1", "ABCDE"), ("Q2", "FG")):
         people = [NewCustomer(x, [f"09010000{ord(x)}", f"09020000{ord(x)}"], {"n": ord(x), "s": "Nguyễn"}) for x in ids]
@@ -42,6 +43,10 @@ def installation(path):
     people = [NewCustomer("H", ["0903000001"], {})]
     commands.import_customers(db, ImportRequest("Q3", "IVR-1", {}, people), QueueDefaults(), now=lambda: NOW + 11)
     queue_state.set_running(db, "Q3", False, now=lambda: NOW + 12)
+    with db.atomic():
+        ana = operators.add_user(db, "ana", operators.OPERATOR, "scrypt$stored-hash", now=NOW + 13)
+        operators.open_session(db, ana, "token", "csrf", now=NOW + 13)
+        operators.record(db, "ana", "queue.stop", target="Q3", now=NOW + 14)
     return db
 
 
@@ -67,7 +72,9 @@ def test_every_row_moves_to_postgresql_and_back_ids_kept_and_new_rows_numbered_a
 
     assert migrate("--from", str(tmp_path / "old.sqlite3"), "--to", target.dsn) == 0
     out, err = capsys.readouterr()
-    copied = "copied 3 queue, 8 customer, 3 attempt, 2 dnc, 1 dnc_number, 6 outbox, 5 delivery from"
+    copied = (
+        "copied 3 queue, 8 customer, 3 attempt, 2 dnc, 1 dnc_number, 6 outbox, 5 delivery, 1 ui_user, 1 ui_audit from"
+    )
     assert copied in out and target.password not in out + err
     assert "customer: 8/8" in err
     new = schema.open_database(target)

@@ -13,6 +13,8 @@ the only code that reads or writes it.
 | `customers.py` | every change of a customer's state, one function per transition: the dialer's |
 | `commands.py` | the API's commands on customers: import, block (DNC), delete |
 | `reports.py` | every read: API reports, the dialer's lists, `autocall status`, the demo |
+| `operators.py` | the web console's accounts, sessions and audit log |
+| `console.py` | the web console's reads beside `reports.py`: outcomes, calls per minute, customer search |
 
 Nothing here binds a model to a database: every function takes the database it works on.
 """

@@ -238,6 +238,14 @@ def _v8(db: pw.Database):
     _add_columns(db, "node", ("status", "TEXT"))
 
 
+def _v9(db: pw.Database):
+    """The operator's web console (api/ui/): its accounts, their sessions, and the audit log of
+    what they did (daemon/store/operators.py)."""
+    from daemon.store import operators  # operators uses this module's execute
+
+    operators.create(db, dialect_of(db))
+
+
 def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
     """ALTER TABLE … ADD COLUMN for each (name, type) the table lacks: `_v1` builds a new
     database from the models as they are now, so it has them already."""
@@ -248,7 +256,7 @@ def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
 
 
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8)
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

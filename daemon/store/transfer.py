@@ -17,8 +17,9 @@ from daemon.store.dialect import StoreError
 from daemon.store.schema import MODELS, dialect_of, execute, executemany, read_snapshot
 
 # Parents before children: a customer names its queue, an attempt its customer and queue; the
-# outbox's events and their deliveries (store/outbox.py) go along, so none waiting is lost.
-TABLES = tuple(model._meta.table_name for model in MODELS) + ("outbox", "delivery")
+# outbox's events and their deliveries (store/outbox.py) go along, so none waiting is lost; so do
+# the console's accounts and audit log (store/operators.py), not its sessions: everyone logs in anew.
+TABLES = tuple(model._meta.table_name for model in MODELS) + ("outbox", "delivery", "ui_user", "ui_audit")
 CHUNK = 5000  # rows read and written per round trip
 
 

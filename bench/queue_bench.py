@@ -1,7 +1,7 @@
 """Next-customer claim latency with a big queue vs a small one (target: 1M / 10k <= 2).
 
     .venv/bin/python bench/queue_bench.py [--small 10000] [--large 1000000] [--claims 2000] [--batches 200]
-        [--runs 5]
+        [--runs 5] [--database sqlite|postgresql]
 
 Builds each database once (through daemon.store.customers.import_customers, the API's chunked import
 path; --build raw uses sqlite3 executemany into the same schema instead), then times two
@@ -10,6 +10,9 @@ transactions on a `now` inside the calling window with every customer due:
 * single: `Ledger.claim`, one customer per transaction (--claims of them per size);
 * batch: `Ledger.claim_many(queue, CLAIM_BATCH)`, what the dialer runs: one transaction takes
   daemon.dialer.CLAIM_BATCH (32) customers (--batches of them per size).
+
+With --database postgresql both databases are schemas of one PostgreSQL server the bench starts
+(tests/pg_fixtures.py: durable, synchronous_commit on; fsync off).
 
 Each run does 1/--runs of each on the small database, then on the large one (the order
 alternates per run, so machine noise falls on both alike). Prints p50/p99 per run, size and
@@ -27,6 +30,7 @@ from queued_db import build, machine
 from daemon.dialer import CLAIM_BATCH
 from daemon.ledger import Ledger
 from daemon.store.schema import open_database
+from tests.pg_fixtures import PgCluster, close
 
 DAY = 86400.0
 
@@ -61,16 +65,25 @@ def main(argv=None):
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--build", choices=("import", "raw"), default="import")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="SQLite files, or a PostgreSQL server of the bench's own (durable; --build import only)",
+    )
     args = parser.parse_args(argv)
+    if args.database == "postgresql" and args.build != "import":
+        parser.error("--build raw writes SQLite files only")
     print(machine())
     kinds = {
         "single": (1, args.claims // args.runs),
         f"batch of {CLAIM_BATCH}": (CLAIM_BATCH, args.batches // args.runs),
     }
+    cluster = PgCluster(durable=True).start() if args.database == "postgresql" else None
     with tempfile.TemporaryDirectory(prefix="autocall-queue-bench-") as tmp:
         ledgers = {}
         for n in (args.small, args.large):
-            path = Path(tmp) / f"q{n}.sqlite3"
+            path = cluster.fresh() if cluster else Path(tmp) / f"q{n}.sqlite3"
             seconds = build(path, n, method=args.build, concurrent_call=10_000)  # the claims, not the cap, are timed
             how = "import_customers, chunked" if args.build == "import" else "raw executemany"
             print(f"built {n:,} customers via {how} in {seconds:.1f} s")
@@ -94,7 +107,9 @@ def main(argv=None):
                     )
                 )
         for ledger, _ in ledgers.values():
-            ledger.db.close()
+            close(ledger.db)
+    if cluster:
+        cluster.stop()
     small, large = args.small, args.large
     for kind, (batch, count) in kinds.items():
         print(f"{kind}: median over {args.runs} runs of {count} transactions each:")

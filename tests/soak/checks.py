@@ -49,9 +49,10 @@ class Journal:
     accepted: (queue, id) of every customer an import accepted; dnc: (queue, id) -> time
     the first DNC of it was acknowledged; stopped: queue -> [[stop acknowledged, start sent
     or None]], intervals in which the queue was surely stopped; restarts: simulator index ->
-    its restart times (a call it dropped ended then); limits: queue -> [[import sent, its 200
-    or INF, concurrent_call]] of every import not refused; walls: simulated ack time -> real wall time, to say
-    when the daemon claimed a late call relative to the ack.
+    its restart times (a call it dropped ended then); limits: queue -> [[import sent, its
+    answer (any: a 503 may follow a commit) or INF, concurrent_call]] of every import; walls:
+    simulated ack time -> real wall time, to say when the daemon claimed a late call
+    relative to the ack.
     """
 
     accepted: set = dataclasses.field(default_factory=set)

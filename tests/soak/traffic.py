@@ -260,14 +260,15 @@ class Traffic:
             "max_recall_count": rng.randint(1, 2),
             "min_recall_duration": 3,
         }
-        # The queue's concurrent_call may be this one from the moment it is sent (checks.Journal).
+        # The queue's concurrent_call may be this one from the moment it is sent until its
+        # answer (checks.Journal), whatever the answer: a 503 of a connection lost at the commit
+        # may follow a commit that took, and the queue's settings commit before its customers.
         limit = [self.clock(), float("inf"), body["concurrent_call"]]
         self.journal.limits[queue].append(limit)
         reply, later = self._post_reply(session, "/queue", body)
-        if reply is None:
-            self.journal.limits[queue].remove(limit)  # refused: the settings are not in force
-            return LATER if later else FAILED
         limit[1] = self.clock()
+        if reply is None:
+            return LATER if later else FAILED
         success = reply["data"]["success"]
         self.journal.accepted.update((queue, ext) for ext in success)
         self.journal.counts["accepted"] += len(success)

@@ -5,6 +5,7 @@
     autocall status [--db PATH | --config PATH] [--queue CODE] [--watch [SECONDS]]
     autocall migrate-db --to URL [--from PATH|URL | --config PATH]  copy into an empty database
     autocall webhooks list|retry|replay              the deliveries of events to the webhooks
+    autocall calendar check [--config PATH] [--from DATE] [--days N]  the next open calling windows
 
 Exit status: 0 all good, 1 a template has problems or cannot be rendered (templates), the
 queue asked for does not exist (status) or the destination already holds rows (migrate-db),
@@ -18,7 +19,7 @@ import logging
 import sys
 import time
 
-from daemon import cli_migrate, cli_webhooks, config_values, ivr, statefile, status
+from daemon import cli_calendar, cli_migrate, cli_webhooks, config_values, ivr, statefile, status
 from daemon import config as config_mod
 from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
@@ -47,6 +48,7 @@ def build_parser():
     _add_status_command(commands)
     cli_migrate.add_command(commands)
     cli_webhooks.add_command(commands)
+    cli_calendar.add_command(commands)
     return parser
 
 

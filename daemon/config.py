@@ -19,6 +19,7 @@ from daemon import config_values as values
 from daemon import webhooks as webhooks_mod
 from daemon.config_values import Address  # noqa: F401 - re-exported
 from daemon.errors import ConfigError
+from daemon.pacing import CallingWindow
 from daemon.store import url as db_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +86,9 @@ class DialerConfig:
     window_start: dt.time = dt.time(7, 0)
     window_end: dt.time = dt.time(21, 0)
     timezone: str = "Asia/Ho_Chi_Minh"
+    # Local dates (Tết, public holidays) and weekdays (0 = Monday) on which no call starts.
+    closed_dates: frozenset[dt.date] = frozenset()
+    closed_weekdays: frozenset[int] = frozenset()
     daily_cap: int = 5
     recall_delay: float = 600.0
     originate_timeout: int = 30
@@ -135,6 +139,13 @@ class Config:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.dialer.timezone)
+
+    def calling_window(self) -> CallingWindow:
+        """The calling window of `[dialer]`: hours, time zone, closed dates and weekdays."""
+        d = self.dialer
+        return CallingWindow(
+            d.window_start, d.window_end, self.tz, closed_dates=d.closed_dates, closed_weekdays=d.closed_weekdays
+        )
 
     @property
     def db_path(self) -> Path | None:
@@ -274,6 +285,8 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         window_start=r.take("window_start", dd.window_start, values.clock_time),
         window_end=r.take("window_end", dd.window_end, values.clock_time),
         timezone=r.take("timezone", dd.timezone, values.timezone),
+        closed_dates=r.take("closed_dates", dd.closed_dates, values.closed_dates),
+        closed_weekdays=r.take("closed_weekdays", dd.closed_weekdays, values.closed_weekdays),
         daily_cap=r.take("daily_cap", dd.daily_cap, values.int_in(0, 1000)),
         recall_delay=r.take("recall_delay", dd.recall_delay, values.float_in(0, 7 * 86400)),
         originate_timeout=r.take("originate_timeout", dd.originate_timeout, values.int_in(1, 600)),

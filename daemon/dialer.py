@@ -37,7 +37,7 @@ from daemon.ledger import CallReport, Claim, QueueInfo, StoreUnavailable
 from daemon.link import Link
 from daemon.metrics import DialerMetrics
 from daemon.outage import DatabaseOutage
-from daemon.pacing import CallingWindow, bucket_for
+from daemon.pacing import bucket_for
 from daemon.playable import TemplateCheck, Unprepared, prepare
 from daemon.template_gate import TemplateGate
 from daemon.wallclock import WallClock
@@ -106,7 +106,7 @@ class Dialer:
         """Take the pacing settings of `config` (start-up and SIGHUP)."""
         d: DialerConfig = config.dialer
         self.dialer_config = d
-        self.window = CallingWindow(d.window_start, d.window_end, config.tz)
+        self.window = config.calling_window()
         self.bucket = bucket_for(d.cps, self.monotonic())
         self.call_settings = CallSettings(
             dial_string=d.dial_string,

@@ -204,3 +204,33 @@ def closed_weekdays(value) -> frozenset[int]:
     if len(days) == 7:
         raise ValueError("every weekday is closed: the window would never open")
     return days
+
+
+def recall_delays(value) -> tuple[tuple[str, float], ...]:
+    """{busy = 120, no_answer = 1800, ...}: seconds by recall cause (outcome.RECALL_CAUSES)."""
+    from daemon.outcome import RECALL_CAUSES
+
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table of cause = seconds, causes: {', '.join(RECALL_CAUSES)}")
+    delays = []
+    for cause, seconds in value.items():
+        if cause not in RECALL_CAUSES:
+            raise ValueError(f"unknown cause {cause!r}; causes: {', '.join(RECALL_CAUSES)}")
+        delays.append((cause, float_in(0, 7 * 86400)(seconds)))
+    return tuple(sorted(delays))
+
+
+MAX_PRIORITY = 9  # priorities are 0 (default) to 9: the claim looks at each level once
+
+
+def priority_by_dpd(value) -> tuple[tuple[int, int], ...]:
+    """{"1" = 1, "30" = 2, "90" = 3}: from that many days past due on, that priority; as
+    ((dpd, priority), ...) highest dpd first."""
+    if not isinstance(value, dict):
+        raise ValueError('expected a table of "days past due" = priority, e.g. { 30 = 1, 90 = 2 }')
+    rules = []
+    for dpd, priority in value.items():
+        if not dpd.isdigit():
+            raise ValueError(f"{dpd!r} is not a whole number of days past due")
+        rules.append((int(dpd), int_in(0, MAX_PRIORITY)(priority)))
+    return tuple(sorted(rules, reverse=True))

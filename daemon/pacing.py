@@ -39,6 +39,11 @@ class TokenBucket:
         self.tokens -= taken
         return taken
 
+    def available(self, now: float) -> int:
+        """Whole tokens there now (none taken)."""
+        self._fill(now)
+        return int(self.tokens)
+
     def give_back(self, n: int = 1):
         """Return tokens that were taken but not used (nobody to dial)."""
         self.tokens = min(self.burst, self.tokens + n)

@@ -45,7 +45,7 @@ def open_attempts(db: pw.Database, node: str | None = None, *, with_unnamed: boo
     only those that daemon made, and (`with_unnamed`) those made before attempts named their node."""
     sql = (
         "SELECT a.id, a.uuid, a.job_uuid, a.number, c.id, c.ext_id, c.fields, q.id, q.code, q.template,"
-        " q.min_recall_duration, a.answered_at, a.slot, a.step, a.result FROM attempt a"
+        " q.min_recall_duration, a.answered_at, a.slot, a.step, a.result, q.retry_when, q.caller_id FROM attempt a"
         " JOIN customer c ON c.id = a.customer_id JOIN queue q ON q.id = a.queue_id WHERE a.state != ?"
     )
     params: list = [DONE]
@@ -70,6 +70,8 @@ def open_attempts(db: pw.Database, node: str | None = None, *, with_unnamed: boo
             slot,
             step,
             result,
+            None if retry_when is None else tuple(json.loads(retry_when)),
+            caller_id,
         )
         for (
             attempt_id,
@@ -87,6 +89,8 @@ def open_attempts(db: pw.Database, node: str | None = None, *, with_unnamed: boo
             slot,
             step,
             result,
+            retry_when,
+            caller_id,
         ) in rows
     ]
 

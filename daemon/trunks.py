@@ -25,6 +25,8 @@ CARRIERS_FILE = Path(__file__).with_name("carriers_vn.toml")
 FAILOVER_CAUSES = frozenset({"INVALID_GATEWAY", "GATEWAY_DOWN", "NORMAL_TEMPORARY_FAILURE"})
 # ...of those, the ones where FreeSWITCH made no channel (no hangup event will follow).
 NO_CHANNEL_CAUSES = frozenset({"INVALID_GATEWAY", "GATEWAY_DOWN"})
+DESCRIBE_LIMIT = 400  # characters of the trunks' status line
+MAX_TRUNKS = 64
 DEFAULT_NAME = "default"  # the trunk of `dialer.dial_string`, for numbers no trunk takes
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _PREFIX = re.compile(r"0[0-9]{1,9}")
@@ -54,6 +56,8 @@ def trunks(value, *, channel_limit: int, cps: float) -> tuple[Trunk, ...]:
     cps default to the dialer's."""
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
         raise ValueError("expected [[trunks]] tables")
+    if len(value) > MAX_TRUNKS:
+        raise ValueError(f"at most {MAX_TRUNKS} trunks")
     carriers = carrier_prefixes()
     result: list[Trunk] = []
     for i, table in enumerate(value):
@@ -238,7 +242,8 @@ class TrunkPool:
         return self._states[name].busy
 
     def describe(self, now: float) -> str:
-        """`trunks: viettel 3/30, vina 0/20 down for 42s (5 failures in a row, NORMAL_TEMPORARY_FAILURE)`."""
+        """`trunks: viettel 3/30, vina 0/20 down for 42s (5 failures in a row, NORMAL_TEMPORARY_FAILURE)`,
+        at most DESCRIBE_LIMIT characters (the state file `autocall status` reads is 1 KiB)."""
         parts = []
         for t in self.trunks:
             state = self._states[t.name]
@@ -248,4 +253,7 @@ class TrunkPool:
                     f" down for {state.down_until - now:.0f}s ({state.failures} failures in a row, {state.last_cause})"
                 )
             parts.append(part)
-        return "trunks: " + ", ".join(parts)
+        text = "trunks: " + ", ".join(parts)
+        if len(text) > DESCRIBE_LIMIT:
+            text = text[: DESCRIBE_LIMIT - 3] + "..."
+        return text

@@ -190,6 +190,17 @@ def test_a_down_trunk_still_carries_a_call_no_trunk_that_is_up_can_take():
     assert p.acquire("0982596021", 1.0, frozenset({"default"})).name == "viettel"
 
 
+def test_the_status_line_of_many_trunks_down_stays_short_enough_for_the_state_file():
+    many = [
+        Trunk(f"trunk-{i:02d}-{'x' * 20}", "sofia/gateway/t/{number}", (f"09{i:02d}",), 100, 10.0) for i in range(64)
+    ]
+    p = pool(*many, down_after=1)
+    for t in many:
+        p.failed(t.name, "NORMAL_TEMPORARY_FAILURE", 0.0)
+    line = p.describe(1.0)
+    assert len(line) <= 400 and line.endswith("...")
+
+
 def test_room_sums_free_channels_with_tokens_over_the_trunks():
     p = pool(VIETTEL, VINA)
     assert p.room(0.0) == 2 + 1 + 10

@@ -12,6 +12,7 @@ import json
 
 import peewee as pw
 
+from daemon import outcome
 from daemon.store.queue_state import live_queue
 from daemon.store.records import Claim, QueueInfo
 from daemon.store.schema import execute, read_snapshot
@@ -140,6 +141,7 @@ ATTEMPT_COLUMNS = (
     "keys",
     "outcome",
     "result",
+    "trunk",
 )
 _QUEUE_COLUMNS = (
     "code",
@@ -149,6 +151,8 @@ _QUEUE_COLUMNS = (
     "concurrent_call",
     "max_recall_count",
     "min_recall_duration",
+    "retry_when",
+    "caller_id",
     "created_at",
     "updated_at",
 )
@@ -159,6 +163,7 @@ def queue_summary(db: pw.Database, code: str) -> dict:
     queue_id, _ = live_queue(db, code)
     row = execute(db, f"SELECT {', '.join(_QUEUE_COLUMNS)} FROM queue WHERE id = ?", (queue_id,)).fetchone()
     queue = dict(zip(_QUEUE_COLUMNS, row))
+    queue["retry_when"] = list(outcome.retry_when_of(queue["retry_when"] and json.loads(queue["retry_when"])))
     counts = customer_counts(db, queue_id)[queue_id]
     return {
         "queue_code": queue.pop("code"),

@@ -59,7 +59,8 @@ def claim_many(
     slots: list[int] | None = None,
     node: str | None = None,
 ) -> list[Claim]:
-    """Take up to `limit` of the queue's due customers into calls, in due order.
+    """Take up to `limit` of the queue's due customers into calls: higher priority first, then
+    in due order (`_due`).
 
     The queue must still be running and each customer still pending (a stop or DNC
     committed before this is honoured, and the id is looked up on the DNC list of the queue's

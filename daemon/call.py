@@ -47,6 +47,7 @@ class CallSettings:
     max_call_seconds: int
     destinations: dict  # transfer name -> "extension [dialplan [context]]"
     hangup_grace: float = 10.0  # seconds to wait for CHANNEL_HANGUP_COMPLETE after we hang up
+    caller_ids: frozenset = frozenset()  # the configured ones (Config.caller_ids): a queue's must be one
 
 
 class Call:
@@ -159,7 +160,15 @@ class Call:
     def _originate(self):
         try:
             claim, s, trunk = self.claim, self.settings, self.trunk
-            caller_id = claim.caller_id or (self.trunks.caller_id(trunk.name) if self.trunks and trunk else None)
+            caller_id = claim.caller_id if claim.caller_id in s.caller_ids else None
+            if claim.caller_id and caller_id is None and self._leg == 0:
+                log.warning(
+                    "call %s: caller id %s of queue %r is no longer configured; using the trunk's",
+                    claim.uuid,
+                    claim.caller_id,
+                    claim.queue_code,
+                )
+            caller_id = caller_id or (self.trunks.caller_id(trunk.name) if self.trunks and trunk else None)
             command = commands.originate(
                 uuid=claim.uuid,
                 number=claim.number,

@@ -118,6 +118,7 @@ class Dialer:
             originate_timeout=d.originate_timeout,
             max_call_seconds=d.max_call_seconds,
             destinations=dict(d.transfer_destinations),
+            caller_ids=config.caller_ids,
         )
         self._apply_trunks(config)
         self._wake.set()

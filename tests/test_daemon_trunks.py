@@ -119,12 +119,13 @@ def test_per_trunk_channel_limits_hold_on_the_switchs_own_channels(run):
 
 
 def test_a_queues_caller_id_goes_out_and_trunks_rotate_their_pool(run):
+    pool = ["02871000001", "02871000002"]
     sim, daemon = run(
-        {"gateways": ["viettel"], "default": ANSWER},
-        extra_toml=trunk("viettel", "viettel", caller_ids=["02871000001", "02871000002"]),
+        {"gateways": ["viettel"], "default": ANSWER}, extra_toml=trunk("viettel", "viettel", caller_ids=pool)
     )
     import_customers(daemon.db_path, [("A", [VIETTEL[0]]), ("B", [VIETTEL[1]])], code="POOL", concurrent_call=1)
     import_customers(daemon.db_path, [("C", [VIETTEL[2]])], code="OWN", caller_id="02871000002")
+    import_customers(daemon.db_path, [("D", [VIETTEL[3]])], code="STALE", caller_id="0999")  # not configured
     daemon.start()
     wait_until(lambda: all_final(daemon.db_path), 60)
     assert daemon.terminate() == 0
@@ -135,7 +136,9 @@ def test_a_queues_caller_id_goes_out_and_trunks_rotate_their_pool(run):
         if r["event"] == "originate"
     }
     assert shown[VIETTEL[2]] == "02871000002"
-    assert sorted(shown[n] for n in VIETTEL[:2]) == ["02871000001", "02871000002"]
+    rotated = [shown[n] for n in (VIETTEL[0], VIETTEL[1], VIETTEL[3])]
+    assert set(rotated) == set(pool)  # three calls took the pool in turn, the stale queue's too
+    assert "caller id 0999 of queue 'STALE' is no longer configured; using the trunk's" in daemon.read_log()
 
 
 def test_no_key_pressed_is_recalled_where_the_queue_asks_after_its_own_delay(run):

@@ -201,6 +201,19 @@ def test_the_status_line_of_many_trunks_down_stays_short_enough_for_the_state_fi
     assert len(line) <= 400 and line.endswith("...")
 
 
+def test_prometheus_shows_each_trunks_calls_limit_and_down_state():
+    from daemon.metrics import trunk_families
+
+    p = pool(VIETTEL, down_after=1)
+    p.acquire("0982596021", 0.0)
+    p.failed("viettel", "INVALID_GATEWAY", 0.0)
+    samples = {(f.name, s.labels["trunk"]): s.value for f in trunk_families(p, 1.0, "pbx1") for s in f.samples}
+    assert samples[("autocall_trunk_calls_in_progress", "viettel")] == 1.0
+    assert samples[("autocall_trunk_channel_limit", "viettel")] == 2.0
+    assert samples[("autocall_trunk_down", "viettel")] == 1.0
+    assert samples[("autocall_trunk_down", "default")] == 0.0
+
+
 def test_room_sums_free_channels_with_tokens_over_the_trunks():
     p = pool(VIETTEL, VINA)
     assert p.room(0.0) == 2 + 1 + 10

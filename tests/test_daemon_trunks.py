@@ -185,3 +185,30 @@ def test_no_call_starts_on_a_closed_date(run):
     assert daemon.terminate() == 0
     assert query(daemon.db_path, "SELECT state, (SELECT COUNT(*) FROM attempt) FROM customer") == [("pending", 0)]
     assert not [r for r in sim.records if r["event"] == "originate"]
+
+
+def test_the_daemon_calls_higher_priority_first_then_in_import_order(run):
+    from daemon.config import QueueDefaults
+    from daemon.store import customers as store_customers
+    from daemon.store import records
+    from daemon.store.schema import open_database
+
+    sim, daemon = run({"default": {"outcome": "answer", "answer_after": 0.5, "hangup_after": 5}})
+    fields = {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
+    people = [("LOW1", 0), ("HIGH1", 5), ("MID", 2), ("LOW2", 0), ("HIGH2", 5)]
+    db = open_database(daemon.db_path)
+    request = records.ImportRequest(
+        "P",
+        "IVR-1",
+        {"concurrent_call": 1},
+        [records.NewCustomer(x, [f"090100000{i}"], fields, p) for i, (x, p) in enumerate(people)],
+    )
+    store_customers.import_customers(db, request, QueueDefaults())
+    db.close()
+    daemon.start()
+    wait_until(lambda: all_final(daemon.db_path), 60)
+    assert daemon.terminate() == 0
+    order = query(
+        daemon.db_path, "SELECT c.ext_id FROM attempt a JOIN customer c ON c.id = a.customer_id ORDER BY a.id"
+    )
+    assert [x for (x,) in order] == ["HIGH1", "HIGH2", "MID", "LOW1", "LOW2"]

@@ -41,7 +41,10 @@ def import_queue():
     config = s.config
     with _collector_paused():
         try:
-            req, rejected, warnings = _checked(schema.import_request, s.templates, config.notifier.callback_hosts)
+            policy = schema.ImportPolicy(config.caller_ids, config.priority.of)
+            req, rejected, warnings = _checked(
+                schema.import_request, s.templates, config.notifier.callback_hosts, policy
+            )
         except schema.Invalid as e:
             return reply(400, "import fail", data=empty, errors=e.errors, error_count=e.total)
         except RequestEntityTooLarge:

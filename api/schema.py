@@ -12,6 +12,7 @@ counted in full but only the first MAX_LISTED are kept and listed (api/problems.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -21,7 +22,8 @@ from collections.abc import Callable
 
 from api import jsonbody
 from api.problems import MAX_LISTED, UNLISTED, Problems, Rejections
-from daemon import ivr, phone, values, webhooks
+from daemon import config_values as values_mod
+from daemon import ivr, outcome, phone, values, webhooks
 from daemon.errors import AutocallError
 from daemon.store.records import ImportRequest, NewCustomer
 
@@ -36,6 +38,7 @@ SETTINGS = {  # optional queue fields: (lowest, highest)
 }
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CONTRACT = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}")
+_CALLER_ID = re.compile(r"\+?[0-9]{1,20}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Characters that are invisible, reorder text or break a line (control, format such as bidi
 # overrides, surrogates, private and unassigned, line/paragraph separators): refused in ids.
@@ -131,7 +134,7 @@ def dnc_numbers_request(raw: bytes) -> list[str]:
 
 
 def import_request(
-    raw: bytes, templates: ivr.TemplateLoader, callback_hosts=()
+    raw: bytes, templates: ivr.TemplateLoader, callback_hosts=(), policy: ImportPolicy | None = None
 ) -> tuple[ImportRequest, Rejections, Problems]:
     """Validate an import body, every customer of it, before anything is written.
 
@@ -139,8 +142,12 @@ def import_request(
     warnings about accepted ones (a mobile dropped as invalid), each as
     ``{"id": ..., "reason": ...}``. Raises Invalid for request-level problems. The optional
     `callback_url` (ours, not the seed's) follows `webhooks.check_url`; null or "" clears it.
+    The optional `retry_when` (recall causes) and `caller_id` (one of `policy.caller_ids`) are
+    queue settings too, null clearing them; a customer's optional `priority` (0-9) is its own,
+    else `policy.priority_of(dpd)`.
     """
-    items = _ImportItems(templates)
+    policy = policy or ImportPolicy()
+    items = _ImportItems(templates, policy)
     body = parse_json(raw, {"customers": items.add})
     if not isinstance(body, dict):
         raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
@@ -165,6 +172,10 @@ def import_request(
             )
         except ValueError as e:
             errors.append({"field": "callback_url", "reason": str(e)})
+    if "retry_when" in body:
+        _retry_when(body["retry_when"], settings, errors)
+    if "caller_id" in body:
+        _caller_id(body["caller_id"], policy.caller_ids, settings, errors)
     if not _listed(body, "customers"):
         errors.append({"field": "customers", "reason": "expected a non-empty list of customers"})
     errors.merge(items.errors)
@@ -174,6 +185,49 @@ def import_request(
     return ImportRequest(code, template.name, settings, accepted), rejected, warnings
 
 
+@dataclasses.dataclass(frozen=True)
+class ImportPolicy:
+    """What an import is checked against beyond the templates: the caller ids the config knows
+    (`Config.caller_ids`), and the priority of a customer that gives none (from its dpd)."""
+
+    caller_ids: frozenset[str] = frozenset()
+    priority_of: Callable[[object], int] = lambda dpd: 0
+
+
+def _retry_when(value, settings: dict, errors):
+    if value is None:
+        settings["retry_when"] = None
+        return
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, str) and v in outcome.RECALL_CAUSES for v in value)
+        or len(set(value)) != len(value)
+    ):
+        causes = ", ".join(outcome.RECALL_CAUSES)
+        errors.append(
+            {"field": "retry_when", "reason": f"expected a list of distinct recall causes from {causes} (or null)"}
+        )
+        return
+    settings["retry_when"] = value
+
+
+def _caller_id(value, allowed: frozenset[str], settings: dict, errors):
+    if value in (None, ""):
+        settings["caller_id"] = None
+    elif not isinstance(value, str) or not _CALLER_ID.fullmatch(value):
+        errors.append({"field": "caller_id", "reason": "expected digits (optionally with a leading +), at most 20"})
+    elif value not in allowed:
+        known = ", ".join(sorted(allowed)) or "none are configured"
+        errors.append(
+            {
+                "field": "caller_id",
+                "reason": f"{value} is not a configured caller id (dialer.caller_id, trunks: {known})",
+            }
+        )
+    else:
+        settings["caller_id"] = value
+
+
 class _ImportItems:
     """The customers of an import as they are read, each checked at once and kept small: its
     id, and its NewCustomer or the reason it is refused (kept for the first MAX_LISTED). When
@@ -181,8 +235,8 @@ class _ImportItems:
     at once too (`template.speakable`: what the call would say, checked now rather than failed
     later), so a refused customer never stays whole in memory."""
 
-    def __init__(self, templates: ivr.TemplateLoader):
-        self.templates = templates
+    def __init__(self, templates: ivr.TemplateLoader, policy: ImportPolicy):
+        self.templates, self.policy = templates, policy
         self.speakable: ivr.FieldCheck | None = None  # known once the template is
         self.errors = Problems()  # items that are no customer at all: the request is refused
         self.ids: list[str] = []
@@ -199,7 +253,7 @@ class _ImportItems:
             return
         dropped: list[str] = []
         try:
-            customer = _customer(ext_id, item, dropped, self._plans)
+            customer = _customer(ext_id, item, dropped, self._plans, self.policy.priority_of)
             checked: NewCustomer | str | None = customer
             if self.speakable is not None:
                 checked = self.speakable.problem(customer.fields) or customer
@@ -320,7 +374,9 @@ def _hidden_character(text: str, categories: frozenset) -> str | None:
     return None
 
 
-def _customer(ext_id: str, raw: dict, dropped: list, plans: _FieldPlans | None = None) -> NewCustomer:
+def _customer(
+    ext_id: str, raw: dict, dropped: list, plans: _FieldPlans | None = None, priority_of=lambda dpd: 0
+) -> NewCustomer:
     problem = _id_problem(ext_id)
     if problem:
         raise CustomerRejected(problem)
@@ -332,7 +388,8 @@ def _customer(ext_id: str, raw: dict, dropped: list, plans: _FieldPlans | None =
         fields = {_field_name(name): _field(name, value) for name, value in raw.items() if name not in RESERVED_FIELDS}
     else:
         fields = {name: check(name, value) for (name, check), value in zip(plan, raw.values()) if check is not None}
-    return NewCustomer(ext_id, mobiles, fields)
+    priority = fields.get("priority")
+    return NewCustomer(ext_id, mobiles, fields, priority_of(fields.get("dpd")) if priority is None else priority)
 
 
 class _FieldPlans:
@@ -430,6 +487,12 @@ def _contract_number(name, value):
     return value
 
 
+def _priority(name, value):
+    if type(value) is not int or not 0 <= value <= values_mod.MAX_PRIORITY:
+        raise CustomerRejected(f"{name}: expected a whole number from 0 to {values_mod.MAX_PRIORITY}")
+    return value
+
+
 def _whole_number(name, value):
     number = values.whole_number(value)
     if number is None or number >= 10**15:
@@ -455,6 +518,7 @@ _KNOWN_FIELDS: dict[str, Callable[[str, object], object]] = {
     "number_of_ovd_inst": _whole_number,
     "upcoming_due_date": _date,
     "due_date": _date,
+    "priority": _priority,
 }
 
 
@@ -481,7 +545,12 @@ def _fast_date(name, value):
     return _field(name, value)
 
 
-_FAST_OF = {_contract_number: _fast_contract_number, _whole_number: _fast_whole_number, _date: _fast_date}
+_FAST_OF = {
+    _contract_number: _fast_contract_number,
+    _whole_number: _fast_whole_number,
+    _date: _fast_date,
+    _priority: _field,
+}
 # What `_FieldPlans` calls for a known field; every other field (extra variables) gets `_field`.
 _FAST_CHECKS: dict[str, Callable[[str, object], object]] = {
     name: _FAST_OF[check] for name, check in _KNOWN_FIELDS.items()

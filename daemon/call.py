@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import uuid as uuid_mod
 
 import gevent
 import gevent.event
@@ -24,11 +25,13 @@ from daemon import hangup, ivr
 from daemon.esl import commands
 from daemon.ledger import CallReport, Claim
 from daemon.playable import SwitchFiles
+from daemon.trunks import FAILOVER_CAUSES, NO_CHANNEL_CAUSES, Trunk, TrunkPool
 
 log = logging.getLogger("autocall.call")
 
 PARK_AFTER_ANSWER = 10.0  # seconds from answer to wait for CHANNEL_PARK (or the job's +OK)
 PARK_AFTER_JOB = 2.0  # ...and after the originate's +OK; then play anyway, with a warning
+LEG_GONE = 2.0  # seconds a failover waits for the failed leg's last events, then for its uuid to be free
 TRANSFERRED = "-transferred"  # the step recorded once the call is the agents' (no template step has a "-")
 
 
@@ -44,6 +47,7 @@ class CallSettings:
     max_call_seconds: int
     destinations: dict  # transfer name -> "extension [dialplan [context]]"
     hangup_grace: float = 10.0  # seconds to wait for CHANNEL_HANGUP_COMPLETE after we hang up
+    caller_ids: frozenset = frozenset()  # the configured ones (Config.caller_ids): a queue's must be one
 
 
 class Call:
@@ -66,8 +70,11 @@ class Call:
         answered_at: float | None = None,
         parked: bool = False,
         reattached: bool = False,
+        trunks: TrunkPool | None = None,
+        trunk: Trunk | None = None,
     ):
         self.claim, self.esl, self.script, self.settings, self.clock = claim, client, script, settings, clock
+        self.trunks, self.trunk = trunks, trunk  # with [[trunks]]: the pool, and the trunk it holds
         self.monotonic = monotonic  # what the call's own limits are measured on
         self.answered = gevent.event.Event()
         self.ended = gevent.event.Event()  # CHANNEL_HANGUP_COMPLETE arrived
@@ -84,6 +91,11 @@ class Call:
         self.interrupted = script is None
         self.job_failure: str | None = None
         self.unplayable: str | None = None  # a file FreeSWITCH answered FILE NOT FOUND for
+        self.key_accepted = False  # a menu accepted a key (retry_when "no_key")
+        self.trunk_name: str | None = trunk.name if trunk else None  # the trunk the call went out on
+        self._tried: set[str] = {trunk.name} if trunk else set()
+        self._leg = 0  # originates of this attempt so far minus one (failover to another trunk)
+        self.job_done = gevent.event.Event()  # this leg's BACKGROUND_JOB came
         self._menus = 0
         self._barge_in: bool | None = None  # what playback_terminators says; None: not known
         self._keys_heard = 0  # DTMF events seen when the last application ended
@@ -106,7 +118,10 @@ class Call:
             self.ended.set()
             self.gone.set()
 
-    def _on_job(self, job):
+    def _on_job(self, job, leg: int = 0):
+        if leg != self._leg:
+            return  # a leg given up for another trunk
+        self.job_done.set()
         if job.successful() and job.value.ok:
             self.job_ok.set()
         elif job.successful():
@@ -126,6 +141,8 @@ class Call:
             if originate and self.script is not None:
                 self._originate()
             self._wait_answer(on_answer)
+            while originate and self._fail_over():
+                self._wait_answer(on_answer)
             if self.answered_at is not None and not self.gone.is_set() and self.script is not None:
                 self._wait_parked()
                 self._run_ivr()
@@ -142,19 +159,29 @@ class Call:
 
     def _originate(self):
         try:
-            claim, s = self.claim, self.settings
+            claim, s, trunk = self.claim, self.settings, self.trunk
+            caller_id = claim.caller_id if claim.caller_id in s.caller_ids else None
+            if claim.caller_id and caller_id is None and self._leg == 0:
+                log.warning(
+                    "call %s: caller id %s of queue %r is no longer configured; using the trunk's",
+                    claim.uuid,
+                    claim.caller_id,
+                    claim.queue_code,
+                )
+            caller_id = caller_id or (self.trunks.caller_id(trunk.name) if self.trunks and trunk else None)
             command = commands.originate(
                 uuid=claim.uuid,
                 number=claim.number,
                 attempt_id=claim.attempt_id,
                 queue_id=claim.queue_id,
-                dial_string=s.dial_string,
-                caller_id=s.caller_id,
+                dial_string=trunk.dial_string if trunk else s.dial_string,
+                caller_id=caller_id or s.caller_id,
                 originate_timeout=s.originate_timeout,
                 park_timeout=s.max_call_seconds,
                 slot=claim.slot,
             )
-            job = self.esl.bgapi(command, job_uuid=claim.job_uuid)
+            # A failover leg needs a Job-UUID of its own: the first leg's job may still answer.
+            job = self.esl.bgapi(command, job_uuid=claim.job_uuid if self._leg == 0 else str(uuid_mod.uuid4()))
         except esl_mod.ESLConnectionLost as e:
             raise Detached(str(e)) from None
         except esl_mod.ESLTimeout as e:
@@ -166,7 +193,74 @@ class Call:
             self.gone.set()
             return
         self._barge_in = False  # the originate set playback_terminators=none
-        job.rawlink(self._on_job)
+        job.rawlink(lambda done, leg=self._leg: self._on_job(done, leg))
+
+    def _failure(self) -> str | None:
+        """The hangup cause of a leg that ended unanswered (its hangup event's, or its job's)."""
+        if self.hangup_event is not None:
+            return self.hangup_event.get("Hangup-Cause") or self.hangup_event.get("variable_hangup_cause")
+        return self.job_failure.split()[0] if self.job_failure else None
+
+    def _fail_over(self) -> bool:
+        """After a trunk-level failure of an unanswered leg (trunks.FAILOVER_CAUSES), send the
+        same attempt out on the next trunk that can take it: same channel uuid, once the failed
+        leg's channel is gone (FreeSWITCH refuses a uuid still in use). Tells the pool how the
+        trunk did. False: the call's end stands."""
+        if self.trunks is None or self.trunk is None or self.interrupted:
+            return False
+        cause, now = self._failure(), self.monotonic()
+        if self.answered_at is not None:
+            self.trunks.worked(self.trunk.name, now)
+            return False
+        if cause not in FAILOVER_CAUSES:
+            if cause is not None and not cause.startswith("ORIGINATE_REFUSED"):
+                self.trunks.worked(self.trunk.name, now)
+            return False
+        self.trunks.failed(self.trunk.name, cause, now)
+        following = self.trunks.acquire(self.claim.number, now, frozenset(self._tried))
+        if following is None:
+            return False
+        if not self._leg_gone(cause):
+            self.trunks.release(following.name)
+            return False
+        log.info(
+            "call %s: trunk %s failed (%s); the same attempt goes out on trunk %s",
+            self.claim.uuid,
+            self.trunk.name,
+            cause,
+            following.name,
+        )
+        self.trunks.release(self.trunk.name)
+        self.trunk, self.trunk_name = following, following.name
+        self._tried.add(following.name)
+        self._leg += 1
+        for event in (self.ended, self.gone, self.job_ok, self.job_done, self.parked):
+            event.clear()
+        self.hangup_event, self.job_failure = None, None
+        self.keys.clear()
+        self._originate()
+        return True
+
+    def _leg_gone(self, cause: str) -> bool:
+        """Wait (a few seconds at most) until the failed leg's job answered and its channel, if
+        FreeSWITCH made one, is gone: its events are then all in, and its uuid free again."""
+        self._wait(self.job_done, timeout=LEG_GONE)
+        if cause not in NO_CHANNEL_CAUSES:
+            self._wait(self.ended, timeout=LEG_GONE)
+        deadline = self.monotonic() + LEG_GONE
+        while self.monotonic() < deadline:
+            try:
+                if self.esl.api(commands.uuid_exists(self.claim.uuid)).strip() != "true":
+                    return True
+            except esl_mod.ESLConnectionLost as e:
+                raise Detached(str(e)) from None
+            except esl_mod.ESLError:
+                return False
+            gevent.sleep(0.05)
+        log.warning(
+            "call %s: channel of the failed leg still there after %.0fs; no failover", self.claim.uuid, LEG_GONE
+        )
+        return False
 
     def _wait_answer(self, on_answer):
         limit = self.settings.originate_timeout + 15
@@ -207,6 +301,7 @@ class Call:
                 digits = self._play(step)
             elif isinstance(step, ivr.Menu):
                 digits = self._collect(step, commands.play_and_get_digits_arg)
+            self.key_accepted |= ivr.accepts(self.script, step_id, digits)
             step_id, effects = ivr.next_step(self.script, step_id, digits)
             for effect in effects:
                 if isinstance(effect, ivr.RecordResult):
@@ -375,6 +470,8 @@ class Call:
                 keys="".join(self.keys),
                 result=self.result,
                 interrupted=self.interrupted,
+                key_accepted=self._key_accepted(),
+                trunk=self.trunk_name,
             )
         cause = event.get("Hangup-Cause") or event.get("variable_hangup_cause")
         sip = event.get("variable_sip_term_status") or event.get("variable_sip_invite_failure_status")
@@ -397,4 +494,10 @@ class Call:
             self.result,
             self.interrupted,
             stop_reason,
+            self._key_accepted(),
+            self.trunk_name,
         )
+
+    def _key_accepted(self) -> bool | None:
+        """Whether a menu accepted a key; None when not known (re-attached: what came before)."""
+        return True if self.key_accepted else (None if self.reattached else False)

@@ -6,6 +6,7 @@
     autocall migrate-db --to URL [--from PATH|URL | --config PATH]  copy into an empty database
     autocall webhooks list|retry|replay              the deliveries of events to the webhooks
     autocall users add|list|remove|password|role     the web console's accounts (daemon/cli_users.py)
+    autocall calendar check [--config PATH] [--from DATE] [--days N]  the next open calling windows
 
 Exit status: 0 all good, 1 a template has problems or cannot be rendered (templates), the
 queue asked for does not exist (status) or the destination already holds rows (migrate-db),
@@ -19,7 +20,7 @@ import logging
 import sys
 import time
 
-from daemon import cli_migrate, cli_users, cli_webhooks, config_values, ivr, statefile, status
+from daemon import cli_calendar, cli_migrate, cli_users, cli_webhooks, config_values, ivr, statefile, status
 from daemon import config as config_mod
 from daemon.errors import AutocallError, ConfigError
 from daemon.esl import ESLClient, ESLConnectionLost, ESLError
@@ -49,6 +50,7 @@ def build_parser():
     cli_migrate.add_command(commands)
     cli_webhooks.add_command(commands)
     cli_users.add_command(commands)
+    cli_calendar.add_command(commands)
     return parser
 
 

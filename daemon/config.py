@@ -16,9 +16,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from daemon import config_values as values
+from daemon import trunks as trunks_mod
 from daemon import webhooks as webhooks_mod
 from daemon.config_values import Address  # noqa: F401 - re-exported
 from daemon.errors import ConfigError
+from daemon.pacing import CallingWindow
 from daemon.store import url as db_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +45,20 @@ class QueueDefaults:
     concurrent_call: int = 5
     max_recall_count: int = 3
     min_recall_duration: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class PriorityConfig:
+    """A customer's priority when its import gives none: from its `dpd` (days past due)."""
+
+    by_dpd: tuple[tuple[int, int], ...] = ()  # (from dpd, priority), highest dpd first
+
+    def of(self, dpd) -> int:
+        if isinstance(dpd, int) and not isinstance(dpd, bool):
+            for days, priority in self.by_dpd:
+                if dpd >= days:
+                    return priority
+        return 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +101,14 @@ class DialerConfig:
     window_start: dt.time = dt.time(7, 0)
     window_end: dt.time = dt.time(21, 0)
     timezone: str = "Asia/Ho_Chi_Minh"
+    # Local dates (Tết, public holidays) and weekdays (0 = Monday) on which no call starts.
+    closed_dates: frozenset[dt.date] = frozenset()
+    closed_weekdays: frozenset[int] = frozenset()
     daily_cap: int = 5
     recall_delay: float = 600.0
+    # Seconds before the next round by the recall cause of the round's last call (busy: soon,
+    # no answer: later); a cause not listed waits recall_delay.
+    recall_delays: tuple[tuple[str, float], ...] = ()
     originate_timeout: int = 30
     max_call_seconds: int = 600
     dial_string: str = "sofia/gateway/carrier/{number}"
@@ -94,6 +116,9 @@ class DialerConfig:
     # Where a menu's "transfer" sends a call; the shipped templates transfer to "agents".
     transfer_destinations: tuple[tuple[str, str], ...] = (("agents", "1000 XML default"),)
     drain_timeout: float = 30.0
+    # Trunk-level failures in a row that mark a [[trunks]] entry down, and for how many seconds.
+    trunk_down_after: int = 3
+    trunk_down_for: float = 60.0
     # This daemon's name among the dialers sharing one database: its attempts carry it, and
     # after a restart it reconciles only those (docs/daemon.md, "Nodes").
     node: str = dataclasses.field(default_factory=socket.gethostname)
@@ -128,6 +153,9 @@ class Config:
     esl: EslConfig = EslConfig()
     dialer: DialerConfig = DialerConfig()
     queue_defaults: QueueDefaults = QueueDefaults()
+    priority: PriorityConfig = PriorityConfig()
+    # Carrier trunks ([[trunks]], docs/daemon.md "Trunks"); none: every call uses dialer.dial_string.
+    trunks: tuple[trunks_mod.Trunk, ...] = ()
     webhooks: tuple[webhooks_mod.Webhook, ...] = ()
     notifier: webhooks_mod.NotifierConfig = webhooks_mod.NotifierConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -135,6 +163,24 @@ class Config:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.dialer.timezone)
+
+    @property
+    def caller_ids(self) -> frozenset[str]:
+        """The caller ids a queue may choose: dialer.caller_id and every trunk's."""
+        ids = {c for t in self.trunks for c in t.caller_ids}
+        return frozenset(ids | ({self.dialer.caller_id} if self.dialer.caller_id else set()))
+
+    def fallback_trunk(self) -> trunks_mod.Trunk:
+        """The trunk of dialer.dial_string: numbers no [[trunks]] entry takes go out on it."""
+        d = self.dialer
+        return trunks_mod.Trunk(trunks_mod.DEFAULT_NAME, d.dial_string, (), d.channel_limit, d.cps)
+
+    def calling_window(self) -> CallingWindow:
+        """The calling window of `[dialer]`: hours, time zone, closed dates and weekdays."""
+        d = self.dialer
+        return CallingWindow(
+            d.window_start, d.window_end, self.tz, closed_dates=d.closed_dates, closed_weekdays=d.closed_weekdays
+        )
 
     @property
     def db_path(self) -> Path | None:
@@ -274,14 +320,19 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         window_start=r.take("window_start", dd.window_start, values.clock_time),
         window_end=r.take("window_end", dd.window_end, values.clock_time),
         timezone=r.take("timezone", dd.timezone, values.timezone),
+        closed_dates=r.take("closed_dates", dd.closed_dates, values.closed_dates),
+        closed_weekdays=r.take("closed_weekdays", dd.closed_weekdays, values.closed_weekdays),
         daily_cap=r.take("daily_cap", dd.daily_cap, values.int_in(0, 1000)),
         recall_delay=r.take("recall_delay", dd.recall_delay, values.float_in(0, 7 * 86400)),
+        recall_delays=r.take("recall_delays", dd.recall_delays, values.recall_delays),
         originate_timeout=r.take("originate_timeout", dd.originate_timeout, values.int_in(1, 600)),
         max_call_seconds=r.take("max_call_seconds", dd.max_call_seconds, values.int_in(10, 86_400)),
         dial_string=r.take("dial_string", dd.dial_string, values.dial_string),
         caller_id=r.take("caller_id", dd.caller_id, values.caller_id),
         transfer_destinations=r.take("transfer_destinations", dd.transfer_destinations, values.destinations),
         drain_timeout=r.take("drain_timeout", dd.drain_timeout, values.float_in(0, 3600)),
+        trunk_down_after=r.take("trunk_down_after", dd.trunk_down_after, values.int_in(1, 1000)),
+        trunk_down_for=r.take("trunk_down_for", dd.trunk_down_for, values.float_in(1, 86400)),
         node=r.take("node", dd.node, values.node_name),
         node_grace=r.take("node_grace", dd.node_grace, values.float_in(1, 7 * 86400)),
     )
@@ -300,6 +351,19 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         min_recall_duration=q.take("min_recall_duration", qd.min_recall_duration, values.int_in(0, 86_400)),
     )
     q.done()
+
+    try:
+        trunk_list = (
+            trunks_mod.trunks(raw.pop("trunks"), channel_limit=dialer.channel_limit, cps=dialer.cps)
+            if "trunks" in raw
+            else ()
+        )
+    except ValueError as e:
+        raise ConfigError(f"trunks{e}" if str(e).startswith("[") else f"trunks: {e}") from None
+
+    pr = _Section(raw, "priority")
+    priority = PriorityConfig(by_dpd=pr.take("by_dpd", (), values.priority_by_dpd))
+    pr.done()
 
     try:
         hooks = webhooks_mod.webhooks(raw.pop("webhooks")) if "webhooks" in raw else ()
@@ -330,6 +394,8 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
         esl=esl,
         dialer=dialer,
         queue_defaults=queue_defaults,
+        priority=priority,
+        trunks=trunk_list,
         webhooks=hooks,
         notifier=notifier,
         metrics=metrics,

@@ -170,3 +170,67 @@ def destinations(value) -> tuple[tuple[str, str], ...]:
         if not isinstance(target, str) or not commands.dial_safe(target.replace(" ", "")):
             raise ValueError(f"destination {name!r} may hold only letters, digits, spaces and / . _ - @ : +")
     return tuple(sorted(value.items()))
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MAX_CLOSED_DATES = 3660  # ten years of every day: a list beyond that is a mistake
+
+
+def closed_dates(value) -> frozenset[dt.date]:
+    """["2027-02-05", "2027-02-06..2027-02-10", ...]: local dates (ISO), or inclusive ranges."""
+    if not isinstance(value, list):
+        raise ValueError('expected a list of dates "YYYY-MM-DD" or ranges "YYYY-MM-DD..YYYY-MM-DD"')
+    days: set[dt.date] = set()
+    for item in value:
+        first, _, last = item.partition("..") if isinstance(item, str) else ("", "", "")
+        try:
+            begin = dt.date.fromisoformat(first) if isinstance(item, str) else item
+            end = dt.date.fromisoformat(last) if last else begin
+        except ValueError:
+            begin = end = None
+        if not isinstance(begin, dt.date) or isinstance(begin, dt.datetime) or end is None or end < begin:
+            raise ValueError(f'expected a date "YYYY-MM-DD" or a range "YYYY-MM-DD..YYYY-MM-DD", got {item!r}')
+        if (end - begin).days + len(days) >= MAX_CLOSED_DATES:
+            raise ValueError(f"more than {MAX_CLOSED_DATES} closed dates")
+        days.update(begin + dt.timedelta(days=n) for n in range((end - begin).days + 1))
+    return frozenset(days)
+
+
+def closed_weekdays(value) -> frozenset[int]:
+    """["sunday", ...] as weekday numbers (0 = Monday); not all seven."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.lower() in WEEKDAYS for v in value):
+        raise ValueError(f"expected a list of weekday names ({', '.join(WEEKDAYS)}), got {value!r}")
+    days = frozenset(WEEKDAYS.index(v.lower()) for v in value)
+    if len(days) == 7:
+        raise ValueError("every weekday is closed: the window would never open")
+    return days
+
+
+def recall_delays(value) -> tuple[tuple[str, float], ...]:
+    """{busy = 120, no_answer = 1800, ...}: seconds by recall cause (outcome.RECALL_CAUSES)."""
+    from daemon.outcome import RECALL_CAUSES
+
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table of cause = seconds, causes: {', '.join(RECALL_CAUSES)}")
+    delays = []
+    for cause, seconds in value.items():
+        if cause not in RECALL_CAUSES:
+            raise ValueError(f"unknown cause {cause!r}; causes: {', '.join(RECALL_CAUSES)}")
+        delays.append((cause, float_in(0, 7 * 86400)(seconds)))
+    return tuple(sorted(delays))
+
+
+MAX_PRIORITY = 9  # priorities are 0 (default) to 9: the claim looks at each level once
+
+
+def priority_by_dpd(value) -> tuple[tuple[int, int], ...]:
+    """{"1" = 1, "30" = 2, "90" = 3}: from that many days past due on, that priority; as
+    ((dpd, priority), ...) highest dpd first."""
+    if not isinstance(value, dict):
+        raise ValueError('expected a table of "days past due" = priority, e.g. { 30 = 1, 90 = 2 }')
+    rules = []
+    for dpd, priority in value.items():
+        if not dpd.isdigit():
+            raise ValueError(f"{dpd!r} is not a whole number of days past due")
+        rules.append((int(dpd), int_in(0, MAX_PRIORITY)(priority)))
+    return tuple(sorted(rules, reverse=True))

@@ -37,9 +37,10 @@ from daemon.ledger import CallReport, Claim, QueueInfo, StoreUnavailable
 from daemon.link import Link
 from daemon.metrics import DialerMetrics
 from daemon.outage import DatabaseOutage
-from daemon.pacing import CallingWindow, bucket_for
+from daemon.pacing import bucket_for
 from daemon.playable import TemplateCheck, Unprepared, prepare
 from daemon.template_gate import TemplateGate
+from daemon.trunks import TrunkPool
 from daemon.wallclock import WallClock
 
 log = logging.getLogger("autocall.dialer")
@@ -48,6 +49,8 @@ calls_log = logging.getLogger("autocall.calls")
 QUEUE_REFRESH = 1.0  # seconds between looks at which queues run (the API changes them)
 IDLE_RECHECK = 1.0  # a queue with nobody due is asked again after this long
 CLAIM_BATCH = 32  # customers claimed per transaction (one worker-thread trip each)
+TRUNK_RECHECK = 0.1  # seconds before asking again when every trunk is full or out of CPS tokens
+NO_TRUNK_FREE = "NO_TRUNK_FREE"  # a claim no trunk could take by the time it was dialed (not_dialed)
 DB_RECHECK = 1.0  # seconds between claims tried while the database is unavailable and nothing waits
 # The loop never waits longer than 30 s by itself, nor on SQLite's (database.busy_timeout, 30 s):
 # not coming round for this long means it is stuck (the systemd watchdog asks).
@@ -98,6 +101,7 @@ class Dialer:
         self.gate = TemplateGate(templates, ledger, self.clock)
         self.lease = NodeLease(ledger)
         self.look = LastLook(ledger, self.outage)
+        self.trunks: TrunkPool | None = None
         self.apply_config(config)
 
     # --- settings ---
@@ -106,7 +110,7 @@ class Dialer:
         """Take the pacing settings of `config` (start-up and SIGHUP)."""
         d: DialerConfig = config.dialer
         self.dialer_config = d
-        self.window = CallingWindow(d.window_start, d.window_end, config.tz)
+        self.window = config.calling_window()
         self.bucket = bucket_for(d.cps, self.monotonic())
         self.call_settings = CallSettings(
             dial_string=d.dial_string,
@@ -114,8 +118,33 @@ class Dialer:
             originate_timeout=d.originate_timeout,
             max_call_seconds=d.max_call_seconds,
             destinations=dict(d.transfer_destinations),
+            caller_ids=config.caller_ids,
         )
+        self._apply_trunks(config)
         self._wake.set()
+
+    def _apply_trunks(self, config: Config):
+        """Without [[trunks]] every call takes dialer.dial_string, as always; with them, the pool
+        (kept across a SIGHUP, so calls in progress stay counted on their trunks)."""
+        d, now = config.dialer, self.monotonic()
+        if not config.trunks:
+            self.trunks = None
+        elif self.trunks is None:
+            self.trunks = TrunkPool(
+                config.trunks,
+                config.fallback_trunk(),
+                down_after=d.trunk_down_after,
+                down_for=d.trunk_down_for,
+                now=now,
+            )
+        else:
+            self.trunks.configure(
+                config.trunks,
+                config.fallback_trunk(),
+                down_after=d.trunk_down_after,
+                down_for=d.trunk_down_for,
+                now=now,
+            )
 
     # --- the loop ---
 
@@ -149,7 +178,8 @@ class Dialer:
             return self.outage.describe()
         if not self.healthy():
             return "FreeSWITCH event socket down or silent; reconnecting"
-        return f"{len(self.calls)} calls in progress"
+        calls = f"{len(self.calls)} calls in progress"
+        return calls if self.trunks is None else f"{calls}; {self.trunks.describe(self.monotonic())}"
 
     def stop(self):
         """Stop dialing and drain (SIGTERM). Safe from a signal handler."""
@@ -183,6 +213,8 @@ class Dialer:
         gevent.killall([g for g in greenlets if not g.dead], timeout=5)
         self.calls.clear()
         self.per_queue.clear()
+        if self.trunks is not None:
+            self.trunks.forget_calls()  # the calls re-attached after reconciliation count again
 
     def _recover(self, client, now: float):
         """Reconcile the store's live calls with the switch's channels, then ask it about the
@@ -225,6 +257,8 @@ class Dialer:
             answered_at=item.answered_at,
             parked=item.parked,
             reattached=True,
+            trunks=self.trunks,
+            trunk=self.trunks.adopt(claim.number) if self.trunks else None,
         )
         for event in heard:  # what came while reconciliation listed the channels
             call.on_event(event)
@@ -263,7 +297,10 @@ class Dialer:
                 self.dialer_config.channel_limit - len(self.calls),
                 queue.concurrent_call - self.per_queue.get(queue.id, 0),
                 CLAIM_BATCH,
+                CLAIM_BATCH if self.trunks is None else self.trunks.room(now),
             )
+            if room <= 0:
+                return TRUNK_RECHECK  # every trunk full or out of tokens: a call's end wakes us sooner
             tokens = self.bucket.take_up_to(room, now)
             if not tokens:
                 return self.bucket.wait(now)
@@ -337,10 +374,26 @@ class Dialer:
         wanted, cause, looked_at = self.look.batch([c for c, _ in ready], asked_at=asked_at)
         if cause == UNREADABLE:
             self._probe_at = self.monotonic() + DB_RECHECK
+        no_trunk = []
         for claim, script in ready:
             if claim.attempt_id in wanted:
-                call = Call(claim, self.link.client, script, self.call_settings, self.clock, monotonic=self.monotonic)
+                trunk = self.trunks.acquire(claim.number, self.monotonic()) if self.trunks else None
+                if self.trunks is not None and trunk is None:
+                    no_trunk.append(claim)  # another call's failover took the last channel meanwhile
+                    continue
+                call = Call(
+                    claim,
+                    self.link.client,
+                    script,
+                    self.call_settings,
+                    self.clock,
+                    monotonic=self.monotonic,
+                    trunks=self.trunks,
+                    trunk=trunk,
+                )
                 self._launch(call, originate=True, looked_at=looked_at)
+        for claim in no_trunk:
+            self.ledger.abandon(claim, cause=NO_TRUNK_FREE, now=self.clock())
         withdrawn = [claim for claim, _ in ready if claim.attempt_id not in wanted]
         if withdrawn:
             self.bucket.give_back(len(withdrawn))
@@ -394,6 +447,8 @@ class Dialer:
             if active is not None and active.call is call:
                 del self.calls[claim.attempt_id]
                 self.per_queue[claim.queue_id] -= 1
+                if call.trunks is not None and call.trunk is not None:
+                    call.trunks.release(call.trunk.name)
             self._idle_until.pop(claim.queue_id, None)
             self._wake.set()
 
@@ -410,8 +465,10 @@ class Dialer:
     def _record(self, claim: Claim, report: CallReport, reattached: bool = False):
         if report.cause == "FILE_NOT_FOUND":  # the switch said otherwise than file_exists did: ask again
             self.template_check.forget(claim.template)
-        self.metrics.call_ended(report.cause, outcome.of_report(report, claim.min_talk))
-        written = self.ledger.finish(claim, report, recall_delay=self.dialer_config.recall_delay)
+        retry_when = outcome.retry_when_of(claim.retry_when)
+        self.metrics.call_ended(report.cause, outcome.of_report(report, claim.min_talk, retry_when))
+        d = self.dialer_config
+        written = self.ledger.finish(claim, report, recall_delay=d.recall_delay, recall_delays=dict(d.recall_delays))
         result, state = written or ("-", "- (waits for the database)")
         calls_log.info(
             "call queue=%r customer=%r number=%r uuid=%s cause=%s sip=%s talk=%.1fs keys=%s result=%s "

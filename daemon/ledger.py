@@ -126,10 +126,10 @@ class Ledger:
         with self._sqlite():
             return [WRITES[name](self.db, *args, **kwargs) for name, args, kwargs in writes]
 
-    def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
+    def finish(self, claim: Claim, report: CallReport, *, recall_delay: float, recall_delays=None) -> tuple[str, str]:
         """customers.finish in one transaction: (attempt outcome, customer state)."""
         with self._sqlite():
-            return customers.finish(self.db, claim, report, recall_delay=recall_delay)
+            return customers.finish(self.db, claim, report, recall_delay=recall_delay, recall_delays=recall_delays)
 
     def abandon(
         self, claim: Claim, *, cause: str, now: float, customer_state: str = PENDING, stop_reason: str | None = None
@@ -248,10 +248,13 @@ class LedgerThread:
         daemon killed then must not lose `promise_to_pay`); returns at once."""
         self._put(_Write("mark_step", (attempt_id, step, result), {}), lazy=result is None)
 
-    def finish(self, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str] | None:
+    def finish(
+        self, claim: Claim, report: CallReport, *, recall_delay: float, recall_delays=None
+    ) -> tuple[str, str] | None:
         """Ledger.finish, written with whatever else is waiting: its result, or None when the
         database is unavailable and the write waits in memory."""
-        return self._put(_Write("finish", (claim, report), {"recall_delay": recall_delay}, claim.attempt_id)).get()
+        kwargs = {"recall_delay": recall_delay, "recall_delays": recall_delays}
+        return self._put(_Write("finish", (claim, report), kwargs, claim.attempt_id)).get()
 
     def abandon(self, claim: Claim, **kwargs):
         """Ledger.abandon, queued with the other writes (returns as finish does)."""

@@ -153,7 +153,28 @@ class _DialerState:
             family = GaugeMetricFamily(name, text, labels=["node"])
             family.add_metric(node, float(value))
             yield family
+        if d.trunks is not None:
+            yield from trunk_families(d.trunks, d.monotonic(), self.node)
         yield from _outbox(d.ledger, wall)
+
+
+def trunk_families(pool, now: float, node: str):
+    """Per [[trunks]] entry: calls in progress, its channel limit, and 1 while it is marked down."""
+    families = (
+        GaugeMetricFamily(
+            "autocall_trunk_calls_in_progress", "Calls in progress on each trunk.", labels=["trunk", "node"]
+        ),
+        GaugeMetricFamily("autocall_trunk_channel_limit", "Each trunk's channel_limit.", labels=["trunk", "node"]),
+        GaugeMetricFamily(
+            "autocall_trunk_down",
+            "1 while a trunk is marked down after trunk-level failures in a row (dialer.trunk_down_after).",
+            labels=["trunk", "node"],
+        ),
+    )
+    for trunk in pool.trunks:
+        for family, value in zip(families, (pool.busy(trunk.name), trunk.channel_limit, pool.is_down(trunk.name, now))):
+            family.add_metric([trunk.name, node], float(value))
+    yield from families
 
 
 def _outbox(ledger, wall: float):

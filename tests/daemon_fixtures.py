@@ -40,9 +40,9 @@ def start_simulator(scenario: dict, time_scale: float = TIME_SCALE, clock=None) 
 class DaemonProcess:
     """`autocall-daemon` with a config file in `tmp_path`; its log goes to `daemon.log`.
     `database` adds keys to the config's [database] (e.g. busy_timeout); `db_path` puts the
-    database elsewhere than in `tmp_path`."""
+    database elsewhere than in `tmp_path`; `extra_toml` is appended (e.g. [[trunks]] tables)."""
 
-    def __init__(self, tmp_path: Path, sim: Simulator, *, database=None, db_path=None, **dialer):
+    def __init__(self, tmp_path: Path, sim: Simulator, *, database=None, db_path=None, extra_toml="", **dialer):
         self.tmp_path, self.db_path = tmp_path, Path(db_path or tmp_path / "autocall.sqlite3")
         settings = {
             "dial_string": "sofia/gateway/carrier/{number}",
@@ -61,7 +61,7 @@ class DaemonProcess:
             + [f"{k} = {_toml(v)}" for k, v in settings.items()]
         )
         self.config = tmp_path / "autocall.toml"
-        self.config.write_text("\n".join(lines) + "\n")
+        self.config.write_text("\n".join(lines) + "\n" + extra_toml)
         self.log_path = tmp_path / "daemon.log"
         self.env: dict = {}  # added to the environment it starts with
         self.proc = None
@@ -105,6 +105,10 @@ class DaemonProcess:
 
 
 def _toml(value):
+    if isinstance(value, dict):  # an inline table
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
 
 

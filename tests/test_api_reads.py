@@ -113,7 +113,7 @@ def test_attempts_csv_of_a_queue_without_calls_is_just_the_header(client):
     text = client.get("/v2/autocall/queue/Autocall-Q1/attempts.csv", headers=AUTH).get_data(as_text=True)
     assert text.splitlines() == [
         "customer_id,number,uuid,round,state,started_at,answered_at,ended_at,"
-        "hangup_cause,sip_status,talk_seconds,keys,outcome,result"
+        "hangup_cause,sip_status,talk_seconds,keys,outcome,result,trunk"
     ]
 
 

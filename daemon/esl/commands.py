@@ -21,6 +21,8 @@ NO_INVALID_PROMPT = 'silence_stream://250'  # play_and_get_digits needs a wrong-
 
 _IDENT = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 _KEY = re.compile(r'[0-9*#]+')
+_CALLER_ID = re.compile(r'\+?[0-9]{1,20}')
+_NUMBER = re.compile(r'\+?[0-9]{1,20}')
 # Characters FreeSWITCH gives meaning to in an application argument, plus anything invisible.
 _UNSAFE_IN_ARG = re.compile(r'[\s!{}\'"\\$,;`]|[^\x21-\x7e]')
 # What a dial string or a transfer target may hold: nothing FreeSWITCH reads as syntax.
@@ -109,17 +111,27 @@ def originate(
         f"accountcode=autocall_q{queue_id}",
     ]
     if caller_id:
+        if not _CALLER_ID.fullmatch(caller_id):
+            raise UnsafeArgument('caller id must be digits (a leading + allowed): %r' % (caller_id,))
         variables.append(f"origination_caller_id_number={caller_id}")
     if slot is not None:
         # `${` in an originate variable is refused unless the originate allows it
         # (switch_channel.c:1502-1508; switch_ivr_originate.c:2269-2273); nothing else we set has one.
         variables += ["origination_nested_vars=true", "api_hangup_hook=" + hangup_hook(slot, uuid)]
+    if not _NUMBER.fullmatch(number):
+        raise UnsafeArgument('number must be digits: %r' % (number,))
+    if dial_string.count("{number}") != 1 or not dial_safe(dial_string.replace("{number}", "")):
+        raise UnsafeArgument('dial string must hold {number} once and only safe characters: %r' % (dial_string,))
     target = dial_string.replace("{number}", number)
     return "originate {%s}%s &park()" % (",".join(variables), target)
 
 
 def uuid_kill(uuid):
     return f'uuid_kill {uuid}'
+
+
+def uuid_exists(uuid):
+    return 'uuid_exists ' + check_token(uuid, 'channel uuid')
 
 
 def file_exists(path):

@@ -24,7 +24,7 @@ by `daemon.esl.commands`.
 """
 
 from daemon.ivr.errors import Problem, RenderError, TemplateError, TemplateInvalid, UnknownTemplate
-from daemon.ivr.flow import next_step
+from daemon.ivr.flow import accepts, next_step
 from daemon.ivr.loader import TemplateLoader, template_names, template_path, valid_template_name
 from daemon.ivr.parse import KNOWN_FIELDS, check, load
 from daemon.ivr.script import (
@@ -49,6 +49,7 @@ __all__ = [
     'TemplateError',
     'TemplateInvalid',
     'UnknownTemplate',
+    'accepts',
     'next_step',
     'TemplateLoader',
     'template_names',

@@ -25,6 +25,15 @@ def next_step(script, step_id, digits=None):
     return _apply(action, step_id)
 
 
+def accepts(script, step_id, digits) -> bool:
+    """Whether `digits` after step `step_id` are keys a menu accepts (listed among its keys;
+    after a Play step, the menu it leads into): what a queue's `retry_when = ["no_key"]` asks."""
+    step = script.steps[step_id]
+    if isinstance(step, Play):
+        step = script.steps[step.barge_into] if digits and step.barge_into else None
+    return bool(digits) and hasattr(step, 'keys') and digits in step.keys
+
+
 def _apply(action, step_id):
     if isinstance(action, Goto):
         return action.step, ()

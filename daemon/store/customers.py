@@ -59,7 +59,8 @@ def claim_many(
     slots: list[int] | None = None,
     node: str | None = None,
 ) -> list[Claim]:
-    """Take up to `limit` of the queue's due customers into calls, in due order.
+    """Take up to `limit` of the queue's due customers into calls: higher priority first, then
+    in due order (`_due`).
 
     The queue must still be running and each customer still pending (a stop or DNC
     committed before this is honoured, and the id is looked up on the DNC list of the queue's
@@ -77,8 +78,8 @@ def claim_many(
     """
     _require_transaction(db)
     claims: list[Claim] = []
-    state, template, cap = execute(
-        db, "SELECT state, template, concurrent_call FROM queue WHERE id = ?", (queue.id,)
+    state, template, cap, retry_when, caller_id = execute(
+        db, "SELECT state, template, concurrent_call, retry_when, caller_id FROM queue WHERE id = ?", (queue.id,)
     ).fetchone()
     if state != RUNNING:
         return claims
@@ -89,13 +90,8 @@ def claim_many(
         return claims
     # The template as of this transaction: an import may have switched it since `queue` was read.
     queue = dataclasses.replace(queue, template=template)
-    rows = execute(
-        db,
-        "SELECT id, ext_id, mobiles, fields, number_index, round, dead_numbers FROM customer"
-        " WHERE queue_id = ? AND state = ? AND next_call_at <= ? ORDER BY next_call_at, id LIMIT ?"
-        + dialect_of(db).skip_locked,
-        (queue.id, PENDING, now, limit + CANDIDATES),
-    ).fetchall()
+    policy = (None if retry_when is None else tuple(json.loads(retry_when)), caller_id)
+    rows = _due(db, queue.id, now, limit + CANDIDATES)
     if not rows:
         return claims
     # Each candidate's mobiles parsed once; the people behind them read in one statement.
@@ -108,7 +104,7 @@ def claim_many(
             taken.append(got)
             if len(taken) == limit:
                 break
-    return _open_attempts(db, queue, taken, now, slots, node)
+    return _open_attempts(db, queue, taken, now, slots, node, policy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +139,33 @@ def still_to_dial(db: pw.Database, claims: list[Claim]) -> set[int]:
     return {row[0] for row in rows}
 
 
+_DUE_LEVEL = f"SELECT MAX(priority) FROM customer WHERE queue_id = ? AND state = '{PENDING}'"
+_DUE_ROWS = (
+    "SELECT id, ext_id, mobiles, fields, number_index, round, dead_numbers FROM customer"
+    f" WHERE queue_id = ? AND state = '{PENDING}' AND priority = ? AND next_call_at <= ?"
+    " ORDER BY next_call_at, id LIMIT ?"
+)
+
+
+def _due(db, queue_id: int, now: float, want: int) -> list:
+    """Up to `want` of the queue's due pending customers: the highest priority first, and within
+    a priority the one due longest ago first (a first call is due from its import, a recall from
+    its delay's end), then import order. Each priority level is one look in the index
+    `customer_due_priority` (its highest level, then its due rows), so a claim reads only
+    the rows it may take, whatever waits behind them; levels are few (0-9)."""
+    rows: list = []
+    level = None
+    while len(rows) < want:
+        if level is None:
+            level = execute(db, _DUE_LEVEL, (queue_id,)).fetchone()[0]
+        else:
+            level = execute(db, _DUE_LEVEL + " AND priority < ?", (queue_id, level)).fetchone()[0]
+        if level is None:
+            break
+        rows += execute(db, _DUE_ROWS + dialect_of(db).skip_locked, (queue_id, level, now, want - len(rows))).fetchall()
+    return rows
+
+
 def _take(db, crowd: people.Crowd, row, now, day_start, next_day, daily_cap, busy_retry) -> _Taken | None:
     """The candidate `row` taken into a call (and counted in `crowd`), or passed over: ended or
     put off as the person rules say (claim_many's docstring)."""
@@ -175,7 +198,7 @@ def _take(db, crowd: people.Crowd, row, now, day_start, next_day, daily_cap, bus
     return _Taken(cid, ext_id, fields, rnd, live, mobiles[live], sorted(dead))
 
 
-def _open_attempts(db, queue: QueueInfo, taken: list[_Taken], now, slots, node) -> list[Claim]:
+def _open_attempts(db, queue: QueueInfo, taken: list[_Taken], now, slots, node, policy) -> list[Claim]:
     """Each taken customer `calling`, with its attempt row: two statements for the batch."""
     if not taken:
         return []
@@ -214,6 +237,8 @@ def _open_attempts(db, queue: QueueInfo, taken: list[_Taken], now, slots, node) 
             queue.template,
             queue.min_recall_duration,
             slot=slot,
+            retry_when=policy[0],
+            caller_id=policy[1],
         )
         for t, (call_uuid, job_uuid), slot in zip(taken, uuids, slot_of, strict=True)
     ]
@@ -256,17 +281,21 @@ def mark_step(db: pw.Database, attempt_id: int, step: str, result: str | None):
     )
 
 
-def finish(db: pw.Database, claim: Claim, report: CallReport, *, recall_delay: float) -> tuple[str, str]:
-    """Close the attempt and move the customer on by the recall rules (`outcome.next_state`);
-    a configuration error also stops the queue. Returns (attempt outcome, customer state).
-    Idempotent: an attempt already closed is left as it is ("unchanged")."""
+def finish(
+    db: pw.Database, claim: Claim, report: CallReport, *, recall_delay: float, recall_delays=None
+) -> tuple[str, str]:
+    """Close the attempt and move the customer on by the recall rules (`outcome.next_state`,
+    with the queue's `retry_when` and the per-cause `recall_delays`); a configuration error
+    also stops the queue. Returns (attempt outcome, customer state). Idempotent: an attempt
+    already closed is left as it is ("unchanged")."""
     _require_transaction(db)
-    result = outcome.of_report(report, claim.min_talk)
+    retry_when = outcome.retry_when_of(claim.retry_when)
+    result = outcome.of_report(report, claim.min_talk, retry_when)
     cursor = execute(
         db,
         "UPDATE attempt SET state = ?, answered_at = COALESCE(?, answered_at), ended_at = ?,"
-        " hangup_cause = ?, sip_status = ?, talk_seconds = ?, keys = ?, outcome = ?, result = ?"
-        " WHERE id = ? AND state != ?",
+        " hangup_cause = ?, sip_status = ?, talk_seconds = ?, keys = ?, outcome = ?, result = ?,"
+        " trunk = COALESCE(?, trunk) WHERE id = ? AND state != ?",
         (
             DONE,
             report.answered_at,
@@ -277,13 +306,14 @@ def finish(db: pw.Database, claim: Claim, report: CallReport, *, recall_delay: f
             report.keys,
             result,
             report.result,
+            report.trunk,
             claim.attempt_id,
             DONE,
         ),
     )
     if cursor.rowcount == 0:
         return result, "unchanged"
-    state = _after_call(db, claim, report, result, recall_delay)
+    state = _after_call(db, claim, report, result, recall_delay, recall_delays, retry_when)
     if result == outcome.CONFIG_ERROR:
         reason = report.stop_reason or (
             f"FreeSWITCH answered {report.cause} for {claim.number}: check the dial string and gateway"
@@ -292,7 +322,9 @@ def finish(db: pw.Database, claim: Claim, report: CallReport, *, recall_delay: f
     return result, state
 
 
-def _after_call(db, claim: Claim, report: CallReport, result: str, recall_delay: float) -> str:
+def _after_call(
+    db, claim: Claim, report: CallReport, result: str, recall_delay: float, recall_delays, retry_when
+) -> str:
     state, mobiles, index, rnd, dead, next_call, max_recall = execute(
         db,
         "SELECT c.state, c.mobiles, c.number_index, c.round, c.dead_numbers, c.next_call_at,"
@@ -304,7 +336,15 @@ def _after_call(db, claim: Claim, report: CallReport, result: str, recall_delay:
     on_dnc = dnc.is_listed(db, claim.queue_code, claim.ext_id)
     progress = outcome.Progress(tuple(json.loads(mobiles)), index, rnd, frozenset(json.loads(dead)))
     nxt = outcome.next_state(
-        progress, claim.number, result, max_recall_count=max_recall, recall_delay=recall_delay, on_dnc=on_dnc
+        progress,
+        claim.number,
+        result,
+        max_recall_count=max_recall,
+        recall_delay=recall_delay,
+        on_dnc=on_dnc,
+        cause=report.cause,
+        retry_when=retry_when,
+        recall_delays=recall_delays,
     )
     if nxt.delay is not None:
         next_call = report.ended_at + nxt.delay

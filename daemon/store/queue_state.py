@@ -8,6 +8,7 @@ one transaction of its own.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -20,7 +21,8 @@ from daemon.store.states import DELETED, RUNNING, STOPPED
 
 log = logging.getLogger("autocall.store")
 
-SETTINGS = ("concurrent_call", "max_recall_count", "min_recall_duration", "callback_url")
+SETTINGS = ("concurrent_call", "max_recall_count", "min_recall_duration", "callback_url", "retry_when", "caller_id")
+_JSON_SETTINGS = ("retry_when",)
 
 
 class QueueNotFound(AutocallError):
@@ -60,6 +62,9 @@ def upsert(db: pw.Database, request: ImportRequest, defaults, at: float) -> int:
     request's settings, or an existing one given the request's template and settings (its
     state kept)."""
     settings = {name: request.settings[name] for name in SETTINGS if name in request.settings}
+    for name in _JSON_SETTINGS:
+        if settings.get(name) is not None:
+            settings[name] = json.dumps(settings[name])
     try:
         queue_id, _ = live_queue(db, request.queue_code)
     except QueueNotFound:

@@ -11,6 +11,7 @@ class NewCustomer:
     ext_id: str
     mobiles: list[str]
     fields: dict
+    priority: int = 0  # higher is called first within its queue (0-9)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,8 @@ class Claim:
     slot: int | None = None  # the switch's record of its hangup (daemon/hangup.py); None: none kept
     step: str | None = None  # the IVR step it was last in, for a re-attached call
     result: str | None = None  # the IVR result recorded so far
+    retry_when: tuple[str, ...] | None = None  # the queue's recall causes (None: outcome.DEFAULT_RETRY_WHEN)
+    caller_id: str | None = None  # the queue's caller id (None: the trunk's pool, or dialer.caller_id)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,3 +77,5 @@ class CallReport:
     result: str | None = None
     interrupted: bool = False
     stop_reason: str | None = None  # the switch could not run our configuration: config_error, stop the queue
+    key_accepted: bool | None = None  # a menu accepted a key (None: not known, e.g. ended while we were away)
+    trunk: str | None = None  # the trunk that carried the call (None: no [[trunks]])

@@ -12,6 +12,7 @@ import json
 
 import peewee as pw
 
+from daemon import outcome
 from daemon.store.queue_state import live_queue
 from daemon.store.records import Claim, QueueInfo
 from daemon.store.schema import execute, read_snapshot
@@ -45,7 +46,7 @@ def open_attempts(db: pw.Database, node: str | None = None, *, with_unnamed: boo
     only those that daemon made, and (`with_unnamed`) those made before attempts named their node."""
     sql = (
         "SELECT a.id, a.uuid, a.job_uuid, a.number, c.id, c.ext_id, c.fields, q.id, q.code, q.template,"
-        " q.min_recall_duration, a.answered_at, a.slot, a.step, a.result FROM attempt a"
+        " q.min_recall_duration, a.answered_at, a.slot, a.step, a.result, q.retry_when, q.caller_id FROM attempt a"
         " JOIN customer c ON c.id = a.customer_id JOIN queue q ON q.id = a.queue_id WHERE a.state != ?"
     )
     params: list = [DONE]
@@ -70,6 +71,8 @@ def open_attempts(db: pw.Database, node: str | None = None, *, with_unnamed: boo
             slot,
             step,
             result,
+            None if retry_when is None else tuple(json.loads(retry_when)),
+            caller_id,
         )
         for (
             attempt_id,
@@ -87,6 +90,8 @@ def open_attempts(db: pw.Database, node: str | None = None, *, with_unnamed: boo
             slot,
             step,
             result,
+            retry_when,
+            caller_id,
         ) in rows
     ]
 
@@ -136,6 +141,7 @@ ATTEMPT_COLUMNS = (
     "keys",
     "outcome",
     "result",
+    "trunk",
 )
 _QUEUE_COLUMNS = (
     "code",
@@ -145,6 +151,8 @@ _QUEUE_COLUMNS = (
     "concurrent_call",
     "max_recall_count",
     "min_recall_duration",
+    "retry_when",
+    "caller_id",
     "created_at",
     "updated_at",
 )
@@ -155,6 +163,7 @@ def queue_summary(db: pw.Database, code: str) -> dict:
     queue_id, _ = live_queue(db, code)
     row = execute(db, f"SELECT {', '.join(_QUEUE_COLUMNS)} FROM queue WHERE id = ?", (queue_id,)).fetchone()
     queue = dict(zip(_QUEUE_COLUMNS, row))
+    queue["retry_when"] = list(outcome.retry_when_of(queue["retry_when"] and json.loads(queue["retry_when"])))
     counts = customer_counts(db, queue_id)[queue_id]
     return {
         "queue_code": queue.pop("code"),

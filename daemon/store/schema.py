@@ -68,6 +68,8 @@ class Queue(BaseModel):
     updated_at = pw.FloatField()
     callback_url = pw.TextField(null=True)  # where its events go besides the configured webhooks
     finished_at = pw.FloatField(null=True)  # its last customer to call ended (store/outbox.py)
+    retry_when = JSONField(null=True)  # recall causes (daemon/outcome.py RECALL_CAUSES); NULL: the default
+    caller_id = pw.TextField(null=True)  # one of the configured caller ids; NULL: the trunk's pool
 
 
 class Customer(BaseModel):
@@ -84,6 +86,7 @@ class Customer(BaseModel):
     result = pw.TextField(null=True)  # named IVR result (e.g. promise_to_pay)
     created_at = pw.FloatField()
     updated_at = pw.FloatField()
+    priority = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])  # higher is called first (0-9)
 
 
 class Attempt(BaseModel):
@@ -106,6 +109,7 @@ class Attempt(BaseModel):
     slot = pw.IntegerField(null=True)  # where the switch keeps this call's hangup record (daemon/hangup.py)
     step = pw.TextField(null=True)  # the IVR step the call is in (a re-attached call resumes there)
     node = pw.TextField(null=True)  # the daemon that made it (dialer.node); NULL: before nodes had names
+    trunk = pw.TextField(null=True)  # the [[trunks]] entry that carried it; NULL: the one dial string
 
 
 class Dnc(BaseModel):
@@ -246,6 +250,18 @@ def _v9(db: pw.Database):
     operators.create(db, dialect_of(db))
 
 
+def _v10(db: pw.Database):
+    """Calling policy (issue 17): a queue's recall causes and caller id, a customer's priority,
+    the trunk each attempt went out on, and the claim's index by priority."""
+    _add_columns(db, "queue", ("retry_when", "TEXT"), ("caller_id", "TEXT"))
+    _add_columns(db, "customer", ("priority", "INTEGER NOT NULL DEFAULT 0"))
+    _add_columns(db, "attempt", ("trunk", "TEXT"))
+    # The claim takes a queue's due customers level by level, highest priority first.
+    db.execute_sql(
+        f"CREATE INDEX customer_due_priority ON customer(queue_id, priority, next_call_at) WHERE state = '{PENDING}'"
+    )
+
+
 def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
     """ALTER TABLE … ADD COLUMN for each (name, type) the table lacks: `_v1` builds a new
     database from the models as they are now, so it has them already."""
@@ -256,7 +272,7 @@ def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
 
 
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9)
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

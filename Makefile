@@ -45,10 +45,12 @@ BENCHES = import_bench queue_bench simulator_bench throughput_bench latency_benc
 bench: $(BIN)/.installed
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
-# The long fault campaign (docs/faults.md): 50 rounds per seed, about 4 minutes each.
+# The long fault campaign (docs/faults.md): 50 rounds per seed on SQLite, about 4 minutes each,
+# then 50 on PostgreSQL with three nodes and two API processes, about 8 minutes.
 soak: $(BIN)/.installed $(VENV)/.system-packages
 	$(BIN)/python -m tests.soak.campaign --rounds 50 --seed 1
 	$(BIN)/python -m tests.soak.campaign --rounds 50 --seed 2
+	$(BIN)/python -m tests.soak.campaign --rounds 50 --seed 1 --backend postgresql --nodes 3 --apis 2
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -10,7 +10,12 @@ the invariants of `tests.soak.checks` are checked. The processes and files are `
 At the end faults stop, every queue is started and the campaign drains: nobody may be left
 pending or calling. Seeded, bounded in rounds and time, loopback only.
 
+With `backend="postgresql"` the store is a PostgreSQL server of the campaign's own, and there
+may be several daemons (`nodes`, each on its own in-process simulator, all on one clock) and
+API processes (`apis`); the database's faults are then the server's (PG_FAULTS).
+
     python -m tests.soak.campaign --rounds 50
+    python -m tests.soak.campaign --rounds 50 --backend postgresql --nodes 3 --apis 2
 
 `run(settings, workdir)` is the library form (tests/test_fault_campaign.py runs a short one).
 """

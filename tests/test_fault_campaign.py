@@ -124,7 +124,7 @@ def _queue_calls(n: int, start=10.0):
 
 def test_more_calls_of_a_queue_at_once_than_its_concurrent_call_are_reported():
     journal = checks.Journal()
-    journal.limits["Q"].append([0.0, 1.0, 4])
+    journal.limits["Q"].append([0.0, 1.0, 4, True])
     assert rules(_queue_calls(4), journal) == []
     found = checks.check(_queue_calls(5), journal, 1, 1.0)
     assert [v.detail for v in found] == ["queue Q: call u4 at 14.00 made 5 calls at once; its concurrent_call is 4"]
@@ -132,13 +132,19 @@ def test_more_calls_of_a_queue_at_once_than_its_concurrent_call_are_reported():
 
 def test_concurrent_call_may_be_any_import_not_surely_overtaken_when_a_call_starts():
     journal = checks.Journal()
-    journal.limits["Q"] += [[0.0, 1.0, 4], [2.0, 50.0, 8]]  # 8 sent at 2, acknowledged at 50: maybe in force
+    journal.limits["Q"] += [
+        [0.0, 1.0, 4, True],
+        [2.0, 50.0, 8, True],
+    ]  # 8 sent at 2, acknowledged at 50: maybe in force
     assert rules(_queue_calls(6), journal) == []
     # A 5 sent after 8's ack and acknowledged before the calls: 8 is surely overtaken.
-    journal.limits["Q"] = [[0.0, 1.0, 4], [2.0, 3.0, 8], [4.0, 5.0, 5]]
+    journal.limits["Q"] = [[0.0, 1.0, 4, True], [2.0, 3.0, 8, True], [4.0, 5.0, 5, True]]
     assert rules(_queue_calls(6), journal) == ["concurrent_call"]
+    # Unless the 5 was refused (a 503): it may not have been written, and the 8 may be in force.
+    journal.limits["Q"][2][3] = False
+    assert rules(_queue_calls(6), journal) == []
     # Acknowledged in the other order than committed: the 8 may have committed after the 5.
-    journal.limits["Q"] = [[0.0, 1.0, 4], [2.0, 6.0, 8], [4.0, 5.0, 5]]
+    journal.limits["Q"] = [[0.0, 1.0, 4, True], [2.0, 6.0, 8, True], [4.0, 5.0, 5, True]]
     assert rules(_queue_calls(6, start=20.0), journal) == []
 
 

@@ -243,11 +243,14 @@ class Campaign(Faults):
     def _check(self, round_no: int, fault: str | None = None) -> checks.Snapshot:
         s = self.settings
         # On PostgreSQL the clients run while the snapshot is read (the driver yields): a customer
-        # counts as accepted if it was before the read began and still is after it, neither
-        # accepted by an import that committed after the snapshot nor forgotten for a delete.
-        accepted = set(self.journal.accepted)
+        # counts as accepted if it was before the read began and still is after it, and its
+        # queue was not deleted and imported again meanwhile (its customers forgotten and
+        # accepted again, while the snapshot may show the queue gone).
+        accepted, forgotten = set(self.journal.accepted), dict(self.journal.forgotten)
         snap = checks.take_snapshot(self.sims, self.reader, self.journal.restarts)
-        journal = dataclasses.replace(self.journal, accepted=accepted & self.journal.accepted)
+        moved = {q for q, n in self.journal.forgotten.items() if forgotten.get(q, 0) != n}
+        kept = {key for key in accepted & self.journal.accepted if key[0] not in moved}
+        journal = dataclasses.replace(self.journal, accepted=kept)
         found = checks.check(
             snap, journal, round_no, s.epsilon / s.time_scale, s.daily_cap, s.result_grace / s.time_scale
         )

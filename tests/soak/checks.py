@@ -50,9 +50,10 @@ class Journal:
     the first DNC of it was acknowledged; stopped: queue -> [[stop acknowledged, start sent
     or None]], intervals in which the queue was surely stopped; restarts: simulator index ->
     its restart times (a call it dropped ended then); limits: queue -> [[import sent, its
-    answer (any: a 503 may follow a commit) or INF, concurrent_call]] of every import; walls:
-    simulated ack time -> real wall time, to say when the daemon claimed a late call
-    relative to the ack.
+    answer (any: a 503 may follow a commit) or INF, concurrent_call, answered 200]] of every
+    import; forgotten: queue -> how many times its accepted customers were forgotten (a
+    delete); walls: simulated ack time -> real wall time, to say when the daemon claimed a
+    late call relative to the ack.
     """
 
     accepted: set = dataclasses.field(default_factory=set)
@@ -60,6 +61,7 @@ class Journal:
     stopped: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
     restarts: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
     limits: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
+    forgotten: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     walls: dict = dataclasses.field(default_factory=dict)
     api_errors: list = dataclasses.field(default_factory=list)
     counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
@@ -269,7 +271,7 @@ def check_concurrent_calls(snap: Snapshot, journal: Journal, epsilon: float):
     for calls in by_queue.values():
         code = snap.customers[snap.attempts[calls[0].uuid][0]][0]
         imports = journal.limits.get(code, ())
-        least = min((value for *_, value in imports), default=0)
+        least = min((value for _, _, value, _ in imports), default=0)
         ends: list[float] = []
         for call in sorted(calls, key=lambda c: c.start):
             while ends and ends[0] <= call.start:
@@ -288,12 +290,13 @@ def check_concurrent_calls(snap: Snapshot, journal: Journal, epsilon: float):
 
 def _limit_at(imports: list, at: float, epsilon: float) -> int | None:
     """The highest concurrent_call that may be in force for a call that started at `at`, claimed
-    up to `epsilon` before. Each import committed somewhere between its sending and its 200,
-    and acknowledgements may come in another order than the commits: any import sent by `at`
-    may be the last one committed, unless another was surely committed after it and before the
-    claim (sent after its 200, acknowledged before `at - epsilon`)."""
-    latest_sure = max((sent for sent, acked, _ in imports if acked < at - epsilon), default=float("-inf"))
-    return max((value for sent, acked, value in imports if sent <= at and acked >= latest_sure), default=None)
+    up to `epsilon` before. An import commits, if at all, between its sending and its answer
+    (a refusal or a 503 may follow a commit too), and answers may come in another order than
+    the commits: any import sent by `at` may be the last one committed, unless one surely
+    committed after it and before the claim (answered 200, sent after the first's answer,
+    acknowledged before `at - epsilon`)."""
+    latest_sure = max((sent for sent, acked, _, ok in imports if ok and acked < at - epsilon), default=float("-inf"))
+    return max((value for sent, acked, value, _ in imports if sent <= at and acked >= latest_sure), default=None)
 
 
 def _calls_today(snap: Snapshot):

@@ -207,6 +207,7 @@ class Traffic:
                 self.journal.counts["stop"] += 1
             # Forgotten before the request leaves: a snapshot may come between its commit and its 200.
             self.journal.accepted = {(q, ext) for q, ext in self.journal.accepted if q != queue}
+            self.journal.forgotten[queue] += 1
             if self._post(session, "/queue/delete", {"queue_code": queue}) is None:
                 return
             self.journal.counts["delete"] += 1
@@ -263,10 +264,10 @@ class Traffic:
         # The queue's concurrent_call may be this one from the moment it is sent until its
         # answer (checks.Journal), whatever the answer: a 503 of a connection lost at the commit
         # may follow a commit that took, and the queue's settings commit before its customers.
-        limit = [self.clock(), float("inf"), body["concurrent_call"]]
+        limit = [self.clock(), float("inf"), body["concurrent_call"], False]
         self.journal.limits[queue].append(limit)
         reply, later = self._post_reply(session, "/queue", body)
-        limit[1] = self.clock()
+        limit[1], limit[3] = self.clock(), reply is not None
         if reply is None:
             return LATER if later else FAILED
         success = reply["data"]["success"]

@@ -18,11 +18,13 @@ from tests.soak.wallclock import WallClock
 
 def scenario(seed: int) -> dict:
     """Callees by number prefix: short hang-ups, key presses (9 = promise, 2 = agent), dead
-    numbers; everyone else drawn from a seeded mix of answer / busy / no answer / decline."""
+    numbers; everyone else drawn from a seeded mix of answer / busy / no answer / decline.
+    The gateway `flaky` (its proxy `flaky-sbc`) never reaches anyone: TRUNKS' first trunk."""
     press_at = menu_offset() + 3.0
     return {
-        "gateways": ["carrier"],
+        "gateways": {"carrier": {}, "mobifone": {}, "viettel": {}, "flaky": {"proxy": "flaky-sbc"}},
         "numbers": [
+            {"glob": "*@flaky-sbc", "outcome": "unreachable"},
             {"glob": "0903*", "outcome": "answer", "answer_after": 1, "hangup_after": 1},
             {"glob": "0904*", "outcome": "answer", "answer_after": 1, "hangup_after": 120, "keys": [[press_at, "9"]]},
             {"glob": "0905*", "outcome": "answer", "answer_after": 2, "hangup_after": 60, "keys": [[press_at, "2"]]},
@@ -47,6 +49,29 @@ def scenario(seed: int) -> dict:
 # customers lack (the dialer stops each queue that claims one of them); then broken.
 SPEAKS_DPD = ('[[step]]\nid = "info"', '[[step]]\nid = "overdue"\nplay = [{ number = "dpd" }]\n\n[[step]]\nid = "info"')
 BROKEN = ('no_key = "goto goodbye"', 'no_key = "goto nowhere"')
+
+
+# The daemons' trunks (docs/daemon.md, "Trunks"): 0904/0905 go first to one whose every call
+# fails at the gateway (each fails over to the next trunk; it is marked down after two).
+TRUNKS = """
+[[trunks]]
+name = "flaky"
+dial_string = "sofia/gateway/flaky/{number}"
+prefixes = ["0904", "0905"]
+channel_limit = 4
+[[trunks]]
+name = "mobifone"
+dial_string = "sofia/gateway/mobifone/{number}"
+carriers = ["MobiFone"]
+channel_limit = 6
+cps = 20
+caller_ids = ["02871000001", "02871000002"]
+[[trunks]]
+name = "viettel"
+dial_string = "sofia/gateway/viettel/{number}"
+carriers = ["Viettel"]
+channel_limit = 4
+"""
 
 
 def copy_templates(workdir: Path) -> Path:
@@ -133,6 +158,12 @@ class Daemon:
             db_path=db_path,
             daily_cap=daily_cap,
             drain_timeout=5,
+            # The calling policy of issue 17 on: three trunks (one whose gateway is always
+            # unreachable, so calls fail over and it goes down), per-cause recall delays.
+            trunk_down_after=2,
+            trunk_down_for=2,
+            recall_delays={"busy": 0.2, "no_key": 0.6},
+            extra_toml=TRUNKS,
             **({"node": node} if node else {}),
         )
         esl = f"[esl]\nheartbeat_timeout = {heartbeat_timeout}\n"

@@ -248,7 +248,9 @@ class Traffic:
         for _ in range(count):
             self._next_id += 1
             numbers = [f"{rng.choice(PREFIXES)}{rng.randrange(10**6):06}" for _ in range(rng.choice((1, 1, 2)))]
-            customers.append({"id": f"K{self._next_id:06}", "mobiles": numbers, **FIELDS})
+            customers.append(
+                {"id": f"K{self._next_id:06}", "mobiles": numbers, "priority": rng.randint(0, 3), **FIELDS}
+            )
         return customers
 
     def _import(self, session, rng, queue, customers) -> str:
@@ -260,6 +262,7 @@ class Traffic:
             "concurrent_call": rng.randint(4, 8),
             "max_recall_count": rng.randint(1, 2),
             "min_recall_duration": 3,
+            "retry_when": rng.choice([None, ["no_answer", "busy", "short", "no_key"], ["no_answer", "unreachable"]]),
         }
         # The queue's concurrent_call may be this one from the moment it is sent until its
         # answer (checks.Journal), whatever the answer: a 503 of a connection lost at the commit

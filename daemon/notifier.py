@@ -24,6 +24,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
@@ -130,13 +131,18 @@ class Notifier:
         return bool(dispatched or taken)
 
     def _db(self, fn, *args, **kwargs):
-        """`fn(db, ...)` in one transaction, on the worker thread."""
+        """`fn(db, ...)` in one transaction, on the worker thread. After an error that may pass
+        the connection is closed, so the next turn opens a new one: PostgreSQL restarted
+        leaves a dead connection that peewee would otherwise hand back as open, for ever."""
 
         def run():
             try:
                 with self.db.atomic():
                     return fn(self.db, *args, **kwargs), None
             except Exception as e:  # noqa: BLE001 - raised below, on the loop
+                if isinstance(e, pw.OperationalError | pw.InterfaceError) and not self.db.is_closed():
+                    with contextlib.suppress(pw.DatabaseError):
+                        self.db.close()
                 return None, e
 
         value, error = self.thread.apply(run)

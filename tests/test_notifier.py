@@ -12,7 +12,11 @@ import time
 import pytest
 
 from daemon import webhooks
+from daemon.config import QueueDefaults
+from daemon.store import customers, records, schema, url
+from daemon.store.schema import execute
 from tests.daemon_fixtures import REPO, all_final, import_customers, query, wait_until
+from tests.pg_fixtures import PgCluster, close
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -51,15 +55,15 @@ class Receiver:
 
 
 class NotifierProcess:
-    def __init__(self, tmp_path, config):
-        self.config, self.log_path, self.proc = config, tmp_path / "notifier.log", None
+    def __init__(self, tmp_path, config, **env):
+        self.config, self.log_path, self.proc, self.env = config, tmp_path / "notifier.log", None, env
 
     def start(self):
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daemon.notifier", "--config", str(self.config)],
             cwd=REPO,
-            env={**os.environ, "AUTOCALL_WEBHOOK_SECRET": SECRET},
+            env={**os.environ, **self.env, "AUTOCALL_WEBHOOK_SECRET": SECRET},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -82,6 +86,12 @@ def receiver(tmp_path):
     r.mode("ok")
     yield r.start()
     r.kill()
+
+
+def add_queue(db, people):
+    fields = {"contract_number": "HD123456", "upcoming_amount": 5000000, "upcoming_due_date": "2021-07-13"}
+    request = records.ImportRequest("Q", "IVR-1", {}, [records.NewCustomer(x, n, fields) for x, n in people])
+    customers.import_customers(db, request, QueueDefaults())
 
 
 def _with_webhook(config, port, **notifier):
@@ -205,3 +215,41 @@ def test_a_webhook_whose_secret_is_not_in_the_environment_stops_the_notifier_at_
     )
     assert out.returncode == 2
     assert "secret_env AUTOCALL_NO_SUCH_SECRET is not set" in out.stderr
+
+
+def test_the_notifier_delivers_again_as_soon_as_a_restarted_postgresql_is_back(receiver, tmp_path):
+    # Its own server: the crash must not cut other tests' connections.
+    cluster = PgCluster().start()
+    location = cluster.fresh()
+    db = schema.open_database(location)
+    config = tmp_path / "autocall.toml"
+    config.write_text("")
+    _with_webhook(config, receiver.port)
+    notifier = NotifierProcess(
+        tmp_path, config, AUTOCALL_DB=location.dsn, **{url.PASSWORD_ENV: location.password}
+    ).start()
+
+    def finish(ext_id):  # an operator's UPDATE writes the event too (an outbox trigger)
+        execute(db, "UPDATE customer SET state = 'failed' WHERE ext_id = ?", (ext_id,))
+
+    def finished() -> list[str]:
+        bodies = [json.loads(r["body"]) for r in _answered(receiver)]
+        return [b["customer"]["id"] for b in bodies if b["type"] == "customer.finished"]
+
+    try:
+        add_queue(db, [("A", ["0901000001"]), ("B", ["0901000002"])])
+        finish("A")
+        wait_until(lambda: finished() == ["A"], 30)
+        close(db)
+        cluster.restart()  # the notifier's connection cut
+        db = schema.open_database(location)
+        finish("B")
+        began = time.monotonic()
+        wait_until(lambda: "B" in finished(), 30)
+        assert time.monotonic() - began < 5  # a new connection at once, not the dead one again
+    finally:
+        notifier.stop()
+        close(db)
+        cluster.stop()
+    assert finished() == ["A", "B"]
+    assert notifier.log_path.read_text().count("database unavailable") <= 2  # not a line every turn

@@ -13,7 +13,7 @@ from daemon import cli
 from daemon import config as config_mod
 from daemon.config import QueueDefaults
 from daemon.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, exit_code
-from daemon.store import commands, customers, dnc, nodes, queue_state, reports, schema
+from daemon.store import commands, customers, dnc, nodes, queue_state, reports, schedule, schema
 from daemon.store import url as db_url
 from daemon.store.records import ImportRequest, NewCustomer
 from daemon.store.schema import execute
@@ -372,3 +372,25 @@ def test_a_node_beats_with_its_status_line_and_is_read_back_with_its_age(store_d
     [(one, age1, said1), (two, age2, said2)] = nodes.states(store_db)
     assert (one, said1, two, said2) == ("pbx1", "12 calls in progress", "pbx2", None)
     assert 0 <= age1 < 5 and 100 <= age2 < 105
+
+
+# --- a step of the wall clock seen by several daemons -----------------------------------------
+
+
+def test_daemons_of_one_host_that_all_see_a_wall_clock_step_move_each_wait_once(store_db):
+    db = store_db
+    add(db, "WAIT", "DUE")
+    # WAIT was told to call again 60 s after NOW; DUE is due since NOW.
+    execute(db, "UPDATE customer SET next_call_at = ?, updated_at = ? WHERE ext_id = 'WAIT'", (NOW + 60, NOW))
+    step = 600.0  # the host's clock jumps forward 10 minutes, 5 s after NOW
+    for seen_after in (0.0, 0.4, 1.3):  # three daemons notice it at their next tick
+        with db.atomic():
+            schedule.follow_wall_step(db, expected=NOW + 5, jump=step, wall=NOW + 5 + step + seen_after)
+    times = dict(execute(db, "SELECT ext_id, next_call_at FROM customer").fetchall())
+    assert times == {"WAIT": NOW + 60 + step, "DUE": NOW}  # moved once; what was due stays due
+    # A step of the same size a day later is another step: it moves a wait again.
+    later = NOW + 86400
+    execute(db, "UPDATE customer SET next_call_at = ?, updated_at = ? WHERE ext_id = 'WAIT'", (later + 60, later))
+    with db.atomic():
+        schedule.follow_wall_step(db, expected=later + 5, jump=step, wall=later + 5 + step)
+    assert execute(db, "SELECT next_call_at FROM customer WHERE ext_id = 'WAIT'").fetchone()[0] == later + 60 + step

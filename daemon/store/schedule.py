@@ -12,6 +12,10 @@ When the wall clock is stepped (NTP, an operator's `date -s`) the dialer calls
   past it (a customer imported a second before a step back of ten minutes does not wait those
   ten minutes). A due stamp is never moved forward: the API may already have written it in the
   new reckoning, before the daemon noticed the step.
+
+Daemons on different hosts sharing one PostgreSQL write waits each in its own host's
+reckoning; keep their clocks in step (NTP slewing, chrony without `makestep` after boot):
+a step on one host moves the waits the others wrote too.
 """
 
 from __future__ import annotations
@@ -21,10 +25,24 @@ import peewee as pw
 from daemon.store.schema import execute
 from daemon.store.states import PENDING
 
+SIBLING_WINDOW = 60.0  # seconds within which the same step seen by another daemon is the same step
+
 
 def follow_wall_step(db: pw.Database, *, expected: float, jump: float, wall: float) -> int:
     """The wall clock reads `wall` where `expected` (= wall - jump) was due; returns how many
-    pending customers' times moved."""
+    pending customers' times moved. Several daemons of one host on one database (PostgreSQL,
+    `autocall-daemon@`) all see the same step: the first to write moves the waits and records
+    it (`wall_step`); the others find it there and move only what was due (a second move would
+    put every wait `jump` further)."""
+    seen = execute(
+        db,
+        "SELECT 1 FROM wall_step WHERE jump = ? AND seen_at BETWEEN ? AND ?",
+        (jump, wall - SIBLING_WINDOW, wall + SIBLING_WINDOW),
+    ).fetchone()
+    if seen is not None:
+        return bring_due_down(db, wall=wall)
+    execute(db, "DELETE FROM wall_step WHERE seen_at < ?", (wall - 86400,))
+    execute(db, "INSERT INTO wall_step (jump, seen_at) VALUES (?, ?)", (jump, wall))
     waits = execute(
         db,
         "UPDATE customer SET next_call_at = next_call_at + ?, updated_at = updated_at + ?"

@@ -262,6 +262,13 @@ def _v10(db: pw.Database):
     )
 
 
+def _v11(db: pw.Database):
+    """The wall-clock steps the schedule has followed (store/schedule.py), so that daemons of
+    one host sharing a database move the waits once for a step they all see."""
+    real = dialect_of(db).real_column
+    db.execute_sql(f"CREATE TABLE wall_step (jump {real} NOT NULL, seen_at {real} NOT NULL)")
+
+
 def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
     """ALTER TABLE … ADD COLUMN for each (name, type) the table lacks: `_v1` builds a new
     database from the models as they are now, so it has them already."""
@@ -272,7 +279,7 @@ def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):
 
 
 # Each entry brings the schema from version i to i+1. Append; never edit a shipped one.
-MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10)
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -100,6 +100,7 @@ class Call:
         self._barge_in: bool | None = None  # what playback_terminators says; None: not known
         self._keys_heard = 0  # DTMF events seen when the last application ended
         self._on_step = lambda step, result: None
+        self._may_dial = lambda: None
 
     # --- events, from the ESL reader greenlet: record and signal only ---
 
@@ -130,10 +131,13 @@ class Call:
 
     # --- the call ---
 
-    def run(self, *, originate: bool = True, on_answer=None, on_step=None) -> CallReport:
-        """Drive the call to its end; `on_step(step, result)` hears of each IVR step entered.
-        Raises Detached if the ESL connection dies first."""
+    def run(self, *, originate: bool = True, on_answer=None, on_step=None, may_dial=None) -> CallReport:
+        """Drive the call to its end; `on_step(step, result)` hears of each IVR step entered;
+        `may_dial()` is asked before a failover leg goes out (None: it may; else why not: a
+        stop or DNC acknowledged since the first leg). Raises Detached if the ESL connection
+        dies first."""
         self._on_step = on_step or self._on_step
+        self._may_dial = may_dial or self._may_dial
         self.esl.subscribe_channel(self.claim.uuid, self.on_event)
         if self.answered_at is not None:
             self.answered.set()  # re-attached to a call answered before a restart
@@ -221,6 +225,15 @@ class Call:
         if following is None:
             return False
         if not self._leg_gone(cause):
+            self.trunks.release(following.name)
+            return False
+        # Seconds have passed since the store's last look: a stop or DNC acknowledged meanwhile
+        # must keep the next leg from going out, as it keeps a claim (daemon/last_look.py).
+        withdrawn = self._may_dial()
+        if withdrawn is not None:
+            log.info(
+                "call %s: trunk %s failed (%s); no failover: %s", self.claim.uuid, self.trunk.name, cause, withdrawn
+            )
             self.trunks.release(following.name)
             return False
         log.info(

@@ -428,6 +428,7 @@ class Dialer:
                     originate=originate,
                     on_answer=lambda at: self.ledger.mark_answered(claim.attempt_id, at),
                     on_step=lambda step, result: self.ledger.mark_step(claim.attempt_id, step, result),
+                    may_dial=lambda: self.look.late(claim, looked_at=0.0),  # 0: long ago, so it reads
                 )
                 if call.hangup_event is not None:
                     self.metrics.hangup_heard(call.hangup_event, time.time())

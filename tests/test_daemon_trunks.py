@@ -11,6 +11,8 @@ import gevent
 import pytest
 
 from daemon import cli
+from daemon.store import queue_state
+from daemon.store.schema import open_database
 from tests.daemon_fixtures import all_final, import_customers, menu_offset, query, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -68,6 +70,31 @@ def test_a_trunk_answering_503_fails_over_on_the_same_attempt_and_is_marked_down
     log = daemon.read_log()
     assert "trunk viettel marked down for 600s: 2 trunk-level failures in a row (last NORMAL_TEMPORARY_FAILURE)" in log
     assert "the same attempt goes out on trunk backup" in log
+
+
+def test_a_stop_acknowledged_while_the_first_trunk_rings_keeps_the_failover_leg_from_going_out(run):
+    sim, daemon = run(
+        {
+            "gateways": {"viettel": {"proxy": "viettel-sbc"}, "backup": {}},
+            "default": ANSWER,
+            # Rings 40 simulated seconds (0.8 s real), then 503: a failover would follow.
+            "numbers": [{"glob": "*@viettel-sbc", "outcome": "unreachable", "ring": 40}],
+        },
+        extra_toml=trunk("viettel", "viettel", carriers=["Viettel"]) + trunk("backup", "backup"),
+    )
+    import_customers(daemon.db_path, [("C1", [VIETTEL[0]])], code="Q", max_recall_count=0)
+    daemon.start()
+    wait_until(lambda: len(sim.channels) == 1, 20)  # the first leg rings (its record comes at its end)
+    db = open_database(daemon.db_path)
+    try:
+        queue_state.set_running(db, "Q", False)  # the API's /queue/stop, acknowledged now
+    finally:
+        db.close()
+    wait_until(lambda: query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'done'") == [(1,)], 20)
+    gevent.sleep(1.0)  # time for a failover leg, if one were to go
+    assert daemon.terminate() == 0
+    assert [gateway for _, gateway, _ in originates(sim)] == ["viettel"]  # never out on backup
+    assert "no failover: WITHDRAWN_BEFORE_DIAL" in daemon.read_log()
 
 
 def test_a_trunk_the_switch_does_not_know_fails_over_and_stops_no_queue(run):

@@ -187,7 +187,7 @@ def test_the_login_limit_forgets_failures_after_its_window():
     now = [1000.0]
     limit = auth.LoginLimit(clock=lambda: now[0])
     for _ in range(auth.LIMIT_FAILURES):
-        limit.failed("ana")
+        limit.attempt("ana")
     assert limit.wait("ana") == pytest.approx(auth.LIMIT_WINDOW)
     now[0] += auth.LIMIT_WINDOW + 1
     assert limit.wait("ana") == 0

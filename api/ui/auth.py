@@ -9,7 +9,9 @@
 - Logins are limited per account name: after LIMIT_FAILURES failures in LIMIT_WINDOW seconds
   that name is refused until the window has passed; all names together get at most
   LIMIT_ALL_FAILURES failures a minute. Counted in this process (behind nginx every client
-  has the proxy's address, so addresses are not counted).
+  has the proxy's address, so addresses are not counted). An attempt counts as a failure from
+  the moment it begins, before its password is checked: attempts sent at once are limited
+  like attempts sent one after the other.
 - Every response of /ui/ carries a Content-Security-Policy that allows nothing from elsewhere
   and no inline script or style: text from customers' fields cannot become a script.
 """
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import hmac
@@ -72,13 +75,20 @@ class LoginLimit:
             waits.append(self._all[0] + 60 - now)
         return max(waits, default=0.0)
 
-    def failed(self, name: str):
+    def attempt(self, name: str) -> float:
+        """Count an attempt of `name` as a failure now, before its password is checked (else
+        attempts sent at once would all pass `wait`); its time, for `succeeded`."""
         now = self.clock()
         self._by_name.setdefault(name, collections.deque()).append(now)
         self._all.append(now)
+        return now
 
-    def succeeded(self, name: str):
+    def succeeded(self, name: str, attempt: float):
+        """The attempt begun at `attempt` succeeded: `name`'s failures are forgotten, and this
+        attempt no longer counts against every name."""
         self._by_name.pop(name, None)
+        with contextlib.suppress(ValueError):  # forgotten already: older than a minute
+            self._all.remove(attempt)
 
     def _forget(self, now: float):
         while self._all and self._all[0] < now - 60:
@@ -201,7 +211,7 @@ def login():
             error, status = i18n.label(g.lang, "login_limited", minutes=max(1, round(wait / 60))), 429
             log.warning("console login of %r refused: too many failures", name)
         else:
-            response = _try_login(name, password, target)
+            response = _try_login(name, password, target, _console().limit.attempt(name))
             if response is not None:
                 return response
             error, status = i18n.label(g.lang, "login_failed"), 401
@@ -211,16 +221,16 @@ def login():
     return response
 
 
-def _try_login(name: str, password: str, target: str):
-    """A redirect into the console with a new session, or None (the failure counted)."""
+def _try_login(name: str, password: str, target: str, attempt: float):
+    """A redirect into the console with a new session, or None (the attempt, counted as a
+    failure when it began, stays counted)."""
     s = services()
     account = s.workers.read(operators.password_of, name) if operators.valid_name(name) else None
     ok = s.workers.compute(passwords.verify_password, password, account[1] if account else None)
     if not ok or account is None:
-        _console().limit.failed(name)
         log.warning("console login of %r failed", name)
         return None
-    _console().limit.succeeded(name)
+    _console().limit.succeeded(name, attempt)
     token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
     s.workers.write(_open, account[0], name, token, csrf, now)
     log.info("console login of %r", name)

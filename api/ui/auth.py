@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import hmac
 import logging
+import re
 import secrets
 import time
 
@@ -247,9 +248,13 @@ def _open(db, user_id: int, name: str, token: str, csrf: str, now: float):
         operators.record(db, name, "login", now=now)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _safe_next(target: str) -> str:
-    """`target` if it is a page of the console, else the queues page (no open redirect)."""
-    if target.startswith(PATH) and not target.startswith("//") and "\\" not in target:
+    """`target` if it is a page of the console, else the queues page (no open redirect; no
+    control character, which a Location header cannot carry: a line break there was a 500)."""
+    if target.startswith(PATH) and "\\" not in target and not _CONTROL.search(target):
         return target
     return url_for("ui.queues")
 

@@ -4,6 +4,7 @@ written the Vietnamese way in both: `5.000.000 ₫`, `13/07/2021 14:05:09` in th
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 LANGUAGES = ("vi", "en")
 DEFAULT = "vi"
@@ -159,11 +160,13 @@ def number(n) -> str:
 
 
 def money(value) -> str:
-    """`5000000` → `5.000.000 ₫`; text that is no number is shown as it is."""
+    """`5000000` → `5.000.000 ₫`; text that is no finite number ("NaN", "1e400") is shown as it is."""
     try:
         amount = float(value)
     except (TypeError, ValueError):
         return "" if value is None else str(value)
+    if not math.isfinite(amount):
+        return str(value)
     return f"{number(round(amount))} ₫"
 
 

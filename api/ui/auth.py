@@ -231,9 +231,11 @@ def _try_login(name: str, password: str, target: str, attempt: float):
     if not ok or account is None:
         log.warning("console login of %r failed", name)
         return None
-    _console().limit.succeeded(name, attempt)
     token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
-    s.workers.write(_open, account[0], name, token, csrf, now)
+    if not s.workers.write(_open, account, name, token, csrf, now):
+        log.warning("console login of %r failed: the account was changed or removed meanwhile", name)
+        return None
+    _console().limit.succeeded(name, attempt)
     log.info("console login of %r", name)
     response = redirect(target, 303)
     set_cookie(response, COOKIE, token, MAX_AGE)
@@ -241,11 +243,18 @@ def _try_login(name: str, password: str, target: str, attempt: float):
     return response
 
 
-def _open(db, user_id: int, name: str, token: str, csrf: str, now: float):
+def _open(db, account: tuple[int, str], name: str, token: str, csrf: str, now: float) -> bool:
+    """Open the session, if the account still has the hash its password was checked against:
+    `autocall users password` or `remove` may have run during the check (and a removed
+    account's id may already be a new account's). Whether it was opened."""
+    user_id, checked_hash = account
     with db.atomic():
+        if operators.password_hash_of(db, user_id) != checked_hash:
+            return False
         operators.prune_sessions(db, idle_before=now - IDLE, created_before=now - MAX_AGE)
         operators.open_session(db, user_id, token, csrf, now=now)
         operators.record(db, name, "login", now=now)
+    return True
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

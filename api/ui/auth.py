@@ -30,6 +30,7 @@ import time
 
 from flask import Flask, abort, current_app, g, jsonify, redirect, render_template, request, url_for
 
+from api.db import DatabaseUnavailable
 from api.services import services
 from api.ui import bp, i18n
 from daemon import passwords
@@ -90,6 +91,13 @@ class LoginLimit:
         self._by_name.pop(name, None)
         with contextlib.suppress(ValueError):  # forgotten already: older than a minute
             self._all.remove(attempt)
+
+    def cancel(self, name: str, attempt: float):
+        """The attempt begun at `attempt` was not judged (the database could not answer): it
+        no longer counts, neither for `name` nor over every name."""
+        for failures in (self._by_name.get(name, collections.deque()), self._all):
+            with contextlib.suppress(ValueError):  # forgotten already
+                failures.remove(attempt)
 
     def _forget(self, now: float):
         while self._all and self._all[0] < now - 60:
@@ -212,7 +220,12 @@ def login():
             error, status = i18n.label(g.lang, "login_limited", minutes=max(1, round(wait / 60))), 429
             log.warning("console login of %r refused: too many failures", name)
         else:
-            response = _try_login(name, password, target, _console().limit.attempt(name))
+            attempt = _console().limit.attempt(name)
+            try:
+                response = _try_login(name, password, target, attempt)
+            except DatabaseUnavailable:
+                _console().limit.cancel(name, attempt)  # no password was judged wrong: not a guess
+                raise
             if response is not None:
                 return response
             error, status = i18n.label(g.lang, "login_failed"), 401

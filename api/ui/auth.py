@@ -28,6 +28,7 @@ import re
 import secrets
 import time
 
+import gevent
 from flask import Flask, abort, current_app, g, jsonify, redirect, render_template, request, url_for
 
 from api.db import DatabaseUnavailable
@@ -115,6 +116,7 @@ class Console:
     """What the console keeps in its process, beside the database."""
 
     limit: LoginLimit
+    touching: set[str] = dataclasses.field(default_factory=set)  # sessions whose last request is being noted
 
 
 def install(app: Flask):
@@ -156,12 +158,28 @@ def _valid_session(token: str) -> operators.Session | None:
     if found is None:
         return None
     now = time.time()
+    # No write here may turn a page that only reads into a 503 (or hold it up) while another
+    # process holds the write lock: a row that cannot be deleted or touched now is next time.
     if now - found.seen_at > IDLE or now - found.created_at > MAX_AGE:
-        s.workers.write(_in_transaction, operators.close_session, found.token_hash)
+        with contextlib.suppress(DatabaseUnavailable):
+            s.workers.write(_in_transaction, operators.close_session, found.token_hash)
         return None
-    if now - found.seen_at > TOUCH_EVERY:  # not on every poll: one write a minute per session at most
-        s.workers.write(_in_transaction, operators.touch_session, found.token_hash, now=now)
+    touching = _console().touching
+    if now - found.seen_at > TOUCH_EVERY and found.token_hash not in touching:  # one write a minute at most
+        touching.add(found.token_hash)
+        gevent.spawn(_touch, s, touching, found, now)  # not waited for: the page only reads
     return found
+
+
+def _touch(s, touching: set[str], found: operators.Session, now: float):
+    """Note the session's last request (in the background: with the write lock held elsewhere
+    this waits up to the lock timeout, and must not hold up the page or be its 503)."""
+    try:
+        s.workers.write(_in_transaction, operators.touch_session, found.token_hash, now=now)
+    except DatabaseUnavailable as e:
+        log.info("console session of %r: its last request not noted yet (%s)", found.user, e.reason)
+    finally:
+        touching.discard(found.token_hash)
 
 
 def _in_transaction(db, write, *args, **kwargs):

@@ -229,7 +229,11 @@ def login():
     token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
     target = _safe_next(request.values.get("next", ""))
     error, status = None, 200
-    if request.method == "POST":
+    if request.method == "POST" and LOGIN_COOKIE not in request.cookies:
+        # No login cookie at all: most likely plain HTTP, where the browser keeps no Secure
+        # cookie (a reload, which the CSRF sentence asks for, would never help).
+        error, status = i18n.label(g.lang, "login_insecure"), 400
+    elif request.method == "POST":
         check_csrf(request.form.get("csrf", ""), request.cookies.get(LOGIN_COOKIE, ""))
         name = request.form.get("username", "").strip()[:64]
         password = request.form.get("password", "")

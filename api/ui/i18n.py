@@ -26,6 +26,12 @@ LABELS = {
         "Quá nhiều lần đăng nhập sai. Vui lòng thử lại sau {minutes} phút.",
         "Too many failed logins. Try again in {minutes} minutes.",
     ),
+    "login_insecure": (
+        "Bảng điều khiển phải được mở qua HTTPS (proxy TLS, docs/ui.md): qua HTTP thường trình duyệt"
+        " không giữ cookie đăng nhập nên không thể đăng nhập.",
+        "The console must be opened over HTTPS (the TLS proxy, docs/ui.md): over plain HTTP the browser"
+        " keeps no login cookie, so no login can work.",
+    ),
     "csrf_failed": (
         "Biểu mẫu đã hết hạn hoặc không hợp lệ; vui lòng tải lại trang.",
         "The form has expired or is not valid; reload the page.",

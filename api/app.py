@@ -61,6 +61,24 @@ class EncodedPathConverter(PathConverter):
         return _decode_segment(value)
 
 
+# Every printable ASCII character but the space: what a query string may hold as it is.
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def _escaped_query(wsgi_app):
+    """`wsgi_app` with the raw non-ASCII bytes of a query string percent-encoded: the same URL
+    (RFC 3986), but Werkzeug decodes a raw query as strict UTF-8 (`?next=\\xff` raised
+    UnicodeDecodeError, a 500) but reads their escapes without complaint."""
+
+    def escaped(environ, start_response):
+        query = environ.get("QUERY_STRING", "")
+        if not query.isascii():  # a WSGI str holds the request's bytes as latin-1
+            environ["QUERY_STRING"] = quote(query.encode("latin-1"), safe=_QUERY_SAFE)
+        return wsgi_app(environ, start_response)
+
+    return escaped
+
+
 def create_app(config: Config, db=None) -> Flask:
     """Build the API for `config`; `db` defaults to opening `config.database`."""
     if not config.api.tokens:
@@ -117,4 +135,5 @@ def create_app(config: Config, db=None) -> Flask:
     for blueprint in (commands.bp, reports.bp, health.bp):
         app.register_blueprint(blueprint)
     ui.install(app)
+    app.wsgi_app = _escaped_query(app.wsgi_app)  # type: ignore[method-assign]
     return app

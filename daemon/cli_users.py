@@ -167,9 +167,28 @@ def _read_password(err, stdin=None) -> str | None:
             return None
     else:
         password = stdin.readline().rstrip('\r\n')
+    text = _as_utf8(password, getattr(stdin, 'encoding', None))
+    if text is None:
+        print('autocall: the password is not UTF-8 text; nothing changed', file=err)
+        return None
     try:
-        passwords.check_strength(password)
+        passwords.check_strength(text)
     except passwords.WeakPassword as exc:
         print(f'autocall: {exc}; nothing changed', file=err)
         return None
-    return password
+    return text
+
+
+def _as_utf8(password: str, encoding: str | None) -> str | None:
+    """`password` as the browser's UTF-8 form will send it, or None if it cannot be: Python
+    reads stdin with `surrogateescape`, so bytes that are not text in the locale's encoding
+    arrive as lone surrogates (and scrypt's `.encode()` would raise)."""
+    try:
+        password.encode()
+        return password
+    except UnicodeEncodeError:
+        pass
+    try:  # UTF-8 read through an ASCII locale (LC_ALL=C): its bytes, read as UTF-8
+        return password.encode(encoding or 'utf-8', 'surrogateescape').decode()
+    except (UnicodeError, LookupError):
+        return None

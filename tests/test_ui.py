@@ -187,7 +187,7 @@ def test_the_login_limit_forgets_failures_after_its_window():
     now = [1000.0]
     limit = auth.LoginLimit(clock=lambda: now[0])
     for _ in range(auth.LIMIT_FAILURES):
-        limit.failed("ana")
+        limit.attempt("ana")
     assert limit.wait("ana") == pytest.approx(auth.LIMIT_WINDOW)
     now[0] += auth.LIMIT_WINDOW + 1
     assert limit.wait("ana") == 0
@@ -441,6 +441,7 @@ def test_accounts_sessions_and_the_audit_log_on_both_backends(store_db):
         operators.token_hash("tok"), "ana", "operator", "csrf", 3.0, 3.0
     )
     assert operators.session(store_db, "other") is None
+    assert operators.password_hash_of(store_db, ana) == "h" and operators.password_hash_of(store_db, ana + 1) is None
     lines, total = operators.audit_page(store_db, limit=2, offset=0)
     assert total == 3 and [line["target"] for line in lines] == ["Q2", "Q1"]
     assert console.capped_today(store_db, day_start=0, cap=5) == 0

@@ -15,7 +15,7 @@ from api.ui import bp, i18n
 from api.ui.auth import operator_only
 from daemon.store import operators
 from daemon.store.customers import block
-from daemon.store.queue_state import QueueNotFound, live_queue, set_running
+from daemon.store.queue_state import QueueNotFound, set_running
 
 log = logging.getLogger("autocall.api.ui")
 
@@ -73,22 +73,19 @@ def dnc():
     """Put customer ids on the queue's DNC list (as POST /queue/dnc): pending ones are never dialed."""
     code = request.form.get("code", "")
     ids = dnc_ids(request.form.get("ids", ""), g.lang)
-    s = services()
+    who = g.session.user
     try:
-        s.workers.read(_live, code)
+        services().workers.write(_block, code, ids, who, time.time())
     except QueueNotFound:
         abort(404)
-    block(s.db, code, ids, chunk=s.config.api.import_chunk, run=s.workers.write)
-    who = g.session.user
-    s.workers.write(_audit_dnc, who, code, ids, time.time())
     log.info("console: %s put %d ids on the DNC list of %r", who, len(ids), code)
     return redirect(url_for("ui.queue", code=code, done="dnc", n=len(ids)), 303)
 
 
-def _live(db, code: str):
-    live_queue(db, code)
-
-
-def _audit_dnc(db, who: str, code: str, ids: list[str], now: float):
+def _block(db, code: str, ids: list[str], who: str, now: float):
+    """The API's block of `ids` (at most MAX_DNC_IDS: one chunk) and its audit line, in one
+    transaction: both or neither. QueueNotFound (nothing written) without a live queue `code`."""
     with db.atomic():
+        if not block(db, code, ids, chunk=len(ids), now=lambda: now):
+            raise QueueNotFound(code)
         operators.record(db, who, "queue.dnc", target=code, detail=", ".join(ids), now=now)

@@ -9,7 +9,9 @@
 - Logins are limited per account name: after LIMIT_FAILURES failures in LIMIT_WINDOW seconds
   that name is refused until the window has passed; all names together get at most
   LIMIT_ALL_FAILURES failures a minute. Counted in this process (behind nginx every client
-  has the proxy's address, so addresses are not counted).
+  has the proxy's address, so addresses are not counted). An attempt counts as a failure from
+  the moment it begins, before its password is checked: attempts sent at once are limited
+  like attempts sent one after the other.
 - Every response of /ui/ carries a Content-Security-Policy that allows nothing from elsewhere
   and no inline script or style: text from customers' fields cannot become a script.
 """
@@ -17,15 +19,19 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import hmac
 import logging
+import re
 import secrets
 import time
 
+import gevent
 from flask import Flask, abort, current_app, g, jsonify, redirect, render_template, request, url_for
 
+from api.db import DatabaseUnavailable
 from api.services import services
 from api.ui import bp, i18n
 from daemon import passwords
@@ -72,13 +78,27 @@ class LoginLimit:
             waits.append(self._all[0] + 60 - now)
         return max(waits, default=0.0)
 
-    def failed(self, name: str):
+    def attempt(self, name: str) -> float:
+        """Count an attempt of `name` as a failure now, before its password is checked (else
+        attempts sent at once would all pass `wait`); its time, for `succeeded`."""
         now = self.clock()
         self._by_name.setdefault(name, collections.deque()).append(now)
         self._all.append(now)
+        return now
 
-    def succeeded(self, name: str):
+    def succeeded(self, name: str, attempt: float):
+        """The attempt begun at `attempt` succeeded: `name`'s failures are forgotten, and this
+        attempt no longer counts against every name."""
         self._by_name.pop(name, None)
+        with contextlib.suppress(ValueError):  # forgotten already: older than a minute
+            self._all.remove(attempt)
+
+    def cancel(self, name: str, attempt: float):
+        """The attempt begun at `attempt` was not judged (the database could not answer): it
+        no longer counts, neither for `name` nor over every name."""
+        for failures in (self._by_name.get(name, collections.deque()), self._all):
+            with contextlib.suppress(ValueError):  # forgotten already
+                failures.remove(attempt)
 
     def _forget(self, now: float):
         while self._all and self._all[0] < now - 60:
@@ -96,6 +116,7 @@ class Console:
     """What the console keeps in its process, beside the database."""
 
     limit: LoginLimit
+    touching: set[str] = dataclasses.field(default_factory=set)  # sessions whose last request is being noted
 
 
 def install(app: Flask):
@@ -137,12 +158,28 @@ def _valid_session(token: str) -> operators.Session | None:
     if found is None:
         return None
     now = time.time()
+    # No write here may turn a page that only reads into a 503 (or hold it up) while another
+    # process holds the write lock: a row that cannot be deleted or touched now is next time.
     if now - found.seen_at > IDLE or now - found.created_at > MAX_AGE:
-        s.workers.write(_in_transaction, operators.close_session, found.token_hash)
+        with contextlib.suppress(DatabaseUnavailable):
+            s.workers.write(_in_transaction, operators.close_session, found.token_hash)
         return None
-    if now - found.seen_at > TOUCH_EVERY:  # not on every poll: one write a minute per session at most
-        s.workers.write(_in_transaction, operators.touch_session, found.token_hash, now=now)
+    touching = _console().touching
+    if now - found.seen_at > TOUCH_EVERY and found.token_hash not in touching:  # one write a minute at most
+        touching.add(found.token_hash)
+        gevent.spawn(_touch, s, touching, found, now)  # not waited for: the page only reads
     return found
+
+
+def _touch(s, touching: set[str], found: operators.Session, now: float):
+    """Note the session's last request (in the background: with the write lock held elsewhere
+    this waits up to the lock timeout, and must not hold up the page or be its 503)."""
+    try:
+        s.workers.write(_in_transaction, operators.touch_session, found.token_hash, now=now)
+    except DatabaseUnavailable as e:
+        log.info("console session of %r: its last request not noted yet (%s)", found.user, e.reason)
+    finally:
+        touching.discard(found.token_hash)
 
 
 def _in_transaction(db, write, *args, **kwargs):
@@ -192,7 +229,11 @@ def login():
     token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
     target = _safe_next(request.values.get("next", ""))
     error, status = None, 200
-    if request.method == "POST":
+    if request.method == "POST" and LOGIN_COOKIE not in request.cookies:
+        # No login cookie at all: most likely plain HTTP, where the browser keeps no Secure
+        # cookie (a reload, which the CSRF sentence asks for, would never help).
+        error, status = i18n.label(g.lang, "login_insecure"), 400
+    elif request.method == "POST":
         check_csrf(request.form.get("csrf", ""), request.cookies.get(LOGIN_COOKIE, ""))
         name = request.form.get("username", "").strip()[:64]
         password = request.form.get("password", "")
@@ -201,7 +242,12 @@ def login():
             error, status = i18n.label(g.lang, "login_limited", minutes=max(1, round(wait / 60))), 429
             log.warning("console login of %r refused: too many failures", name)
         else:
-            response = _try_login(name, password, target)
+            attempt = _console().limit.attempt(name)
+            try:
+                response = _try_login(name, password, target, attempt)
+            except DatabaseUnavailable:
+                _console().limit.cancel(name, attempt)  # no password was judged wrong: not a guess
+                raise
             if response is not None:
                 return response
             error, status = i18n.label(g.lang, "login_failed"), 401
@@ -211,18 +257,20 @@ def login():
     return response
 
 
-def _try_login(name: str, password: str, target: str):
-    """A redirect into the console with a new session, or None (the failure counted)."""
+def _try_login(name: str, password: str, target: str, attempt: float):
+    """A redirect into the console with a new session, or None (the attempt, counted as a
+    failure when it began, stays counted)."""
     s = services()
     account = s.workers.read(operators.password_of, name) if operators.valid_name(name) else None
     ok = s.workers.compute(passwords.verify_password, password, account[1] if account else None)
     if not ok or account is None:
-        _console().limit.failed(name)
         log.warning("console login of %r failed", name)
         return None
-    _console().limit.succeeded(name)
     token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
-    s.workers.write(_open, account[0], name, token, csrf, now)
+    if not s.workers.write(_open, account, name, token, csrf, now):
+        log.warning("console login of %r failed: the account was changed or removed meanwhile", name)
+        return None
+    _console().limit.succeeded(name, attempt)
     log.info("console login of %r", name)
     response = redirect(target, 303)
     set_cookie(response, COOKIE, token, MAX_AGE)
@@ -230,16 +278,27 @@ def _try_login(name: str, password: str, target: str):
     return response
 
 
-def _open(db, user_id: int, name: str, token: str, csrf: str, now: float):
+def _open(db, account: tuple[int, str], name: str, token: str, csrf: str, now: float) -> bool:
+    """Open the session, if the account still has the hash its password was checked against:
+    `autocall users password` or `remove` may have run during the check (and a removed
+    account's id may already be a new account's). Whether it was opened."""
+    user_id, checked_hash = account
     with db.atomic():
+        if operators.password_hash_of(db, user_id) != checked_hash:
+            return False
         operators.prune_sessions(db, idle_before=now - IDLE, created_before=now - MAX_AGE)
         operators.open_session(db, user_id, token, csrf, now=now)
         operators.record(db, name, "login", now=now)
+    return True
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _safe_next(target: str) -> str:
-    """`target` if it is a page of the console, else the queues page (no open redirect)."""
-    if target.startswith(PATH) and not target.startswith("//") and "\\" not in target:
+    """`target` if it is a page of the console, else the queues page (no open redirect; no
+    control character, which a Location header cannot carry: a line break there was a 500)."""
+    if target.startswith(PATH) and "\\" not in target and not _CONTROL.search(target):
         return target
     return url_for("ui.queues")
 

@@ -4,6 +4,7 @@ written the Vietnamese way in both: `5.000.000 ₫`, `13/07/2021 14:05:09` in th
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 LANGUAGES = ("vi", "en")
 DEFAULT = "vi"
@@ -24,6 +25,12 @@ LABELS = {
     "login_limited": (
         "Quá nhiều lần đăng nhập sai. Vui lòng thử lại sau {minutes} phút.",
         "Too many failed logins. Try again in {minutes} minutes.",
+    ),
+    "login_insecure": (
+        "Bảng điều khiển phải được mở qua HTTPS (proxy TLS, docs/ui.md): qua HTTP thường trình duyệt"
+        " không giữ cookie đăng nhập nên không thể đăng nhập.",
+        "The console must be opened over HTTPS (the TLS proxy, docs/ui.md): over plain HTTP the browser"
+        " keeps no login cookie, so no login can work.",
     ),
     "csrf_failed": (
         "Biểu mẫu đã hết hạn hoặc không hợp lệ; vui lòng tải lại trang.",
@@ -159,11 +166,13 @@ def number(n) -> str:
 
 
 def money(value) -> str:
-    """`5000000` → `5.000.000 ₫`; text that is no number is shown as it is."""
+    """`5000000` → `5.000.000 ₫`; text that is no finite number ("NaN", "1e400") is shown as it is."""
     try:
         amount = float(value)
     except (TypeError, ValueError):
         return "" if value is None else str(value)
+    if not math.isfinite(amount):
+        return str(value)
     return f"{number(round(amount))} ₫"
 
 

@@ -15,6 +15,10 @@ import wave
 
 from daemon import ivr
 
+# Longest call "listen" stitches: the shipped IVR's no-key path is under a minute; a file far
+# longer (a recording copied over a prompt) would be held whole in the API's memory per click.
+MAX_SECONDS = 15 * 60
+
 
 class Unstitchable(Exception):
     """A file of the call cannot be read or differs in format from the others; says which."""
@@ -48,8 +52,11 @@ def stitch(parts: list[str | Silence]) -> bytes:
     """One WAV of `parts` played one after the other."""
     params = None
     frames: list[bytes] = []
+    seconds = 0.0
     for part in parts:
         if isinstance(part, Silence):
+            seconds += part.ms / 1000
+            _within_limit(seconds, "a menu's wait for a key")
             if params is None:
                 continue  # silence before any sound: nothing to take its format from
             width, channels, rate = params
@@ -58,13 +65,14 @@ def stitch(parts: list[str | Silence]) -> bytes:
         try:
             with wave.open(part, "rb") as w:
                 these = (w.getsampwidth(), w.getnchannels(), w.getframerate())
+                if params is not None and these != params:
+                    raise Unstitchable(f"{part}: {_format(these)}, but the call's first file is {_format(params)}")
+                seconds += w.getnframes() / max(1, w.getframerate())
+                _within_limit(seconds, part)  # from its header, before its sound is read
                 data = w.readframes(w.getnframes())
         except (OSError, EOFError, wave.Error) as e:
             raise Unstitchable(f"{part}: cannot be read as WAV ({e})") from None
-        if params is None:
-            params = these
-        elif these != params:
-            raise Unstitchable(f"{part}: {_format(these)}, but the call's first file is {_format(params)}")
+        params = params or these
         frames.append(data)
     if params is None:
         raise Unstitchable("the call plays no sound file")
@@ -75,6 +83,11 @@ def stitch(parts: list[str | Silence]) -> bytes:
         w.setframerate(params[2])
         w.writeframes(b"".join(frames))
     return out.getvalue()
+
+
+def _within_limit(seconds: float, what: str):
+    if seconds > MAX_SECONDS:
+        raise Unstitchable(f"{what}: the call would last over {MAX_SECONDS // 60} min, too long to listen to here")
 
 
 def _format(params) -> str:

@@ -132,8 +132,14 @@ def queue():
         states=CUSTOMER_STATES,
         timeline_start=now - 60 * TIMELINE_MINUTES,
         done=request.args.get("done"),
+        done_n=_count_arg("n"),  # only a count: a link's own text is no status line of the console
         **data,
     )
+
+
+def _count_arg(name: str) -> int | None:
+    raw = request.args.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
 
 
 def _page_arg() -> int:

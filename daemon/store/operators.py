@@ -99,6 +99,12 @@ def password_of(db: pw.Database, name: str) -> tuple[int, str] | None:
     return execute(db, "SELECT id, password_hash FROM ui_user WHERE name = ?", (name,)).fetchone()
 
 
+def password_hash_of(db: pw.Database, user_id: int) -> str | None:
+    """The stored password hash of account `user_id` now, or None if there is no such account."""
+    row = execute(db, "SELECT password_hash FROM ui_user WHERE id = ?", (user_id,)).fetchone()
+    return None if row is None else row[0]
+
+
 def _user_id(db, name: str) -> int:
     row = execute(db, "SELECT id FROM ui_user WHERE name = ?", (name,)).fetchone()
     if row is None:

@@ -95,6 +95,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    var insecure = document.getElementById("insecure");  // the login page: no Secure cookie over plain HTTP
+    if (insecure && !window.isSecureContext) insecure.hidden = false;
     document.querySelectorAll("[data-field=spark]").forEach(sparkline);
     document.querySelectorAll("[data-timeline]").forEach(timeline);
     document.querySelectorAll("table[data-live]").forEach(function (table) {

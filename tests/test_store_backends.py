@@ -394,3 +394,17 @@ def test_daemons_of_one_host_that_all_see_a_wall_clock_step_move_each_wait_once(
     with db.atomic():
         schedule.follow_wall_step(db, expected=later + 5, jump=step, wall=later + 5 + step)
     assert execute(db, "SELECT next_call_at FROM customer WHERE ext_id = 'WAIT'").fetchone()[0] == later + 60 + step
+
+
+def test_a_wait_another_daemon_wrote_after_a_step_forward_is_not_moved_by_the_step(store_db):
+    db = store_db
+    add(db, "OLD", "NEW")
+    step, expected = 600.0, NOW + 5
+    # OLD waits since before the step; NEW was written by a daemon that read the new clock.
+    execute(db, "UPDATE customer SET next_call_at = ?, updated_at = ? WHERE ext_id = 'OLD'", (NOW + 60, NOW))
+    written = expected + step + 0.1
+    execute(db, "UPDATE customer SET next_call_at = ?, updated_at = ? WHERE ext_id = 'NEW'", (written + 1, written))
+    with db.atomic():
+        schedule.follow_wall_step(db, expected=expected, jump=step, wall=expected + step + 0.5)
+    times = dict(execute(db, "SELECT ext_id, next_call_at FROM customer").fetchall())
+    assert times == {"OLD": NOW + 60 + step, "NEW": written + 1}

@@ -13,9 +13,13 @@ When the wall clock is stepped (NTP, an operator's `date -s`) the dialer calls
   ten minutes). A due stamp is never moved forward: the API may already have written it in the
   new reckoning, before the daemon noticed the step.
 
-Daemons on different hosts sharing one PostgreSQL write waits each in its own host's
-reckoning; keep their clocks in step (NTP slewing, chrony without `makestep` after boot):
-a step on one host moves the waits the others wrote too.
+A wait another daemon of the host wrote in the new reckoning before this one noticed the step
+is told apart by its `updated_at`, past the old reckoning's "now", after a step forward; after
+a step back it cannot be, and such a wait (written within the instant between the step and
+the first daemon's look) comes due early by the step. Daemons on different hosts sharing one
+PostgreSQL write waits each in its own host's reckoning; keep their clocks in step (NTP
+slewing, chrony without `makestep` after boot): a step on one host moves the waits the
+others wrote too.
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ def follow_wall_step(db: pw.Database, *, expected: float, jump: float, wall: flo
         return bring_due_down(db, wall=wall)
     execute(db, "DELETE FROM wall_step WHERE seen_at < ?", (wall - 86400,))
     execute(db, "INSERT INTO wall_step (jump, seen_at) VALUES (?, ?)", (jump, wall))
+    # Only waits written in the old reckoning (`updated_at` up to its "now"): another daemon of
+    # the host may have written one in the new reckoning before this one noticed the step.
     waits = execute(
         db,
         "UPDATE customer SET next_call_at = next_call_at + ?, updated_at = updated_at + ?"
-        " WHERE state = ? AND next_call_at > updated_at AND next_call_at > ?",
-        (jump, jump, PENDING, expected),
+        " WHERE state = ? AND next_call_at > updated_at AND next_call_at > ? AND updated_at <= ?",
+        (jump, jump, PENDING, expected, expected),
     ).rowcount
     return waits + bring_due_down(db, wall=wall)
 

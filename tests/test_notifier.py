@@ -239,7 +239,7 @@ def test_the_notifier_delivers_again_as_soon_as_a_restarted_postgresql_is_back(r
     try:
         add_queue(db, [("A", ["0901000001"]), ("B", ["0901000002"])])
         finish("A")
-        wait_until(lambda: finished() == ["A"], 30)
+        wait_until(lambda: "A" in finished(), 30)
         close(db)
         cluster.restart()  # the notifier's connection cut
         db = schema.open_database(location)
@@ -251,5 +251,7 @@ def test_the_notifier_delivers_again_as_soon_as_a_restarted_postgresql_is_back(r
         notifier.stop()
         close(db)
         cluster.stop()
-    assert finished() == ["A", "B"]
+    # At least once: A's "delivered" may have been lost with the crash (a commit the server had
+    # not flushed), and A sent again, with the same event id.
+    assert set(finished()) == {"A", "B"}
     assert notifier.log_path.read_text().count("database unavailable") <= 2  # not a line every turn

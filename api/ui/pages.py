@@ -157,13 +157,18 @@ def attempts_csv():
 def customer():
     """One customer of a queue: its fields, numbers and every call."""
     code, ext_id = _queue_arg("queue"), request.args.get("id", "")
+    return render_template("customer.html", code=code, customer=_customer_or_404(code, ext_id))
+
+
+def _customer_or_404(code: str, ext_id: str) -> dict:
+    """The customer `ext_id` of the live queue `code`, as console.customer reads it; else 404."""
     try:
         found = services().workers.read(console.customer, code, ext_id)
     except QueueNotFound:
         abort(404)
     if found is None:
         abort(404)
-    return render_template("customer.html", code=code, customer=found)
+    return found
 
 
 def _sample() -> tuple[dict, dict | None]:
@@ -171,13 +176,7 @@ def _sample() -> tuple[dict, dict | None]:
     code, ext_id = request.args.get("queue"), request.args.get("id")
     if not code or ext_id is None:
         return SAMPLE_FIELDS, None
-    try:
-        found = services().workers.read(console.customer, code, ext_id)
-    except QueueNotFound:
-        abort(404)
-    if found is None:
-        abort(404)
-    return found["fields"], {"queue": code, "id": ext_id}
+    return _customer_or_404(code, ext_id)["fields"], {"queue": code, "id": ext_id}
 
 
 def _template_views(loader: ivr.TemplateLoader, fields: dict) -> list[dict]:

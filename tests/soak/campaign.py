@@ -182,7 +182,7 @@ class Campaign(Faults):
                     daily_cap=s.daily_cap,
                     heartbeat_timeout=s.heartbeat_timeout,
                     busy_timeout=s.busy_timeout,
-                    db_env=db_env if self.pg else None,
+                    db_env=db_env,
                     node=node,
                 )
             )

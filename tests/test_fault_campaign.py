@@ -2,13 +2,17 @@
 check catches what it is for, and the bug the campaign's faults led to (fixed in 03ac0b6)."""
 
 import dataclasses
+import time
 
+import gevent
 import pytest
 
+from simulator.clock import SimClock
 from tests.daemon_fixtures import DaemonProcess, all_final, import_customers, start_simulator, wait_until
 from tests.db_faults import Tmpfs
 from tests.soak import campaign, checks
 from tests.soak.db import Reader
+from tests.soak.stalls import StallMeter
 
 INF = float("inf")
 
@@ -173,6 +177,34 @@ def test_an_originate_after_an_acknowledged_dnc_is_reported():
     journal.dnc[("Q", "A")] = 100.0
     assert rules(snapshot([checks.SimCall("u1", 90, 120)]), journal) == []
     assert rules(snapshot([checks.SimCall("u1", 130, 140)]), journal) == ["after_dnc"]
+
+
+def test_a_stall_of_the_simulators_after_an_ack_extends_the_allowance_by_its_length():
+    # The campaign's process stood still from 100.5 to 110 (simulated) and from 95 to 100 (before the
+    # ack: it does not count): an originate run at 110.4 was sent within ε = 1 of the ack.
+    journal = checks.Journal(stalls=[(95.0, 100.0), (100.5, 110.0)])
+    journal.dnc[("Q", "A")] = 100.0
+    journal.stopped["Q"].append([100.0, 200.0])
+    assert rules(snapshot([checks.SimCall("u1", 110.4, 120)]), journal) == []
+    assert rules(snapshot([checks.SimCall("u1", 110.6, 120)]), journal) == ["after_stop", "after_dnc"]
+
+
+def test_the_stall_meter_notes_a_blocked_event_loop_and_not_an_idle_one():
+    clock = SimClock(0.02)
+    meter = StallMeter(clock).start()
+    try:
+        gevent.sleep(0.3)
+        assert meter.stalls == []
+        busy_until = time.monotonic() + 0.4
+        while time.monotonic() < busy_until:  # the loop blocked, as on a host that gives the process no CPU
+            pass
+        gevent.sleep(0.05)
+    finally:
+        meter.stop()
+    assert len(meter.stalls) == 1
+    assert 0.3 < meter.longest() < 0.5
+    begun, ended = meter.stalls[0]
+    assert ended <= clock.now() and ended - begun == pytest.approx(meter.longest() / 0.02)
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ from tests.soak import checks  # noqa: E402
 from tests.soak.db import Reader  # noqa: E402
 from tests.soak.faults import Faults  # noqa: E402
 from tests.soak.rig import ApiServer, Daemon, copy_templates, scenario  # noqa: E402
+from tests.soak.stalls import StallMeter  # noqa: E402
 from tests.soak.traffic import Traffic  # noqa: E402
 from tests.soak.wallclock import WallClock  # noqa: E402
 
@@ -128,7 +129,7 @@ class Campaign(Faults):
         self.sims: list = []
         self.daemons: list = []
         self.apis: list = []
-        self.traffic = self.clock = self.reader = None
+        self.traffic = self.clock = self.reader = self.stalls = None
         self._api_seen = 0
         self._reported = set()
         self.disk = None  # the tmpfs under the database, for disk_full
@@ -166,6 +167,8 @@ class Campaign(Faults):
         for _ in range(s.nodes):
             clock = self.sims[0].clock if self.sims else None  # one timeline for every switch
             self.sims.append(start_simulator(scenario(s.seed), s.time_scale, clock))
+        self.stalls = StallMeter(self.sims[0].clock).start()
+        self.journal.stalls = self.stalls.stalls
         self.templates = copy_templates(self.workdir)
         self.clock = WallClock(self.workdir)
         for i, sim in enumerate(self.sims):
@@ -323,6 +326,10 @@ class Campaign(Faults):
     def _stop_all(self):
         if self.traffic is not None:
             self.traffic.stop()
+        if self.stalls is not None:
+            self.stalls.stop()
+            self.journal.counts["stalls"] = len(self.stalls.stalls)
+            self.journal.counts["stall_longest_ms"] = round(self.stalls.longest() * 1000)
         for daemon in self.daemons:
             daemon.proc.stop_quietly()
         for api in self.apis:

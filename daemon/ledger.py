@@ -145,10 +145,10 @@ class Ledger:
         with self._sqlite():
             return schedule.follow_wall_step(self.db, expected=expected, jump=jump, wall=wall)
 
-    def bring_due_down(self, *, wall: float) -> int:
+    def bring_due_down(self, *, wall: float, jump: float = 0.0) -> int:
         """schedule.bring_due_down in one transaction."""
         with self._sqlite():
-            return schedule.bring_due_down(self.db, wall=wall)
+            return schedule.bring_due_down(self.db, wall=wall, jump=jump)
 
     def beat(self, *, grace: float, recall_delay: float, status: str | None = None) -> dict[str, int]:
         """nodes.beat for this node, in one transaction (nothing for the one dialer with no name)."""
@@ -292,9 +292,9 @@ class LedgerThread:
         write = _Write("follow_wall_step", (), {"expected": expected, "jump": jump, "wall": wall})
         return self._put(write).get()
 
-    def bring_due_down(self, *, wall: float) -> int | None:
+    def bring_due_down(self, *, wall: float, jump: float = 0.0) -> int | None:
         """Ledger.bring_due_down, queued with the other writes; returns as finish does."""
-        return self._put(_Write("bring_due_down", (), {"wall": wall})).get()
+        return self._put(_Write("bring_due_down", (), {"wall": wall, "jump": jump})).get()
 
     def beat(self, *, grace: float, recall_delay: float, status: str | None = None) -> dict[str, int] | None:
         """Ledger.beat, queued with the other writes; returns as finish does."""

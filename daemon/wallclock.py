@@ -14,7 +14,7 @@ from daemon.pacing import WallWatch
 
 log = logging.getLogger("autocall.dialer")
 
-DUE_RECHECK = 5.0  # after a step back, due stamps are looked at again (an import in flight at the step)
+DUE_RECHECK = 5.0  # after a step back, the schedule is looked at again (writes in flight at the step)
 
 
 class WallClock:
@@ -26,6 +26,7 @@ class WallClock:
         self._watch = WallWatch()
         self._lock = gevent.lock.Semaphore()
         self._recheck_at: float | None = None  # monotonic: look at due stamps again
+        self._jump = 0.0  # the step back that recheck follows
 
     def now(self) -> float:
         """Wall time, after the schedule has followed any step before it."""
@@ -40,11 +41,11 @@ class WallClock:
         """The dialer's turn at monotonic `now`: the second look at due stamps, when it is time."""
         if self._recheck_at is not None and now >= self._recheck_at:
             self._recheck_at = None
-            self._bring_due_down(wall)
+            self._bring_due_down(wall, self._jump)
 
     def _follow(self, wall: float, jump: float):
         if jump < 0:
-            self._recheck_at = self.monotonic() + DUE_RECHECK
+            self._recheck_at, self._jump = self.monotonic() + DUE_RECHECK, jump
         try:
             moved = self.ledger.follow_wall_step(expected=wall - jump, jump=jump, wall=wall)
         except Exception:  # noqa: BLE001 - a stale schedule is a late call, not a reason to stop
@@ -57,11 +58,11 @@ class WallClock:
             "the" if moved is None else moved,  # None: written once the database takes writes
         )
 
-    def _bring_due_down(self, wall: float):
+    def _bring_due_down(self, wall: float, jump: float):
         try:
-            moved = self.ledger.bring_due_down(wall=wall)
+            moved = self.ledger.bring_due_down(wall=wall, jump=jump)
         except Exception:  # noqa: BLE001 - as in _follow
             log.exception("bringing due customers' times down to the stepped wall clock failed")
             return
         if moved:
-            log.info("%d customers imported as the wall clock stepped back are due now", moved)
+            log.info("%d customers written in the time before the wall clock stepped back follow the step", moved)

@@ -258,7 +258,10 @@ def test_an_import_stamped_before_a_step_back_and_written_after_it_is_due_a_few_
     r.step(dialer)
     settle(dialer)
     assert len(r.attempts()) == 2
-    assert any("1 customers imported as the wall clock stepped back" in rec.getMessage() for rec in caplog.records)
+    assert any(
+        "1 customers written in the time before the wall clock stepped back follow the step" in rec.getMessage()
+        for rec in caplog.records
+    )
 
 
 @pytest.mark.parametrize("step", [-600, +3600])  # back: would wait 660 s; forward: would come at once

@@ -408,3 +408,32 @@ def test_a_wait_another_daemon_wrote_after_a_step_forward_is_not_moved_by_the_st
         schedule.follow_wall_step(db, expected=expected, jump=step, wall=expected + step + 0.5)
     times = dict(execute(db, "SELECT ext_id, next_call_at FROM customer").fetchall())
     assert times == {"OLD": NOW + 60 + step, "NEW": written + 1}
+
+
+def test_writes_read_before_a_step_back_and_landing_after_it_follow_the_step_a_few_seconds_later(store_db):
+    db = store_db
+    add(db, "RESULT", "IMPORT", "ELAPSED", "NEW", "SKEW")
+    step, wall = -600.0, NOW  # the clock went back 10 minutes 5 s ago; it reads NOW
+    rows = {
+        "RESULT": (NOW + 600 - 1 + 60, NOW + 600 - 1),  # a call's end: call again in 60 s, old reckoning
+        "IMPORT": (NOW + 600 - 2, NOW + 600 - 2),  # imported: due, old reckoning
+        "ELAPSED": (NOW - 5 + 600 - 1, NOW - 5 + 600 - 3),  # its 2 s wait ran out just before the step
+        "NEW": (NOW - 1 + 60, NOW - 1),  # a call's end in the new reckoning
+        "SKEW": (NOW + 2 + 60, NOW + 2),  # another host's clock, 2 s ahead
+    }
+    for ext, (next_call_at, updated_at) in rows.items():
+        execute(
+            db, "UPDATE customer SET next_call_at = ?, updated_at = ? WHERE ext_id = ?", (next_call_at, updated_at, ext)
+        )
+    with db.atomic():
+        assert schedule.bring_due_down(db, wall=wall, jump=step) == 3  # RESULT, IMPORT, ELAPSED: by the step
+    times = dict(execute(db, "SELECT ext_id, next_call_at FROM customer").fetchall())
+    assert times == {
+        "RESULT": NOW - 1 + 60,
+        "IMPORT": NOW - 2,
+        "ELAPSED": NOW - 5 - 1,  # due, as it was when the clock stepped
+        "NEW": NOW - 1 + 60,
+        "SKEW": NOW + 2 + 60,
+    }
+    with db.atomic():  # a second daemon of the host looks again: nothing is moved twice
+        assert schedule.bring_due_down(db, wall=wall + 0.5, jump=step) == 0

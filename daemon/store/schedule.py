@@ -13,6 +13,9 @@ When the wall clock is stepped (NTP, an operator's `date -s`) the dialer calls
   ten minutes). A due stamp is never moved forward: the API may already have written it in the
   new reckoning, before the daemon noticed the step.
 
+What was read before a step back and written after the move (a call's result, an import)
+is in the old reckoning: `bring_due_down`, a few seconds later, moves it too.
+
 A wait another daemon of the host wrote in the new reckoning before this one noticed the step
 is told apart by its `updated_at`, past the old reckoning's "now", after a step forward; after
 a step back it cannot be, and such a wait (written within the instant between the step and
@@ -58,12 +61,23 @@ def follow_wall_step(db: pw.Database, *, expected: float, jump: float, wall: flo
     return waits + bring_due_down(db, wall=wall)
 
 
-def bring_due_down(db: pw.Database, *, wall: float) -> int:
-    """Due stamps ahead of `wall` brought down to it: after a step back, an API request that read
-    the clock before the step may commit after `follow_wall_step` (the dialer looks again a few
-    seconds later). Returns how many moved."""
-    return execute(
+def bring_due_down(db: pw.Database, *, wall: float, jump: float = 0.0) -> int:
+    """After a step back by `jump` (< 0), what was read before the step and written after
+    `follow_wall_step` (the dialer looks again a few seconds later): a call's result that
+    put its customer off by a minute in the old reckoning (`updated_at` ahead of `wall` by
+    more than half the step: no clock of the new reckoning wrote it) moves by the step; a due
+    stamp an API request wrote ahead of `wall` is brought down to it. Returns how many moved."""
+    late = 0
+    if jump < 0:
+        late = execute(
+            db,
+            "UPDATE customer SET next_call_at = next_call_at + ?, updated_at = updated_at + ?"
+            " WHERE state = ? AND updated_at > ?",
+            (jump, jump, PENDING, wall - jump / 2),
+        ).rowcount
+    due = execute(
         db,
         "UPDATE customer SET next_call_at = ? WHERE state = ? AND next_call_at <= updated_at AND next_call_at > ?",
         (wall, PENDING, wall),
     ).rowcount
+    return late + due

@@ -321,7 +321,7 @@ def check_after_stop(snap: Snapshot, journal: Journal, epsilon: float):
     for call, queue, ext in _call_keys(snap):
         for stopped_at, started_at in journal.stopped.get(queue, ()):
             until = started_at if started_at is not None else INF
-            if stopped_at + late(journal, stopped_at, call.start, epsilon) < call.start < until:
+            if stopped_at + allowed_lag(journal, stopped_at, call.start, epsilon) < call.start < until:
                 yield (
                     "after_stop",
                     (
@@ -336,7 +336,7 @@ def check_after_dnc(snap: Snapshot, journal: Journal, epsilon: float):
     """3b. No originate of a customer after its DNC was acknowledged."""
     for call, queue, ext in _call_keys(snap):
         at = journal.dnc.get((queue, ext))
-        if at is not None and call.start > at + late(journal, at, call.start, epsilon):
+        if at is not None and call.start > at + allowed_lag(journal, at, call.start, epsilon):
             yield (
                 "after_dnc",
                 (
@@ -346,7 +346,7 @@ def check_after_dnc(snap: Snapshot, journal: Journal, epsilon: float):
             )
 
 
-def late(journal: Journal, ack: float, start: float, epsilon: float) -> float:
+def allowed_lag(journal: Journal, ack: float, start: float, epsilon: float) -> float:
     """How long after an ack at `ack` an originate the simulator ran at `start` may still be
     one sent before it: ε, plus the time between the two that the simulators stood still
     (an originate that came in then was run late by that much)."""

@@ -3,7 +3,7 @@
 A greenlet sleeps STEP and notes each wake-up more than LATE behind (the host gave the process
 no CPU, or its event loop was busy elsewhere). An originate that reached a simulator during
 such a stall was run that much later than the daemon sent it: the switch's lag, which rule 3
-of docs/faults.md adds to its ε (`checks.stalled`).
+of docs/faults.md adds to its ε (`checks.allowed_lag`).
 """
 
 from __future__ import annotations

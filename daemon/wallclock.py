@@ -25,8 +25,7 @@ class WallClock:
         self.ledger, self.read, self.monotonic = ledger, read, monotonic
         self._watch = WallWatch()
         self._lock = gevent.lock.Semaphore()
-        self._recheck_at: float | None = None  # monotonic: look at due stamps again
-        self._jump = 0.0  # the step back that recheck follows
+        self._recheck: tuple[float, float] | None = None  # (monotonic, step back): look again then
 
     def now(self) -> float:
         """Wall time, after the schedule has followed any step before it."""
@@ -38,14 +37,14 @@ class WallClock:
         return wall
 
     def tick(self, now: float, wall: float):
-        """The dialer's turn at monotonic `now`: the second look at due stamps, when it is time."""
-        if self._recheck_at is not None and now >= self._recheck_at:
-            self._recheck_at = None
-            self._bring_due_down(wall, self._jump)
+        """The dialer's turn at monotonic `now`: the second look after a step back, when it is time."""
+        if self._recheck is not None and now >= self._recheck[0]:
+            jump, self._recheck = self._recheck[1], None
+            self._bring_due_down(wall, jump)
 
     def _follow(self, wall: float, jump: float):
         if jump < 0:
-            self._recheck_at, self._jump = self.monotonic() + DUE_RECHECK, jump
+            self._recheck = (self.monotonic() + DUE_RECHECK, jump)
         try:
             moved = self.ledger.follow_wall_step(expected=wall - jump, jump=jump, wall=wall)
         except Exception:  # noqa: BLE001 - a stale schedule is a late call, not a reason to stop

@@ -8,7 +8,8 @@ own origination uuid and Job-UUID and `&park()`, wait for CHANNEL_ANSWER, (`--ho
 `api uuid_kill`, wait for CHANNEL_HANGUP_COMPLETE. With `--cps`, originates go no faster than
 that many a second. No database, no IVR, no logging per call. Prints one JSON line:
 {"calls", "completed", "failed", "rate" (completions/s between the 10th and 90th percentile of the
-end times), "elapsed", "cpu" (this process's CPU seconds), "run_cpu" (those of the calls alone)}.
+end times), "elapsed", "cpu" (this process's CPU seconds), "run_cpu" (those of the calls alone), "run_wakeups" (its
+voluntary context switches meanwhile: how often it slept and was woken)}.
 """
 
 import argparse
@@ -73,10 +74,11 @@ def run(client, calls: int, concurrency: int, timeout: float = 30.0, cps: float 
         for n in numbers:
             one_call(n)
 
-    started, cpu0 = time.time(), _cpu()
+    started, cpu0, woken0 = time.time(), _cpu(), _wakeups()
     gevent.joinall([gevent.spawn(worker) for _ in range(concurrency)])
     return {
         "run_cpu": _cpu() - cpu0,
+        "run_wakeups": _wakeups() - woken0,
         "calls": calls,
         "completed": len(ends),
         "failed": len(failed),
@@ -88,6 +90,10 @@ def run(client, calls: int, concurrency: int, timeout: float = 30.0, cps: float 
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _wakeups() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
 
 
 def _steady_rate(ends) -> float:

@@ -213,6 +213,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def wakeups(pid: int) -> int:
+    """How many times `pid`'s threads (those alive now) went to sleep and were woken: the sum of
+    their voluntary context switches (/proc/<pid>/task/*/status)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
+        total += int(status.split("voluntary_ctxt_switches:", 1)[1].split()[0])
+    return total
+
+
 def profile(pid: int, out: Path) -> subprocess.Popen:
     """Start `py-spy record` on `pid` (all threads, idle frames left out, without pausing it), writing
     `out`.txt in collapsed-stack format (one `frame;frame;... count` line per stack)."""

@@ -16,9 +16,14 @@ process real (`autocall-simulator`, `autocall-daemon`) on loopback in a temp dir
 * bare full, bare slow: the same two rates driven by `bench/bare_client.py` (originate, answer,
   uuid_kill; no database, no IVR), held 2.5 s at 10 cps: the yardstick, what this machine
   charges any gevent ESL client per call at a low rate compared with a saturated one.
+* wake: `bench/wake_cost.py`, the CPU one wake-up from idle costs a process here.
+
+For each call phase it also counts the process's wake-ups per call (voluntary context switches
+of all its threads). At a low rate nearly every event is a wake-up of its own, so wake-ups per
+call times the cost of one is the floor of the CPU per call, before any work is done.
 
 Prints each run, then the medians, the slow/full cost ratio (target <= 2) beside the bare
-client's, and the idle CPU.
+client's, the wake-ups and that floor, and the idle CPU.
 """
 
 import argparse
@@ -92,7 +97,7 @@ def calls_phase(
         rig.build_queue(daemon.db_path, calls, in_flight)
         daemon.start()
         spy = rig.profile(daemon.proc.pid, profile) if profile else None
-        c0, t0 = rig.cpu_seconds(daemon.proc.pid), time.monotonic()
+        c0, t0, w0 = rig.cpu_seconds(daemon.proc.pid), time.monotonic(), rig.wakeups(daemon.proc.pid)
         rig.set_running(daemon.db_path, True)
         rig.wait_for(
             lambda: rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'done'")[0][0] >= calls,
@@ -100,7 +105,7 @@ def calls_phase(
             f"{calls} calls done",
             interval=0.2,
         )
-        c1, wall = rig.cpu_seconds(daemon.proc.pid), time.monotonic() - t0
+        c1, wall, w1 = rig.cpu_seconds(daemon.proc.pid), time.monotonic() - t0, rig.wakeups(daemon.proc.pid)
         if spy:
             rig.end_profile(spy)
     finally:
@@ -109,6 +114,7 @@ def calls_phase(
     rows = rig.query(daemon.db_path, "SELECT ended_at, result FROM attempt")
     return {
         "ms": 1000 * (c1 - c0) / len(rows),
+        "wakeups": (w1 - w0) / len(rows),
         "rate": rig.steady_rate([r[0] for r in rows]),
         "pressed": sum(r[1] == "pressed_one" for r in rows),
         "calls": len(rows),
@@ -116,8 +122,8 @@ def calls_phase(
     }
 
 
-def bare_phase(tmp: Path, calls: int, *, cps: float, in_flight: int, time_scale: float, hold: float) -> float:
-    """CPU ms per call of the bare client making `calls` calls."""
+def bare_phase(tmp: Path, calls: int, *, cps: float, in_flight: int, time_scale: float, hold: float) -> dict:
+    """CPU ms and wake-ups per call of the bare client making `calls` calls."""
     _, sounds = rig.make_template(tmp, 0.5, 10.0)
     scenario = tmp / "bare.toml"
     scenario.write_text('[default]\nanswer_after = 0.0\nhangup_after = "never"\n')
@@ -131,10 +137,20 @@ def bare_phase(tmp: Path, calls: int, *, cps: float, in_flight: int, time_scale:
     if out.returncode != 0:
         raise SystemExit("bare client failed:\n" + out.stderr[-2000:])
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    return 1000 * result["run_cpu"] / result["completed"]
+    return {
+        "ms": 1000 * result["run_cpu"] / result["completed"],
+        "wakeups": result["run_wakeups"] / result["completed"],
+    }
 
 
-PHASES = ["idle", "empty", "full", "slow", "bare_full", "bare_slow"]
+def wake_phase() -> dict:
+    """CPU µs per wake-up from idle of a fresh process (bench/wake_cost.py)."""
+    command = [sys.executable, str(Path(__file__).with_name("wake_cost.py"))]
+    out = subprocess.run(command, cwd=rig.REPO, capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+PHASES = ["idle", "empty", "full", "slow", "bare_full", "bare_slow", "wake"]
 
 
 def one_run(run: int, args) -> dict:
@@ -144,7 +160,9 @@ def one_run(run: int, args) -> dict:
         profile = args.profile / f"run{run + 1}-{phase}" if args.profile else None
         with tempfile.TemporaryDirectory(prefix=f"autocall-quiet-{phase}-") as tmp:
             tmp = Path(tmp)
-            if phase in ("idle", "empty"):
+            if phase == "wake":
+                out[phase] = wake_phase()
+            elif phase in ("idle", "empty"):
                 out[phase] = idle_phase(tmp, args.queues if phase == "idle" else 0, args.seconds, profile)
             elif phase == "bare_full":
                 out[phase] = bare_phase(tmp, 3000, cps=100_000, in_flight=500, time_scale=0.1, hold=0.0)
@@ -158,13 +176,16 @@ def one_run(run: int, args) -> dict:
                 out[phase] = calls_phase(
                     tmp, args.slow_calls, cps=10, in_flight=30, time_scale=1.0, key_at=2.5, profile=profile
                 )
-    f, s = out["full"], out["slow"]
+    f, s, bf, bs, wake = out["full"], out["slow"], out["bare_full"], out["bare_slow"], out["wake"]
     print(
         f"run {run + 1}: idle {args.queues} queues {out['idle']:.2f}% of a core, no queue {out['empty']:.2f}%; "
         f"full rate {f['rate']:.0f} calls/s {f['ms']:.3f} ms/call ({f['pressed']}/{f['calls']} pressed 1); "
         f"10 cps {s['rate']:.1f} calls/s {s['ms']:.3f} ms/call ({s['pressed']}/{s['calls']} pressed 1, "
-        f"{s['cpu_pct']:.1f}% of a core); ratio {s['ms'] / f['ms']:.2f}; bare client {out['bare_full']:.3f} vs "
-        f"{out['bare_slow']:.3f} ms/call, ratio {out['bare_slow'] / out['bare_full']:.2f}",
+        f"{s['cpu_pct']:.1f}% of a core); ratio {s['ms'] / f['ms']:.2f}; bare client {bf['ms']:.3f} vs "
+        f"{bs['ms']:.3f} ms/call, ratio {bs['ms'] / bf['ms']:.2f}; wake-ups per call: daemon "
+        f"{f['wakeups']:.1f} vs {s['wakeups']:.1f}, bare client {bf['wakeups']:.1f} vs {bs['wakeups']:.1f}; "
+        f"one wake-up {wake['epoll']:.0f} us (epoll), {wake['gevent']:.0f} us (gevent), "
+        f"+{wake['thread_trip']:.0f} us (a thread trip)",
         flush=True,
     )
     return {
@@ -173,9 +194,14 @@ def one_run(run: int, args) -> dict:
         "full_ms": f["ms"],
         "slow_ms": s["ms"],
         "ratio": s["ms"] / f["ms"],
-        "bare_full_ms": out["bare_full"],
-        "bare_slow_ms": out["bare_slow"],
-        "bare_ratio": out["bare_slow"] / out["bare_full"],
+        "bare_full_ms": bf["ms"],
+        "bare_slow_ms": bs["ms"],
+        "bare_ratio": bs["ms"] / bf["ms"],
+        "full_wakeups": f["wakeups"],
+        "slow_wakeups": s["wakeups"],
+        "bare_slow_wakeups": bs["wakeups"],
+        "wake_epoll_us": wake["epoll"],
+        "wake_gevent_us": wake["gevent"],
     }
 
 
@@ -202,6 +228,14 @@ def main(argv=None):
         f"{med['slow_ms']:.3f} ms vs full rate {med['full_ms']:.3f} ms, ratio {med['ratio']:.2f} "
         f"(target <= 2: {rig.met(med['ratio'] <= 2)}); bare client {med['bare_slow_ms']:.3f} vs "
         f"{med['bare_full_ms']:.3f} ms, ratio {med['bare_ratio']:.2f}"
+    )
+    floor = med["slow_wakeups"] * med["wake_epoll_us"] / 1000
+    print(
+        f"median wake-ups per call: daemon {med['slow_wakeups']:.1f} at 10 cps vs {med['full_wakeups']:.1f} at full "
+        f"rate, bare client {med['bare_slow_wakeups']:.1f} at 10 cps; one wake-up from idle costs "
+        f"{med['wake_epoll_us']:.0f} us here (a bare epoll; {med['wake_gevent_us']:.0f} us through gevent), so the "
+        f"daemon's wake-ups alone cost {floor:.3f} ms per call at 10 cps, {floor / med['full_ms']:.2f}x its CPU per "
+        f"call at full rate"
     )
 
 

@@ -5,14 +5,21 @@ to it can. It is rewritten in place at a fixed size (SIZE bytes, reserved when i
 full disk never refuses it, and a file already open is written whatever its mode becomes.
 Created 0640 like the database. A write that fails is skipped (logged at DEBUG): it is a report,
 never a reason to stop.
+
+It is also the lock that keeps a second dialer off the same database file (`StateFile.take`):
+that one's start-up recovery would find the first one's live calls missing from its own switch,
+close them as lost, and call their customers again while they were still on the line.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 from pathlib import Path
+
+from daemon.errors import ConfigError, Unavailable
 
 log = logging.getLogger("autocall.statefile")
 
@@ -32,6 +39,27 @@ class StateFile:
     def __init__(self, db_path: str | os.PathLike):
         self.path = path_for(db_path)
         self._fd: int | None = None
+
+    def take(self):
+        """Hold an exclusive lock on the file for as long as this process lives (the kernel
+        lets go of it however the process ends). Unavailable while another process holds it;
+        ConfigError if the file cannot be opened."""
+        try:
+            if self._fd is None:
+                self._fd = _open(self.path)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = (read_path(self.path) or {}).get("pid")
+            who = f"autocall-daemon (pid {pid})" if isinstance(pid, int) else "autocall-daemon"
+            database = self.path.with_name(self.path.name.removesuffix("-daemon"))
+            raise Unavailable(
+                f"another {who} already runs on {database} (it holds {self.path}): one dialer per "
+                "SQLite file; stop that one first, or move to PostgreSQL for several (docs/scale-out.md)"
+            ) from None
+        except OSError as e:
+            raise ConfigError(
+                f"cannot open {self.path} ({e.strerror}): the dialer locks it so that only one runs on its database"
+            ) from None
 
     def write(self, state: dict) -> bool:
         data = json.dumps(state, separators=(",", ":")).encode()
@@ -64,7 +92,12 @@ def _open(path: Path) -> int:
 
 def read(db_path: str | os.PathLike) -> dict | None:
     """The dialer's last state next to `db_path`, or None (no dialer has run there, unreadable)."""
+    return read_path(path_for(db_path))
+
+
+def read_path(path: Path) -> dict | None:
     try:
-        return json.loads(path_for(db_path).read_bytes())
+        state = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) else None

@@ -8,6 +8,7 @@ import stat
 import pytest
 
 from daemon import statefile, status
+from daemon.errors import ConfigError, Unavailable
 from tests.db_faults import Tmpfs, full_disk
 
 NOW = 1_800_000_000.0
@@ -41,6 +42,28 @@ def test_no_state_file_or_a_broken_one_reads_as_none(tmp_path):
     assert statefile.read(db) is None
     (tmp_path / "autocall.sqlite3-daemon").write_text("{not json")
     assert statefile.read(db) is None
+    (tmp_path / "autocall.sqlite3-daemon").write_text("[1, 2]")  # JSON, but no state
+    assert statefile.read(db) is None
+
+
+def test_one_dialer_holds_the_state_file_and_a_second_is_told_who(tmp_path):
+    db = tmp_path / "autocall.sqlite3"
+    first = statefile.StateFile(db)
+    first.take()
+    assert first.write(PAUSED)
+    with pytest.raises(Unavailable, match=f"another autocall-daemon \\(pid 4242\\) already runs on {db}"):
+        statefile.StateFile(db).take()  # flock is per open file: a second open in one process is refused too
+    first.close()
+    second = statefile.StateFile(db)
+    second.take()  # free again once the holder let go
+    second.close()
+
+
+def test_a_state_file_that_cannot_be_opened_is_a_config_error(tmp_path):
+    db = tmp_path / "autocall.sqlite3"
+    (tmp_path / "autocall.sqlite3-daemon").mkdir()  # something in the way
+    with pytest.raises(ConfigError, match="cannot open .*autocall.sqlite3-daemon"):
+        statefile.StateFile(db).take()
 
 
 def test_the_state_file_is_still_written_when_the_disk_is_full(tmp_path):

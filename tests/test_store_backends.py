@@ -410,6 +410,32 @@ def test_a_wait_another_daemon_wrote_after_a_step_forward_is_not_moved_by_the_st
     assert times == {"OLD": NOW + 60 + step, "NEW": written + 1}
 
 
+def test_a_recall_whose_wait_had_run_out_stays_due_after_a_step_back(store_db):
+    # Found by the call-safety review: only waits still ahead moved, and only import stamps came
+    # down, so a recall due but not yet claimed waited up to the whole step again.
+    db = store_db
+    add(db, "RAN_OUT", "AHEAD", "LONG_AGO")
+    step, expected = -600.0, NOW + 5  # the clock goes back 10 minutes 5 s after NOW
+    rows = {
+        "RAN_OUT": (NOW - 30, NOW - 630),  # a recall 600 s after a call's end, due 30 s before the step
+        "AHEAD": (NOW + 60, NOW),  # a wait still ahead: it moves by the step
+        "LONG_AGO": (expected + step - 10, NOW - 2000),  # due by either clock: left as it is
+    }
+    for ext, (next_call_at, updated_at) in rows.items():
+        execute(
+            db, "UPDATE customer SET next_call_at = ?, updated_at = ? WHERE ext_id = ?", (next_call_at, updated_at, ext)
+        )
+    wall = expected + step + 0.5
+    with db.atomic():
+        assert schedule.follow_wall_step(db, expected=expected, jump=step, wall=wall) == 2
+    times = dict(execute(db, "SELECT ext_id, next_call_at FROM customer").fetchall())
+    assert times == {"RAN_OUT": wall, "AHEAD": NOW + 60 + step, "LONG_AGO": expected + step - 10}
+    with db.atomic():  # and the second look a few seconds later leaves them so
+        schedule.bring_due_down(db, wall=wall + 5, jump=step)
+    due = {ext for (ext,) in execute(db, "SELECT ext_id FROM customer WHERE next_call_at <= ?", (wall + 5,))}
+    assert due == {"RAN_OUT", "LONG_AGO"}
+
+
 def test_writes_read_before_a_step_back_and_landing_after_it_follow_the_step_a_few_seconds_later(store_db):
     db = store_db
     add(db, "RESULT", "IMPORT", "ELAPSED", "NEW", "SKEW")

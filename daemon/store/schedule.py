@@ -10,8 +10,9 @@ When the wall clock is stepped (NTP, an operator's `date -s`) the dialer calls
   `updated_at` with it (both now of the new reckoning, so it stays a wait);
 - what was due stays due: kept, or brought down to the new wall time when the clock went back
   past it (a customer imported a second before a step back of ten minutes does not wait those
-  ten minutes). A due stamp is never moved forward: the API may already have written it in the
-  new reckoning, before the daemon noticed the step.
+  ten minutes, nor does one whose wait for a recall had run out). A due stamp is never moved
+  forward: the API may already have written it in the new reckoning, before the daemon noticed
+  the step.
 
 What was read before a step back and written after the move (a call's result, an import)
 is in the old reckoning: `bring_due_down`, a few seconds later, moves it too.
@@ -50,6 +51,16 @@ def follow_wall_step(db: pw.Database, *, expected: float, jump: float, wall: flo
         return bring_due_down(db, wall=wall)
     execute(db, "DELETE FROM wall_step WHERE seen_at < ?", (wall - 86400,))
     execute(db, "INSERT INTO wall_step (jump, seen_at) VALUES (?, ?)", (jump, wall))
+    run_out = 0
+    if jump < 0:
+        # A wait that had run out by the old clock but was not claimed yet (slots full, just due)
+        # stays due. First, while the waits still ahead are not yet where the step moves them.
+        run_out = execute(
+            db,
+            "UPDATE customer SET next_call_at = ? WHERE state = ? AND next_call_at > updated_at"
+            " AND next_call_at <= ? AND next_call_at > ?",
+            (wall, PENDING, expected, wall),
+        ).rowcount
     # Only waits written in the old reckoning (`updated_at` up to its "now"): another daemon of
     # the host may have written one in the new reckoning before this one noticed the step.
     waits = execute(
@@ -58,7 +69,7 @@ def follow_wall_step(db: pw.Database, *, expected: float, jump: float, wall: flo
         " WHERE state = ? AND next_call_at > updated_at AND next_call_at > ? AND updated_at <= ?",
         (jump, jump, PENDING, expected, expected),
     ).rowcount
-    return waits + bring_due_down(db, wall=wall)
+    return waits + run_out + bring_due_down(db, wall=wall)
 
 
 def bring_due_down(db: pw.Database, *, wall: float, jump: float = 0.0) -> int:

@@ -11,6 +11,7 @@ from flask import Blueprint, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import schema
+from api.http_errors import import_too_large
 from api.jsonbody import BODY_KEY
 from api.replies import invalid, reply
 from api.services import services
@@ -48,8 +49,7 @@ def import_queue():
         except schema.Invalid as e:
             return reply(400, "import fail", data=empty, errors=e.errors, error_count=e.total)
         except RequestEntityTooLarge:
-            reason = f"body larger than {config.api.max_body_bytes} bytes; split the import"
-            return reply(400, "import fail", data=empty, errors=[{"field": "body", "reason": reason}], error_count=1)
+            return reply(**import_too_large(config.api.max_body_bytes))
         result = import_customers(s.db, req, config.queue_defaults, chunk=config.api.import_chunk, run=s.workers.write)
         code = req.queue_code
         del req  # its customers freed now, before the collector is back: else its first run walks them all

@@ -48,7 +48,7 @@ from gevent.pywsgi import (
     _InvalidClientInput,  # what its chunk parser raises on bad framing
 )
 
-from api.http_errors import Refusal, error_response, parse_error_reason
+from api.http_errors import IMPORT_PATH, Refusal, error_response, import_too_large, parse_error_reason
 from api.jsonbody import BODY_KEY
 from daemon.config import ApiConfig
 
@@ -111,13 +111,16 @@ class ApiHandler(WSGIHandler):
             if (self.content_length or self.wsgi_input.chunked_input) and not (console or self._authorized(limits)):
                 # Not read: up to max_body_bytes held in memory for anyone who can connect.
                 raise Refusal(401, "unauthorized")
+            limit = CONSOLE_MAX_BODY if console else limits.max_body_bytes
             with gevent.Timeout(limits.body_timeout, _Deadline):
-                body = self._read_body(CONSOLE_MAX_BODY if console else limits.max_body_bytes)
+                body = self._read_body(limit)
             if body is None:
                 return None
         except _Deadline:
             return self._refusal(Refusal(408, "request timeout", "the request did not arrive in time"))
         except Refusal as refusal:
+            if refusal.code == 413 and self.command == "POST" and self.environ.get("PATH_INFO") == IMPORT_PATH:
+                refusal = Refusal(400, "import fail", refusal.reason, body=import_too_large(limit))  # the seed's shape
             return self._refusal(refusal)
         except OSError:
             return None  # the client went away mid-request
@@ -233,7 +236,7 @@ class ApiHandler(WSGIHandler):
         # Sent here, then what the client is still sending is read (and dropped) for a moment:
         # closing on unread bytes sends a RST, which can destroy the answer before it is read.
         try:
-            self._sendall(error_response(refusal.code, refusal.content, refusal.reason))
+            self._sendall(error_response(refusal.code, refusal.content, refusal.reason, body=refusal.body))
             self.socket.shutdown(socket.SHUT_WR)
             with gevent.Timeout(REFUSE_DRAIN_SECONDS, False):
                 while self.socket.recv(READ_PIECE):
@@ -268,6 +271,8 @@ class ApiHandler(WSGIHandler):
         # connection would meet Nagle + delayed ACK (40 ms) even where TCP_NODELAY is refused.
         self.headers_sent = True
         self.finalize_headers()
+        if self.command == "HEAD":  # no body, so no chunks: gevent would still end them with "0\r\n\r\n"
+            self.response_use_chunked = False
         head = bytearray(b"HTTP/1.1 " + self.status + b"\r\n")
         for header, value in self.response_headers:
             head += header + b": " + value + b"\r\n"

@@ -9,11 +9,28 @@ import json
 
 
 class Refusal(Exception):
-    """A request the server answers itself: an HTTP status, a sentence, a reason."""
+    """A request the server answers itself: an HTTP status, a sentence, a reason; `body`, when
+    given, is the whole JSON answer instead (with the same code and content)."""
 
-    def __init__(self, code: int, content: str, reason: str = ""):
+    def __init__(self, code: int, content: str, reason: str = "", body: dict | None = None):
         super().__init__(content)
-        self.code, self.content, self.reason = code, content, reason
+        self.code, self.content, self.reason, self.body = code, content, reason, body
+
+
+IMPORT_PATH = "/v2/autocall/queue"  # POST: the seed's import
+
+
+def import_too_large(limit: int) -> dict:
+    """The import's answer to a body over `limit` bytes: the seed's `import fail` with empty
+    lists (DESIGN §2), whether the server or the application finds it too large."""
+    reason = f"body larger than {limit} bytes; split the import"
+    return {
+        "code": 400,
+        "content": "import fail",
+        "data": {"fail": [], "success": []},
+        "errors": [{"field": "body", "reason": reason}],
+        "error_count": 1,
+    }
 
 
 _STATUS = {
@@ -28,11 +45,13 @@ _STATUS = {
 }
 
 
-def error_response(code: int, content: str, reason: str = "", extra_headers=()) -> bytes:
-    """A complete HTTP/1.1 response with the API's JSON body; the connection closes after it."""
-    body = {"code": code, "content": content}
-    if reason:
-        body["errors"] = [{"reason": reason}]
+def error_response(code: int, content: str, reason: str = "", extra_headers=(), body: dict | None = None) -> bytes:
+    """A complete HTTP/1.1 response with the API's JSON body (`body`, else one made of `code`,
+    `content` and `reason`); the connection closes after it."""
+    if body is None:
+        body = {"code": code, "content": content}
+        if reason:
+            body["errors"] = [{"reason": reason}]
     data = json.dumps(body, ensure_ascii=False).encode()
     head = [
         f"HTTP/1.1 {code} {_STATUS[code]}",

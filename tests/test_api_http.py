@@ -13,6 +13,7 @@ import requests
 
 from api.app import create_app
 from api.http import ApiHandler, ApiServer
+from api.http_errors import import_too_large
 from tests.api_fixtures import AUTH, TOKEN, ApiProcess, make_config, seed_import
 
 HALF_SENT = b"POST /v2/autocall/queue HTTP/1.1\r\nHost: autocall\r\nContent-Type: application/json\r\n"
@@ -201,10 +202,17 @@ def seed_body(size: int) -> bytes:
     return text + b" " * (size - len(text))
 
 
-def test_a_chunked_body_over_the_limit_is_413_not_cut(api):
+def test_a_chunked_body_over_the_limit_is_refused_not_cut(api):
     server = api(max_body_bytes=2048)
-    with connect(server) as sock:
+    with connect(server) as sock:  # the import answers in the seed's shape (DESIGN §2)
         sock.sendall(import_request(chunked(seed_body(4000)), "Transfer-Encoding: chunked"))
+        assert json_error(sock) == (400, import_too_large(2048))
+    with connect(server) as sock:  # every other path: 413
+        sock.sendall(
+            import_request(chunked(seed_body(4000)), "Transfer-Encoding: chunked").replace(
+                b"POST /v2/autocall/queue ", b"POST /v2/autocall/queue/dnc "
+            )
+        )
         assert json_error(sock)[:1] == (413,)
 
 
@@ -213,7 +221,7 @@ def test_json_up_to_the_limit_followed_by_garbage_is_refused(api):
     server = api(max_body_bytes=2048)
     with connect(server) as sock:
         sock.sendall(import_request(chunked(seed_body(2048) + b"garbage" * 100), "Transfer-Encoding: chunked"))
-        assert json_error(sock)[:1] == (413,)
+        assert json_error(sock) == (400, import_too_large(2048))
     assert requests.get(f"{server.url}/v2/autocall/queue/Autocall-Q1", headers=AUTH, timeout=5).status_code == 404
 
 
@@ -239,10 +247,14 @@ def test_expect_100_continue_gets_continue_then_the_answer(api):
         assert status == 200, answer
 
 
-def test_a_content_length_over_the_limit_is_413_before_the_body_is_sent(api):
+def test_a_content_length_over_the_limit_is_refused_before_the_body_is_sent(api):
     server = api(max_body_bytes=2048)
     with connect(server) as sock:
         sock.sendall(import_request(b"", "Content-Length: 100000000", "Expect: 100-continue"))
+        assert json_error(sock) == (400, import_too_large(2048))
+    with connect(server) as sock:
+        request = import_request(b"", "Content-Length: 100000000", "Expect: 100-continue")
+        sock.sendall(request.replace(b"POST /v2/autocall/queue ", b"POST /v2/autocall/queue/stop "))
         assert json_error(sock)[:1] == (413,)
 
 

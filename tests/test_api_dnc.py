@@ -31,6 +31,29 @@ def test_a_dnc_survives_delete_and_reimport_of_the_queue(client, db):
     assert customer_states(db, "Q") == {"KH_02": "pending"}
 
 
+COMPOSED, DECOMPOSED = "Nguy\u1ec5n-01", "Nguye\u0302\u0303n-01"  # "Nguyễn-01", NFC and NFD
+
+
+def test_an_id_that_looks_the_same_in_another_unicode_form_is_one_customer_for_a_dnc(client, db):
+    # Found by the hostile-client review: a DNC of the composed id answered 200 and left the
+    # decomposed one (imported from a Mac, say) pending; now an import takes only the composed
+    # form, and a DNC blocks both, so a row an older import stored decomposed is reached too.
+    reply = import_into(client, "Q", customer(COMPOSED), customer(DECOMPOSED, "0982596022"))
+    assert reply["data"] == {"fail": [DECOMPOSED], "success": [COMPOSED]}
+    assert "NFC" in reply["errors"][0]["reason"]
+    rows(db, "UPDATE customer SET ext_id = ? WHERE ext_id = ?", DECOMPOSED, COMPOSED)  # as an older import left it
+    assert post(client, "/queue/dnc", {"queue_code": "Q", "customers": [{"id": COMPOSED}]}).get_json() == COMMAND_OK
+    assert customer_states(db, "Q") == {DECOMPOSED: "dnc"}
+    reply = import_into(client, "Q", customer(COMPOSED))
+    assert reply["errors"] == [{"id": COMPOSED, "reason": "on this queue's DNC list"}]
+
+
+def test_a_queue_code_is_created_only_in_its_composed_form(client, db):
+    reply = import_into(client, "H\u00e0-N\u00f4i".replace("\u00e0", "a\u0300"), customer("KH_01"))
+    assert reply["content"] == "import fail" and "NFC" in reply["errors"][0]["reason"]
+    assert import_into(client, "H\u00e0-N\u00f4i", customer("KH_01"))["data"]["success"] == ["KH_01"]
+
+
 def test_a_dnc_for_a_queue_not_yet_imported_answers_the_seeds_404_and_is_kept(client, db):
     r = post(client, "/queue/dnc", {"queue_code": "LATER", "customers": [{"id": "KH_01"}]})
     reply = r.get_json()

@@ -75,7 +75,8 @@ def dnc():
     ids = dnc_ids(request.form.get("ids", ""), g.lang)
     who = g.session.user
     try:
-        services().workers.write(_block, code, ids, who, time.time())
+        forms = list(dict.fromkeys(form for ext_id in ids for form in schema.dnc_forms(ext_id)))
+        services().workers.write(_block, code, forms, who, time.time())
     except QueueNotFound:
         abort(404)
     log.info("console: %s put %d ids on the DNC list of %r", who, len(ids), code)

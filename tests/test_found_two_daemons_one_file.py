@@ -61,4 +61,7 @@ def _run_to_exit(daemon: DaemonProcess, timeout: float = 20) -> int:
     try:
         return proc.wait(timeout)
     finally:
+        if proc.poll() is None:  # it ran on (the defect): it must not outlive the test
+            proc.kill()
+            proc.wait()
         log.close()

@@ -480,6 +480,18 @@ def test_an_edit_takes_effect_on_the_next_get(loader, templates_dir, clock):
     assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 8000
 
 
+@pytest.mark.parametrize('bad', ['["end"]', '{ a = 1 }'])
+def test_a_next_that_is_no_step_id_is_a_problem_and_keeps_the_last_good_version(loader, templates_dir, clock, bad):
+    # Found by the careless-operator review: `next = ["end"]` raised TypeError (a list cannot be
+    # looked up in a set of ids) out of the loader, and the dialer crashed on every start.
+    good = loader.get('IVR-1')
+    edit(templates_dir / 'IVR-1.toml', 'next = "end"', f'next = {bad}')
+    clock.now += 1.0
+    assert loader.get('IVR-1') is good
+    with pytest.raises(ivr.TemplateInvalid, match="step 'thanks': next must be the id of a step"):
+        loader.get_current('IVR-1')
+
+
 def test_files_are_not_looked_at_again_before_the_recheck_interval(loader, templates_dir, clock):
     loader.get('IVR-1')
     edit(templates_dir / 'IVR-1.toml', 'timeout = 5 ', 'timeout = 8 ')

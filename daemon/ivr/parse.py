@@ -6,6 +6,7 @@ those of the sound files in `sounds`. The format is documented for operators in
 `ivr_templates/README.md`.
 """
 
+import logging
 import os
 import re
 import tomllib
@@ -17,6 +18,8 @@ from daemon.ivr.graph import Graph, with_barge_in
 from daemon.ivr.script import EndCall, Goto, Hangup, Menu, Play, Repeat, SetResult, TransferCall, TransferStep
 from daemon.ivr.sounds import sound_problems
 from daemon.ivr.template import Draft, Prompt, Say, Template
+
+log = logging.getLogger('autocall.ivr')
 
 KNOWN_FIELDS = frozenset(
     {
@@ -86,7 +89,11 @@ def _build(path, sounds_dir, variant, destinations):
     except tomllib.TOMLDecodeError as exc:
         return None, [Problem(name, None, f'TOML syntax error: {exc}')]
     parser = _Parser(name, os.path.abspath(sounds_dir), var, destinations)
-    template = parser.parse(doc, os.path.abspath(path))
+    try:
+        template = parser.parse(doc, os.path.abspath(path))
+    except Exception as exc:  # noqa: BLE001 - a check we lack must not take the dialer down with it
+        log.exception('checking template %s failed', path)
+        return None, [*parser.problems, Problem(name, None, f'could not be checked ({type(exc).__name__}: {exc})')]
     return (None if parser.problems else template), parser.problems
 
 
@@ -208,6 +215,9 @@ class _Parser:
 
     def _next(self, step_id, table, following, ids):
         target = table.get('next', following)
+        if target is not None and not isinstance(target, str):
+            self.problem(step_id, f'next must be the id of a step, like next = "end" (found {target!r})')
+            return None
         if target is not None and target not in ids:
             self.problem(step_id, f"next step '{target}' does not exist")
         return target

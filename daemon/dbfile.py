@@ -11,6 +11,7 @@ disk: worth retrying), each one line naming the path.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 from pathlib import Path
 
@@ -57,6 +58,29 @@ def _restrict(path: Path):
             os.chmod(path, mode & FILE_MODE)
     except OSError:
         pass  # not ours to change (another owner): SQLite says what it cannot open
+
+
+def hold(path: Path, holder=lambda: None) -> int:
+    """Hold an exclusive flock on the database file for as long as this process lives (the
+    kernel lets go of it however the process ends): one dialer per SQLite file. A second one's
+    start-up recovery would find the first one's live calls missing from its own switch, close
+    them as lost and call their customers again while they were still on the line. The lock is
+    on the database itself, which nobody removes as a stray file while it is in use; it does not
+    touch SQLite's own locks (POSIX byte ranges, another kind), and the descriptor is never
+    closed, which would drop those. Unavailable while another process holds it, naming
+    `holder()` (its pid, when known)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)  # we hold no SQLite lock through this process yet: start-up only reads
+        pid = holder()
+        who = f"autocall-daemon (pid {pid})" if pid else "autocall-daemon"
+        raise Unavailable(
+            f"another {who} already runs on {path}: one dialer per SQLite file; stop that one "
+            "first, or move to PostgreSQL for several (docs/scale-out.md)"
+        ) from None
+    return fd
 
 
 def _error(what: str, e: OSError):

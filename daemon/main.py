@@ -25,6 +25,7 @@ import gevent  # noqa: E402
 
 from daemon import config as config_mod  # noqa: E402
 from daemon import (  # noqa: E402
+    dbfile,
     ivr,
     logs,  # noqa: E402
     metrics,
@@ -92,10 +93,8 @@ def main(argv=None) -> int:
         listen = config.metrics.listen
         listener = bind(listen, "metrics.listen") if listen else None  # a wrong address stops us at once
         db = open_database(config.database, busy_timeout=config.db_busy_timeout)
-        # Beside an SQLite file only; on PostgreSQL the node's state waits for its heartbeat row (issue 13).
-        state_file = statefile.StateFile(config.db_path) if config.db_path else None
-        if state_file is not None:
-            state_file.take()  # before the recovery reads which calls are live: they could be another dialer's
+        if config.db_path:  # before the recovery reads which calls are live: they could be another dialer's
+            dbfile.hold(config.db_path, lambda: (statefile.read(config.db_path) or {}).get("pid"))  # held till exit
     except AutocallError as e:
         print(f"autocall-daemon: {e}", file=sys.stderr)
         return exit_code(e)
@@ -128,6 +127,8 @@ def main(argv=None) -> int:
     gevent.signal_handler(signal.SIGTERM, dialer.stop)
     gevent.signal_handler(signal.SIGINT, dialer.stop)
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
+    # Beside an SQLite file only; on PostgreSQL the node's state waits for its heartbeat row (issue 13).
+    state_file = statefile.StateFile(config.db_path) if config.db_path else None
     supervisor = gevent.spawn(_report, dialer, state_file)
     log.info(
         "autocall-daemon starting: node %s, database %s, FreeSWITCH %s, templates %s",

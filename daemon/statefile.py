@@ -6,20 +6,16 @@ full disk never refuses it, and a file already open is written whatever its mode
 Created 0640 like the database. A write that fails is skipped (logged at DEBUG): it is a report,
 never a reason to stop.
 
-It is also the lock that keeps a second dialer off the same database file (`StateFile.take`):
-that one's start-up recovery would find the first one's live calls missing from its own switch,
-close them as lost, and call their customers again while they were still on the line.
+A file removed or replaced under a running dialer (an operator tidying up) is made again at the
+next write, where `autocall status` reads it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 from pathlib import Path
-
-from daemon.errors import ConfigError, Unavailable
 
 log = logging.getLogger("autocall.statefile")
 
@@ -40,32 +36,14 @@ class StateFile:
         self.path = path_for(db_path)
         self._fd: int | None = None
 
-    def take(self):
-        """Hold an exclusive lock on the file for as long as this process lives (the kernel
-        lets go of it however the process ends). Unavailable while another process holds it;
-        ConfigError if the file cannot be opened."""
-        try:
-            if self._fd is None:
-                self._fd = _open(self.path)
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = (read_path(self.path) or {}).get("pid")
-            who = f"autocall-daemon (pid {pid})" if isinstance(pid, int) else "autocall-daemon"
-            database = self.path.with_name(self.path.name.removesuffix("-daemon"))
-            raise Unavailable(
-                f"another {who} already runs on {database} (it holds {self.path}): one dialer per "
-                "SQLite file; stop that one first, or move to PostgreSQL for several (docs/scale-out.md)"
-            ) from None
-        except OSError as e:
-            raise ConfigError(
-                f"cannot open {self.path} ({e.strerror}): the dialer locks it so that only one runs on its database"
-            ) from None
-
     def write(self, state: dict) -> bool:
         data = json.dumps(state, separators=(",", ":")).encode()
         if len(data) >= SIZE:
             raise ValueError(f"a state of {len(data)} bytes does not fit in {SIZE}")  # the caller's bug
         try:
+            if self._fd is not None and _replaced(self._fd, self.path):
+                os.close(self._fd)
+                self._fd = None
             if self._fd is None:
                 self._fd = _open(self.path)
             os.pwrite(self._fd, data.ljust(SIZE - 1) + b"\n", 0)
@@ -78,6 +56,15 @@ class StateFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _replaced(fd: int, path: Path) -> bool:
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return True
+    held = os.fstat(fd)
+    return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
 
 
 def _open(path: Path) -> int:

@@ -5,17 +5,21 @@ The docs said one dialer per SQLite file, but nothing kept to it: an operator st
 hand beside the service, or a second unit pointed at the same file. Both took the host name
 as their node, so the second one's start-up recovery read the first one's live call as its
 own, did not find it on its own switch, closed it CALL_LOST and called the customer again
-while the first call was still up. Now the dialer holds a lock on its state file
-(`<database>-daemon`) for its whole life: the second exits 75 (EX_TEMPFAIL, so a systemd
-unit retries until the first is gone) with a line that names the other's pid, and touches
-nothing."""
+while the first call was still up. Now the dialer holds an flock on the database file for
+its whole life (`dbfile.hold`): the second exits 75 (EX_TEMPFAIL, so a systemd unit retries
+until the first is gone) with a line that names the other's pid, and touches nothing. (The
+lock was first on the state file `<database>-daemon`; the careless-operator review removed
+that file as a stray and the second dialer ran.)"""
 
+import os
 import subprocess
 import sys
 
 import gevent
 import pytest
 
+from daemon import dbfile, statefile
+from daemon.errors import Unavailable
 from tests.daemon_fixtures import REPO, DaemonProcess, import_customers, query, start_simulator, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -44,6 +48,9 @@ def test_a_second_daemon_on_the_same_file_is_refused_and_touches_nothing(tmp_pat
         [(state, cause)] = query(db, "SELECT state, hangup_cause FROM attempt")  # one call, not closed as lost
         assert (state, cause) in (("answered", None), ("done", "NORMAL_CLEARING")), (state, cause)
         assert first.proc.poll() is None
+        statefile.path_for(db).unlink()  # an operator tidying up: the lock is not in that file
+        assert _run_to_exit(second) == 75
+        assert second.read_log().count("already runs on") == 2
     finally:
         first.stop_quietly()
         sim1.stop()
@@ -65,3 +72,15 @@ def _run_to_exit(daemon: DaemonProcess, timeout: float = 20) -> int:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def test_the_lock_is_the_database_file_itself_and_names_the_holder(tmp_path):
+    db = tmp_path / "autocall.sqlite3"
+    db.touch()
+    held = dbfile.hold(db)
+    try:
+        with pytest.raises(Unavailable, match=f"another autocall-daemon \\(pid 4242\\) already runs on {db}"):
+            dbfile.hold(db, lambda: 4242)  # flock is per open file: a second one in one process is refused too
+    finally:
+        os.close(held)
+    os.close(dbfile.hold(db))  # free again once the holder let go

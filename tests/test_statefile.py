@@ -8,7 +8,6 @@ import stat
 import pytest
 
 from daemon import statefile, status
-from daemon.errors import ConfigError, Unavailable
 from tests.db_faults import Tmpfs, full_disk
 
 NOW = 1_800_000_000.0
@@ -46,24 +45,19 @@ def test_no_state_file_or_a_broken_one_reads_as_none(tmp_path):
     assert statefile.read(db) is None
 
 
-def test_one_dialer_holds_the_state_file_and_a_second_is_told_who(tmp_path):
+def test_a_state_file_removed_or_replaced_under_the_dialer_is_made_again(tmp_path):
+    # Found by the careless-operator review: the dialer went on writing the file it had open,
+    # so once an operator removed it `autocall status` never showed the dialer again.
     db = tmp_path / "autocall.sqlite3"
-    first = statefile.StateFile(db)
-    first.take()
-    assert first.write(PAUSED)
-    with pytest.raises(Unavailable, match=f"another autocall-daemon \\(pid 4242\\) already runs on {db}"):
-        statefile.StateFile(db).take()  # flock is per open file: a second open in one process is refused too
-    first.close()
-    second = statefile.StateFile(db)
-    second.take()  # free again once the holder let go
-    second.close()
-
-
-def test_a_state_file_that_cannot_be_opened_is_a_config_error(tmp_path):
-    db = tmp_path / "autocall.sqlite3"
-    (tmp_path / "autocall.sqlite3-daemon").mkdir()  # something in the way
-    with pytest.raises(ConfigError, match="cannot open .*autocall.sqlite3-daemon"):
-        statefile.StateFile(db).take()
+    state = statefile.StateFile(db)
+    assert state.write({"pid": 1, "at": NOW, "status": "dialing", "calls": 0})
+    statefile.path_for(db).unlink()
+    assert state.write({"pid": 1, "at": NOW, "status": "still dialing", "calls": 2})
+    assert statefile.read(db)["status"] == "still dialing"
+    statefile.path_for(db).write_text("{}")  # another file in its place (a restored backup)
+    assert state.write({"pid": 1, "at": NOW, "status": "dialing again", "calls": 1})
+    assert statefile.read(db)["status"] == "dialing again"
+    state.close()
 
 
 def test_the_state_file_is_still_written_when_the_disk_is_full(tmp_path):

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace, out, err) -> int:
         return 2
     opened = []
     try:
-        for where in (source, dest):
-            opened.append(schema.open_database(where))
+        opened.append(schema.open_existing(source))
+        opened.append(schema.open_database(dest))
         copied = transfer.copy_store(*opened, progress=_progress(err))
     except transfer.DestinationNotEmpty as exc:
         print(f'autocall: {dest}: {exc}', file=err)
@@ -68,6 +68,8 @@ def run(args: argparse.Namespace, out, err) -> int:
     finally:
         for db in opened:
             db.close()
+    if not copied.get('queue'):
+        print(f'autocall: warning: {source} held no queue; is it the database the services use?', file=err)
     summary = ', '.join(f'{n} {table}' for table, n in copied.items())
     print(f'copied {summary} from {source} to {dest}; point [database] url at it and start the services', file=out)
     return 0

@@ -135,7 +135,7 @@ def _unix_user() -> str:
 def _write(args, err, action, said: str, out) -> int:
     try:
         config = config_mod.load(args.config)
-        db = schema.open_database(db_url.of(config.database))
+        db = schema.open_existing(db_url.of(config.database))
     except (ConfigError, schema.StoreError) as exc:
         print(f'autocall: {exc}', file=err)
         return 2

@@ -106,7 +106,7 @@ def _with_db(args, err, action, readonly=False) -> int:
     try:
         config = config_mod.load(args.config)
         where = db_url.of(config.database)
-        db = schema.open_readonly(where) if readonly else schema.open_database(where)
+        db = schema.open_readonly(where) if readonly else schema.open_existing(where)
     except (ConfigError, schema.StoreError) as exc:
         print(f'autocall: {exc}', file=err)
         return 2

@@ -48,6 +48,7 @@ def test_a_password_that_is_not_utf8_is_refused_with_a_sentence(tmp_path, passwo
 
 def test_a_utf8_password_read_through_an_ascii_locale_is_the_browsers_utf8(tmp_path):
     db_path = tmp_path / "autocall.sqlite3"
+    open_database(db_path).close()  # made by the services' first start
     password = "mật-khẩu-dài-lắm"
     done = users(db_path, "add", "ana", "--role", "viewer", stdin=password.encode() + b"\n", LC_ALL="C", PYTHONUTF8="0")
     assert done.returncode == 0, done.stderr

@@ -134,3 +134,15 @@ def test_the_same_database_as_source_and_destination_or_a_bad_url_is_a_usage_err
     assert migrate("--from", str(tmp_path / "old.sqlite3"), "--to", "postgresql://u:secret@h/db") == 2
     err = capsys.readouterr().err
     assert "holds a password" in err and "secret" not in err
+
+
+def test_a_source_that_does_not_exist_is_refused_not_made_and_copied_empty(tmp_path, capsys):
+    # Found by the careless-operator review: a mistyped --from (or no --config at all) made an
+    # empty database there, "copied 0 queue, 0 customer" into the new one and exited 0.
+    typo = tmp_path / "typo" / "autocall.sqlite3"
+    assert migrate("--from", str(typo), "--to", str(tmp_path / "new.sqlite3")) == 2
+    assert f"no database at {typo}" in capsys.readouterr().err
+    assert not typo.parent.exists() and not (tmp_path / "new.sqlite3").exists()
+    schema.open_database(tmp_path / "empty.sqlite3").close()
+    assert migrate("--from", str(tmp_path / "empty.sqlite3"), "--to", str(tmp_path / "new.sqlite3")) == 0
+    assert "held no queue; is it the database the services use?" in capsys.readouterr().err

@@ -75,6 +75,12 @@ def run_cli(monkeypatch, capsys, *argv, stdin=""):
 def test_users_are_added_listed_changed_and_removed_and_a_password_is_never_an_argument(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AUTOCALL_DB", str(tmp_path / "a.sqlite3"))
     monkeypatch.delenv("AUTOCALL_CONFIG", raising=False)
+    # Found by the careless-operator review: with no database there (a wrong --config, or none),
+    # the account went into a new empty file the console never reads, and the command said done.
+    code, _, err = run_cli(monkeypatch, capsys, "users", "add", "ana", "--role", "operator", stdin="ana-password-1\n")
+    assert code == 2 and f"no database at {tmp_path / 'a.sqlite3'}" in err and "--config" in err
+    assert not (tmp_path / "a.sqlite3").exists()
+    open_database(tmp_path / "a.sqlite3").close()  # the services' first start makes it
     assert run_cli(monkeypatch, capsys, "users", "add", "ana", "--role", "operator", stdin="ana-password-1\n")[0] == 0
     assert run_cli(monkeypatch, capsys, "users", "add", "vu", "--role", "viewer", stdin="vu-password-12\n")[0] == 0
     code, out, _ = run_cli(monkeypatch, capsys, "users", "list")

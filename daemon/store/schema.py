@@ -333,6 +333,20 @@ def open_database(where, *, busy_timeout: float = 30.0) -> pw.Database:
     return db
 
 
+def open_existing(where, *, busy_timeout: float = 30.0) -> pw.Database:
+    """open_database for a command that works on the services' database (`autocall users`,
+    `webhooks`, `migrate-db`'s source): an SQLite file must exist already. Only the services
+    make one; a command run with the wrong `--config`, or none, would otherwise make an empty
+    database at that path, write there and say it did."""
+    location = url_mod.of(where)
+    if location.backend == url_mod.SQLITE and location.path is not None and not location.path.exists():
+        raise StoreError(
+            f"no database at {location.path} (the services make it when they first start): is this "
+            "the config they run with? Give it with --config, e.g. --config /etc/autocall/autocall.toml"
+        )
+    return open_database(location, busy_timeout=busy_timeout)
+
+
 def _migrate(db: pw.Database, where):
     """Bring the schema to SCHEMA_VERSION. A current schema is only read: no write lock is
     taken, so a start-up on a locked, read-only or full database goes on (and waits to write)."""

@@ -128,7 +128,7 @@ class Workers:
     def _busy(self, what: str) -> DatabaseUnavailable:
         return DatabaseUnavailable(
             f"the database is busy: {what} for {self.lock_timeout:g} s (another process may hold its "
-            "write lock, e.g. an open transaction in the sqlite3 shell); nothing was written, try again",
+            "write lock, e.g. an open transaction in the sqlite3 shell)",
             retry_after=max(1, math.ceil(self.lock_timeout)),
         )
 
@@ -166,10 +166,10 @@ def _outcome(pair: tuple):
 
 
 _REASONS = {
-    sqlite3.SQLITE_FULL: "the disk holding the database is full; nothing was written (free some space)",
+    sqlite3.SQLITE_FULL: "the disk holding the database is full (free some space)",
     sqlite3.SQLITE_READONLY: "the database cannot be written: its file or file system is read-only, "
-    "or the file was moved or replaced while autocall-api had it open; nothing was written",
-    sqlite3.SQLITE_IOERR: "the disk failed reading or writing the database (I/O error); nothing was written",
+    "or the file was moved or replaced while autocall-api had it open",
+    sqlite3.SQLITE_IOERR: "the disk failed reading or writing the database (I/O error)",
     sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened (missing, or its directory is not accessible)",
     sqlite3.SQLITE_PERM: "the operating system refused access to the database file",
 }

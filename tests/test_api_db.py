@@ -66,6 +66,9 @@ def assert_unavailable(r: requests.Response, words: str):
     body = r.json()
     assert (body["code"], body["content"]) == (503, "database unavailable")
     assert words in body["errors"][0]["reason"], body
+    assert body["errors"][0]["reason"].endswith(
+        "the request was not finished: send it again (what it wrote before is kept)"
+    )
     assert int(r.headers["Retry-After"]) >= 1
 
 

@@ -175,7 +175,7 @@ class Dialer:
     def describe(self) -> str:
         """One line on what the dialer does now (systemd's STATUS=, `autocall status`)."""
         if self.outage.active:
-            return self.outage.describe()
+            return self.outage.describe(self.window.tz)  # the zone `autocall status` shows times in
         if not self.healthy():
             return "FreeSWITCH event socket down or silent; reconnecting"
         calls = f"{len(self.calls)} calls in progress"

@@ -37,9 +37,9 @@ class StateFile:
         self._fd: int | None = None
 
     def write(self, state: dict) -> bool:
-        data = json.dumps(state, separators=(",", ":")).encode()
-        if len(data) >= SIZE:
-            raise ValueError(f"a state of {len(data)} bytes does not fit in {SIZE}")  # the caller's bug
+        data = _encoded(state)
+        if len(data) >= SIZE:  # a long error text (a database's reason, twice): cut, never refused,
+            data = _encoded(_shortened(state))  # since a report that raised would stop the watchdog pings
         try:
             if self._fd is not None and _replaced(self._fd, self.path):
                 os.close(self._fd)
@@ -56,6 +56,23 @@ class StateFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _encoded(state: dict) -> bytes:
+    return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+SHORT = 150  # characters kept of each text of a state too long for the file
+
+
+def _shortened(value):
+    """`value` with every text cut to SHORT characters: a dialer's state (a few numbers, two
+    texts, one small dict) then fits in SIZE bytes, three bytes a character included."""
+    if isinstance(value, str):
+        return value if len(value) <= SHORT else value[: SHORT - 1] + "…"
+    if isinstance(value, dict):
+        return {k: _shortened(v) for k, v in value.items()}
+    return value
 
 
 def _replaced(fd: int, path: Path) -> bool:

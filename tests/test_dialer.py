@@ -7,6 +7,7 @@ hand; the only waits are for the call greenlets to end (events, bounded), never 
 import dataclasses
 import datetime as dt
 import logging
+import time
 from zoneinfo import ZoneInfo
 
 import gevent
@@ -23,7 +24,7 @@ from daemon.esl import ESLClient
 from daemon.ledger import Ledger
 from daemon.store import customers as store_customers
 from daemon.store import dnc, queue_state, records
-from daemon.store.schema import open_database
+from daemon.store.schema import StoreUnavailable, open_database
 from simulator import Simulator
 from simulator.scenario import from_dict
 from tests.daemon_fixtures import REPO, query, wait_until
@@ -601,3 +602,18 @@ def test_run_dials_until_stop_and_then_drains(rig):
     runner.get(timeout=10)
     assert r.attempts() == [("0901000001", "done", "USER_BUSY", "retry")]
     assert not dialer.link.up
+
+
+def test_the_outage_line_tells_its_time_in_the_configured_zone(rig, monkeypatch):
+    # Found by the careless-operator review: `autocall status` headed its view in the config's
+    # zone but dated the outage in the host's (UTC): a 4 s outage read as 7 hours old.
+    r = rig(BUSY, timezone="Asia/Ho_Chi_Minh")
+    dialer = r.dialer()
+    dialer.outage.clock = lambda: 1_800_000_000.0  # 2027-01-15 08:00:00 UTC, 15:00 in Hanoi
+    dialer.outage.failed(StoreUnavailable("the disk is full"))
+    with monkeypatch.context() as host:
+        host.setenv("TZ", "UTC")  # the host's zone, wherever the test runs
+        time.tzset()
+        line = dialer.describe()
+    time.tzset()
+    assert line.startswith("database unavailable since 15:00:00 (the disk is full)")

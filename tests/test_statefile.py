@@ -60,6 +60,19 @@ def test_a_state_file_removed_or_replaced_under_the_dialer_is_made_again(tmp_pat
     state.close()
 
 
+def test_a_state_too_long_for_the_file_is_written_cut_not_refused(tmp_path):
+    # Found by the careless-operator review: a long database error (in the status and in the
+    # outage's reason) raised ValueError out of the dialer's report loop, which also pings the
+    # watchdog: systemd would have restarted the dialer in the middle of the outage.
+    reason = "không ghi được cơ sở dữ liệu: " * 40  # Vietnamese: up to 3 bytes a character
+    state = {**PAUSED, "status": f"database unavailable since 10:00:00 ({reason})", "database": {"reason": reason}}
+    db = tmp_path / "autocall.sqlite3"
+    assert statefile.StateFile(db).write(state)
+    read = statefile.read(db)
+    assert read["pid"] == 4242 and read["status"].startswith("database unavailable since 10:00:00 (không")
+    assert len(read["status"]) == statefile.SHORT and read["status"].endswith("…")
+
+
 def test_the_state_file_is_still_written_when_the_disk_is_full(tmp_path):
     if not Tmpfs.available():
         pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN) on this machine")

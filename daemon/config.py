@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import os
 import socket
 import tomllib
@@ -205,7 +206,12 @@ def load(path: str | os.PathLike | None = None, environ=None) -> Config:
             section, name = key.split(".")
             raw.setdefault(section, {})[name] = value
             origins[key] = env_name
-    return _build(raw, base, origins, environ.get(db_url.PASSWORD_ENV) or None)
+    try:
+        return _build(raw, base, origins, environ.get(db_url.PASSWORD_ENV) or None)
+    except ConfigError as e:
+        if path:  # which file, for the operator who has several (or edited the wrong one)
+            raise ConfigError(f"config file {path}: {e}") from None
+        raise
 
 
 def restart_only_changes(running: Config, loaded: Config) -> list[str]:
@@ -235,13 +241,22 @@ def restart_only_changes(running: Config, loaded: Config) -> list[str]:
 def _read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            return tomllib.loads(values.toml_text(f.read()))
     except OSError as e:
         raise ConfigError(f"config file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: {e}") from None
     except UnicodeDecodeError as e:  # e.g. saved as UTF-16 ("Unicode") by a Windows editor
         raise ConfigError(f"config file {path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+
+
+SECTIONS = ("database", "api", "templates", "esl", "dialer", "queue_defaults", "priority", "notifier", "metrics")
+ARRAYS = ("trunks", "webhooks")  # arrays of tables: [[trunks]], [[webhooks]]
+
+
+def _did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class _Section:
@@ -252,8 +267,10 @@ class _Section:
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: expected a table")
         self.name, self.table, self.origins = name, dict(table), origins or {}
+        self.known: list[str] = []  # the keys asked for: an unknown one is told the nearest
 
     def take(self, key, default, convert):
+        self.known.append(key)
         if key not in self.table:
             return default
         value = self.table.pop(key)
@@ -265,7 +282,8 @@ class _Section:
 
     def done(self):
         if self.table:
-            raise ConfigError(f"{self.name}.{sorted(self.table)[0]}: unknown key")
+            key = sorted(self.table)[0]
+            raise ConfigError(f"{self.name}.{key}: unknown key{_did_you_mean(key, self.known)}")
 
 
 def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None) -> Config:
@@ -385,7 +403,8 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
     metrics = _metrics(_Section(raw, "metrics"))
 
     if raw:
-        raise ConfigError(f"{sorted(raw)[0]}: unknown section")
+        name = sorted(raw)[0]
+        raise ConfigError(f"{name}: unknown section{_did_you_mean(name, SECTIONS + ARRAYS)}")
     return Config(
         database=database,
         db_busy_timeout=db_busy_timeout,

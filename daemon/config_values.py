@@ -4,6 +4,7 @@ the value, or raises ValueError with a sentence that follows the key name
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime as dt
 import ipaddress
@@ -234,3 +235,9 @@ def priority_by_dpd(value) -> tuple[tuple[int, int], ...]:
             raise ValueError(f"{dpd!r} is not a whole number of days past due")
         rules.append((int(dpd), int_in(0, MAX_PRIORITY)(priority)))
     return tuple(sorted(rules, reverse=True))
+
+
+def toml_text(data: bytes) -> str:
+    """A TOML file's bytes (the config, a template) as text: UTF-8, without the byte order mark
+    Windows Notepad puts in front (TOML has none; tomllib calls it an invalid statement at line 1)."""
+    return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")

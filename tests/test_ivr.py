@@ -1,5 +1,6 @@
 """Templates: names, checking, rendering one customer's call, walking it, FreeSWITCH arguments, reload."""
 
+import codecs
 import logging
 import os
 import shutil
@@ -490,6 +491,15 @@ def test_a_next_that_is_no_step_id_is_a_problem_and_keeps_the_last_good_version(
     assert loader.get('IVR-1') is good
     with pytest.raises(ivr.TemplateInvalid, match="step 'thanks': next must be the id of a step"):
         loader.get_current('IVR-1')
+
+
+def test_a_template_saved_with_a_byte_order_mark_is_read(loader, templates_dir, clock):
+    # Found by the careless-operator review: Notepad's BOM read as "TOML syntax error: Invalid
+    # statement (at line 1, column 1)", and the edit was refused for a byte nobody can see.
+    path = templates_dir / 'IVR-1.toml'
+    path.write_bytes(codecs.BOM_UTF8 + path.read_bytes().replace(b'timeout = 5 ', b'timeout = 8 '))
+    clock.now += 1.0
+    assert loader.get_current('IVR-1').drafts['menu'].step.timeout_ms == 8000
 
 
 def test_files_are_not_looked_at_again_before_the_recheck_interval(loader, templates_dir, clock):

@@ -2,6 +2,7 @@
 naming the problem and the exit status systemd acts on (2 = fix the configuration, 75 = try
 again later), and the files and log lines a running service leaves."""
 
+import codecs
 import datetime as dt
 import os
 import socket
@@ -169,7 +170,8 @@ def test_a_window_that_starts_when_it_ends_is_refused_by_the_daemon(tmp_path):
     done = run_entry("daemon.main", tmp_path, "--config", str(path))
     assert done.returncode == 2
     assert one_line(done, "autocall-daemon: ") == (
-        "autocall-daemon: dialer.window_start and dialer.window_end are both 08:00: the window would never open; "
+        f"autocall-daemon: config file {path}: "
+        "dialer.window_start and dialer.window_end are both 08:00: the window would never open; "
         'to call around the clock use window_start = "00:00", window_end = "24:00"'
     )
 
@@ -189,10 +191,35 @@ def test_a_window_end_written_the_old_way_still_loads(tmp_path):
 
 @pytest.mark.parametrize("value", ['"24:01"', '"25:00"', '"7:00"', '"07:00+07:00"', '"noon"'])
 def test_a_time_of_day_error_says_the_expected_form(tmp_path, value):
+    path = write_config(tmp_path, f"[dialer]\nwindow_end = {value}\n")
     with pytest.raises(config.ConfigError) as e:
-        load(write_config(tmp_path, f"[dialer]\nwindow_end = {value}\n"), environ={})
+        load(path, environ={})
     shown = value.replace(chr(34), chr(39))
-    assert str(e.value) == f'dialer.window_end: expected a time of day "HH:MM" from 00:00 to 24:00, got {shown}'
+    assert str(e.value) == (
+        f'config file {path}: dialer.window_end: expected a time of day "HH:MM" from 00:00 to 24:00, got {shown}'
+    )
+
+
+def test_a_misspelt_section_or_key_is_named_with_its_file_and_the_nearest_known_one(tmp_path):
+    # Found by the careless-operator review: "autocall: dailer: unknown section", with neither
+    # the file nor what was meant.
+    path = write_config(tmp_path, "[dailer]\ncps = 5\n")
+    with pytest.raises(
+        config.ConfigError, match=f"^config file {path}: dailer: unknown section \\(did you mean dialer\\?\\)$"
+    ):
+        load(path, environ={})
+    path = write_config(tmp_path, "[dialer]\nchanel_limit = 5\n")
+    with pytest.raises(
+        config.ConfigError, match="dialer.chanel_limit: unknown key \\(did you mean channel_limit\\?\\)$"
+    ):
+        load(path, environ={})
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    # Windows Notepad's "UTF-8" puts EF BB BF first, which tomllib calls an invalid statement.
+    path = tmp_path / "autocall.toml"
+    path.write_bytes(codecs.BOM_UTF8 + '[dialer]\ncps = 7  # gọi mỗi giây\n'.encode())
+    assert load(path, environ={}).dialer.cps == 7
 
 
 def test_the_example_config_says_daily_cap_0_turns_the_cap_off():

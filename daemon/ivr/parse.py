@@ -13,6 +13,7 @@ import tomllib
 from types import MappingProxyType
 
 from daemon import say_vi
+from daemon.config_values import toml_text
 from daemon.ivr.errors import Problem, TemplateInvalid
 from daemon.ivr.graph import Graph, with_barge_in
 from daemon.ivr.script import EndCall, Goto, Hangup, Menu, Play, Repeat, SetResult, TransferCall, TransferStep
@@ -81,7 +82,7 @@ def _build(path, sounds_dir, variant, destinations):
     var = variant if isinstance(variant, say_vi.Variant) else say_vi.variant(variant)
     try:
         with open(path, 'rb') as fh:
-            doc = tomllib.load(fh)
+            doc = tomllib.loads(toml_text(fh.read()))
     except FileNotFoundError:
         return None, [Problem(name, None, f'no such file {path}')]
     except (OSError, UnicodeDecodeError) as exc:

@@ -2,9 +2,10 @@
 
 When the database is what fails, the dialer cannot say so inside it; this small JSON file next
 to it can. It is rewritten in place at a fixed size (SIZE bytes, reserved when it is made), so a
-full disk never refuses it, and a file already open is written whatever its mode becomes.
-Created 0640 like the database. A write that fails is skipped (logged at DEBUG): it is a report,
-never a reason to stop.
+disk that fills later never refuses it (one already full when it is made leaves it empty until
+there is room), and a file already open is written whatever its mode becomes.
+Created 0640 like the database. A write that fails is skipped (the first of a run of them
+logged at WARNING): it is a report, never a reason to stop.
 
 A file removed or replaced under a running dialer (an operator tidying up) is made again at the
 next write, where `autocall status` reads it.
@@ -35,6 +36,7 @@ class StateFile:
     def __init__(self, db_path: str | os.PathLike):
         self.path = path_for(db_path)
         self._fd: int | None = None
+        self._failing = False  # the last write failed (said at WARNING once)
 
     def write(self, state: dict) -> bool:
         data = _encoded(state)
@@ -48,8 +50,14 @@ class StateFile:
                 self._fd = _open(self.path)
             os.pwrite(self._fd, data.ljust(SIZE - 1) + b"\n", 0)
         except OSError as e:
-            log.debug("cannot write %s: %s", self.path, e)
+            # Said once: a disk already full when the dialer started leaves the file empty, and
+            # `autocall status` shows no dialer line until it can be written.
+            log.log(logging.DEBUG if self._failing else logging.WARNING, "cannot write %s: %s", self.path, e)
+            self._failing = True
             return False
+        if self._failing:
+            log.info("%s written again", self.path)
+            self._failing = False
         return True
 
     def close(self):

@@ -2,6 +2,7 @@
 at a fixed size (a full disk does not refuse it), read back, shown, and called old when the
 dialer stopped writing it."""
 
+import logging
 import os
 import stat
 
@@ -107,3 +108,22 @@ def test_each_node_of_a_shared_database_gets_its_line_and_a_silent_one_is_called
         "dialer pbx1: 12 calls in progress",
         "dialer pbx2: not heard from for 95s: is autocall-daemon running there?",
     ]
+
+
+def test_a_state_file_made_on_a_full_disk_says_so_once_and_is_written_when_there_is_room(tmp_path, caplog):
+    if not Tmpfs.available():
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN) on this machine")
+    fs = Tmpfs(tmp_path / "disk", 1 << 20)
+    caplog.set_level(logging.DEBUG, logger="autocall.statefile")
+    try:
+        state = statefile.StateFile(fs.path / "autocall.sqlite3")
+        with full_disk(fs.path):
+            assert not state.write(PAUSED) and not state.write(PAUSED)
+        failed = [r for r in caplog.records if r.getMessage().startswith("cannot write")]
+        assert [r.levelno for r in failed] == [logging.WARNING, logging.DEBUG]
+        assert "autocall.sqlite3-daemon" in failed[0].getMessage()
+        assert state.write(PAUSED) and statefile.read(fs.path / "autocall.sqlite3") == PAUSED
+        assert caplog.records[-1].levelno == logging.INFO
+        state.close()
+    finally:
+        fs.unmount()

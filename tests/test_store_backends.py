@@ -86,7 +86,8 @@ def test_a_bad_url_is_refused_with_the_reason_and_never_the_password(tmp_path, v
     (tmp_path / "a.toml").write_text(f'[database]\nurl = "{value}"\n')
     with pytest.raises(ConfigError, match=reason) as error:
         config_mod.load(tmp_path / "a.toml", environ={})
-    assert str(error.value).startswith("database.url: ") and "s3cret" not in str(error.value)
+    assert str(error.value).startswith(f"config file {tmp_path / 'a.toml'}: database.url: ")
+    assert "s3cret" not in str(error.value)
 
 
 def test_the_config_takes_the_url_from_the_file_or_autocall_db_and_the_password_from_the_environment(tmp_path):

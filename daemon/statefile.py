@@ -70,7 +70,7 @@ def _encoded(state: dict) -> bytes:
     return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-SHORT = 150  # characters kept of each text of a state too long for the file
+SHORT = 120  # characters kept of each text of a state too long for the file
 
 
 def _shortened(value):
@@ -104,12 +104,8 @@ def _open(path: Path) -> int:
 
 def read(db_path: str | os.PathLike) -> dict | None:
     """The dialer's last state next to `db_path`, or None (no dialer has run there, unreadable)."""
-    return read_path(path_for(db_path))
-
-
-def read_path(path: Path) -> dict | None:
     try:
-        state = json.loads(path.read_bytes())
+        state = json.loads(path_for(db_path).read_bytes())
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None

@@ -16,7 +16,8 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
   the web console's forms under `/ui/` (their own login, api/ui/) are read up to
   `CONSOLE_MAX_BODY` bytes instead.
 - The body is read here, whole, before the application runs: over `max_body_bytes`
-  (by Content-Length or, chunked, by what arrives) is `413`; the application gets the
+  (by Content-Length or, chunked, by what arrives) is `413` (for the import, the seed's
+  `400 import fail`: `http_errors.import_too_large`); the application gets the
   exact bytes and a Content-Length, and the same bytes object as `environ["autocall.body"]`
   (so a large body is not copied again on its way to the JSON reader).
 - Every answer the server produces itself (400, 401, 408, 413, 414, 431, 500, 503) is JSON with

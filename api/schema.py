@@ -44,14 +44,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # overrides, surrogates, private and unassigned, line/paragraph separators): refused in ids.
 _HIDDEN_IN_ID = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _HIDDEN_IN_TEXT = frozenset({"Cc", "Cs"})  # field values: no control characters, valid Unicode
-# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt) beyond the categories above:
-# drawn as nothing whatever their category (the combining grapheme joiner U+034F, variation
-# selectors, Hangul fillers), so "KH1" and "KH1" + U+034F would look like one id and be two.
-_IGNORABLE = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
-)
 RESERVED_FIELDS = ("id", "mobiles")
 
 
@@ -161,9 +153,6 @@ def import_request(
         raise Invalid([{"field": "body", "reason": "expected a JSON object"}])
     errors = Problems()
     code = _queue_code(body.get("queue_code"), errors)
-    if code is not None and (uncomposed := _new_name_problem(code)):
-        errors.append({"field": "queue_code", "reason": f"queue_code {uncomposed}"})
-        code = None
     template = _template(body.get("template"), templates, errors)
     settings: dict[str, int | str | None] = {}
     for name, (low, high) in SETTINGS.items():
@@ -355,7 +344,8 @@ def _customer_id(item, where, errors) -> str | None:
 def dnc_forms(ext_id: str) -> list[str]:
     """The ids a DNC of `ext_id` blocks: it, and its composed (NFC) and decomposed (NFD) forms
     where they differ, so that the customer is reached however the import spelled the same
-    letters (an import takes only the composed form now; an older one may have stored either)."""
+    letters (an import creates only the composed form now, `values.new_id_problem`; an older
+    one may have stored either)."""
     if ext_id.isascii():
         return [ext_id]
     return list(dict.fromkeys((ext_id, unicodedata.normalize("NFC", ext_id), unicodedata.normalize("NFD", ext_id))))
@@ -380,19 +370,7 @@ def _name_problem(text: str) -> str | None:
     if text != text.strip():
         return "has spaces at the start or the end"
     hidden = _hidden_character(text, _HIDDEN_IN_ID)
-    if hidden is None and not text.isascii() and (match := _IGNORABLE.search(text)):
-        hidden = f"U+{ord(match.group()):04X}"
     return f"contains the invisible or control character {hidden}" if hidden else None
-
-
-def _new_name_problem(text: str) -> str | None:
-    """Why an import cannot create an id or queue code `text`: one that names nothing yet must
-    also be in Unicode's composed form (NFC), as Windows and web forms send Vietnamese. Its
-    decomposed twin (NFD, as macOS can send it) looks the same and would be another customer
-    (a DNC blocks both forms: `dnc_forms`)."""
-    if text.isascii() or unicodedata.is_normalized("NFC", text):
-        return None
-    return "is not in Unicode's composed form (NFC): send its accents composed, as one character each"
 
 
 def _hidden_character(text: str, categories: frozenset) -> str | None:
@@ -410,8 +388,6 @@ def _customer(
     ext_id: str, raw: dict, dropped: list, plans: _FieldPlans | None = None, priority_of=lambda dpd: 0
 ) -> NewCustomer:
     problem = _id_problem(ext_id)
-    if problem is None and (uncomposed := _new_name_problem(ext_id)):
-        problem = f"id {uncomposed}"
     if problem:
         raise CustomerRejected(problem)
     mobiles, problems = _mobiles(raw.get("mobiles"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import functools
 import re
+import unicodedata
 
 ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 VN_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
@@ -44,3 +45,27 @@ def whole_number(value) -> int | None:
     elif kind is not int:
         return None
     return value if value >= 0 else None
+
+
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): drawn as nothing whatever
+# their category (the combining grapheme joiner U+034F, variation selectors, Hangul fillers).
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+
+
+def new_id_problem(ext_id: str) -> str | None:
+    """Why an import cannot create a customer `ext_id` that its queue does not hold yet: its
+    look must make it one person. So it must be in Unicode's composed form (NFC, as Windows and
+    web forms send Vietnamese; the decomposed twin macOS can send looks the same and would be
+    another customer), and hold no code point drawn as nothing ("KH1" + U+034F looks like "KH1").
+    A customer already stored stays reachable by its id as it is (re-import, DNC, reads)."""
+    if ext_id.isascii():
+        return None
+    if match := _IGNORABLE.search(ext_id):
+        return f"id contains the invisible character U+{ord(match.group()):04X}"
+    if not unicodedata.is_normalized("NFC", ext_id):
+        return "id is not in Unicode's composed form (NFC): send its accents composed, as one character each"
+    return None

@@ -234,7 +234,9 @@ def test_a_stop_start_and_dnc_from_the_console_are_the_apis_and_are_audited(clie
     assert queue_state(db) == "stopped"
     assert client.post("/ui/queue/start", data={"csrf": ana, "code": queue}).status_code == 303
     assert queue_state(db) == "running"
-    ids = "KH_A\n\n  KH_B  \nKH_LATER\nKH_A\n"  # blank lines and repeats dropped; one not imported yet
+    # Blank lines and repeats dropped; one not imported yet; one typed composed, which also
+    # blocks its decomposed form (the audit says what was typed).
+    ids = "KH_A\n\n  KH_B  \nKH_LATER\nKH_A\nNguy\u1ec5n\n"
     assert client.post("/ui/queue/dnc", data={"csrf": ana, "code": queue, "ids": ids}).status_code == 303
     assert customer_states(db) == {"TEL4VN_Test": "pending", "KH_A": "dnc", "KH_B": "dnc"}
     # As POST /queue/dnc: the id not yet imported is remembered, and its import refused.
@@ -243,8 +245,10 @@ def test_a_stop_start_and_dnc_from_the_console_are_the_apis_and_are_audited(clie
     assert audit(db)[1:] == [
         ("ana", "queue.stop", queue, None),
         ("ana", "queue.start", queue, None),
-        ("ana", "queue.dnc", queue, "KH_A, KH_B, KH_LATER"),
+        ("ana", "queue.dnc", queue, "KH_A, KH_B, KH_LATER, Nguy\u1ec5n"),
     ]
+    decomposed = post(client, "/queue", seed_import() | {"customers": [customer("Nguye\u0302\u0303n")]}).get_json()
+    assert decomposed["errors"] == [{"id": "Nguye\u0302\u0303n", "reason": "on this queue's DNC list"}]
 
 
 @pytest.mark.parametrize(

@@ -75,8 +75,7 @@ def dnc():
     ids = dnc_ids(request.form.get("ids", ""), g.lang)
     who = g.session.user
     try:
-        forms = list(dict.fromkeys(form for ext_id in ids for form in schema.dnc_forms(ext_id)))
-        services().workers.write(_block, code, forms, who, time.time())
+        services().workers.write(_block, code, ids, who, time.time())
     except QueueNotFound:
         abort(404)
     log.info("console: %s put %d ids on the DNC list of %r", who, len(ids), code)
@@ -86,7 +85,8 @@ def dnc():
 def _block(db, code: str, ids: list[str], who: str, now: float):
     """The API's block of `ids` (at most MAX_DNC_IDS: one chunk) and its audit line, in one
     transaction: both or neither. QueueNotFound (nothing written) without a live queue `code`."""
+    forms = list(dict.fromkeys(form for ext_id in ids for form in schema.dnc_forms(ext_id)))  # the audit: as typed
     with db.atomic():
-        if not block(db, code, ids, chunk=len(ids), now=lambda: now):
+        if not block(db, code, forms, chunk=len(forms), now=lambda: now):
             raise QueueNotFound(code)
         operators.record(db, who, "queue.dnc", target=code, detail=", ".join(ids), now=now)

@@ -177,7 +177,7 @@ class _Parser:
         path = os.path.join(self.prompts_dir, PROMPT_TEXTS_FILE)
         try:
             with open(path, 'rb') as fh:
-                texts = tomllib.load(fh)
+                texts = tomllib.loads(toml_text(fh.read()))
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

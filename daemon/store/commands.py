@@ -17,6 +17,7 @@ from itertools import chain
 import msgspec
 import peewee as pw
 
+from daemon import values
 from daemon.store import counts, dnc, outbox, queue_state
 from daemon.store.dnc import at_once
 from daemon.store.records import ImportRequest, ImportResult, NewCustomer
@@ -124,6 +125,9 @@ def _import_rows(db, queue_id: int, chunk: list[NewCustomer], result: ImportResu
         # Numbers are digits only (daemon.phone), so their JSON needs no escaping.
         mobiles, fields = '["' + '","'.join(numbers) + '"]', _dumps(c.fields).decode()
         row_id, state = existing.get(c.ext_id, (None, None))
+        if row_id is None and (problem := values.new_id_problem(c.ext_id)):
+            result.rejected.append({"id": c.ext_id, "reason": problem})
+            continue
         if row_id is None:
             inserts.append((queue_id, c.ext_id, mobiles, fields, PENDING, at, at, at, c.priority))
         elif state == CALLING:

@@ -250,8 +250,17 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"config file {path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
 
 
-SECTIONS = ("database", "api", "templates", "esl", "dialer", "queue_defaults", "priority", "notifier", "metrics")
-ARRAYS = ("trunks", "webhooks")  # arrays of tables: [[trunks]], [[webhooks]]
+class _Tables(dict):
+    """The file's top-level tables; `take` hands one over and remembers its name, so a name left
+    over (unknown) can be told the nearest one that was asked for."""
+
+    def __init__(self, raw: dict):
+        super().__init__(raw)
+        self.asked: list[str] = []
+
+    def take(self, name: str, default=None):
+        self.asked.append(name)
+        return self.pop(name, default)
 
 
 def _did_you_mean(name: str, known) -> str:
@@ -262,8 +271,8 @@ def _did_you_mean(name: str, known) -> str:
 class _Section:
     """Typed reads from one TOML table; every error names `section.key`."""
 
-    def __init__(self, raw: dict, name: str, origins: dict | None = None):
-        table = raw.pop(name, {})
+    def __init__(self, raw: _Tables, name: str, origins: dict | None = None):
+        table = raw.take(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: expected a table")
         self.name, self.table, self.origins = name, dict(table), origins or {}
@@ -287,7 +296,7 @@ class _Section:
 
 
 def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None) -> Config:
-    raw = dict(raw)
+    raw = _Tables(raw)
     d = Config()
     db = _Section(raw, "database", origins)
     if "path" in db.table and "url" in db.table:
@@ -371,10 +380,9 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
     q.done()
 
     try:
+        tables = raw.take("trunks")
         trunk_list = (
-            trunks_mod.trunks(raw.pop("trunks"), channel_limit=dialer.channel_limit, cps=dialer.cps)
-            if "trunks" in raw
-            else ()
+            () if tables is None else trunks_mod.trunks(tables, channel_limit=dialer.channel_limit, cps=dialer.cps)
         )
     except ValueError as e:
         raise ConfigError(f"trunks{e}" if str(e).startswith("[") else f"trunks: {e}") from None
@@ -384,7 +392,8 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
     pr.done()
 
     try:
-        hooks = webhooks_mod.webhooks(raw.pop("webhooks")) if "webhooks" in raw else ()
+        tables = raw.take("webhooks")
+        hooks = () if tables is None else webhooks_mod.webhooks(tables)
     except ValueError as e:
         raise ConfigError(f"webhooks{e}" if str(e).startswith("[") else f"webhooks: {e}") from None
     n = _Section(raw, "notifier", origins)
@@ -404,7 +413,7 @@ def _build(raw: dict, base: Path, origins: dict, db_password: str | None = None)
 
     if raw:
         name = sorted(raw)[0]
-        raise ConfigError(f"{name}: unknown section{_did_you_mean(name, SECTIONS + ARRAYS)}")
+        raise ConfigError(f"{name}: unknown section{_did_you_mean(name, raw.asked)}")
     return Config(
         database=database,
         db_busy_timeout=db_busy_timeout,

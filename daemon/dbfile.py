@@ -60,27 +60,44 @@ def _restrict(path: Path):
         pass  # not ours to change (another owner): SQLite says what it cannot open
 
 
-def hold(path: Path, holder=lambda: None) -> int:
+def hold(path: Path) -> int:
     """Hold an exclusive flock on the database file for as long as this process lives (the
     kernel lets go of it however the process ends): one dialer per SQLite file. A second one's
     start-up recovery would find the first one's live calls missing from its own switch, close
     them as lost and call their customers again while they were still on the line. The lock is
     on the database itself, which nobody removes as a stray file while it is in use; it does not
     touch SQLite's own locks (POSIX byte ranges, another kind), and the descriptor is never
-    closed, which would drop those. Unavailable while another process holds it, naming
-    `holder()` (its pid, when known)."""
+    closed, which would drop those. Unavailable while another process holds it, naming its pid
+    (`holder`)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)  # we hold no SQLite lock through this process yet: start-up only reads
-        pid = holder()
+        pid = holder(path)
         who = f"autocall-daemon (pid {pid})" if pid else "autocall-daemon"
         raise Unavailable(
             f"another {who} already runs on {path}: one dialer per SQLite file; stop that one "
             "first, or move to PostgreSQL for several (docs/scale-out.md)"
         ) from None
     return fd
+
+
+def holder(path: str | os.PathLike) -> int | None:
+    """The pid holding `hold`'s lock on the database file at `path` (from /proc/locks, so
+    nothing is locked by asking), or None: no dialer runs on it, or this is not Linux."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in lines:  # "1: FLOCK  ADVISORY  WRITE 5488 fe:00:2149695 0 EOF"
+        fields = line.split()
+        if fields[1:2] == ["FLOCK"] and fields[5:6] == [device] and fields[4].isdigit():
+            return int(fields[4])
+    return None
 
 
 def _error(what: str, e: OSError):

@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         listener = bind(listen, "metrics.listen") if listen else None  # a wrong address stops us at once
         db = open_database(config.database, busy_timeout=config.db_busy_timeout)
         if config.db_path:  # before the recovery reads which calls are live: they could be another dialer's
-            dbfile.hold(config.db_path, lambda: (statefile.read(config.db_path) or {}).get("pid"))  # held till exit
+            dbfile.hold(config.db_path)  # held till exit
     except AutocallError as e:
         print(f"autocall-daemon: {e}", file=sys.stderr)
         return exit_code(e)

@@ -18,6 +18,8 @@ import logging
 import os
 from pathlib import Path
 
+from daemon import dbfile
+
 log = logging.getLogger("autocall.statefile")
 
 SIZE = 1024
@@ -103,9 +105,24 @@ def _open(path: Path) -> int:
 
 
 def read(db_path: str | os.PathLike) -> dict | None:
-    """The dialer's last state next to `db_path`, or None (no dialer has run there, unreadable)."""
+    """The dialer's last state next to `db_path`; None when no dialer has run there. A file there
+    that holds no state (made on a disk already full, garbled, unreadable) reads as
+    {"unreadable": why, "database": db_path, "holder": the pid holding it (dbfile.holder) or None}."""
+    path = path_for(db_path)
     try:
-        state = json.loads(path_for(db_path).read_bytes())
-    except (OSError, ValueError):
+        data = path.read_bytes()
+    except FileNotFoundError:
         return None
-    return state if isinstance(state, dict) else None
+    except OSError as e:
+        return _unreadable(db_path, f"{path}: {e.strerror}")
+    if not data.strip():
+        return _unreadable(db_path, f"{path} is empty")
+    try:
+        state = json.loads(data)
+    except ValueError:
+        state = None
+    return state if isinstance(state, dict) else _unreadable(db_path, f"{path} holds no dialer state")
+
+
+def _unreadable(db_path, why: str) -> dict:
+    return {"unreadable": why, "database": str(db_path), "holder": dbfile.holder(db_path)}

@@ -76,9 +76,14 @@ def render(
 
 def render_dialer(state: dict | None, *, now: float) -> list[str]:
     """The dialer's line from its state file (daemon.main writes it every 2 s): what it does, or
-    that it has not been heard from; none when no dialer ever ran beside this database."""
+    that it has not been heard from, or that the file tells nothing (and whether a dialer holds
+    the database); none when no dialer ever ran beside this database."""
     if not state:
         return []
+    if "unreadable" in state:
+        pid, db = state.get("holder"), state.get("database")
+        held = f"autocall-daemon pid {pid} holds {db}" if pid else f"no autocall-daemon holds {db}: is it running?"
+        return [f"dialer: state unknown ({state['unreadable']}); {held}"]
     age = now - float(state.get("at", 0))
     if age > STALE_AFTER:
         return [f"dialer: not heard from for {age:.0f}s (pid {state.get('pid')}): is autocall-daemon running?"]

@@ -78,8 +78,8 @@ def test_the_lock_is_the_database_file_itself_and_names_the_holder(tmp_path):
     db.touch()
     held = dbfile.hold(db)
     try:
-        with pytest.raises(Unavailable, match=f"another autocall-daemon \\(pid 4242\\) already runs on {db}"):
-            dbfile.hold(db, lambda: 4242)  # flock is per open file: a second one in one process is refused too
+        with pytest.raises(Unavailable, match=f"another autocall-daemon \\(pid {os.getpid()}\\) already runs on {db}"):
+            dbfile.hold(db)  # flock is per open file: a second one in one process is refused too
     finally:
         os.close(held)
     os.close(dbfile.hold(db))  # free again once the holder let go

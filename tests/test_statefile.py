@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from daemon import statefile, status
+from daemon import dbfile, statefile, status
 from tests.db_faults import Tmpfs, full_disk
 
 NOW = 1_800_000_000.0
@@ -37,13 +37,34 @@ def test_the_state_file_is_beside_the_database_fixed_in_size_and_0640(tmp_path):
     state.close()
 
 
-def test_no_state_file_or_a_broken_one_reads_as_none(tmp_path):
+def test_no_state_file_reads_as_none_and_a_broken_one_as_unknown(tmp_path):
     db = tmp_path / "autocall.sqlite3"
     assert statefile.read(db) is None
-    (tmp_path / "autocall.sqlite3-daemon").write_text("{not json")
-    assert statefile.read(db) is None
-    (tmp_path / "autocall.sqlite3-daemon").write_text("[1, 2]")  # JSON, but no state
-    assert statefile.read(db) is None
+    path = tmp_path / "autocall.sqlite3-daemon"
+    for text, reason in [
+        ("", "is empty"),  # made on a disk already full: its blocks could not be reserved
+        (" " * 1023 + "\n", "is empty"),
+        ("{not json", "holds no dialer state"),
+        ("[1, 2]", "holds no dialer state"),  # JSON, but no state
+    ]:
+        path.write_text(text)
+        assert statefile.read(db) == {"unreadable": f"{path} {reason}", "database": str(db), "holder": None}
+
+
+def test_status_of_an_unreadable_state_file_says_so_and_who_holds_the_database(tmp_path):
+    db = tmp_path / "autocall.sqlite3"
+    db.touch()
+    statefile.path_for(db).touch()
+    assert status.render_dialer(statefile.read(db), now=NOW) == [
+        f"dialer: state unknown ({statefile.path_for(db)} is empty); no autocall-daemon holds {db}: is it running?"
+    ]
+    held = dbfile.hold(db)  # as a running dialer does
+    try:
+        assert status.render_dialer(statefile.read(db), now=NOW) == [
+            f"dialer: state unknown ({statefile.path_for(db)} is empty); autocall-daemon pid {os.getpid()} holds {db}"
+        ]
+    finally:
+        os.close(held)
 
 
 def test_a_state_file_removed_or_replaced_under_the_dialer_is_made_again(tmp_path):

@@ -15,7 +15,7 @@ import requests
 from api.services import services
 from api.ui import auth, i18n, listen
 from api.ui.live import eta_seconds
-from daemon import cli, ivr, passwords
+from daemon import cli, ivr, passwords, statefile
 from daemon.store import console, operators
 from daemon.store.schema import open_database
 from tests.api_fixtures import REPO, SEED_DNC, ApiProcess, customer, customer_states, post, rows, seed_import
@@ -478,3 +478,13 @@ def test_the_server_reads_console_forms_without_a_token_and_only_small_ones(tmp_
         assert requests.get(api.url + "/ui/static/vendor/uplot/LICENSE", timeout=10).status_code == 200
     finally:
         api.stop()
+
+
+def test_the_system_page_of_a_state_file_that_tells_nothing_says_so(client, app, ana):
+    db_path = services(app).config.db_path
+    statefile.path_for(db_path).write_bytes(b"")  # made on a disk already full
+    client.get("/ui/lang/en")
+    text = client.get("/ui/system").get_data(as_text=True)
+    assert f"State unknown: {statefile.path_for(db_path)} is empty" in text
+    assert "No autocall-daemon holds the database: is it running?" in text
+    assert "Not heard from" not in text

@@ -118,6 +118,15 @@ LABELS = {
         "Không nhận được tin từ {name} trong {seconds} giây: autocall-daemon có đang chạy?",
         "Not heard from {name} for {seconds} s: is autocall-daemon running?",
     ),
+    "state_unknown": ("Không rõ trạng thái: {why}.", "State unknown: {why}."),
+    "held_by": (
+        "autocall-daemon (pid {pid}) đang giữ cơ sở dữ liệu.",
+        "autocall-daemon (pid {pid}) holds the database.",
+    ),
+    "held_by_none": (
+        "Không có autocall-daemon nào giữ cơ sở dữ liệu: nó có đang chạy?",
+        "No autocall-daemon holds the database: is it running?",
+    ),
     "no_dialer": ("Chưa có trình quay số nào chạy với cơ sở dữ liệu này.", "No dialer has run on this database."),
     "nodes": ("Các nút quay số", "Dialer nodes"),
     "window": ("Khung giờ gọi", "Calling window"),

@@ -40,6 +40,9 @@ def uuid_kill(sim, args):
     channel = sim.channels.get(uuid)
     if channel is None:
         return NO_CHANNEL
+    if channel.kills_failed < channel.behaviour.kill_fails:  # the scenario's stuck channel
+        channel.kills_failed += 1
+        return NO_CHANNEL if channel.behaviour.kill_reply == 'err' else '+OK\n'
     channel.hangup(cause.strip() or 'NORMAL_CLEARING')  # a call already hanging up stays as it is
     return '+OK\n'
 

@@ -56,6 +56,7 @@ class Channel(Ringing):
         self.originating = False  # answered, but the originate has not completed: CS_CONSUME_MEDIA
         self.app_running = False
         self.park_expires = None  # (epoch second, cause) from park_timeout
+        self.kills_failed = 0  # uuid_kills that left it up (behaviour.kill_fails)
         self.inbox = Queue()
         self.pending = deque()
         self.result = AsyncResult()

@@ -41,6 +41,10 @@ class Behaviour:
     keys: (offset after answer, digits) pairs; several digits are pressed 0.3 s apart.
     early_media: seconds from originate to a 183 with media (None: no early media). Unless the
     originate says ignore_early_media=true, that 183 completes the originate, as in FreeSWITCH.
+    kill_fails: the first this many `uuid_kill`s of the channel leave it up, answering
+    kill_reply: 'err' (`-ERR No such channel!`, as switch_core_session_locate does when it cannot
+    take the session's read lock) or 'ok' (`+OK`, the kill queued, but a media bug holding the
+    session keeps it from ending: signalwire/freeswitch#1673).
     """
 
     outcome: str = 'answer'
@@ -49,6 +53,11 @@ class Behaviour:
     hangup_after: float | None = 30.0
     keys: tuple = ()
     early_media: float | None = None
+    kill_fails: int = 0
+    kill_reply: str = 'err'
+
+
+KILL_REPLIES = ('err', 'ok')
 
 
 @dataclass(frozen=True)
@@ -185,7 +194,8 @@ def _rule(entry, default, index):
 
 
 def _behaviour(values, base, where):
-    unknown = set(values) - {'outcome', 'ring', 'answer_after', 'hangup_after', 'keys', 'early_media'}
+    known = {'outcome', 'ring', 'answer_after', 'hangup_after', 'keys', 'early_media', 'kill_fails', 'kill_reply'}
+    unknown = set(values) - known
     if unknown:
         raise ScenarioError('%s: unknown key(s) %s' % (where, ', '.join(sorted(unknown))))
     outcome = values.get('outcome', base.outcome)
@@ -201,6 +211,17 @@ def _behaviour(values, base, where):
             changes[name] = _seconds(values[name], '%s.%s' % (where, name))
     if 'keys' in values:
         changes['keys'] = _keys(values['keys'], where)
+    if 'kill_fails' in values:
+        fails = values['kill_fails']
+        if isinstance(fails, bool) or not isinstance(fails, int) or fails < 0:
+            raise ScenarioError('%s.kill_fails must be a whole number >= 0, got %r' % (where, fails))
+        changes['kill_fails'] = fails
+    if 'kill_reply' in values:
+        if values['kill_reply'] not in KILL_REPLIES:
+            raise ScenarioError(
+                '%s.kill_reply: %r is not one of %s' % (where, values['kill_reply'], ', '.join(KILL_REPLIES))
+            )
+        changes['kill_reply'] = values['kill_reply']
     return replace(base, **changes)
 
 

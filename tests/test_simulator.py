@@ -532,6 +532,9 @@ def test_shutdown_hangs_up_with_system_shutdown_and_says_goodbye(make_sim):
         ({'numbers': [{'number': '1', 'colour': 'red'}]}, 'numbers[0]: unknown key(s) colour'),
         ({'random': {'weights': {'sing': 1}}}, "random.weights: unknown outcome 'sing'"),
         ({'default': {'keys': [[1.0]]}}, 'default.keys must be a list of'),
+        ({'default': {'kill_fails': -1}}, 'default.kill_fails must be a whole number'),
+        ({'default': {'kill_fails': 1.5}}, 'default.kill_fails must be a whole number'),
+        ({'default': {'kill_reply': 'maybe'}}, "default.kill_reply: 'maybe' is not one of err, ok"),
     ],
 )
 def test_bad_scenario_is_refused_with_the_key_named(data, message):
@@ -579,6 +582,19 @@ def test_uuid_kill_while_ringing_cancels_the_call_and_fails_the_job(make_sim):
     assert event['Hangup-Cause'] == 'ORIGINATOR_CANCEL' and event['variable_answer_epoch'] == '0'
     assert job_body(client, call) == '-ERR ORIGINATOR_CANCEL\n'
     assert not client.events('CHANNEL_ANSWER')
+
+
+@pytest.mark.parametrize('reply, said', [('err', b'-ERR No such channel!\n'), ('ok', b'+OK\n')])
+def test_a_stuck_channel_outlives_its_failed_kills_and_ends_on_the_next(make_sim, reply, said):
+    sim = make_sim({'default': {'answer_after': 0.1, 'hangup_after': 'never', 'kill_fails': 2, 'kill_reply': reply}})
+    client = login(sim.address)
+    call = originate(client)
+    answered(client, call)
+    for _ in range(2):
+        assert client.command('api uuid_kill %s' % call).endswith(said)
+        assert client.command('api uuid_exists %s' % call).endswith(b'true')
+    assert client.command('api uuid_kill %s' % call).endswith(b'+OK\n')
+    assert hangup_complete(client, call)['Hangup-Cause'] == 'NORMAL_CLEARING'
 
 
 def test_hangup_before_the_channel_got_going_still_ends_it_cleanly(make_sim):

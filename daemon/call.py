@@ -161,6 +161,24 @@ class Call:
         if not self.gone.is_set():
             self._kill()
 
+    def end_after_error(self) -> bool:
+        """After a failure of our own mid-call: hang the channel up and wait, as at any end, until
+        the switch has ended it, so that the customer's next call cannot overlap it. False when
+        the connection died first (the attempt is then reconciliation's, as for Detached)."""
+        if self.ended.is_set():
+            return True
+        self.esl.subscribe_channel(self.claim.uuid, self.on_event)  # run() let go of its events
+        try:
+            said = self._kill()
+            self._wait(self.ended, timeout=self.settings.hangup_grace)
+            if not self.ended.is_set():
+                self._until_gone(said)
+        except Detached:
+            return False
+        finally:
+            self.esl.unsubscribe_channel(self.claim.uuid)
+        return True
+
     def _originate(self):
         try:
             claim, s, trunk = self.claim, self.settings, self.trunk
@@ -262,12 +280,10 @@ class Call:
             self._wait(self.ended, timeout=LEG_GONE)
         deadline = self.monotonic() + LEG_GONE
         while self.monotonic() < deadline:
-            try:
-                if self.esl.api(commands.uuid_exists(self.claim.uuid)).strip() != "true":
-                    return True
-            except esl_mod.ESLConnectionLost as e:
-                raise Detached(str(e)) from None
-            except esl_mod.ESLError:
+            there = self._channel_there()
+            if there is False:
+                return True
+            if there is None:
                 return False
             gevent.sleep(0.05)
         log.warning(
@@ -452,19 +468,65 @@ class Call:
 
     def _hang_up(self):
         # A job's -ERR after CHANNEL_ANSWER sets gone, yet the answered channel may still be up.
+        said = None
         if not self.gone.is_set() or (self.job_failure and self.answered_at is not None and not self.ended.is_set()):
-            self._kill()
+            said = self._kill()
         if not self.ended.is_set():
             # A failed originate may or may not have had a channel: give its events a moment.
             self._wait(self.ended, timeout=2.0 if self.job_failure else self.settings.hangup_grace)
+        if not self.ended.is_set():
+            self._until_gone(said)
 
-    def _kill(self):
+    def _until_gone(self, said: str | None):
+        """The hangup event did not come: the call ends when the switch says its channel is gone.
+        While it is there (a kill it answered -ERR for, its session lock taken at that moment; a
+        kill that never finished), it is killed again every hangup_grace and the attempt stays
+        open, so the customer is called by nobody meanwhile. After max_call_seconds more (park's
+        own limit has passed by then) it is recorded ended all the same, at ERROR."""
+        deadline = self.monotonic() + self.settings.max_call_seconds
+        warned = False
+        while not self.ended.is_set() and self._channel_there() is not False:
+            if self.monotonic() >= deadline:
+                log.error(
+                    "call %s: FreeSWITCH still has channel %s %ds after it was hung up; the call is "
+                    "recorded ended all the same: see `show channels` and `uuid_kill` it on the switch",
+                    self.claim.uuid,
+                    self.claim.uuid,
+                    self.settings.max_call_seconds,
+                )
+                return
+            if not warned:
+                log.warning(
+                    "call %s: channel still up %.0fs after it was hung up (uuid_kill: %s); killing it again "
+                    "every %.0fs, and the customer stays in this call until the switch ends it",
+                    self.claim.uuid,
+                    self.settings.hangup_grace,
+                    said or "not sent: the callee was gone",
+                    self.settings.hangup_grace,
+                )
+                warned = True
+            self._kill()
+            self._wait(self.ended, timeout=self.settings.hangup_grace)
+
+    def _channel_there(self) -> bool | None:
+        """Whether the switch has this call's channel (`uuid_exists`); None: it would not say."""
         try:
-            self.esl.api(commands.uuid_kill(self.claim.uuid))
+            said = self.esl.api(commands.uuid_exists(self.claim.uuid)).strip()
+        except esl_mod.ESLConnectionLost as e:
+            raise Detached(str(e)) from None
+        except esl_mod.ESLError:
+            return None
+        return {"true": True, "false": False}.get(said)
+
+    def _kill(self) -> str | None:
+        """uuid_kill this call's channel; what the switch answered (None: no answer)."""
+        try:
+            return self.esl.api(commands.uuid_kill(self.claim.uuid)).strip()
         except esl_mod.ESLConnectionLost as e:
             raise Detached(str(e)) from None
         except esl_mod.ESLError as e:
             log.warning("call %s: uuid_kill failed: %s", self.claim.uuid, e)
+            return None
 
     def _wait(self, *targets, timeout: float):
         """Wait for any of `targets` or the connection's death (then raise Detached)."""

@@ -26,11 +26,9 @@ import time
 import gevent
 import gevent.event
 
-from daemon import esl as esl_mod
 from daemon import ivr, outcome, reconcile
 from daemon.call import Call, CallSettings, Detached
 from daemon.config import Config, DialerConfig
-from daemon.esl import commands
 from daemon.last_look import UNREADABLE, LastLook
 from daemon.lease import NodeLease
 from daemon.ledger import CallReport, Claim, QueueInfo, StoreUnavailable
@@ -436,8 +434,8 @@ class Dialer:
             log.info("call %s detached (%s); it is reconciled after reconnect", claim.uuid, e)
         except Exception:
             log.exception("call %s failed in the dialer; hanging it up", claim.uuid)
-            report = CallReport(call.answered_at, self.clock(), 0.0, "AUTOCALL_ERROR", interrupted=True)
-            gevent.spawn(_quiet_kill, call.esl, claim.uuid)
+            if call.end_after_error():
+                report = CallReport(call.answered_at, self.clock(), 0.0, "AUTOCALL_ERROR", interrupted=True)
         try:
             if report is not None:
                 self._record(claim, report)
@@ -508,10 +506,3 @@ class Dialer:
                     pass
             gevent.joinall([a.greenlet for a in left], timeout=self.call_settings.hangup_grace + 2)
         self.link.close()
-
-
-def _quiet_kill(client, uuid: str):
-    try:
-        client.api(commands.uuid_kill(uuid))
-    except esl_mod.ESLError:
-        pass

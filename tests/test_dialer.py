@@ -538,6 +538,27 @@ def test_a_call_whose_greenlet_starts_late_asks_again_and_honours_what_came_mean
     assert r.customers()["A"] == {"stop": "pending", "dnc": "dnc", "dnc_number": "pending"}[withdrawal]
 
 
+def test_a_call_that_failed_in_the_dialer_is_recorded_once_the_switch_ended_its_channel(rig, monkeypatch, caplog):
+    """An error of ours mid-call (a bug): the channel is hung up and the attempt closed only once
+    the switch says it is gone; a first kill it refuses is not the end (test_found_kill_refused)."""
+    # park_timeout (max_call_seconds) 36 s away in real time: only a kill of the dialer's can end it first.
+    r = rig({"default": {"answer_after": 0.1, "hangup_after": "never", "kill_fails": 1}}, max_call_seconds=3600)
+    r.import_customers([("A", ["0901000001"])])
+
+    def broken(self):
+        raise RuntimeError("a bug in the IVR")
+
+    monkeypatch.setattr(dialer_mod.Call, "_run_ivr", broken)
+    caplog.set_level(logging.INFO, logger="autocall")
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    settle(dialer)
+    assert not r.sim.channels  # killed again after the refusal, before the attempt was closed
+    assert r.attempts() == [("0901000001", "done", "AUTOCALL_ERROR", "interrupted")]
+    assert "channel still up" in caplog.text
+
+
 def test_after_the_connection_drops_the_next_step_reconnects_and_dialing_resumes(rig):
     r = rig(BUSY)
     r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"])], concurrent_call=1)

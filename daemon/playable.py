@@ -140,6 +140,11 @@ def prepare(claim: Claim, templates: ivr.TemplateLoader, unplayable=lambda templ
     try:
         script = template.render(claim.fields)
     except ivr.RenderError as e:
+        if templates.changing(claim.template):  # an edit, perhaps the fix, is taken in a moment
+            raise Unprepared(
+                f"TEMPLATE_CHANGED: {e}",
+                wait_reason=f"waiting: template {claim.template} was edited; its new version is read in a moment",
+            ) from None
         raise Unprepared(f"TEMPLATE_CHANGED: {e}", unspeakable=template) from None
     missing = [path for path in script.files() if not os.path.exists(path)]
     if missing:

@@ -110,7 +110,7 @@ def test_a_template_broken_on_disk_refuses_imports_naming_it_though_a_good_versi
     body = {"queue_code": "Q2", "template": "FEE", "customers": [_fee_customer("F")]}
     assert post(client, "/queue", body).status_code == 200
     path.write_text(good, encoding="utf-8")
-    clock.now += 1.0
+    clock.now += 1.0  # valid on disk now: accepted at once (the dialer takes it once the file is still)
     assert post(client, "/queue", seed_import()).status_code == 200
 
 

@@ -117,7 +117,7 @@ def test_an_edit_that_speaks_a_field_the_customers_lack_stops_the_queue_and_a_fi
     assert "failed" not in states, states
     _, reason = _queue(daemon.db_path)
     lacking = _pending_without(daemon.db_path, "dpd")
-    assert lacking == states["pending"] >= 20
+    assert lacking == states["pending"] >= 10  # the edit is taken once the file was still for 2 s
     assert reason.startswith(f"template IVR-1 cannot speak to {lacking} of {lacking} pending customers")
     assert f"'dpd' missing for {lacking}" in reason
 

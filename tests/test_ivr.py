@@ -20,6 +20,7 @@ from daemon.ivr import (
     TransferCall,
     UnknownTemplate,
 )
+from daemon.ivr.loader import SETTLE_SECONDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(REPO, 'ivr_templates')
@@ -474,10 +475,35 @@ def test_loader_lists_and_gets_templates(loader):
     assert loader.get('IVR-1') is loader.get('IVR-1')
 
 
-def test_an_edit_takes_effect_on_the_next_get(loader, templates_dir, clock):
+def test_an_edit_takes_effect_once_the_file_has_been_still_for_the_settle_time(loader, templates_dir, clock):
     assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 5000
     edit(templates_dir / 'IVR-1.toml', 'timeout = 5 ', 'timeout = 8 ')
     clock.now += 1.0
+    assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 5000  # first seen now
+    clock.now += SETTLE_SECONDS
+    assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 8000
+
+
+def test_a_file_saved_in_place_is_not_taken_half_written(loader, templates_dir, clock, caplog):
+    """Found by the careless-operator review: an editor saving IVR-1.toml in place, slowly (or a
+    pause mid-copy), leaves for a moment its first steps alone, a valid template: the dialer
+    took it, and 20 of 30 customers heard the greeting, were hung up and ended `success`."""
+    path = templates_dir / 'IVR-1.toml'
+    whole = path.read_text(encoding='utf-8')
+    good = loader.get('IVR-1')
+    cut = whole[: whole.index('[[step]]\nid = "info"')]  # the greeting alone
+    assert problems_of(templates_dir, 'CUT', cut) == []  # `autocall templates check` passes it
+    caplog.set_level(logging.INFO, logger='autocall.ivr')
+    path.write_text(cut, encoding='utf-8')
+    for _ in range(2):  # a second of it, then the rest comes
+        clock.now += 1.0
+        assert loader.get('IVR-1') is good
+    path.write_text(whole.replace('timeout = 5 ', 'timeout = 8 '), encoding='utf-8')
+    for _ in range(2):
+        clock.now += 1.0
+        assert loader.get('IVR-1') is good
+    clock.now += 1.0
+    assert list(loader.get('IVR-1').drafts) == list(good.drafts)  # the whole edit, once still
     assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 8000
 
 
@@ -502,7 +528,8 @@ def test_a_template_saved_with_a_byte_order_mark_is_read(loader, templates_dir, 
     assert loader.get_current('IVR-1').drafts['menu'].step.timeout_ms == 8000
 
 
-def test_files_are_not_looked_at_again_before_the_recheck_interval(loader, templates_dir, clock):
+def test_files_are_not_looked_at_again_before_the_recheck_interval(templates_dir, clock):
+    loader = TemplateLoader(templates_dir, SOUNDS, clock=clock, recheck_seconds=1.0, settle_seconds=0)
     loader.get('IVR-1')
     edit(templates_dir / 'IVR-1.toml', 'timeout = 5 ', 'timeout = 8 ')
     clock.now += 0.5
@@ -531,14 +558,68 @@ def test_fixing_a_broken_edit_loads_the_fix(loader, templates_dir, clock):
     assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 5000
     edit(templates_dir / 'IVR-1.toml', 'timeout = "5s" ', 'timeout = 7 ')
     clock.now += 1.0
+    loader.get('IVR-1')
+    clock.now += SETTLE_SECONDS
     assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 7000
 
 
-def test_a_deleted_file_keeps_the_last_good_version(loader, templates_dir, clock):
+def test_a_removed_file_holds_its_queues_back_says_so_once_and_is_taken_again_when_back(
+    loader, templates_dir, clock, caplog
+):
+    """Found by the careless-operator review: a removed template went on being dialled with the
+    version in memory, without a word, where a dialer started without the file holds its queues
+    back: an operator who removes a template to stop a wrong message must stop it."""
+    path = templates_dir / 'IVR-1.toml'
+    whole = path.read_bytes()
+    loader.get('IVR-1')
+    caplog.set_level(logging.ERROR, logger='autocall.ivr')
+    path.unlink()
+    for _ in range(2):
+        clock.now += 1.0
+        with pytest.raises(UnknownTemplate, match='IVR-1.toml does not exist'):
+            loader.get('IVR-1')
+    assert [r.getMessage() for r in caplog.records] == [
+        f'template IVR-1: {path} was removed; its queues wait until it is back'
+    ]
+    path.write_bytes(whole)
+    clock.now += 1.0
+    with pytest.raises(UnknownTemplate):
+        loader.get('IVR-1')  # being written, perhaps: taken once still
+    clock.now += SETTLE_SECONDS
+    assert loader.get('IVR-1').name == 'IVR-1'
+
+
+@pytest.mark.parametrize('kind', ['symlink loop', 'fifo', 'huge', 'folder'])
+def test_a_template_file_that_cannot_be_read_safely_is_a_problem_of_its_own(loader, templates_dir, clock, kind):
+    """Found by the careless-operator review: a symlink loop raised ELOOP out of the loader (the
+    dialer died and restarted in a loop), a FIFO blocked the dialer's loop in open(), and a 1 GiB
+    file took 2 GB of memory against the unit's MemoryMax. Each is now the template's problem,
+    refused without reading it, and the last good version stays in use."""
     good = loader.get('IVR-1')
-    os.remove(templates_dir / 'IVR-1.toml')
+    path = templates_dir / 'IVR-1.toml'
+    path.unlink()
+    if kind == 'symlink loop':
+        path.symlink_to(path)
+    elif kind == 'fifo':
+        os.mkfifo(path)
+    elif kind == 'huge':
+        with open(path, 'wb') as fh:
+            fh.truncate(1 << 30)  # sparse: no disk used
+    else:
+        path.mkdir()
+    expected = {
+        'symlink loop': 'cannot read',
+        'fifo': 'not a regular file',
+        'huge': '1,073,741,824 bytes',
+        'folder': 'not a regular file',
+    }[kind]
     clock.now += 1.0
     assert loader.get('IVR-1') is good
+    with pytest.raises(TemplateInvalid, match=expected):
+        loader.get_current('IVR-1')
+    fresh = TemplateLoader(templates_dir, SOUNDS, clock=clock)  # a start with the file so
+    with pytest.raises(TemplateInvalid, match=expected):
+        fresh.get('IVR-1')
 
 
 def test_unknown_and_never_valid_templates_are_named_errors(loader, templates_dir):

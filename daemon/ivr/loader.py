@@ -35,12 +35,19 @@ def template_names(templates_dir):
     return sorted(name for name in names if valid_template_name(name))
 
 
+SETTLE_SECONDS = 2.0  # an edited file is taken once it has not changed for this long
+
+
 class TemplateLoader:
     """Templates by name, re-read when their file changes.
 
     ``get`` returns the current good version. A broken edit keeps the last good version
-    and is logged once per edit (file and problems named). Files are looked at no more
-    often than every `recheck_seconds` of `clock` time."""
+    and is logged once per edit (file and problems named). An edit is taken once the file has
+    stayed the same for `settle_seconds`: an editor saving in place, slowly, writes a file
+    that is for a moment the first steps alone, a valid template that would greet a customer
+    and hang up. A removed file holds its queues back (`get` raises UnknownTemplate) until it
+    is back, as at a start without it. Files are looked at no more often than every
+    `recheck_seconds` of `clock` time."""
 
     def __init__(
         self,
@@ -51,12 +58,14 @@ class TemplateLoader:
         destinations=None,
         clock=time.monotonic,
         recheck_seconds=1.0,
+        settle_seconds=SETTLE_SECONDS,
     ):
         self.templates_dir = os.path.abspath(templates_dir)
         self.sounds_dir = os.path.abspath(sounds_dir)
         self.variant = say_vi.variant(variant) if isinstance(variant, str) else variant
         self.destinations = destinations
-        self._clock, self._recheck = clock, recheck_seconds
+        self._clock, self._recheck, self._settle = clock, recheck_seconds, settle_seconds
+        self._seen = {}  # name -> (stamp, clock time it was first seen) of the file as last looked at
         self._good = {}  # name -> (stamp, Template)
         self._failed = {}  # name -> (error class, args) while it has no good version
         self._broken = {}  # name -> (stamp, problems) while the file on disk is not the good version
@@ -116,20 +125,38 @@ class TemplateLoader:
             raise UnknownTemplate(f'no template {name}: {template_path(self.templates_dir, name)} does not exist')
         raise TemplateInvalid(name, problems)
 
+    def changing(self, name):
+        """Whether an edit of `name`, valid, waits to be taken (the file has not been still for
+        settle_seconds yet): what `get` gives meanwhile is about to be replaced."""
+        good, seen = self._good.get(name), self._seen.get(name)
+        return good is not None and seen is not None and seen[0] != good[0] and name not in self._broken
+
     def _refresh(self, name, path):
         stamp, good = _stamp(path), self._good.get(name)
         if good and good[0] == stamp:
             self._broken.pop(name, None)
             return
-        if stamp is None and not good:
+        if stamp is None:
+            if good:
+                del self._good[name]
+                log.error('template %s: %s was removed; its queues wait until it is back', name, path)
             self._failed[name] = (UnknownTemplate, (f'no template {name}: {path} does not exist',))
+            self._broken.pop(name, None)
             return
+        now, seen = self._clock(), self._seen.get(name)
+        if seen is None or seen[0] != stamp:
+            self._seen[name] = (stamp, now)
+        # Taken at the service's start (nothing to settle against), else once the file is still.
+        settled = seen is None or self._settle <= 0 or (seen[0] == stamp and now - seen[1] >= self._settle)
         try:
             template = load(path, self.sounds_dir, variant=self.variant, destinations=self.destinations)
-        except TemplateInvalid as exc:
+        except TemplateInvalid as exc:  # refused at once: `get_current` says so to the API
             self._failed[name] = (TemplateInvalid, (name, exc.problems))
             self._broken[name] = (stamp, exc.problems)
             self._report_once(name, path, stamp, exc.problems, bool(good))
+            return
+        if not settled:  # meanwhile the last good version (or the error of none)
+            self._broken.pop(name, None)  # what is on disk now is not broken
             return
         if good:
             log.info('template %s reloaded from %s', name, path)
@@ -147,8 +174,13 @@ class TemplateLoader:
 
 
 def _stamp(path):
+    """What tells one version of the file from another; None when there is no file. A path
+    that cannot be looked at (a symlink loop, a folder the service cannot enter) has a stamp
+    of its own, so that reading it is tried, and what stops it is named as the template's problem."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return None
+    except OSError as e:
+        return ('unreadable', e.errno)
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)

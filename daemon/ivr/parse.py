@@ -9,6 +9,7 @@ those of the sound files in `sounds`. The format is documented for operators in
 import logging
 import os
 import re
+import stat
 import tomllib
 from types import MappingProxyType
 
@@ -36,6 +37,8 @@ KNOWN_FIELDS = frozenset(
 WORDS_DIR = 'vi/words'
 DEFAULT_PROMPTS_DIR = 'vi/prompts'
 PROMPT_TEXTS_FILE = 'texts.toml'
+
+MAX_FILE_BYTES = 1 << 20  # a template or a prompt-text file: a few KiB; anything past this is no template
 
 _IDENT = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 _FIELD = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
@@ -73,6 +76,26 @@ def load(path, sounds_dir, *, variant='north', destinations=None):
     return template
 
 
+class NotSmallFile(ValueError):
+    """What is at the path is no file a template could be: read_small says what it is."""
+
+
+def read_small(path):
+    """The bytes of the regular file at `path`, refusing without reading what would stall or
+    swamp the dialer: a FIFO or a device (open and read would block its loop), a folder, a file
+    over MAX_FILE_BYTES (a 1 GiB one took 2 GB of memory to parse)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotSmallFile('not a regular file (a folder, a FIFO or a device)')
+        if st.st_size > MAX_FILE_BYTES:
+            raise NotSmallFile(f'{st.st_size:,} bytes; a template holds at most {MAX_FILE_BYTES:,}')
+        return os.read(fd, MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
 def _name_of(path):
     return os.path.basename(path)[:-5] if path.endswith('.toml') else os.path.basename(path)
 
@@ -81,11 +104,10 @@ def _build(path, sounds_dir, variant, destinations):
     name = _name_of(path)
     var = variant if isinstance(variant, say_vi.Variant) else say_vi.variant(variant)
     try:
-        with open(path, 'rb') as fh:
-            doc = tomllib.loads(toml_text(fh.read()))
+        doc = tomllib.loads(toml_text(read_small(path)))
     except FileNotFoundError:
         return None, [Problem(name, None, f'no such file {path}')]
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, NotSmallFile) as exc:
         return None, [Problem(name, None, f'cannot read {path}: {exc}')]
     except tomllib.TOMLDecodeError as exc:
         return None, [Problem(name, None, f'TOML syntax error: {exc}')]
@@ -176,11 +198,10 @@ class _Parser:
     def _read_prompt_texts(self):
         path = os.path.join(self.prompts_dir, PROMPT_TEXTS_FILE)
         try:
-            with open(path, 'rb') as fh:
-                texts = tomllib.loads(toml_text(fh.read()))
+            texts = tomllib.loads(toml_text(read_small(path)))
         except FileNotFoundError:
             return {}
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, NotSmallFile) as exc:
             self.problem(None, f'cannot read the prompt texts {path}: {exc}')
             return {}
         return {key: value for key, value in texts.items() if isinstance(value, str)}

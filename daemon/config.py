@@ -240,10 +240,11 @@ def restart_only_changes(running: Config, loaded: Config) -> list[str]:
 
 def _read_toml(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
-            return tomllib.loads(values.toml_text(f.read()))
+        return tomllib.loads(values.toml_text(values.read_small(path)))
     except OSError as e:
         raise ConfigError(f"config file {path}: {e.strerror}") from None
+    except values.NotSmallFile as e:
+        raise ConfigError(f"config file {path}: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: {e}") from None
     except UnicodeDecodeError as e:  # e.g. saved as UTF-16 ("Unicode") by a Windows editor

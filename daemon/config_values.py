@@ -8,7 +8,9 @@ import codecs
 import dataclasses
 import datetime as dt
 import ipaddress
+import os
 import re
+import stat
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -235,6 +237,29 @@ def priority_by_dpd(value) -> tuple[tuple[int, int], ...]:
             raise ValueError(f"{dpd!r} is not a whole number of days past due")
         rules.append((int(dpd), int_in(0, MAX_PRIORITY)(priority)))
     return tuple(sorted(rules, reverse=True))
+
+
+MAX_FILE_BYTES = 1 << 20  # an operator's text file (the config, a template): a few KiB; past this it is none
+
+
+class NotSmallFile(ValueError):
+    """What is at the path is no file of ours: read_small says what it is."""
+
+
+def read_small(path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file at `path`, refusing without reading what would stall or
+    swamp a service: a FIFO or a device (open and read would block its loop), a folder, a file
+    over `limit` bytes (a 1 GiB template took 2 GB of memory to parse)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotSmallFile("not a regular file (a folder, a FIFO or a device)")
+        if st.st_size > limit:
+            raise NotSmallFile(f"{st.st_size:,} bytes; at most {limit:,} are read")
+        return os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
 
 
 def toml_text(data: bytes) -> str:

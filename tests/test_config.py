@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,22 @@ def test_the_node_is_the_host_name_unless_named_and_only_a_restart_changes_it(tm
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="No such file"):
         config.load(tmp_path / "absent.toml", environ={})
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "huge"])
+@pytest.mark.timeout(10)
+def test_a_config_path_that_is_no_small_file_is_refused_without_reading_it(tmp_path, kind):
+    # A FIFO there blocked a SIGHUP reload, and so the dialer's loop, in open().
+    path = tmp_path / "autocall.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"#" * (2 << 20))
+    reason = "bytes; at most 1,048,576 are read" if kind == "huge" else "not a regular file"
+    with pytest.raises(ConfigError, match=f"config file {path}: .*{reason}"):
+        config.load(path, environ={})
 
 
 def test_config_is_immutable():

@@ -610,7 +610,7 @@ def test_a_template_file_that_cannot_be_read_safely_is_a_problem_of_its_own(load
     expected = {
         'symlink loop': 'cannot read',
         'fifo': 'not a regular file',
-        'huge': '1,073,741,824 bytes',
+        'huge': '1,073,741,824 bytes; at most 1,048,576',
         'folder': 'not a regular file',
     }[kind]
     clock.now += 1.0

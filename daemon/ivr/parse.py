@@ -9,12 +9,11 @@ those of the sound files in `sounds`. The format is documented for operators in
 import logging
 import os
 import re
-import stat
 import tomllib
 from types import MappingProxyType
 
 from daemon import say_vi
-from daemon.config_values import toml_text
+from daemon.config_values import NotSmallFile, read_small, toml_text
 from daemon.ivr.errors import Problem, TemplateInvalid
 from daemon.ivr.graph import Graph, with_barge_in
 from daemon.ivr.script import EndCall, Goto, Hangup, Menu, Play, Repeat, SetResult, TransferCall, TransferStep
@@ -37,8 +36,6 @@ KNOWN_FIELDS = frozenset(
 WORDS_DIR = 'vi/words'
 DEFAULT_PROMPTS_DIR = 'vi/prompts'
 PROMPT_TEXTS_FILE = 'texts.toml'
-
-MAX_FILE_BYTES = 1 << 20  # a template or a prompt-text file: a few KiB; anything past this is no template
 
 _IDENT = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 _FIELD = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
@@ -74,26 +71,6 @@ def load(path, sounds_dir, *, variant='north', destinations=None):
     if problems:
         raise TemplateInvalid(_name_of(path), problems)
     return template
-
-
-class NotSmallFile(ValueError):
-    """What is at the path is no file a template could be: read_small says what it is."""
-
-
-def read_small(path):
-    """The bytes of the regular file at `path`, refusing without reading what would stall or
-    swamp the dialer: a FIFO or a device (open and read would block its loop), a folder, a file
-    over MAX_FILE_BYTES (a 1 GiB one took 2 GB of memory to parse)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotSmallFile('not a regular file (a folder, a FIFO or a device)')
-        if st.st_size > MAX_FILE_BYTES:
-            raise NotSmallFile(f'{st.st_size:,} bytes; a template holds at most {MAX_FILE_BYTES:,}')
-        return os.read(fd, MAX_FILE_BYTES + 1)
-    finally:
-        os.close(fd)
 
 
 def _name_of(path):

@@ -186,7 +186,7 @@ def _status(args, out, err):
             queues = status.read(conn, now=now, queue=args.queue, recent=args.recent)
             # Beside SQLite's file, the dialer's state file (it tells even when the database fails);
             # on PostgreSQL, every node's heartbeat row.
-            dialer = statefile.read(db_path.path) if db_path.path else None
+            dialer = statefile.look(db_path.path) if db_path.path else None
             dialers = None if db_path.path else nodes.states(conn)
             webhooks = outbox.backlog(conn)
             return status.render(

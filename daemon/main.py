@@ -147,6 +147,18 @@ def main(argv=None) -> int:
         supervisor.kill()
         sdnotify.notify("STOPPING=1")
         unwritten = ledger.close(min(FLUSH_TIMEOUT, dialer.dialer_config.drain_timeout))
+        if state_file is not None:  # the last word: `autocall status` then says stopped, not "0 calls"
+            state_file.write(
+                {
+                    "pid": os.getpid(),
+                    "at": time.time(),
+                    "status": "stopped",
+                    "stopped": True,
+                    "calls": 0,
+                    "unwritten": unwritten,
+                }
+            )
+            state_file.close()
     if unwritten:
         log.error(
             "autocall-daemon stopped with %d writes unwritten (%s): the next start reads their "

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
 from daemon import dbfile
+from daemon.config_values import NotSmallFile, read_small
 
 log = logging.getLogger("autocall.statefile")
 
@@ -106,22 +108,39 @@ def _open(path: Path) -> int:
 
 def read(db_path: str | os.PathLike) -> dict | None:
     """The dialer's last state next to `db_path`; None when no dialer has run there. A file there
-    that holds no state (made on a disk already full, garbled, unreadable) reads as
+    that holds no state (made on a disk already full, garbled, unreadable, not a file) reads as
     {"unreadable": why, "database": db_path, "holder": the pid holding it (dbfile.holder) or None}."""
     path = path_for(db_path)
     try:
-        data = path.read_bytes()
+        data = read_small(path, 64 * SIZE)
     except FileNotFoundError:
         return None
     except OSError as e:
         return _unreadable(db_path, f"{path}: {e.strerror}")
+    except NotSmallFile as e:
+        return _unreadable(db_path, f"{path}: {e}")
     if not data.strip():
         return _unreadable(db_path, f"{path} is empty")
     try:
         state = json.loads(data)
     except ValueError:
         state = None
-    return state if isinstance(state, dict) else _unreadable(db_path, f"{path} holds no dialer state")
+    if not isinstance(state, dict) or not _is_time(state.get("at")):
+        return _unreadable(db_path, f"{path} holds no dialer state")
+    return state
+
+
+def look(db_path: str | os.PathLike) -> dict | None:
+    """`read`, and for a state the pid holding the database now ("holder", None: no dialer runs
+    on it), which tells a dialer that stopped or crashed from one that runs."""
+    state = read(db_path)
+    if state is not None and "unreadable" not in state:
+        state["holder"] = dbfile.holder(db_path)
+    return state
+
+
+def _is_time(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _unreadable(db_path, why: str) -> dict:

@@ -84,10 +84,26 @@ def render_dialer(state: dict | None, *, now: float) -> list[str]:
         pid, db = state.get("holder"), state.get("database")
         held = f"autocall-daemon pid {pid} holds {db}" if pid else f"no autocall-daemon holds {db}: is it running?"
         return [f"dialer: state unknown ({state['unreadable']}); {held}"]
-    age = now - float(state.get("at", 0))
+    age, pid, said = now - float(state["at"]), state.get("pid"), state.get("status", "?")
+    if "holder" in state and state["holder"] != pid:  # looked up (statefile.look): not the writer's
+        if state["holder"] is not None:
+            return [f"dialer: starting (pid {state['holder']})"]
+        if state.get("stopped"):
+            left = state.get("unwritten")
+            lost = (
+                f"; {left} writes were left unwritten (the next start reads their calls back from FreeSWITCH)"
+                if left
+                else ""
+            )
+            return [f"dialer: stopped {_ago(age)} ago (pid {pid}){lost}"]
+        return [
+            f"dialer: not running: pid {pid} ended {_ago(age)} ago or less without stopping (killed?); it said: {said}"
+        ]
     if age > STALE_AFTER:
-        return [f"dialer: not heard from for {age:.0f}s (pid {state.get('pid')}): is autocall-daemon running?"]
-    return [f"dialer: {state.get('status', '?')}"]
+        return [f"dialer: not heard from for {age:.0f}s (pid {pid}): is autocall-daemon running?"]
+    if age < -STALE_AFTER:
+        return [f"dialer: {said} (written {-age:.0f}s ahead of this host's clock: did the clock step back?)"]
+    return [f"dialer: {said}"]
 
 
 def render_nodes(nodes: list[tuple[str, float, str | None]]) -> list[str]:

@@ -4,11 +4,14 @@ dialer stopped writing it."""
 
 import logging
 import os
+import re
 import stat
+import time
 
 import pytest
 
 from daemon import dbfile, statefile, status
+from tests.daemon_fixtures import wait_until
 from tests.db_faults import Tmpfs, full_disk
 
 NOW = 1_800_000_000.0
@@ -148,3 +151,38 @@ def test_a_state_file_made_on_a_full_disk_says_so_once_and_is_written_when_there
         state.close()
     finally:
         fs.unmount()
+
+
+def test_status_tells_a_dialer_that_stopped_or_died_from_one_that_runs(run):
+    """Found by the careless-operator review: after a stop or a crash `autocall status` went on
+    saying `dialer: 0 calls in progress` for 15 s. The dialer's last write says it stopped; a
+    dialer that died is told by nothing holding the database (dbfile.holder)."""
+    sim, daemon = run({"default": {"outcome": "busy"}})
+    db = daemon.db_path
+    daemon.start()
+    wait_until(lambda: statefile.read(db) is not None, 10)
+    assert status.render_dialer(statefile.look(db), now=time.time()) == ["dialer: 0 calls in progress"]
+    assert daemon.terminate() == 0
+    [line] = status.render_dialer(statefile.look(db), now=time.time())
+    assert re.fullmatch(rf"dialer: stopped \ds ago \(pid {daemon.proc.pid}\)", line), line
+    daemon.start()
+    wait_until(lambda: not statefile.read(db).get("stopped"), 10)
+    daemon.kill9()
+    [line] = status.render_dialer(statefile.look(db), now=time.time())
+    assert line.startswith(f"dialer: not running: pid {daemon.proc.pid} ended ") and "(killed?)" in line, line
+
+
+def test_status_of_a_state_from_the_future_or_without_a_time_says_so(tmp_path):
+    db = tmp_path / "autocall.sqlite3"
+    assert status.render_dialer({**PAUSED, "at": NOW + 600}, now=NOW) == [
+        f"dialer: {PAUSED['status']} (written 600s ahead of this host's clock: did the clock step back?)"
+    ]
+    statefile.path_for(db).write_text('{"at": "x", "status": "?"}')  # was a traceback
+    assert statefile.read(db)["unreadable"].endswith("holds no dialer state")
+
+
+@pytest.mark.timeout(10)
+def test_a_state_path_that_is_no_file_is_unknown_without_hanging(tmp_path):
+    db = tmp_path / "autocall.sqlite3"
+    os.mkfifo(statefile.path_for(db))  # opened for reading, it would wait for a writer
+    assert "not a regular file" in statefile.read(db)["unreadable"]

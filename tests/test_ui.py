@@ -488,3 +488,11 @@ def test_the_system_page_of_a_state_file_that_tells_nothing_says_so(client, app,
     assert f"State unknown: {statefile.path_for(db_path)} is empty" in text
     assert "No autocall-daemon holds the database: is it running?" in text
     assert "Not heard from" not in text
+
+
+def test_the_system_page_says_a_dialer_that_stopped_is_stopped(client, app, ana):
+    state = statefile.StateFile(services(app).config.db_path)
+    state.write({"pid": 4242, "at": time.time() - 5, "status": "stopped", "stopped": True, "calls": 0})
+    state.close()
+    text = client.get("/ui/system").get_data(as_text=True)
+    assert re.search(r"stopped \ds ago \(pid 4242\)", text) and "0 calls" not in text

@@ -15,7 +15,7 @@ from api.db import DatabaseUnavailable
 from api.services import services
 from api.ui import bp, i18n, listen
 from api.ui.live import labelled, queue_rows
-from daemon import ivr, statefile
+from daemon import ivr, statefile, status
 from daemon.pacing import CallingWindow
 from daemon.store import console, nodes, operators, outbox
 from daemon.store.queue_state import QueueNotFound, live_queue
@@ -252,12 +252,13 @@ def system():
     s = services()
     config, now = s.config, time.time()
     data = s.workers.read(_system, config, now)
-    dialer = statefile.read(config.db_path) if config.db_path else None
+    dialer = statefile.look(config.db_path) if config.db_path else None
     return render_template(
         "system.html",
         config=config,
         now=now,
         dialer=dialer,
+        dialer_line=" ".join(status.render_dialer(dialer, now=now)).removeprefix("dialer: "),
         dialer_age=None if dialer is None else now - float(dialer.get("at", 0)),
         stale_after=statefile.STALE_AFTER,
         **data,

@@ -169,10 +169,7 @@ class Call:
             return True
         self.esl.subscribe_channel(self.claim.uuid, self.on_event)  # run() let go of its events
         try:
-            said = self._kill()
-            self._wait(self.ended, timeout=self.settings.hangup_grace)
-            if not self.ended.is_set():
-                self._until_gone(said)
+            self._await_end(self._kill(), self.settings.hangup_grace)
         except Detached:
             return False
         finally:
@@ -471,9 +468,13 @@ class Call:
         said = None
         if not self.gone.is_set() or (self.job_failure and self.answered_at is not None and not self.ended.is_set()):
             said = self._kill()
+        # A failed originate may or may not have had a channel: give its events a moment.
+        self._await_end(said, 2.0 if self.job_failure else self.settings.hangup_grace)
+
+    def _await_end(self, said: str | None, timeout: float):
+        """Wait `timeout` for the hangup event, then until the switch says the channel is gone."""
         if not self.ended.is_set():
-            # A failed originate may or may not have had a channel: give its events a moment.
-            self._wait(self.ended, timeout=2.0 if self.job_failure else self.settings.hangup_grace)
+            self._wait(self.ended, timeout=timeout)
         if not self.ended.is_set():
             self._until_gone(said)
 

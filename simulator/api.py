@@ -98,7 +98,14 @@ def show(sim, args):
     words = args.split()
     if words[:1] not in (['channels'], ['calls']) or words[-2:] != ['as', 'json']:
         return '-USAGE: show channels|calls as json (the simulator knows no other form)\n'
-    rows = [_row(sim, channel, words[0]) for channel in sim.channels.values() if channel.state != 'destroyed']
+    # Listed from the core database, not the session table: a new channel shows once the SQL thread
+    # wrote it (switch_core_sqldb.c), the scenario's show_channels_lag after it was created.
+    listed_before = sim.clock.now() - sim.scenario.show_channels_lag
+    rows = [
+        _row(sim, channel, words[0])
+        for channel in sim.channels.values()
+        if channel.state != 'destroyed' and channel.created <= listed_before
+    ]
     if not rows:
         return '{"row_count": 0}\n'
     return json.dumps({'row_count': len(rows), 'rows': rows}, separators=(',', ':'))

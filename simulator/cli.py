@@ -12,7 +12,8 @@ SIGTERM behaves like FreeSWITCH's: SHUTDOWN event, every call hung up with SYSTE
 'The system is being shut down.' to every client, then exit.
 Scenario keys beyond the callees: originate_completes_after (simulated seconds from
 CHANNEL_ANSWER to the originate's completion, default 0.02: an execute sent before CHANNEL_PARK
-may be cut short, as on the real switch), unreadable = [paths or globs the switch cannot open],
+may be cut short, as on the real switch), show_channels_lag (simulated seconds
+before a new channel is in `show channels`, default 0), unreadable = [paths or globs the switch cannot open],
 gateways (names, or tables of profile/proxy/user_agent/allow).
 Fault hooks over ESL: 'api sim_fault drop|silence S|refuse S|delay MS',
 'api sim_fault unreadable [PATH ...]' (replaces the unreadable list), 'api sim_restart'."""

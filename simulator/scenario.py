@@ -104,6 +104,9 @@ class Scenario:
     # simulated seconds from CHANNEL_ANSWER to the originate's completion (BACKGROUND_JOB, park);
     # an execute arriving meanwhile runs in CS_CONSUME_MEDIA and is cut short (capture 13: ~20 ms)
     originate_completes_after: float = ORIGINATE_COMPLETES_AFTER
+    # simulated seconds from a channel's creation until `show channels` lists it: the real switch
+    # reads that list from its core database, which its SQL thread fills after the events
+    show_channels_lag: float = 0.0
     unreadable: tuple = ()  # absolute paths or globs the switch cannot open although they exist
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
@@ -170,6 +173,7 @@ def from_dict(data, seed=None):
     scenario.originate_completes_after = _seconds(
         data.get('originate_completes_after', ORIGINATE_COMPLETES_AFTER), 'originate_completes_after'
     )
+    scenario.show_channels_lag = _seconds(data.get('show_channels_lag', 0.0), 'show_channels_lag')
     scenario.unreadable = _paths(data.get('unreadable', []), 'unreadable')
     if 'random' in data:
         scenario.mix = _mix(data['random'])

@@ -15,7 +15,7 @@ import pytest
 
 from simulator import Simulator
 from simulator.capture import event_headers, split_message
-from simulator.scenario import from_dict
+from simulator.scenario import ScenarioError, from_dict
 from tests.sim_fixtures import login, write_wav
 
 pytestmark = pytest.mark.timeout(30)
@@ -352,6 +352,31 @@ def test_api_inspection_commands_follow_the_channel(make_sim):
     assert body('uuid_kill %s' % call) == '-ERR No such channel!\n'
     assert body('show channels as json') == '{"row_count": 0}\n'
     assert body('no_such_thing') == '-ERR no_such_thing Command not found!\n'
+
+
+def test_show_channels_lists_a_new_channel_only_after_the_lag_while_uuid_exists_knows_it_at_once(make_sim):
+    sim = make_sim({'show_channels_lag': 200, 'default': {'answer_after': 0.1, 'hangup_after': 'never'}})
+    client = login(sim.address)
+    call = originate(client)
+    answered(client, call)
+
+    def body(cmd):
+        return client.command('api ' + cmd).split(b'\n\n', 1)[1].decode()
+
+    assert body('uuid_exists %s' % call) == 'true'
+    assert body('show channels as json') == '{"row_count": 0}\n'
+    deadline = time.monotonic() + 10
+    while body('show channels as json') == '{"row_count": 0}\n':  # 200 simulated seconds: 2 s real
+        assert time.monotonic() < deadline, 'the channel was never listed'
+        gevent.sleep(0.05)
+    [row] = json.loads(body('show channels as json'))['rows']
+    assert (row['uuid'], row['callstate']) == (call, 'ACTIVE')
+
+
+@pytest.mark.parametrize('value', [-1, 'soon', True])
+def test_a_bad_show_channels_lag_is_refused(value):
+    with pytest.raises(ScenarioError, match='show_channels_lag'):
+        from_dict({'show_channels_lag': value})
 
 
 def test_sync_api_originate_replies_before_any_channel_event(make_sim):

@@ -15,6 +15,8 @@ import dataclasses
 import json
 import logging
 
+import gevent
+
 from daemon import esl as esl_mod
 from daemon import hangup
 from daemon.esl import commands
@@ -23,6 +25,10 @@ from daemon.store.records import CallReport, Claim
 log = logging.getLogger("autocall.reconcile")
 
 LOST = "CALL_LOST"  # cause recorded for a call FreeSWITCH no longer has and kept no record of
+# `show channels` reads the core database, which the switch's SQL thread fills after the channel
+# events (mod_commands.c ~5883, switch_core_sqldb.c ~2476): a live channel it misses is listed
+# again every RELIST seconds, for LISTING_LAG seconds at most.
+RELIST, LISTING_LAG = 0.25, 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,11 +78,12 @@ def channel_rows(body: str) -> dict[str, dict]:
     return {row["uuid"]: row for row in data.get("rows", [])}
 
 
-def apply(client, claims: list[Claim], now: float, *, follow, close) -> None:
+def apply(client, claims: list[Claim], now: float, *, follow, close, sleep=gevent.sleep) -> None:
     """Ask `client` for its channels, and for the hangup records of the calls it no longer has,
     and carry out `plan`: `follow(reattach, events)` for each call to re-attach (`events`: what
-    arrived for it while we listed), `close(claim, report)` for each ended one. ESLError from
-    the switch passes through."""
+    arrived for it while we listed), `close(claim, report)` for each ended one. A call is ended
+    only when `show channels` misses it and `uuid_exists` says so too. ESLError from the switch
+    passes through."""
     if not claims:
         return
     heard: dict[str, list] = {claim.uuid: [] for claim in claims}
@@ -86,6 +93,8 @@ def apply(client, claims: list[Claim], now: float, *, follow, close) -> None:
     for claim in claims:
         if claim.uuid not in channels and _hung_up(heard[claim.uuid]):
             channels[claim.uuid] = {}  # gone while we listed: follow it to its recorded end
+    unlisted = [claim.uuid for claim in claims if claim.uuid not in channels]
+    channels.update(_listed_late(client, unlisted, heard, sleep))
     records = hangup.read_records(client, [claim for claim in claims if claim.uuid not in channels])
     reattach, ended = plan(claims, channels, now, records)
     for claim, report in ended:
@@ -111,6 +120,32 @@ def apply(client, claims: list[Claim], now: float, *, follow, close) -> None:
             item.claim.step or "-",
         )
         follow(item, heard[item.claim.uuid])
+
+
+def _listed_late(client, uuids: list[str], heard: dict[str, list], sleep) -> dict[str, dict]:
+    """uuid -> row for each of `uuids` (not in `show channels`) that the switch still has: its
+    live session table (`uuid_exists`) knows a new channel before the listing does. Listed
+    again until each shows (or hangs up: its events are then heard); one still unlisted after
+    LISTING_LAG is followed with its state unknown ({}) rather than closed beside a live call."""
+    live = [uuid for uuid in uuids if client.api(commands.uuid_exists(uuid)).strip() != "false"]
+    rows: dict[str, dict] = {}
+    waited = 0.0
+    while waited < LISTING_LAG:
+        waiting = [uuid for uuid in live if uuid not in rows and not _hung_up(heard[uuid])]
+        if not waiting:
+            break
+        sleep(RELIST)
+        waited += RELIST
+        listed = channel_rows(client.api(commands.SHOW_CHANNELS))
+        rows.update((uuid, listed[uuid]) for uuid in waiting if uuid in listed)
+    for uuid in live:
+        if uuid not in rows:
+            if not _hung_up(heard[uuid]):
+                log.warning(
+                    "call %s: FreeSWITCH has its channel but did not list it for %.0fs; following it", uuid, LISTING_LAG
+                )
+            rows[uuid] = {}
+    return rows
 
 
 def _hung_up(events) -> bool:

@@ -27,7 +27,7 @@ from daemon.store import dnc, queue_state, records
 from daemon.store.schema import StoreUnavailable, open_database
 from simulator import Simulator
 from simulator.scenario import from_dict
-from tests.daemon_fixtures import REPO, query, wait_until
+from tests.daemon_fixtures import REPO, overlapping_calls, query, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -575,6 +575,36 @@ def test_after_the_connection_drops_the_next_step_reconnects_and_dialing_resumes
     r.step(dialer)
     settle(dialer)
     assert [row[2] for row in r.attempts()] == ["USER_BUSY", "USER_BUSY"]
+
+
+def test_a_call_not_yet_in_show_channels_at_a_reconnect_is_reattached_not_recalled_beside_itself(rig):
+    # The switch lists a new channel 100 simulated seconds (1 s real) after making it, as its core
+    # database can lag the live sessions: the reconnect's first listing misses the live call.
+    r = rig({**LISTENS, "show_channels_lag": 100}, recall_delay=60)
+    r.import_customers([("A", ["0901000001"])])
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    [active] = dialer.calls.values()
+    uuid = active.call.claim.uuid
+    wait_until(lambda: uuid in r.sim.channels, 5)
+    first = dialer.link.client
+    r.sim.drop_connections()
+    assert first.dead.wait(5)
+    assert r.step(dialer) == 0.0 and dialer.ready.is_set()
+    r.clock.advance(61)  # past the recall delay of a call closed as lost
+    r.step(dialer)
+    settle(dialer)
+    assert r.sim.wait_idle(15)  # a channel left unwatched ends at its park_timeout
+    customer_of = {
+        uuid: ext_id
+        for uuid, ext_id in query(
+            r.db_path, "SELECT a.uuid, c.ext_id FROM attempt a JOIN customer c ON c.id = a.customer_id"
+        )
+    }
+    assert overlapping_calls(r.sim.records, customer_of) == []
+    assert r.originated() == [uuid]
+    assert r.attempts() == [("0901000001", "done", "NORMAL_CLEARING", "success")]
 
 
 def test_the_loop_counts_as_come_round_at_every_step(rig):

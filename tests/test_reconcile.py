@@ -5,7 +5,7 @@ import json
 import pytest
 
 from daemon.esl import ESLError, ESLEvent
-from daemon.reconcile import LOST, apply, channel_rows, plan
+from daemon.reconcile import LISTING_LAG, LOST, RELIST, apply, channel_rows, plan
 from daemon.store.records import Claim
 
 NOW = 1_700_000_000.0
@@ -71,10 +71,13 @@ def test_a_reply_that_is_not_json_is_an_esl_error():
 
 
 class ListingClient:
-    """A switch whose channel list is `rows`; `during` are events it sends while listing."""
+    """A switch whose channel list is `rows`; `during` are events it sends while listing. Its
+    live sessions (`uuid_exists`) are those listed and `unlisted`, which are listed only after
+    the first `lag` listings (None: never)."""
 
-    def __init__(self, rows, during=()):
+    def __init__(self, rows, during=(), unlisted=(), lag=None):
         self.rows, self.during, self.handlers, self.commands = rows, during, {}, []
+        self.unlisted, self.lag = list(unlisted), lag
 
     def subscribe_channel(self, uuid, handler):
         self.handlers[uuid] = handler
@@ -84,9 +87,18 @@ class ListingClient:
 
     def api(self, command):
         self.commands.append(command)
+        word, _, arg = command.partition(" ")
+        if word == "uuid_exists":
+            listed = {row["uuid"] for row in self.rows + self.unlisted}
+            return "true" if arg in listed else "false"
         for event in self.during:
             self.handlers[event.unique_id](event)
-        return json.dumps({"row_count": len(self.rows), "rows": self.rows})
+        listings = self.commands.count(SHOW)
+        rows = self.rows + (self.unlisted if self.lag is not None and listings > self.lag else [])
+        return json.dumps({"row_count": len(rows), "rows": rows})
+
+
+SHOW = "show channels as json"
 
 
 def _run_apply(client, claims):
@@ -97,6 +109,7 @@ def _run_apply(client, claims):
         NOW,
         follow=lambda item, heard: followed.append((item, heard)),
         close=lambda c, report: closed.append((c.uuid, report.cause)),
+        sleep=lambda seconds: None,
     )
     return followed, closed
 
@@ -108,7 +121,7 @@ def test_apply_follows_live_calls_with_what_was_heard_and_closes_the_rest():
     [(item, heard)] = followed
     assert item.claim.uuid == "live" and heard == [answer]
     assert closed == [("gone", LOST)]
-    assert "gone" not in client.handlers and client.commands == ["show channels as json"]
+    assert "gone" not in client.handlers and client.commands == [SHOW, "uuid_exists gone"]
 
 
 def test_a_call_that_hangs_up_while_channels_are_listed_is_followed_not_lost():
@@ -123,3 +136,32 @@ def test_apply_with_nothing_open_asks_the_switch_nothing():
     client = ListingClient([])
     assert _run_apply(client, []) == ([], [])
     assert client.commands == []
+
+
+def test_a_live_call_the_listing_lags_on_is_followed_once_listed_not_closed_lost():
+    # uuid_exists reads the live sessions, show channels the core database the SQL thread fills later.
+    row = {"uuid": "new", "callstate": "ACTIVE", "application": "park"}
+    client = ListingClient([], unlisted=[row], lag=2)
+    followed, closed = _run_apply(client, [claim("new")])
+    assert closed == []
+    [(item, _)] = followed
+    assert (item.claim.uuid, item.state, item.newly_answered, item.parked) == ("new", "ACTIVE", True, True)
+    assert client.commands == [SHOW, "uuid_exists new", SHOW, SHOW]  # listed from the third listing on
+
+
+def test_a_live_call_never_listed_is_followed_with_its_state_unknown(caplog):
+    client = ListingClient([], unlisted=[{"uuid": "stuck", "callstate": "ACTIVE"}])
+    followed, closed = _run_apply(client, [claim("stuck", ANSWERED)])
+    assert closed == []
+    [(item, _)] = followed
+    assert (item.state, item.answered_at, item.parked) == ("", ANSWERED, False)
+    assert client.commands.count(SHOW) == 1 + LISTING_LAG / RELIST
+    assert "did not list it for 5s; following it" in caplog.text
+
+
+def test_a_call_that_hangs_up_while_the_listing_lags_is_listed_no_more():
+    hangup = ESLEvent([("Event-Name", "CHANNEL_HANGUP_COMPLETE"), ("Unique-ID", "brief")])
+    client = ListingClient([], during=[hangup], unlisted=[{"uuid": "brief"}])
+    followed, closed = _run_apply(client, [claim("brief")])
+    assert closed == [] and [item.claim.uuid for item, _ in followed] == ["brief"]
+    assert client.commands.count(SHOW) == 1

@@ -229,6 +229,7 @@ class Dialer:
             self.clock(),
             follow=self._follow,
             close=lambda claim, report: self._record(claim, report, reattached=True),
+            unowned=self.ledger.unowned,
         )
         log.info("reconciled %d open calls with FreeSWITCH; dialing", len(open_attempts))
         # Maybe another switch, or this one restarted: what it could read before says nothing now.

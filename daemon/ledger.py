@@ -178,6 +178,11 @@ class Ledger:
         with self._sqlite(transaction=False):
             return reports.open_attempts(self.db, self.node)
 
+    def unowned(self, uuids: list[str]) -> set[str]:
+        """reports.unowned: the channels of `uuids` no open attempt of any node has."""
+        with self._sqlite(transaction=False):
+            return reports.unowned(self.db, uuids)
+
     def backlog(self) -> outbox.Backlog:
         """outbox.backlog: the webhooks' deliveries waiting, failing, dead (the metrics read it)."""
         with self._sqlite(transaction=False):

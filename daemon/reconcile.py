@@ -4,9 +4,10 @@ FreeSWITCH's channels (rq's `StartedJobRegistry.cleanup`, for calls).
 `plan` is pure: which attempts to follow again (re-attach) and which to close, with the
 outcome the switch recorded for a call that ended while we were away (`daemon/hangup.py`), or
 as lost when it kept nothing. `apply` is the thin part that asks the switch, builds the
-re-attached `Call`s and records the ended ones. It runs at start-up and after every reconnect,
-so `kill -9` of the daemon loses nobody, double-dials nobody, and recalls nobody whose call in
-fact succeeded.
+re-attached `Call`s and records the ended ones, and kills the channels of ours no open attempt
+has (orphans: nobody follows them, and their customers may be called again). It runs at
+start-up and after every reconnect, so `kill -9` of the daemon loses nobody, double-dials
+nobody, and recalls nobody whose call in fact succeeded.
 """
 
 from __future__ import annotations
@@ -78,23 +79,28 @@ def channel_rows(body: str) -> dict[str, dict]:
     return {row["uuid"]: row for row in data.get("rows", [])}
 
 
-def apply(client, claims: list[Claim], now: float, *, follow, close, sleep=gevent.sleep) -> None:
+def apply(client, claims: list[Claim], now: float, *, follow, close, unowned, sleep=gevent.sleep) -> None:
     """Ask `client` for its channels, and for the hangup records of the calls it no longer has,
     and carry out `plan`: `follow(reattach, events)` for each call to re-attach (`events`: what
     arrived for it while we listed), `close(claim, report)` for each ended one. A call is ended
-    only when `show channels` misses it and `uuid_exists` says so too. ESLError from the switch
-    passes through."""
-    if not claims:
-        return
+    only when `show channels` misses it and `uuid_exists` says so too. A channel of ours that no
+    open attempt has (`unowned(uuids)` -> those of the store's attempts closed or never made, on
+    any node) is killed: nobody follows it, and its customer may be called again meanwhile.
+    ESLError from the switch, and StoreUnavailable from `unowned`, pass through before anything
+    is followed or closed."""
     heard: dict[str, list] = {claim.uuid: [] for claim in claims}
     for claim in claims:  # subscribed before listing, so no event falls between the two
         client.subscribe_channel(claim.uuid, heard[claim.uuid].append)
     channels = channel_rows(client.api(commands.SHOW_CHANNELS))
+    mine = {claim.uuid for claim in claims}
+    others = [uuid for uuid in channels if uuid not in mine]
+    orphans = unowned(others) if others else set()
     for claim in claims:
         if claim.uuid not in channels and _hung_up(heard[claim.uuid]):
             channels[claim.uuid] = {}  # gone while we listed: follow it to its recorded end
     unlisted = [claim.uuid for claim in claims if claim.uuid not in channels]
     channels.update(_listed_late(client, unlisted, heard, sleep))
+    _kill_orphans(client, sorted(orphans))
     records = hangup.read_records(client, [claim for claim in claims if claim.uuid not in channels])
     reattach, ended = plan(claims, channels, now, records)
     for claim, report in ended:
@@ -120,6 +126,22 @@ def apply(client, claims: list[Claim], now: float, *, follow, close, sleep=geven
             item.claim.step or "-",
         )
         follow(item, heard[item.claim.uuid])
+
+
+def _kill_orphans(client, uuids: list[str]) -> None:
+    """uuid_kill each of `uuids` that carries our tag (`commands.ATTEMPT_VAR`, read from the
+    live channel: `show channels` has no column for it); another program's channel is left be."""
+    for uuid in uuids:
+        attempt = client.api(commands.uuid_getvar(uuid, commands.ATTEMPT_VAR)).strip()
+        if not attempt.isdigit():
+            continue
+        said = client.api(commands.uuid_kill(uuid)).strip()
+        log.warning(
+            "channel %s (attempt %s) is up on FreeSWITCH but no open attempt has it; killed it (uuid_kill: %s)",
+            uuid,
+            attempt,
+            said or "-",
+        )
 
 
 def _listed_late(client, uuids: list[str], heard: dict[str, list], sleep) -> dict[str, dict]:

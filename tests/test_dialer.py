@@ -20,7 +20,7 @@ from daemon import ivr, last_look
 from daemon.config import QueueDefaults
 from daemon.dialer import Dialer
 from daemon.errors import ConfigError
-from daemon.esl import ESLClient
+from daemon.esl import ESLClient, commands
 from daemon.ledger import Ledger
 from daemon.store import customers as store_customers
 from daemon.store import dnc, queue_state, records
@@ -605,6 +605,55 @@ def test_a_call_not_yet_in_show_channels_at_a_reconnect_is_reattached_not_recall
     assert overlapping_calls(r.sim.records, customer_of) == []
     assert r.originated() == [uuid]
     assert r.attempts() == [("0901000001", "done", "NORMAL_CLEARING", "success")]
+
+
+def _up_on_the_switch(r, claim, tagged=True) -> str:
+    """A channel for `claim` on the simulator, originated as the dialer does (with our tag) or
+    as another program would (without it)."""
+    client = r.connect()
+    try:
+        if tagged:
+            command = commands.originate(
+                uuid=claim.uuid,
+                number=claim.number,
+                attempt_id=claim.attempt_id,
+                queue_id=claim.queue_id,
+                dial_string="sofia/gateway/carrier/{number}",
+                caller_id="",
+                originate_timeout=30,
+                park_timeout=600,
+            )
+        else:
+            command = f"originate {{origination_uuid={claim.uuid}}}sofia/gateway/carrier/{claim.number} &park()"
+        assert client.api(command).startswith("+OK"), command
+    finally:
+        client.close()
+    return claim.uuid
+
+
+def test_reconciliation_kills_a_channel_of_ours_no_open_attempt_has_and_no_other(rig, caplog):
+    r = rig(LISTENS)
+    r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"]), ("C", ["0903000001"])])
+    queue = Ledger(r.db).running_queues()[0]
+    claims = {}
+    for node in ("pbx1", "pbx2", "pbx2"):
+        [claims[len(claims)]] = Ledger(r.db, node=node).claim_many(
+            queue, 1, now=r.clock.wall, day_start=0, next_day=r.clock.wall + 86400, daily_cap=5
+        )
+    orphan = _up_on_the_switch(r, claims[0])  # pbx1's call, recorded while its channel would not die
+    Ledger(r.db).finish(claims[0], records.CallReport(None, r.clock.wall, 0.0, "NORMAL_CLEARING"), recall_delay=60)
+    other_node = _up_on_the_switch(r, claims[1])  # pbx2's open call on the same switch
+    foreign = _up_on_the_switch(r, dataclasses.replace(claims[2], uuid="not-ours-1"), tagged=False)
+    dialer = r.dialer(Ledger(r.db, node="pbx1"))
+    caplog.set_level(logging.WARNING, logger="autocall.reconcile")
+    r.step(dialer)
+    wait_until(lambda: orphan not in r.sim.channels, 5)
+    assert other_node in r.sim.channels and foreign in r.sim.channels
+    assert [rec.getMessage() for rec in caplog.records if "no open attempt has it" in rec.getMessage()] == [
+        f"channel {orphan} (attempt {claims[0].attempt_id}) is up on FreeSWITCH but no open attempt has it;"
+        " killed it (uuid_kill: +OK)"
+    ]
+    assert not dialer.calls  # pbx2's call is pbx2's to follow
 
 
 def test_the_loop_counts_as_come_round_at_every_step(rig):

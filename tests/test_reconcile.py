@@ -7,6 +7,7 @@ import pytest
 from daemon.esl import ESLError, ESLEvent
 from daemon.reconcile import LISTING_LAG, LOST, RELIST, apply, channel_rows, plan
 from daemon.store.records import Claim
+from daemon.store.schema import StoreUnavailable
 
 NOW = 1_700_000_000.0
 ANSWERED = NOW - 20
@@ -75,9 +76,9 @@ class ListingClient:
     live sessions (`uuid_exists`) are those listed and `unlisted`, which are listed only after
     the first `lag` listings (None: never)."""
 
-    def __init__(self, rows, during=(), unlisted=(), lag=None):
+    def __init__(self, rows, during=(), unlisted=(), lag=None, tags=None):
         self.rows, self.during, self.handlers, self.commands = rows, during, {}, []
-        self.unlisted, self.lag = list(unlisted), lag
+        self.unlisted, self.lag, self.tags = list(unlisted), lag, tags or {}  # uuid -> autocall_attempt
 
     def subscribe_channel(self, uuid, handler):
         self.handlers[uuid] = handler
@@ -91,6 +92,11 @@ class ListingClient:
         if word == "uuid_exists":
             listed = {row["uuid"] for row in self.rows + self.unlisted}
             return "true" if arg in listed else "false"
+        if word == "uuid_getvar":
+            uuid, _, name = arg.partition(" ")
+            return self.tags.get(uuid, "_undef_") if name == "autocall_attempt" else "_undef_"
+        if word == "uuid_kill":
+            return "+OK\n"
         for event in self.during:
             self.handlers[event.unique_id](event)
         listings = self.commands.count(SHOW)
@@ -101,7 +107,7 @@ class ListingClient:
 SHOW = "show channels as json"
 
 
-def _run_apply(client, claims):
+def _run_apply(client, claims, unowned=lambda uuids: set()):
     followed, closed = [], []
     apply(
         client,
@@ -109,6 +115,7 @@ def _run_apply(client, claims):
         NOW,
         follow=lambda item, heard: followed.append((item, heard)),
         close=lambda c, report: closed.append((c.uuid, report.cause)),
+        unowned=unowned,
         sleep=lambda seconds: None,
     )
     return followed, closed
@@ -132,10 +139,38 @@ def test_a_call_that_hangs_up_while_channels_are_listed_is_followed_not_lost():
     assert item.claim.uuid == "ending" and heard == [hangup]
 
 
-def test_apply_with_nothing_open_asks_the_switch_nothing():
+def test_apply_with_nothing_open_and_no_channel_lists_once_and_asks_the_store_nothing():
     client = ListingClient([])
-    assert _run_apply(client, []) == ([], [])
-    assert client.commands == []
+    assert _run_apply(client, [], unowned=pytest.fail) == ([], [])
+    assert client.commands == [SHOW]
+
+
+def test_a_channel_of_ours_no_open_attempt_has_is_killed_and_every_other_left_be(caplog):
+    # "orphan": its attempt closed (a call recorded while its channel would not die); "foreign":
+    # another program's, no attempt in our store either; "pbx2": another node's open call.
+    rows = [{"uuid": uuid, "callstate": "ACTIVE"} for uuid in ("live", "orphan", "foreign", "pbx2")]
+    client = ListingClient(rows, tags={"live": "1", "orphan": "5", "pbx2": "9"})
+    asked = []
+
+    def unowned(uuids):
+        asked.append(uuids)
+        return {"orphan", "foreign"}
+
+    followed, closed = _run_apply(client, [claim("live")], unowned=unowned)
+    assert [item.claim.uuid for item, _ in followed] == ["live"] and closed == []
+    assert asked == [["orphan", "foreign", "pbx2"]]  # never our own open call
+    assert [c for c in client.commands if c.startswith("uuid_kill")] == ["uuid_kill orphan"]
+    assert "channel orphan (attempt 5) is up on FreeSWITCH but no open attempt has it; killed it" in caplog.text
+
+
+def test_a_store_that_cannot_say_which_channels_are_orphans_stops_reconciliation_before_it_acts():
+    def unreadable(uuids):
+        raise StoreUnavailable("database locked")
+
+    client = ListingClient([{"uuid": "x"}], tags={"x": "5"})
+    with pytest.raises(StoreUnavailable):
+        _run_apply(client, [claim("gone")], unowned=unreadable)
+    assert client.commands == [SHOW]
 
 
 def test_a_live_call_the_listing_lags_on_is_followed_once_listed_not_closed_lost():

@@ -18,6 +18,9 @@ from daemon.esl.errors import UnsafeArgument
 from daemon.esl.wire import check_token, check_wire_value
 
 NO_INVALID_PROMPT = 'silence_stream://250'  # play_and_get_digits needs a wrong-key file: a quarter second of nothing
+# Our tag on every channel we originate: the attempt's id. Only a channel carrying it is ours to
+# kill as an orphan (other software may share the switch).
+ATTEMPT_VAR = 'autocall_attempt'
 
 _IDENT = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 _KEY = re.compile(r'[0-9*#]+')
@@ -107,7 +110,7 @@ def originate(
         f"park_timeout={park_timeout}",
         # No key cuts a prompt unless the IVR asks for barge-in (FreeSWITCH's default stops on '*').
         playback_terminators_arg(False),
-        f"autocall_attempt={attempt_id}",
+        f"{ATTEMPT_VAR}={int(attempt_id)}",
         f"accountcode=autocall_q{queue_id}",
     ]
     if caller_id:
@@ -132,6 +135,11 @@ def uuid_kill(uuid):
 
 def uuid_exists(uuid):
     return 'uuid_exists ' + check_token(uuid, 'channel uuid')
+
+
+def uuid_getvar(uuid, name):
+    """The channel variable's value, or `_undef_` when it is unset (mod_commands' uuid_getvar)."""
+    return 'uuid_getvar %s %s' % (check_token(uuid, 'channel uuid'), check_token(name, 'variable name'))
 
 
 def file_exists(path):

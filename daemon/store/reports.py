@@ -41,6 +41,17 @@ def pending_fields(db: pw.Database, queue_id: int) -> list[dict]:
     return [json.loads(fields) for (fields,) in rows]
 
 
+def unowned(db: pw.Database, uuids: list[str]) -> set[str]:
+    """Those of the channel `uuids` that no open attempt has, whichever node made it: their attempt
+    is closed, or there never was one. A call another node still carries is not among them."""
+    owned: set[str] = set()
+    for start in range(0, len(uuids), 500):  # within every backend's limit on parameters
+        chunk = uuids[start : start + 500]
+        sql = f"SELECT uuid FROM attempt WHERE state != ? AND uuid IN ({', '.join('?' * len(chunk))})"
+        owned.update(uuid for (uuid,) in execute(db, sql, [DONE, *chunk]).fetchall())
+    return set(uuids) - owned
+
+
 def open_attempts(db: pw.Database, node: str | None = None, *, with_unnamed: bool = True) -> list[Claim]:
     """Attempts not closed: calls the store thinks are live (for reconciliation). With `node`,
     only those that daemon made, and (`with_unnamed`) those made before attempts named their node."""

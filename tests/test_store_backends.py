@@ -230,6 +230,20 @@ def test_concurrent_call_holds_across_dialers_sharing_the_database(store_db):
     assert len(claim("pbx2", 32)) == 1
 
 
+def test_channels_no_open_attempt_has_are_told_from_any_nodes_open_calls(store_db):
+    # What reconciliation kills (daemon/reconcile.py): a channel whose attempt is closed, or unknown.
+    people = [NewCustomer(x, [f"09010000{ord(x)}"], {}) for x in "ABC"]
+    customers.import_customers(store_db, ImportRequest("Q", "IVR-1", {}, people), QueueDefaults(), now=lambda: NOW)
+    [queue] = reports.running_queues(store_db)
+    with store_db.atomic():
+        one = customers.claim_many(store_db, queue, 2, now=NOW + 1, day_start=0, next_day=NOW, daily_cap=0, node="pbx1")
+        two = customers.claim_many(store_db, queue, 1, now=NOW + 1, day_start=0, next_day=NOW, daily_cap=0, node="pbx2")
+    with store_db.atomic():
+        customers.abandon(store_db, one[0], cause="X", now=NOW + 2)
+    uuids = [one[0].uuid, one[1].uuid, two[0].uuid, "not-ours"] + [f"u{i}" for i in range(600)]  # past one chunk
+    assert reports.unowned(store_db, uuids) == {one[0].uuid, "not-ours", *(f"u{i}" for i in range(600))}
+
+
 def test_a_dnc_list_and_an_import_past_postgresqls_65535_parameters_go_through_in_one_chunk(pg_cluster):
     location = pg_cluster.fresh()
     db = schema.open_database(location)

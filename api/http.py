@@ -12,9 +12,9 @@ What it adds to `gevent.pywsgi`, and a caller may rely on:
   `503` at once (with `Retry-After`) and closed, so a flood of slow clients never makes
   `/healthz` wait.
 - A request with a body and no valid bearer token is answered `401` before its body is
-  read (else anyone who can connect makes the server hold `max_body_bytes` per connection);
-  the web console's forms under `/ui/` (their own login, api/ui/) are read up to
-  `CONSOLE_MAX_BODY` bytes instead.
+  read (else anyone who can connect makes the server hold `max_body_bytes` per connection),
+  `/healthz` included (only its bodiless GET and HEAD need no token); the web console's
+  forms under `/ui/` (their own login, api/ui/) are read up to `CONSOLE_MAX_BODY` bytes instead.
 - The body is read here, whole, before the application runs: over `max_body_bytes`
   (by Content-Length or, chunked, by what arrives) is `413` (for the import, the seed's
   `400 import fail`: `http_errors.import_too_large`); the application gets the
@@ -199,10 +199,8 @@ class ApiHandler(WSGIHandler):
             pieces.append(piece)
 
     def _authorized(self, limits: ApiConfig) -> bool:
-        """The request carries one of the API's bearer tokens (as api/app.py checks it), or
-        needs none (/healthz): only then is its body read."""
-        if self.environ.get("PATH_INFO") == "/healthz":
-            return True
+        """The request carries one of the API's bearer tokens (as api/app.py checks it): only
+        then is its body read. /healthz too: only its bodiless GET and HEAD need no token."""
         scheme, _, given = self.headers.get("Authorization", "").partition(" ")
         ok = False
         for token in limits.tokens:

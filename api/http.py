@@ -160,12 +160,13 @@ class ApiHandler(WSGIHandler):
             if "Line too long" in str(e):  # gevent's word for a header line over 64 KiB
                 raise Refusal(431, "request header too large", "a header line is longer than 65536 bytes") from None
             raise Refusal(400, "bad request", parse_error_reason(e)) from None
-        coding = self.headers.get("transfer-encoding")
-        if coding is not None and coding.lower() != "chunked":
-            raise Refusal(400, "bad request", f"unsupported Transfer-Encoding {coding!r}")
+        # Across every Transfer-Encoding line: gevent reads the first, frames by them all joined.
+        codings = [c.strip(" \t").lower() for value in self._transfer_codings for c in value.split(",")]
+        if codings and codings != ["chunked"]:
+            raise Refusal(400, "bad request", f"unsupported Transfer-Encoding {', '.join(self._transfer_codings)!r}")
         # Framed two ways, a proxy in front may see other requests than we do (RFC 9112 6.3).
         lengths = {value.strip() for value in self._content_lengths}
-        if len(lengths) > 1 or (lengths and coding is not None):
+        if len(lengths) > 1 or (lengths and codings):
             raise Refusal(400, "bad request", "use one Content-Length, or Transfer-Encoding: chunked alone")
         return True
 
@@ -173,6 +174,7 @@ class ApiHandler(WSGIHandler):
         headers = super().MessageClass(_HeaderBudget(rfile, MAX_HEADER_BYTES), *args)
         # before read_request drops Content-Length when the body is chunked
         self._content_lengths = headers.get_all("content-length") or ()
+        self._transfer_codings = headers.get_all("transfer-encoding") or ()
         return headers
 
     def _read_body(self, limit: int) -> bytes | None:

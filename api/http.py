@@ -73,6 +73,7 @@ class _Deadline(Exception):
 
 _BUSY = error_response(503, "server busy", "too many connections; try again", ("Retry-After: 1",))
 _KEPT_ENCODED = re.compile(r"(%2[fF]|%25)")
+_DIGITS = re.compile(r"[0-9]+")  # RFC 9110's Content-Length, 1*DIGIT (re's \d takes every script's digits)
 
 
 def path_info(raw_path: str) -> str:
@@ -175,6 +176,10 @@ class ApiHandler(WSGIHandler):
         # before read_request drops Content-Length when the body is chunked
         self._content_lengths = headers.get_all("content-length") or ()
         self._transfer_codings = headers.get_all("transfer-encoding") or ()
+        # and before it reads a Content-Length with int(), which takes "+19", "1_9" and "19\v"
+        for value in self._content_lengths:
+            if not _DIGITS.fullmatch(value.strip(" \t")):
+                raise Refusal(400, "bad request", "Content-Length must be a whole number of bytes")
         return headers
 
     def _read_body(self, limit: int) -> bytes | None:

@@ -73,6 +73,7 @@ class _Deadline(Exception):
 
 _BUSY = error_response(503, "server busy", "too many connections; try again", ("Retry-After: 1",))
 _KEPT_ENCODED = re.compile(r"(%2[fF]|%25)")
+_VERSION = re.compile(r"HTTP/[0-9]\.[0-9]")  # RFC 9112's HTTP-version
 _DIGITS = re.compile(r"[0-9]+")  # RFC 9110's Content-Length, 1*DIGIT (re's \d takes every script's digits)
 
 
@@ -170,6 +171,12 @@ class ApiHandler(WSGIHandler):
         if len(lengths) > 1 or (lengths and codings):
             raise Refusal(400, "bad request", "use one Content-Length, or Transfer-Encoding: chunked alone")
         return True
+
+    def _check_http_version(self):
+        # gevent reads the digits with int(): "HTTP/1.x" came out as a Content-Length error, "HTTP/1.+1" passed
+        if _VERSION.fullmatch(self.request_version) and super()._check_http_version():
+            return True
+        raise Refusal(400, "bad request", f"unsupported HTTP version {self.request_version[:20]!r}; send HTTP/1.1")
 
     def MessageClass(self, rfile, *args):  # noqa: N802 (gevent's name)
         headers = super().MessageClass(_HeaderBudget(rfile, MAX_HEADER_BYTES), *args)

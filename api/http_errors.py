@@ -66,6 +66,8 @@ def error_response(code: int, content: str, reason: str = "", extra_headers=(), 
 def parse_error_reason(error: ValueError) -> str:
     """A sentence for a request gevent could not parse (its messages name its internals)."""
     text = getattr(error, "formatted_message", None) or str(error)
-    if "Content-Length" in text or "invalid literal for int()" in text:
+    if "Unexpected Content-Length" in text:
+        return "a HEAD request has no body, so no Content-Length but 0"
+    if "Content-Length" in text or "integer string conversion" in text:  # the latter: 4,300 digits or more
         return "Content-Length must be a whole number of bytes"
     return text.splitlines()[0][:200] if text else "malformed request"

@@ -12,7 +12,7 @@ import re
 from urllib.parse import quote
 
 from flask import Flask, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import PathConverter, UnicodeConverter
 
 from api import commands, health, reports, ui
@@ -87,6 +87,7 @@ def create_app(config: Config, db=None) -> Flask:
     app.url_map.converters.update(default=SegmentConverter, string=SegmentConverter, path=EncodedPathConverter)
     app.url_map.merge_slashes = False  # its redirect would be an HTML page, and "//" may be in a queue code
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # its answer is an empty text/html 200; no CORS here
     app.json = JSONProvider(app)
     where, budget = config.database if db is None else db.database, config.api.lock_timeout
     if db is None:
@@ -128,7 +129,10 @@ def create_app(config: Config, db=None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
         code = e.code or 500
-        return reply(code, _CONTENT.get(code, e.name.lower()))
+        response = reply(code, _CONTENT.get(code, e.name.lower()))
+        if isinstance(e, MethodNotAllowed) and e.valid_methods:
+            response.headers["Allow"] = ", ".join(e.valid_methods)  # RFC 9110 15.5.6
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):

@@ -36,6 +36,7 @@ VALUES = [
     -5,
     10**18 - 1,
     10**18,
+    10**400,  # JSON allows it, and float() of it raises OverflowError
     1500.5,
     1500.0,
     float('inf'),
@@ -108,6 +109,7 @@ def test_the_check_agrees_with_render(template, field, value):
         ('150.000đ', "says 'fee' as money: cannot say '150.000đ'"),
         (-5, "says 'fee' as money: cannot say -5 as a amount: it is negative"),
         (1500.5, "says 'fee' as money: cannot say 1500.5"),
+        (10**400, f"says 'fee' as money: cannot say {10**400} as a amount: larger than 999999999999999999"),
         (True, "says 'fee' as money: cannot say True"),
         (None, "says 'fee' as money: missing or empty"),
     ],

@@ -175,7 +175,10 @@ def number(n) -> str:
 
 
 def money(value) -> str:
-    """`5000000` → `5.000.000 ₫`; text that is no finite number ("NaN", "1e400") is shown as it is."""
+    """`5000000` → `5.000.000 ₫`, every digit of a whole number however large; text that is no
+    finite number ("NaN", "1e400") is shown as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{number(value)} ₫"  # float() of one over 1e308 raises OverflowError
     try:
         amount = float(value)
     except (TypeError, ValueError):

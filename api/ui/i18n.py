@@ -38,6 +38,7 @@ LABELS = {
     ),
     "forbidden": ("Tài khoản của bạn chỉ được xem.", "Your account may only view."),
     "not_found": ("Không tìm thấy.", "Not found."),
+    "internal_error": ("Lỗi máy chủ; chi tiết đã được ghi vào nhật ký.", "Server error; the details are in the log."),
     "signed_in_as": ("Đăng nhập: {user} ({role})", "Signed in as {user} ({role})"),
     "role_viewer": ("xem", "viewer"),
     "role_operator": ("vận hành", "operator"),

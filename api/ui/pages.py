@@ -3,6 +3,7 @@ audit log. Each view reads on the API's reader threads (api/db.py) and renders a
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -20,6 +21,8 @@ from daemon.pacing import CallingWindow
 from daemon.store import console, nodes, operators, outbox
 from daemon.store.queue_state import QueueNotFound, live_queue
 from daemon.store.states import CUSTOMER_STATES
+
+log = logging.getLogger("autocall.api.ui")
 
 PER_PAGE = 50
 TIMELINE_MINUTES = 60
@@ -69,6 +72,13 @@ def _error(e: HTTPException):
     else:
         message = e.description or e.name
     return render_template("error.html", code=code, message=message), code
+
+
+@bp.errorhandler(Exception)
+def _unexpected(e: Exception):
+    """A bug, as the console's page (the app's handler would answer the API's JSON 500)."""
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return render_template("error.html", code=500, message=t("internal_error")), 500
 
 
 @bp.errorhandler(DatabaseUnavailable)

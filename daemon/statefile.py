@@ -25,6 +25,7 @@ from daemon.config_values import NotSmallFile, read_small
 log = logging.getLogger("autocall.statefile")
 
 SIZE = 1024
+READ_LIMIT = 64 * SIZE  # what `read` takes at most: a file far past SIZE is no state of ours
 FILE_MODE = 0o640
 STALE_AFTER = 15.0  # seconds without a rewrite after which `autocall status` calls it old
 
@@ -112,7 +113,7 @@ def read(db_path: str | os.PathLike) -> dict | None:
     {"unreadable": why, "database": db_path, "holder": the pid holding it (dbfile.holder) or None}."""
     path = path_for(db_path)
     try:
-        data = read_small(path, 64 * SIZE)
+        data = read_small(path, READ_LIMIT)
     except FileNotFoundError:
         return None
     except OSError as e:

@@ -61,7 +61,16 @@ def test_the_next_number_waits_until_the_switch_has_ended_the_first_call(run, re
     assert "channel still up" in daemon.read_log()
 
 
-def _call(sim, settings, monotonic=time.monotonic):
+def _call(sim, monotonic=time.monotonic):
+    """A Call of IVR-1 on `sim` with a short hangup grace, its claim and its ESL client."""
+    settings = CallSettings(
+        "sofia/gateway/carrier/{number}",
+        "",
+        originate_timeout=10,
+        max_call_seconds=600,
+        destinations={},
+        hangup_grace=0.5,
+    )
     client = ESLClient(*sim.address, "ClueCon", timeout=5.0)
     client.connect()
     script = ivr.TemplateLoader(REPO / "ivr_templates", REPO / "ivr_templates" / "sounds").get("IVR-1").render(FIELDS)
@@ -73,15 +82,7 @@ def test_a_channel_that_never_ends_is_given_up_after_max_call_seconds_and_said_l
     # The call's own clock runs 100 times as fast: its max_call_seconds (600) lasts 6 s, while the
     # switch's park_timeout (600 simulated seconds at time scale 0.1) would take a minute.
     sim = start_simulator({"gateways": ["carrier"], "default": {**STUCK, "kill_fails": 1000}}, time_scale=0.1)
-    settings = CallSettings(
-        "sofia/gateway/carrier/{number}",
-        "",
-        originate_timeout=10,
-        max_call_seconds=600,
-        destinations={},
-        hangup_grace=0.5,
-    )
-    client, claim, call = _call(sim, settings, monotonic=lambda: time.monotonic() * 100)
+    client, claim, call = _call(sim, monotonic=lambda: time.monotonic() * 100)
     try:
         report = gevent.spawn(call.run).get(timeout=60)
         assert claim.uuid in sim.channels  # still up on the switch: nothing more the dialer can do
@@ -98,15 +99,7 @@ def test_a_channel_that_never_ends_is_given_up_after_max_call_seconds_and_said_l
 def test_a_channel_gone_without_its_hangup_event_is_recorded_at_once():
     """The event lost (a switch that dropped it): `uuid_exists` false ends the wait."""
     sim = start_simulator({"gateways": ["carrier"], "default": {**STUCK, "kill_fails": 0}}, time_scale=0.05)
-    settings = CallSettings(
-        "sofia/gateway/carrier/{number}",
-        "",
-        originate_timeout=10,
-        max_call_seconds=600,
-        destinations={},
-        hangup_grace=0.5,
-    )
-    client, claim, call = _call(sim, settings)
+    client, claim, call = _call(sim)
     real = call.on_event
 
     def deaf(event):  # the hangup event never reaches the call

@@ -161,20 +161,15 @@ class ApiProcess:
         self._wait_listening()
 
     def _wait_listening(self, timeout=20):
-        """Until the port answers HTTP: a process of another test (a simulator, on the other
-        pytest worker) may have taken the free port first, and its answer is none of ours."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"autocall-api exited: {self.proc.stdout.read()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                    if sock.recv(9) == b"HTTP/1.1 ":
-                        return
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
             except OSError:
-                pass
-            time.sleep(0.05)
+                time.sleep(0.05)
         raise RuntimeError("autocall-api did not start listening")
 
     def stop(self) -> str:

@@ -2,12 +2,13 @@
 
 import copy
 import dataclasses
+import itertools
 import json
 import os
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -130,25 +131,30 @@ def _file_limit(n: int):
     return apply
 
 
+_config_names = itertools.count()
+
+
 class ApiProcess:
-    """`autocall-api` as a real process on a free loopback port."""
+    """`autocall-api` as a real process on a loopback port the kernel picks as it binds.
+
+    The port is read from the server's own "listening on" line, so a port that another test's
+    server holds can never be mistaken for this one (a port picked before the start could be).
+    """
 
     def __init__(self, tmp_path: Path, *, api_settings: dict | None = None, open_files: int | None = None, **env):
         """`api_settings` become the [api] table of a config file; `open_files` caps RLIMIT_NOFILE."""
-        self.port = free_port()
         self.db_path = tmp_path / "autocall.sqlite3"
         self.env = {
             **os.environ,
             "AUTOCALL_DB": str(self.db_path),
             "AUTOCALL_API_TOKENS": TOKEN,
-            "AUTOCALL_API_LISTEN": f"127.0.0.1:{self.port}",
+            "AUTOCALL_API_LISTEN": "127.0.0.1:0",
             **env,
         }
         if api_settings:
-            path = tmp_path / f"api-{self.port}.toml"
+            path = tmp_path / f"api-{next(_config_names)}.toml"
             path.write_text("[api]\n" + "".join(f"{k} = {v!r}\n" for k, v in api_settings.items()))
             self.env["AUTOCALL_CONFIG"] = str(path)
-        self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api.server"],
             env=self.env,
@@ -158,21 +164,25 @@ class ApiProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        self._wait_listening()
+        self._early_output: list[str] = []
+        self.port = self._wait_listening()
+        self.url = f"http://127.0.0.1:{self.port}"
 
-    def _wait_listening(self, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"autocall-api exited: {self.proc.stdout.read()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("autocall-api did not start listening")
+    def _wait_listening(self, timeout=20) -> int:
+        """The port of the server's "autocall-api listening on HOST:PORT" line."""
+        timer = threading.Timer(timeout, self.proc.kill)  # a server that never says it is listening
+        timer.start()
+        try:
+            for line in self.proc.stdout:
+                self._early_output.append(line)
+                if line.startswith("autocall-api listening on "):
+                    return int(line.rsplit(":", 1)[1])
+        finally:
+            timer.cancel()
+        self.proc.wait()
+        raise RuntimeError(f"autocall-api exited before it was listening: {''.join(self._early_output)}")
 
     def stop(self) -> str:
         self.proc.terminate()
         out, _ = self.proc.communicate(timeout=15)
-        return out
+        return "".join(self._early_output) + out

@@ -332,9 +332,25 @@ class Call:
             for effect in effects:
                 if isinstance(effect, ivr.RecordResult):
                     self.result = effect.name
+                    self._keep_result_on_channel()
                 elif isinstance(effect, ivr.TransferCall):
                     self._on_step(TRANSFERRED, self.result)
                     self._transfer(effect.destination)
+
+    def _keep_result_on_channel(self):
+        """Put the result on the channel too (its hangup record carries it: a result still waiting
+        for the database when the daemon stops is read back from the switch). Best effort: the
+        store's write is the record, and a callee already gone answers -ERR."""
+        if self.claim.slot is None:  # no hangup record to carry it
+            return
+        try:
+            said = self.esl.api(commands.uuid_setvar(self.claim.uuid, commands.RESULT_VAR, self.result)).strip()
+        except esl_mod.ESLConnectionLost as e:
+            raise Detached(str(e)) from None
+        except esl_mod.ESLError as e:
+            said = str(e)
+        if said != "+OK":
+            log.debug("call %s: result %s not kept on the channel: %s", self.claim.uuid, self.result, said)
 
     def _first_step(self) -> str | None:
         """The template's start, or for a re-attached call the step it was in (from its start:

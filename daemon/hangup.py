@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 
 from daemon.esl import commands
 from daemon.store.records import CallReport, Claim
 
 log = logging.getLogger("autocall.hangup")
+_RESULT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a template's result name (daemon/ivr/parse.py)
 
 
 @dataclasses.dataclass(frozen=True)
 class HangupRecord:
-    """A call's end as its hangup hook stored it: `<uuid>:<cause>:<answer µs>:<end µs>:<sip>:<keys>`."""
+    """A call's end as its hangup hook stored it:
+    `<uuid>:<cause>:<answer µs>:<end µs>:<sip>:<keys>:<result>` (`:<result>` absent in a
+    record of the versions before it)."""
 
     uuid: str
     cause: str
@@ -28,17 +32,26 @@ class HangupRecord:
     end_us: int
     sip_status: str | None
     keys: str
+    result: str | None = None  # the IVR result the channel carried at its end
 
 
 def parse_record(text: str) -> HangupRecord | None:
     """The record in `text` (a `hash select` reply), or None when it is not one."""
-    parts = text.split(":", 5)
-    if len(parts) != 6:
+    parts = text.split(":", 6)
+    if len(parts) == 6:
+        parts.append("")
+    if len(parts) != 7:
         return None
-    uuid, cause, answer, end, sip, keys = parts
+    uuid, cause, answer, end, sip, keys, result = parts
     if not (uuid and cause.replace("_", "").isalnum() and answer.isdigit() and end.isdigit()):
         return None
-    return HangupRecord(uuid, cause, int(answer), int(end), sip or None, "" if keys == "none" else keys)
+    result = result if is_result(result) else ""  # only ever ours: anything else is no result
+    return HangupRecord(uuid, cause, int(answer), int(end), sip or None, "" if keys == "none" else keys, result or None)
+
+
+def is_result(text: str) -> bool:
+    """Whether `text` can be an IVR result as the channel carries it (`commands.RESULT_VAR`)."""
+    return _RESULT.fullmatch(text) is not None
 
 
 def read_records(client, claims: list[Claim]) -> dict[str, HangupRecord]:
@@ -67,14 +80,17 @@ def read_records(client, claims: list[Claim]) -> dict[str, HangupRecord]:
 def recorded_report(record: HangupRecord, claim: Claim, now: float) -> CallReport:
     """The report of a call that ended while we were away. Talk time is the switch's own (end -
     answer); its times are kept at or before `now` on our clock (the switch's may differ). The
-    keys are every key the channel heard, the result what the IVR had recorded before."""
+    keys are every key the channel heard; the result is the one the channel carried, else the
+    one the store has."""
     answered = record.answer_us > 0
     ended_at = min(now, record.end_us / 1e6)
     answered_at = None
     if answered:
         answered_at = claim.answered_at if claim.answered_at is not None else min(ended_at, record.answer_us / 1e6)
     talk = max(0.0, (record.end_us - record.answer_us) / 1e6) if answered else 0.0
-    return CallReport(answered_at, ended_at, talk, record.cause, record.sip_status, record.keys, claim.result)
+    return CallReport(
+        answered_at, ended_at, talk, record.cause, record.sip_status, record.keys, record.result or claim.result
+    )
 
 
 def epoch(event, which: str) -> float:

@@ -103,6 +103,7 @@ def apply(client, claims: list[Claim], now: float, *, follow, close, unowned, sl
     _kill_orphans(client, sorted(orphans))
     records = hangup.read_records(client, [claim for claim in claims if claim.uuid not in channels])
     reattach, ended = plan(claims, channels, now, records)
+    reattach = [_with_channel_result(client, item) for item in reattach]
     for claim, report in ended:
         client.unsubscribe_channel(claim.uuid)
         if claim.uuid in records:
@@ -126,6 +127,17 @@ def apply(client, claims: list[Claim], now: float, *, follow, close, unowned, sl
             item.claim.step or "-",
         )
         follow(item, heard[item.claim.uuid])
+
+
+def _with_channel_result(client, item: Reattach) -> Reattach:
+    """`item` with the IVR result its channel carries (`commands.RESULT_VAR`), which is newer than
+    the store's when the daemon stopped before it could write it."""
+    if item.claim.slot is None:  # dialled without a hangup record: the channel carries none
+        return item
+    said = client.api(commands.uuid_getvar(item.claim.uuid, commands.RESULT_VAR)).strip()
+    if said == item.claim.result or not hangup.is_result(said):  # `_undef_`: no result yet
+        return item
+    return dataclasses.replace(item, claim=dataclasses.replace(item.claim, result=said))
 
 
 def _kill_orphans(client, uuids: list[str]) -> None:

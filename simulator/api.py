@@ -51,6 +51,18 @@ def uuid_exists(sim, args):
     return 'true' if args.strip() in sim.channels else 'false'
 
 
+def uuid_setvar(sim, args):
+    """`uuid_setvar <uuid> <var> [value]` (mod_commands.c uuid_setvar_function): no value unsets."""
+    parts = args.split(None, 2)
+    if len(parts) not in (2, 3):
+        return '-USAGE: <uuid> <var> [value]\n'
+    channel = sim.channels.get(parts[0])
+    if channel is None:
+        return NO_CHANNEL
+    channel.set_var(parts[1], parts[2] if len(parts) == 3 else None)
+    return '+OK\n'
+
+
 def uuid_getvar(sim, args):
     uuid, _, name = args.partition(' ')
     channel = sim.channels.get(uuid)
@@ -259,6 +271,7 @@ _HANDLERS = {
     'uuid_kill': uuid_kill,
     'uuid_exists': uuid_exists,
     'uuid_getvar': uuid_getvar,
+    'uuid_setvar': uuid_setvar,
     'uuid_dump': uuid_dump,
     'uuid_broadcast': uuid_broadcast,
     'hupall': hupall,

@@ -73,11 +73,12 @@ class PlayOnAnswer(Call):
 @pytest.fixture
 def call_on(request):
     """call_on(scenario, call_class=Call, template=None) -> (report, client): one call to
-    0901000001 run to its end; `template` is TOML text to use instead of IVR-1."""
+    0901000001 run to its end; `template` is TOML text to use instead of IVR-1; with a `slot`,
+    the call carries its hangup hook."""
     started = []
     tmp_path = request.getfixturevalue("tmp_path")
 
-    def run(scenario, call_class=Call, time_scale=TIME_SCALE, template=None, number="0901000001"):
+    def run(scenario, call_class=Call, time_scale=TIME_SCALE, template=None, number="0901000001", slot=None):
         sim = start_simulator({"gateways": ["carrier"], **scenario}, time_scale)
         client = RecordingClient(*sim.address, "ClueCon", timeout=5.0)
         started.append((sim, client))
@@ -87,7 +88,9 @@ def call_on(request):
             folder = tmp_path
             (folder / "IVR-1.toml").write_text(template, encoding="utf-8")
         script = ivr.TemplateLoader(folder, REPO / "ivr_templates" / "sounds").get("IVR-1").render(FIELDS)
-        claim = Claim(1, str(uuidlib.uuid4()), str(uuidlib.uuid4()), number, 1, "A", FIELDS, 1, "Q", "IVR-1", 0)
+        claim = Claim(
+            1, str(uuidlib.uuid4()), str(uuidlib.uuid4()), number, 1, "A", FIELDS, 1, "Q", "IVR-1", 0, slot=slot
+        )
         settings = CallSettings(
             "sofia/gateway/carrier/{number}",
             "",
@@ -150,6 +153,18 @@ def test_a_callee_hanging_up_mid_prompt_gets_no_further_command(call_on, caplog)
     assert [text for kind, text in wire[gone:] if kind == "sent"] == []
     assert report.cause == "NORMAL_CLEARING" and report.stop_reason is None
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "autocall.call"]
+
+
+def test_the_result_is_kept_on_the_channel_and_so_in_its_hangup_record(call_on):
+    press = menu_offset() + 3.0
+    report, client = call_on(
+        {"default": {"outcome": "answer", "hangup_after": "never", "keys": [[press, "9"]]}}, slot=4
+    )
+    assert report.result == "promise_to_pay"
+    record = client.api("hash select/autocall/4")
+    assert record.endswith(":9:promise_to_pay"), record  # the keys, then the result
+    [setvar] = [text for kind, text in client.wire if kind == "sent" and "uuid_setvar" in text]
+    assert setvar.endswith(" autocall_result promise_to_pay")
 
 
 # --- 4. barge-in ------------------------------------------------------------------------------

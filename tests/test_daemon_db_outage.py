@@ -15,7 +15,7 @@ import pytest
 
 from daemon import cli
 from daemon.store.schema import open_database
-from tests.daemon_fixtures import all_final, import_customers, query, wait_until
+from tests.daemon_fixtures import all_final, import_customers, menu_offset, query, wait_until
 from tests.db_faults import Tmpfs, full_disk, unwritable, write_lock
 from tests.test_operator_messages import one_line, run_entry
 
@@ -150,6 +150,31 @@ def test_a_daemon_stopped_while_results_wait_exits_75_and_the_next_start_loses_n
     assert dict(query(daemon.db_path, "SELECT ext_id, state FROM customer")) == {f"C{i}": "success" for i in range(6)}
     assert query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE hangup_cause = 'CALL_LOST'") == [(0,)]
     assert originates(sim) == 6  # nobody called twice
+    assert daemon.terminate() == 0
+
+
+def test_a_result_still_waiting_for_the_database_when_the_daemon_stops_is_read_back_from_the_switch(run):
+    # Each callee confirms (key 9: promise_to_pay) while a write lock holds every write off; the
+    # daemon stops with those results in memory. The switch keeps each call's end with the
+    # result on its channel, so the next start records them, where before they ended `success`
+    # with no result at all.
+    scenario = {"default": {"outcome": "answer", "answer_after": 1, "hangup_after": "never"}}
+    scenario["default"]["keys"] = [[menu_offset() + 3.0, "9"]]
+    sim, daemon = run(scenario, time_scale=0.2, database={"busy_timeout": BUSY_TIMEOUT})
+    import_customers(daemon.db_path, [("C0", ["0901000000"]), ("C1", ["0901000001"])], max_recall_count=0)
+    daemon.start()
+    wait_until(lambda: len(sim.channels) == 2, 30)  # answered: the menu is seconds away
+    with write_lock(daemon.db_path):
+        wait_until(lambda: originates(sim) == 2 and not sim.channels and PAUSED in daemon.read_log(), 60)
+        assert daemon.terminate() == 75
+    daemon.start()
+    wait_until(lambda: all_final(daemon.db_path), 60)
+    assert query(daemon.db_path, "SELECT ext_id, state, result FROM customer ORDER BY ext_id") == [
+        ("C0", "success", "promise_to_pay"),
+        ("C1", "success", "promise_to_pay"),
+    ]
+    assert query(daemon.db_path, "SELECT DISTINCT result FROM attempt") == [("promise_to_pay",)]
+    assert originates(sim) == 2
     assert daemon.terminate() == 0
 
 

@@ -46,7 +46,7 @@ def test_originate_with_a_slot_carries_the_hangup_hook_that_records_the_end():
     text = _originate(uuid='5b1c', slot=12)
     assert text.endswith(
         ',origination_nested_vars=true,api_hangup_hook=hash::insert/autocall/12/5b1c:${hangup_cause}:'
-        '${answer_uepoch}:${end_uepoch}:${sip_term_status}:${digits_dialed:0:64}}loopback/1 &park()'
+        '${answer_uepoch}:${end_uepoch}:${sip_term_status}:${digits_dialed:0:64}:${autocall_result}}loopback/1 &park()'
     )
     hook = commands.hangup_hook(12, '5b1c')
     # one word (the originate splits on spaces), no , or quote (its {...} splits on them)
@@ -54,6 +54,15 @@ def test_originate_with_a_slot_carries_the_hangup_hook_that_records_the_end():
     assert commands.hangup_record(12) == 'hash select/autocall/12'
     with pytest.raises(ESLUnsafeArgument):
         commands.hangup_hook(1, 'a b')
+
+
+def test_the_result_goes_on_the_channel_only_as_a_name():
+    assert commands.uuid_setvar('5b1c', commands.RESULT_VAR, 'promise_to_pay') == (
+        'uuid_setvar 5b1c autocall_result promise_to_pay'
+    )
+    for value in ('', 'two words', 'a:b', 'x}', '${hangup_cause}', 'a\n'):
+        with pytest.raises(ESLUnsafeArgument):
+            commands.uuid_setvar('5b1c', commands.RESULT_VAR, value)
 
 
 def test_execute_is_one_sendmsg_with_event_lock_and_our_event_uuid():

@@ -21,8 +21,8 @@ def claim(uuid="u1", slot=3, answered_at=None, result=None):
     return Claim(1, uuid, "job", "0901000001", 7, "A", {}, 3, "Q", "IVR-1", 10, answered_at, slot, "menu", result)
 
 
-def record_text(uuid="u1", cause="NORMAL_CLEARING", answer=NOW - 40, end=NOW - 10, sip="200", keys="19"):
-    return f"{uuid}:{cause}:{int(answer * 1e6) if answer else 0}:{int(end * 1e6)}:{sip}:{keys}"
+def record_text(uuid="u1", cause="NORMAL_CLEARING", answer=NOW - 40, end=NOW - 10, sip="200", keys="19", result=""):
+    return f"{uuid}:{cause}:{int(answer * 1e6) if answer else 0}:{int(end * 1e6)}:{sip}:{keys}:{result}"
 
 
 class Switch:
@@ -45,6 +45,18 @@ def test_a_record_reads_back_what_the_hook_stored():
     )
     assert hangup.parse_record(record_text(sip="", keys="none")).keys == ""
     assert hangup.parse_record(record_text(sip="")).sip_status is None
+    assert hangup.parse_record(record_text(result="promise_to_pay")).result == "promise_to_pay"
+
+
+def test_a_record_left_by_the_version_before_results_reads_back_without_one():
+    old = record_text().rsplit(":", 1)[0]  # `<uuid>:<cause>:<answer>:<end>:<sip>:<keys>`
+    assert hangup.parse_record(old) == hangup.parse_record(record_text())
+    assert hangup.parse_record(old).result is None
+
+
+@pytest.mark.parametrize("result", ["_undef_", "a b", "9x", "a:b"])
+def test_a_result_that_no_template_could_name_is_no_result(result):
+    assert hangup.parse_record(record_text(result=result)).result is None
 
 
 @pytest.mark.parametrize("text", ["", "u1:NORMAL_CLEARING", "u1::0:1::", "u1:X:soon:1::", "u1:A B:0:1::"])
@@ -80,6 +92,13 @@ def test_an_answered_record_reports_the_switchs_talk_time_keys_and_the_result_so
         "promise_to_pay",
     )
     assert not report.interrupted and report.stop_reason is None
+
+
+def test_the_result_the_channel_carried_outranks_the_stores():
+    # The store's is older when the daemon stopped before its write of the newer one landed.
+    record = hangup.parse_record(record_text(result="promise_to_pay"))
+    assert hangup.recorded_report(record, claim(result="wants_agent"), NOW).result == "promise_to_pay"
+    assert hangup.recorded_report(record, claim(), NOW).result == "promise_to_pay"
 
 
 def test_an_unanswered_record_reports_no_answer_and_no_talk():

@@ -13,8 +13,8 @@ NOW = 1_700_000_000.0
 ANSWERED = NOW - 20
 
 
-def claim(uuid, answered_at=None):
-    return Claim(1, uuid, "job-" + uuid, "0901000001", 7, "A", {}, 3, "Q", "IVR-1", 10, answered_at)
+def claim(uuid, answered_at=None, slot=None, result=None):
+    return Claim(1, uuid, "job-" + uuid, "0901000001", 7, "A", {}, 3, "Q", "IVR-1", 10, answered_at, slot, None, result)
 
 
 @pytest.mark.parametrize(
@@ -76,9 +76,10 @@ class ListingClient:
     live sessions (`uuid_exists`) are those listed and `unlisted`, which are listed only after
     the first `lag` listings (None: never)."""
 
-    def __init__(self, rows, during=(), unlisted=(), lag=None, tags=None):
+    def __init__(self, rows, during=(), unlisted=(), lag=None, tags=None, results=None):
         self.rows, self.during, self.handlers, self.commands = rows, during, {}, []
         self.unlisted, self.lag, self.tags = list(unlisted), lag, tags or {}  # uuid -> autocall_attempt
+        self.results = results or {}  # uuid -> autocall_result
 
     def subscribe_channel(self, uuid, handler):
         self.handlers[uuid] = handler
@@ -94,7 +95,8 @@ class ListingClient:
             return "true" if arg in listed else "false"
         if word == "uuid_getvar":
             uuid, _, name = arg.partition(" ")
-            return self.tags.get(uuid, "_undef_") if name == "autocall_attempt" else "_undef_"
+            values = {"autocall_attempt": self.tags, "autocall_result": self.results}.get(name, {})
+            return values.get(uuid, "_undef_")
         if word == "uuid_kill":
             return "+OK\n"
         for event in self.during:
@@ -129,6 +131,27 @@ def test_apply_follows_live_calls_with_what_was_heard_and_closes_the_rest():
     assert item.claim.uuid == "live" and heard == [answer]
     assert closed == [("gone", LOST)]
     assert "gone" not in client.handlers and client.commands == [SHOW, "uuid_exists gone"]
+
+
+def test_a_reattached_call_takes_the_result_its_channel_carries_over_the_stores():
+    # "newer": the daemon stopped before its write of promise_to_pay landed; "none": no result yet.
+    rows = [{"uuid": uuid, "callstate": "ACTIVE", "application": "park"} for uuid in ("newer", "none", "same")]
+    client = ListingClient(rows, results={"newer": "promise_to_pay", "same": "wants_agent"})
+    claims = [
+        claim("newer", ANSWERED, 1, "wants_agent"),
+        claim("none", ANSWERED, 2),
+        claim("same", ANSWERED, 3, "wants_agent"),
+    ]
+    followed, closed = _run_apply(client, claims)
+    assert closed == []
+    assert [(item.claim.uuid, item.claim.result) for item, _ in followed] == [
+        ("newer", "promise_to_pay"),
+        ("none", None),
+        ("same", "wants_agent"),
+    ]
+    assert [c for c in client.commands if c.startswith("uuid_getvar")] == [
+        f"uuid_getvar {uuid} autocall_result" for uuid in ("newer", "none", "same")
+    ]
 
 
 def test_a_call_that_hangs_up_while_channels_are_listed_is_followed_not_lost():

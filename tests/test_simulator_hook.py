@@ -50,6 +50,24 @@ def test_the_hook_stores_the_calls_end_expanded_from_its_variables(sim):
     assert done['variable_digits_dialed'] == '1234'  # ${digits_dialed:0:3} kept three
 
 
+def test_a_variable_set_with_uuid_setvar_before_the_hangup_is_in_the_record(sim):
+    call = originate(sim, user='3000', hook='hash::insert/autocall/8/${autocall_result}')
+    assert sim.api('uuid_setvar', '%s autocall_result wants_agent' % call) == '+OK\n'
+    assert sim.api('uuid_setvar', '%s autocall_result promise_to_pay' % call) == '+OK\n'
+    assert sim.api('uuid_getvar', '%s autocall_result' % call) == 'promise_to_pay'
+    assert sim.api('uuid_kill', call) == '+OK\n'
+    assert sim.wait_idle(5)
+    assert sim.api('hash', 'select/autocall/8') == 'promise_to_pay'
+
+
+def test_uuid_setvar_answers_as_mod_commands(sim):
+    call = originate(sim, user='3000')
+    assert sim.api('uuid_setvar', '%s some_var' % call) == '+OK\n'  # no value: unset
+    assert sim.api('uuid_getvar', '%s some_var' % call) == '_undef_'
+    assert sim.api('uuid_setvar', 'no-such-call v x') == '-ERR No such channel!\n'
+    assert [sim.api('uuid_setvar', bad) for bad in ('', call)] == ['-USAGE: <uuid> <var> [value]\n'] * 2
+
+
 def test_an_unanswered_call_runs_its_hook_too(sim):
     call = originate(sim, user='2000')
     assert sim.wait_idle(5)

@@ -21,6 +21,9 @@ NO_INVALID_PROMPT = 'silence_stream://250'  # play_and_get_digits needs a wrong-
 # Our tag on every channel we originate: the attempt's id. Only a channel carrying it is ours to
 # kill as an orphan (other software may share the switch).
 ATTEMPT_VAR = 'autocall_attempt'
+# The IVR result so far, kept on the channel too: its hangup record carries it, so a result the
+# database could not take before a restart is read back with the call's end.
+RESULT_VAR = 'autocall_result'
 
 _IDENT = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 _KEY = re.compile(r'[0-9*#]+')
@@ -137,6 +140,14 @@ def uuid_exists(uuid):
     return 'uuid_exists ' + check_token(uuid, 'channel uuid')
 
 
+def uuid_setvar(uuid, name, value):
+    """Set a channel variable to `value`, a name (letters, digits, _): `+OK`, or `-ERR No such
+    channel!` (mod_commands' uuid_setvar)."""
+    if not _IDENT.fullmatch(value):
+        raise UnsafeArgument('variable value must be letters, digits and _: %r' % (value,))
+    return 'uuid_setvar %s %s %s' % (check_token(uuid, 'channel uuid'), check_token(name, 'variable name'), value)
+
+
 def uuid_getvar(uuid, name):
     """The channel variable's value, or `_undef_` when it is unset (mod_commands' uuid_getvar)."""
     return 'uuid_getvar %s %s' % (check_token(uuid, 'channel uuid'), check_token(name, 'variable name'))
@@ -153,10 +164,18 @@ SHOW_CHANNELS = 'show channels as json'  # {"row_count": 0} with no "rows" key w
 RECORD_REALM = 'autocall'
 RECORD_KEYS = 64  # keys kept of digits_dialed; a record stays one short line
 # The facts of the end, `:`-separated after our uuid (daemon/hangup.py reads them back). Each
-# is set before the hook runs (switch_core_state_machine.c:839-844, switch_channel.c:4488-4800).
+# is set before the hook runs (switch_core_state_machine.c:839-844, switch_channel.c:4488-4800);
+# the IVR result is ours (`uuid_setvar`), empty when none was recorded.
 _RECORD_FACTS = ':'.join(
     '${%s}' % name
-    for name in ('hangup_cause', 'answer_uepoch', 'end_uepoch', 'sip_term_status', 'digits_dialed:0:%d' % RECORD_KEYS)
+    for name in (
+        'hangup_cause',
+        'answer_uepoch',
+        'end_uepoch',
+        'sip_term_status',
+        'digits_dialed:0:%d' % RECORD_KEYS,
+        RESULT_VAR,
+    )
 )
 
 

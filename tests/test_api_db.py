@@ -3,6 +3,7 @@ real SQLite file: a foreign write lock, a full disk, a long export, a big import
 
 import contextlib
 import csv
+import json
 import os
 import sqlite3
 import subprocess
@@ -128,6 +129,28 @@ def test_a_stop_sent_during_a_big_import_is_written_between_two_chunks(api):
     importing.join()
     assert [(name, r.status_code) for name, r in done] == [("stop", 200), ("import", 200)]
     assert len(done[1][1].json()["data"]["success"]) == 40_000
+
+
+def test_a_stop_and_a_dnc_sent_while_a_big_import_is_checked_are_answered_at_once(api):
+    # The import's body takes a second or more to check on the compute thread; a small body is
+    # checked on the hub, so the stop and the DNC do not queue behind it.
+    server = api()
+    assert requests.post(f"{server.url}/v2/autocall/queue", json=seed_import(), headers=AUTH, timeout=30).ok
+    body = seed_import()
+    body["queue_code"] = "BIG"
+    body["customers"] = [customer(f"C{i:06}") for i in range(120_000)]
+    data = json.dumps(body).encode()
+    importing = gevent.spawn(timed, "POST", f"{server.url}/v2/autocall/queue", data=data)
+    gevent.sleep(0.3)  # the 30 MB body is sent and read: its check has begun
+    stop_took, stopped = command(server, "stop")
+    dnc_took, dnc = timed(
+        "POST", f"{server.url}/v2/autocall/queue/dnc", json={"queue_code": "Autocall-Q1", "customers": [{"id": "x"}]}
+    )
+    assert not importing.dead, "the import was over before the stop was sent: nothing was measured"
+    assert (stopped.status_code, dnc.status_code) == (200, 200)
+    assert stop_took < 0.5 and dnc_took < 0.5, (stop_took, dnc_took)
+    _, imported = importing.get()
+    assert len(imported.json()["data"]["success"]) == 120_000
 
 
 def add_calls(path, n_calls: int, customers: int = 1000):

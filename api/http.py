@@ -166,6 +166,8 @@ class ApiHandler(WSGIHandler):
         codings = [c.strip(" \t").lower() for value in self._transfer_codings for c in value.split(",")]
         if codings and codings != ["chunked"]:
             raise Refusal(400, "bad request", f"unsupported Transfer-Encoding {', '.join(self._transfer_codings)!r}")
+        if codings and self.request_version == "HTTP/1.0":  # framing a 1.0 peer cannot mean (RFC 9112 6.1)
+            raise Refusal(400, "bad request", "Transfer-Encoding needs HTTP/1.1")
         # Framed two ways, a proxy in front may see other requests than we do (RFC 9112 6.3).
         lengths = {value.strip() for value in self._content_lengths}
         if len(lengths) > 1 or (lengths and codings):

@@ -11,8 +11,9 @@ import functools
 import re
 import unicodedata
 
-ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-VN_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+# ASCII digits only, as for every number here (`\d` alone takes any script's: "２０２１-０７-１３")
+ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+VN_DATE = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})")
 DATE_FORMS = "YYYY-MM-DD or DD/MM/YYYY"
 
 

@@ -504,6 +504,16 @@ def test_every_date_the_voice_can_read_is_accepted_and_stored_as_iso(client, db,
     assert '"upcoming_due_date": "2021-07-05"' in stored.replace('":"', '": "')
 
 
+@pytest.mark.parametrize("written", ["２０２１-０７-０５", "٠٥/٠٧/٢٠٢١", "05/07/２０２１"], ids=["fullwidth", "arabic", "mixed"])
+def test_a_date_in_another_scripts_digits_fails_its_customer(client, db, written):
+    body = seed_import()
+    body["customers"][0]["upcoming_due_date"] = written
+    reply = post(client, "/queue", body).get_json()
+    assert reply["data"] == {"fail": ["TEL4VN_Test"], "success": []}
+    assert reply["errors"][0]["reason"] == "upcoming_due_date: expected a real date as YYYY-MM-DD or DD/MM/YYYY"
+    assert rows(db, "SELECT COUNT(*) FROM customer") == [(0,)]
+
+
 @pytest.mark.parametrize("code", [" Q1", "Q1 ", "Q\u20281", "\u202eQ1", "Q\ud8001", "Q\u00851"])
 def test_a_queue_code_with_hidden_characters_or_edge_spaces_fails_the_import(client, db, code):
     r = post(client, "/queue", _with(queue_code=code))

@@ -204,7 +204,7 @@ def possible_slugs(kind, var=NORTH):
 
 def number(value, var=NORTH):
     """Slugs reading a whole number 0..MAX_NUMBER (int or a string of digits)."""
-    n = _whole_number(value, 'number')
+    n = _whole_number(value, 'a number')
     return ['khong'] if n == 0 else _positive(n, var, full=False)
 
 
@@ -216,7 +216,7 @@ def money(value, var=NORTH):
     ".0"/".00". VND has no subunit: a fraction is refused, never rounded."""
     if isinstance(value, str):
         value = _amount_text(value)
-    return number(_whole_number(value, 'amount'), var) + ['dong']
+    return number(_whole_number(value, 'an amount'), var) + ['dong']
 
 
 def date(value, var=NORTH):
@@ -233,7 +233,7 @@ def digits(value):
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         value = str(value)
     if not isinstance(value, str):
-        raise SayError(f'cannot read {value!r} digit by digit: expected text or a whole number')
+        raise SayError(f'cannot read {_shown(value)} digit by digit: expected text or a whole number')
     slugs = []
     for char in value:
         if char in _SILENT_IN_DIGITS:
@@ -245,9 +245,9 @@ def digits(value):
         elif char in 'Đđ':
             slugs.append('chu_d')  # D and Đ are both "đê" in a spoken code
         else:
-            raise SayError(f'cannot read {value!r} digit by digit: no recording for {char!r}')
+            raise SayError(f'cannot read {_shown(value)} digit by digit: no recording for {char!r}')
     if not slugs:
-        raise SayError(f'cannot read {value!r} digit by digit: nothing to say')
+        raise SayError(f'cannot read {_shown(value)} digit by digit: nothing to say')
     return slugs
 
 
@@ -282,10 +282,19 @@ def _tens(n, var, after_hundreds):
 def _whole_number(value, what):
     number = values.whole_number(value)
     if number is None:
-        raise SayError(f'cannot say {value!r} as a {what}: {_not_whole(value)}')
+        raise SayError(f'cannot say {_shown(value)} as {what}: {_not_whole(value)}')
     if number > MAX_NUMBER:
-        raise SayError(f'cannot say {value!r} as a {what}: larger than {MAX_NUMBER}')
+        raise SayError(f'cannot say {_shown(value)} as {what}: larger than {MAX_NUMBER}')
     return number
+
+
+SHOWN = 40  # characters of a value quoted in a reason: a 1,000-digit amount is not repeated whole
+
+
+def _shown(value) -> str:
+    """`value` as a reason quotes it: its repr, cut to SHOWN characters with its length said."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else f'{text[:SHOWN]}… ({len(text)} characters)'
 
 
 def _not_whole(value):
@@ -318,5 +327,5 @@ def _parse_date(value):
         return value
     day = values.parse_date(value) if isinstance(value, str) else None
     if day is None:
-        raise SayError(f'cannot say {value!r} as a date: expected a real date as {values.DATE_FORMS}')
+        raise SayError(f'cannot say {_shown(value)} as a date: expected a real date as {values.DATE_FORMS}')
     return day

@@ -504,7 +504,9 @@ def test_every_date_the_voice_can_read_is_accepted_and_stored_as_iso(client, db,
     assert '"upcoming_due_date": "2021-07-05"' in stored.replace('":"', '": "')
 
 
-@pytest.mark.parametrize("written", ["２０２１-０７-０５", "٠٥/٠٧/٢٠٢١", "05/07/２０２１"], ids=["fullwidth", "arabic", "mixed"])
+@pytest.mark.parametrize(
+    "written", ["２０２１-０７-０５", "٠٥/٠٧/٢٠٢١", "05/07/２０２１"], ids=["fullwidth", "arabic", "mixed"]
+)
 def test_a_date_in_another_scripts_digits_fails_its_customer(client, db, written):
     body = seed_import()
     body["customers"][0]["upcoming_due_date"] = written

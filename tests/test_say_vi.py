@@ -177,6 +177,14 @@ def test_unspeakable_values_raise_a_named_error(kind, value):
     assert repr(value) in str(info.value)
 
 
+@pytest.mark.parametrize('kind, value', [('money', 10**1000), ('digits', 'A' * 900 + ';'), ('date', '9' * 1000)])
+def test_a_long_value_is_quoted_cut_short_in_its_error(kind, value):
+    # An import lists up to 1,000 such reasons: each would repeat the whole value.
+    why = say_vi.problem(kind, value)
+    shown = repr(value)[: say_vi.SHOWN]
+    assert f'{shown}… ({len(repr(value))} characters)' in why and len(why) < 200, why
+
+
 def test_unknown_kind_and_variant_are_named_errors():
     with pytest.raises(SayError, match='percent'):
         say_vi.say('percent', 5)

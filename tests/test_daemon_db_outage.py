@@ -30,8 +30,8 @@ PAUSED = "dialing paused"
 RESUMED = re.compile(r"database writable again after [\d.]+s: (\d+) writes that waited in memory are written")
 
 
-def start(run, customers=6, db_path=None):
-    sim, daemon = run(TALKS, database={"busy_timeout": BUSY_TIMEOUT}, db_path=db_path)
+def start(run, customers=6, db_path=None, **dialer):
+    sim, daemon = run(TALKS, database={"busy_timeout": BUSY_TIMEOUT}, db_path=db_path, **dialer)
     import_customers(
         daemon.db_path, [(f"C{i}", [f"090100000{i}"]) for i in range(customers)], concurrent_call=3, max_recall_count=0
     )
@@ -135,7 +135,7 @@ def test_a_write_lock_held_at_start_on_a_current_schema_only_delays_dialing(run)
 
 
 def test_a_daemon_stopped_while_results_wait_exits_75_and_the_next_start_loses_nobody(run):
-    sim, daemon = start(run)
+    sim, daemon = start(run, drain_timeout=1)  # the writes' last chance at the stop: 1 s, not 10
     wait_until(lambda: len(sim.channels) == 3, 30)
     with write_lock(daemon.db_path):
         wait_until(lambda: not sim.channels and PAUSED in daemon.read_log(), 30)
@@ -160,7 +160,7 @@ def test_a_result_still_waiting_for_the_database_when_the_daemon_stops_is_read_b
     # with no result at all.
     scenario = {"default": {"outcome": "answer", "answer_after": 1, "hangup_after": "never"}}
     scenario["default"]["keys"] = [[menu_offset() + 3.0, "9"]]
-    sim, daemon = run(scenario, time_scale=0.2, database={"busy_timeout": BUSY_TIMEOUT})
+    sim, daemon = run(scenario, time_scale=0.2, database={"busy_timeout": BUSY_TIMEOUT}, drain_timeout=1)
     import_customers(daemon.db_path, [("C0", ["0901000000"]), ("C1", ["0901000001"])], max_recall_count=0)
     daemon.start()
     wait_until(lambda: len(sim.channels) == 2, 30)  # answered: the menu is seconds away

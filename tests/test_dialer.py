@@ -551,6 +551,7 @@ def test_a_call_that_failed_in_the_dialer_is_recorded_once_the_switch_ended_its_
     monkeypatch.setattr(dialer_mod.Call, "_run_ivr", broken)
     caplog.set_level(logging.INFO, logger="autocall")
     dialer = r.dialer()
+    dialer.call_settings = dataclasses.replace(dialer.call_settings, hangup_grace=1.0)  # the kill retried in 1 s, not 10
     r.step(dialer)
     r.step(dialer)
     settle(dialer)

@@ -21,6 +21,7 @@ from daemon.ivr import (
     UnknownTemplate,
 )
 from daemon.ivr.loader import SETTLE_SECONDS
+from tests.db_faults import Tmpfs, full_disk
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(REPO, 'ivr_templates')
@@ -505,6 +506,36 @@ def test_a_file_saved_in_place_is_not_taken_half_written(loader, templates_dir, 
     clock.now += 1.0
     assert list(loader.get('IVR-1').drafts) == list(good.drafts)  # the whole edit, once still
     assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 8000
+
+
+def test_an_edit_that_appears_while_its_disk_is_full_waits_until_it_is_saved_again(tmp_path, clock, caplog):
+    """Found by the careless-operator review: a save cut short by a full disk stays still, so the
+    settle time passed it, and a cut that ends after the greeting is a valid template."""
+    if not Tmpfs.available():
+        pytest.skip('mounting a tmpfs needs root (CAP_SYS_ADMIN) on this machine')
+    disk = Tmpfs(tmp_path / 'disk', 1 << 20)
+    try:
+        path = disk.path / 'IVR-1.toml'
+        shutil.copy(os.path.join(SHIPPED, 'IVR-1.toml'), path)
+        whole = path.read_text(encoding='utf-8')
+        loader = TemplateLoader(disk.path, SOUNDS, clock=clock, recheck_seconds=1.0)
+        good = loader.get('IVR-1')
+        with full_disk(disk.path):
+            path.write_text(whole[: whole.index('[[step]]\nid = "info"')], encoding='utf-8')  # what fitted
+            for _ in range(5):
+                clock.now += 1.0
+                assert loader.get('IVR-1') is good
+            assert loader.changing('IVR-1')  # its queues' customers wait rather than stop the queue
+        assert 'changed while the disk holding it is full' in caplog.text
+        clock.now += 1.0
+        assert loader.get('IVR-1') is good  # room again, but that file is still the cut one
+        path.write_text(whole.replace('timeout = 5 ', 'timeout = 8 '), encoding='utf-8')  # saved again
+        clock.now += 1.0
+        assert loader.get('IVR-1') is good  # first seen: it settles as any edit
+        clock.now += SETTLE_SECONDS
+        assert loader.get('IVR-1').drafts['menu'].step.timeout_ms == 8000
+    finally:
+        disk.unmount()
 
 
 @pytest.mark.parametrize('bad', ['["end"]', '{ a = 1 }'])

@@ -45,7 +45,8 @@ class TemplateLoader:
     and is logged once per edit (file and problems named). An edit is taken once the file has
     stayed the same for `settle_seconds`: an editor saving in place, slowly, writes a file
     that is for a moment the first steps alone, a valid template that would greet a customer
-    and hang up. A removed file holds its queues back (`get` raises UnknownTemplate) until it
+    and hang up; an edit that appears while its disk is full may be a save cut short, and waits
+    until the file changes again. A removed file holds its queues back (`get` raises UnknownTemplate) until it
     is back, as at a start without it. Files are looked at no more often than every
     `recheck_seconds` of `clock` time."""
 
@@ -71,6 +72,7 @@ class TemplateLoader:
         self._broken = {}  # name -> (stamp, problems) while the file on disk is not the good version
         self._checked = {}  # name -> clock time of the last look at the file
         self._reported = {}  # name -> stamp of the broken version already logged
+        self._cut = {}  # name -> stamp of an edit first seen while its disk was full
 
     @classmethod
     def from_config(cls, config, **kwargs):
@@ -146,8 +148,10 @@ class TemplateLoader:
         now, seen = self._clock(), self._seen.get(name)
         if seen is None or seen[0] != stamp:
             self._seen[name] = (stamp, now)
+            self._note_full_disk(name, path, stamp, first_look=seen is None)
         # Taken at the service's start (nothing to settle against), else once the file is still.
         settled = seen is None or self._settle <= 0 or (seen[0] == stamp and now - seen[1] >= self._settle)
+        settled = settled and self._cut.get(name) != stamp
         try:
             template = load(path, self.sounds_dir, variant=self.variant, destinations=self.destinations)
         except TemplateInvalid as exc:  # refused at once: `get_current` says so to the API
@@ -165,12 +169,34 @@ class TemplateLoader:
         self._broken.pop(name, None)
         self._reported.pop(name, None)
 
+    def _note_full_disk(self, name, path, stamp, *, first_look):
+        """An edit that appears while its disk is full may be a save cut short, which stays still
+        and may be valid (the first steps alone): it is held until the file changes again."""
+        if first_look or not _disk_full(path):
+            self._cut.pop(name, None)
+            return
+        self._cut[name] = stamp
+        log.warning(
+            'template %s: %s changed while the disk holding it is full, so the save may have been cut short;'
+            ' not taken until it is saved again with room on the disk',
+            name,
+            path,
+        )
+
     def _report_once(self, name, path, stamp, problems, have_good):
         if self._reported.get(name) == stamp:
             return
         self._reported[name] = stamp
         keeping = 'still using the last good version' if have_good else 'it cannot be used'
         log.error('template %s: %s is broken, %s: %s', name, path, keeping, '; '.join(str(p) for p in problems))
+
+
+def _disk_full(path):
+    """Whether the file system holding `path` has no block left for an ordinary user's writes."""
+    try:
+        return os.statvfs(os.path.dirname(path)).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _stamp(path):

@@ -551,7 +551,8 @@ def test_a_call_that_failed_in_the_dialer_is_recorded_once_the_switch_ended_its_
     monkeypatch.setattr(dialer_mod.Call, "_run_ivr", broken)
     caplog.set_level(logging.INFO, logger="autocall")
     dialer = r.dialer()
-    dialer.call_settings = dataclasses.replace(dialer.call_settings, hangup_grace=1.0)  # the kill retried in 1 s, not 10
+    # The refused kill is tried again after 1 s, not the default 10.
+    dialer.call_settings = dataclasses.replace(dialer.call_settings, hangup_grace=1.0)
     r.step(dialer)
     r.step(dialer)
     settle(dialer)

@@ -111,7 +111,8 @@ def test_the_check_agrees_with_render(template, field, value):
         (1500.5, "says 'fee' as money: cannot say 1500.5"),
         (
             10**400,
-            f"says 'fee' as money: cannot say {str(10**400)[:40]}… (401 characters) as an amount: larger than 999999999999999999",
+            f"says 'fee' as money: cannot say {str(10**400)[:40]}… (401 characters)"
+            " as an amount: larger than 999999999999999999",
         ),
         (True, "says 'fee' as money: cannot say True"),
         (None, "says 'fee' as money: missing or empty"),

@@ -339,12 +339,15 @@ class Call:
 
     def _keep_result_on_channel(self):
         """Put the result on the channel too (its hangup record carries it: a result still waiting
-        for the database when the daemon stops is read back from the switch). Best effort: the
-        store's write is the record, and a callee already gone answers -ERR."""
+        for the database when the daemon stops is read back from the switch), before the store
+        hears of it, so that the channel's is never the older of the two (reconciliation prefers
+        it). A slow switch is waited for as long as the call may last; one that never answers
+        loses the connection (Detached: neither heard of it). A callee already gone answers -ERR."""
         if self.claim.slot is None:  # no hangup record to carry it
             return
+        command = commands.uuid_setvar(self.claim.uuid, commands.RESULT_VAR, self.result)
         try:
-            said = self.esl.api(commands.uuid_setvar(self.claim.uuid, commands.RESULT_VAR, self.result)).strip()
+            said = self.esl.api(command, timeout=self.settings.max_call_seconds).strip()
         except esl_mod.ESLConnectionLost as e:
             raise Detached(str(e)) from None
         except esl_mod.ESLError as e:

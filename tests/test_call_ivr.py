@@ -74,13 +74,25 @@ class PlayOnAnswer(Call):
 def call_on(request):
     """call_on(scenario, call_class=Call, template=None) -> (report, client): one call to
     0901000001 run to its end; `template` is TOML text to use instead of IVR-1; with a `slot`,
-    the call carries its hangup hook."""
+    the call carries its hangup hook; `on_step(sim, claim, step, result)` hears each step."""
     started = []
     tmp_path = request.getfixturevalue("tmp_path")
 
-    def run(scenario, call_class=Call, time_scale=TIME_SCALE, template=None, number="0901000001", slot=None):
+    def run(
+        scenario,
+        call_class=Call,
+        time_scale=TIME_SCALE,
+        template=None,
+        number="0901000001",
+        slot=None,
+        timeout=5.0,
+        on_step=None,
+        sim_hook=None,
+    ):
         sim = start_simulator({"gateways": ["carrier"], **scenario}, time_scale)
-        client = RecordingClient(*sim.address, "ClueCon", timeout=5.0)
+        if sim_hook:
+            sim_hook(sim)
+        client = RecordingClient(*sim.address, "ClueCon", timeout=timeout)
         started.append((sim, client))
         client.connect()
         folder = REPO / "ivr_templates"
@@ -98,7 +110,9 @@ def call_on(request):
             max_call_seconds=300,
             destinations={"agents": "1000 XML default"},
         )
-        report = gevent.spawn(call_class(claim, client, script, settings, time.time).run).get(timeout=60)
+        call = call_class(claim, client, script, settings, time.time)
+        report = gevent.spawn(call.run, on_step=on_step and (lambda step, result: on_step(sim, claim, step, result)))
+        report = report.get(timeout=60)
         return report, client
 
     yield run
@@ -165,6 +179,31 @@ def test_the_result_is_kept_on_the_channel_and_so_in_its_hangup_record(call_on):
     assert record.endswith(":9:promise_to_pay"), record  # the keys, then the result
     [setvar] = [text for kind, text in client.wire if kind == "sent" and "uuid_setvar" in text]
     assert setvar.endswith(" autocall_result promise_to_pay")
+
+
+def test_the_store_hears_of_a_result_only_once_the_channel_holds_it_however_slow_the_switch(call_on, monkeypatch):
+    # Found by a review: a uuid_setvar the switch was slow to run timed out, the store got the
+    # new result, and the channel kept the old one, which reconciliation then preferred.
+    from simulator import api as sim_api
+
+    real = sim_api._HANDLERS["uuid_setvar"]
+
+    def stalled(sim, args):  # the switch's event socket stuck on it past the client's timeout
+        gevent.sleep(1.0)
+        return real(sim, args)
+
+    monkeypatch.setitem(sim_api._HANDLERS, "uuid_setvar", stalled)
+    seen = []
+
+    def on_step(sim, claim, step, result):
+        if result is not None:
+            seen.append((result, sim.channels[claim.uuid].getvar("autocall_result")))
+
+    press = menu_offset() + 3.0
+    scenario = {"default": {"outcome": "answer", "hangup_after": "never", "keys": [[press, "9"]]}}
+    report, _ = call_on(scenario, slot=4, timeout=0.5, on_step=on_step)
+    assert report.result == "promise_to_pay"
+    assert seen and all(result == on_channel for result, on_channel in seen), seen
 
 
 # --- 4. barge-in ------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class Dialer:
         self.template_check = TemplateCheck()
         self.gate = TemplateGate(templates, ledger, self.clock)
         self.lease = NodeLease(ledger)
-        self.look = LastLook(ledger, self.outage)
+        self.look = LastLook(ledger, self.outage, lambda: self.window.is_open(self.clock()))
         self.trunks: TrunkPool | None = None
         self.apply_config(config)
 
@@ -286,6 +286,8 @@ class Dialer:
         if now - self._queues_at >= QUEUE_REFRESH:
             self.queues, self._queues_at = self.ledger.running_queues(), now
         while len(self.calls) < self.dialer_config.channel_limit and not self._stopping.is_set():
+            if not self.window.is_open(wall):  # a claim that waited for the lock took us past its end
+                break
             queue = self._next_queue(now, wall)
             if queue is None:
                 break

@@ -475,6 +475,9 @@ def test_a_template_the_switch_cannot_play_stops_the_queue_and_dials_nobody(rig)
     assert r.customers() == {"A": "pending"} and r.originated() == []
 
 
+CLAIM_A = records.Claim(1, "u1", "j1", "0901000001", 1, "A", FIELDS, 1, "Q", "IVR-1", 0)
+
+
 # What the API commits, from its own connection, in the gap between a claim and its originate.
 WITHDRAWALS = {
     "stop": lambda db: queue_state.set_running(db, "Q", False),
@@ -513,6 +516,53 @@ def test_a_stop_or_dnc_acknowledged_after_the_claim_but_before_the_originate_kee
     assert r.customers()["A"] == state
     # B, claimed in the same batch, is called unless the whole queue was stopped.
     assert ("0902000001" in called) == (withdrawal != "stop")
+
+
+@pytest.mark.parametrize("late", ["batch", "greenlet"])
+def test_a_claim_that_comes_back_after_the_window_closed_is_not_dialed(rig, monkeypatch, late):
+    # Found by a review: the window was looked at once per turn, before the claim, and a claim can
+    # wait for the write lock (another node, an import's chunk) for up to its busy timeout.
+    r = rig(BUSY, window_start="08:00", window_end="12:01")  # the clock says 12:00
+    r.import_customers([("A", ["0901000001"])])
+    if late == "batch":
+        real_claim = Ledger.claim_many
+
+        def claim_then_the_window_closes(self, *args, **kwargs):
+            claims = real_claim(self, *args, **kwargs)
+            r.clock.wall += 90  # the claim waited for the lock
+            return claims
+
+        monkeypatch.setattr(Ledger, "claim_many", claim_then_the_window_closes)
+    else:
+        real_launch = Dialer._launch
+
+        def launch_then_the_window_closes(self, call, **kwargs):
+            real_launch(self, call, **kwargs)  # spawned, its originate not yet sent
+            r.clock.wall += 90
+
+        monkeypatch.setattr(Dialer, "_launch", launch_then_the_window_closes)
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    settle(dialer)
+    assert r.originated() == []
+    assert r.attempts() == [("0901000001", "done", last_look.WINDOW_CLOSED, "not_dialed")]
+    assert r.customers() == {"A": "pending"}  # called when the window opens again, nothing counted
+
+
+def test_a_failover_leg_is_not_dialed_once_the_window_has_closed():
+    # The call asks `late(claim, looked_at=0.0)` before a trunk failover's next leg.
+    open_now = [True]
+    look = last_look.LastLook(None, None, lambda: open_now[0])
+    assert look.late(CLAIM_A, looked_at=None) is None  # a re-attached call is followed whatever the hour
+    open_now[0] = False
+    assert look.late(CLAIM_A, looked_at=0.0) == last_look.WINDOW_CLOSED
+    assert look.late(CLAIM_A, looked_at=None) is None
+    assert look.batch([CLAIM_A], asked_at=0.0) == (
+        set(),
+        last_look.WINDOW_CLOSED,
+        pytest.approx(time.monotonic(), abs=5),
+    )
 
 
 @pytest.mark.parametrize("withdrawal", sorted(WITHDRAWALS))

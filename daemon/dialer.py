@@ -29,7 +29,7 @@ import gevent.event
 from daemon import ivr, outcome, reconcile
 from daemon.call import Call, CallSettings, Detached
 from daemon.config import Config, DialerConfig
-from daemon.last_look import UNREADABLE, LastLook
+from daemon.last_look import UNCONFIRMED, UNREADABLE, LastLook
 from daemon.lease import NodeLease
 from daemon.ledger import CallReport, Claim, QueueInfo, StoreUnavailable
 from daemon.link import Link
@@ -84,6 +84,7 @@ class Dialer:
         self.clock = self.wall.now  # every wall reading of the daemon's goes through it
         self.outage = outage or DatabaseOutage(monotonic=monotonic, clock=clock)
         self._probe_at = float("-inf")  # monotonic time of the next claim tried in an outage
+        self._claims_unsure = False  # a claim failed: its COMMIT may have landed all the same
         self.link = Link(connect, config.esl.heartbeat_timeout)
         self.calls: dict[int, _Active] = {}
         self.per_queue: dict[int, int] = {}
@@ -276,11 +277,36 @@ class Dialer:
         if self.outage.active and (self.outage.waiting or now < self._probe_at):
             return DB_RECHECK  # the results that wait land first; then a claim may try
         try:
+            if self._claims_unsure:
+                self._close_unsure_claims()
             return self._claim_some(now, wall)
         except StoreUnavailable as e:
             self.outage.failed(e)
+            self._claims_unsure = True
             self._probe_at = now + DB_RECHECK
             return DB_RECHECK
+
+    def _close_unsure_claims(self):
+        """Close the attempts a failed claim may have committed all the same (PostgreSQL's answer
+        to a COMMIT lost with its connection): open attempts of this node that no call of ours
+        has. Only a call we hold is ever dialed, so those never were; left open they would keep
+        their customers `calling`, and their places in concurrent_call, until a restart. Read
+        while the event socket stays up: a connection lost meanwhile detaches our calls too."""
+        client = self.link.client
+        open_attempts = self.ledger.open_attempts()
+        if not self.link.up or self.link.client is not client:
+            return  # detached calls are open and held by nobody until reconciled: next turn
+        for claim in open_attempts:
+            if claim.attempt_id not in self.calls:
+                log.warning(
+                    "attempt %s (customer %r of %r) was claimed by a claim whose answer was lost; "
+                    "never dialed: closed, the customer keeps its place",
+                    claim.attempt_id,
+                    claim.ext_id,
+                    claim.queue_code,
+                )
+                self.ledger.abandon(claim, cause=UNCONFIRMED, now=self.clock())
+        self._claims_unsure = False
 
     def _claim_some(self, now: float, wall: float) -> float:
         if now - self._queues_at >= QUEUE_REFRESH:

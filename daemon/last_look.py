@@ -37,6 +37,7 @@ LATE_LOOK = 0.25
 WITHDRAWN = "WITHDRAWN_BEFORE_DIAL"  # stopped, on a DNC list or deleted since the claim
 UNREADABLE = "DATABASE_UNAVAILABLE_BEFORE_DIAL"
 WINDOW_CLOSED = "WINDOW_CLOSED_BEFORE_DIAL"  # the calling window (or its day) closed since the claim
+UNCONFIRMED = "CLAIM_UNCONFIRMED_BEFORE_DIAL"  # committed by a claim that failed as far as we heard
 
 
 class LastLook:

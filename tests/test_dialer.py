@@ -550,6 +550,39 @@ def test_a_claim_that_comes_back_after_the_window_closed_is_not_dialed(rig, monk
     assert r.customers() == {"A": "pending"}  # called when the window opens again, nothing counted
 
 
+def test_a_claim_whose_answer_was_lost_after_its_commit_leaves_nobody_calling(rig, monkeypatch, caplog):
+    # Found by a review on PostgreSQL: the COMMIT landed, its answer went with the connection,
+    # and the dialer took the claim for one that wrote nothing. Its attempts stayed open under a
+    # node that kept beating: customers `calling` until a restart, holding concurrent_call.
+    r = rig(BUSY)
+    r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"])], concurrent_call=2, max_recall_count=0)
+    real_claim = Ledger.claim_many
+    lost = []
+
+    def committed_then_the_answer_lost(self, *args, **kwargs):
+        claims = real_claim(self, *args, **kwargs)
+        if not lost:
+            lost.extend(claims)
+            raise StoreUnavailable("the connection is closed")
+        return claims
+
+    monkeypatch.setattr(Ledger, "claim_many", committed_then_the_answer_lost)
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)  # the claim "fails"
+    assert len(lost) == 2 and r.customers() == {"A": "calling", "B": "calling"} and r.originated() == []
+    for _ in range(3):
+        r.clock.advance(5)  # past the outage's probe delay
+        r.step(dialer)
+        settle(dialer)
+    assert r.attempts()[:2] == [
+        (n, "done", "CLAIM_UNCONFIRMED_BEFORE_DIAL", "not_dialed") for n in ("0901000001", "0902000001")
+    ]
+    assert len(r.originated()) == 2  # then each called once, as any customer
+    assert r.customers() == {"A": "failed", "B": "failed"}
+    assert "was claimed by a claim whose answer was lost" in caplog.text
+
+
 def test_a_failover_leg_is_not_dialed_once_the_window_has_closed():
     # The call asks `late(claim, looked_at=0.0)` before a trunk failover's next leg.
     open_now = [True]

@@ -46,9 +46,9 @@ class TemplateLoader:
     stayed the same for `settle_seconds`: an editor saving in place, slowly, writes a file
     that is for a moment the first steps alone, a valid template that would greet a customer
     and hang up; an edit that appears while its disk is full may be a save cut short, and waits
-    until the file changes again. A removed file holds its queues back (`get` raises UnknownTemplate) until it
-    is back, as at a start without it. Files are looked at no more often than every
-    `recheck_seconds` of `clock` time."""
+    until the file changes again. A removed file holds its queues back (`get` raises
+    UnknownTemplate) until it is back, as at a start without it. Files are looked at no more
+    often than every `recheck_seconds` of `clock` time."""
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ counted from the simulator's own channels."""
 import datetime as dt
 import io
 import json
+import signal
 from zoneinfo import ZoneInfo
 
 import gevent
@@ -93,6 +94,32 @@ def test_a_stop_acknowledged_while_the_first_trunk_rings_keeps_the_failover_leg_
     # The failover is decided (and refused) before the attempt closes; then nothing more goes out.
     wait_until(lambda: query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'done'") == [(1,)], 20)
     assert "no failover: WITHDRAWN_BEFORE_DIAL" in daemon.read_log()
+    assert daemon.terminate() == 0
+    assert [gateway for _, gateway, _ in originates(sim)] == ["viettel"]  # never out on backup
+
+
+def test_a_calling_window_that_closes_while_the_first_trunk_rings_keeps_the_failover_leg_in(run):
+    # Found by a review: a first leg that rings, then fails (SIP timer B: about 32 s), was
+    # followed by a second leg after the window's end; the look before it asked only the store.
+    sim, daemon = run(
+        {
+            "gateways": {"viettel": {"proxy": "viettel-sbc"}, "backup": {}},
+            "default": ANSWER,
+            # Rings 150 simulated seconds (3 s real), then 503: a failover would follow.
+            "numbers": [{"glob": "*@viettel-sbc", "outcome": "unreachable", "ring": 150}],
+        },
+        extra_toml=trunk("viettel", "viettel", carriers=["Viettel"]) + trunk("backup", "backup"),
+    )
+    import_customers(daemon.db_path, [("C1", [VIETTEL[0]])], code="Q", max_recall_count=0)
+    daemon.start()
+    wait_until(lambda: len(sim.channels) == 1, 20)  # the first leg rings
+    closes = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")) + dt.timedelta(seconds=1)
+    text = daemon.config.read_text()
+    daemon.config.write_text(text.replace('window_end = "23:59:59"', f'window_end = "{closes:%H:%M:%S}"'))
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP: configuration reloaded" in daemon.read_log(), 10)
+    wait_until(lambda: query(daemon.db_path, "SELECT COUNT(*) FROM attempt WHERE state = 'done'") == [(1,)], 20)
+    assert "no failover: WINDOW_CLOSED_BEFORE_DIAL" in daemon.read_log()
     assert daemon.terminate() == 0
     assert [gateway for _, gateway, _ in originates(sim)] == ["viettel"]  # never out on backup
 

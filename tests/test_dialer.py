@@ -583,8 +583,8 @@ def test_a_claim_whose_answer_was_lost_after_its_commit_leaves_nobody_calling(ri
     assert "was claimed by a claim whose answer was lost" in caplog.text
 
 
-def test_a_failover_leg_is_not_dialed_once_the_window_has_closed():
-    # The call asks `late(claim, looked_at=0.0)` before a trunk failover's next leg.
+def test_the_last_looks_say_the_window_closed_but_a_reattached_call_is_followed():
+    # A failover's next leg asks `late(claim, looked_at=0.0)` (tests/test_daemon_trunks.py).
     open_now = [True]
     look = last_look.LastLook(None, None, lambda: open_now[0])
     assert look.late(CLAIM_A, looked_at=None) is None  # a re-attached call is followed whatever the hour

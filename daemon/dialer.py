@@ -50,6 +50,9 @@ CLAIM_BATCH = 32  # customers claimed per transaction (one worker-thread trip ea
 TRUNK_RECHECK = 0.1  # seconds before asking again when every trunk is full or out of CPS tokens
 NO_TRUNK_FREE = "NO_TRUNK_FREE"  # a claim no trunk could take by the time it was dialed (not_dialed)
 DB_RECHECK = 1.0  # seconds between claims tried while the database is unavailable and nothing waits
+# After a failed claim, its leftovers are looked for twice, UNSURE_RESWEEP seconds apart: a COMMIT
+# can still be landing (a standby's acknowledgement) when the database answers again.
+UNSURE_SWEEPS, UNSURE_RESWEEP = 2, 5.0
 # The loop never waits longer than 30 s by itself, nor on SQLite's (database.busy_timeout, 30 s):
 # not coming round for this long means it is stuck (the systemd watchdog asks).
 STALL_LIMIT = 90.0
@@ -84,7 +87,8 @@ class Dialer:
         self.clock = self.wall.now  # every wall reading of the daemon's goes through it
         self.outage = outage or DatabaseOutage(monotonic=monotonic, clock=clock)
         self._probe_at = float("-inf")  # monotonic time of the next claim tried in an outage
-        self._claims_unsure = False  # a claim failed: its COMMIT may have landed all the same
+        self._unsure_sweeps = 0  # sweeps owed since a claim failed: its COMMIT may have landed all the same
+        self._sweep_at = float("-inf")  # monotonic time the next of them may run
         self.link = Link(connect, config.esl.heartbeat_timeout)
         self.calls: dict[int, _Active] = {}
         self.per_queue: dict[int, int] = {}
@@ -272,30 +276,35 @@ class Dialer:
 
     def _dial_some(self, now: float, wall: float) -> float:
         """Start as many calls as the limits allow now; return how long to sleep."""
-        if not self.window.is_open(wall):
-            return min(self.window.next_open(wall) - wall, 30.0)
         if self.outage.active and (self.outage.waiting or now < self._probe_at):
             return DB_RECHECK  # the results that wait land first; then a claim may try
         try:
-            if self._claims_unsure:
-                self._close_unsure_claims()
+            if self._unsure_sweeps and now >= self._sweep_at:  # whatever the window: it dials nobody
+                if not self._close_unsure_claims():
+                    return 0.0  # the event socket went down meanwhile: reconnect (and reconcile) first
+                self._unsure_sweeps -= 1
+                self._sweep_at = now + UNSURE_RESWEEP
+            if not self.window.is_open(wall):
+                return min(self.window.next_open(wall) - wall, 30.0)
             return self._claim_some(now, wall)
         except StoreUnavailable as e:
             self.outage.failed(e)
-            self._claims_unsure = True
+            self._unsure_sweeps, self._sweep_at = UNSURE_SWEEPS, now
             self._probe_at = now + DB_RECHECK
             return DB_RECHECK
 
-    def _close_unsure_claims(self):
+    def _close_unsure_claims(self) -> bool:
         """Close the attempts a failed claim may have committed all the same (PostgreSQL's answer
-        to a COMMIT lost with its connection): open attempts of this node that no call of ours
-        has. Only a call we hold is ever dialed, so those never were; left open they would keep
-        their customers `calling`, and their places in concurrent_call, until a restart. Read
-        while the event socket stays up: a connection lost meanwhile detaches our calls too."""
+        to a COMMIT lost with its connection): open attempts named for this node that no call of
+        ours has (an unnamed one, made before attempts named their node, may be another node's
+        live call). Only a call we hold is ever dialed, so those never were; left open they
+        would keep their customers `calling`, and their places in concurrent_call, until a
+        restart. False, closing nothing, when the event socket went down during the read: the
+        calls it detached are open too, and held by nobody until reconciled."""
         client = self.link.client
-        open_attempts = self.ledger.open_attempts()
+        open_attempts = self.ledger.open_attempts(named_only=True)
         if not self.link.up or self.link.client is not client:
-            return  # detached calls are open and held by nobody until reconciled: next turn
+            return False
         for claim in open_attempts:
             if claim.attempt_id not in self.calls:
                 log.warning(
@@ -306,13 +315,15 @@ class Dialer:
                     claim.queue_code,
                 )
                 self.ledger.abandon(claim, cause=UNCONFIRMED, now=self.clock())
-        self._claims_unsure = False
+        return True
 
     def _claim_some(self, now: float, wall: float) -> float:
         if now - self._queues_at >= QUEUE_REFRESH:
             self.queues, self._queues_at = self.ledger.running_queues(), now
         while len(self.calls) < self.dialer_config.channel_limit and not self._stopping.is_set():
             if not self.window.is_open(wall):  # a claim that waited for the lock took us past its end
+                break
+            if not self.link.up:  # lost while a claim waited: what we claimed now would only detach
                 break
             queue = self._next_queue(now, wall)
             if queue is None:

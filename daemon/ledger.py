@@ -173,10 +173,11 @@ class Ledger:
         with self._sqlite():
             queue_state.stop_by_dialer(self.db, queue_id, code, reason, now=now)
 
-    def open_attempts(self) -> list[Claim]:
-        """The calls this node left open (every open call when it has no name)."""
+    def open_attempts(self, *, named_only: bool = False) -> list[Claim]:
+        """The calls this node left open (every open call when it has no name); `named_only`
+        leaves out those made before attempts named their node (any node may follow those)."""
         with self._sqlite(transaction=False):
-            return reports.open_attempts(self.db, self.node)
+            return reports.open_attempts(self.db, self.node, with_unnamed=not named_only)
 
     def unowned(self, uuids: list[str]) -> set[str]:
         """reports.unowned: the channels of `uuids` no open attempt of any node has."""
@@ -265,13 +266,13 @@ class LedgerThread:
         """Ledger.abandon, queued with the other writes (returns as finish does)."""
         self._put(_Write("abandon", (claim,), kwargs, claim.attempt_id)).get()
 
-    def open_attempts(self) -> list[Claim]:
+    def open_attempts(self, *, named_only: bool = False) -> list[Claim]:
         """Ledger.open_attempts as the writes waiting in memory will leave them: less the attempts
         they close (over, whatever the file says until the write lands), with the answer and the
         IVR step they record (a re-attached call resumes at its last step)."""
 
         def unwritten():  # on the ledger thread, so no batch lands between the read and the filter
-            claims, waiting = self.ledger.open_attempts(), list(self._queue)
+            claims, waiting = self.ledger.open_attempts(named_only=named_only), list(self._queue)
             closing = {w.closes for w in waiting}
             answered = {w.args[0]: w.args[1] for w in waiting if w.name == "mark_answered"}
             steps = {w.args[0]: w.args[1:] for w in waiting if w.name == "mark_step"}

@@ -556,17 +556,7 @@ def test_a_claim_whose_answer_was_lost_after_its_commit_leaves_nobody_calling(ri
     # node that kept beating: customers `calling` until a restart, holding concurrent_call.
     r = rig(BUSY)
     r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"])], concurrent_call=2, max_recall_count=0)
-    real_claim = Ledger.claim_many
-    lost = []
-
-    def committed_then_the_answer_lost(self, *args, **kwargs):
-        claims = real_claim(self, *args, **kwargs)
-        if not lost:
-            lost.extend(claims)
-            raise StoreUnavailable("the connection is closed")
-        return claims
-
-    monkeypatch.setattr(Ledger, "claim_many", committed_then_the_answer_lost)
+    lost = _lose_the_first_claim(monkeypatch)
     dialer = r.dialer()
     r.step(dialer)
     r.step(dialer)  # the claim "fails"
@@ -581,6 +571,94 @@ def test_a_claim_whose_answer_was_lost_after_its_commit_leaves_nobody_calling(ri
     assert len(r.originated()) == 2  # then each called once, as any customer
     assert r.customers() == {"A": "failed", "B": "failed"}
     assert "was claimed by a claim whose answer was lost" in caplog.text
+
+
+def _lose_the_first_claim(monkeypatch, limit=None):
+    """The first claim commits, then its answer is lost (StoreUnavailable); returns its claims.
+    With `limit`, that claim takes at most `limit` customers."""
+    real_claim, lost = Ledger.claim_many, []
+
+    def committed_then_the_answer_lost(self, queue, count, **kwargs):
+        claims = real_claim(self, queue, count if lost or limit is None else min(count, limit), **kwargs)
+        if not lost:
+            lost.extend(claims)
+            raise StoreUnavailable("the connection is closed")
+        return claims
+
+    monkeypatch.setattr(Ledger, "claim_many", committed_then_the_answer_lost)
+    return lost
+
+
+def test_a_lost_claim_at_the_windows_end_is_closed_though_the_window_is_closed(rig, monkeypatch):
+    # Found by a review: the sweep came after the window check, so such customers stayed
+    # `calling` (holding concurrent_call and the person rule) until the next opening.
+    r = rig(BUSY, window_start="08:00", window_end="12:01")  # the clock says 12:00
+    r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"])], concurrent_call=2, max_recall_count=0)
+    lost = _lose_the_first_claim(monkeypatch)
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    assert len(lost) == 2
+    for _ in range(3):
+        r.clock.advance(61)  # the database answers again after the window closed
+        r.step(dialer)
+    assert r.customers() == {"A": "pending", "B": "pending"} and r.originated() == []
+    assert {row[2] for row in r.attempts()} == {"CLAIM_UNCONFIRMED_BEFORE_DIAL"}
+
+
+def test_a_sweep_that_sees_the_event_socket_go_down_claims_nobody_onto_it(rig, monkeypatch):
+    # Found by a review: the turn went on to claim B onto the dead client; its call detached at
+    # once and reconciliation closed it CALL_LOST, never dialed.
+    r = rig(BUSY)
+    r.import_customers([("A", ["0901000001"]), ("B", ["0902000001"])], concurrent_call=5, max_recall_count=1)
+    lost = _lose_the_first_claim(monkeypatch, limit=1)
+    dialer = r.dialer()
+    r.step(dialer)
+    r.step(dialer)
+    assert [c.ext_id for c in lost] == ["A"]
+    real_open, client = Ledger.open_attempts, dialer.link.client
+
+    def the_socket_goes_down_during_the_read(self, **kwargs):
+        found = real_open(self, **kwargs)
+        r.sim.drop_connections()
+        assert client.dead.wait(5)
+        return found
+
+    monkeypatch.setattr(Ledger, "open_attempts", the_socket_goes_down_during_the_read)
+    r.clock.advance(5)
+    assert r.step(dialer) == 0.0  # reconnect at once
+    monkeypatch.undo()
+    assert [row[1] for row in r.attempts()] == ["dialing"]  # B was not claimed onto the dead client
+    for _ in range(3):
+        r.clock.advance(5)
+        r.step(dialer)
+        settle(dialer)
+    assert "0902000001" in [row[0] for row in r.attempts() if row[2] == "USER_BUSY"]  # B called after the reconnect
+
+
+def test_a_sweep_leaves_an_unnamed_attempt_another_node_follows(rig):
+    # Found by a review: attempts made before attempts named their node are read by every node's
+    # reconciliation; node n1's sweep closed one that node n2 had re-attached, and A was called
+    # a second time while the first call was up.
+    r = rig({"default": {"outcome": "answer", "answer_after": 0.5, "hangup_after": "never"}})
+    n1 = r.dialer(Ledger(r.db, node="n1"))
+    r.step(n1)
+    r.import_customers([("A", ["0901000001"])])
+    old = r.dialer(Ledger(r.db))  # a dialer of before attempts named their node
+    r.step(old)
+    r.step(old)
+    [active] = old.calls.values()
+    assert active.call.answered.wait(10)
+    old.link.close()
+    gevent.joinall([active.greenlet], timeout=5)
+    n2 = r.dialer(Ledger(r.db, node="n2"))
+    r.step(n2)  # re-attaches the live, unnamed call
+    assert [a.call.claim.uuid for a in n2.calls.values()] == [active.call.claim.uuid]
+    n1._unsure_sweeps = dialer_mod.UNSURE_SWEEPS  # as after a failed claim of n1's
+    r.step(n1)
+    gevent.sleep(1.0)
+    assert len(r.originated()) + len(r.sim.channels) == 1  # A's one call, ended or still up
+    assert "CLAIM_UNCONFIRMED_BEFORE_DIAL" not in [row[2] for row in r.attempts()]
 
 
 def test_the_last_looks_say_the_window_closed_but_a_reattached_call_is_followed():

@@ -386,16 +386,18 @@ def abandon(
         raise ValueError(f"abandon leaves a customer pending or failed, not {customer_state!r}")
     if customer_state == PENDING and dnc.is_listed(db, claim.queue_code, claim.ext_id):
         customer_state = DNC
-    execute(
+    closed = execute(
         db,
         "UPDATE attempt SET state = ?, ended_at = ?, hangup_cause = ?, outcome = ? WHERE id = ? AND state != ?",
         (DONE, now, cause[:500], outcome.NOT_DIALED, claim.attempt_id, DONE),
-    )
-    execute(
-        db,
-        "UPDATE customer SET state = ?, next_call_at = ?, last_cause = ?, updated_at = ? WHERE id = ? AND state = ?",
-        (customer_state, now, cause[:500], now, claim.customer_id, CALLING),
-    )
+    ).rowcount
+    if closed:  # else closed already: the customer may be `calling` again, under a newer attempt
+        execute(
+            db,
+            "UPDATE customer SET state = ?, next_call_at = ?, last_cause = ?, updated_at = ?"
+            " WHERE id = ? AND state = ?",
+            (customer_state, now, cause[:500], now, claim.customer_id, CALLING),
+        )
     if stop_reason:
         queue_state.stop_by_dialer(db, claim.queue_id, claim.queue_code, stop_reason, now=now)
 

@@ -44,7 +44,7 @@ from daemon.wallclock import WallClock
 log = logging.getLogger("autocall.dialer")
 calls_log = logging.getLogger("autocall.calls")
 
-QUEUE_REFRESH = 1.0  # seconds between looks at which queues run (the API changes them)
+QUEUE_REFRESH = 1.0  # seconds between looks at whether the queues changed (an import, a start: the API)
 IDLE_RECHECK = 1.0  # a queue with nobody due is asked again after this long
 CLAIM_BATCH = 32  # customers claimed per transaction (one worker-thread trip each)
 TRUNK_RECHECK = 0.1  # seconds before asking again when every trunk is full or out of CPS tokens
@@ -319,7 +319,8 @@ class Dialer:
 
     def _claim_some(self, now: float, wall: float) -> float:
         if now - self._queues_at >= QUEUE_REFRESH:
-            self.queues, self._queues_at = self.ledger.running_queues(), now
+            queues = self.ledger.changed_running_queues()
+            self.queues, self._queues_at = self.queues if queues is None else queues, now
         while len(self.calls) < self.dialer_config.channel_limit and not self._stopping.is_set():
             if not self.window.is_open(wall):  # a claim that waited for the lock took us past its end
                 break

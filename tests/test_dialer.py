@@ -85,15 +85,16 @@ class Rig:
         self.dialers = []
         self.password = "ClueCon"  # the simulator's
 
-    def import_customers(self, customers, *, at=-3600, **settings):
-        """[(id, [numbers])], imported `at` seconds from the clock's now (due since an hour)."""
+    def import_customers(self, customers, *, at=-3600, db=None, **settings):
+        """[(id, [numbers])], imported `at` seconds from the clock's now (due since an hour),
+        through `db` (default: the dialer's own connection)."""
         request = records.ImportRequest(
             "Q",
             "IVR-1",
             settings,
             [records.NewCustomer(ext_id, list(numbers), FIELDS) for ext_id, numbers in customers],
         )
-        store_customers.import_customers(self.db, request, QueueDefaults(), now=lambda: self.clock.wall + at)
+        store_customers.import_customers(db or self.db, request, QueueDefaults(), now=lambda: self.clock.wall + at)
 
     def connect(self):
         client = ESLClient(*self.sim.address, self.password, timeout=5.0, heartbeat_timeout=60.0)
@@ -292,11 +293,17 @@ def test_a_reloaded_cps_paces_the_very_next_step(rig):
 
 
 class CountingLedger(Ledger):
-    """A Ledger that counts its claims, per queue code."""
+    """A Ledger that counts its claims, per queue code, and its reads of the running queues."""
 
     def __init__(self, db):
         super().__init__(db)
         self.claims: dict[str, int] = {}
+        self.reads = 0
+
+    def changed_running_queues(self):
+        queues = super().changed_running_queues()
+        self.reads += queues is not None
+        return queues
 
     def claim_many(self, queue, limit, **kwargs):
         self.claims[queue.code] = self.claims.get(queue.code, 0) + 1
@@ -320,9 +327,10 @@ def test_running_queues_with_nobody_due_are_not_asked_until_their_first_customer
     dialer = r.dialer(ledger)
     r.step(dialer)  # connects
     for _ in range(9):
-        assert r.step(dialer) <= 1.0  # comes round to read the queues again (an import, a start)
+        assert r.step(dialer) <= 1.0  # comes round to look for a change (an import, a start)
         r.clock.advance(1.0)
     assert ledger.claims == {} and r.attempts() == []
+    assert ledger.reads == 1  # nothing was written since: 30 queues not read again each second
     r.clock.advance(1.0)
     r.step(dialer)
     assert ledger.claims == {f"IDLE{i}": 1 for i in range(30)}
@@ -342,13 +350,18 @@ def test_the_loop_wakes_when_the_first_customer_of_a_running_queue_is_due(rig):
     assert len(r.attempts()) == 1
 
 
-def test_an_import_into_a_queue_with_nobody_due_is_dialed_at_the_next_read_of_the_queues(rig):
+@pytest.mark.parametrize("by", ["this connection", "another connection"])
+def test_an_import_into_a_queue_with_nobody_due_is_dialed_at_the_next_read_of_the_queues(rig, by):
     r = rig(BUSY)
     _queues_due_later(r, 1, due_in=3600.0)
     dialer = r.dialer()
     r.step(dialer)
-    r.step(dialer)
-    r.import_customers([("A", ["0901000001"])])  # another queue, due at once
+    r.clock.advance(dialer_mod.QUEUE_REFRESH)
+    r.step(dialer)  # a look that finds nothing changed
+    other = open_database(r.db_path) if by == "another connection" else None  # the API's
+    r.import_customers([("A", ["0901000001"])], db=other)  # another queue, due at once
+    if other is not None:
+        other.close()
     r.clock.advance(dialer_mod.QUEUE_REFRESH)
     r.step(dialer)
     settle(dialer)

@@ -3,14 +3,16 @@ numbers; finishing a call applies the recall rules; config errors stop the queue
 
 import json
 
+import peewee as pw
 import pytest
 
 from daemon.config import QueueDefaults
 from daemon.ledger import CallReport, Ledger
-from daemon.store import queue_state, records
+from daemon.store import queue_state, records, schema
 from daemon.store.customers import block, delete_queue, import_customers
 from daemon.store.schema import execute
 from tests.daemon_fixtures import wait_until
+from tests.pg_fixtures import close
 
 NOW = 1_800_000_000.0
 DAY = dict(day_start=NOW - 3600, next_day=NOW + 86400)
@@ -55,6 +57,44 @@ def answered(talk, cause="NORMAL_CLEARING"):
 
 def refused(cause, sip="486"):
     return CallReport(answered_at=None, ended_at=NOW + 1, talk_seconds=0.0, cause=cause, sip_status=sip)
+
+
+def test_the_queues_are_read_again_only_once_someone_committed_a_change(db, store_url):
+    """On SQLite an idle dialer does not read its running queues every second for nothing; a
+    write by anyone, another process's connection or the ledger's own, is seen at the next look,
+    but not its own heartbeat. PostgreSQL cannot tell, so it reads every time."""
+    ledger = Ledger(db, node="n1")
+    sqlite = isinstance(db, pw.SqliteDatabase)
+    import_(db, ("A1", ["0901000001"]))
+    assert [q.code for q in ledger.changed_running_queues()] == ["Q"]
+    assert (ledger.changed_running_queues() is None) is sqlite
+    ledger.write_many([("beat", ("n1",), {"grace": 60, "recall_delay": 60})])
+    assert (ledger.changed_running_queues() is None) is sqlite
+    other = schema.open_database(store_url)  # the API's own connection
+    try:
+        import_(other, ("B1", ["0901000002"]), code="Q2")
+    finally:
+        close(other)
+    assert [q.code for q in ledger.changed_running_queues()] == ["Q", "Q2"]
+    ledger.write_many([("beat", ("n1",), {"grace": 60, "recall_delay": 60})])
+    claim(ledger)  # the ledger's own write: Q has nobody due now
+    assert [q.next_due for q in ledger.changed_running_queues() if q.code == "Q"] == [None]
+    ledger.write_many([("mark_answered", (1, NOW), {}), ("beat", ("n1",), {"grace": 60, "recall_delay": 60})])
+    assert ledger.changed_running_queues() is not None  # a heartbeat beside another write
+    db.close()  # a connection opened afresh starts its counts anew: read again
+    assert ledger.changed_running_queues() is not None
+
+
+def test_a_heartbeat_that_takes_over_a_dead_nodes_calls_is_a_change(db):
+    ledger, dead = Ledger(db, node="n1"), Ledger(db, node="n2")
+    import_(db, ("A1", ["0901000001"]))
+    dead.write_many([("beat", ("n2",), {"grace": 60, "recall_delay": 0})])
+    claim(dead)
+    assert ledger.changed_running_queues()[0].next_due is None  # A1 in n2's call
+    execute(db, "UPDATE node SET beat_at = beat_at - 3600 WHERE name = 'n2'")
+    ledger.changed_running_queues()
+    assert ledger.write_many([("beat", ("n1",), {"grace": 60, "recall_delay": 0})]) == [{"n2": 1}]
+    assert ledger.changed_running_queues()[0].next_due is not None  # A1 due again
 
 
 def test_claim_takes_customers_in_import_order_into_a_call(db, ledger):

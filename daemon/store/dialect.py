@@ -70,6 +70,11 @@ class Dialect:
         """From now on, on this connection, a lock is waited for at most `ms` milliseconds."""
         raise NotImplementedError
 
+    def change_token(self, db: pw.Database) -> object | None:
+        """A value that stays equal (==) for as long as nothing is committed to the database by
+        anyone, this connection included; None where the backend cannot tell (read every time)."""
+        return None
+
     def after_bulk_write(self, db: pw.Database, table: str):
         """Let the planner know `table` just grew or changed a lot (an import of thousands)."""
 

@@ -45,6 +45,13 @@ class SqliteDialect(Dialect):
     def set_schema_version(self, db, version: int):
         db.execute_sql(f"PRAGMA user_version = {int(version)}")
 
+    def change_token(self, db) -> object:
+        # `data_version` moves when another connection, of any process, commits; this
+        # connection's own writes show in its `total_changes`. The connection itself is part of
+        # the token: one opened afresh (after an error) starts both counts anew.
+        connection = db.connection()
+        return connection, db.execute_sql("PRAGMA data_version").fetchone()[0], connection.total_changes
+
     def error_class(self, error, reason: str) -> type[StoreError]:
         if not isinstance(error, pw.OperationalError):
             return StoreError  # not a database, corrupt, a constraint: trying again will not help

@@ -1,6 +1,7 @@
 """What the daemon costs when there is little to do: idle queues, and calls at a real-life rate.
 
     .venv/bin/python bench/quiet_bench.py [--runs 3] [--queues 3000] [--seconds 20] [--slow-calls 300]
+    .venv/bin/python bench/quiet_bench.py --database postgresql [--runs 3] [--queues 3000]
 
 Each run measures these phases once, in an order that alternates from run to run, every
 process real (`autocall-simulator`, `autocall-daemon`) on loopback in a temp directory:
@@ -22,11 +23,15 @@ For each call phase it also counts the process's wake-ups per call (voluntary co
 of all its threads). At a low rate nearly every event is a wake-up of its own, so wake-ups per
 call times the cost of one is the floor of the CPU per call, before any work is done.
 
+With --database postgresql only the idle and empty phases run, the daemon's store a fresh schema
+of a PostgreSQL server of the bench's own (tests/pg_fixtures.py) for each.
+
 Prints each run, then the medians, the slow/full cost ratio (target <= 2) beside the bare
 client's, the wake-ups and that floor, and the idle CPU.
 """
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -37,40 +42,62 @@ from pathlib import Path
 
 import call_rig as rig
 
-from daemon.store import customers, records
-from daemon.store.schema import open_database
+from daemon.store import customers, records, url
+from daemon.store.schema import execute, open_database
+from tests.pg_fixtures import PgCluster, close
 
 SETTLE = 3.0  # seconds after the daemon connected before the idle CPU is measured
 
 
-def idle_phase(tmp: Path, queues: int, seconds: float, profile: Path | None = None) -> float:
-    """The daemon's CPU as % of a core over `seconds` with `queues` running queues, none due."""
+def idle_phase(
+    tmp: Path, queues: int, seconds: float, profile: Path | None = None, cluster: PgCluster | None = None
+) -> tuple[float, float | None]:
+    """The daemon's CPU as % of a core over `seconds` with `queues` running queues, none due, its
+    store the SQLite file in `tmp` or a fresh schema of `cluster`; and then the server's CPU."""
+    location = cluster.fresh() if cluster else None
     templates, sounds = rig.make_template(tmp, 0.5, 1.0)
     scenario = rig.write_scenario(tmp / "scenario.toml", 1.0)
     sim, port = rig.start_simulator(scenario, 1.0, sounds, log_path=tmp / "sim.log")
-    daemon = rig.Daemon(tmp / "daemon", port, templates, sounds, cps=10, channel_limit=30)
+    env = {"AUTOCALL_DB": location.dsn, url.PASSWORD_ENV: location.password} if location else None
+    daemon = rig.Daemon(tmp / "daemon", port, templates, sounds, cps=10, channel_limit=30, env=env)
+    where = location or daemon.db_path
     try:
-        _idle_queues(daemon.db_path, queues)
+        _idle_queues(where, queues)
         daemon.start()
         time.sleep(SETTLE)
         spy = rig.profile(daemon.proc.pid, profile) if profile else None
+        s0 = _server_cpu(cluster) if cluster else 0.0
         c0, t0 = rig.cpu_seconds(daemon.proc.pid), time.monotonic()
         time.sleep(seconds)
         c1, t1 = rig.cpu_seconds(daemon.proc.pid), time.monotonic()
+        s1 = _server_cpu(cluster) if cluster else 0.0
         if spy:
             rig.end_profile(spy)
-        started = rig.query(daemon.db_path, "SELECT COUNT(*) FROM attempt")[0][0]
+        started = _attempts(where)
         if started:
             raise SystemExit(f"idle phase: the daemon started {started} calls; nobody was due")
     finally:
         daemon.stop()
         rig.stop(sim)
-    return 100 * (c1 - c0) / (t1 - t0)
+        if location:
+            cluster.end_connections(location)
+    return 100 * (c1 - c0) / (t1 - t0), 100 * (s1 - s0) / (t1 - t0) if cluster else None
 
 
-def _idle_queues(db_path: Path, count: int):
+def _server_cpu(cluster: PgCluster) -> float:
+    """CPU seconds of the PostgreSQL server: the postmaster and every process it runs now."""
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    total = 0.0
+    for pid in [postmaster, *map(int, children)]:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += rig.cpu_seconds(pid)
+    return total
+
+
+def _idle_queues(where, count: int):
     """`count` running queues of one customer each, on the bench template, due in a day."""
-    db = open_database(db_path)
+    db = open_database(where)
     try:
         for i in range(count):
             request = records.ImportRequest(
@@ -80,9 +107,17 @@ def _idle_queues(db_path: Path, count: int):
                 [records.NewCustomer(f"KH{i:07d}", [f"09{i:08d}"], {})],
             )
             customers.import_customers(db, request, rig.QueueDefaults())
-        db.execute_sql("UPDATE customer SET next_call_at = ?", (time.time() + 86400,))
+        execute(db, "UPDATE customer SET next_call_at = ?", (time.time() + 86400,))
     finally:
-        db.close()
+        close(db)
+
+
+def _attempts(where) -> int:
+    db = open_database(where)
+    try:
+        return execute(db, "SELECT COUNT(*) FROM attempt").fetchone()[0]
+    finally:
+        close(db)
 
 
 def calls_phase(
@@ -163,7 +198,7 @@ def one_run(run: int, args) -> dict:
             if phase == "wake":
                 out[phase] = wake_phase()
             elif phase in ("idle", "empty"):
-                out[phase] = idle_phase(tmp, args.queues if phase == "idle" else 0, args.seconds, profile)
+                out[phase] = idle_phase(tmp, args.queues if phase == "idle" else 0, args.seconds, profile)[0]
             elif phase == "bare_full":
                 out[phase] = bare_phase(tmp, 3000, cps=100_000, in_flight=500, time_scale=0.1, hold=0.0)
             elif phase == "bare_slow":
@@ -218,8 +253,16 @@ def main(argv=None):
         help="py-spy the daemon in every phase (figures of such a run are not comparable); "
         "collapsed stacks in DIR/runN-PHASE.txt",
     )
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the daemon's store; postgresql runs only the idle and empty phases",
+    )
     args = parser.parse_args(argv)
     print(rig.machine())
+    if args.database == "postgresql":
+        return main_postgresql(args)
     runs = [one_run(i, args) for i in range(args.runs)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     print(
@@ -236,6 +279,33 @@ def main(argv=None):
         f"{med['wake_epoll_us']:.0f} us here (a bare epoll; {med['wake_gevent_us']:.0f} us through gevent), so the "
         f"daemon's wake-ups alone cost {floor:.3f} ms per call at 10 cps, {floor / med['full_ms']:.2f}x its CPU per "
         f"call at full rate"
+    )
+
+
+def main_postgresql(args):
+    """The idle and empty phases against PostgreSQL, alternating, a fresh schema for each; the
+    server's CPU beside the daemon's (the queues' reads run there)."""
+    cluster = PgCluster().start()
+    out: dict[str, list] = {"idle": [], "empty": []}
+    try:
+        for run in range(args.runs):
+            for phase in ("idle", "empty") if run % 2 == 0 else ("empty", "idle"):
+                with tempfile.TemporaryDirectory(prefix=f"autocall-quiet-pg-{phase}-") as tmp:
+                    count = args.queues if phase == "idle" else 0
+                    out[phase].append(idle_phase(Path(tmp), count, args.seconds, cluster=cluster))
+            (idle, idle_server), (empty, empty_server) = out["idle"][-1], out["empty"][-1]
+            print(
+                f"run {run + 1}: idle {args.queues} queues {idle:.2f}% of a core (server {idle_server:.2f}%), "
+                f"no queue {empty:.2f}% (server {empty_server:.2f}%)",
+                flush=True,
+            )
+    finally:
+        cluster.stop()
+    idle, idle_server = (statistics.median(x) for x in zip(*out["idle"], strict=True))
+    empty, empty_server = (statistics.median(x) for x in zip(*out["empty"], strict=True))
+    print(
+        f"median on PostgreSQL: idle {args.queues} queues {idle:.2f}% of a core (target <= 2%: {rig.met(idle <= 2)}; "
+        f"the server {idle_server:.2f}%), no queue {empty:.2f}% (the server {empty_server:.2f}%)"
     )
 
 

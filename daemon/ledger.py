@@ -80,8 +80,9 @@ class Ledger:
             return reports.running_queues(self.db)
 
     def changed_running_queues(self) -> list[QueueInfo] | None:
-        """The running queues, or None when nothing was committed since this ledger last read
-        them (only SQLite can tell): 3,000 idle queues are then not read again every second."""
+        """The running queues, or None when nothing that changes them was committed since this
+        ledger last read them (Dialect.change_token): 3,000 idle queues are then not read again
+        every second."""
         with self._sqlite(transaction=False):
             token = dialect_of(self.db).change_token(self.db)  # before the read: a write after it is seen next time
             if token is not None and token == self._queues_token:
@@ -136,11 +137,13 @@ class Ledger:
         """Each (name, args, kwargs) of WRITES, in order, in one transaction; their results in order."""
         with self._sqlite():
             dialect = dialect_of(self.db)
-            before = dialect.change_token(self.db)
+            beats = dialect.every_commit_moves_token and all(name == "beat" for name, _, _ in writes)
+            before = dialect.change_token(self.db) if beats else None
             results = [WRITES[name](self.db, *args, **kwargs) for name, args, kwargs in writes]
-            if before is not None and before == self._queues_token and _heartbeats_only(writes, results):
-                # Nothing the queues show changed: the token moves on with it, taken before the
-                # commit, so another connection's commit after it is still seen.
+            if beats and before == self._queues_token and not any(results):
+                # Heartbeats that took over nobody's calls: nothing the queues show changed, so
+                # the token moves on with them, taken before the commit, so that another
+                # connection's commit after it is still seen.
                 self._queues_token = dialect.change_token(self.db)
             return results
 
@@ -219,11 +222,6 @@ class _Write:
     kwargs: dict
     closes: int | None = None  # the attempt it closes (finish, abandon)
     done: gevent.event.AsyncResult = dataclasses.field(default_factory=gevent.event.AsyncResult)
-
-
-def _heartbeats_only(writes: list[tuple[str, tuple, dict]], results: list) -> bool:
-    """Whether the batch was heartbeats that took over no other node's calls."""
-    return all(name == "beat" and not taken for (name, _, _), taken in zip(writes, results, strict=True))
 
 
 class LedgerThread:

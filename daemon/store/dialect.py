@@ -70,9 +70,16 @@ class Dialect:
         """From now on, on this connection, a lock is waited for at most `ms` milliseconds."""
         raise NotImplementedError
 
+    # DDL that makes change_token's value (schema 12), where the backend needs any.
+    change_triggers: tuple[str, ...] = ()
+    # Whether change_token moves with every commit, a heartbeat's too (SQLite), or only with
+    # the writes to `customer` and `queue` (PostgreSQL's change_triggers).
+    every_commit_moves_token = False
+
     def change_token(self, db: pw.Database) -> object | None:
-        """A value that stays equal (==) for as long as nothing is committed to the database by
-        anyone, this connection included; None where the backend cannot tell (read every time)."""
+        """A value that stays equal (==) for as long as nothing that could change the running
+        queues (`customer`, `queue`) is committed by anyone, this connection included; None
+        where the backend cannot tell (read every time)."""
         return None
 
     def after_bulk_write(self, db: pw.Database, table: str):

@@ -45,6 +45,8 @@ class SqliteDialect(Dialect):
     def set_schema_version(self, db, version: int):
         db.execute_sql(f"PRAGMA user_version = {int(version)}")
 
+    every_commit_moves_token = True
+
     def change_token(self, db) -> object:
         # `data_version` moves when another connection, of any process, commits; this
         # connection's own writes show in its `total_changes`. The connection itself is part of

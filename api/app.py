@@ -121,7 +121,9 @@ def create_app(config: Config, db=None) -> Flask:
         log.warning("%s %s: database unavailable: %s", request.method, request.path, e.reason)
         # The transaction at hand was rolled back, but a large import or DNC list commits in
         # chunks: what it wrote before stays (docs/api.md), so "nothing was written" would mislead.
-        reason = f"{e.reason}; the request was not finished: send it again (what it wrote before is kept)"
+        # A read wrote nothing: that is not for it to say.
+        kept = "" if request.method in ("GET", "HEAD") else " (what it wrote before is kept)"
+        reason = f"{e.reason}; the request was not finished: send it again{kept}"
         response = reply(503, "database unavailable", errors=[{"reason": reason}])
         response.headers["Retry-After"] = str(e.retry_after)
         return response

@@ -39,6 +39,10 @@ RETRY_FIRST, RETRY_MAX = 0.25, 2.0  # seconds between tries of a write the datab
 # that saves most of a call's transactions; a daemon killed in that second replays one step when
 # it re-attaches the call (docs/daemon.md, "The resume rule").
 LAZY_WRITE = 1.0
+# However still the store looks (Dialect.change_token), the running queues are read again this
+# often: a change the token cannot see (a PostgreSQL restore run with triggers off) is picked
+# up within this many seconds, not at the next restart.
+QUEUES_REREAD = 60.0
 # What `write_many` may run: the dialer's transitions that record what happened.
 WRITES: dict[str, Callable] = {
     "mark_answered": customers.mark_answered,
@@ -59,6 +63,8 @@ class Ledger:
         self.db = db
         self.node = node
         self._queues_token: object = None  # the store's change token when the queues were last read
+        self._queues_read_at = -QUEUES_REREAD  # and when, by `clock`
+        self.clock = time.monotonic
 
     @contextlib.contextmanager
     def _sqlite(self, transaction: bool = True):
@@ -82,12 +88,13 @@ class Ledger:
     def changed_running_queues(self) -> list[QueueInfo] | None:
         """The running queues, or None when nothing that changes them was committed since this
         ledger last read them (Dialect.change_token): 3,000 idle queues are then not read again
-        every second."""
+        every second; they are read again after QUEUES_REREAD seconds whatever the token says."""
         with self._sqlite(transaction=False):
             token = dialect_of(self.db).change_token(self.db)  # before the read: a write after it is seen next time
-            if token is not None and token == self._queues_token:
+            now = self.clock()
+            if token is not None and token == self._queues_token and now - self._queues_read_at < QUEUES_REREAD:
                 return None
-            self._queues_token = token
+            self._queues_token, self._queues_read_at = token, now
             return reports.running_queues(self.db)
 
     def claim(self, queue: QueueInfo, *, now: float, day_start: float, next_day: float, daily_cap: int) -> Claim | None:

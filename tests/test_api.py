@@ -541,3 +541,29 @@ def test_the_endpoints_do_not_import_the_app_factory():
     code = "import sys, api.commands, api.reports, api.health; print('api.app' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_503_tells_a_write_that_its_earlier_chunks_are_kept_and_a_read_only_to_send_it_again(
+    client, app, monkeypatch
+):
+    from api.db import DatabaseUnavailable
+
+    def unavailable(*args, **kwargs):
+        raise DatabaseUnavailable("the disk holding the database is full", retry_after=30)
+
+    monkeypatch.setattr(services(app).workers, "read", unavailable)
+    monkeypatch.setattr(services(app).workers, "write", unavailable)
+    read = client.get("/v2/autocall/queue/Autocall-Q1", headers=AUTH)
+    write = post(client, "/queue/stop", {"queue_code": "Autocall-Q1"})
+    for r in (read, write):
+        assert (r.status_code, r.headers["Retry-After"], r.get_json()["content"]) == (
+            503,
+            "30",
+            "database unavailable",
+        )
+    [said] = read.get_json()["errors"]
+    assert said["reason"] == "the disk holding the database is full; the request was not finished: send it again"
+    assert write.get_json()["errors"][0]["reason"] == (
+        "the disk holding the database is full; the request was not finished: send it again"
+        " (what it wrote before is kept)"
+    )

@@ -188,6 +188,38 @@ def test_on_postgresql_the_claim_passes_over_a_customer_another_transaction_hold
     close(db)
 
 
+def test_on_postgresql_the_change_count_moves_once_per_committed_transaction_and_only_then(pg_cluster):
+    """What an idle dialer's look at its queues rests on (Dialect.change_token): another
+    connection sees the count move when a write to customer or queue commits, not before; a
+    transaction of many statements (a copy of a million rows) moves it once; a savepoint
+    rolled back takes its move with it; a heartbeat does not move it."""
+    location = pg_cluster.fresh()
+    db = schema.open_database(location, busy_timeout=2.0)
+    dialect = schema.dialect_of(db)
+    watcher = schema.open_database(location, busy_timeout=2.0)
+    try:
+        add(db, "A")
+        start = dialect.change_token(watcher)
+        with db.atomic():
+            for _ in range(1000):
+                execute(db, "UPDATE customer SET next_call_at = next_call_at + 1")
+            assert dialect.change_token(watcher) == start  # not committed yet
+        assert dialect.change_token(watcher) == start + 1
+        with db.atomic():
+            with pytest.raises(RuntimeError), db.atomic():
+                execute(db, "UPDATE queue SET concurrent_call = 3")
+                raise RuntimeError("rolled back to the savepoint")
+            execute(db, "UPDATE customer SET next_call_at = next_call_at + 1")
+        assert dialect.change_token(watcher) == start + 2
+        with db.atomic():
+            nodes.beat(db, "n1", grace=60, recall_delay=60)
+            execute(db, "SELECT COUNT(*) FROM customer")
+        assert dialect.change_token(watcher) == start + 2
+    finally:
+        close(watcher)
+        close(db)
+
+
 def test_a_claimed_batch_is_looked_at_again_before_dialing_and_keeps_only_who_may_still_be_called(store_db):
     for code, ids in (("Q", "ABC"), ("R", "E")):
         people = [NewCustomer(x, [f"09010000{ord(x)}"], {}) for x in ids]

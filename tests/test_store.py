@@ -277,8 +277,8 @@ def test_placeholders_follow_the_backends_parameter_style():
 
 
 SQLITE_ONLY = re.compile(
-    r"\bPRAGMA\b|INSERT OR |\bjson_extract\b|\browid\b|\blastrowid\b|\bAUTOINCREMENT\b|sqlite_master|\bGLOB\b"
-    r"|\bIFNULL\b|datetime\('now"
+    r"\bPRAGMA\b|INSERT OR (REPLACE|IGNORE|ABORT|FAIL|ROLLBACK)\b|\bjson_extract\b|\browid\b|\blastrowid\b"
+    r"|\bAUTOINCREMENT\b|sqlite_master|\bGLOB\b|\bIFNULL\b|datetime\('now"
 )
 
 

@@ -94,8 +94,9 @@ class Ledger:
             now = self.clock()
             if token is not None and token == self._queues_token and now - self._queues_read_at < QUEUES_REREAD:
                 return None
-            self._queues_token, self._queues_read_at = token, now
-            return reports.running_queues(self.db)
+            queues = reports.running_queues(self.db)
+            self._queues_token, self._queues_read_at = token, now  # only once read: a failed read is tried again
+            return queues
 
     def claim(self, queue: QueueInfo, *, now: float, day_start: float, next_day: float, daily_cap: int) -> Claim | None:
         """The queue's next due customer taken into a call, or None (see claim_many)."""

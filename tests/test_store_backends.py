@@ -13,6 +13,7 @@ from daemon import cli
 from daemon import config as config_mod
 from daemon.config import QueueDefaults
 from daemon.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, exit_code
+from daemon.ledger import Ledger
 from daemon.store import commands, customers, dnc, nodes, queue_state, reports, schedule, schema
 from daemon.store import url as db_url
 from daemon.store.records import ImportRequest, NewCustomer
@@ -217,6 +218,71 @@ def test_on_postgresql_the_change_count_moves_once_per_committed_transaction_and
         assert dialect.change_token(watcher) == start + 2
     finally:
         close(watcher)
+        close(db)
+
+
+def test_on_postgresql_a_write_left_open_outside_autocall_holds_up_no_claim_of_another_customer(pg_cluster):
+    """The change count's one row is taken at COMMIT only: psql left in a transaction that
+    wrote one customer does not make every writer wait on the row (the claim passes over
+    that customer, as before the count)."""
+    location = pg_cluster.fresh()
+    db = schema.open_database(location, busy_timeout=1.0)
+    people = [NewCustomer("A1", ["0901000001"], {}), NewCustomer("A2", ["0901000002"], {})]
+    customers.import_customers(db, ImportRequest("Q", "IVR-1", {}, people), QueueDefaults(), now=lambda: NOW)
+    import psycopg
+
+    try:
+        with psycopg.connect(location.dsn, password=location.password) as psql:
+            psql.execute("UPDATE customer SET fields = fields WHERE ext_id = 'A1'")  # and left open
+            ledger = Ledger(db)
+            [queue] = ledger.running_queues()
+            claims = ledger.claim_many(queue, 2, now=NOW + 1, day_start=0, next_day=NOW + 86400, daily_cap=5)
+            assert [c.ext_id for c in claims] == ["A2"]
+            psql.rollback()
+    finally:
+        close(db)
+
+
+def test_on_postgresql_a_look_at_the_queues_that_failed_is_not_taken_for_one_that_read_them(pg_cluster):
+    """A DBA's VACUUM FULL holds `customer` past the lock timeout: the look fails after the
+    count was read, and the next look must still read the queues (Q2 was imported before)."""
+    location = pg_cluster.fresh()
+    db, api = schema.open_database(location, busy_timeout=0.3), schema.open_database(location)
+    import psycopg
+
+    try:
+        ledger = Ledger(db, node="n1")
+        add(api, "A1")
+        assert [q.code for q in ledger.changed_running_queues()] == ["Q"]
+        add(api, "B1", code="Q2")
+        with psycopg.connect(location.dsn, password=location.password) as dba:
+            dba.execute("LOCK TABLE customer IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(schema.StoreBusy):
+                ledger.changed_running_queues()
+            dba.rollback()
+        assert [q.code for q in ledger.changed_running_queues()] == ["Q", "Q2"]
+    finally:
+        close(db)
+        close(api)
+
+
+def test_on_postgresql_a_session_whose_search_path_lacks_the_schema_still_writes_customers(pg_cluster):
+    """pg_dump's output sets search_path to '' and names every table with its schema: the
+    change triggers must not need the schema on the path."""
+    location = pg_cluster.fresh()
+    db = schema.open_database(location)
+    add(db, "A1")
+    name = execute(db, "SELECT current_schema()").fetchone()[0]
+    start = schema.dialect_of(db).change_token(db)
+    import psycopg
+
+    try:
+        with psycopg.connect(location.dsn, password=location.password, autocommit=True) as psql:
+            psql.execute("SELECT pg_catalog.set_config('search_path', '', false)")
+            psql.execute(f"UPDATE {name}.customer SET next_call_at = next_call_at + 1 WHERE ext_id = 'A1'")
+            psql.execute(f"DELETE FROM {name}.customer WHERE ext_id = 'A1'")  # and the count's trigger too
+        assert schema.dialect_of(db).change_token(db) == start + 2
+    finally:
         close(db)
 
 

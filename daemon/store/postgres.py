@@ -57,22 +57,36 @@ class PostgresDialect(Dialect):
         " EXECUTE FUNCTION customer_count()",
     )
 
-    # change_token: a count each transaction that writes `customer` or `queue` moves, inside it,
-    # so a reader sees it move when the write is committed and not before. Once per transaction
-    # (a local setting remembers it, undone with a savepoint rolled back): a row updated by every
-    # statement of a million-row copy would hold a million versions that each update walks.
-    # One row every writer updates is no new contention (WRITE_LOCK); a heartbeat leaves it.
+    # change_token: a count each transaction that wrote `customer` or `queue` moves as it
+    # commits, so a reader sees it move together with the write and not before. A statement
+    # trigger marks the transaction (once: a local setting remembers it, undone with a savepoint
+    # rolled back; a million-row copy is a million statements) with a row in `store_change_due`,
+    # whose deferred trigger moves the count at COMMIT: the one row is locked for that instant
+    # only, so a writer outside autocall's WRITE_LOCK (psql left in a transaction) holds up
+    # nobody's claim. Names are schema-qualified from TG_TABLE_SCHEMA: a session whose
+    # search_path lacks the schema (pg_dump's output sets it to '') writes as before.
     change_triggers = (
         "CREATE TABLE store_change (n BIGINT NOT NULL)",
         "INSERT INTO store_change (n) VALUES (0)",
+        "CREATE TABLE store_change_due (due BOOLEAN NOT NULL)",
         "CREATE FUNCTION store_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
         " IF current_setting('autocall.changed', true) IS DISTINCT FROM 'y' THEN"
-        " UPDATE store_change SET n = n + 1; PERFORM set_config('autocall.changed', 'y', true);"
+        " EXECUTE format('INSERT INTO %I.store_change_due (due) VALUES (true)', TG_TABLE_SCHEMA);"
+        " PERFORM set_config('autocall.changed', 'y', true);"
         " END IF; RETURN NULL; END $$",
+        "CREATE FUNCTION store_change_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " EXECUTE format('UPDATE %I.store_change SET n = n + 1', TG_TABLE_SCHEMA);"
+        " EXECUTE format('DELETE FROM %I.store_change_due', TG_TABLE_SCHEMA);"
+        " RETURN NULL; END $$",
+        "CREATE CONSTRAINT TRIGGER store_change_commit AFTER INSERT ON store_change_due"
+        " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION store_change_commit()",
         "CREATE TRIGGER customer_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON customer"
         " FOR EACH STATEMENT EXECUTE FUNCTION store_changed()",
         "CREATE TRIGGER queue_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON queue"
         " FOR EACH STATEMENT EXECUTE FUNCTION store_changed()",
+        # The count triggers' function (schema 5) named queue_count unqualified too: it now
+        # runs with the schema it was made in as its search_path.
+        "DO $$ BEGIN EXECUTE format('ALTER FUNCTION customer_count() SET search_path = %I', current_schema()); END $$",
     )
 
     def change_token(self, db) -> object | None:

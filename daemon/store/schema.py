@@ -273,7 +273,7 @@ def _v12(db: pw.Database):
     """An idle dialer on PostgreSQL reads its running queues only once they changed
     (`Dialect.change_token`): the count its triggers keep. SQLite tells by itself."""
     for sql in dialect_of(db).change_triggers:
-        db.execute_sql(sql)
+        execute(db, sql)  # their format('%I') through the dialect's placeholder escaping
 
 
 def _add_columns(db: pw.Database, table: str, *columns: tuple[str, str]):

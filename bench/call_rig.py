@@ -213,11 +213,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def wakeups(pid: int) -> int:
-    """How many times `pid`'s threads (those alive now) went to sleep and were woken: the sum of
-    their voluntary context switches (/proc/<pid>/task/*/status)."""
+def wakeups(pid: int, main_only: bool = False) -> int:
+    """How many times `pid`'s threads (those alive now; `main_only`: its main thread) went to
+    sleep and were woken: the sum of their voluntary context switches (/proc/<pid>/task/*/status)."""
     total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    tasks = [Path(f"/proc/{pid}/task/{pid}")] if main_only else Path(f"/proc/{pid}/task").iterdir()
+    for task in tasks:
         try:
             status = (task / "status").read_text()
         except FileNotFoundError:

@@ -70,7 +70,7 @@ class Dialect:
         """From now on, on this connection, a lock is waited for at most `ms` milliseconds."""
         raise NotImplementedError
 
-    # DDL that makes change_token's value (schema 12), where the backend needs any.
+    # DDL of schema 12: what makes change_token's value, where the backend needs any.
     change_triggers: tuple[str, ...] = ()
     # Whether change_token moves with every commit, a heartbeat's too (SQLite), or only with
     # the writes to `customer` and `queue` (PostgreSQL's change_triggers).

@@ -81,7 +81,7 @@ def attempts_csv(code):
     tz = s.config.tz
 
     def pages():
-        yield _csv_text([("customer_id",) + ATTEMPT_COLUMNS])
+        yield ",".join(("customer_id",) + ATTEMPT_COLUMNS) + "\r\n"
         after = 0
         while True:
             text, after = s.workers.read(_csv_page, queue_id, after, tz)
@@ -105,8 +105,10 @@ def _csv_page(db, queue_id: int, after: int, tz) -> tuple[str, int]:
 
 
 def _csv_text(lines) -> str:
+    # Every cell quoted: a spreadsheet that splits on ";" (Excel where the decimal mark is ",",
+    # as in Vietnam) would otherwise start a cell inside an id like `KH;=HYPERLINK(...)`.
     buffer = io.StringIO()
-    csv.writer(buffer).writerows([_cell(value) for value in line] for line in lines)
+    csv.writer(buffer, quoting=csv.QUOTE_ALL).writerows([_cell(value) for value in line] for line in lines)
     return buffer.getvalue()
 
 

@@ -129,6 +129,20 @@ def test_attempts_csv_neutralises_cells_a_spreadsheet_would_run_as_formulas(clie
     assert first_column == ["'" + ext_id for ext_id in ids[:4]] + ["KH=1"]
 
 
+def test_attempts_csv_quotes_every_cell_so_a_semicolon_splitting_spreadsheet_starts_none_inside_an_id(client, db):
+    """Excel with Vietnamese settings splits a CSV on ";": an id `KH_7;=cmd|...;` left unquoted
+    would be three cells there, the second a formula."""
+    body = seed_import()
+    body["customers"] = [customer("KH_7;=cmd|' /C calc'!A0;")]
+    assert post(client, "/queue", body).get_json()["data"]["fail"] == []
+    add_attempt(db, "KH_7;=cmd|' /C calc'!A0;", "0982596021", "u1", hangup_cause="USER_BUSY")
+    text = client.get("/v2/autocall/queue/Autocall-Q1/attempts.csv", headers=AUTH).get_data(as_text=True)
+    line = text.splitlines()[1]
+    assert line.startswith('"KH_7;=cmd|\' /C calc\'!A0;","0982596021","u1",')
+    for cell in csv.reader(io.StringIO(line), delimiter=";"):  # as such a spreadsheet reads it
+        assert not any(part.startswith(("=", "+", "-", "@")) for part in cell)
+
+
 # --- pages after a cursor (keyset) and pages by number ------------------------------------
 
 

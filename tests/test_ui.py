@@ -5,6 +5,7 @@ backends. The browser tests are in test_ui_browser.py."""
 
 import functools
 import io
+import json
 import re
 import time
 import wave
@@ -245,7 +246,7 @@ def test_a_stop_start_and_dnc_from_the_console_are_the_apis_and_are_audited(clie
     assert audit(db)[1:] == [
         ("ana", "queue.stop", queue, None),
         ("ana", "queue.start", queue, None),
-        ("ana", "queue.dnc", queue, "KH_A, KH_B, KH_LATER, Nguy\u1ec5n"),
+        ("ana", "queue.dnc", queue, '["KH_A", "KH_B", "KH_LATER", "Nguy\u1ec5n"]'),
     ]
     decomposed = post(client, "/queue", seed_import() | {"customers": [customer("Nguye\u0302\u0303n")]}).get_json()
     assert decomposed["errors"] == [{"id": "Nguye\u0302\u0303n", "reason": "on this queue's DNC list"}]
@@ -496,3 +497,12 @@ def test_the_system_page_says_a_dialer_that_stopped_is_stopped(client, app, ana)
     state.close()
     text = client.get("/ui/system").get_data(as_text=True)
     assert re.search(r"stopped \ds ago \(pid 4242\)", text) and "0 calls" not in text
+
+
+def test_the_audit_of_a_console_dnc_names_every_id_whole_and_apart(client, db, ana, queue):
+    """Found by the console review: 1,000 ids were cut to the first 2,000 characters (the last
+    a fragment that read as another id), and one id holding ", " read as two."""
+    ids = [f"KH_{i:06d}" for i in range(999)] + ["KH_X, KH_Y"]
+    assert client.post("/ui/queue/dnc", data={"csrf": ana, "code": queue, "ids": "\n".join(ids)}).status_code == 303
+    [(_, action, _, detail)] = [row for row in audit(db) if row[1] == "queue.dnc"]
+    assert json.loads(detail) == ids

@@ -163,7 +163,7 @@ def test_an_operator_watches_a_queue_dial_stops_it_from_the_browser_and_no_origi
     # The audit log has the stop and the DNC, by ana.
     browser.find_element("link text", "Nhật ký thao tác").click()
     audit = browser.find_element("css selector", "table.audit").text
-    assert "ana queue.stop Q1" in audit and f"ana queue.dnc Q1 {pending[0]}, {pending[1]}" in audit
+    assert "ana queue.stop Q1" in audit and f'ana queue.dnc Q1 ["{pending[0]}", "{pending[1]}"]' in audit
     screenshots(browser, "audit")
     browser.find_element("link text", "Hệ thống").click()
     assert "calls in progress" in browser.find_element("id", "dialer-state").text

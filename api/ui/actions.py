@@ -4,6 +4,7 @@ here stops dialing exactly as `POST /queue/stop` does, and is written to the aud
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -12,7 +13,7 @@ from flask import abort, g, redirect, request, url_for
 from api import schema
 from api.services import services
 from api.ui import bp, i18n
-from api.ui.auth import operator_only
+from api.ui.auth import notice_seal, operator_only
 from daemon.store import operators
 from daemon.store.customers import block
 from daemon.store.queue_state import QueueNotFound, set_running
@@ -36,7 +37,8 @@ def _switch(running: bool):
     except QueueNotFound:
         abort(404)
     log.info("console: %s %s queue %r", who, "started" if running else "stopped", code)
-    return redirect(url_for("ui.queue", code=code, done="started" if running else "stopped"), 303)
+    done = "started" if running else "stopped"
+    return redirect(url_for("ui.queue", code=code, done=done, seal=notice_seal(code, done, None)), 303)
 
 
 @bp.post("/queue/stop")
@@ -79,7 +81,8 @@ def dnc():
     except QueueNotFound:
         abort(404)
     log.info("console: %s put %d ids on the DNC list of %r", who, len(ids), code)
-    return redirect(url_for("ui.queue", code=code, done="dnc", n=len(ids)), 303)
+    seal = notice_seal(code, "dnc", len(ids))
+    return redirect(url_for("ui.queue", code=code, done="dnc", n=len(ids), seal=seal), 303)
 
 
 def _block(db, code: str, ids: list[str], who: str, now: float):
@@ -89,4 +92,5 @@ def _block(db, code: str, ids: list[str], who: str, now: float):
     with db.atomic():
         if not block(db, code, forms, chunk=len(forms), now=lambda: now):
             raise QueueNotFound(code)
-        operators.record(db, who, "queue.dnc", target=code, detail=", ".join(ids), now=now)
+        # Every id, as a JSON list: one id may hold ", " (and a cut list would name ids never sent).
+        operators.record(db, who, "queue.dnc", target=code, detail=json.dumps(ids, ensure_ascii=False), now=now)

@@ -193,6 +193,14 @@ def check_csrf(given: str, expected: str):
         abort(400, description="csrf")
 
 
+def notice_seal(*parts) -> str:
+    """A seal over the line the console shows after a redirect (`done=` on the queue page),
+    keyed by this session's CSRF token: a link from elsewhere cannot make the console say that
+    a queue was stopped or ids put on the DNC list when nobody did it."""
+    text = "\0".join(str(part) for part in parts).encode()
+    return hmac.new(g.session.csrf.encode(), text, "sha256").hexdigest()[:32]
+
+
 @bp.after_request
 def _headers(response):
     response.headers["Content-Security-Policy"] = CSP

@@ -3,6 +3,7 @@ audit log. Each view reads on the API's reader threads (api/db.py) and renders a
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 import os
@@ -15,6 +16,7 @@ from api import reports as api_reports
 from api.db import DatabaseUnavailable
 from api.services import services
 from api.ui import bp, i18n, listen
+from api.ui.auth import notice_seal
 from api.ui.live import labelled, queue_rows
 from daemon import ivr, statefile, status
 from daemon.pacing import CallingWindow
@@ -141,10 +143,18 @@ def queue():
         pages=pages,
         states=CUSTOMER_STATES,
         timeline_start=now - 60 * TIMELINE_MINUTES,
-        done=request.args.get("done"),
-        done_n=_count_arg("n"),  # only a count: a link's own text is no status line of the console
+        **_done(code),
         **data,
     )
+
+
+def _done(code: str) -> dict:
+    """What the page says was just done: only what this session's own redirect sealed (a link
+    from elsewhere says nothing), and its count only a whole number."""
+    done, n = request.args.get("done"), _count_arg("n")
+    if not hmac.compare_digest(request.args.get("seal", "").encode(), notice_seal(code, done, n).encode()):
+        done = None
+    return {"done": done, "done_n": n}
 
 
 def _count_arg(name: str) -> int | None:

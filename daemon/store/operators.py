@@ -172,11 +172,13 @@ def prune_sessions(db: pw.Database, *, idle_before: float, created_before: float
 
 
 def record(db: pw.Database, who: str, action: str, *, target: str | None = None, detail: str | None = None, now: float):
-    """One line of the audit log: `who` did `action` (e.g. queue.stop) to `target` (a queue code)."""
+    """One line of the audit log: `who` did `action` (e.g. queue.stop) to `target` (a queue code),
+    `detail` kept whole (its callers bound it: a console DNC is at most 1,000 ids; a cut list
+    would name an id nobody sent)."""
     execute(
         db,
         "INSERT INTO ui_audit (at, who, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-        (now, who, action, target, None if detail is None else detail[:2000]),
+        (now, who, action, target, detail),
     )
 
 

@@ -100,7 +100,7 @@ class Notifier:
         """Deliver until stop(); then let the POSTs in flight finish (up to `timeout`)."""
         log.info(
             "autocall-notifier delivering to %s",
-            ", ".join(f"{e.name} ({e.url})" for e in self.endpoints) or "queue callbacks only",
+            ", ".join(f"{e.name} ({shown_url(e.url)})" for e in self.endpoints) or "queue callbacks only",
         )
         while not self.stopping.is_set():
             try:
@@ -170,7 +170,8 @@ class Notifier:
                 webhooks.SIGNATURE_HEADER: webhooks.sign(secret, int(self.clock()), body),
             }
             try:
-                error = self._refused_host(d)
+                with gevent.Timeout(self.n.timeout):  # a name whose DNS never answers holds no slot past it
+                    error = self._refused_host(d)
                 if error is None:
                     status = self.post(d.url, body, headers, self.n.timeout)
                     if not 200 <= status < 300:
@@ -178,14 +179,16 @@ class Notifier:
             except gevent.Timeout:
                 error = f"no answer within {self.n.timeout:g}s"
             except Exception as e:  # noqa: BLE001 - refused, cut, malformed (http.client's own errors): a failed try
-                error = f"{type(e).__name__}: {getattr(e, 'reason', e)}"[:300]
+                # A receiver's own bytes (a status line that is not HTTP) go to the log and the
+                # terminal of `autocall webhooks list`: nothing in them may move a cursor.
+                error = _printable(f"{type(e).__name__}: {getattr(e, 'reason', e)}"[:300])
         now = self.clock()
         try:
             if error is None:
                 self._db(outbox.delivered, d.id, now=now, status=status)
-                if d.endpoint in self._failing:
-                    self._failing.discard(d.endpoint)
-                    log.info("endpoint %s delivers again", d.endpoint)
+                if _failing_key(d) in self._failing:
+                    self._failing.discard(_failing_key(d))
+                    log.info("endpoint %s (%s) delivers again", d.endpoint, shown_url(d.url))
                 return
             retry_at = self._retry_at(d, now)
             self._db(outbox.failed, d.id, now=now, error=error, status=status, retry_at=retry_at)
@@ -196,9 +199,9 @@ class Notifier:
             log.error(
                 "delivery %d of event %d to %s is dead after %d tries: %s", d.id, d.event_id, d.endpoint, d.tries, error
             )
-        elif d.endpoint not in self._failing:
-            self._failing.add(d.endpoint)
-            log.warning("endpoint %s (%s) failing: %s; retrying with backoff", d.endpoint, d.url, error)
+        elif _failing_key(d) not in self._failing:
+            self._failing.add(_failing_key(d))
+            log.warning("endpoint %s (%s) failing: %s; retrying with backoff", d.endpoint, shown_url(d.url), error)
 
     def _refused_host(self, d: outbox.Delivery) -> str | None:
         """Why a queue's callback may not go now: its host resolves to an internal address
@@ -213,8 +216,29 @@ class Notifier:
         return f"{host} resolves to internal address {internal[0]}" if internal else None
 
     def _retry_at(self, d: outbox.Delivery, now: float) -> float | None:
-        wait = min(self.n.backoff_max, self.n.backoff_first * 2 ** (d.tries - 1)) * random.uniform(0.5, 1.0)
+        doubled = self.n.backoff_first * 2 ** min(d.tries - 1, 64)  # 2 ** 1024 would not be a float
+        wait = min(self.n.backoff_max, doubled) * random.uniform(0.5, 1.0)
         return None if now + wait > d.created_at + self.n.retry_for else now + wait
+
+
+def _failing_key(d: outbox.Delivery) -> str:
+    """What "failing" is said once for: a webhook, or each host queue callbacks go to (they
+    share the one endpoint name, and one host failing says nothing of another)."""
+    if d.endpoint != outbox.CALLBACK:
+        return d.endpoint
+    return f"{d.endpoint} {urllib.parse.urlsplit(d.url).hostname}"
+
+
+def shown_url(url: str) -> str:
+    """`url` for a log line: without its query, where a receiver's token often sits."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(query="…" if parts.query else ""))
+
+
+def _printable(text: str) -> str:
+    """`text` with every character that is not printable (escape, carriage return, a bidi
+    override) written as its escape."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def secrets_of(config: config_mod.Config, environ=os.environ) -> dict:

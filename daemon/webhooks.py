@@ -100,6 +100,9 @@ def check_url(value, *, allowed_hosts=(), callback: bool) -> str:
         host.encode("ascii")
     except UnicodeEncodeError:
         raise ValueError("host must be ASCII (write an international name in its xn-- form)") from None
+    if not (_HOST_NAME.fullmatch(host) or _ipv6(host)):
+        # `x%2eevil.test` would be checked as one name and reached as another (urllib unquotes it).
+        raise ValueError("host must be a name of letters, digits, '-', '_' and '.', or an IP address")
     if callback and host not in allowed_hosts:
         if parts.scheme != "https":
             raise ValueError(f"must be https:// (or its host {host} allowed in notifier.callback_hosts)")
@@ -137,6 +140,16 @@ def _global(address: str) -> bool:
         if embedded is not None:
             return embedded.is_global
     return ip.is_global
+
+
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")
+
+
+def _ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
 
 
 _NUMERIC_HOST = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")

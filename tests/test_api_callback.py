@@ -32,6 +32,9 @@ def _callback(db):
         ("https://0177.0.0.1/cb", "internal address"),
         ("https://localhost./cb", "internal address localhost"),
         ("https://пример.рф/cb", "must be ASCII"),
+        # Checked as `x%2eevil.test`, reached as `x.evil.test` (urllib unquotes the host).
+        ("https://x%2eevil.test/cb", "must be a name of letters"),
+        ("https://crm.example%00.evil/cb", "must be a name of letters"),
         ("https://user:pw@crm.example/cb", "must not hold a user or password"),
         ("ftp://crm.example/cb", "http:// or https:// URL"),
         ("https://crm.example/c b", "without spaces"),
@@ -81,7 +84,13 @@ def test_a_hostile_signature_header_is_refused_not_raised():
 
 
 def test_names_that_look_numeric_but_are_names_pass_and_embedded_loopbacks_do_not():
-    for url in ("https://cafe.de/cb", "https://deadbeef.example/cb", "https://1.2.3.4/cb"):
+    for url in (
+        "https://cafe.de/cb",
+        "https://deadbeef.example/cb",
+        "https://1.2.3.4/cb",
+        "https://crm_api.example/cb",
+        "https://[2606:4700::1111]/cb",
+    ):
         assert webhooks.check_url(url, callback=True) == url
     assert webhooks.internal_addresses("localhost", 443) != []  # checked again at each delivery
     assert not webhooks._global("64:ff9b::7f00:1") and not webhooks._global("2002:7f00:1::")

@@ -170,12 +170,14 @@ class Notifier:
                 webhooks.SIGNATURE_HEADER: webhooks.sign(secret, int(self.clock()), body),
             }
             try:
-                with gevent.Timeout(self.n.timeout):  # a name whose DNS never answers holds no slot past it
+                # One deadline for the whole try, the callback's DNS check included: a name whose
+                # DNS never answers holds no slot past it, and no try outlasts its lease.
+                with gevent.Timeout(self.n.timeout):
                     error = self._refused_host(d)
-                if error is None:
-                    status = self.post(d.url, body, headers, self.n.timeout)
-                    if not 200 <= status < 300:
-                        error = f"HTTP {status}"
+                    if error is None:
+                        status = self.post(d.url, body, headers, self.n.timeout)
+                        if not 200 <= status < 300:
+                            error = f"HTTP {status}"
             except gevent.Timeout:
                 error = f"no answer within {self.n.timeout:g}s"
             except Exception as e:  # noqa: BLE001 - refused, cut, malformed (http.client's own errors): a failed try
@@ -208,6 +210,10 @@ class Notifier:
         (checked at each try, not only at import: a public name can be pointed anywhere)."""
         if d.endpoint != outbox.CALLBACK:
             return None
+        try:  # the import's rules again: a URL stored before they were this strict meets them too
+            webhooks.check_url(d.url, allowed_hosts=self.n.callback_hosts, callback=True)
+        except ValueError as e:
+            return f"callback_url {e}"
         parts = urllib.parse.urlsplit(d.url)
         host = (parts.hostname or "").rstrip(".")
         if host in self.n.callback_hosts:
@@ -222,11 +228,12 @@ class Notifier:
 
 
 def _failing_key(d: outbox.Delivery) -> str:
-    """What "failing" is said once for: a webhook, or each host queue callbacks go to (they
-    share the one endpoint name, and one host failing says nothing of another)."""
+    """What "failing" is said once for: a webhook, or each server (scheme, host, port) queue
+    callbacks go to (they share the one endpoint name, and one failing says nothing of another)."""
     if d.endpoint != outbox.CALLBACK:
         return d.endpoint
-    return f"{d.endpoint} {urllib.parse.urlsplit(d.url).hostname}"
+    parts = urllib.parse.urlsplit(d.url)
+    return f"{d.endpoint} {parts.scheme}://{parts.hostname}:{parts.port}"
 
 
 def shown_url(url: str) -> str:

@@ -120,3 +120,36 @@ def test_the_log_names_no_token_of_a_url_and_says_failing_once_per_callback_host
     failing = [r.getMessage() for r in caplog.records if "failing" in r.getMessage()]
     assert len(failing) == 2 and any("b.example" in line for line in failing)  # crm and b, once each
     assert "delivers again" not in caplog.text  # a.example delivering says nothing of b.example
+
+
+def test_a_callback_url_stored_before_the_host_rule_meets_it_at_each_try(store):
+    """`x%2eevil.test` was checked as one name and reached as another: a queue row holding it
+    from before the rule (or an UPDATE by hand) is refused by the notifier too, never POSTed."""
+    path, db = store
+    posted = []
+    n = notifier(path, db, post=lambda url, *a: posted.append(url) or 204)
+    add_delivery(db, outbox.CALLBACK, "https://x%2eevil.test/cb")
+    one_turn(n)
+    [(state, _, error)] = deliveries(db)
+    assert posted == [] and state == "pending" and "must be a name of letters" in error
+
+
+def test_one_try_keeps_one_deadline_for_the_dns_check_and_the_post(store, monkeypatch):
+    """Each within its own timeout, a slow check and a slow answer made one try twice as long
+    as its lease allows (timeout + 5 s): the delivery was taken and sent again meanwhile."""
+    path, db = store
+
+    def slow_dns(host, port):
+        gevent.sleep(0.4)
+        return []
+
+    def slow_post(url, body, headers, timeout):
+        with gevent.Timeout(timeout):
+            gevent.sleep(0.4)
+        return 204
+
+    monkeypatch.setattr(webhooks, "internal_addresses", slow_dns)
+    n = notifier(path, db, post=slow_post, timeout=0.6)
+    add_delivery(db, outbox.CALLBACK, "https://slow.example/cb")
+    one_turn(n)
+    assert deliveries(db) == [("pending", 1, "no answer within 0.6s")]

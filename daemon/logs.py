@@ -24,3 +24,9 @@ def setup(level: str, environ=os.environ):
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def escaped(text: str) -> str:
+    """`text` as it is, but a character that could break a log line or a terminal (a newline,
+    a carriage return, an escape, a bidi override) written as its Python escape."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

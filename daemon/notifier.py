@@ -183,13 +183,13 @@ class Notifier:
             except Exception as e:  # noqa: BLE001 - refused, cut, malformed (http.client's own errors): a failed try
                 # A receiver's own bytes (a status line that is not HTTP) go to the log and the
                 # terminal of `autocall webhooks list`: nothing in them may move a cursor.
-                error = _printable(f"{type(e).__name__}: {getattr(e, 'reason', e)}"[:300])
-        now = self.clock()
+                error = logs.escaped(f"{type(e).__name__}: {getattr(e, 'reason', e)}"[:300])
+        now, key = self.clock(), _failing_key(d)
         try:
             if error is None:
                 self._db(outbox.delivered, d.id, now=now, status=status)
-                if _failing_key(d) in self._failing:
-                    self._failing.discard(_failing_key(d))
+                if key in self._failing:
+                    self._failing.discard(key)
                     log.info("endpoint %s (%s) delivers again", d.endpoint, shown_url(d.url))
                 return
             retry_at = self._retry_at(d, now)
@@ -201,8 +201,8 @@ class Notifier:
             log.error(
                 "delivery %d of event %d to %s is dead after %d tries: %s", d.id, d.event_id, d.endpoint, d.tries, error
             )
-        elif _failing_key(d) not in self._failing:
-            self._failing.add(_failing_key(d))
+        elif key not in self._failing:
+            self._failing.add(key)
             log.warning("endpoint %s (%s) failing: %s; retrying with backoff", d.endpoint, shown_url(d.url), error)
 
     def _refused_host(self, d: outbox.Delivery) -> str | None:
@@ -240,12 +240,6 @@ def shown_url(url: str) -> str:
     """`url` for a log line: without its query, where a receiver's token often sits."""
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit(parts._replace(query="…" if parts.query else ""))
-
-
-def _printable(text: str) -> str:
-    """`text` with every character that is not printable (escape, carriage return, a bidi
-    override) written as its escape."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def secrets_of(config: config_mod.Config, environ=os.environ) -> dict:

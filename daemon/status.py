@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from daemon.logs import escaped
 from daemon.statefile import STALE_AFTER
 from daemon.store.outbox import Backlog
 from daemon.store.reports import CallOutcome, QueueStatus
@@ -136,7 +137,7 @@ def _ago(seconds: float) -> str:
 
 def render_block(s: QueueStatus, *, tz: dt.tzinfo | None = None) -> list[str]:
     """One queue's lines: state, progress, counts, pace, last outcomes."""
-    state = s.state + (f" — {_escaped(s.stop_reason)}" if s.stop_reason else "")
+    state = s.state + (f" — {escaped(s.stop_reason)}" if s.stop_reason else "")
     c = s.counts
     lines = [
         f"queue {s.code!r}  template {s.template!r}  {state}",
@@ -168,12 +169,6 @@ def _outcome_line(o: CallOutcome, tz) -> str:
         f"{at} {o.customer!r} {o.number!r} {o.cause or '-'} talk {o.talk_seconds:.0f}s "
         f"keys {o.keys or '-'} {o.outcome}{result}"
     )
-
-
-def _escaped(text: str) -> str:
-    """Our sentence as it is, but a character that could break the line or the terminal
-    (a newline, an escape) written as its Python escape, as the quoted customer text is."""
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def watch(draw, out, *, interval: float, clear: bool, sleep=time.sleep, rounds: int | None = None):
